@@ -1,0 +1,5 @@
+"""`python -m strcli` is the `strcli` command."""
+
+from strcli.cli import run
+
+run()

@@ -1,0 +1,122 @@
+"""strcli's checkpoint format: the weights plus the config that built them, loaded safely.
+
+A checkpoint is a `torch.save`d dict of plain data and tensors:
+    format "strcli-checkpoint", version (int), model ("str"), config (STRConfig as a dict),
+    state_dict, meta (free-form strings and numbers: epoch, metrics, strcli version).
+It is read with `torch.load(weights_only=True)`, so loading never runs code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from strcli import __version__
+from strcli.errors import CorruptAssetError, OutputError, UsageError
+from strcli.model import STR, STRConfig
+
+FORMAT = "strcli-checkpoint"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    config: STRConfig
+    state_dict: dict[str, Tensor]
+    meta: dict[str, Any] = field(default_factory=dict)
+    model: str = "str"
+    version: int = VERSION
+
+
+def save_checkpoint(path: str | Path, model: STR, meta: Mapping[str, Any] | None = None) -> Path:
+    """Write `model` atomically (temp name, then rename)."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT, "version": VERSION, "model": "str",
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": {"strcli": __version__, **(meta or {})},
+    }
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write checkpoint {path} ({err.strerror or err}).") from err
+    return path
+
+
+def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
+    """The raw dict of any torch checkpoint, loaded without executing code."""
+    path = Path(path)
+    if not path.is_file():
+        from strcli.errors import MissingAssetError
+
+        raise MissingAssetError(f"checkpoint {path} does not exist.")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load fails in many ways (struct.error, BadZipFile, ...): all mean unreadable
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CorruptAssetError(
+            f"{path} is not a checkpoint that can be loaded safely ({first}).",
+            "It may be truncated, not a PyTorch file, or contain code objects; strcli only "
+            "loads plain tensors and data.") from err
+    if not isinstance(raw, dict):
+        raise CorruptAssetError(f"{path} holds a {type(raw).__name__}, not a checkpoint dict.")
+    return raw
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    raw = read_checkpoint_file(path)
+    if raw.get("format") != FORMAT:
+        raise CorruptAssetError(
+            f"{path} is not a strcli checkpoint (top-level keys: {', '.join(sorted(map(str, raw))[:8])}).",
+            "Import published TCMR/VIBE/SPIN files with `strcli weights import`.")
+    version = raw.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CorruptAssetError(f"{path} has checkpoint version {version}; this strcli "
+                                f"({__version__}) reads up to {VERSION}.", "Upgrade strcli.")
+    try:
+        config = STRConfig.from_dict(dict(raw["config"]))
+    except (UsageError, TypeError, KeyError) as err:
+        raise CorruptAssetError(f"{path} has an invalid model config ({err}).") from err
+    return Checkpoint(config=config, state_dict=dict(raw["state_dict"]), meta=dict(raw.get("meta", {})),
+                      model=raw.get("model", "str"), version=version)
+
+
+def load_state_dict_checked(module: nn.Module, state_dict: Mapping[str, Tensor], source: str) -> None:
+    """`load_state_dict(strict=True)`, but a mismatch names every offending key."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong = [f"{k} {tuple(state_dict[k].shape)} in the file vs {tuple(expected[k].shape)} in the model"
+             for k in sorted(set(expected) & set(state_dict))
+             if tuple(state_dict[k].shape) != tuple(expected[k].shape)]
+    problems = []
+    if wrong:
+        problems.append("shape mismatch: " + "; ".join(wrong[:10]) + (" …" if len(wrong) > 10 else ""))
+    if missing:
+        problems.append("missing keys: " + ", ".join(missing[:10]) + (" …" if len(missing) > 10 else ""))
+    if unexpected:
+        problems.append("unexpected keys: " + ", ".join(unexpected[:10])
+                        + (" …" if len(unexpected) > 10 else ""))
+    if problems:
+        raise CorruptAssetError(f"{source} does not fit the model: " + " | ".join(problems) + ".",
+                                "Is it a checkpoint of another model or config?")
+    module.load_state_dict(state_dict, strict=True)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[STR, Checkpoint]:
+    """Build the STR a checkpoint describes and load its weights into it (eval mode)."""
+    checkpoint = load_checkpoint(path)
+    model = STR(checkpoint.config)
+    load_state_dict_checked(model, checkpoint.state_dict, str(path))
+    return model.to(device).eval(), checkpoint

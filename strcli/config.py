@@ -1,0 +1,32 @@
+"""Fixed facts and defaults shared by every stage: one source of truth for each constant.
+
+SMPL sizes are facts of the body model. The pipeline numbers (crop size, box scale, focal
+length, window length) follow the TCMR/VIBE/SPIN conventions in
+`docs/model.md`; each stage imports them from here instead of repeating them.
+"""
+
+from __future__ import annotations
+
+# SMPL body model.
+SMPL_JOINTS = 24  # global orientation + 23 body joints
+SMPL_BODY_JOINTS = SMPL_JOINTS - 1
+SMPL_BETAS = 10
+SMPL_VERTICES = 6890
+SMPL_POSE_6D = SMPL_JOINTS * 6  # 144: the regressor's pose representation
+CAMERA_PARAMS = 3  # weak-perspective [s, tx, ty]
+
+# Human3.6M joint regressor (17 joints) -> the 14 LSP-order evaluation joints.
+H36M_TO_J17 = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10, 0, 7, 9)
+H36M_TO_J14 = H36M_TO_J17[:14]
+J14_PELVIS = (2, 3)  # left and right hip in the 14-joint order; their mean is the pelvis
+
+# Image side of the network.
+CROP_SIZE = 224
+BBOX_SCALE = 1.2  # TCMR's box enlargement (VIBE uses 1.1)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CROP_FOCAL = 5000.0  # focal length (px) of the 224 px crop camera
+
+# Temporal side.
+WINDOW = 16  # frames per STR window (the paper's T)
+FEATURE_DIM = 2048  # ResNet-50 pooled feature

@@ -1,0 +1,395 @@
+"""The weights registry: what strcli can use, where it lives, how it is fetched and checked.
+
+`weights/manifest.toml` declares every asset as data (file name, URLs, sha256, size,
+licence, which command needs it). Files live under the weights root
+($STRCLI_WEIGHTS_DIR, else the checkout's `weights/`). Downloads go to `<file>.part`,
+resume with HTTP Range requests, are verified, then renamed into place, so a file under
+its final name is always complete. Checksums of assets the manifest does not pin
+are recorded in `registry.json` on first fetch or import and verified from then on.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from strcli import __version__
+from strcli.errors import CorruptAssetError, DownloadError, MissingAssetError, OutputError, UsageError
+
+WEIGHTS_DIR_ENV = "STRCLI_WEIGHTS_DIR"
+MANIFEST_ENV = "STRCLI_MANIFEST"
+_CHECKOUT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+_CHUNK = 1 << 20
+
+Progress = Callable[[int, "int | None"], None]  # (bytes done, total bytes or None)
+
+
+def weights_root() -> Path:
+    """Where weights files live: $STRCLI_WEIGHTS_DIR, else the checkout's weights/."""
+    env = os.environ.get(WEIGHTS_DIR_ENV)
+    if env:
+        return Path(env)
+    if _CHECKOUT_WEIGHTS.is_dir():
+        return _CHECKOUT_WEIGHTS
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(data_home) / "strcli" / "weights"
+
+
+def manifest_path() -> Path:
+    env = os.environ.get(MANIFEST_ENV)
+    return Path(env) if env else _CHECKOUT_WEIGHTS / "manifest.toml"
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One entry of the manifest."""
+
+    name: str
+    file: str  # path under the weights root
+    description: str
+    licence: str
+    needed_by: tuple[str, ...]
+    urls: tuple[str, ...] = ()
+    sha256: str = ""  # "" = not pinned: recorded at first fetch or import
+    size: int = 0  # bytes; 0 = unknown
+    archive_member: str = ""  # the file is this member of the archive at `urls`
+    manual: bool = False  # cannot be fetched automatically (licence, or never published)
+    homepage: str = ""
+    instructions: str = ""  # how to obtain a manual asset
+
+    def path(self, root: Path | None = None) -> Path:
+        return (root or weights_root()) / self.file
+
+
+@dataclass(frozen=True)
+class Manifest:
+    assets: dict[str, Asset]
+    path: Path
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Manifest:
+        path = Path(path) if path else manifest_path()
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise CorruptAssetError(f"cannot read the weights manifest {path} ({err}).") from err
+        assets = {}
+        for name, entry in raw.get("assets", {}).items():
+            entry = dict(entry)
+            for key in ("needed_by", "urls"):
+                entry[key] = tuple(entry.get(key, ()))
+            try:
+                assets[name] = Asset(name=name, **entry)
+            except TypeError as err:
+                raise CorruptAssetError(f"{path}: asset {name!r} is malformed ({err}).") from err
+        return cls(assets, path)
+
+    def get(self, name: str) -> Asset:
+        if name not in self.assets:
+            raise UsageError(f"unknown asset {name!r}; known: {', '.join(self.assets)}.")
+        return self.assets[name]
+
+
+class Registry:
+    """`registry.json` beside the weights: checksums recorded for files the manifest does
+    not pin, and the size/mtime at which each file was last verified (to skip rehashing)."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "registry.json"
+        try:
+            self.entries: dict[str, dict] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def record(self, asset: Asset, path: Path, sha256: str, source: str) -> None:
+        stat = path.stat()
+        self.entries[asset.name] = {"file": asset.file, "sha256": sha256, "size": stat.st_size,
+                                    "mtime": stat.st_mtime, "source": source,
+                                    "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                    "strcli": __version__}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(self.entries, indent=2, sort_keys=True))
+        os.replace(tmp, self.path)
+
+    def expected_sha256(self, asset: Asset) -> str:
+        return asset.sha256 or self.entries.get(asset.name, {}).get("sha256", "")
+
+    def verified_unchanged(self, asset: Asset, path: Path) -> bool:
+        entry = self.entries.get(asset.name)
+        if not entry or entry.get("sha256") != self.expected_sha256(asset):
+            return False
+        stat = path.stat()
+        return entry.get("size") == stat.st_size and entry.get("mtime") == stat.st_mtime
+
+
+class Status(str, Enum):
+    PRESENT = "present"  # on disk and matching its checksum
+    UNVERIFIED = "unverified"  # on disk, but no checksum is pinned or recorded
+    MISSING = "missing"
+    CORRUPT = "corrupt"  # on disk, wrong size or checksum
+
+
+@dataclass(frozen=True)
+class AssetState:
+    asset: Asset
+    path: Path
+    status: Status
+    detail: str = ""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_asset(asset: Asset, root: Path | None = None, registry: Registry | None = None) -> AssetState:
+    root = root or weights_root()
+    registry = registry or Registry(root)
+    path = asset.path(root)
+    if not path.is_file():
+        return AssetState(asset, path, Status.MISSING)
+    expected = registry.expected_sha256(asset)
+    if asset.size and path.stat().st_size != asset.size:
+        return AssetState(asset, path, Status.CORRUPT,
+                          f"{path.stat().st_size} bytes, expected {asset.size}")
+    if not expected:
+        return AssetState(asset, path, Status.UNVERIFIED, "no checksum pinned or recorded")
+    if registry.verified_unchanged(asset, path):
+        return AssetState(asset, path, Status.PRESENT)
+    actual = sha256_file(path)
+    if actual != expected:
+        return AssetState(asset, path, Status.CORRUPT, f"sha256 {actual[:12]}…, expected {expected[:12]}…")
+    registry.record(asset, path, actual, registry.entries.get(asset.name, {}).get("source", "verified"))
+    return AssetState(asset, path, Status.PRESENT)
+
+
+def require(name: str, manifest: Manifest | None = None, root: Path | None = None) -> Path:
+    """The path of asset `name`, or an error that says how to get it."""
+    manifest = manifest or Manifest.load()
+    asset = manifest.get(name)
+    state = check_asset(asset, root)
+    if state.status in (Status.PRESENT, Status.UNVERIFIED):
+        return state.path
+    how = asset.instructions if asset.manual else f"run `strcli weights fetch {name}`"
+    if state.status == Status.CORRUPT:
+        raise CorruptAssetError(f"{asset.description} at {state.path} is corrupt ({state.detail}).",
+                                f"Delete it and {how}.")
+    raise MissingAssetError(f"{asset.description} is missing: no {state.path}.", f"To get it, {how}.")
+
+
+def fetch_asset(asset: Asset, root: Path | None = None, progress: Progress | None = None,
+                timeout: float = 60.0) -> Path:
+    """Download `asset` (resuming a previous partial download), verify it, rename into place."""
+    root = root or weights_root()
+    registry = Registry(root)
+    final = asset.path(root)
+    if asset.manual or not asset.urls:
+        raise MissingAssetError(f"{asset.description} cannot be downloaded automatically.",
+                                asset.instructions or f"See {asset.homepage}.")
+    state = check_asset(asset, root, registry)
+    if state.status == Status.PRESENT:
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if asset.archive_member:
+        archive = root / ".downloads" / Path(asset.urls[0].split("?")[0]).name
+        _download_any(asset.urls, archive, progress, timeout)
+        _extract_member(archive, asset.archive_member, final.with_name(final.name + ".part"))
+    else:
+        _download_any(asset.urls, final, progress, timeout, keep_part=True)
+    part = final.with_name(final.name + ".part")
+    actual = sha256_file(part)
+    expected = registry.expected_sha256(asset)
+    if expected and actual != expected:
+        part.unlink()
+        raise CorruptAssetError(
+            f"checksum mismatch for {asset.name}: got sha256 {actual}, expected {expected}; "
+            "the download was deleted.",
+            "Run the fetch again; if it persists the file at the URL changed: report it.")
+    if asset.size and part.stat().st_size != asset.size:
+        size = part.stat().st_size
+        part.unlink()
+        raise CorruptAssetError(f"{asset.name}: downloaded {size} bytes, expected {asset.size}; "
+                                "the download was deleted.")
+    os.replace(part, final)
+    registry.record(asset, final, actual, asset.urls[0])
+    return final
+
+
+class InterruptedDownload(DownloadError):
+    """The connection broke mid-file; the `.part` file is kept so a rerun resumes."""
+
+
+def _download_any(urls: tuple[str, ...], dest: Path, progress: Progress | None,
+                  timeout: float, keep_part: bool = False) -> None:
+    """Download the first URL that works into `dest.part` (then to `dest` unless keep_part)."""
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not keep_part and dest.is_file():
+        return
+    failures = []
+    for url in urls:
+        try:
+            _download(url, part, progress, timeout)
+            break
+        except InterruptedDownload:
+            raise
+        except DownloadError as err:
+            failures.append(f"{url}: {err.message}")
+    else:
+        raise DownloadError("download failed: " + "; ".join(failures),
+                            "Check the network connection and the URL, then rerun.")
+    if not keep_part:
+        os.replace(part, dest)
+
+
+def _download(url: str, part: Path, progress: Progress | None, timeout: float) -> None:
+    have = part.stat().st_size if part.is_file() else 0
+    headers = {"User-Agent": f"strcli/{__version__}"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    try:
+        request = urllib.request.Request(url, headers=headers)
+    except ValueError as err:
+        raise DownloadError(f"bad URL ({err})") from err
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:
+            return  # the partial file is already whole; the checksum decides
+        raise DownloadError(f"HTTP {err.code} {err.reason}") from err
+    except (urllib.error.URLError, OSError) as err:
+        raise DownloadError(f"cannot connect ({getattr(err, 'reason', err)})") from err
+    with response:
+        resumed = response.status == 206
+        if not resumed:
+            have = 0  # the server sent the whole file
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        done = have
+        with open(part, "ab" if resumed else "wb") as out:
+            while True:
+                try:
+                    block = response.read(_CHUNK)
+                except (http.client.HTTPException, OSError) as err:
+                    raise InterruptedDownload(
+                        f"interrupted after {done} bytes ({type(err).__name__})",
+                        "Rerun the same command to resume.") from err
+                if not block:
+                    break
+                try:
+                    out.write(block)
+                except OSError as err:
+                    if err.errno == errno.ENOSPC:
+                        raise OutputError(f"disk full while writing {part}.",
+                                          "Free space and rerun: the download resumes.") from err
+                    raise OutputError(f"cannot write {part} ({err.strerror}).") from err
+                done += len(block)
+                if progress:
+                    progress(done, total)
+    if total is not None and done < total:
+        raise InterruptedDownload(f"interrupted after {done} of {total} bytes",
+                                  "Rerun the same command to resume.")
+
+
+def _extract_member(archive: Path, member: str, dest: Path) -> None:
+    """Copy one member of a .tar(.gz) or .zip archive to `dest` (nothing else is unpacked)."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+            return
+        with tarfile.open(archive) as tf:
+            info = tf.getmember(member)
+            src = tf.extractfile(info)
+            if src is None:
+                raise KeyError(member)
+            with src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+    except (KeyError, tarfile.TarError, zipfile.BadZipFile) as err:
+        raise CorruptAssetError(f"{archive} has no member {member} ({err}).",
+                                f"Delete {archive} and fetch again.") from err
+
+
+_SMPL_ASSETS = {"smpl_neutral", "smpl_male", "smpl_female"}  # the body-model files, by gender
+
+
+def identify(path: Path, manifest: Manifest, registry: Registry) -> Asset | None:
+    """The manifest asset a user's file is: by checksum, else by file name."""
+    digest = sha256_file(path)
+    for asset in manifest.assets.values():
+        if digest == registry.expected_sha256(asset):
+            return asset
+    for asset in manifest.assets.values():
+        if path.name == Path(asset.file).name:
+            return asset
+    from strcli.body import SMPL_FILE_NAMES
+
+    for gender, names in SMPL_FILE_NAMES.items():
+        if path.name in names and f"smpl_{gender}" in manifest.assets:
+            return manifest.assets[f"smpl_{gender}"]
+    return None
+
+
+def import_file(source: str | Path, name: str | None = None, manifest: Manifest | None = None,
+                root: Path | None = None) -> AssetState:
+    """Register a file the user already has: verify (or record) its checksum and copy it
+    under its manifest name."""
+    source = Path(source)
+    if not source.is_file():
+        raise MissingAssetError(f"{source} does not exist.")
+    manifest = manifest or Manifest.load()
+    root = root or weights_root()
+    registry = Registry(root)
+    asset = manifest.get(name) if name else identify(source, manifest, registry)
+    if asset is None:
+        raise UsageError(f"cannot tell which asset {source.name} is.",
+                         f"Pass --name with one of: {', '.join(manifest.assets)}.")
+    digest = sha256_file(source)
+    pinned = asset.sha256
+    if pinned and digest != pinned:
+        raise CorruptAssetError(f"{source} does not match {asset.name}: sha256 {digest}, "
+                                f"expected {pinned}.", "Check you have the right file.")
+    if asset.name in _SMPL_ASSETS:
+        from strcli.body import load_smpl_arrays
+
+        load_smpl_arrays(source)  # refuse a file that is not an SMPL model
+    dest = asset.path(root)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        if source.resolve() != dest.resolve():
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, dest)
+    except OSError as err:
+        raise OutputError(f"cannot write {dest} ({err.strerror}).") from err
+    registry.record(asset, dest, digest, f"import:{source}")
+    return AssetState(asset, dest, Status.PRESENT)
+
+
+def list_states(manifest: Manifest | None = None, root: Path | None = None) -> list[AssetState]:
+    manifest = manifest or Manifest.load()
+    root = root or weights_root()
+    registry = Registry(root)
+    return [check_asset(asset, root, registry) for asset in manifest.assets.values()]

@@ -1,0 +1,111 @@
+"""A small SMPL-format body the tests generate, since the real one cannot be shipped.
+
+It has SMPL's array names, shapes, dtypes and kinematic tree (6890 vertices, 24 joints,
+13776 faces) so that smplx and the Human3.6M joint regressor accept it, but its geometry is
+a coarse stick figure: vertices scattered along the bones, skinned to their bone. It is
+written the way the official files are: a protocol-2 pickle whose `shapedirs` is a chumpy
+`Ch` object and whose `J_regressor` is a scipy sparse matrix, although chumpy is not
+installed (a stand-in module is registered only while pickling).
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse
+
+PARENTS = np.array([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19,
+                    20, 21])
+# Rough rest positions of SMPL's 24 joints (metres, y up, facing +z).
+REST_JOINTS = np.array([
+    [0.0, 0.0, 0.0], [0.07, -0.09, 0.0], [-0.07, -0.09, 0.0], [0.0, 0.11, 0.0],
+    [0.1, -0.47, 0.0], [-0.1, -0.47, 0.0], [0.0, 0.24, 0.0], [0.09, -0.87, -0.04],
+    [-0.09, -0.87, -0.04], [0.0, 0.29, 0.0], [0.11, -0.93, 0.08], [-0.11, -0.93, 0.08],
+    [0.0, 0.5, 0.0], [0.08, 0.4, 0.0], [-0.08, 0.4, 0.0], [0.0, 0.6, 0.03],
+    [0.18, 0.43, 0.0], [-0.18, 0.43, 0.0], [0.43, 0.42, -0.02], [-0.43, 0.42, -0.02],
+    [0.68, 0.43, 0.0], [-0.68, 0.43, 0.0], [0.76, 0.42, 0.0], [-0.76, 0.42, 0.0],
+])
+NUM_VERTICES = 6890
+NUM_FACES = 13776
+
+
+def make_smpl_arrays(seed: int = 0) -> dict[str, np.ndarray]:
+    """The arrays of an SMPL-format model, float64 as in the official files."""
+    rng = np.random.default_rng(seed)
+    owner = np.arange(NUM_VERTICES) % 24  # the joint each vertex belongs to
+    children = {j: np.flatnonzero(PARENTS == j) for j in range(24)}
+    v_template = np.empty((NUM_VERTICES, 3))
+    for j in range(24):
+        idx = np.flatnonzero(owner == j)
+        end = REST_JOINTS[children[j][0]] if len(children[j]) else REST_JOINTS[j] + [0, 0.05, 0]
+        along = rng.uniform(0, 1, (len(idx), 1))
+        v_template[idx] = REST_JOINTS[j] + along * (end - REST_JOINTS[j]) + rng.normal(0, 0.03, (len(idx), 3))
+    weights = np.zeros((NUM_VERTICES, 24))
+    weights[np.arange(NUM_VERTICES), owner] = 0.8
+    parent_of_owner = np.where(PARENTS[owner] < 0, owner, PARENTS[owner])
+    weights[np.arange(NUM_VERTICES), parent_of_owner] += 0.2
+    j_regressor = np.zeros((24, NUM_VERTICES))
+    for j in range(24):
+        idx = np.flatnonzero(owner == j)
+        j_regressor[j, idx] = 1.0 / len(idx)
+    shapedirs = rng.normal(0, 0.01, (NUM_VERTICES, 3, 10))
+    shapedirs[:, :, 0] += 0.05 * v_template  # beta_0 scales the body, as SMPL's first component roughly does
+    posedirs = rng.normal(0, 0.001, (NUM_VERTICES, 3, 207))
+    faces = np.empty((NUM_FACES, 3), np.uint32)
+    face_owner = np.arange(NUM_FACES) % 24
+    for j in range(24):
+        idx = np.flatnonzero(owner == j)
+        rows = np.flatnonzero(face_owner == j)
+        faces[rows] = np.stack([rng.choice(idx, 3, replace=False) for _ in rows])
+    kintree = np.stack([np.where(PARENTS < 0, 4294967295, PARENTS), np.arange(24)]).astype(np.int64)
+    return {"v_template": v_template, "shapedirs": shapedirs, "posedirs": posedirs,
+            "J_regressor": j_regressor, "weights": weights, "kintree_table": kintree, "f": faces}
+
+
+def _official_dict(arrays: dict[str, np.ndarray], chumpy_class: type | None) -> dict:
+    data = dict(arrays)
+    data["J_regressor"] = scipy.sparse.csc_matrix(arrays["J_regressor"])
+    if chumpy_class is not None:
+        ch = chumpy_class.__new__(chumpy_class)
+        ch.__dict__.update({"x": arrays["shapedirs"], "_dirty_vars": set(), "_itr": None,
+                            "_make_dense": False, "_make_sparse": False, "_depends_on_deps": {}})
+        data["shapedirs"] = ch
+    data["bs_style"] = "lbs"
+    data["bs_type"] = "lrotmin"
+    data["J"] = arrays["J_regressor"] @ arrays["v_template"]
+    return data
+
+
+def write_chumpy_pickle(arrays: dict[str, np.ndarray], path: Path) -> Path:
+    """Write `arrays` as the official SMPL files are: shapedirs as a chumpy.ch.Ch."""
+    chumpy = types.ModuleType("chumpy")
+    chumpy_ch = types.ModuleType("chumpy.ch")
+
+    class Ch:  # the stand-in: pickled by reference as chumpy.ch.Ch
+        pass
+
+    Ch.__module__ = "chumpy.ch"
+    Ch.__qualname__ = "Ch"
+    chumpy_ch.Ch = Ch
+    chumpy.ch = chumpy_ch
+    saved = {k: sys.modules.get(k) for k in ("chumpy", "chumpy.ch")}
+    sys.modules.update({"chumpy": chumpy, "chumpy.ch": chumpy_ch})
+    try:
+        path.write_bytes(pickle.dumps(_official_dict(arrays, Ch), protocol=2))
+    finally:
+        for key, module in saved.items():
+            if module is None:
+                sys.modules.pop(key, None)
+            else:
+                sys.modules[key] = module
+    return path
+
+
+def write_plain_pickle(arrays: dict[str, np.ndarray], path: Path) -> Path:
+    """The same model without chumpy objects: what smplx itself can load (the reference)."""
+    path.write_bytes(pickle.dumps(_official_dict(arrays, None), protocol=2))
+    return path

@@ -1,0 +1,139 @@
+import pickle
+
+import numpy as np
+import pytest
+import smplx
+import torch
+
+from strcli.body import (
+    Body,
+    find_smpl_file,
+    load_smpl_arrays,
+    read_smpl_pickle,
+)
+from strcli.config import H36M_TO_J14
+from strcli.errors import CorruptAssetError, MissingAssetError
+from strcli.rotations import axis_angle_to_rotmat
+
+
+def test_chumpy_pickle_reads_to_the_generated_arrays(smpl_files, smpl_arrays):
+    data = read_smpl_pickle(smpl_files["chumpy"])
+    for key, value in smpl_arrays.items():
+        assert np.array_equal(np.asarray(data[key]), value), key
+    assert data["bs_style"] == "lbs"
+
+
+def test_unpickler_refuses_code(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = tmp_path / "SMPL_NEUTRAL.pkl"
+    evil.write_bytes(pickle.dumps({"v_template": Exploit()}, protocol=2))
+    with pytest.raises(CorruptAssetError, match="refusing to load"):
+        read_smpl_pickle(evil)
+    assert not marker.exists()
+
+
+def test_truncated_pickle_is_a_clear_error(tmp_path, smpl_files):
+    broken = tmp_path / "SMPL_NEUTRAL.pkl"
+    broken.write_bytes(smpl_files["chumpy"].read_bytes()[:1000])
+    with pytest.raises(CorruptAssetError, match="not a readable SMPL model"):
+        read_smpl_pickle(broken)
+
+
+def test_body_matches_smplx_own_forward_pass(smpl_files):
+    body = Body.from_file(smpl_files["chumpy"])
+    reference = smplx.SMPL(model_path=str(smpl_files["plain"]))  # smplx's own loader
+    g = torch.Generator().manual_seed(0)
+    global_orient = torch.randn(5, 3, generator=g) * 0.5
+    body_pose = torch.randn(5, 69, generator=g) * 0.3
+    betas = torch.randn(5, 10, generator=g)
+    transl = torch.randn(5, 3, generator=g)
+    ours = body(global_orient, body_pose, betas, transl)
+    theirs = reference(global_orient=global_orient, body_pose=body_pose, betas=betas, transl=transl)
+    assert ours.vertices.shape == (5, 6890, 3)
+    assert ours.joints.shape == (5, 24, 3)
+    assert torch.allclose(ours.vertices, theirs.vertices, atol=1e-6)
+    assert torch.allclose(ours.joints, theirs.joints[:, :24], atol=1e-6)
+    # Rotation matrices give the same bodies as axis-angle.
+    by_matrix = body(axis_angle_to_rotmat(global_orient), axis_angle_to_rotmat(body_pose.reshape(5, 23, 3)),
+                     betas, transl)
+    assert torch.allclose(by_matrix.vertices, ours.vertices, atol=1e-5)
+
+
+def test_rest_pose_is_template_plus_shape_blend(smpl_files, smpl_arrays):
+    body = Body.from_file(smpl_files["chumpy"])
+    betas = torch.zeros(1, 10)
+    betas[0, 0] = 2.0
+    out = body(torch.zeros(1, 3), torch.zeros(1, 69), betas)
+    expected = smpl_arrays["v_template"] + 2.0 * smpl_arrays["shapedirs"][:, :, 0]
+    assert np.allclose(out.vertices[0].numpy(), expected, atol=1e-5)
+    joints = smpl_arrays["J_regressor"] @ expected
+    assert np.allclose(out.joints[0].numpy(), joints, atol=1e-5)
+
+
+def test_h36m_joints_from_the_real_regressor(smpl_files, assets):
+    regressor_file = assets / "smpl_helpers" / "J_regressor_h36m.npy"
+    body = Body.from_file(smpl_files["chumpy"], h36m_regressor=regressor_file)
+    out = body(torch.zeros(2, 3), torch.randn(2, 69) * 0.2, torch.zeros(2, 10))
+    regressor = np.load(regressor_file)
+    expected = np.einsum("jv,nvc->njc", regressor, out.vertices.detach().numpy())
+    assert out.joints_h36m.shape == (2, 17, 3)
+    assert np.allclose(out.joints_h36m.detach().numpy(), expected, atol=1e-5)
+    assert out.joints_lsp14.shape == (2, 14, 3)
+    assert torch.equal(out.joints_lsp14[:, 0], out.joints_h36m[:, H36M_TO_J14[0]])
+
+
+def test_faces_are_the_models(smpl_files, smpl_arrays):
+    body = Body.from_file(smpl_files["chumpy"])
+    assert body.faces.shape == (13776, 3)
+    assert np.array_equal(body.faces, smpl_arrays["f"].astype(np.int64))
+
+
+def test_pickle_is_converted_once_to_a_cached_npz(smpl_files, isolated_dirs, monkeypatch):
+    first = load_smpl_arrays(smpl_files["chumpy"])
+    cached = list((isolated_dirs / "cache" / "smpl").glob("SMPL_NEUTRAL-*.npz"))
+    assert len(cached) == 1
+    with np.load(cached[0], allow_pickle=False) as npz:
+        assert npz["J_regressor"].shape == (24, 6890)
+
+    def must_not_unpickle(path):
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr("strcli.body.read_smpl_pickle", must_not_unpickle)
+    second = load_smpl_arrays(smpl_files["chumpy"])
+    assert np.array_equal(first.posedirs, second.posedirs)
+
+
+def test_lookup_order_and_missing_message(tmp_path, smpl_files, monkeypatch):
+    with pytest.raises(MissingAssetError) as info:
+        find_smpl_file("neutral", smpl_dir=tmp_path / "nowhere")
+    message = str(info.value)
+    assert "SMPL_NEUTRAL.pkl" in message and str(tmp_path / "nowhere") in message
+    assert "smplify.is.tue.mpg.de" in message and "strcli weights import" in message
+
+    weights_smpl = tmp_path / "weights" / "smpl"
+    weights_smpl.mkdir(parents=True)
+    (weights_smpl / "SMPL_NEUTRAL.pkl").write_bytes(b"w")
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    (env_dir / "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl").write_bytes(b"e")
+    flag_dir = tmp_path / "flag"
+    flag_dir.mkdir()
+    (flag_dir / "SMPL_NEUTRAL.pkl").write_bytes(b"f")
+    assert find_smpl_file() == weights_smpl / "SMPL_NEUTRAL.pkl"
+    monkeypatch.setenv("STRCLI_SMPL_DIR", str(env_dir))
+    assert find_smpl_file() == env_dir / "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"
+    assert find_smpl_file(smpl_dir=flag_dir) == flag_dir / "SMPL_NEUTRAL.pkl"
+
+
+def test_a_model_of_the_wrong_kind_is_refused(tmp_path, smpl_arrays):
+    smplh_like = dict(smpl_arrays)
+    smplh_like["weights"] = np.zeros((6890, 52))
+    path = tmp_path / "SMPLH.npz"
+    np.savez(path, **smplh_like)
+    with pytest.raises(CorruptAssetError, match="weights has shape"):
+        load_smpl_arrays(path)

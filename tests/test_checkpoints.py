@@ -1,0 +1,82 @@
+import pickle
+
+import pytest
+import torch
+
+from strcli.checkpoints import load_checkpoint, load_model, save_checkpoint
+from strcli.errors import CorruptAssetError, MissingAssetError
+from strcli.model import STR, STRConfig
+
+TINY = STRConfig(feature_dim=16, gru_hidden=8, integration_dim=4, integration_hidden=4,
+                 regressor_hidden=16)
+
+
+def test_round_trip_reproduces_the_model(tmp_path):
+    torch.manual_seed(0)
+    model = STR(TINY.ablate("no_ste_time")).eval()
+    path = save_checkpoint(tmp_path / "str.pt", model, meta={"epoch": 3, "pa_mpjpe": 61.6})
+    loaded, checkpoint = load_model(path)
+    assert checkpoint.config == model.config
+    assert checkpoint.meta["epoch"] == 3 and checkpoint.meta["strcli"]
+    f = torch.randn(2, 8, 16)
+    assert torch.equal(loaded(f).pose6d, model(f).pose6d)
+    assert not list(tmp_path.glob("*.tmp*"))  # written under a temp name, then renamed
+
+
+def test_mismatched_shapes_name_the_keys(tmp_path):
+    model = STR(TINY)
+    path = save_checkpoint(tmp_path / "str.pt", model)
+    raw = torch.load(path, weights_only=True)
+    raw["config"]["regressor_hidden"] = 32  # the file claims a wider regressor than its tensors
+    del raw["state_dict"]["ttr.grus.0.gru.bias_hh_l0"]
+    raw["state_dict"]["extra.weight"] = torch.zeros(1)
+    torch.save(raw, path)
+    with pytest.raises(CorruptAssetError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert "regressor.fc1.weight (16, 173) in the file vs (32, 173) in the model" in message
+    assert "missing keys: ttr.grus.0.gru.bias_hh_l0" in message
+    assert "unexpected keys: extra.weight" in message
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch /tmp/strcli-pwned",))
+
+
+def test_code_in_a_checkpoint_is_never_run(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "strcli-checkpoint", "payload": _Exploit()}, path)
+    with pytest.raises(CorruptAssetError, match="loaded safely"):
+        load_checkpoint(path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a zip or pickle at all")
+    with pytest.raises(CorruptAssetError, match="loaded safely"):
+        load_checkpoint(garbage)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"gen_state_dict": {}, "epoch": 1}, foreign)
+    with pytest.raises(CorruptAssetError, match="not a strcli checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(MissingAssetError):
+        load_checkpoint(tmp_path / "absent.pt")
+
+
+def test_newer_version_is_refused(tmp_path):
+    path = save_checkpoint(tmp_path / "str.pt", STR(TINY))
+    raw = torch.load(path, weights_only=True)
+    raw["version"] = 99
+    torch.save(raw, path)
+    with pytest.raises(CorruptAssetError, match="version 99"):
+        load_checkpoint(path)
+
+
+def test_pickle_module_is_not_needed_to_read(tmp_path, monkeypatch):
+    # weights_only loading must not fall back to full unpickling.
+    path = save_checkpoint(tmp_path / "str.pt", STR(TINY))
+    monkeypatch.setattr(pickle, "Unpickler", None)
+    assert load_checkpoint(path).config == TINY

@@ -1,0 +1,61 @@
+import json
+import subprocess
+import sys
+
+import torch
+from typer.testing import CliRunner
+
+from strcli import __version__
+from strcli.cli import app
+from strcli.checkpoints import save_checkpoint
+from strcli.errors import CorruptAssetError, UsageError
+from strcli.model import STR, STRConfig, count_parameters
+
+runner = CliRunner()
+
+
+def test_info_reports_the_real_parameter_count():
+    result = runner.invoke(app, ["info", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    with torch.device("meta"):
+        model = STR(STRConfig())
+    assert report["parameters"]["total"] == count_parameters(model)
+    assert report["parameters"]["ttr"] == count_parameters(model.ttr)
+    assert sum(v for k, v in report["parameters"].items() if k != "total") == report["parameters"]["total"]
+    assert report["config"]["seq_len"] == 16 and report["ablation"] == "full"
+
+
+def test_info_table_and_ablation():
+    full = json.loads(runner.invoke(app, ["info", "--json"]).stdout)["parameters"]["total"]
+    no_ttr = json.loads(runner.invoke(app, ["info", "--json", "--ablation", "no_ttr"]).stdout)
+    assert no_ttr["ablation"] == "no_ttr" and no_ttr["parameters"]["total"] < full
+    table = runner.invoke(app, ["info"])
+    assert table.exit_code == 0
+    assert f"{full:,}" in table.stdout and "use_ttr" in table.stdout
+
+
+def test_info_reads_a_checkpoint(tmp_path):
+    config = STRConfig(feature_dim=16, gru_hidden=8, integration_dim=4, integration_hidden=4,
+                       regressor_hidden=16)
+    model = STR(config)
+    path = save_checkpoint(tmp_path / "c.pt", model)
+    report = json.loads(runner.invoke(app, ["info", "--json", "--checkpoint", str(path)]).stdout)
+    assert report["config"]["feature_dim"] == 16
+    assert report["parameters"]["total"] == count_parameters(model)
+
+
+def test_errors_are_one_line_with_their_exit_code(tmp_path):
+    bad = runner.invoke(app, ["info", "--ablation", "nope"])
+    assert bad.exit_code == UsageError.exit_code
+    assert bad.stderr.startswith("error: unknown ablation 'nope'") and bad.stderr.count("\n") == 1
+    garbage = tmp_path / "c.pt"
+    garbage.write_bytes(b"junk")
+    broken = runner.invoke(app, ["info", "--checkpoint", str(garbage)])
+    assert broken.exit_code == CorruptAssetError.exit_code
+    assert broken.stderr.count("\n") == 1
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([sys.executable, "-m", "strcli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f"strcli {__version__}"

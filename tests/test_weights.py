@@ -1,0 +1,267 @@
+"""The weights registry against a real HTTP server on 127.0.0.1 serving small files."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from strcli.cli import app
+from strcli.errors import CorruptAssetError, DownloadError, MissingAssetError, UsageError
+from strcli.weights import (
+    InterruptedDownload,
+    Manifest,
+    Registry,
+    Status,
+    check_asset,
+    fetch_asset,
+    import_file,
+    list_states,
+    require,
+    sha256_file,
+)
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class FileServer:
+    """Serves `files` with Range support; can cut the next response of a path in half."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.cut_next: set[str] = set()
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server.requests.append((self.path, self.headers.get("Range")))
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404, "Not Found")
+                    return
+                start = 0
+                if self.headers.get("Range", "").startswith("bytes="):
+                    start = int(self.headers["Range"][6:].split("-")[0])
+                    if start >= len(body):
+                        self.send_error(416, "Range Not Satisfiable")
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                rest = body[start:]
+                self.send_header("Content-Length", str(len(rest)))
+                self.end_headers()
+                if self.path in server.cut_next:
+                    server.cut_next.discard(self.path)
+                    self.wfile.write(rest[: len(rest) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(rest)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    srv = FileServer()
+    srv.files["/model.pt"] = PAYLOAD
+    yield srv
+    srv.close()
+
+
+def write_manifest(tmp_path: Path, server: FileServer, **assets: dict) -> Manifest:
+    lines = []
+    for name, entry in assets.items():
+        lines.append(f"[assets.{name}]")
+        entry = {"description": f"test asset {name}", "licence": "MIT", "needed_by": ["test"],
+                 **entry}
+        for key, value in entry.items():
+            if key == "urls":
+                value = [u.replace("{url}", server.url) for u in value]
+            lines.append(f"{key} = {json.dumps(value)}")
+    path = tmp_path / "manifest.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return Manifest.load(path)
+
+
+def test_fetch_downloads_verifies_and_renames(tmp_path, server):
+    manifest = write_manifest(tmp_path, server, model={"file": "sub/model.pt",
+                                                       "urls": ["{url}/model.pt"], "sha256": SHA,
+                                                       "size": len(PAYLOAD)})
+    seen = []
+    path = fetch_asset(manifest.get("model"), progress=lambda done, total: seen.append((done, total)))
+    assert path == tmp_path / "weights" / "sub" / "model.pt"
+    assert path.read_bytes() == PAYLOAD
+    assert not path.with_name("model.pt.part").exists()
+    assert seen[-1] == (len(PAYLOAD), len(PAYLOAD))
+    assert check_asset(manifest.get("model")).status == Status.PRESENT
+    # A second fetch is a no-op: nothing is downloaded again.
+    count = len(server.requests)
+    fetch_asset(manifest.get("model"))
+    assert len(server.requests) == count
+
+
+def test_wrong_checksum_deletes_the_download(tmp_path, server):
+    manifest = write_manifest(tmp_path, server, model={"file": "model.pt", "urls": ["{url}/model.pt"],
+                                                       "sha256": "0" * 64})
+    with pytest.raises(CorruptAssetError, match="checksum mismatch"):
+        fetch_asset(manifest.get("model"))
+    weights = tmp_path / "weights"
+    assert not (weights / "model.pt").exists()
+    assert not (weights / "model.pt.part").exists()
+
+
+def test_interrupted_download_resumes_with_a_range_request(tmp_path, server):
+    manifest = write_manifest(tmp_path, server, model={"file": "model.pt", "urls": ["{url}/model.pt"],
+                                                       "sha256": SHA})
+    server.cut_next.add("/model.pt")
+    with pytest.raises(InterruptedDownload, match="interrupted after 524288 of 1048576 bytes"):
+        fetch_asset(manifest.get("model"))
+    part = tmp_path / "weights" / "model.pt.part"
+    assert part.stat().st_size == len(PAYLOAD) // 2
+    assert not (tmp_path / "weights" / "model.pt").exists()  # nothing looks complete
+    path = fetch_asset(manifest.get("model"))
+    assert server.requests[-1] == ("/model.pt", f"bytes={len(PAYLOAD) // 2}-")
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_http_404_tries_the_next_url_then_fails(tmp_path, server):
+    manifest = write_manifest(
+        tmp_path, server,
+        mirrored={"file": "a.pt", "urls": ["{url}/gone.pt", "{url}/model.pt"], "sha256": SHA},
+        gone={"file": "b.pt", "urls": ["{url}/gone.pt"]},
+    )
+    assert fetch_asset(manifest.get("mirrored")).read_bytes() == PAYLOAD
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        fetch_asset(manifest.get("gone"))
+    assert not (tmp_path / "weights" / "b.pt").exists()
+
+
+def test_unreachable_host_is_a_download_error(tmp_path, server):
+    manifest = write_manifest(tmp_path, server, model={"file": "m.pt", "urls": ["http://127.0.0.1:9/m.pt"]})
+    with pytest.raises(DownloadError, match="cannot connect"):
+        fetch_asset(manifest.get("model"), timeout=5)
+
+
+def test_unpinned_checksum_is_recorded_then_enforced(tmp_path, server):
+    manifest = write_manifest(tmp_path, server, model={"file": "model.pt", "urls": ["{url}/model.pt"]})
+    path = fetch_asset(manifest.get("model"))
+    registry = Registry(tmp_path / "weights")
+    assert registry.expected_sha256(manifest.get("model")) == SHA
+    path.write_bytes(PAYLOAD[:-1] + b"\x00")  # silently damaged later
+    state = check_asset(manifest.get("model"))
+    assert state.status == Status.CORRUPT and "expected" in state.detail
+
+
+def test_archive_member_is_extracted_and_verified(tmp_path, server):
+    member = b"mean parameters" * 100
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("data/smpl_mean_params.npz")
+        info.size = len(member)
+        tar.addfile(info, io.BytesIO(member))
+    server.files["/data.tar.gz"] = buffer.getvalue()
+    manifest = write_manifest(tmp_path, server, mean={
+        "file": "smpl_mean_params.npz", "urls": ["{url}/data.tar.gz"],
+        "archive_member": "data/smpl_mean_params.npz", "sha256": hashlib.sha256(member).hexdigest()})
+    assert fetch_asset(manifest.get("mean")).read_bytes() == member
+
+
+def test_import_recognises_files_and_checks_them(tmp_path, server, smpl_files):
+    manifest = write_manifest(
+        tmp_path, server,
+        model={"file": "model.pt", "urls": ["{url}/model.pt"], "sha256": SHA},
+        smpl_neutral={"file": "smpl/SMPL_NEUTRAL.pkl", "manual": True},
+    )
+    mine = tmp_path / "downloaded-elsewhere.bin"
+    mine.write_bytes(PAYLOAD)
+    state = import_file(mine, manifest=manifest)  # recognised by its checksum
+    assert state.asset.name == "model" and state.path.read_bytes() == PAYLOAD
+    wrong = tmp_path / "model.pt"
+    wrong.write_bytes(b"something else")
+    with pytest.raises(CorruptAssetError, match="does not match model"):
+        import_file(wrong, name="model", manifest=manifest)
+    state = import_file(smpl_files["chumpy"], manifest=manifest)  # recognised by its name
+    assert state.path == tmp_path / "weights" / "smpl" / "SMPL_NEUTRAL.pkl"
+    not_smpl = tmp_path / "SMPL_NEUTRAL.pkl"
+    not_smpl.write_bytes(b"\x80\x02}q\x00.")  # a pickled empty dict
+    with pytest.raises(CorruptAssetError, match="not an SMPL model"):
+        import_file(not_smpl, manifest=manifest)
+    with pytest.raises(UsageError, match="cannot tell which asset"):
+        import_file(tmp_path / "downloaded-elsewhere.bin", manifest=write_manifest(
+            tmp_path / "..", server, other={"file": "o.pt"}))
+
+
+def test_require_says_how_to_get_an_asset(tmp_path, server):
+    manifest = write_manifest(
+        tmp_path, server, model={"file": "model.pt", "urls": ["{url}/model.pt"]},
+        smpl_neutral={"file": "smpl/SMPL_NEUTRAL.pkl", "manual": True,
+                      "instructions": "register at the SMPL website"})
+    with pytest.raises(MissingAssetError, match="strcli weights fetch model"):
+        require("model", manifest)
+    with pytest.raises(MissingAssetError, match="register at the SMPL website"):
+        require("smpl_neutral", manifest)
+    with pytest.raises(MissingAssetError, match="cannot be downloaded automatically"):
+        fetch_asset(manifest.get("smpl_neutral"))
+
+
+def test_shipped_manifest_pins_the_real_helper_files(assets):
+    manifest = Manifest.load()
+    assert {"detector", "spin_checkpoint", "smpl_mean_params", "j_regressor_h36m", "str_checkpoint",
+            "smpl_neutral"} <= set(manifest.assets)
+    for asset in manifest.assets.values():
+        assert asset.licence and asset.needed_by
+        assert asset.manual or asset.urls, asset.name
+        assert not asset.manual or asset.instructions, asset.name
+    helpers = assets / "smpl_helpers"
+    assert manifest.get("smpl_mean_params").sha256 == sha256_file(helpers / "smpl_mean_params.npz")
+    assert manifest.get("j_regressor_h36m").sha256 == sha256_file(helpers / "J_regressor_h36m.npy")
+    states = {s.asset.name: s.status for s in list_states(manifest)}
+    assert set(states.values()) == {Status.MISSING}  # a fresh weights dir
+
+
+def test_cli_list_fetch_and_import(tmp_path, server, monkeypatch, assets):
+    manifest = write_manifest(
+        tmp_path, server,
+        model={"file": "model.pt", "urls": ["{url}/model.pt"], "sha256": SHA},
+        gone={"file": "gone.pt", "urls": ["{url}/gone.pt"]},
+        smpl_mean_params={"file": "smpl_mean_params.npz", "manual": True, "instructions": "x",
+                          "sha256": sha256_file(assets / "smpl_helpers" / "smpl_mean_params.npz")},
+    )
+    monkeypatch.setenv("STRCLI_MANIFEST", str(manifest.path))
+    runner = CliRunner()
+    listed = runner.invoke(app, ["weights", "list", "--json"])
+    assert listed.exit_code == 0
+    assert {row["name"]: row["status"] for row in json.loads(listed.stdout)} == {
+        "model": "missing", "gone": "missing", "smpl_mean_params": "missing"}
+    fetched = runner.invoke(app, ["weights", "fetch", "model", "--quiet"])
+    assert fetched.exit_code == 0, fetched.output
+    assert (tmp_path / "weights" / "model.pt").read_bytes() == PAYLOAD
+    failed = runner.invoke(app, ["weights", "fetch", "gone", "--quiet"])
+    assert failed.exit_code == DownloadError.exit_code
+    assert "HTTP 404" in failed.stderr
+    imported = runner.invoke(app, ["weights", "import", str(assets / "smpl_helpers" / "smpl_mean_params.npz")])
+    assert imported.exit_code == 0, imported.output
+    table = runner.invoke(app, ["weights", "list"])
+    assert "present" in table.stdout and "gone: strcli weights fetch gone" in table.stdout
