@@ -181,7 +181,10 @@ def check_asset(asset: Asset, root: Path | None = None, registry: Registry | Non
     actual = sha256_file(path)
     if actual != expected:
         return AssetState(asset, path, Status.CORRUPT, f"sha256 {actual[:12]}…, expected {expected[:12]}…")
-    registry.record(asset, path, actual, registry.entries.get(asset.name, {}).get("source", "verified"))
+    try:  # remember the verification so the next check skips hashing
+        registry.record(asset, path, actual, registry.entries.get(asset.name, {}).get("source", "verified"))
+    except OSError:
+        pass  # a read-only weights dir only costs a rehash next time
     return AssetState(asset, path, Status.PRESENT)
 
 
