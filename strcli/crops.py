@@ -1,0 +1,57 @@
+"""Boxes -> normalised 224 x 224 crops, in batches on the device.
+
+A detection box [x1, y1, x2, y2] becomes a square of side max(w, h) * BBOX_SCALE around its
+centre (TCMR's convention). Crops are sampled with `roi_align` (bilinear, adaptive
+sampling: each output pixel averages the source pixels under it, so large boxes are
+anti-aliased), and pixels outside the image come out black (zero before normalisation):
+boxes that leave the frame are padded, not clipped or shifted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torchvision.ops import roi_align
+
+from strcli.config import BBOX_SCALE, CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD
+
+
+@dataclass(frozen=True)
+class SquareBoxes:
+    """Square crop boxes in image pixels."""
+
+    centre: Tensor  # (N, 2) cx, cy
+    side: Tensor  # (N,)
+
+    @property
+    def corners(self) -> Tensor:
+        """(N, 4) x1, y1, x2, y2."""
+        half = self.side[:, None] / 2
+        return torch.cat((self.centre - half, self.centre + half), dim=1)
+
+
+def square_boxes(xyxy: Tensor, scale: float = BBOX_SCALE) -> SquareBoxes:
+    """(N, 4) detection boxes -> squares of side max(w, h) * scale around the same centres."""
+    wh = xyxy[:, 2:] - xyxy[:, :2]
+    return SquareBoxes(centre=(xyxy[:, :2] + xyxy[:, 2:]) / 2, side=wh.max(dim=1).values * scale)
+
+
+def crop_images(images: Tensor, frame_index: Tensor, boxes: SquareBoxes, size: int = CROP_SIZE,
+                normalise: bool = True) -> Tensor:
+    """Crop and resize.
+
+    images: (F, H, W, 3) uint8 RGB frames (any device); frame_index: (N,) which frame each box
+    belongs to; boxes: N squares. Returns (N, 3, size, size) float32, ImageNet-normalised
+    unless `normalise` is False (then in [0, 1]).
+    """
+    x = images.permute(0, 3, 1, 2).float().div_(255)  # (F, 3, H, W)
+    rois = torch.cat((frame_index[:, None].to(x), boxes.corners.to(x)), dim=1)  # (N, 5)
+    crops = roi_align(x, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1,
+                      aligned=True)  # (N, 3, size, size)
+    if not normalise:
+        return crops
+    mean = crops.new_tensor(IMAGENET_MEAN)[None, :, None, None]
+    std = crops.new_tensor(IMAGENET_STD)[None, :, None, None]
+    return (crops - mean) / std

@@ -1,0 +1,45 @@
+import cv2
+import numpy as np
+import torch
+
+from strcli.config import IMAGENET_MEAN, IMAGENET_STD
+from strcli.crops import crop_images, square_boxes
+
+
+def test_square_boxes_enlarge_the_longer_side():
+    boxes = square_boxes(torch.tensor([[10.0, 20.0, 50.0, 120.0]]), scale=1.2)
+    assert torch.allclose(boxes.centre, torch.tensor([[30.0, 70.0]]))
+    assert torch.allclose(boxes.side, torch.tensor([120.0]))
+    assert torch.allclose(boxes.corners, torch.tensor([[-30.0, 10.0, 90.0, 130.0]]))
+
+
+def smooth_image(h=240, w=320):
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x * 255 / w, y * 255 / h, (x + y) * 255 / (w + h)], -1).astype(np.uint8)
+
+
+def test_crop_inside_the_image_matches_a_resize():
+    image = smooth_image()
+    boxes = square_boxes(torch.tensor([[100.0, 40.0, 212.0, 152.0]]), scale=1.0)  # 112 px square
+    crop = crop_images(torch.from_numpy(image)[None], torch.tensor([0]), boxes, size=56, normalise=False)
+    expected = cv2.resize(image[40:152, 100:212], (56, 56), interpolation=cv2.INTER_AREA) / 255
+    assert crop.shape == (1, 3, 56, 56)
+    assert np.abs(crop[0].permute(1, 2, 0).numpy() - expected).max() < 0.02
+
+
+def test_boxes_leaving_the_image_are_padded_black():
+    image = np.full((100, 100, 3), 200, np.uint8)
+    boxes = square_boxes(torch.tensor([[-50.0, 0.0, 50.0, 100.0]]), scale=1.0)  # left half outside
+    crop = crop_images(torch.from_numpy(image)[None], torch.tensor([0]), boxes, size=20, normalise=False)[0]
+    assert crop[:, :, :9].abs().max() < 1e-6  # outside: zero
+    assert torch.allclose(crop[:, :, 11:], torch.full_like(crop[:, :, 11:], 200 / 255), atol=1e-4)
+
+
+def test_batch_picks_each_boxes_frame_and_normalises():
+    frames = torch.stack([torch.full((64, 64, 3), v, dtype=torch.uint8) for v in (0, 255)])
+    boxes = square_boxes(torch.tensor([[8.0, 8.0, 56.0, 56.0]] * 3), scale=1.0)
+    crops = crop_images(frames, torch.tensor([1, 0, 1]), boxes, size=16)
+    mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    assert torch.allclose(crops[0, :, 5, 5], (1 - mean) / std, atol=1e-5)
+    assert torch.allclose(crops[1, :, 5, 5], (0 - mean) / std, atol=1e-5)
+    assert torch.allclose(crops[2], crops[0])
