@@ -49,3 +49,9 @@ class OutputError(StrcliError):
     """An output could not be written (permissions, full disk)."""
 
     exit_code = 6
+
+
+class VideoError(StrcliError):
+    """A video is missing, unreadable, corrupt or has no frames."""
+
+    exit_code = 7
