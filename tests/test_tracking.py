@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+from strcli.errors import UsageError
+from strcli.tracking import (
+    Detections,
+    TrackedBox,
+    TrackingConfig,
+    YoloPersonTracker,
+    finalize_tracks,
+    read_mot_detections,
+    track_detections,
+)
+
+
+def test_mot_file_is_parsed_to_zero_based_xyxy(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_text("1,-1,10,20,30,40,0.9,-1,-1,-1\n1,-1,0,0,5,5,0.2,-1,-1,-1\n3,-1,1,2,3,4,0.5,-1,-1,-1\n")
+    det = read_mot_detections(path)
+    assert sorted(det) == [0, 2]
+    assert np.allclose(det[0].xyxy[0], [10, 20, 40, 60]) and np.allclose(det[0].conf, [0.9, 0.2])
+    assert np.allclose(det[0].xywh[0], [25, 40, 30, 40])
+    assert len(read_mot_detections(path, min_score=0.3)[0]) == 1
+    (tmp_path / "bad.txt").write_text("1,2,3\n")
+    with pytest.raises(UsageError, match="columns"):
+        read_mot_detections(tmp_path / "bad.txt")
+
+
+def walking(x0, dx, y, frames):
+    """Detections of one person walking horizontally: frame -> box."""
+    return {f: np.array([x0 + dx * f, y, x0 + dx * f + 40, y + 100], np.float32) for f in frames}
+
+
+def test_bytetrack_keeps_two_walkers_apart():
+    a = walking(0, 5, 50, range(60))
+    b = walking(600, -5, 300, range(10, 60))
+    det = {}
+    for f in range(60):
+        boxes = [box for walker in (a, b) if (box := walker.get(f)) is not None]
+        det[f] = Detections(np.stack(boxes), np.full(len(boxes), 0.9, np.float32))
+    tracks = finalize_tracks(track_detections(det, range(60), fps=30), TrackingConfig(smooth_window=1))
+    assert len(tracks) == 2
+    assert [t.track_id for t in tracks] == [0, 1]  # renumbered by first appearance
+    first, second = tracks
+    assert first.frames[0] == 0 and second.frames[0] >= 10
+    # Each track carries its own walker's detected boxes.
+    assert np.allclose(first.boxes, np.stack([a[f] for f in first.frames]))
+    assert np.allclose(second.boxes, np.stack([b[f] for f in second.frames]))
+
+
+def box(frame, track_id, x):
+    return TrackedBox(frame, track_id, np.array([x, 0, x + 10, 20], np.float32), 0.9)
+
+
+def test_short_gaps_are_interpolated_and_long_ones_are_not():
+    rows = [box(f, 7, 2.0 * f) for f in [*range(0, 10), *range(13, 20), *range(40, 50)]]
+    (track,) = finalize_tracks(rows, TrackingConfig(max_gap=5, smooth_window=1, min_length=5))
+    assert track.frames.tolist() == [*range(0, 20), *range(40, 50)]
+    assert track.interpolated[10:13].all() and not track.interpolated[:10].any()
+    assert np.allclose(track.boxes[10:13, 0], [20, 22, 24])  # on the line between frames 9 and 13
+    assert track.scores[11] == 0
+    assert [(s.start, s.stop) for s in track.segments()] == [(0, 20), (20, 30)]
+
+
+def test_short_tracks_dropped_longest_kept_and_renumbered():
+    rows = ([box(f, 3, 0) for f in range(5, 30)] + [box(f, 9, 50) for f in range(0, 12)]
+            + [box(f, 4, 90) for f in range(2, 5)])
+    tracks = finalize_tracks(rows, TrackingConfig(min_length=8, smooth_window=1))
+    assert [(t.track_id, t.frames[0], len(t)) for t in tracks] == [(0, 0, 12), (1, 5, 25)]
+    (longest,) = finalize_tracks(rows, TrackingConfig(min_length=8, max_people=1))
+    assert longest.track_id == 0 and len(longest) == 25
+
+
+def test_smoothing_averages_jitter_but_keeps_a_straight_path():
+    jitter = np.array([1.0, -1.0] * 10)
+    rows = [TrackedBox(f, 1, np.array([f + jitter[f], 0, f + 10, 10], np.float32), 0.9) for f in range(20)]
+    (track,) = finalize_tracks(rows, TrackingConfig(smooth_window=5))
+    assert np.abs(track.boxes[2:-2, 0] - np.arange(2, 18)).max() < 0.25
+    assert np.allclose(track.boxes[:, 2], np.arange(20) + 10)  # a straight line stays straight
+
+
+def test_real_running_video_is_one_track(assets):
+    det = read_mot_detections(assets / "detections" / "running.det.txt")
+    tracks = finalize_tracks(track_detections(det, range(180), fps=30))
+    assert len(tracks) == 1
+    assert tracks[0].frames.tolist() == list(range(180))
+
+
+def test_untrained_yolo_from_its_yaml_runs_through_bytetrack():
+    tracker = YoloPersonTracker("yolo11n.yaml", fps=30, imgsz=128, conf=0.001)
+    rng = np.random.default_rng(0)
+    for frame in range(3):
+        out = tracker(frame, rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+        assert all(isinstance(b, TrackedBox) and b.xyxy.shape == (4,) for b in out)
