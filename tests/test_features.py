@@ -1,0 +1,54 @@
+import pytest
+import torch
+import torchvision
+
+from strcli.errors import CorruptAssetError
+from strcli.features import Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
+from strcli.model import MeanParams
+from strcli.model.regressor import Regressor
+
+
+def write_spin_checkpoint(path, assets, seed=0):
+    """A checkpoint in the layout SPIN released: {"model": HMR state dict, ...}."""
+    torch.manual_seed(seed)
+    resnet = torchvision.models.resnet50(weights=None)
+    regressor = Regressor(2048, mean_params=MeanParams.from_npz(assets / "smpl_helpers" / "smpl_mean_params.npz"))
+    state = {k: v for k, v in resnet.state_dict().items() if not k.startswith("fc.")}
+    state.update(regressor.state_dict())
+    torch.save({"model": state, "epoch": 3, "total_step_count": 1000}, path)
+    return resnet, regressor
+
+
+@pytest.fixture(scope="module")
+def spin(tmp_path_factory, assets):
+    path = tmp_path_factory.mktemp("spin") / "model_checkpoint.pt"
+    resnet, regressor = write_spin_checkpoint(path, assets)
+    return path, resnet, regressor
+
+
+def test_backbone_loads_spin_weights_and_gives_2048_features(spin):
+    path, resnet, _ = spin
+    backbone = Backbone()
+    load_spin_backbone(backbone, path)
+    assert torch.equal(backbone.resnet.layer4[2].conv3.weight, resnet.layer4[2].conv3.weight)
+    x = torch.randn(3, 3, 224, 224)
+    resnet.fc = torch.nn.Identity()
+    backbone.eval(), resnet.eval()
+    features = FeatureExtractor(backbone, batch_size=2)(x)
+    assert features.shape == (3, 2048) and features.dtype == torch.float32
+    assert torch.allclose(features, resnet(x), atol=1e-4)  # batching changes nothing
+
+
+def test_regressor_loads_from_spin(spin):
+    path, _, reference = spin
+    regressor = Regressor(2048)
+    load_spin_regressor(regressor, path)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(regressor.state_dict()[key], value), key
+
+
+def test_wrong_file_is_named(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, path)
+    with pytest.raises(CorruptAssetError, match="not a SPIN checkpoint"):
+        load_spin_backbone(Backbone(), path)
