@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+import torch
+
+from strcli.model import STR, STRConfig
+from strcli.windows import plan_windows, predict_sequences, tent_weights
+
+FRAMEWISE = STRConfig(feature_dim=16, gru_hidden=8, integration_dim=4, integration_hidden=4,
+                      regressor_hidden=16, use_ttr=False, use_ste_time=False, use_ste_frequency=False,
+                      use_self_integration=False, use_cross_integration=False)
+
+
+@pytest.mark.parametrize("length", [1, 5, 16, 17, 37, 100])
+def test_windows_cover_every_frame(length):
+    plan = plan_windows(length, window=16)
+    seen = plan.frame_index()[plan.is_real()]
+    assert sorted(set(seen.tolist())) == list(range(length))
+    assert plan.frame_index().shape[1] == 16
+    if length > 16:
+        assert plan.starts[-1] == length - 16 and np.all(np.diff(plan.starts) <= 8)
+
+
+def test_short_sequences_are_padded_with_their_edge_frames():
+    plan = plan_windows(5, window=16)
+    index = plan.frame_index()[0]
+    assert index[: plan.pad_before].tolist() == [0] * plan.pad_before
+    assert index[-3:].tolist() == [4, 4, 4]
+    assert plan.is_real().sum() == 5
+
+
+def test_tent_weights_favour_the_centre():
+    w = tent_weights(16)
+    assert w.argmax() in (7, 8) and w.min() > 0 and np.allclose(w, w[::-1])
+
+
+@pytest.mark.parametrize("length", [3, 16, 37])
+def test_a_framewise_network_gives_the_same_result_windowed(length):
+    """With every temporal component switched off STR is per-frame, so merging windows must
+    reproduce the regressor applied to each frame exactly."""
+    torch.manual_seed(0)
+    model = STR(FRAMEWISE).eval()
+    features = torch.randn(length, 16)
+    (merged,) = predict_sequences(model, [features], window=16, stride=8, batch_size=3)
+    direct = model.regressor(features)
+    assert torch.allclose(merged.pose6d, direct.pose6d, atol=1e-5)
+    assert torch.allclose(merged.rotmat, direct.rotmat, atol=1e-5)
+    assert torch.allclose(merged.cam, direct.cam, atol=1e-5)
+    assert merged.betas.shape == (length, 10)
+
+
+def test_several_tracks_at_once_match_one_at_a_time():
+    torch.manual_seed(0)
+    model = STR(STRConfig(feature_dim=16, gru_hidden=8, integration_dim=4, integration_hidden=4,
+                          regressor_hidden=16)).eval()
+    tracks = [torch.randn(n, 16) for n in (20, 7, 33)]
+    together = predict_sequences(model, tracks, batch_size=4)
+    for features, merged in zip(tracks, together):
+        (alone,) = predict_sequences(model, [features])
+        assert merged.pose6d.shape == (len(features), 144)
+        assert torch.allclose(merged.pose6d, alone.pose6d, atol=1e-5)
