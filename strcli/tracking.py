@@ -12,6 +12,7 @@ N longest tracks and renumbers them 0..K-1 in order of first appearance.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -158,7 +159,8 @@ class YoloPersonTracker:
             raise CorruptAssetError(f"cannot load the detector {weights} ({err}).",
                                     "Fetch it again with `strcli weights fetch detector`.") from err
         self.device, self.imgsz, self.conf = device, imgsz, conf
-        self.tracker_cfg = _write_tracker_yaml(fps, lost_seconds)
+        self._tmp = tempfile.TemporaryDirectory(prefix="strcli-tracker-")  # removed with the tracker
+        self.tracker_cfg = _write_tracker_yaml(Path(self._tmp.name), fps, lost_seconds)
 
     def __call__(self, frame: int, image_rgb: np.ndarray) -> list[TrackedBox]:
         results = self.model.track(image_rgb[..., ::-1], persist=True, tracker=str(self.tracker_cfg),
@@ -174,14 +176,12 @@ class YoloPersonTracker:
                 for k, i in enumerate(ids)]
 
 
-def _write_tracker_yaml(fps: float, lost_seconds: float) -> Path:
+def _write_tracker_yaml(folder: Path, fps: float, lost_seconds: float) -> Path:
     """bytetrack.yaml with the lost-track buffer scaled to this video's frame rate."""
-    import tempfile
-
     from ultralytics.utils import YAML
 
     cfg = dict(_bytetrack_config(fps, lost_seconds))
-    path = Path(tempfile.mkdtemp(prefix="strcli-tracker-")) / "bytetrack.yaml"
+    path = folder / "bytetrack.yaml"
     YAML.save(path, cfg)
     return path
 
