@@ -226,6 +226,8 @@ def fetch_asset(asset: Asset, root: Path | None = None, progress: Progress | Non
     expected = registry.expected_sha256(asset)
     if expected and actual != expected:
         part.unlink()
+        if asset.archive_member:
+            archive.unlink(missing_ok=True)  # a bad archive must not be reused by the next fetch
         raise CorruptAssetError(
             f"checksum mismatch for {asset.name}: got sha256 {actual}, expected {expected}; "
             "the download was deleted.",
@@ -335,9 +337,6 @@ def _extract_member(archive: Path, member: str, dest: Path) -> None:
                                 f"Delete {archive} and fetch again.") from err
 
 
-_SMPL_ASSETS = {"smpl_neutral", "smpl_male", "smpl_female"}  # the body-model files, by gender
-
-
 def identify(path: Path, manifest: Manifest, registry: Registry) -> Asset | None:
     """The manifest asset a user's file is: by checksum, else by file name."""
     digest = sha256_file(path)
@@ -350,9 +349,14 @@ def identify(path: Path, manifest: Manifest, registry: Registry) -> Asset | None
     from strcli.body import SMPL_FILE_NAMES
 
     for gender, names in SMPL_FILE_NAMES.items():
-        if path.name in names and f"smpl_{gender}" in manifest.assets:
-            return manifest.assets[f"smpl_{gender}"]
+        if path.name in names and smpl_asset_name(gender) in manifest.assets:
+            return manifest.assets[smpl_asset_name(gender)]
     return None
+
+
+def smpl_asset_name(gender: str) -> str:
+    """The manifest name of the SMPL body-model file of `gender`."""
+    return f"smpl_{gender}"
 
 
 def import_file(source: str | Path, name: str | None = None, manifest: Manifest | None = None,
@@ -374,9 +378,9 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
     if pinned and digest != pinned:
         raise CorruptAssetError(f"{source} does not match {asset.name}: sha256 {digest}, "
                                 f"expected {pinned}.", "Check you have the right file.")
-    if asset.name in _SMPL_ASSETS:
-        from strcli.body import load_smpl_arrays
+    from strcli.body import SMPL_GENDERS, load_smpl_arrays
 
+    if asset.name in {smpl_asset_name(g) for g in SMPL_GENDERS}:
         load_smpl_arrays(source)  # refuse a file that is not an SMPL model
     dest = asset.path(root)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -87,8 +87,18 @@ def test_real_running_video_is_one_track(assets):
 
 
 def test_untrained_yolo_from_its_yaml_runs_through_bytetrack():
-    tracker = YoloPersonTracker("yolo11n.yaml", fps=30, imgsz=128, conf=0.001)
+    from ultralytics.trackers.byte_tracker import BYTETracker
+
     rng = np.random.default_rng(0)
+    tracker = YoloPersonTracker("yolo11n.yaml", fps=10, imgsz=128, conf=0.001)
     for frame in range(3):
         out = tracker(frame, rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
         assert all(isinstance(b, TrackedBox) and b.xyxy.shape == (4,) for b in out)
+    (bytetrack,) = tracker.model.predictor.trackers
+    assert isinstance(bytetrack, BYTETracker)
+    assert bytetrack.frame_id == 3  # persist=True: one tracker saw every frame
+    assert bytetrack.args.track_buffer == 10  # lost_seconds=1 at 10 fps
+    fresh = YoloPersonTracker("yolo11n.yaml", fps=30, imgsz=128, conf=0.001)
+    fresh(0, rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    (second,) = fresh.model.predictor.trackers
+    assert second is not bytetrack and second.frame_id == 1 and second.args.track_buffer == 30

@@ -186,6 +186,13 @@ def test_archive_member_is_extracted_and_verified(tmp_path, server):
         "file": "smpl_mean_params.npz", "urls": ["{url}/data.tar.gz"],
         "archive_member": "data/smpl_mean_params.npz", "sha256": hashlib.sha256(member).hexdigest()})
     assert fetch_asset(manifest.get("mean")).read_bytes() == member
+    assert (tmp_path / "weights" / ".downloads" / "data.tar.gz").is_file()  # kept for sibling members
+    wrong = write_manifest(tmp_path, server, mean={
+        "file": "other.npz", "urls": ["{url}/data.tar.gz"],
+        "archive_member": "data/smpl_mean_params.npz", "sha256": "0" * 64})
+    with pytest.raises(CorruptAssetError, match="checksum mismatch"):
+        fetch_asset(wrong.get("mean"))
+    assert not (tmp_path / "weights" / ".downloads" / "data.tar.gz").exists()  # not reused next time
 
 
 def test_import_recognises_files_and_checks_them(tmp_path, server, smpl_files):
