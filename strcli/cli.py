@@ -167,5 +167,138 @@ def weights_import(
     print(f"{state.asset.name}: {state.path}")
 
 
+class _RichProgress:
+    """`strcli.reconstruct.Progress` on a rich progress display (stderr)."""
+
+    def __init__(self, bar: Progress | None, video: str) -> None:
+        self.bar, self.video, self.task = bar, video, None
+
+    def start(self, stage: str, total: int | None) -> None:
+        if self.bar is not None:
+            self.task = self.bar.add_task(f"{self.video}: {stage}", total=total)
+
+    def advance(self, count: int = 1) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.advance(self.task, count)
+
+    def finish(self) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.remove_task(self.task)
+            self.task = None
+
+
+@app.command()
+@reports_errors
+def reconstruct(
+    inputs: Annotated[list[Path] | None, typer.Argument(help="Video files and/or folders of videos.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; each video gets "
+                                         "<output>/<video-stem>/.")] = Path("out"),
+    example: Annotated[bool, typer.Option("--example", help="Add the public sample video (downloaded "
+                                          "and checksummed on first use) to the inputs.")] = False,
+    detections: Annotated[Path | None, typer.Option(help="MOT Challenge detections "
+                          "(frame,-1,x,y,w,h,score,...) instead of the detector: a file for one "
+                          "video, or a folder of <video-stem>.det.txt files.")] = None,
+    detector: Annotated[Path | None, typer.Option(help="Ultralytics YOLO weights (.pt) or model "
+                        "yaml (untrained); default: the manifest's yolo11m.pt.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="STR checkpoint (strcli format); default: "
+                          "the imported str_checkpoint.")] = None,
+    backbone: Annotated[Path | None, typer.Option(help="SPIN checkpoint for the ResNet-50; "
+                        "default: the manifest's spin_checkpoint.")] = None,
+    smpl_dir: Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")] = None,
+    untrained: Annotated[bool, typer.Option("--untrained", help="Run a randomly initialised STR "
+                         "(and backbone, if SPIN's is missing) when no trained weights exist: the "
+                         "bodies are meaningless; for testing the pipeline.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the random initialisation (--untrained).")] = 0,
+    offline: Annotated[bool, typer.Option("--offline", help="Never download; fail if a weights "
+                       "file is missing.")] = False,
+    start: Annotated[str | None, typer.Option(help="First frame: a frame number (120) or seconds "
+                     "(4.5s).")] = None,
+    end: Annotated[str | None, typer.Option(help="Stop before this frame (number or seconds).")] = None,
+    stride: Annotated[int, typer.Option(help="Use every N-th frame.")] = 1,
+    min_track_length: Annotated[int, typer.Option(help="Drop tracks shorter than this many frames.")] = 8,
+    max_gap: Annotated[int, typer.Option(help="Fill gaps of up to this many frames by "
+                       "interpolating the box.")] = 8,
+    smooth: Annotated[int, typer.Option(help="Box smoothing window in frames (1 = off).")] = 5,
+    max_people: Annotated[int | None, typer.Option(help="Keep only the N longest tracks.")] = None,
+    detector_conf: Annotated[float, typer.Option(help="Detector confidence threshold.")] = 0.25,
+    min_score: Annotated[float, typer.Option(help="Ignore --detections boxes scored below this.")] = 0.0,
+    focal: Annotated[float | None, typer.Option(help="Focal length in pixels (default: the image "
+                     "diagonal).")] = None,
+    mesh_format: Annotated[str, typer.Option(help="obj, ply, obj,ply or none.")] = "obj",
+    window_stride: Annotated[int, typer.Option(help="Frames between STR's 16-frame windows (1-16; "
+                             "smaller = smoother and slower).")] = 8,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Crops per ResNet-50 batch and windows per STR "
+                          "batch; lower it if the GPU runs out of memory.")] = 64,
+    shard: Annotated[str | None, typer.Option(help="i/n: process only every n-th video from the "
+                     "i-th (0-based), to split a folder across machines.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos that are already "
+                         "done.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+) -> None:
+    """Reconstruct every person in the videos: tracks, per-frame SMPL, meshes, manifest."""
+    from strcli.batch import Shard, exit_code, find_videos, run_batch, select_shard
+    from strcli.errors import UsageError
+    from strcli.reconstruct import ModelSources, ReconstructOptions, load_models
+    from strcli.tracking import TrackingConfig
+    from strcli.weights import ensure
+
+    formats = tuple(f.strip().lower() for f in mesh_format.split(",") if f.strip())
+    formats = () if formats == ("none",) else formats
+    options = ReconstructOptions(
+        start=start, end=end, stride=stride, detector_conf=detector_conf, min_score=min_score,
+        tracking=TrackingConfig(min_length=min_track_length, max_gap=max_gap, smooth_window=smooth,
+                                max_people=max_people),
+        focal=focal, mesh_formats=formats, window_stride=window_stride, device=device,
+        batch_size=batch_size)
+    if max_people is not None and max_people < 1:
+        raise UsageError(f"--max-people {max_people}: must be at least 1.")
+    paths = list(inputs or [])
+    if example:
+        paths.append(ensure("sample_video", download=not offline).path)
+    videos = select_shard(find_videos(paths), Shard.parse(shard))
+    sources = ModelSources(checkpoint=checkpoint, backbone=backbone, detector=detector, smpl_dir=smpl_dir,
+                           untrained=untrained, seed=seed, download=not offline)
+    models = load_models(sources, device, batch_size, need_detector=detections is None)
+    for warning in models.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    shown = set(models.warnings)
+
+    def report(result: Any) -> None:
+        for warning in result.warnings:
+            if warning not in shown:
+                print(f"warning: {result.video.name}: {warning}", file=sys.stderr)
+        if result.status == "failed":
+            print(f"error: {result.video.name}: {result.message}", file=sys.stderr)
+
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  "{task.completed}/{task.total}", console=stderr, disable=quiet, transient=True) as bar:
+        results = run_batch(videos, output, options, models, detections, overwrite,
+                            progress_for=lambda v: _RichProgress(None if quiet else bar, v.name),
+                            on_result=report)
+    if as_json:
+        print(json.dumps([{"video": str(r.video), "status": r.status,
+                           "output": str(r.output) if r.output else None, "tracks": r.tracks,
+                           "frames": r.frames, "seconds": round(r.seconds, 3), "message": r.message,
+                           "exit_code": r.exit_code, "warnings": list(r.warnings)} for r in results],
+                         indent=2))
+    elif not quiet:
+        table = Table(title="strcli reconstruct")
+        for column in ("video", "status", "tracks", "frames", "seconds", "output / reason"):
+            table.add_column(column, justify="right" if column in ("tracks", "frames", "seconds") else "left")
+        colours = {"done": "green", "skipped": "cyan", "failed": "red"}
+        for r in results:
+            table.add_row(r.video.name, f"[{colours[r.status]}]{r.status}[/]", str(r.tracks), str(r.frames),
+                          f"{r.seconds:.1f}", str(r.output) if r.status != "failed" else r.message)
+        stdout.print(table)
+        failed = sum(r.status == "failed" for r in results)
+        stdout.print(f"{len(results) - failed} of {len(results)} video(s) ok"
+                     + (f", {failed} failed" if failed else ""))
+    code = exit_code(results)
+    if code:
+        raise typer.Exit(code)
+
+
 def run() -> None:
     app()

@@ -55,3 +55,9 @@ class VideoError(StrcliError):
     """A video is missing, unreadable, corrupt or has no frames."""
 
     exit_code = 7
+
+
+class ResourceError(StrcliError):
+    """The machine ran out of something strcli needs (GPU memory)."""
+
+    exit_code = 8

@@ -96,6 +96,8 @@ def read_mot_detections(path: str | Path, min_score: float = 0.0) -> dict[int, D
     """MOT Challenge detections `frame,-1,x,y,w,h,score,...` (frame from 1) -> 0-based frames."""
     path = Path(path)
     try:
+        if not path.read_text().strip():
+            return {}  # no detections at all: a valid file
         table = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot read detections {path} ({err}).",
@@ -133,17 +135,28 @@ def make_bytetrack(fps: float, lost_seconds: float = 1.0):
     return BYTETracker(_bytetrack_config(fps, lost_seconds))
 
 
+class DetectionTracker:
+    """The user's detections through ultralytics' ByteTrack, one frame at a time; one
+    instance per video (the counterpart of `YoloPersonTracker`)."""
+
+    def __init__(self, fps: float, lost_seconds: float = 1.0) -> None:
+        self.tracker = make_bytetrack(fps, lost_seconds)
+
+    def __call__(self, frame: int, found: Detections) -> list[TrackedBox]:
+        # Rows are [x1, y1, x2, y2, id, score, cls, detection index]: keep the user's own
+        # box rather than the tracker's Kalman estimate (smoothing is ours to do).
+        return [TrackedBox(frame, int(row[4]),
+                           np.asarray(found.xyxy[int(row[7])] if len(found) else row[:4], np.float32),
+                           float(row[5]))
+                for row in self.tracker.update(found)]
+
+
 def track_detections(detections: dict[int, Detections], frames: Iterable[int], fps: float,
                      lost_seconds: float = 1.0) -> Iterator[TrackedBox]:
     """Run ByteTrack over `frames` (every decoded frame index, in order, detections or not)."""
-    tracker = make_bytetrack(fps, lost_seconds)
+    tracker = DetectionTracker(fps, lost_seconds)
     for frame in frames:
-        found = detections.get(frame, Detections.empty())
-        for row in tracker.update(found):
-            # Rows are [x1, y1, x2, y2, id, score, cls, detection index]: keep the user's own
-            # box rather than the tracker's Kalman estimate (smoothing is ours to do).
-            xyxy = found.xyxy[int(row[7])] if len(found) else row[:4]
-            yield TrackedBox(frame, int(row[4]), np.asarray(xyxy, np.float32), float(row[5]))
+        yield from tracker(frame, detections.get(frame, Detections.empty()))
 
 
 class YoloPersonTracker:

@@ -36,7 +36,7 @@ class VideoInfo:
 class Frame:
     index: int  # 0-based position in the file
     time: float  # presentation time, seconds from the first frame
-    image: np.ndarray  # (H, W, 3) uint8 RGB, upright
+    image: np.ndarray | None  # (H, W, 3) uint8 RGB, upright; None when decoded for counting only
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -108,13 +108,14 @@ class VideoReader:
     """
 
     def __init__(self, path: str | Path, start: int = 0, end: int | None = None, stride: int = 1,
-                 threads: bool = True) -> None:
+                 threads: bool = True, images: bool = True) -> None:
         if start < 0 or (end is not None and end <= start) or stride < 1:
             raise UsageError(f"bad frame range: start={start}, end={end}, stride={stride} "
                              "(need 0 <= start < end and stride >= 1).")
         self.info = probe(path)
         self.start, self.end, self.stride = start, end, stride
         self.threads = threads
+        self.images = images  # False: frames are decoded (to count them and read their times) only
         self.decoded = 0
         self.yielded = 0
         self.damaged = 0
@@ -142,8 +143,8 @@ class VideoReader:
                         continue
                     if self.end is not None and index >= self.end:
                         return
-                    image = frame.to_ndarray(format="rgb24")
-                    if self.info.rotation:
+                    image = frame.to_ndarray(format="rgb24") if self.images else None
+                    if image is not None and self.info.rotation:
                         image = np.ascontiguousarray(np.rot90(image, k=self.info.rotation // 90))
                     self.yielded += 1
                     yield Frame(index=index, time=time - first_time, image=image)

@@ -400,3 +400,24 @@ def list_states(manifest: Manifest | None = None, root: Path | None = None) -> l
     root = root or weights_root()
     registry = Registry(root)
     return [check_asset(asset, root, registry) for asset in manifest.assets.values()]
+
+
+def ensure(name: str, download: bool = True, progress: Progress | None = None,
+           manifest: Manifest | None = None, root: Path | None = None) -> AssetState:
+    """Asset `name`, downloaded on first use when it can be and `download` allows it;
+    otherwise the error `require` gives. The state's checksum is known unless UNVERIFIED."""
+    manifest = manifest or Manifest.load()
+    asset = manifest.get(name)
+    state = check_asset(asset, root)
+    if state.status == Status.MISSING and download and not asset.manual and asset.urls:
+        fetch_asset(asset, root, progress)
+        state = check_asset(asset, root)
+    if state.status not in (Status.PRESENT, Status.UNVERIFIED):
+        require(name, manifest, root)  # raises the error that says how to get it
+    return state
+
+
+def recorded_sha256(name: str, manifest: Manifest | None = None, root: Path | None = None) -> str:
+    """The checksum a present asset was verified against ("" if none is known)."""
+    manifest = manifest or Manifest.load()
+    return Registry(root or weights_root()).expected_sha256(manifest.get(name))

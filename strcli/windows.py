@@ -100,3 +100,117 @@ def _merge(plan: WindowPlan, weights: Tensor, pose6d: Tensor, betas: Tensor, cam
     mean6d = average(pose6d)
     rotmat = rot6d_to_rotmat(mean6d.reshape(n, 24, 6))
     return SMPLPrediction(pose6d=mean6d, rotmat=rotmat, betas=average(betas), cam=average(cam))
+
+
+@dataclass(frozen=True)
+class FinalFrames:
+    """Merged predictions of frames no later window can change: positions [first, first + K)
+    of sequence `sequence`."""
+
+    sequence: int
+    first: int
+    prediction: SMPLPrediction  # (K, ...) per frame
+
+
+class _Sequence:
+    """Bookkeeping of one sequence in `StreamingWindows`: which features are still needed,
+    which windows are ready, and running weighted sums of the frames not yet final."""
+
+    def __init__(self, plan: WindowPlan) -> None:
+        self.plan = plan
+        self.index = plan.frame_index()  # (W, T)
+        self.real = plan.is_real()  # (W, T)
+        self.needs = self.index.max(axis=1) + 1  # (W,) features needed before window w can run
+        # Frame p is final once every window that shows it has run; windows run in order.
+        last = np.zeros(plan.length, np.int64)
+        for w in range(len(plan.starts)):
+            last[self.index[w][self.real[w]]] = w
+        self.last_window = last
+        self.features: dict[int, Tensor] = {}  # position -> (C,), only those still needed
+        self.received = 0
+        self.scheduled = 0  # windows handed to the network
+        self.done = 0  # windows whose outputs are in the sums
+        self.final = 0  # frames emitted
+        self.sums: dict[int, tuple[Tensor, Tensor, Tensor, float]] = {}  # position -> sums, weight
+
+
+class StreamingWindows:
+    """`predict_sequences` for features that arrive a few frames at a time.
+
+    Each sequence's length is known in advance (tracking runs first), so its window plan
+    is too. Features are added in frame order; a window is queued as soon as its last
+    frame has arrived, queued windows of all sequences run through STR in batches, and a
+    frame's merged prediction is released as soon as the last window showing it has run.
+    Memory holds at most a window's worth of features and unfinished frames per live
+    sequence, whatever the video's length. The results equal `predict_sequences`'.
+    """
+
+    def __init__(self, model: STR, lengths: Sequence[int], window: int = WINDOW,
+                 stride: int | None = None, batch_size: int = 64) -> None:
+        self.model, self.window, self.batch_size = model, window, batch_size
+        self.device = next(model.parameters()).device
+        self.sequences = [_Sequence(plan_windows(n, window, stride)) for n in lengths]
+        self.weights = tent_weights(window)
+        self.queue: list[tuple[int, int, Tensor]] = []  # (sequence, window, (T, C) clip)
+
+    def add(self, sequence: int, features: Tensor) -> list[FinalFrames]:
+        """Append (k, C) features of the next k frames of `sequence`."""
+        seq = self.sequences[sequence]
+        if seq.received + len(features) > seq.plan.length:
+            raise ValueError(f"sequence {sequence} has {seq.plan.length} frames; got more")
+        for row in features:
+            seq.features[seq.received] = row
+            seq.received += 1
+        while seq.scheduled < len(seq.plan.starts) and seq.needs[seq.scheduled] <= seq.received:
+            w = seq.scheduled
+            self.queue.append((sequence, w, torch.stack([seq.features[int(p)] for p in seq.index[w]])))
+            seq.scheduled += 1
+            if seq.scheduled < len(seq.plan.starts):
+                keep_from = int(seq.index[seq.scheduled].min())
+                for p in [p for p in seq.features if p < keep_from]:
+                    del seq.features[p]
+            else:
+                seq.features.clear()
+        return self._run() if len(self.queue) >= self.batch_size else []
+
+    def flush(self) -> list[FinalFrames]:
+        """Run every queued window (call once all features are in)."""
+        out: list[FinalFrames] = []
+        while self.queue:
+            out += self._run()
+        return out
+
+    @torch.inference_mode()
+    def _run(self) -> list[FinalFrames]:
+        batch, self.queue = self.queue[: self.batch_size], self.queue[self.batch_size :]
+        clips = torch.stack([clip for _, _, clip in batch]).to(self.device)  # (B, T, C)
+        pred = self.model(clips)
+        pose6d, betas, cam = (x.float().cpu() for x in (pred.pose6d, pred.betas, pred.cam))
+        touched: list[int] = []
+        for b, (s, w, _) in enumerate(batch):
+            seq = self.sequences[s]
+            for t in np.flatnonzero(seq.real[w]):
+                p, weight = int(seq.index[w, t]), float(self.weights[t])
+                old = seq.sums.get(p)
+                new = (pose6d[b, t] * weight, betas[b, t] * weight, cam[b, t] * weight, weight)
+                seq.sums[p] = new if old is None else tuple(a + c for a, c in zip(old, new))
+            seq.done = w + 1
+            if s not in touched:
+                touched.append(s)
+        return [f for s in touched if (f := self._release(s)) is not None]
+
+    def _release(self, sequence: int) -> FinalFrames | None:
+        seq = self.sequences[sequence]
+        first = seq.final
+        stop = first
+        while stop < seq.plan.length and seq.last_window[stop] < seq.done:
+            stop += 1
+        if stop == first:
+            return None
+        rows = [seq.sums.pop(p) for p in range(first, stop)]
+        weight = torch.tensor([r[3] for r in rows])[:, None]  # (K, 1)
+        pose6d = torch.stack([r[0] for r in rows]) / weight
+        seq.final = stop
+        return FinalFrames(sequence, first, SMPLPrediction(
+            pose6d=pose6d, rotmat=rot6d_to_rotmat(pose6d.reshape(len(rows), 24, 6)),
+            betas=torch.stack([r[1] for r in rows]) / weight, cam=torch.stack([r[2] for r in rows]) / weight))

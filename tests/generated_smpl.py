@@ -60,7 +60,10 @@ def make_smpl_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     for j in range(24):
         idx = np.flatnonzero(owner == j)
         rows = np.flatnonzero(face_owner == j)
-        faces[rows] = np.stack([rng.choice(idx, 3, replace=False) for _ in rows])
+        order = rng.permutation(idx)  # a strip through every vertex of the bone: none unused
+        k = np.arange(len(rows))
+        faces[rows] = np.stack([order[k % len(order)], order[(k + 1) % len(order)],
+                                order[(k + 2) % len(order)]], axis=1)
     kintree = np.stack([np.where(PARENTS < 0, 4294967295, PARENTS), np.arange(24)]).astype(np.int64)
     return {"v_template": v_template, "shapedirs": shapedirs, "posedirs": posedirs,
             "J_regressor": j_regressor, "weights": weights, "kintree_table": kintree, "f": faces}

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from strcli.config import IMAGENET_MEAN, IMAGENET_STD
-from strcli.crops import crop_images, square_boxes
+from strcli.crops import crop_frame, crop_images, square_boxes
 
 
 def test_square_boxes_enlarge_the_longer_side():
@@ -43,3 +43,18 @@ def test_batch_picks_each_boxes_frame_and_normalises():
     assert torch.allclose(crops[0, :, 5, 5], (1 - mean) / std, atol=1e-5)
     assert torch.allclose(crops[1, :, 5, 5], (0 - mean) / std, atol=1e-5)
     assert torch.allclose(crops[2], crops[0])
+
+
+def test_crop_frame_equals_cropping_the_whole_frame():
+    rng = np.random.default_rng(0)
+    image = torch.from_numpy(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    xyxy = torch.tensor([[30.0, 20.0, 60.0, 90.0],  # inside
+                         [-40.0, 50.0, 10.0, 130.0],  # over the bottom-left corner
+                         [150.5, 3.25, 170.0, 40.0],  # over the right edge
+                         [300.0, 300.0, 340.0, 380.0]])  # wholly outside: black
+    boxes = square_boxes(xyxy)
+    whole = crop_images(image[None], torch.zeros(4), boxes, size=32)
+    part = crop_frame(image, boxes, size=32)
+    assert torch.allclose(part, whole, atol=1e-5)
+    black = (0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    assert torch.allclose(part[3], black[:, None, None].expand(3, 32, 32), atol=1e-5)

@@ -1,0 +1,122 @@
+"""Many videos: find them, split them into shards, run each, never let one stop the rest.
+
+Inputs are files or folders (searched for video files, not recursively, in name order).
+`--shard i/n` keeps every n-th video starting at the i-th (0-based), so n processes (a
+Slurm array, several machines) share one folder without coordination; each video's
+outputs are written under a temporary name and renamed when complete (`strcli.outputs`),
+so they can share one output folder too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from strcli.errors import StrcliError, UsageError
+from strcli.reconstruct import Models, Progress, ReconstructOptions, VideoResult, reconstruct_video
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
+                  ".ts", ".mts", ".3gp")
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int  # 0-based
+    count: int
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        if not text:
+            return cls(0, 1)
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
+            raise UsageError(f"bad --shard {text!r}: use i/n with 0 <= i < n (e.g. 0/4 ... 3/4; "
+                             "in a Slurm array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+
+def find_videos(inputs: Sequence[Path]) -> list[Path]:
+    """Files as given (any suffix; a missing one fails later, alone) and the video files
+    of folders; duplicates removed."""
+    if not inputs:
+        raise UsageError("no input videos given.", "Pass video files or folders.")
+    found: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+                            and not p.name.startswith("."))
+            if not videos:
+                raise UsageError(f"folder {path} holds no video files ({', '.join(VIDEO_SUFFIXES[:5])}, ...).")
+            found += videos
+        else:
+            found.append(path)
+    unique = list(dict.fromkeys(p.resolve() if p.exists() else p for p in found))
+    return unique
+
+
+def select_shard(videos: Sequence[Path], shard: Shard) -> list[Path]:
+    return [v for i, v in enumerate(videos) if i % shard.count == shard.index]
+
+
+def detections_for(video: Path, detections: Path | None, single: bool) -> Path | None:
+    """The MOT detection file of `video`: the file given (one video only) or, for a folder
+    of detection files, `<stem>.det.txt`, `<stem>.txt` or `<stem>/det/det.txt` (MOT layout)."""
+    if detections is None:
+        return None
+    if detections.is_file():
+        if not single:
+            raise UsageError("--detections FILE works with one video; for several, pass a folder "
+                             "holding <video-stem>.det.txt files.")
+        return detections
+    if detections.is_dir():
+        for candidate in (detections / f"{video.stem}.det.txt", detections / f"{video.stem}.txt",
+                          detections / video.stem / "det" / "det.txt"):
+            if candidate.is_file():
+                return candidate
+        raise UsageError(f"no detections for {video.name} in {detections} (looked for "
+                         f"{video.stem}.det.txt, {video.stem}.txt, {video.stem}/det/det.txt).")
+    raise UsageError(f"--detections {detections} does not exist.")
+
+
+def check_stems(videos: Sequence[Path]) -> dict[Path, str]:
+    """Outputs are named by stem: two inputs with one stem would overwrite each other."""
+    seen: dict[str, Path] = {}
+    clashes: dict[Path, str] = {}
+    for video in videos:
+        if video.stem in seen:
+            clashes[video] = (f"{video} and {seen[video.stem]} share the name {video.stem!r}, "
+                              "so their outputs would collide: rename one or run them into "
+                              "different -o folders.")
+        else:
+            seen[video.stem] = video
+    return clashes
+
+
+def run_batch(videos: Sequence[Path], out_root: Path, options: ReconstructOptions, models: Models,
+              detections: Path | None = None, overwrite: bool = False,
+              progress_for: Callable[[Path], Progress] | None = None,
+              on_result: Callable[[VideoResult], None] | None = None) -> list[VideoResult]:
+    """Reconstruct every video; a failure is recorded and the next video goes on."""
+    results = []
+    clashes = check_stems(videos)
+    for video in videos:
+        if video in clashes:
+            result = VideoResult(video, "failed", message=clashes[video], exit_code=UsageError.exit_code)
+        else:
+            try:
+                dets = detections_for(video, detections, single=len(videos) == 1)
+                result = reconstruct_video(video, out_root, options, models, dets, overwrite,
+                                           progress_for(video) if progress_for else None)
+            except StrcliError as err:
+                result = VideoResult(video, "failed", message=str(err), exit_code=err.exit_code)
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results
+
+
+def exit_code(results: Sequence[VideoResult]) -> int:
+    """0 when every video succeeded (or was skipped), else the code of the first failure."""
+    return next((r.exit_code for r in results if r.status == "failed"), 0)

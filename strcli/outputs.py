@@ -1,0 +1,292 @@
+"""Per-video outputs: track .npz files, meshes, AMASS files and the manifest, written safely.
+
+Everything of one video is written into a hidden temporary folder beside the final one
+(`out/.<stem>.partial-<pid>-<token>/`) and renamed to `out/<stem>/` only once the manifest,
+the last file, is in it: a folder under its final name is always complete, an interrupted
+run leaves only a hidden partial folder (removed on the next run of that video), and
+concurrent runs on different videos into one output folder never touch each other's files.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import trimesh
+
+from strcli.errors import OutputError
+from strcli.posing import PosedFrames
+
+MANIFEST = "manifest.json"
+MESH_FORMATS = ("obj", "ply")
+# Camera frame (x right, y down, z forward) -> AMASS world (z up, y forward).
+CAMERA_TO_ZUP = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], np.float64)
+
+
+def output_error(err: OSError, path: Path) -> OutputError:
+    """An OSError while writing -> one line saying what to do."""
+    if err.errno == errno.ENOSPC:
+        return OutputError(f"the disk is full while writing {path}.",
+                           "Free some space or choose another output folder with -o.")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(f"no permission to write {path}.", "Choose a writable output folder with -o.")
+    return OutputError(f"cannot write {path} ({err.strerror or err}).")
+
+
+@dataclass(frozen=True)
+class TrackSummary:
+    track_id: int
+    frames: int
+    first_frame: int
+    last_frame: int
+    interpolated_frames: int
+    npz: str  # paths relative to the video's output folder
+    amass: str
+    meshes: str | None
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    size_bytes: int
+    mtime: float
+
+    @classmethod
+    def of(cls, path: Path) -> InputFile:
+        stat = path.stat()
+        return cls(str(path.resolve()), stat.st_size, stat.st_mtime)
+
+
+@dataclass(frozen=True)
+class WeightsUsed:
+    name: str  # detector, backbone, str, smpl
+    path: str | None  # None: randomly initialised
+    sha256: str  # "" when not known or randomly initialised
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Counts:
+    frames_in_file: int | None  # what the container says
+    frames_decoded: int
+    frames_processed: int  # within --start/--end, every --stride-th
+    damaged_packets: int
+    detections: int
+    tracks: int
+    person_frames: int
+    meshes: int
+
+
+@dataclass(frozen=True)
+class VideoManifest:
+    """`manifest.json`: everything needed to know what produced a video's outputs."""
+
+    strcli: str
+    created: str
+    fingerprint: str  # sha256 of the inputs, options and weights: equal = same outputs
+    input: InputFile
+    video: dict[str, Any]  # VideoInfo as written by the video stage
+    options: dict[str, Any]
+    versions: dict[str, str]
+    weights: list[WeightsUsed]
+    intrinsics: dict[str, Any]
+    counts: Counts
+    timings: dict[str, float]  # stage -> seconds
+    tracks: list[TrackSummary]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of a finished video folder, or None (missing, unreadable)."""
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class VideoFolder:
+    """The output folder of one video, built under a temporary name (module docstring)."""
+
+    def __init__(self, out_root: Path, stem: str) -> None:
+        self.final = out_root / stem
+        self.tmp = out_root / f".{stem}.partial-{os.getpid()}-{secrets.token_hex(3)}"
+        self.committed = False
+
+    def __enter__(self) -> VideoFolder:
+        for stale in self.final.parent.glob(f".{self.final.name}.partial-*"):
+            if _owner_gone(stale):
+                shutil.rmtree(stale, ignore_errors=True)
+        try:
+            self.tmp.mkdir(parents=True)
+        except OSError as err:
+            raise output_error(err, self.tmp) from err
+        return self
+
+    def write_manifest(self, manifest: VideoManifest) -> None:
+        path = self.tmp / MANIFEST
+        try:
+            path.write_text(manifest.to_json())
+        except OSError as err:
+            raise output_error(err, self.final / MANIFEST) from err
+
+    def commit(self) -> Path:
+        """Replace any previous folder of this video by the finished one."""
+        old = None
+        try:
+            if self.final.exists():
+                old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}-{secrets.token_hex(3)}")
+                os.replace(self.final, old)
+            os.replace(self.tmp, self.final)
+        except OSError as err:
+            raise output_error(err, self.final) from err
+        self.committed = True
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.final
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.committed:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _owner_gone(folder: Path) -> bool:
+    """A partial folder whose process no longer runs (on this machine) is stale."""
+    try:
+        pid = int(folder.name.rsplit(".partial-", 1)[1].split("-")[0])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    # The pid is alive, maybe reused or on another machine sharing the folder: keep it a day.
+    return time.time() - folder.stat().st_mtime > 86400
+
+
+@dataclass(frozen=True)
+class TrackFrames:
+    """What the tracking stage knows about a track's frames; N rows."""
+
+    track_id: int
+    frames: np.ndarray  # (N,) int64 frame indices in the file
+    times: np.ndarray  # (N,) float64 seconds
+    boxes: np.ndarray  # (N, 4) float32 x1, y1, x2, y2
+    scores: np.ndarray  # (N,) float32, 0 where interpolated
+    interpolated: np.ndarray  # (N,) bool
+
+
+class TrackWriter:
+    """Collects one track's per-frame results, writes its meshes as they come and its
+    `.npz` files at the end."""
+
+    _KEYS = ("global_orient", "body_pose", "betas", "cam_crop", "transl", "joints3d", "joints2d")
+
+    def __init__(self, folder: Path, track: TrackFrames, faces: np.ndarray, mesh_formats: tuple[str, ...],
+                 intrinsics: np.ndarray, fps: float, image_size: tuple[int, int]) -> None:
+        self.folder, self.track, self.faces = folder, track, faces
+        self.mesh_formats = mesh_formats
+        self.intrinsics, self.fps, self.image_size = intrinsics, fps, image_size
+        self.rows: list[np.ndarray] = []
+        self.parts: dict[str, list[np.ndarray]] = {k: [] for k in self._KEYS}
+        self.meshes = 0
+        self.mesh_dir = folder / "meshes" / str(track.track_id)
+        if mesh_formats:
+            self._mkdir(self.mesh_dir)
+
+    @staticmethod
+    def _mkdir(path: Path) -> None:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise output_error(err, path) from err
+
+    def add(self, rows: np.ndarray, posed: PosedFrames) -> None:
+        """rows: (K,) which of the track's frames `posed` holds."""
+        self.rows.append(rows)
+        for key in self._KEYS:
+            self.parts[key].append(getattr(posed, key))
+        for k, row in enumerate(rows):
+            frame = int(self.track.frames[row])
+            mesh = trimesh.Trimesh(posed.vertices[k], self.faces, process=False)
+            for fmt in self.mesh_formats:
+                path = self.mesh_dir / f"{frame:06d}.{fmt}"
+                try:
+                    mesh.export(path, file_type=fmt)
+                except OSError as err:
+                    raise output_error(err, path) from err
+                self.meshes += 1
+
+    def close(self, rest_pelvis: np.ndarray) -> TrackSummary:
+        """Write tracks/<id>.npz and amass/<id>.npz. rest_pelvis: (3,) SMPL's root joint in
+        the rest pose for the track's mean shape (needed to move the body for AMASS)."""
+        n = len(self.track.frames)
+        rows = np.concatenate(self.rows)
+        if sorted(rows.tolist()) != list(range(n)):
+            raise RuntimeError(f"track {self.track.track_id}: got results for {len(rows)} of {n} frames")
+        order = np.argsort(rows)
+        values = {k: np.concatenate(v)[order].astype(np.float32) for k, v in self.parts.items()}
+        t = self.track
+        tid = t.track_id
+        npz = Path("tracks") / f"{tid}.npz"
+        self._save(npz, track_id=np.int64(tid), frames=t.frames, times=t.times, boxes=t.boxes,
+                   box_scores=t.scores, box_interpolated=t.interpolated,
+                   global_orient=values["global_orient"], body_pose=values["body_pose"],
+                   betas=values["betas"], transl=values["transl"], cam_crop=values["cam_crop"],
+                   joints3d=values["joints3d"], joints2d=values["joints2d"],
+                   intrinsics=self.intrinsics.astype(np.float32), fps=np.float64(self.fps),
+                   image_size=np.array(self.image_size, np.int64))
+        amass = Path("amass") / f"{tid}.npz"
+        self._save(amass, **to_amass(values["global_orient"], values["body_pose"], values["betas"],
+                                     values["transl"], rest_pelvis, self.fps, t.frames))
+        return TrackSummary(track_id=tid, frames=n, first_frame=int(t.frames[0]),
+                            last_frame=int(t.frames[-1]), interpolated_frames=int(t.interpolated.sum()),
+                            npz=str(npz), amass=str(amass),
+                            meshes=str(self.mesh_dir.relative_to(self.folder)) if self.mesh_formats else None)
+
+    def _save(self, relative: Path, **arrays: Any) -> None:
+        path = self.folder / relative
+        self._mkdir(path.parent)
+        try:
+            np.savez(path, **arrays)
+        except OSError as err:
+            raise output_error(err, path) from err
+
+
+def to_amass(global_orient: np.ndarray, body_pose: np.ndarray, betas: np.ndarray, transl: np.ndarray,
+             rest_pelvis: np.ndarray, fps: float, frames: np.ndarray) -> dict[str, np.ndarray]:
+    """Camera-frame SMPL -> AMASS layout (z up): poses (N, 72), trans (N, 3), betas (10,),
+    mocap_framerate, gender. The whole body is rotated about the camera's origin by
+    CAMERA_TO_ZUP: the root orientation becomes R @ R_root and, since SMPL rotates about the
+    rest pelvis J0, the translation becomes R (J0 + t) - J0."""
+    from scipy.spatial.transform import Rotation
+
+    rot = CAMERA_TO_ZUP
+    root = Rotation.from_matrix(rot @ Rotation.from_rotvec(global_orient.astype(np.float64)).as_matrix())
+    pelvis = rest_pelvis.astype(np.float64)
+    trans = (rot @ (pelvis[None] + transl.astype(np.float64)).T).T - pelvis
+    frame_step = np.diff(frames).min() if len(frames) > 1 else 1
+    return {
+        "poses": np.concatenate((root.as_rotvec(), body_pose.astype(np.float64)), axis=1).astype(np.float32),
+        "trans": trans.astype(np.float32),
+        "betas": betas.mean(axis=0).astype(np.float32),
+        "mocap_framerate": np.float64(fps / frame_step),
+        "mocap_frame_rate": np.float64(fps / frame_step),
+        "gender": np.array("neutral"),
+        "surface_model_type": np.array("smpl"),
+        "frames": frames.astype(np.int64),
+    }

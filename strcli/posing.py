@@ -1,0 +1,63 @@
+"""STR predictions -> posed SMPL bodies in the full image's camera.
+
+For a run of frames of one track: the merged per-frame SMPL parameters go through the
+body model (smplx linear blend skinning), the weak-perspective crop camera becomes a
+translation in the perspective camera of the whole image (`strcli.camera`), and the
+joints are projected to pixels. Everything is expressed in the camera frame (x right,
+y down, z forward, metres), so `vertices` can be drawn straight over the input frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from strcli.body import Body
+from strcli.camera import Intrinsics, project, weak_to_full_translation
+from strcli.crops import square_boxes
+from strcli.model import SMPLPrediction
+
+
+@dataclass(frozen=True)
+class PosedFrames:
+    """K frames of one person; numpy, float32, camera frame."""
+
+    global_orient: np.ndarray  # (K, 3) axis-angle
+    body_pose: np.ndarray  # (K, 69) axis-angle, 23 joints
+    betas: np.ndarray  # (K, 10)
+    cam_crop: np.ndarray  # (K, 3) weak-perspective [s, tx, ty] of the 224 px crop
+    transl: np.ndarray  # (K, 3) body translation in the camera (add to SMPL's output)
+    joints3d: np.ndarray  # (K, 24, 3) SMPL joints in the camera frame
+    joints2d: np.ndarray  # (K, 24, 2) pixels of the (upright) input frame
+    vertices: np.ndarray  # (K, 6890, 3) in the camera frame
+
+    def __len__(self) -> int:
+        return len(self.betas)
+
+
+@torch.inference_mode()
+def pose_frames(prediction: SMPLPrediction, boxes_xyxy: np.ndarray, body: Body,
+                intrinsics: Intrinsics) -> PosedFrames:
+    """prediction: K frames (rotmat (K, 24, 3, 3), betas (K, 10), cam (K, 3));
+    boxes_xyxy: (K, 4) the detection boxes the crops were made from."""
+    device = next(iter(body.buffers())).device
+    rotmat = prediction.rotmat.to(device, torch.float32)
+    betas = prediction.betas.to(device, torch.float32)
+    cam = prediction.cam.to(device, torch.float32)
+    squares = square_boxes(torch.as_tensor(boxes_xyxy, dtype=torch.float32, device=device))
+    transl = weak_to_full_translation(cam, squares.centre, squares.side, intrinsics)  # (K, 3)
+    out = body(rotmat[:, :1], rotmat[:, 1:], betas)
+    joints = out.joints + transl[:, None]  # (K, 24, 3)
+    vertices = out.vertices + transl[:, None]  # (K, 6890, 3)
+    joints2d = project(out.joints, transl, intrinsics)  # (K, 24, 2)
+    axis_angle = prediction.axis_angle.float().cpu().numpy()  # (K, 72)
+
+    def numpy(x: Tensor) -> np.ndarray:
+        return x.float().cpu().numpy()
+
+    return PosedFrames(global_orient=axis_angle[:, :3], body_pose=axis_angle[:, 3:], betas=numpy(betas),
+                       cam_crop=numpy(cam), transl=numpy(transl), joints3d=numpy(joints),
+                       joints2d=numpy(joints2d), vertices=numpy(vertices))

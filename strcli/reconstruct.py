@@ -1,0 +1,562 @@
+"""The reconstruction road for one video: video -> tracks -> crops -> features -> STR -> SMPL
+-> outputs.
+
+Two passes over the video keep memory flat whatever its length:
+1. decode and track (ultralytics YOLO + ByteTrack, or the user's detections through the
+   same ByteTrack); tracks are then finalised (gaps, smoothing, min length, max people),
+   which needs the whole video, and that is all pass 1 keeps: boxes, no pixels;
+2. decode again; each frame's boxes are cropped on the device as the frame arrives, crops
+   are batched through ResNet-50, features stream into STR's 16-frame windows
+   (`StreamingWindows`), and each frame whose windows have all run goes through SMPL and
+   is written (meshes at once, parameters at the end of the track).
+At most a batch of crops, a window of features per live track and the per-frame
+parameters (a few hundred numbers per person-frame) are held in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from strcli import __version__
+from strcli.body import Body, find_smpl_file
+from strcli.camera import Intrinsics
+from strcli.checkpoints import load_model
+from strcli.config import WINDOW
+from strcli.crops import crop_frame, square_boxes
+from strcli.devices import resolve_device
+from strcli.errors import CorruptAssetError, MissingAssetError, ResourceError, StrcliError, UsageError
+from strcli.features import Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
+from strcli.model import STR, MeanParams, STRConfig, build_model
+from strcli.outputs import (
+    MESH_FORMATS,
+    Counts,
+    InputFile,
+    TrackFrames,
+    TrackSummary,
+    TrackWriter,
+    VideoFolder,
+    VideoManifest,
+    WeightsUsed,
+    read_manifest,
+)
+from strcli.posing import pose_frames
+from strcli.tracking import (
+    DetectionTracker,
+    Detections,
+    Track,
+    TrackedBox,
+    TrackingConfig,
+    YoloPersonTracker,
+    finalize_tracks,
+    read_mot_detections,
+)
+from strcli.video import VideoInfo, VideoReader, parse_position, probe
+from strcli.weights import Status, ensure, recorded_sha256, sha256_file
+from strcli.windows import StreamingWindows
+
+# ----------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class ReconstructOptions:
+    """What changes the results (all of it goes into the fingerprint) ..."""
+
+    start: str | None = None  # frame (120) or seconds (4.5s)
+    end: str | None = None
+    stride: int = 1
+    tracking: TrackingConfig = TrackingConfig()
+    detector_conf: float = 0.25  # YOLO confidence threshold
+    detector_imgsz: int = 640
+    min_score: float = 0.0  # detections below this score in a --detections file are ignored
+    focal: float | None = None  # pixels; default: the image diagonal
+    mesh_formats: tuple[str, ...] = ("obj",)
+    window_stride: int = WINDOW // 2
+    # ... and what does not.
+    device: str = "auto"
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.stride < 1:
+            raise UsageError(f"--stride {self.stride}: must be at least 1.")
+        if not 1 <= self.window_stride <= WINDOW:
+            raise UsageError(f"--window-stride {self.window_stride}: must be 1..{WINDOW}.")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size {self.batch_size}: must be at least 1.")
+        if self.focal is not None and self.focal <= 0:
+            raise UsageError(f"--focal {self.focal}: must be a positive number of pixels.")
+        bad = [f for f in self.mesh_formats if f not in MESH_FORMATS]
+        if bad:
+            raise UsageError(f"--mesh-format {','.join(bad)}: use obj, ply, obj,ply or none.")
+
+    def result_options(self) -> dict[str, Any]:
+        options = asdict(self)
+        del options["device"], options["batch_size"]
+        return options
+
+
+@dataclass(frozen=True)
+class ModelSources:
+    """Where the networks' weights come from."""
+
+    checkpoint: Path | None = None  # STR (strcli format); default: the str_checkpoint asset
+    backbone: Path | None = None  # SPIN checkpoint; default: the spin_checkpoint asset
+    detector: Path | None = None  # ultralytics weights; default: the detector asset
+    smpl_dir: Path | None = None
+    untrained: bool = False  # allow randomly initialised STR (and backbone): tests, demos
+    seed: int = 0
+    download: bool = True  # fetch missing public weights on first use
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class Progress(Protocol):
+    def start(self, stage: str, total: int | None) -> None: ...
+    def advance(self, count: int = 1) -> None: ...
+    def finish(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, stage: str, total: int | None) -> None:
+        pass
+
+    def advance(self, count: int = 1) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class StageTimer:
+    """Seconds spent per stage; on CUDA the device is synchronised so GPU time is counted
+    where it is spent."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.seconds: dict[str, float] = {}
+        self.cuda = device.type == "cuda"
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.cuda:
+                torch.cuda.synchronize()
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@dataclass
+class Models:
+    """The networks of the road, loaded once for all videos."""
+
+    device: torch.device
+    str_model: STR
+    extractor: FeatureExtractor
+    body: Body
+    detector: Path | None  # loaded per video (a fresh tracker each time)
+    weights: list[WeightsUsed]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _file_weights(name: str, path: Path, note: str = "") -> WeightsUsed:
+    return WeightsUsed(name, str(path.resolve()), sha256_file(path), note)
+
+
+def _asset_weights(name: str, asset: str, download: bool) -> WeightsUsed:
+    state = ensure(asset, download=download)
+    sha = recorded_sha256(asset) if state.status == Status.PRESENT else sha256_file(state.path)
+    return WeightsUsed(name, str(state.path.resolve()), sha, f"asset {asset}")
+
+
+def load_models(sources: ModelSources, device_name: str = "auto", batch_size: int = 64,
+                need_detector: bool = True) -> Models:
+    """Everything `reconstruct_video` needs; each missing file gets an error saying how to get it."""
+    device = resolve_device(device_name)
+    weights: list[WeightsUsed] = []
+    warnings: list[str] = []
+
+    detector = None
+    if need_detector:
+        if sources.detector is not None:
+            if not sources.detector.is_file() and sources.detector.suffix != ".yaml":
+                raise MissingAssetError(f"detector weights {sources.detector} do not exist.")
+            detector = sources.detector
+            if detector.is_file():
+                weights.append(_file_weights("detector", detector))
+            else:  # an ultralytics model yaml: an untrained network
+                weights.append(WeightsUsed("detector", str(detector), "", "untrained (built from yaml)"))
+                warnings.append("the detector is untrained (built from a yaml): it finds no one reliably.")
+        else:
+            used = _asset_weights("detector", "detector", sources.download)
+            detector = Path(used.path or "")
+            weights.append(used)
+
+    backbone = Backbone()
+    spin: Path | None = sources.backbone
+    if spin is None:
+        try:
+            spin = Path(_asset_weights("backbone", "spin_checkpoint", sources.download).path or "")
+        except MissingAssetError:
+            if not sources.untrained:
+                raise
+            spin = None
+    if spin is not None:
+        load_spin_backbone(backbone, spin)
+        weights.append(_file_weights("backbone", spin, "SPIN ResNet-50"))
+    else:
+        torch.manual_seed(sources.seed)
+        backbone = Backbone()
+        weights.append(WeightsUsed("backbone", None, "", f"random init (seed {sources.seed})"))
+        warnings.append("the ResNet-50 backbone is randomly initialised (no SPIN checkpoint).")
+
+    model = _load_str(sources, spin, weights, warnings)
+    smpl = find_smpl_file("neutral", sources.smpl_dir)
+    body = Body.from_file(smpl)
+    weights.append(_file_weights("smpl", smpl))
+    return Models(device=device, str_model=model.to(device).eval(),
+                  extractor=FeatureExtractor(backbone, device, batch_size), body=body.to(device).eval(),
+                  detector=detector, weights=weights, warnings=warnings)
+
+
+def _load_str(sources: ModelSources, spin: Path | None, weights: list[WeightsUsed],
+              warnings: list[str]) -> STR:
+    checkpoint = sources.checkpoint
+    if checkpoint is None:
+        try:
+            checkpoint = Path(_asset_weights("str", "str_checkpoint", False).path or "")
+        except MissingAssetError:
+            checkpoint = None
+    if checkpoint is not None:
+        model, ckpt = load_model(checkpoint)
+        model.config.check_length(WINDOW)
+        weights.append(_file_weights("str", checkpoint, f"strcli checkpoint, {model.config.ablation}"))
+        return model
+    if not sources.untrained:
+        raise MissingAssetError(
+            "no trained STR weights: the STR authors published none, and strcli found no "
+            "str_checkpoint.",
+            "Train one (`strcli train`) and pass --checkpoint FILE or `strcli weights import FILE "
+            "--name str_checkpoint`; or pass --untrained to run a randomly initialised STR "
+            "(the bodies are then meaningless: for testing the pipeline only).")
+    mean = MeanParams.neutral()
+    with contextlib.suppress(MissingAssetError, CorruptAssetError):
+        mean = MeanParams.from_npz(ensure("smpl_mean_params", download=sources.download).path)
+    torch.manual_seed(sources.seed)
+    model = build_model(STRConfig(), mean)
+    note = f"random init (seed {sources.seed})"
+    if spin is not None:
+        load_spin_regressor(model.regressor, spin)
+        note += ", regressor from SPIN"
+    weights.append(WeightsUsed("str", None, "", note))
+    warnings.append("STR is UNTRAINED (--untrained): its bodies are meaningless; train it with "
+                    "`strcli train` or pass --checkpoint.")
+    return model
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    video: Path
+    status: str  # done, skipped, failed
+    output: Path | None = None
+    tracks: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    exit_code: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrackingPass:
+    """Pass 1's result. Track frames are positions 0..P-1 in the processed frame sequence
+    (so --stride does not look like gaps to the tracker); `frame_of` maps them to the file."""
+
+    tracks: list[Track]
+    frame_of: np.ndarray  # (P,) int64 frame index in the file of each position
+    times: np.ndarray  # (P,) float64 seconds
+    decoded: int
+    damaged: int
+    detections: int
+
+
+def fingerprint(video: Path, detections: Path | None, options: ReconstructOptions,
+                weights: list[WeightsUsed]) -> str:
+    key = {"strcli": __version__, "input": asdict(InputFile.of(video)),
+           "detections": asdict(InputFile.of(detections)) if detections else None,
+           "options": options.result_options(),
+           "weights": [(w.name, w.sha256, w.note) for w in weights]}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _versions(device: torch.device) -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for package in ("torch", "torchvision", "ultralytics", "smplx", "av", "numpy", "trimesh"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[package] = metadata.version(package)
+    if device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(device)
+    return out
+
+
+# ----------------------------------------------------------------------------- the road
+
+
+def reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, models: Models,
+                      detections: Path | None = None, overwrite: bool = False,
+                      progress: Progress | None = None) -> VideoResult:
+    """Run the road on one video into `out_root/<stem>/`; skip it if a finished folder with
+    the same fingerprint is there (unless `overwrite`)."""
+    progress = progress or NoProgress()
+    started = time.perf_counter()
+    key = fingerprint(video, detections, options, models.weights) if video.is_file() else ""
+    previous = read_manifest(out_root / video.stem)
+    if not overwrite and previous is not None and previous.get("fingerprint") == key:
+        return VideoResult(video, "skipped", out_root / video.stem, len(previous.get("tracks", [])),
+                           previous.get("counts", {}).get("frames_processed", 0),
+                           message="already done (same input, options and weights)")
+    try:
+        return _reconstruct(video, out_root, options, models, detections, key, progress, started)
+    except torch.cuda.OutOfMemoryError as err:
+        torch.cuda.empty_cache()
+        raise ResourceError(f"out of GPU memory on {video.name} ({str(err).splitlines()[0]}).",
+                            f"Rerun with a smaller --batch-size (now {options.batch_size}) "
+                            "or on another GPU.") from err
+
+
+def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, models: Models,
+                 detections: Path | None, key: str, progress: Progress, started: float) -> VideoResult:
+    info = probe(video)
+    start = parse_position(options.start, info.fps) or 0
+    end = parse_position(options.end, info.fps)
+    timer = StageTimer(models.device)
+    warnings = list(models.warnings)
+
+    tracked = track_video(info, start, end, options, models.detector, detections, models.device, timer,
+                          progress)
+    if tracked.detections and not tracked.tracks:
+        warnings.append(f"people were detected ({tracked.detections} boxes) but no track lasted "
+                        f"{options.tracking.min_length} frames (--min-track-length).")
+    if not tracked.tracks:
+        warnings.append("no person found: the result is empty.")
+    if end is None and info.frames_in_file and tracked.decoded < info.frames_in_file:
+        warnings.append(f"decoded {tracked.decoded} of the {info.frames_in_file} frames the file "
+                        "announces: it may be truncated.")
+    if tracked.damaged:
+        warnings.append(f"{tracked.damaged} damaged packet(s) could not be decoded; their frames are missing.")
+    if len(tracked.frame_of) == 0:
+        raise UsageError(f"{video.name}: no frame in the range --start {options.start} --end "
+                         f"{options.end} (the video has {tracked.decoded} frames).")
+
+    intrinsics = Intrinsics.default_for(info.width, info.height, options.focal)
+    with VideoFolder(out_root, video.stem) as folder:
+        summaries, meshes, person_frames = _reconstruct_tracks(
+            info, start, end, options, models, tracked, intrinsics, folder.tmp, timer, progress)
+        manifest = VideoManifest(
+            strcli=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), fingerprint=key,
+            input=InputFile.of(video),
+            video={**asdict(info), "path": str(info.path.resolve())},
+            options={**asdict(options), "detections": str(detections.resolve()) if detections else None,
+                     "start_frame": start, "end_frame": end},
+            versions=_versions(models.device), weights=models.weights,
+            intrinsics={"focal": intrinsics.focal, "width": intrinsics.width, "height": intrinsics.height,
+                        "matrix": intrinsics.matrix.tolist(),
+                        "source": "--focal" if options.focal else "image diagonal"},
+            counts=Counts(frames_in_file=info.frames_in_file, frames_decoded=tracked.decoded,
+                          frames_processed=len(tracked.frame_of), damaged_packets=tracked.damaged,
+                          detections=tracked.detections, tracks=len(summaries),
+                          person_frames=person_frames, meshes=meshes),
+            timings={**{k: round(v, 3) for k, v in timer.seconds.items()},
+                     "total": round(time.perf_counter() - started, 3)},
+            tracks=summaries, warnings=warnings)
+        with timer("write"):
+            folder.write_manifest(manifest)
+            final = folder.commit()
+    return VideoResult(video, "done", final, len(summaries), len(tracked.frame_of),
+                       time.perf_counter() - started, warnings=tuple(warnings))
+
+
+def track_video(info: VideoInfo, start: int, end: int | None, options: ReconstructOptions,
+                detector: Path | None = None, detections: Path | None = None,
+                device: torch.device = torch.device("cpu"), timer: StageTimer | None = None,
+                progress: Progress | None = None) -> TrackingPass:
+    """Pass 1: decode, detect (YOLO `detector`, or the MOT file `detections`), track; keep
+    boxes only."""
+    timer = timer or StageTimer(device)
+    progress = progress or NoProgress()
+    fps = info.fps / options.stride
+    lost = options.tracking.lost_seconds
+    given: dict[int, Detections] | None = None
+    if detections is not None:
+        given = read_mot_detections(detections, options.min_score)
+        tracker: Any = DetectionTracker(fps, lost)
+    else:
+        if detector is None:
+            raise UsageError("no detector loaded and no --detections file given.")
+        tracker = YoloPersonTracker(detector, fps, _ultralytics_device(device),
+                                    options.detector_imgsz, options.detector_conf, lost)
+    reader = VideoReader(info.path, start, end, options.stride, images=given is None)
+    frame_of: list[int] = []
+    times: list[float] = []
+    boxes: list[TrackedBox] = []
+    count = 0
+    progress.start("tracking", _expected_frames(info, start, end, options.stride))
+    frames = iter(reader)
+    while True:
+        with timer("decode"):
+            frame = next(frames, None)
+        if frame is None:
+            break
+        position = len(frame_of)
+        frame_of.append(frame.index)
+        times.append(frame.time)
+        with timer("detect+track"):
+            if given is not None:
+                found = given.get(frame.index, Detections.empty())
+                count += len(found)
+                boxes += tracker(position, found)
+            else:
+                new = tracker(position, frame.image)
+                count += len(new)
+                boxes += new
+        progress.advance()
+    progress.finish()
+    with timer("detect+track"):
+        tracks = finalize_tracks(boxes, options.tracking)
+    return TrackingPass(tracks, np.array(frame_of, np.int64), np.array(times, np.float64),
+                        reader.decoded, reader.damaged, count)
+
+
+def _ultralytics_device(device: torch.device) -> str:
+    return "cpu" if device.type == "cpu" else str(device.index or 0)
+
+
+def _expected_frames(info: VideoInfo, start: int, end: int | None, stride: int) -> int | None:
+    last = end if end is not None else info.frames_in_file
+    return None if last is None else max(0, -(-(last - start) // stride))
+
+
+@dataclass(frozen=True)
+class _Sequence:
+    """One run of consecutive frames of a track: STR's unit (it never bridges a gap)."""
+
+    track: int  # index into the tracks
+    first_row: int  # the run's first row in the track
+
+
+def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: ReconstructOptions,
+                        models: Models, tracked: TrackingPass, intrinsics: Intrinsics, folder: Path,
+                        timer: StageTimer, progress: Progress) -> tuple[list[TrackSummary], int, int]:
+    """Pass 2: crops -> features -> STR -> SMPL -> files, streamed."""
+    tracks = tracked.tracks
+    if not tracks:
+        return [], 0, 0
+    device = models.device
+    faces = models.body.faces
+    writers = [TrackWriter(folder, TrackFrames(t.track_id, tracked.frame_of[t.frames], tracked.times[t.frames],
+                                               t.boxes, t.scores, t.interpolated),
+                           faces, options.mesh_formats, intrinsics.matrix, info.fps,
+                           (info.width, info.height)) for t in tracks]
+    sequences: list[_Sequence] = []
+    lengths: list[int] = []
+    sequence_of_row: list[np.ndarray] = []  # per track: (N,) sequence of each row
+    for k, track in enumerate(tracks):
+        of_row = np.empty(len(track), np.int64)
+        for run in track.segments():
+            of_row[run] = len(sequences)
+            sequences.append(_Sequence(k, run.start))
+            lengths.append(run.stop - run.start)
+        sequence_of_row.append(of_row)
+    stream = StreamingWindows(models.str_model, lengths, WINDOW, options.window_stride, options.batch_size)
+    next_row = [0] * len(tracks)
+    by_start = sorted(range(len(tracks)), key=lambda k: int(tracks[k].frames[0]))
+    opened = 0
+    live: list[int] = []
+    pending_crops: list[torch.Tensor] = []
+    pending_rows: list[tuple[int, int]] = []  # (track, row) of each pending crop
+
+    def finish(finals: list) -> None:
+        for final in finals:
+            seq = sequences[final.sequence]
+            rows = seq.first_row + final.first + np.arange(len(final.prediction.betas))
+            track = tracks[seq.track]
+            with timer("smpl"):
+                posed = pose_frames(final.prediction, track.boxes[rows], models.body, intrinsics)
+            with timer("write"):
+                writers[seq.track].add(rows, posed)
+            progress.advance(len(rows))
+
+    def run_features() -> None:
+        if not pending_rows:
+            return
+        with timer("features"):
+            features = models.extractor(torch.cat(pending_crops))  # (n, 2048)
+        finals = []
+        with timer("str"):
+            for i, (k, row) in enumerate(pending_rows):
+                finals += stream.add(int(sequence_of_row[k][row]), features[i : i + 1])
+        pending_crops.clear()
+        pending_rows.clear()
+        finish(finals)
+
+    reader = VideoReader(info.path, start, end, options.stride)
+    total = sum(len(t) for t in tracks)
+    progress.start("bodies", total)
+    frames = iter(reader)
+    for position in range(len(tracked.frame_of)):
+        with timer("decode"):
+            frame = next(frames, None)
+        if frame is None:
+            raise StrcliError(f"{info.path.name}: the second decoding pass ended after {position} "
+                              f"frames, the first saw {len(tracked.frame_of)}: was the file changed?")
+        while opened < len(by_start) and tracks[by_start[opened]].frames[0] <= position:
+            live.append(by_start[opened])
+            opened += 1
+        active = []
+        for k in live:
+            if next_row[k] < len(tracks[k]) and tracks[k].frames[next_row[k]] == position:
+                active.append((k, next_row[k]))
+                next_row[k] += 1
+        live = [k for k in live if next_row[k] < len(tracks[k])]
+        if not active:
+            continue
+        with timer("crop"):
+            image = torch.from_numpy(frame.image).to(device, non_blocking=True)  # (H, W, 3)
+            xyxy = torch.from_numpy(np.stack([tracks[k].boxes[r] for k, r in active])).to(device)
+            crops = crop_frame(image, square_boxes(xyxy))  # (n, 3, 224, 224)
+        pending_crops.append(crops)
+        pending_rows.extend(active)
+        if len(pending_rows) >= options.batch_size:
+            run_features()
+    run_features()
+    with timer("str"):
+        finals = stream.flush()
+    finish(finals)
+    progress.finish()
+
+    summaries = []
+    with timer("write"):
+        for track, writer in zip(tracks, writers):
+            betas = torch.from_numpy(np.concatenate(writer.parts["betas"]).mean(0, keepdims=True)).to(device)
+            with torch.inference_mode():
+                rest = models.body(torch.zeros(1, 3, device=device), torch.zeros(1, 69, device=device), betas)
+            summaries.append(writer.close(rest.joints[0, 0].float().cpu().numpy()))
+    return summaries, sum(w.meshes for w in writers), total

@@ -1,0 +1,253 @@
+"""End to end on the real videos of ../shared/assets, through the command line."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from typer.testing import CliRunner
+
+from strcli.body import Body
+from strcli.camera import Intrinsics, project
+from strcli.checkpoints import save_checkpoint
+from strcli.cli import app
+from strcli.errors import MissingAssetError, OutputError, UsageError, VideoError
+from strcli.model import STR, MeanParams, STRConfig
+from strcli.reconstruct import ReconstructOptions, track_video
+from strcli.tracking import TrackingConfig
+from strcli.video import probe
+
+runner = CliRunner()
+SMALL_STR = STRConfig(gru_hidden=16, integration_dim=8, integration_hidden=8, regressor_hidden=32)
+NPZ_SHAPES = {"frames": (None,), "times": (None,), "boxes": (None, 4), "box_scores": (None,),
+              "box_interpolated": (None,), "global_orient": (None, 3), "body_pose": (None, 69),
+              "betas": (None, 10), "transl": (None, 3), "cam_crop": (None, 3), "joints3d": (None, 24, 3),
+              "joints2d": (None, 24, 2), "intrinsics": (3, 3), "fps": (), "image_size": (2,), "track_id": ()}
+
+
+def mean_checkpoint(path: Path, assets: Path) -> Path:
+    """A small STR whose regressor heads are zero, so it predicts SPIN's mean parameters
+    exactly: an upright body centred in each crop, which must land on the person."""
+    torch.manual_seed(0)
+    model = STR(SMALL_STR, MeanParams.from_npz(assets / "smpl_helpers" / "smpl_mean_params.npz"))
+    for head in (model.regressor.decpose, model.regressor.decshape, model.regressor.deccam):
+        torch.nn.init.zeros_(head.weight)
+    return save_checkpoint(path, model, {"note": "test: predicts the mean parameters"})
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, assets, smpl_files):
+    """Environment of the module's runs: SMPL, the mean-predicting checkpoint, weights dirs."""
+    root = tmp_path_factory.mktemp("reconstruct")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STRCLI_WEIGHTS_DIR", str(root / "weights"))
+        mp.setenv("STRCLI_CACHE_DIR", str(root / "cache"))
+        yield {"root": root, "smpl_dir": smpl_files["chumpy"].parent,
+               "checkpoint": mean_checkpoint(root / "mean.pt", assets)}
+
+
+def reconstruct(workspace, *args):
+    base = ["reconstruct", "--smpl-dir", str(workspace["smpl_dir"]), "--checkpoint",
+            str(workspace["checkpoint"]), "--untrained", "--offline", "--device", "cpu", "--batch-size", "16"]
+    return runner.invoke(app, [*base, *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def running(workspace, assets):
+    """running.mp4, frames 0..47, meshes as OBJ and PLY."""
+    out = workspace["root"] / "out"
+    result = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", out, "--end", 48,
+                         "--detections", assets / "detections" / "running.det.txt",
+                         "--mesh-format", "obj,ply", "--json")
+    assert result.exit_code == 0, result.output
+    return out / "running", json.loads(result.stdout)
+
+
+def test_running_video_manifest(running, assets):
+    folder, summary = running
+    assert summary[0]["status"] == "done" and summary[0]["tracks"] == 1
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["counts"] == {"frames_in_file": 180, "frames_decoded": manifest["counts"]["frames_decoded"],
+                                  "frames_processed": 48, "damaged_packets": 0, "detections": 48,
+                                  "tracks": 1, "person_frames": 48, "meshes": 96}
+    assert manifest["input"]["size_bytes"] == (assets / "videos" / "running.mp4").stat().st_size
+    assert manifest["options"]["end_frame"] == 48 and manifest["options"]["mesh_formats"] == ["obj", "ply"]
+    names = {w["name"]: w for w in manifest["weights"]}
+    assert names["backbone"]["note"].startswith("random init")  # nothing pretends to be trained
+    assert len(names["str"]["sha256"]) == 64 and len(names["smpl"]["sha256"]) == 64
+    assert {"decode", "crop", "features", "str", "smpl", "write", "total"} <= set(manifest["timings"])
+    assert manifest["intrinsics"]["focal"] == pytest.approx(math.hypot(1920, 1088))
+    assert any("backbone is randomly initialised" in w for w in manifest["warnings"])
+    assert not list(folder.parent.glob(".running.partial-*"))
+
+
+def test_running_video_track_file(running):
+    folder, _ = running
+    with np.load(folder / "tracks" / "0.npz") as data:
+        for key, shape in NPZ_SHAPES.items():
+            assert key in data, key
+            assert data[key].shape == tuple(48 if s is None else s for s in shape), key
+        assert data["frames"].tolist() == list(range(48))
+        assert np.allclose(data["times"], np.arange(48) / 30, atol=1e-3)
+        assert data["image_size"].tolist() == [1920, 1088] and float(data["fps"]) == 30.0
+        intrinsics = Intrinsics(float(data["intrinsics"][0, 0]), 1920, 1088)
+        # 2D joints are the 3D joints seen through the written camera.
+        reprojected = project(torch.from_numpy(data["joints3d"]), torch.zeros(48, 3), intrinsics)
+        assert np.allclose(reprojected.numpy(), data["joints2d"], atol=0.05)
+        # The mean body, centred in each crop, lands on the tracked runner: its trunk and
+        # legs inside the box, its outstretched arms (mean pose) inside the crop square.
+        boxes, joints2d = data["boxes"], data["joints2d"]
+        size = (boxes[:, 2:] - boxes[:, :2])[:, None]
+        trunk = joints2d[:, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15]]
+        assert ((trunk >= boxes[:, None, :2] - 0.05 * size) & (trunk <= boxes[:, None, 2:] + 0.05 * size)).all()
+        centre, half = (boxes[:, :2] + boxes[:, 2:])[:, None] / 2, 0.6 * size.max(-1, keepdims=True)
+        assert (np.abs(joints2d - centre) <= half).all()
+        assert joints2d[:, 15, 1].max() < joints2d[:, 7, 1].min()  # upright: head above the ankles
+        assert np.allclose(data["cam_crop"], data["cam_crop"][0], atol=1e-5)  # the mean camera
+        assert (data["transl"][:, 2] > 1).all()  # in front of the camera
+
+
+def test_running_video_meshes(running, smpl_files):
+    folder, _ = running
+    body = Body.from_file(smpl_files["chumpy"])
+    objs = sorted((folder / "meshes" / "0").glob("*.obj"))
+    plys = sorted((folder / "meshes" / "0").glob("*.ply"))
+    assert [p.stem for p in objs] == [f"{i:06d}" for i in range(48)] == [p.stem for p in plys]
+    with np.load(folder / "tracks" / "0.npz") as data:
+        go, bp, betas, transl = (torch.from_numpy(data[k][[7]]) for k in ("global_orient", "body_pose",
+                                                                          "betas", "transl"))
+    expected = body(go, bp, betas, transl).vertices[0].numpy()
+    for path in (objs[7], plys[7]):
+        mesh = trimesh.load(path, process=False)
+        assert mesh.vertices.shape == (6890, 3) and np.array_equal(mesh.faces, body.faces)
+        assert np.allclose(mesh.vertices, expected, atol=1e-4)  # the parameters rebuild the mesh
+
+
+def test_running_video_amass_file(running, smpl_files):
+    folder, _ = running
+    with np.load(folder / "amass" / "0.npz") as amass:
+        assert amass["poses"].shape == (48, 72) and amass["trans"].shape == (48, 3)
+        assert amass["betas"].shape == (10,) and float(amass["mocap_framerate"]) == 30.0
+        assert str(amass["gender"]) == "neutral"
+
+
+def test_rerun_skips_and_overwrite_redoes(workspace, running, assets):
+    folder, _ = running
+    before = (folder / "manifest.json").stat().st_mtime_ns
+    args = (assets / "videos" / "running.mp4", "-o", folder.parent, "--end", 48, "--detections",
+            assets / "detections" / "running.det.txt", "--mesh-format", "obj,ply", "--json")
+    again = reconstruct(workspace, *args)
+    assert again.exit_code == 0 and json.loads(again.stdout)[0]["status"] == "skipped"
+    assert (folder / "manifest.json").stat().st_mtime_ns == before
+    changed = reconstruct(workspace, *args[:-1], "--focal", 1500, "--mesh-format", "none", "--json",
+                          "-o", workspace["root"] / "other")
+    assert json.loads(changed.stdout)[0]["status"] == "done"
+    assert not (workspace["root"] / "other" / "running" / "meshes").exists()
+
+
+def test_pedestrians_are_counted_and_keep_their_ids(assets):
+    """Frames 0-99 of pedestrians.avi, checked by eye: nine people. One (top left) stands
+    the whole time, one walks in from the left the whole time, others enter from the right
+    at frames 11, 18, 40, 62 and 78 (one far away at the top), and two walk down towards
+    the lamp post, where one is lost behind the sign and another person at frame 17 and
+    the other leaves the detector at frame 51. Tracks shorter than 1.6 s are the re-found
+    fragments of the occluded one."""
+    info = probe(assets / "videos" / "pedestrians.avi")
+    options = ReconstructOptions(tracking=TrackingConfig(min_length=16))
+    tracked = track_video(info, 0, 100, options, detections=assets / "detections" / "pedestrians.det.txt")
+    spans = [(int(t.frames[0]), int(t.frames[-1])) for t in tracked.tracks]
+    assert spans == [(0, 51), (0, 99), (0, 17), (0, 99), (11, 99), (18, 99), (40, 99), (62, 99), (78, 99)]
+    assert [t.track_id for t in tracked.tracks] == list(range(9))
+    assert all(len(t) == t.frames[-1] - t.frames[0] + 1 for t in tracked.tracks)  # no id switches, no holes
+    assert tracked.frame_of.tolist() == list(range(100)) and tracked.decoded >= 100
+    longest = track_video(info, 0, 100, ReconstructOptions(tracking=TrackingConfig(max_people=2)),
+                          detections=assets / "detections" / "pedestrians.det.txt")
+    assert [(int(t.frames[0]), int(t.frames[-1])) for t in longest.tracks] == [(0, 99), (0, 99)]
+
+
+def test_folder_batch_where_one_corrupt_file_fails_alone(workspace, assets, tmp_path):
+    videos, dets = tmp_path / "videos", tmp_path / "dets"
+    videos.mkdir()
+    dets.mkdir()
+    (videos / "pedestrians.avi").symlink_to(assets / "videos" / "pedestrians.avi")
+    (videos / "broken.mp4").write_bytes((assets / "videos" / "running.mp4").read_bytes()[:50_000])
+    (videos / "notes.txt").write_text("not a video, not picked up")
+    for name in ("pedestrians", "broken"):
+        shutil.copy(assets / "detections" / "pedestrians.det.txt", dets / f"{name}.det.txt")
+    out = tmp_path / "out"
+    result = reconstruct(workspace, videos, "-o", out, "--detections", dets, "--end", 30,
+                         "--mesh-format", "none", "--json")
+    assert result.exit_code == VideoError.exit_code
+    summary = {Path(r["video"]).name: r for r in json.loads(result.stdout)}
+    assert set(summary) == {"broken.mp4", "pedestrians.avi"}
+    assert summary["broken.mp4"]["status"] == "failed" and summary["broken.mp4"]["exit_code"] == 7
+    assert "error: broken.mp4:" in result.stderr
+    assert summary["pedestrians.avi"]["status"] == "done" and summary["pedestrians.avi"]["tracks"] == 6
+    manifest = json.loads((out / "pedestrians" / "manifest.json").read_text())
+    assert len(list((out / "pedestrians" / "tracks").glob("*.npz"))) == 6 == manifest["counts"]["tracks"]
+    assert sorted(p.name for p in out.iterdir()) == ["pedestrians"]  # nothing half-written
+    # Each track file holds its own person: boxes of different tracks differ.
+    with np.load(out / "pedestrians" / "tracks" / "0.npz") as a, np.load(out / "pedestrians" / "tracks" / "1.npz") as b:
+        common = np.intersect1d(a["frames"], b["frames"])
+        assert len(common) and not np.allclose(a["boxes"][np.isin(a["frames"], common)],
+                                               b["boxes"][np.isin(b["frames"], common)])
+
+
+def test_no_person_found_is_an_empty_result_with_a_warning(workspace, assets, tmp_path):
+    empty = tmp_path / "none.txt"
+    empty.write_text("")
+    result = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", tmp_path / "out", "--end", 10,
+                         "--detections", empty)
+    assert result.exit_code == 0, result.output
+    assert "no person found" in result.stderr
+    manifest = json.loads((tmp_path / "out" / "running" / "manifest.json").read_text())
+    assert manifest["tracks"] == [] and manifest["counts"]["frames_processed"] == 10
+
+
+def test_ultralytics_path_with_an_untrained_yolo(workspace, assets, tmp_path):
+    result = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", tmp_path / "out", "--end", 3,
+                         "--detector", "yolo11n.yaml", "--json")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "running" / "manifest.json").read_text())
+    assert manifest["counts"]["frames_processed"] == 3
+    detector = next(w for w in manifest["weights"] if w["name"] == "detector")
+    assert detector["note"] == "untrained (built from yaml)"
+    assert manifest["counts"]["tracks"] == len(manifest["tracks"])
+
+
+@pytest.mark.parametrize("args, code, text", [
+    (["missing.mp4"], VideoError.exit_code, "does not exist"),
+    (["VIDEO", "--shard", "3/3"], UsageError.exit_code, "bad --shard"),
+    (["VIDEO", "--mesh-format", "stl"], UsageError.exit_code, "--mesh-format"),
+    (["VIDEO", "--end", "2.5"], UsageError.exit_code, "frame numbers are whole"),
+    (["VIDEO", "-o", "FILE"], OutputError.exit_code, "cannot write"),
+])
+def test_bad_input_gets_one_line_and_its_exit_code(workspace, assets, tmp_path, args, code, text):
+    (tmp_path / "file").write_text("in the way")
+    args = [str(assets / "videos" / "running.mp4") if a == "VIDEO" else str(tmp_path / "file") if a == "FILE"
+            else str(tmp_path / a) if a.endswith(".mp4") else a for a in args]
+    result = reconstruct(workspace, *args, "--detections", assets / "detections" / "running.det.txt",
+                         "--end", 4) if "--end" not in args else reconstruct(
+        workspace, *args, "--detections", assets / "detections" / "running.det.txt")
+    assert result.exit_code == code, result.output
+    assert text in result.stderr
+    assert all(line.startswith("error:") for line in result.stderr.strip().splitlines()
+               if not line.startswith("warning:"))
+
+
+def test_missing_smpl_and_untrained_str_are_refused(assets, tmp_path):
+    video = assets / "videos" / "running.mp4"
+    dets = assets / "detections" / "running.det.txt"
+    no_smpl = runner.invoke(app, ["reconstruct", str(video), "--detections", str(dets), "--untrained",
+                                  "--offline", "-o", str(tmp_path)])
+    assert no_smpl.exit_code == MissingAssetError.exit_code
+    assert "SMPL model file not found" in no_smpl.stderr and "strcli weights import" in no_smpl.stderr
+    no_str = runner.invoke(app, ["reconstruct", str(video), "--detections", str(dets), "--offline",
+                                 "-o", str(tmp_path)])
+    assert no_str.exit_code == MissingAssetError.exit_code
+    assert "--untrained" in no_str.stderr or "spin_checkpoint" in no_str.stderr
+    assert not any(tmp_path.iterdir())
