@@ -251,3 +251,27 @@ def test_missing_smpl_and_untrained_str_are_refused(assets, tmp_path):
     assert no_str.exit_code == MissingAssetError.exit_code
     assert "--untrained" in no_str.stderr or "spin_checkpoint" in no_str.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_rotated_variable_rate_video_with_stride(workspace, tmp_path):
+    """A phone clip: stored landscape with a 90 degree display rotation, irregular frame
+    times. Outputs are in the upright frame and keep each frame's own time."""
+    from test_video import write_video
+
+    pts = np.cumsum([0] + [33 if i % 3 else 100 for i in range(39)]).tolist()  # ms, with pauses
+    video = write_video(tmp_path / "phone.mp4", frames=40, size=(64, 48), rotation=90, pts_ms=pts)
+    dets = tmp_path / "phone.txt"
+    dets.write_text("".join(f"{f + 1},-1,12,6,24,52,0.9,-1,-1,-1\n" for f in range(40)))  # upright 48x64
+    out = tmp_path / "out"
+    result = reconstruct(workspace, video, "-o", out, "--detections", dets, "--start", 4, "--stride", 2,
+                         "--mesh-format", "none")
+    assert result.exit_code == 0, result.output
+    with np.load(out / "phone" / "tracks" / "0.npz") as data:
+        assert data["image_size"].tolist() == [48, 64]  # width, height of the upright frame
+        assert data["frames"].tolist() == list(range(4, 40, 2))
+        # The encoder rounds times to its 1/30 s clock; the pauses are kept, not spread evenly.
+        assert np.allclose(data["times"], np.array(pts[4:40:2]) / 1000, atol=0.01)
+        assert np.diff(data["times"]).max() > 1.8 * np.diff(data["times"]).min()
+        assert np.allclose(data["boxes"], [12, 6, 36, 58], atol=1e-4)
+    manifest = json.loads((out / "phone" / "manifest.json").read_text())
+    assert manifest["video"]["rotation"] in (90, 270) and manifest["counts"]["frames_processed"] == 18

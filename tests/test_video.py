@@ -19,7 +19,7 @@ def write_video(path, frames=20, size=(64, 48), rate=30, rotation=0, pts_ms=None
         if pts_ms is not None:
             stream.time_base = Fraction(1, 1000)
         for i in range(frames):
-            image = np.full((h, w, 3), 10 * i, np.uint8)
+            image = np.full((h, w, 3), 10 * i % 256, np.uint8)
             image[: h // 4, : w // 4] = 255
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             if pts_ms is not None:

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from strcli.model import STR, STRConfig
-from strcli.windows import plan_windows, predict_sequences, tent_weights
+from strcli.windows import StreamingWindows, plan_windows, predict_sequences, tent_weights
 
 FRAMEWISE = STRConfig(feature_dim=16, gru_hidden=8, integration_dim=4, integration_hidden=4,
                       regressor_hidden=16, use_ttr=False, use_ste_time=False, use_ste_frequency=False,
@@ -58,3 +58,31 @@ def test_several_tracks_at_once_match_one_at_a_time():
         (alone,) = predict_sequences(model, [features])
         assert merged.pose6d.shape == (len(features), 144)
         assert torch.allclose(merged.pose6d, alone.pose6d, atol=1e-5)
+
+
+def test_streaming_equals_batched_and_holds_at_most_a_window():
+    torch.manual_seed(0)
+    model = STR(STRConfig(feature_dim=16, gru_hidden=8, integration_dim=4, integration_hidden=4,
+                          regressor_hidden=16)).eval()
+    tracks = [torch.randn(n, 16) for n in (200, 7, 33, 16, 1)]
+    reference = predict_sequences(model, tracks, batch_size=4)
+    stream = StreamingWindows(model, [len(t) for t in tracks], batch_size=3)
+    rng = np.random.default_rng(1)
+    done = [0] * len(tracks)
+    finals, most_held = [], 0
+    while any(d < len(t) for d, t in zip(done, tracks)):
+        i = int(rng.choice([i for i, t in enumerate(tracks) if done[i] < len(t)]))
+        k = int(rng.integers(1, 4))
+        finals += stream.add(i, tracks[i][done[i] : done[i] + k])
+        done[i] = min(done[i] + k, len(tracks[i]))
+        most_held = max(most_held, max(len(s.features) + len(s.sums) for s in stream.sequences))
+    finals += stream.flush()
+    assert most_held <= 2 * 16 + 3  # bounded by the window, not by the 200-frame track
+    for i, ref in enumerate(reference):
+        mine = sorted((f for f in finals if f.sequence == i), key=lambda f: f.first)
+        assert [f.first for f in mine] == sorted({f.first for f in mine})
+        pose = torch.cat([f.prediction.pose6d for f in mine])
+        assert pose.shape == ref.pose6d.shape and torch.allclose(pose, ref.pose6d, atol=1e-5)
+        assert torch.allclose(torch.cat([f.prediction.cam for f in mine]), ref.cam, atol=1e-5)
+    with pytest.raises(ValueError, match="got more"):
+        stream.add(1, torch.randn(1, 16))

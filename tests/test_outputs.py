@@ -1,0 +1,76 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from strcli.body import Body
+from strcli.errors import OutputError
+from strcli.outputs import CAMERA_TO_ZUP, VideoFolder, output_error, read_manifest, to_amass
+
+
+def test_amass_file_is_the_same_body_turned_z_up(smpl_files):
+    body = Body.from_file(smpl_files["chumpy"])
+    g = torch.Generator().manual_seed(0)
+    n = 4
+    go, bp = torch.randn(n, 3, generator=g) * 0.5, torch.randn(n, 69, generator=g) * 0.2
+    betas = torch.randn(1, 10, generator=g).expand(n, -1)
+    transl = torch.tensor([[0.1, -0.2, 5.0]]) + torch.randn(n, 3, generator=g) * 0.1
+    camera = body(go, bp, betas, transl).vertices
+    pelvis = body(torch.zeros(1, 3), torch.zeros(1, 69), betas[:1]).joints[0, 0].numpy()
+    amass = to_amass(go.numpy(), bp.numpy(), betas.numpy(), transl.numpy(), pelvis, 30.0, np.arange(0, 8, 2))
+    assert amass["poses"].shape == (n, 72) and amass["betas"].shape == (10,)
+    assert float(amass["mocap_framerate"]) == 15.0  # every other frame of a 30 fps video
+    poses = torch.from_numpy(amass["poses"])
+    world = body(poses[:, :3], poses[:, 3:], betas, torch.from_numpy(amass["trans"])).vertices
+    expected = camera @ torch.from_numpy(CAMERA_TO_ZUP).float().T
+    assert torch.allclose(world, expected, atol=1e-4)
+    assert np.allclose(amass["poses"][:, 3:], bp.numpy())
+    # A body standing upright in the image (rotated 180 degrees about x, as SPIN's mean pose
+    # is) stands upright in AMASS's z-up world: head (joint 15) above the ankles (7, 8).
+    upright = to_amass(np.array([[np.pi, 0, 0]]), np.zeros((1, 69)), np.zeros((1, 10)), np.zeros((1, 3)),
+                       pelvis, 30.0, np.arange(1))
+    poses = torch.from_numpy(upright["poses"])
+    joints = body(poses[:, :3], poses[:, 3:], torch.zeros(1, 10)).joints[0]
+    assert joints[15, 2] > joints[7, 2] + 0.5 and joints[15, 2] > joints[8, 2] + 0.5
+
+
+def test_video_folder_appears_only_when_complete(tmp_path):
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / "old.txt").write_text("previous run")
+    with VideoFolder(tmp_path, "clip") as folder:
+        (folder.tmp / "a.npz").write_bytes(b"x")
+        assert folder.tmp.name.startswith(".clip.partial-")
+        assert (tmp_path / "clip" / "old.txt").exists()  # the old result stays until the new one is done
+        folder.commit()
+    assert sorted(p.name for p in (tmp_path / "clip").iterdir()) == ["a.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip"]
+
+
+def test_a_failure_leaves_no_partial_folder_and_keeps_the_old_result(tmp_path):
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / "manifest.json").write_text(json.dumps({"fingerprint": "old"}))
+    with pytest.raises(RuntimeError):
+        with VideoFolder(tmp_path, "clip") as folder:
+            (folder.tmp / "half.npz").write_bytes(b"x")
+            raise RuntimeError("disk trouble")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip"]
+    assert read_manifest(tmp_path / "clip") == {"fingerprint": "old"}
+
+
+def test_stale_partial_folders_of_dead_processes_are_removed(tmp_path):
+    stale = tmp_path / ".clip.partial-999999999-abcdef"  # no such pid
+    stale.mkdir()
+    mine = tmp_path / f".clip.partial-{os.getpid()}-000000"
+    mine.mkdir()
+    with VideoFolder(tmp_path, "clip") as folder:
+        folder.commit()
+    assert not stale.exists() and mine.exists()
+
+
+def test_disk_errors_say_what_to_do(tmp_path):
+    full = output_error(OSError(28, "No space left on device"), tmp_path / "x")
+    assert isinstance(full, OutputError) and "disk is full" in str(full) and "-o" in str(full)
+    denied = output_error(PermissionError(13, "Permission denied"), tmp_path / "x")
+    assert "no permission" in str(denied)
