@@ -229,9 +229,13 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
     smpl = find_smpl_file("neutral", sources.smpl_dir)
     body = Body.from_file(smpl)
     weights.append(_file_weights("smpl", smpl))
-    return Models(device=device, str_model=model.to(device).eval(),
-                  extractor=FeatureExtractor(backbone, device, batch_size), body=body.to(device).eval(),
-                  detector=detector, weights=weights, warnings=warnings)
+    try:
+        return Models(device=device, str_model=model.to(device).eval(),
+                      extractor=FeatureExtractor(backbone, device, batch_size), body=body.to(device).eval(),
+                      detector=detector, weights=weights, warnings=warnings)
+    except torch.cuda.OutOfMemoryError as err:
+        raise ResourceError(f"the networks do not fit in the memory of {device}.",
+                            "Free the GPU (other processes?) or use --device cpu.") from err
 
 
 def _load_str(sources: ModelSources, spin: Path | None, weights: list[WeightsUsed],

@@ -275,3 +275,67 @@ def test_rotated_variable_rate_video_with_stride(workspace, tmp_path):
         assert np.allclose(data["boxes"], [12, 6, 36, 58], atol=1e-4)
     manifest = json.loads((out / "phone" / "manifest.json").read_text())
     assert manifest["video"]["rotation"] in (90, 270) and manifest["counts"]["frames_processed"] == 18
+
+
+def test_example_fetches_the_sample_video_and_spin_with_checksums(workspace, assets, tmp_path, monkeypatch):
+    """The README's main command, with the manifest's URLs pointed at a local server: the
+    sample video and SPIN's checkpoint are downloaded on first use, verified and used."""
+    import tomllib
+
+    from test_features import write_spin_checkpoint
+    from test_weights import FileServer
+
+    from strcli.weights import manifest_path
+
+    real = tomllib.loads(manifest_path().read_text())
+    video_bytes = (assets / "videos" / "pedestrians.avi").read_bytes()
+    assert real["assets"]["sample_video"]["sha256"] == __import__("hashlib").sha256(video_bytes).hexdigest()
+    write_spin_checkpoint(tmp_path / "spin.pt", assets)
+    server = FileServer()
+    server.files["/vtest.avi"] = video_bytes
+    server.files["/model_checkpoint.pt"] = (tmp_path / "spin.pt").read_bytes()
+    try:
+        text = manifest_path().read_text()
+        text = text.replace(real["assets"]["sample_video"]["urls"][0], f"{server.url}/vtest.avi")
+        text = text.replace(real["assets"]["spin_checkpoint"]["urls"][0], f"{server.url}/model_checkpoint.pt")
+        (tmp_path / "manifest.toml").write_text(text)
+        monkeypatch.setenv("STRCLI_MANIFEST", str(tmp_path / "manifest.toml"))
+        weights = tmp_path / "weights"
+        monkeypatch.setenv("STRCLI_WEIGHTS_DIR", str(weights))
+        args = ["reconstruct", "--example", "-o", str(tmp_path / "out"), "--smpl-dir", str(workspace["smpl_dir"]),
+                "--checkpoint", str(workspace["checkpoint"]), "--detections",
+                str(assets / "detections" / "pedestrians.det.txt"), "--end", "12", "--mesh-format", "none",
+                "--device", "cpu", "--quiet"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert (weights / "samples" / "vtest.avi").read_bytes() == video_bytes
+        manifest = json.loads((tmp_path / "out" / "vtest" / "manifest.json").read_text())
+        backbone = next(w for w in manifest["weights"] if w["name"] == "backbone")
+        assert backbone["path"] == str((weights / "spin_model_checkpoint.pt").resolve())
+        assert backbone["sha256"] == __import__("hashlib").sha256(server.files["/model_checkpoint.pt"]).hexdigest()
+        assert not any("randomly initialised" in w for w in manifest["warnings"])
+        fetched = len(server.requests)
+        assert runner.invoke(app, args).exit_code == 0 and len(server.requests) == fetched  # first use only
+    finally:
+        server.close()
+
+
+def test_example_batch_script_reports_the_failure(workspace, assets, tmp_path):
+    import subprocess
+
+    videos, dets = tmp_path / "videos", tmp_path / "dets"
+    videos.mkdir()
+    dets.mkdir()
+    (videos / "running.mp4").symlink_to(assets / "videos" / "running.mp4")
+    (videos / "broken.mp4").write_bytes(b"\x00" * 1000)
+    for name in ("running", "broken"):
+        shutil.copy(assets / "detections" / "running.det.txt", dets / f"{name}.det.txt")
+    script = Path(__file__).resolve().parent.parent / "examples" / "batch_reconstruct.sh"
+    flags = ["--detections", str(dets), "--end", "8", "--smpl-dir", str(workspace["smpl_dir"]), "--checkpoint",
+             str(workspace["checkpoint"]), "--untrained", "--offline", "--mesh-format", "none", "--device", "cpu"]
+    run = subprocess.run(["bash", str(script), str(videos), str(tmp_path / "out"), *flags],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "FAILED  " in run.stderr and "broken.mp4 (exit 7)" in run.stderr
+    assert "ok      " in run.stdout and "1 of 2 video(s) ok, 1 failed" in run.stdout
+    assert (tmp_path / "out" / "running" / "manifest.json").is_file()
