@@ -254,13 +254,16 @@ def reconstruct(
         batch_size=batch_size)
     if max_people is not None and max_people < 1:
         raise UsageError(f"--max-people {max_people}: must be at least 1.")
-    paths = list(inputs or [])
-    if example:
-        paths.append(ensure("sample_video", download=not offline).path)
-    videos = select_shard(find_videos(paths), Shard.parse(shard))
+    shard_spec = Shard.parse(shard)
+    if not inputs and not example:
+        raise UsageError("no input videos given.", "Pass video files or folders, or --example.")
     sources = ModelSources(checkpoint=checkpoint, backbone=backbone, detector=detector, smpl_dir=smpl_dir,
                            untrained=untrained, seed=seed, download=not offline)
     models = load_models(sources, device, batch_size, need_detector=detections is None)
+    paths = list(inputs or [])
+    if example:
+        paths.append(ensure("sample_video", download=not offline).path)
+    videos = select_shard(find_videos(paths), shard_spec)
     for warning in models.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     shown = set(models.warnings)

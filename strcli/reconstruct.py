@@ -188,6 +188,7 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
                 need_detector: bool = True) -> Models:
     """Everything `reconstruct_video` needs; each missing file gets an error saying how to get it."""
     device = resolve_device(device_name)
+    smpl = find_smpl_file("neutral", sources.smpl_dir)  # the manual step: fail before any download
     weights: list[WeightsUsed] = []
     warnings: list[str] = []
 
@@ -226,7 +227,6 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
         warnings.append("the ResNet-50 backbone is randomly initialised (no SPIN checkpoint).")
 
     model = _load_str(sources, spin, weights, warnings)
-    smpl = find_smpl_file("neutral", sources.smpl_dir)
     body = Body.from_file(smpl)
     weights.append(_file_weights("smpl", smpl))
     try:

@@ -22,7 +22,8 @@ import numpy as np
 
 from strcli.errors import CorruptAssetError, UsageError
 
-os.environ.setdefault("YOLO_OFFLINE", "1")  # never download or auto-install at run time
+os.environ.setdefault("YOLO_OFFLINE", "1")  # never download at run time
+os.environ.setdefault("YOLO_AUTOINSTALL", "False")  # never pip-install at run time
 
 PERSON_CLASS = 0  # COCO
 

@@ -239,18 +239,23 @@ def test_bad_input_gets_one_line_and_its_exit_code(workspace, assets, tmp_path, 
                if not line.startswith("warning:"))
 
 
-def test_missing_smpl_and_untrained_str_are_refused(assets, tmp_path):
-    video = assets / "videos" / "running.mp4"
-    dets = assets / "detections" / "running.det.txt"
-    no_smpl = runner.invoke(app, ["reconstruct", str(video), "--detections", str(dets), "--untrained",
-                                  "--offline", "-o", str(tmp_path)])
+def test_missing_smpl_spin_and_str_are_refused_with_how_to_get_them(workspace, assets, tmp_path):
+    from test_features import write_spin_checkpoint
+
+    base = ["reconstruct", str(assets / "videos" / "running.mp4"), "--detections",
+            str(assets / "detections" / "running.det.txt"), "--offline", "-o", str(tmp_path / "out")]
+    no_smpl = runner.invoke(app, [*base, "--untrained"])
     assert no_smpl.exit_code == MissingAssetError.exit_code
     assert "SMPL model file not found" in no_smpl.stderr and "strcli weights import" in no_smpl.stderr
-    no_str = runner.invoke(app, ["reconstruct", str(video), "--detections", str(dets), "--offline",
-                                 "-o", str(tmp_path)])
+    smpl = ["--smpl-dir", str(workspace["smpl_dir"])]
+    no_spin = runner.invoke(app, [*base, *smpl])
+    assert no_spin.exit_code == MissingAssetError.exit_code
+    assert "strcli weights fetch spin_checkpoint" in no_spin.stderr
+    write_spin_checkpoint(tmp_path / "spin.pt", assets)
+    no_str = runner.invoke(app, [*base, *smpl, "--backbone", str(tmp_path / "spin.pt")])
     assert no_str.exit_code == MissingAssetError.exit_code
-    assert "--untrained" in no_str.stderr or "spin_checkpoint" in no_str.stderr
-    assert not any(tmp_path.iterdir())
+    assert "no trained STR weights" in no_str.stderr and "--untrained" in no_str.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_rotated_variable_rate_video_with_stride(workspace, tmp_path):
@@ -339,3 +344,18 @@ def test_example_batch_script_reports_the_failure(workspace, assets, tmp_path):
     assert "FAILED  " in run.stderr and "broken.mp4 (exit 7)" in run.stderr
     assert "ok      " in run.stdout and "1 of 2 video(s) ok, 1 failed" in run.stdout
     assert (tmp_path / "out" / "running" / "manifest.json").is_file()
+
+
+def test_a_truncated_file_is_reported_not_silently_cut(workspace, assets, tmp_path):
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes((assets / "videos" / "pedestrians.avi").read_bytes()[:2_000_000])
+    result = reconstruct(workspace, cut, "-o", tmp_path / "out", "--detections",
+                         assets / "detections" / "pedestrians.det.txt", "--min-track-length", 100000)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "cut" / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert counts["frames_in_file"] == 795 and 0 < counts["frames_decoded"] < 795
+    assert counts["frames_processed"] == counts["frames_decoded"]
+    assert any("may be truncated" in w for w in manifest["warnings"])
+    assert any("no track lasted 100000 frames" in w for w in manifest["warnings"])
+    assert "may be truncated" in result.stderr
