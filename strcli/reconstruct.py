@@ -208,7 +208,6 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
             detector = Path(used.path or "")
             weights.append(used)
 
-    backbone = Backbone()
     spin: Path | None = sources.backbone
     if spin is None:
         try:
@@ -217,12 +216,12 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
             if not sources.untrained:
                 raise
             spin = None
+    torch.manual_seed(sources.seed)
+    backbone = Backbone()
     if spin is not None:
         load_spin_backbone(backbone, spin)
         weights.append(_file_weights("backbone", spin, "SPIN ResNet-50"))
     else:
-        torch.manual_seed(sources.seed)
-        backbone = Backbone()
         weights.append(WeightsUsed("backbone", None, "", f"random init (seed {sources.seed})"))
         warnings.append("the ResNet-50 backbone is randomly initialised (no SPIN checkpoint).")
 
