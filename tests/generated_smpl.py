@@ -31,6 +31,7 @@ REST_JOINTS = np.array([
 ])
 NUM_VERTICES = 6890
 NUM_FACES = 13776
+TURN = 12  # vertices per turn of a bone's helix
 
 
 def make_smpl_arrays(seed: int = 0) -> dict[str, np.ndarray]:
@@ -40,10 +41,19 @@ def make_smpl_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     children = {j: np.flatnonzero(PARENTS == j) for j in range(24)}
     v_template = np.empty((NUM_VERTICES, 3))
     for j in range(24):
+        # The bone's vertices wind around it as a helix of TURN vertices per turn, so that
+        # neighbouring vertices make small triangles, as on a real body surface.
         idx = np.flatnonzero(owner == j)
         end = REST_JOINTS[children[j][0]] if len(children[j]) else REST_JOINTS[j] + [0, 0.05, 0]
-        along = rng.uniform(0, 1, (len(idx), 1))
-        v_template[idx] = REST_JOINTS[j] + along * (end - REST_JOINTS[j]) + rng.normal(0, 0.03, (len(idx), 3))
+        axis = end - REST_JOINTS[j]
+        u = np.cross(axis, [0.3, 0.5, 0.7])
+        u /= np.linalg.norm(u)
+        w = np.cross(axis / np.linalg.norm(axis), u)
+        k = np.arange(len(idx))
+        angle = 2 * np.pi * k / TURN
+        radius = 0.04 + rng.normal(0, 0.002, len(idx))
+        v_template[idx] = (REST_JOINTS[j] + (k / len(idx))[:, None] * axis
+                           + radius[:, None] * (np.cos(angle)[:, None] * u + np.sin(angle)[:, None] * w))
     weights = np.zeros((NUM_VERTICES, 24))
     weights[np.arange(NUM_VERTICES), owner] = 0.8
     parent_of_owner = np.where(PARENTS[owner] < 0, owner, PARENTS[owner])
@@ -55,15 +65,14 @@ def make_smpl_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     shapedirs = rng.normal(0, 0.01, (NUM_VERTICES, 3, 10))
     shapedirs[:, :, 0] += 0.05 * v_template  # beta_0 scales the body, as SMPL's first component roughly does
     posedirs = rng.normal(0, 0.001, (NUM_VERTICES, 3, 207))
-    faces = np.empty((NUM_FACES, 3), np.uint32)
-    face_owner = np.arange(NUM_FACES) % 24
+    faces = []
     for j in range(24):
-        idx = np.flatnonzero(owner == j)
-        rows = np.flatnonzero(face_owner == j)
-        order = rng.permutation(idx)  # a strip through every vertex of the bone: none unused
-        k = np.arange(len(rows))
-        faces[rows] = np.stack([order[k % len(order)], order[(k + 1) % len(order)],
-                                order[(k + 2) % len(order)]], axis=1)
+        idx = np.flatnonzero(owner == j)  # in helix order
+        k = np.arange(len(idx) - TURN - 1)
+        faces += [np.stack([idx[k], idx[k + 1], idx[k + TURN]], 1),
+                  np.stack([idx[k + 1], idx[k + TURN + 1], idx[k + TURN]], 1)]
+    faces = np.concatenate(faces)
+    faces = np.concatenate([faces, faces[: NUM_FACES - len(faces)]]).astype(np.uint32)  # SMPL's count
     kintree = np.stack([np.where(PARENTS < 0, 4294967295, PARENTS), np.arange(24)]).astype(np.int64)
     return {"v_template": v_template, "shapedirs": shapedirs, "posedirs": posedirs,
             "J_regressor": j_regressor, "weights": weights, "kintree_table": kintree, "f": faces}
