@@ -303,5 +303,70 @@ def reconstruct(
         raise typer.Exit(code)
 
 
+@app.command()
+@reports_errors
+def render(
+    outputs: Annotated[list[Path], typer.Argument(help="reconstruct output folders: OUT (every video "
+                                                       "in it) or OUT/<video-stem>.")],
+    overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Draw over the video (default) "
+                       "or on a plain background.")] = True,
+    side_view: Annotated[bool, typer.Option("--side-view", help="Add a panel seen from the side.")] = False,
+    tracks: Annotated[str | None, typer.Option(help="Only these track ids, e.g. 0,2.")] = None,
+    alpha: Annotated[float, typer.Option(help="Opacity of the bodies (0-1].")] = 0.8,
+    joints: Annotated[bool, typer.Option("--joints", help="Draw the 2D joints.")] = False,
+    video: Annotated[bool, typer.Option("--video/--no-video", help="Write overlay.mp4.")] = True,
+    frames: Annotated[str | None, typer.Option(help="Also write these frames as PNG: 0,10,20 or "
+                      "start:stop[:step].")] = None,
+    crf: Annotated[int, typer.Option(help="x264 quality (0-51, lower is better).")] = 20,
+    fps: Annotated[float | None, typer.Option(help="Output frame rate (default: the source's).")] = None,
+    source: Annotated[Path | None, typer.Option("--video-file", help="The source video, if it moved "
+                      "since reconstruct (one output folder only).")] = None,
+    smpl_dir: Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Overlay videos (and PNGs) of the reconstructed bodies on their input videos, headless."""
+    from strcli.body import Body, find_smpl_file
+    from strcli.devices import resolve_device
+    from strcli.errors import UsageError
+    from strcli.outputs import MANIFEST
+    from strcli.render import RenderOptions, parse_frames, parse_tracks, render_video
+
+    options = RenderOptions(overlay=overlay, side_view=side_view, tracks=parse_tracks(tracks), alpha=alpha,
+                            joints=joints, video=video, frames=parse_frames(frames), crf=crf, fps=fps)
+    folders: list[Path] = []
+    for path in outputs:
+        if (path / MANIFEST).is_file():
+            folders.append(path)
+        elif path.is_dir():
+            folders += sorted(p for p in path.iterdir() if (p / MANIFEST).is_file())
+    if not folders:
+        raise UsageError(f"no reconstruct outputs (folders with {MANIFEST}) in {', '.join(map(str, outputs))}.",
+                         "Run `strcli reconstruct VIDEO -o OUT` first, then `strcli render OUT`.")
+    if source is not None and len(folders) > 1:
+        raise UsageError("--video-file works with one output folder.")
+    torch_device = resolve_device(device)
+    body = Body.from_file(find_smpl_file("neutral", smpl_dir)).to(torch_device)
+    failed = 0
+    with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed}/{task.total}",
+                  console=stderr, disable=quiet, transient=True) as bar:
+        for folder in folders:
+            task = bar.add_task(folder.name, total=None)
+            try:
+                result = render_video(folder, body, options, torch_device, source,
+                                      progress=lambda done, total, t=task: bar.update(t, completed=done,
+                                                                                      total=total))
+            except StrcliError as err:
+                print(f"error: {folder.name}: {err}", file=sys.stderr)
+                failed = failed or err.exit_code
+                continue
+            finally:
+                bar.remove_task(task)
+            print(f"{folder.name}: {result.video or ''} {result.frames} frames"
+                  + (f", {result.pngs} PNG" if result.pngs else "") + f" in {result.seconds:.1f} s")
+    if failed:
+        raise typer.Exit(failed)
+
+
 def run() -> None:
     app()

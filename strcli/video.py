@@ -8,6 +8,7 @@ and counts what it decoded, skipped and could not decode, so nothing is truncate
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,3 +151,108 @@ class VideoReader:
                     yield Frame(index=index, time=time - first_time, image=image)
         finally:
             container.close()
+
+
+_MP4_AUDIO = ("aac", "mp3", "ac3", "eac3", "opus", "alac", "flac")
+
+
+class VideoWriter:
+    """H.264 MP4 (yuv420p, which every common player opens), written to a hidden temporary
+    name and renamed when complete. Frames are (H, W, 3) uint8 RGB; odd sizes get one
+    black row/column (4:2:0 needs even sizes). `copy_audio_from` adds the audio of a source
+    file, the part `close` names (copied when MP4 can hold its codec, else re-encoded to
+    AAC)."""
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float, crf: int = 20,
+                 preset: str = "veryfast", copy_audio_from: Path | None = None) -> None:
+        from fractions import Fraction
+
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
+        self.width, self.height = width + width % 2, height + height % 2
+        self.frames = 0
+        try:
+            self.container = av.open(str(self.tmp), "w")
+        except (av.error.FFmpegError, OSError) as err:
+            from strcli.errors import OutputError
+
+            raise OutputError(f"cannot write {self.path} ({err}).") from err
+        rate = Fraction(fps).limit_denominator(1001)
+        self.stream = self.container.add_stream("libx264", rate=rate)
+        self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
+        self.stream.options = {"crf": str(crf), "preset": preset}
+        self.stream.thread_type = "AUTO"
+        # The audio stream must exist before the first packet is written: made now, filled at close.
+        self.audio_source, self.audio_out, self.audio_copy = None, None, False
+        if copy_audio_from is not None:
+            with av.open(str(copy_audio_from)) as src:
+                if src.streams.audio:
+                    audio = src.streams.audio[0]
+                    self.audio_source = copy_audio_from
+                    self.audio_copy = audio.codec_context.name in _MP4_AUDIO
+                    self.audio_out = (self.container.add_stream_from_template(audio) if self.audio_copy else
+                                      self.container.add_stream("aac", rate=audio.codec_context.sample_rate))
+
+    def write(self, image: np.ndarray) -> None:
+        h, w = image.shape[:2]
+        if (w, h) != (self.width, self.height):
+            padded = np.zeros((self.height, self.width, 3), np.uint8)
+            padded[:h, :w] = image
+            image = padded
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def close(self, audio_start: float = 0.0, audio_end: float | None = None) -> Path:
+        """Finish the file (with the source's audio from `audio_start` to `audio_end`
+        seconds) and move it to its final name."""
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        if self.audio_source is not None:
+            self._copy_audio(self.audio_source, audio_start, audio_end)
+        self.container.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except (av.error.FFmpegError, OSError, ValueError):
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None:
+            self.abort()
+
+    def _copy_audio(self, source: Path, start: float, end: float | None) -> None:
+        with av.open(str(source)) as src:
+            audio = src.streams.audio[0]
+            if self.audio_copy:
+                shift = int(round(start / audio.time_base))
+                for packet in src.demux(audio):
+                    if packet.pts is None or packet.dts is None:
+                        continue
+                    time = float(packet.pts * audio.time_base)
+                    if time < start or (end is not None and time >= end):
+                        continue
+                    packet.pts -= shift
+                    packet.dts -= shift
+                    packet.stream = self.audio_out
+                    self.container.mux(packet)
+                return
+            rate = audio.codec_context.sample_rate
+            resampler = av.AudioResampler(format="fltp", layout="stereo", rate=rate)
+            for frame in src.decode(audio):
+                if frame.time is None or frame.time < start or (end is not None and frame.time >= end):
+                    continue
+                for piece in resampler.resample(frame):
+                    piece.pts = None
+                    for packet in self.audio_out.encode(piece):
+                        self.container.mux(packet)
+            for packet in self.audio_out.encode(None):
+                self.container.mux(packet)

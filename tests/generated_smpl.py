@@ -40,6 +40,7 @@ def make_smpl_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     owner = np.arange(NUM_VERTICES) % 24  # the joint each vertex belongs to
     children = {j: np.flatnonzero(PARENTS == j) for j in range(24)}
     v_template = np.empty((NUM_VERTICES, 3))
+    axis_of = np.zeros((24, 3))
     for j in range(24):
         # The bone's vertices wind around it as a helix of TURN vertices per turn, so that
         # neighbouring vertices make small triangles, as on a real body surface.
@@ -49,6 +50,7 @@ def make_smpl_arrays(seed: int = 0) -> dict[str, np.ndarray]:
         u = np.cross(axis, [0.3, 0.5, 0.7])
         u /= np.linalg.norm(u)
         w = np.cross(axis / np.linalg.norm(axis), u)
+        axis_of[j] = axis / np.linalg.norm(axis)
         k = np.arange(len(idx))
         angle = 2 * np.pi * k / TURN
         radius = 0.04 + rng.normal(0, 0.002, len(idx))
@@ -69,8 +71,16 @@ def make_smpl_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     for j in range(24):
         idx = np.flatnonzero(owner == j)  # in helix order
         k = np.arange(len(idx) - TURN - 1)
-        faces += [np.stack([idx[k], idx[k + 1], idx[k + TURN]], 1),
-                  np.stack([idx[k + 1], idx[k + TURN + 1], idx[k + TURN]], 1)]
+        tube = np.concatenate([np.stack([idx[k], idx[k + 1], idx[k + TURN]], 1),
+                               np.stack([idx[k + 1], idx[k + TURN + 1], idx[k + TURN]], 1)])
+        # Wind the triangles counter-clockwise seen from outside, as SMPL's are.
+        v = v_template[tube]
+        normal = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
+        outward = v.mean(1) - v_template[idx].mean(0)
+        outward -= (outward @ axis_of[j])[:, None] * axis_of[j]
+        if (np.einsum("fc,fc->f", normal, outward) < 0).mean() > 0.5:
+            tube = tube[:, ::-1]
+        faces.append(tube)
     faces = np.concatenate(faces)
     faces = np.concatenate([faces, faces[: NUM_FACES - len(faces)]]).astype(np.uint32)  # SMPL's count
     kintree = np.stack([np.where(PARENTS < 0, 4294967295, PARENTS), np.arange(24)]).astype(np.int64)

@@ -1,0 +1,285 @@
+"""Outputs -> videos: every tracked body drawn over the input frames, headless.
+
+`render_video` reads what `strcli reconstruct` wrote for one video (its manifest and
+track files), decodes the source again (streamed, upright), poses SMPL for the people of
+each frame, rasterizes them together in one z-buffer (`strcli.rasterize`, so nearer
+bodies and limbs hide farther ones), shades them light and matte in one stable colour per
+track id, blends them over the frame and encodes H.264 (`VideoWriter`, temporary name,
+renamed when complete). `--side-view` adds a panel of the same bodies turned 90 degrees
+about the vertical axis through their centre.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from strcli.body import Body
+from strcli.camera import Intrinsics
+from strcli.errors import UsageError, VideoError
+from strcli.outputs import MANIFEST, output_error
+from strcli.rasterize import rasterize, vertex_normals
+from strcli.video import VideoReader, VideoWriter
+
+# Light, desaturated colours (RGB 0-1) in the spirit of the paper's figures; track k gets
+# PALETTE[k % len(PALETTE)], so a person keeps their colour across frames and renders.
+PALETTE = np.array([[0.65, 0.74, 0.86], [0.93, 0.71, 0.55], [0.62, 0.84, 0.64], [0.89, 0.64, 0.72],
+                    [0.79, 0.72, 0.90], [0.93, 0.86, 0.55], [0.58, 0.83, 0.83], [0.85, 0.78, 0.68]],
+                   np.float32)
+SIDE_BACKGROUND = 235  # grey level of the side-view panel
+_KEY_LIGHT = (-0.35, -0.55, -0.76)  # from the upper left, in front (camera frame, y down)
+# SMPL's kinematic tree, for drawing 2D joints as a skeleton.
+_BONES = ((0, 1), (0, 2), (0, 3), (1, 4), (2, 5), (3, 6), (4, 7), (5, 8), (6, 9), (7, 10), (8, 11),
+          (9, 12), (9, 13), (9, 14), (12, 15), (13, 16), (14, 17), (16, 18), (17, 19), (18, 20),
+          (19, 21), (20, 22), (21, 23))
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    overlay: bool = True  # draw over the video; False: on a plain background
+    side_view: bool = False
+    tracks: tuple[int, ...] | None = None  # None: all
+    alpha: float = 0.8  # opacity of the bodies
+    joints: bool = False  # draw the 2D joints and bones
+    video: bool = True  # write overlay.mp4
+    frames: tuple[int, ...] = ()  # also write these frames as PNG (file frame indices)
+    crf: int = 20  # x264 quality: lower is better and larger
+    fps: float | None = None  # default: the source's (divided by the reconstruct stride)
+    preset: str = "veryfast"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha <= 1:
+            raise UsageError(f"--alpha {self.alpha}: must be in (0, 1].")
+        if not 0 <= self.crf <= 51:
+            raise UsageError(f"--crf {self.crf}: x264 takes 0 (lossless) to 51.")
+        if self.fps is not None and self.fps <= 0:
+            raise UsageError(f"--fps {self.fps}: must be positive.")
+        if not self.video and not self.frames:
+            raise UsageError("--no-video writes nothing without --frames.", "Add --frames 0,100,200 or 0:300:10.")
+
+
+@dataclass(frozen=True)
+class TrackMotion:
+    """One track's parameters, as `reconstruct` wrote them; N frames."""
+
+    track_id: int
+    frames: np.ndarray  # (N,) frame indices in the file
+    global_orient: np.ndarray  # (N, 3)
+    body_pose: np.ndarray  # (N, 69)
+    betas: np.ndarray  # (N, 10)
+    transl: np.ndarray  # (N, 3)
+    joints2d: np.ndarray  # (N, 24, 2)
+
+    @classmethod
+    def load(cls, path: Path) -> TrackMotion:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(int(data["track_id"]), data["frames"], data["global_orient"], data["body_pose"],
+                       data["betas"], data["transl"], data["joints2d"])
+
+    def row(self, frame: int) -> int | None:
+        k = int(np.searchsorted(self.frames, frame))
+        return k if k < len(self.frames) and self.frames[k] == frame else None
+
+
+@dataclass(frozen=True)
+class Person:
+    """A posed body to draw in one frame."""
+
+    track_id: int
+    vertices: Tensor  # (V, 3) camera frame
+    joints2d: np.ndarray  # (24, 2) pixels
+
+
+def parse_frames(text: str | None) -> tuple[int, ...]:
+    """'0,10,20' or 'start:stop[:step]' -> frame indices."""
+    if not text:
+        return ()
+    try:
+        if ":" in text:
+            parts = [int(p) for p in text.split(":")]
+            return tuple(range(*parts))
+        return tuple(int(p) for p in text.split(","))
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"bad --frames {text!r}: use 0,10,20 or start:stop[:step].") from err
+
+
+def parse_tracks(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(p) for p in text.split(","))
+    except ValueError as err:
+        raise UsageError(f"bad --tracks {text!r}: use track ids like 0,2.") from err
+
+
+def shade_fragments(normals: Tensor, colours: Tensor) -> Tensor:
+    """(M, 3) unit normals and base colours -> (M, 3) lit colours in [0, 1]: a matte
+    (Lambertian) body under a headlight and a key light, lifted towards white a little."""
+    view = normals.new_tensor([0.0, 0.0, -1.0])
+    key = torch.nn.functional.normalize(normals.new_tensor(_KEY_LIGHT), dim=0)
+    head = (normals @ view).abs()  # two-sided: a mesh seen from inside still reads
+    side = (normals @ key).clamp_min(0)
+    light = (0.35 + 0.45 * head + 0.35 * side).clamp(max=1.15)[:, None]
+    return (colours * light * 0.9 + 0.1).clamp(0, 1)
+
+
+def draw_people(image: Tensor, people: list[Person], faces: Tensor, intrinsics: Intrinsics,
+                alpha: float) -> Tensor:
+    """Blend the shaded bodies over `image` ((H, W, 3) uint8 on the render device)."""
+    if not people:
+        return image
+    device = image.device
+    vertex_count = people[0].vertices.shape[0]
+    vertices = torch.cat([p.vertices.to(device, torch.float32) for p in people])  # (P V, 3)
+    all_faces = torch.cat([faces + k * vertex_count for k in range(len(people))])  # (P F, 3)
+    fragments = rasterize(vertices, all_faces, intrinsics)
+    if len(fragments.pixel) == 0:
+        return image
+    normals = vertex_normals(vertices, all_faces)  # (P V, 3)
+    corners = all_faces.index_select(0, fragments.face)  # (M, 3)
+    normal = torch.nn.functional.normalize(
+        (normals[corners] * fragments.bary[:, :, None]).sum(dim=1), dim=1)  # (M, 3)
+    palette = torch.as_tensor(PALETTE, device=device)
+    person = fragments.face // faces.shape[0]
+    colour_of = torch.tensor([p.track_id % len(PALETTE) for p in people], device=device)
+    colours = shade_fragments(normal, palette[colour_of[person]])
+    flat = image.reshape(-1, 3)
+    under = flat.index_select(0, fragments.pixel).float() / 255
+    blended = ((1 - alpha) * under + alpha * colours) * 255
+    out = flat.clone()
+    out[fragments.pixel] = blended.round().clamp(0, 255).to(torch.uint8)
+    return out.reshape(image.shape)
+
+
+def side_view(people: list[Person]) -> list[Person]:
+    """The same bodies turned 90 degrees about the vertical axis through their centre, so
+    the panel shows depth (as the side views of peer tools do)."""
+    if not people:
+        return []
+    centre = torch.cat([p.vertices for p in people]).mean(dim=0)
+    c, s = math.cos(math.pi / 2), math.sin(math.pi / 2)
+    turn = people[0].vertices.new_tensor([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    return [Person(p.track_id, (p.vertices - centre) @ turn.T + centre, p.joints2d) for p in people]
+
+
+def draw_joints(image: np.ndarray, people: list[Person]) -> None:
+    for person in people:
+        colour = tuple(int(255 * x * 0.75) for x in PALETTE[person.track_id % len(PALETTE)])
+        points = np.round(person.joints2d).astype(int)
+        for a, b in _BONES:
+            cv2.line(image, tuple(points[a]), tuple(points[b]), colour, 2, cv2.LINE_AA)
+        for point in points:
+            cv2.circle(image, tuple(point), 3, (255, 255, 255), -1, cv2.LINE_AA)
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    folder: Path
+    video: Path | None
+    frames: int
+    pngs: int
+    seconds: float
+
+
+def render_video(folder: Path, body: Body, options: RenderOptions = RenderOptions(),
+                 device: torch.device = torch.device("cpu"), source: Path | None = None,
+                 progress: Callable[[int, int | None], None] | None = None) -> RenderResult:
+    """Render `folder` (one video's reconstruct output) to folder/overlay.mp4 and PNGs."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{folder} has no readable {MANIFEST}: is it an output of `strcli reconstruct`?") from err
+    source = source or Path(manifest["input"]["path"])
+    if not source.is_file():
+        raise VideoError(f"the source video {source} of {folder.name} is gone.",
+                         "Pass its new location with --video.")
+    tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
+    if options.tracks is not None:
+        unknown = sorted(set(options.tracks) - {t.track_id for t in tracks})
+        if unknown:
+            raise UsageError(f"{folder.name} has no track {unknown[0]} (tracks: "
+                             f"{', '.join(str(t.track_id) for t in tracks) or 'none'}).")
+        tracks = [t for t in tracks if t.track_id in options.tracks]
+    opts = manifest["options"]
+    stride = int(opts["stride"])
+    reader = VideoReader(source, int(opts["start_frame"]), opts["end_frame"], stride)
+    info = reader.info
+    focal = manifest["intrinsics"]["focal"]
+    intrinsics = Intrinsics(focal, info.width, info.height)
+    fps = options.fps or info.fps / stride
+    faces = torch.as_tensor(body.faces, device=device)
+    width = info.width * (2 if options.side_view else 1)
+    writer = None
+    first_time: float | None = None
+    if options.video:
+        writer = VideoWriter(folder / "overlay.mp4", width, info.height, fps, options.crf, options.preset,
+                             copy_audio_from=source if stride == 1 and options.fps is None else None)
+    wanted = set(options.frames)
+    pngs = 0
+    total = manifest["counts"]["frames_processed"]
+    count = 0
+    try:
+        for frame in reader:
+            first_time = frame.time if first_time is None else first_time
+            people = _people_at(frame.index, tracks, body, device)
+            image = torch.from_numpy(frame.image).to(device)
+            base = image if options.overlay else torch.full_like(image, SIDE_BACKGROUND)
+            drawn = draw_people(base, people, faces, intrinsics, options.alpha).cpu().numpy()
+            if options.joints:
+                draw_joints(drawn, people)
+            if options.side_view:
+                panel = torch.full_like(image, SIDE_BACKGROUND)
+                side = draw_people(panel, side_view(people), faces, intrinsics, 1.0).cpu().numpy()
+                drawn = np.concatenate([drawn, side], axis=1)
+            if writer is not None:
+                writer.write(drawn)
+            if frame.index in wanted:
+                _write_png(folder / "frames" / f"{frame.index:06d}.png", drawn)
+                pngs += 1
+            count += 1
+            if progress:
+                progress(count, total)
+        video = None
+        if writer is not None:
+            start = first_time or 0.0
+            video = writer.close(start, start + count / fps)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return RenderResult(folder, video, count, pngs, time.perf_counter() - started)
+
+
+@torch.inference_mode()
+def _people_at(frame: int, tracks: list[TrackMotion], body: Body, device: torch.device) -> list[Person]:
+    rows = [(t, r) for t in tracks if (r := t.row(frame)) is not None]
+    if not rows:
+        return []
+
+    def stack(name: str) -> Tensor:
+        return torch.from_numpy(np.stack([getattr(t, name)[r] for t, r in rows])).to(device, torch.float32)
+
+    out = body(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
+    return [Person(t.track_id, out.vertices[k], t.joints2d[r]) for k, (t, r) in enumerate(rows)]
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}")
+        if not cv2.imwrite(str(tmp) + ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"cv2 could not write {path}")
+        Path(str(tmp) + ".png").replace(path)
+    except OSError as err:
+        raise output_error(err, path) from err

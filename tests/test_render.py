@@ -1,0 +1,169 @@
+"""The rasterizer against exact silhouettes, and `strcli render` end to end."""
+
+import json
+import math
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+import trimesh
+from typer.testing import CliRunner
+
+from strcli.camera import Intrinsics
+from strcli.cli import app
+from strcli.rasterize import project_vertices, rasterize
+from strcli.render import PALETTE, Person, draw_people
+
+runner = CliRunner()
+K = Intrinsics(800.0, 320, 240)
+
+
+def mesh(shape, centre):
+    m = trimesh.creation.icosphere(3) if shape == "sphere" else trimesh.creation.box((0.8, 0.5, 0.3))
+    return torch.tensor(m.vertices + centre, dtype=torch.float32), torch.tensor(m.faces, dtype=torch.int64)
+
+
+def silhouette(vertices, faces):
+    xy, _ = project_vertices(vertices, K)
+    mask = np.zeros((K.height, K.width), np.uint8)
+    for face in faces:  # one call per triangle: their union, whatever overlaps
+        cv2.fillConvexPoly(mask, np.round(xy[face].numpy() * 16).astype(np.int32), 1, cv2.LINE_8, shift=4)
+    return mask.astype(bool)
+
+
+@pytest.mark.parametrize("shape, centre", [("sphere", (0.1, -0.05, 3.0)), ("box", (-0.2, 0.1, 2.5)),
+                                           ("sphere", (1.0, 0.0, 2.0))])  # the last leaves the image
+def test_coverage_matches_the_projected_silhouette(shape, centre):
+    vertices, faces = mesh(shape, centre)
+    fragments = rasterize(vertices, faces, K)
+    covered = np.zeros(K.width * K.height, bool)
+    covered[fragments.pixel.numpy()] = True
+    expected = silhouette(vertices, faces).reshape(-1)
+    iou = (covered & expected).sum() / (covered | expected).sum()
+    assert iou > 0.95
+    assert len(np.unique(fragments.pixel.numpy())) == len(fragments.pixel)  # one fragment per pixel
+    assert torch.allclose(fragments.bary.sum(1), torch.ones(len(fragments.pixel)), atol=1e-4)
+
+
+def test_depth_is_the_true_surface_depth():
+    vertices, faces = mesh("sphere", (0.0, 0.0, 3.0))
+    fragments = rasterize(vertices, faces, K)
+    centre = (K.height // 2) * K.width + K.width // 2
+    (at,) = torch.nonzero(fragments.pixel == centre).squeeze(1)
+    assert fragments.depth[at] == pytest.approx(2.0, abs=0.01)  # unit sphere at 3 m: front at 2 m
+
+
+def test_nearer_body_hides_the_farther_one_and_an_arm_its_torso():
+    far, faces = mesh("sphere", (0.3, 0.0, 4.0))
+    near, _ = mesh("sphere", (-0.3, 0.0, 3.0))
+    image = torch.zeros(K.height, K.width, 3, dtype=torch.uint8)
+    people = [Person(1, far, np.zeros((24, 2))), Person(0, near, np.zeros((24, 2)))]
+    out = draw_people(image, people, faces, K, alpha=1.0).numpy().astype(float) / 255
+    both = silhouette(far, faces) & silhouette(near, faces)
+    assert both.sum() > 500
+    hue = out[both] / out[both].sum(1, keepdims=True)
+    near_hue = PALETTE[0] / PALETTE[0].sum()
+    far_hue = PALETTE[1] / PALETTE[1].sum()
+    assert (np.abs(hue - near_hue).sum(1) < np.abs(hue - far_hue).sum(1)).mean() > 0.98
+    # One mesh: a small box (an arm) in front of a big one (a torso) is drawn in front.
+    torso, torso_faces = mesh("box", (0.0, 0.0, 3.0))
+    arm, arm_faces = mesh("box", (0.0, 0.0, 2.5))
+    arm = (arm - torch.tensor([0.0, 0.0, 2.5])) * 0.3 + torch.tensor([0.0, 0.0, 2.5])
+    vertices = torch.cat([torso, arm])
+    faces = torch.cat([torso_faces, arm_faces + len(torso)])
+    fragments = rasterize(vertices, faces, K)
+    inner = cv2.erode(silhouette(arm, arm_faces).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    in_arm = torch.from_numpy(inner.reshape(-1))[fragments.pixel]  # (edge pixels may go either way)
+    assert in_arm.sum() > 100 and bool((fragments.face[in_arm] >= len(torso_faces)).all())
+
+
+def test_mesh_behind_the_camera_is_not_drawn():
+    vertices, faces = mesh("sphere", (0.0, 0.0, -3.0))
+    assert len(rasterize(vertices, faces, K).pixel) == 0
+
+
+@pytest.fixture
+def reconstructed(tmp_path, assets, smpl_files):
+    """A video reconstructed with the mean-predicting STR."""
+    from test_reconstruct import mean_checkpoint
+
+    checkpoint = mean_checkpoint(tmp_path / "mean.pt", assets)
+    smpl = smpl_files["chumpy"].parent
+
+    def run(video, detections, *extra):
+        args = ["reconstruct", str(video), "-o", str(tmp_path / "out"), "--detections", str(detections),
+                "--smpl-dir", str(smpl), "--checkpoint", str(checkpoint), "--untrained", "--offline",
+                "--device", "cpu", "--mesh-format", "none", "--quiet", *map(str, extra)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return tmp_path / "out" / video.stem
+
+    return run, smpl
+
+
+def decoded(path):
+    """(codec, pixel format, frame rate), frames, stream kinds of a video file."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        kinds = [s.type for s in container.streams]
+        return (stream.codec_context.name, stream.codec_context.pix_fmt, float(stream.average_rate)), frames, kinds
+
+
+def test_render_overlays_the_body_on_the_person(reconstructed, assets):
+    run, smpl = reconstructed
+    folder = run(assets / "videos" / "running.mp4", assets / "detections" / "running.det.txt", "--end", 10)
+    result = runner.invoke(app, ["render", str(folder.parent), "--smpl-dir", str(smpl), "--device", "cpu",
+                                 "--frames", "2,3", "--side-view", "-q"])
+    assert result.exit_code == 0, result.output
+    (codec, pix_fmt, rate), frames, kinds = decoded(folder / "overlay.mp4")
+    assert kinds == ["video"] and len(frames) == 10
+    assert (codec, pix_fmt) == ("h264", "yuv420p")
+    assert frames[0].shape == (1088, 3840, 3) and rate == pytest.approx(30)
+    png = cv2.cvtColor(cv2.imread(str(folder / "frames" / "000002.png")), cv2.COLOR_BGR2RGB)
+    assert png.shape == (1088, 3840, 3) and sorted(p.name for p in (folder / "frames").iterdir()) == [
+        "000002.png", "000003.png"]
+    # The body is drawn inside the tracked box and nowhere far from it.
+    with np.load(folder / "tracks" / "0.npz") as data:
+        x1, y1, x2, y2 = data["boxes"][2].astype(int)
+    source = next(f.to_ndarray(format="rgb24") for i, f in enumerate(av.open(str(assets / "videos" / "running.mp4")).decode(video=0)) if i == 2)
+    changed = np.abs(png[:, :1920].astype(int) - source).sum(2) > 30
+    ys, xs = np.nonzero(changed)
+    assert changed[y1:y2, x1:x2].sum() > 2000
+    assert xs.min() > x1 - 0.6 * (y2 - y1) and xs.max() < x2 + 0.6 * (y2 - y1) and ys.min() > y1 - 50
+    assert (png[:, 1920:] != 235).any(axis=2).sum() > 2000  # the side panel shows the body too
+    assert not list(folder.glob(".overlay.partial-*"))
+
+
+def test_rotated_source_gives_an_upright_overlay_with_its_audio(reconstructed, tmp_path):
+    run, smpl = reconstructed
+    video = tmp_path / "phone.mp4"
+    with av.open(str(video), "w") as out:
+        vs = out.add_stream("libx264", rate=30)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.set_display_rotation(90)
+        audio = out.add_stream("aac", rate=16000)
+        for i in range(30):
+            image = np.full((48, 64, 3), 90, np.uint8)
+            for packet in vs.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        samples = (0.3 * np.sin(np.arange(16000) * 2 * math.pi * 440 / 16000)).astype(np.float32)
+        for start in range(0, 16000, 1024):
+            frame = av.AudioFrame.from_ndarray(samples[None, start : start + 1024], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 16000, start, Fraction(1, 16000)
+            for packet in audio.encode(frame):
+                out.mux(packet)
+        for stream in (vs, audio):
+            for packet in stream.encode():
+                out.mux(packet)
+    dets = tmp_path / "phone.txt"
+    dets.write_text("".join(f"{f + 1},-1,12,6,24,52,0.9,-1,-1,-1\n" for f in range(30)))
+    folder = run(video, dets)
+    result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    _, frames, kinds = decoded(folder / "overlay.mp4")
+    assert frames[0].shape == (64, 48, 3) and len(frames) == 30  # upright: 48 wide, 64 high
+    assert kinds == ["video", "audio"]
