@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from strcli.errors import StrcliError, UsageError
+from strcli.outputs import MANIFEST
 from strcli.reconstruct import Models, Progress, ReconstructOptions, VideoResult, reconstruct_video
+from strcli.render import OVERLAY, RenderOptions, render_video
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
                   ".ts", ".mts", ".3gp")
@@ -97,8 +99,10 @@ def check_stems(videos: Sequence[Path]) -> dict[Path, str]:
 def run_batch(videos: Sequence[Path], out_root: Path, options: ReconstructOptions, models: Models,
               detections: Path | None = None, overwrite: bool = False,
               progress_for: Callable[[Path], Progress] | None = None,
-              on_result: Callable[[VideoResult], None] | None = None) -> list[VideoResult]:
-    """Reconstruct every video; a failure is recorded and the next video goes on."""
+              on_result: Callable[[VideoResult], None] | None = None,
+              render: RenderOptions | None = None) -> list[VideoResult]:
+    """Reconstruct every video (and render it, with `render`); a failure is recorded and the
+    next video goes on."""
     results = []
     clashes = check_stems(videos)
     for video in videos:
@@ -107,14 +111,41 @@ def run_batch(videos: Sequence[Path], out_root: Path, options: ReconstructOption
         else:
             try:
                 dets = detections_for(video, detections, single=len(videos) == 1)
-                result = reconstruct_video(video, out_root, options, models, dets, overwrite,
-                                           progress_for(video) if progress_for else None)
+                progress = progress_for(video) if progress_for else None
+                result = reconstruct_video(video, out_root, options, models, dets, overwrite, progress)
+                if render is not None and result.output is not None:
+                    result = _render(result, models, render, progress)
             except StrcliError as err:
                 result = VideoResult(video, "failed", message=str(err), exit_code=err.exit_code)
         results.append(result)
         if on_result:
             on_result(result)
     return results
+
+
+def _render(result: VideoResult, models: Models, options: RenderOptions, progress: Progress | None
+            ) -> VideoResult:
+    """`reconstruct --render`: the overlay, unless a skipped video's one is newer than its outputs."""
+    assert result.output is not None
+    overlay = result.output / OVERLAY
+    if (result.status == "skipped" and options.video and not options.frames and overlay.is_file()
+            and overlay.stat().st_mtime >= (result.output / MANIFEST).stat().st_mtime):
+        return replace(result, rendered=overlay)
+
+    def advance(done: int, total: int | None) -> None:
+        if progress is not None:
+            if done == 1:
+                progress.start("render", total)
+            progress.advance()
+
+    try:
+        rendered = render_video(result.output, models.body, options, models.device, progress=advance)
+    except StrcliError as err:  # the reconstruction stands; the video counts as failed
+        return replace(result, status="failed", message=f"rendering failed: {err}", exit_code=err.exit_code)
+    finally:
+        if progress is not None:
+            progress.finish()
+    return replace(result, rendered=rendered.video, seconds=result.seconds + rendered.seconds)
 
 
 def exit_code(results: Sequence[VideoResult]) -> int:

@@ -234,6 +234,9 @@ def reconstruct(
                      "i-th (0-based), to split a folder across machines.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos that are already "
                          "done.")] = False,
+    render_overlay: Annotated[bool, typer.Option("--render", help="Also write <output>/<video-stem>/"
+                              "overlay.mp4 right away (`strcli render` defaults; for its options run "
+                              "`strcli render` instead).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary table.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
@@ -241,6 +244,7 @@ def reconstruct(
     from strcli.batch import Shard, exit_code, find_videos, run_batch, select_shard
     from strcli.errors import UsageError
     from strcli.reconstruct import ModelSources, ReconstructOptions, load_models
+    from strcli.render import RenderOptions
     from strcli.tracking import TrackingConfig
     from strcli.weights import ensure
 
@@ -279,11 +283,12 @@ def reconstruct(
                   "{task.completed}/{task.total}", console=stderr, disable=quiet, transient=True) as bar:
         results = run_batch(videos, output, options, models, detections, overwrite,
                             progress_for=lambda v: _RichProgress(None if quiet else bar, v.name),
-                            on_result=report)
+                            on_result=report, render=RenderOptions() if render_overlay else None)
     if as_json:
         print(json.dumps([{"video": str(r.video), "status": r.status,
                            "output": str(r.output) if r.output else None, "tracks": r.tracks,
                            "frames": r.frames, "seconds": round(r.seconds, 3), "message": r.message,
+                           "overlay": str(r.rendered) if r.rendered else None,
                            "exit_code": r.exit_code, "warnings": list(r.warnings)} for r in results],
                          indent=2))
     elif not quiet:
@@ -318,6 +323,8 @@ def render(
     frames: Annotated[str | None, typer.Option(help="Also write these frames as PNG: 0,10,20 or "
                       "start:stop[:step].")] = None,
     crf: Annotated[int, typer.Option(help="x264 quality (0-51, lower is better).")] = 20,
+    preset: Annotated[str, typer.Option(help="x264 speed: ultrafast, superfast, veryfast, faster, "
+                      "fast, medium, slow (slower = smaller files at the same quality).")] = "veryfast",
     fps: Annotated[float | None, typer.Option(help="Output frame rate (default: the source's).")] = None,
     source: Annotated[Path | None, typer.Option("--video-file", help="The source video, if it moved "
                       "since reconstruct (one output folder only).")] = None,
@@ -333,7 +340,8 @@ def render(
     from strcli.render import RenderOptions, parse_frames, parse_tracks, render_video
 
     options = RenderOptions(overlay=overlay, side_view=side_view, tracks=parse_tracks(tracks), alpha=alpha,
-                            joints=joints, video=video, frames=parse_frames(frames), crf=crf, fps=fps)
+                            joints=joints, video=video, frames=parse_frames(frames), crf=crf, fps=fps,
+                            preset=preset)
     folders: list[Path] = []
     for path in outputs:
         if (path / MANIFEST).is_file():

@@ -51,38 +51,53 @@ def rasterize(vertices: Tensor, faces: Tensor, intrinsics: Intrinsics, cull_back
     width, height = intrinsics.width, intrinsics.height
     device = vertices.device
     xy, z = project_vertices(vertices.float(), intrinsics)
-    tri, tz = xy[faces], z[faces]  # (F, 3, 2), (F, 3)
-    lo = tri.min(dim=1).values.floor()
-    hi = tri.max(dim=1).values.ceil()
+    flat = faces.reshape(-1)
+    tri = xy.index_select(0, flat).view(-1, 3, 2)  # (F, 3, 2)
+    tz = z.index_select(0, flat).view(-1, 3)  # (F, 3)
+    lo = tri.min(dim=1).values
+    hi = tri.max(dim=1).values
     x0, y0, x1, y1, x2, y2 = tri[:, 0, 0], tri[:, 0, 1], tri[:, 1, 0], tri[:, 1, 1], tri[:, 2, 0], tri[:, 2, 1]
     area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
     keep = ((tz > _NEAR).all(dim=1) & (area < -1e-9 if cull_back else area.abs() > 1e-9)
             & (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < width) & (lo[:, 1] < height))
     face_ids = torch.nonzero(keep).squeeze(1)
+    tri, tz, area = tri.index_select(0, face_ids), tz.index_select(0, face_ids), area.index_select(0, face_ids)
+    x0, y0, x1, y1, x2, y2 = tri[:, 0, 0], tri[:, 0, 1], tri[:, 1, 0], tri[:, 1, 1], tri[:, 2, 0], tri[:, 2, 1]
     # Each barycentric coordinate is linear in the pixel position, and so is b_i / z_i (the
     # perspective-correct weight): per face, [b0/z0, b1/z1, b2/z2] = M @ [x, y, 1].
-    x0, y0, x1, y1, x2, y2, area = (t[face_ids] for t in (x0, y0, x1, y1, x2, y2, area))
-    inv_z = 1 / tz[face_ids]  # (F', 3)
     rows = [torch.stack(((y1 - y2), (x2 - x1), (x1 * y2 - x2 * y1)), 1),
             torch.stack(((y2 - y0), (x0 - x2), (x2 * y0 - x0 * y2)), 1)]
     rows.append(torch.stack((-(rows[0][:, 0] + rows[1][:, 0]), -(rows[0][:, 1] + rows[1][:, 1]),
                              area - rows[0][:, 2] - rows[1][:, 2]), 1))
-    coeff = torch.stack(rows, 1) / area[:, None, None] * inv_z[:, :, None]  # (F', 3, 3)
-    lo = torch.maximum(lo[face_ids], lo.new_zeros(2)).long()
-    hi = torch.minimum(hi[face_ids], hi.new_tensor([width - 1, height - 1])).long()
-    box_w = (hi[:, 0] - lo[:, 0] + 1).clamp_min(0)
-    count = box_w * (hi[:, 1] - lo[:, 1] + 1).clamp_min(0)  # candidate pixels per face
-    which = torch.repeat_interleave(torch.arange(len(face_ids), device=device), count)  # (C,)
-    table = torch.stack((lo[:, 0], lo[:, 1], box_w, torch.cumsum(count, 0) - count), 1).index_select(0, which)
-    offset = torch.arange(len(which), device=device) - table[:, 3]
-    px = table[:, 0] + offset % table[:, 2]
-    py = table[:, 1] + offset // table[:, 2]
+    coeff = (torch.stack(rows, 1) / area[:, None, None] * (1 / tz)[:, :, None]).reshape(-1, 9)  # (F', 9)
+    # Scanlines: every pixel row whose centre lies within a face's vertical extent, then the
+    # exact run of pixel centres the face covers on that row (no candidate is wasted).
+    first = (tri[:, :, 1].min(dim=1).values - 0.5).ceil().clamp_min(0).long()
+    last = (tri[:, :, 1].max(dim=1).values - 0.5).floor().clamp_max(height - 1).long()
+    runs = (last - first + 1).clamp_min(0)  # (F',) rows per face
+    row_face = torch.repeat_interleave(torch.arange(len(face_ids), device=device), runs)  # (R,)
+    row_y = first.index_select(0, row_face) + torch.arange(len(row_face), device=device) - (
+        torch.cumsum(runs, 0) - runs).index_select(0, row_face)
+    corners = tri.index_select(0, row_face)  # (R, 3, 2)
+    ax, ay = corners[:, :, 0], corners[:, :, 1]  # edge k runs from corner k to corner k+1
+    bx, by = ax.roll(-1, dims=1), ay.roll(-1, dims=1)
+    t = (row_y.float()[:, None] + 0.5 - ay) / (by - ay)  # (R, 3); inf or nan for level edges
+    crossed = (t >= 0) & (t <= 1)
+    x = ax + t * (bx - ax)
+    left = torch.where(crossed, x, torch.full_like(x, float("inf"))).min(dim=1).values
+    right = torch.where(crossed, x, torch.full_like(x, float("-inf"))).max(dim=1).values
+    start = (left - 0.5).ceil().clamp_min(0)
+    stop = (right - 0.5).floor().clamp_max(width - 1)
+    length = (stop - start + 1).clamp_min(0).nan_to_num(0).long()  # (R,) pixels in each run
+    which_row = torch.repeat_interleave(torch.arange(len(row_y), device=device), length)  # (M',)
+    px = start.long().index_select(0, which_row) + torch.arange(len(which_row), device=device) - (
+        torch.cumsum(length, 0) - length).index_select(0, which_row)
+    py = row_y.index_select(0, which_row)
+    which = row_face.index_select(0, which_row)
     cx, cy = px.float() + 0.5, py.float() + 0.5  # pixel centres
-    c = coeff.reshape(-1, 9).index_select(0, which)  # (C, 9)
+    c = coeff.index_select(0, which)  # (M', 9)
     inv = torch.stack([c[:, 3 * i] * cx + c[:, 3 * i + 1] * cy + c[:, 3 * i + 2] for i in range(3)], 1)
-    inside = torch.nonzero((inv >= 0).all(dim=1)).squeeze(1)  # (C,) -> (M',) candidates covered
-    which, px, py, inv = (t.index_select(0, inside) for t in (which, px, py, inv))
-    inv_depth = inv.sum(dim=1)
+    inv_depth = inv[:, 0] + inv[:, 1] + inv[:, 2]
     depth = 1 / inv_depth
     # The z-buffer spans only the box the candidates cover, not the whole frame.
     if len(px):
@@ -99,8 +114,9 @@ def rasterize(vertices: Tensor, faces: Tensor, intrinsics: Intrinsics, cull_back
     pixel = py * width + px
     won = torch.nonzero(nearest.index_select(0, local) == key).squeeze(1)
     inv_depth = inv_depth.index_select(0, won)
+    inv = inv.index_select(0, won).clamp_min(0)  # a centre on an edge may be a rounding error outside
     return Fragments(pixel=pixel.index_select(0, won), face=face_ids.index_select(0, which.index_select(0, won)),
-                     bary=inv.index_select(0, won) / inv_depth[:, None], depth=1 / inv_depth)
+                     bary=inv / inv.sum(dim=1, keepdim=True), depth=1 / inv_depth)
 
 
 def vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:

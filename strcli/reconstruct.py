@@ -286,6 +286,7 @@ class VideoResult:
     message: str = ""
     exit_code: int = 0
     warnings: tuple[str, ...] = ()
+    rendered: Path | None = None  # overlay.mp4, with --render
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from strcli.body import Body
 from strcli.camera import Intrinsics
 from strcli.errors import UsageError, VideoError
 from strcli.outputs import MANIFEST, output_error
+from strcli.overlap import ReadAhead, WriteBehind
 from strcli.rasterize import rasterize, vertex_normals
 from strcli.video import VideoReader, VideoWriter
 
@@ -34,6 +37,9 @@ from strcli.video import VideoReader, VideoWriter
 PALETTE = np.array([[0.65, 0.74, 0.86], [0.93, 0.71, 0.55], [0.62, 0.84, 0.64], [0.89, 0.64, 0.72],
                     [0.79, 0.72, 0.90], [0.93, 0.86, 0.55], [0.58, 0.83, 0.83], [0.85, 0.78, 0.68]],
                    np.float32)
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow")
+OVERLAY = "overlay.mp4"  # in each video's output folder
 SIDE_BACKGROUND = 235  # grey level of the side-view panel
 _KEY_LIGHT = (-0.35, -0.55, -0.76)  # from the upper left, in front (camera frame, y down)
 # SMPL's kinematic tree, for drawing 2D joints as a skeleton.
@@ -62,6 +68,8 @@ class RenderOptions:
             raise UsageError(f"--crf {self.crf}: x264 takes 0 (lossless) to 51.")
         if self.fps is not None and self.fps <= 0:
             raise UsageError(f"--fps {self.fps}: must be positive.")
+        if self.preset not in X264_PRESETS:
+            raise UsageError(f"--preset {self.preset}: x264 has {', '.join(X264_PRESETS)}.")
         if not self.video and not self.frames:
             raise UsageError("--no-video writes nothing without --frames.", "Add --frames 0,100,200 or 0:300:10.")
 
@@ -133,7 +141,8 @@ def shade_fragments(normals: Tensor, colours: Tensor) -> Tensor:
 
 def draw_people(image: Tensor, people: list[Person], faces: Tensor, intrinsics: Intrinsics,
                 alpha: float) -> Tensor:
-    """Blend the shaded bodies over `image` ((H, W, 3) uint8 on the render device)."""
+    """Blend the shaded bodies over `image` ((H, W, 3) uint8 on the render device), in
+    place; returns it."""
     if not people:
         return image
     device = image.device
@@ -144,19 +153,17 @@ def draw_people(image: Tensor, people: list[Person], faces: Tensor, intrinsics: 
     if len(fragments.pixel) == 0:
         return image
     normals = vertex_normals(vertices, all_faces)  # (P V, 3)
-    corners = all_faces.index_select(0, fragments.face)  # (M, 3)
-    normal = torch.nn.functional.normalize(
-        (normals[corners] * fragments.bary[:, :, None]).sum(dim=1), dim=1)  # (M, 3)
+    corners = all_faces.index_select(0, fragments.face).reshape(-1)  # (3 M,)
+    normal = torch.bmm(fragments.bary.unsqueeze(1), normals.index_select(0, corners).view(-1, 3, 3))
+    normal = torch.nn.functional.normalize(normal.squeeze(1), dim=1)  # (M, 3)
     palette = torch.as_tensor(PALETTE, device=device)
-    person = fragments.face // faces.shape[0]
-    colour_of = torch.tensor([p.track_id % len(PALETTE) for p in people], device=device)
-    colours = shade_fragments(normal, palette[colour_of[person]])
+    colour_of = palette.index_select(0, torch.tensor([p.track_id % len(PALETTE) for p in people], device=device))
+    colours = shade_fragments(normal, colour_of.index_select(0, fragments.face // faces.shape[0]))
     flat = image.reshape(-1, 3)
     under = flat.index_select(0, fragments.pixel).float() / 255
     blended = ((1 - alpha) * under + alpha * colours) * 255
-    out = flat.clone()
-    out[fragments.pixel] = blended.round().clamp(0, 255).to(torch.uint8)
-    return out.reshape(image.shape)
+    flat.index_copy_(0, fragments.pixel, blended.round().clamp(0, 255).to(torch.uint8))
+    return image
 
 
 def side_view(people: list[Person]) -> list[Person]:
@@ -193,9 +200,59 @@ def render_video(folder: Path, body: Body, options: RenderOptions = RenderOption
                  device: torch.device = torch.device("cpu"), source: Path | None = None,
                  progress: Callable[[int, int | None], None] | None = None) -> RenderResult:
     """Render `folder` (one video's reconstruct output) to folder/overlay.mp4 and PNGs."""
-    import time
-
     started = time.perf_counter()
+    manifest, tracks, source = _load(folder, options, source)
+    opts = manifest["options"]
+    stride = int(opts["stride"])
+    reader = VideoReader(source, int(opts["start_frame"]), opts["end_frame"], stride)
+    info = reader.info
+    intrinsics = Intrinsics(manifest["intrinsics"]["focal"], info.width, info.height)
+    fps = options.fps or info.fps / stride
+    faces = torch.as_tensor(body.faces, device=device)
+    writer = None
+    if options.video:
+        writer = VideoWriter(folder / OVERLAY, info.width * (2 if options.side_view else 1), info.height,
+                             fps, options.crf, options.preset,
+                             copy_audio_from=source if stride == 1 and options.fps is None else None)
+    wanted = set(options.frames)
+    total = manifest["counts"]["frames_processed"]
+    pngs = []
+
+    def emit(item: tuple[int, np.ndarray]) -> None:  # runs in the write-behind thread
+        index, drawn = item
+        if writer is not None:
+            writer.write(drawn)
+        if index in wanted:
+            pngs.append(_write_png(folder / "frames" / f"{index:06d}.png", drawn))
+
+    sink: WriteBehind[tuple[int, np.ndarray]] = WriteBehind(emit, depth=3)
+    count, first_time = 0, 0.0
+    threads = torch.get_num_threads()
+    try:
+        if device.type == "cpu":  # leave cores to the decoder's and the encoder's threads
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+        # Decoding runs ahead and encoding behind in threads, while this one draws.
+        for frame in ReadAhead(reader, depth=3):
+            first_time = frame.time if count == 0 else first_time
+            people = _people_at(frame.index, tracks, body, device)
+            sink.put((frame.index, _draw_frame(frame.image, people, faces, intrinsics, options)))
+            count += 1
+            if progress:
+                progress(count, total)
+        sink.close()
+        video = writer.close(first_time, first_time + count / fps) if writer is not None else None
+    except BaseException:
+        sink.abort()
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        torch.set_num_threads(threads)
+    return RenderResult(folder, video, count, len(pngs), time.perf_counter() - started)
+
+
+def _load(folder: Path, options: RenderOptions, source: Path | None) -> tuple[dict, list[TrackMotion], Path]:
+    """The manifest, the tracks to draw and the source video of an output folder."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError) as err:
@@ -203,7 +260,7 @@ def render_video(folder: Path, body: Body, options: RenderOptions = RenderOption
     source = source or Path(manifest["input"]["path"])
     if not source.is_file():
         raise VideoError(f"the source video {source} of {folder.name} is gone.",
-                         "Pass its new location with --video.")
+                         "Pass its new location with --video-file.")
     tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
     if options.tracks is not None:
         unknown = sorted(set(options.tracks) - {t.track_id for t in tracks})
@@ -211,54 +268,22 @@ def render_video(folder: Path, body: Body, options: RenderOptions = RenderOption
             raise UsageError(f"{folder.name} has no track {unknown[0]} (tracks: "
                              f"{', '.join(str(t.track_id) for t in tracks) or 'none'}).")
         tracks = [t for t in tracks if t.track_id in options.tracks]
-    opts = manifest["options"]
-    stride = int(opts["stride"])
-    reader = VideoReader(source, int(opts["start_frame"]), opts["end_frame"], stride)
-    info = reader.info
-    focal = manifest["intrinsics"]["focal"]
-    intrinsics = Intrinsics(focal, info.width, info.height)
-    fps = options.fps or info.fps / stride
-    faces = torch.as_tensor(body.faces, device=device)
-    width = info.width * (2 if options.side_view else 1)
-    writer = None
-    first_time: float | None = None
-    if options.video:
-        writer = VideoWriter(folder / "overlay.mp4", width, info.height, fps, options.crf, options.preset,
-                             copy_audio_from=source if stride == 1 and options.fps is None else None)
-    wanted = set(options.frames)
-    pngs = 0
-    total = manifest["counts"]["frames_processed"]
-    count = 0
-    try:
-        for frame in reader:
-            first_time = frame.time if first_time is None else first_time
-            people = _people_at(frame.index, tracks, body, device)
-            image = torch.from_numpy(frame.image).to(device)
-            base = image if options.overlay else torch.full_like(image, SIDE_BACKGROUND)
-            drawn = draw_people(base, people, faces, intrinsics, options.alpha).cpu().numpy()
-            if options.joints:
-                draw_joints(drawn, people)
-            if options.side_view:
-                panel = torch.full_like(image, SIDE_BACKGROUND)
-                side = draw_people(panel, side_view(people), faces, intrinsics, 1.0).cpu().numpy()
-                drawn = np.concatenate([drawn, side], axis=1)
-            if writer is not None:
-                writer.write(drawn)
-            if frame.index in wanted:
-                _write_png(folder / "frames" / f"{frame.index:06d}.png", drawn)
-                pngs += 1
-            count += 1
-            if progress:
-                progress(count, total)
-        video = None
-        if writer is not None:
-            start = first_time or 0.0
-            video = writer.close(start, start + count / fps)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    return RenderResult(folder, video, count, pngs, time.perf_counter() - started)
+    return manifest, tracks, source
+
+
+def _draw_frame(frame: np.ndarray, people: list[Person], faces: Tensor, intrinsics: Intrinsics,
+                options: RenderOptions) -> np.ndarray:
+    """One output frame (H, W or 2W, 3) uint8: the overlay, and the side view beside it."""
+    image = torch.from_numpy(frame).to(faces.device)
+    base = image if options.overlay else torch.full_like(image, SIDE_BACKGROUND)
+    drawn = draw_people(base, people, faces, intrinsics, options.alpha).cpu().numpy()
+    if options.joints:
+        draw_joints(drawn, people)
+    if options.side_view:
+        panel = torch.full_like(image, SIDE_BACKGROUND)
+        side = draw_people(panel, side_view(people), faces, intrinsics, 1.0).cpu().numpy()
+        drawn = np.concatenate([drawn, side], axis=1)
+    return drawn
 
 
 @torch.inference_mode()
@@ -274,12 +299,13 @@ def _people_at(frame: int, tracks: list[TrackMotion], body: Body, device: torch.
     return [Person(t.track_id, out.vertices[k], t.joints2d[r]) for k, (t, r) in enumerate(rows)]
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
+def _write_png(path: Path, image: np.ndarray) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}")
         if not cv2.imwrite(str(tmp) + ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
             raise OSError(f"cv2 could not write {path}")
         Path(str(tmp) + ".png").replace(path)
+        return path
     except OSError as err:
         raise output_error(err, path) from err

@@ -5,6 +5,7 @@ import math
 import shutil
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -310,10 +311,14 @@ def test_example_fetches_the_sample_video_and_spin_with_checksums(workspace, ass
         args = ["reconstruct", "--example", "-o", str(tmp_path / "out"), "--smpl-dir", str(workspace["smpl_dir"]),
                 "--checkpoint", str(workspace["checkpoint"]), "--detections",
                 str(assets / "detections" / "pedestrians.det.txt"), "--end", "12", "--mesh-format", "none",
-                "--device", "cpu", "--quiet"]
+                "--device", "cpu", "--quiet", "--render"]
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
         assert (weights / "samples" / "vtest.avi").read_bytes() == video_bytes
+        with av.open(str(tmp_path / "out" / "vtest" / "overlay.mp4")) as overlay:
+            stream = overlay.streams.video[0]
+            assert (stream.width, stream.height) == (768, 576)
+            assert sum(1 for _ in overlay.decode(stream)) == 12
         manifest = json.loads((tmp_path / "out" / "vtest" / "manifest.json").read_text())
         backbone = next(w for w in manifest["weights"] if w["name"] == "backbone")
         assert backbone["path"] == str((weights / "spin_model_checkpoint.pt").resolve())

@@ -80,6 +80,32 @@ def test_nearer_body_hides_the_farther_one_and_an_arm_its_torso():
     assert in_arm.sum() > 100 and bool((fragments.face[in_arm] >= len(torso_faces)).all())
 
 
+@pytest.mark.parametrize("offset", [(0.0, 0.0), (0.37, 0.81), (0.5, 0.5)])
+def test_a_tiled_square_is_covered_once_without_cracks(offset):
+    # 30 x 30 quads, two triangles each, of about 3.3 pixels (SMPL's triangles at 1080p),
+    # with pixel-aligned and unaligned vertices: the shared edges leave no pixel out.
+    n, side = 30, 100.0
+    u, v = np.meshgrid(np.linspace(0, side, n + 1), np.linspace(0, side, n + 1))
+    x0, y0 = 110 + offset[0], 70 + offset[1]
+    z = 2.0
+    points = np.stack([(x0 + u - K.width / 2) * z / K.focal, (y0 + v - K.height / 2) * z / K.focal,
+                       np.full_like(u, z)], -1).reshape(-1, 3)
+    i = (np.arange(n)[:, None] * (n + 1) + np.arange(n)[None, :]).reshape(-1)
+    faces = np.concatenate([np.stack([i, i + 1, i + n + 2], 1), np.stack([i, i + n + 2, i + n + 1], 1)])
+    fragments = rasterize(torch.tensor(points, dtype=torch.float32), torch.tensor(faces), K, cull_back=False)
+    pixel = fragments.pixel.numpy()
+    assert len(np.unique(pixel)) == len(pixel)
+    covered = np.zeros((K.height, K.width), bool)
+    covered.reshape(-1)[pixel] = True
+    centre_x, centre_y = np.arange(K.width) + 0.5, np.arange(K.height) + 0.5
+    inside = (((centre_y > y0) & (centre_y < y0 + side))[:, None]
+              & ((centre_x > x0) & (centre_x < x0 + side))[None, :])
+    on_border = ((np.abs(centre_y - y0) < 1e-3) | (np.abs(centre_y - y0 - side) < 1e-3))[:, None] | (
+        (np.abs(centre_x - x0) < 1e-3) | (np.abs(centre_x - x0 - side) < 1e-3))[None, :]
+    assert inside.sum() > 9000 and (covered == inside)[~on_border].all()
+    assert torch.allclose(fragments.depth, torch.full_like(fragments.depth, z), atol=1e-4)
+
+
 def test_mesh_behind_the_camera_is_not_drawn():
     vertices, faces = mesh("sphere", (0.0, 0.0, -3.0))
     assert len(rasterize(vertices, faces, K).pixel) == 0
@@ -167,3 +193,39 @@ def test_rotated_source_gives_an_upright_overlay_with_its_audio(reconstructed, t
     _, frames, kinds = decoded(folder / "overlay.mp4")
     assert frames[0].shape == (64, 48, 3) and len(frames) == 30  # upright: 48 wide, 64 high
     assert kinds == ["video", "audio"]
+
+
+def test_reconstruct_render_writes_the_overlay_and_a_rerun_keeps_it(reconstructed, assets):
+    run, smpl = reconstructed
+    video, dets = assets / "videos" / "running.mp4", assets / "detections" / "running.det.txt"
+    folder = run(video, dets, "--end", 6, "--render", "--json")
+    overlay = folder / "overlay.mp4"
+    (_, pix_fmt, rate), frames, _ = decoded(overlay)
+    assert len(frames) == 6 and frames[0].shape == (1088, 1920, 3) and rate == pytest.approx(30)
+    source = [f.to_ndarray(format="rgb24") for _, f in zip(range(6), av.open(str(video)).decode(video=0))]
+    assert (np.abs(frames[3].astype(int) - source[3]).sum(2) > 30).sum() > 2000  # a body is drawn
+    stamp = overlay.stat().st_mtime_ns
+    folder = run(video, dets, "--end", 6, "--render")  # done already: neither redone nor re-rendered
+    assert overlay.stat().st_mtime_ns == stamp
+    folder = run(video, dets, "--end", 6, "--render", "--overwrite")
+    assert overlay.stat().st_mtime_ns != stamp
+
+
+def test_render_fps_and_quality(reconstructed, assets):
+    run, smpl = reconstructed
+    folder = run(assets / "videos" / "running.mp4", assets / "detections" / "running.det.txt", "--end", 8)
+    sizes = {}
+    for crf in (12, 40):
+        result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--device", "cpu",
+                                     "--fps", "12.5", "--crf", str(crf), "-q"])
+        assert result.exit_code == 0, result.output
+        (_, _, rate), frames, _ = decoded(folder / "overlay.mp4")
+        assert rate == pytest.approx(12.5) and len(frames) == 8
+        sizes[crf] = (folder / "overlay.mp4").stat().st_size
+    assert sizes[12] > 3 * sizes[40]
+    result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--crf", "60"])
+    assert result.exit_code == 2 and "--crf 60" in result.output
+    result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--preset", "warp"])
+    assert result.exit_code == 2 and "--preset warp" in result.output
+    result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--tracks", "7"])
+    assert result.exit_code == 2 and "no track 7" in result.output
