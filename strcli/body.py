@@ -266,6 +266,7 @@ class BodyOutput:
     vertices: Tensor  # (N, 6890, 3)
     joints: Tensor  # (N, 24, 3) SMPL joints
     joints_h36m: Tensor | None  # (N, 17, 3) from the H36M regressor, when the Body has one
+    joints_smplx: Tensor | None = None  # (N, 45, 3) smplx's 24 joints + 21 picked vertices (nose, eyes, ears, feet, fingertips)
 
     @property
     def joints_lsp14(self) -> Tensor | None:
@@ -326,4 +327,5 @@ class Body(nn.Module):
         h36m = None
         if self.j_regressor_h36m is not None:
             h36m = torch.einsum("jv,nvc->njc", self.j_regressor_h36m.to(vertices.dtype), vertices)
-        return BodyOutput(vertices=vertices, joints=out.joints[:, :SMPL_JOINTS], joints_h36m=h36m)
+        return BodyOutput(vertices=vertices, joints=out.joints[:, :SMPL_JOINTS], joints_h36m=h36m,
+                          joints_smplx=out.joints)

@@ -1,0 +1,249 @@
+"""The pre-processed data sets of the TCMR/VIBE family, read safely and cut into clips.
+
+Files (in `--data-dir`, names as TCMR's pre-processing writes them) are joblib pickles
+of a dict of arrays, one row per frame: `vid_name`, `frame_id`, `features` (N, 2048),
+`pose` (N, 72), `shape` (N, 10), `joints3D`, `joints2D` (N, J, 3: x, y, confidence),
+`bbox` (N, 4: cx, cy, w, h), `img_name`, `valid`; InstaVariety is an HDF5 file. A joblib
+file is unpickled with only numpy's array classes admitted (`load_db`): loading never
+runs code. Arrays are memory-mapped where the file allows, so a 20 GB Human3.6M file
+costs what is read.
+
+A clip is T consecutive frames of one `vid_name` (TCMR's windows: consecutive rows of
+the same video, stride `int(T * (1 - overlap) + 0.5)`).
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from strcli.errors import CorruptAssetError, UsageError
+from strcli.train.joints import LSP_14, MPII3D_17, SPIN_49
+
+SEQLEN = 16
+CROP_SCALE = 1.2  # TCMR crops the box enlarged by 1.2; 2D keypoints are normalised to that crop
+
+# (dataset, split) -> file name in --data-dir (TCMR's pre-processing output names).
+FILES = {
+    ("3dpw", "train"): "3dpw_train_db.pt",
+    ("3dpw", "val"): "3dpw_val_db.pt",
+    ("3dpw", "test"): "3dpw_test_db.pt",
+    ("mpii3d", "train"): "mpii3d_train_scale12_db.pt",
+    ("mpii3d", "val"): "mpii3d_val_scale12_db.pt",  # the MPI-INF-3DHP test set, as TCMR names it
+    ("h36m", "train"): "h36m_train_25fps_db.pt",
+    ("h36m", "test"): "h36m_test_25fps_nosmpl_db.pt",
+    ("insta", "train"): "insta_train_db.h5",
+    ("posetrack", "train"): "posetrack_train_db.pt",
+    ("pennaction", "train"): "pennaction_train_db.pt",
+}
+THREE_D = ("3dpw", "mpii3d", "h36m")
+TWO_D = ("insta", "posetrack", "pennaction")
+# Which sets carry SMPL parameters (pose and shape) in their training files.
+HAS_SMPL = {"3dpw": True, "mpii3d": False, "h36m": True, "insta": False, "posetrack": False, "pennaction": False}
+
+_ALLOWED = {
+    ("joblib.numpy_pickle", "NumpyArrayWrapper"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("collections", "OrderedDict"),
+}
+
+
+def _safe_unpickler_class() -> type:
+    from joblib import numpy_pickle
+
+    class SafeUnpickler(numpy_pickle.NumpyUnpickler):  # type: ignore[misc, name-defined]
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) in _ALLOWED or (module == "numpy.dtypes" and name.endswith("DType")):
+                return super().find_class(module, name)
+            raise pickle.UnpicklingError(f"refusing {module}.{name}: data files hold only arrays")
+
+    return SafeUnpickler
+
+
+def load_db(path: str | Path, mmap: bool = True) -> dict[str, np.ndarray]:
+    """A TCMR/VIBE data file as a dict of arrays, without executing anything it contains.
+    `.h5` files are read with h5py (arrays read lazily on first use are loaded now)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist.", "See README, 'Reproducing the paper', for the files.")
+    if path.suffix == ".h5":
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return {key: _decoded(f[key][()]) for key in f.keys()}
+    from joblib import numpy_pickle
+
+    opener = getattr(numpy_pickle, "_validate_fileobject_and_memmap", None) or numpy_pickle._read_fileobject
+    try:
+        with warnings.catch_warnings(), open(path, "rb") as raw:
+            warnings.filterwarnings("ignore", message=".*not compatible with compressed")  # compressed: read whole
+            with opener(raw, str(path), "r" if mmap else None) as opened:
+                fobj, mode = opened if isinstance(opened, tuple) else (opened, "r" if mmap else None)
+                data = _safe_unpickler_class()(str(path), fobj, ensure_native_byte_order=False,
+                                               mmap_mode=mode).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, OSError) as err:
+        raise CorruptAssetError(f"{path} is not a readable data file ({err}).") from err
+    if not isinstance(data, dict):
+        raise CorruptAssetError(f"{path} holds a {type(data).__name__}, not a dict of arrays.")
+    return {k: _decoded(np.asarray(v) if not isinstance(v, np.ndarray) else v) for k, v in data.items()}
+
+
+def _decoded(array: np.ndarray) -> np.ndarray:
+    if array.dtype.kind == "S":  # h5py gives bytes for strings
+        return array.astype(str)
+    return array
+
+
+def video_runs(vid_name: np.ndarray) -> list[tuple[int, int]]:
+    """[(start, stop)] of consecutive rows sharing a vid_name, in file order."""
+    names = np.asarray(vid_name)
+    if len(names) == 0:
+        return []
+    change = np.flatnonzero(names[1:] != names[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    stops = np.concatenate([change, [len(names)]])
+    return list(zip(starts.tolist(), stops.tolist()))
+
+
+def clip_starts(vid_name: np.ndarray, seqlen: int = SEQLEN, stride: int = 1) -> np.ndarray:
+    """Start rows of every clip of `seqlen` rows within one video, every `stride` rows."""
+    starts = [np.arange(a, b - seqlen + 1, stride) for a, b in video_runs(vid_name) if b - a >= seqlen]
+    return np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
+
+
+def stride_for(overlap: float, seqlen: int = SEQLEN) -> int:
+    """TCMR's window stride for an overlap fraction."""
+    return max(1, int(seqlen * (1 - overlap) + 0.5))
+
+
+def normalise_keypoints(kp: np.ndarray, bbox: np.ndarray) -> np.ndarray:
+    """(..., J, 3) pixels + confidence, (..., 4) [cx, cy, w, h] -> coordinates in the
+    [-1, 1] frame of the 224 px crop of the box enlarged by 1.2, confidence kept."""
+    out = np.array(kp, np.float32, copy=True)
+    centre, size = bbox[..., None, :2], bbox[..., None, 2:4] * CROP_SCALE
+    out[..., :2] = 2 * (out[..., :2] - centre) / size
+    return out
+
+
+def to_spin49(kp: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """(..., J, C) joints named `names` -> (..., 49, C) in SPIN's order, zeros elsewhere."""
+    out = np.zeros(kp.shape[:-2] + (49, kp.shape[-1]), np.float32)
+    for j, name in enumerate(names):
+        out[..., SPIN_49.index(name), :] = kp[..., j, :]
+    return out
+
+
+@dataclass(frozen=True)
+class Clip:
+    """T frames of one person (or a batch of them: a leading B on every field)."""
+
+    features: Tensor  # (T, 2048)
+    kp2d: Tensor  # (T, 49, 3) crop-normalised x, y and confidence (0 = not labelled)
+    kp3d: Tensor  # (T, 49, 3) metres, camera frame (zeros where w_3d is 0)
+    pose: Tensor  # (T, 72) axis-angle (zeros where w_smpl is 0)
+    shape: Tensor  # (T, 10)
+    w_3d: Tensor  # (T,) 1 where 3D joints are labelled
+    w_smpl: Tensor  # (T,) 1 where SMPL pose and shape are labelled
+
+    @staticmethod
+    def collate(clips: Sequence[Clip]) -> Clip:
+        return Clip(*(torch.stack([getattr(c, f) for c in clips]) for f in Clip.__dataclass_fields__))
+
+    def to(self, device: torch.device) -> Clip:
+        return Clip(*(getattr(self, f).to(device, non_blocking=True) for f in Clip.__dataclass_fields__))
+
+    @staticmethod
+    def cat(clips: Sequence[Clip]) -> Clip:
+        return Clip(*(torch.cat([getattr(c, f) for c in clips]) for f in Clip.__dataclass_fields__))
+
+
+class ClipDataset(Dataset[Clip]):
+    """Training clips of one data set (3D or 2D) in the layout above."""
+
+    def __init__(self, name: str, path: Path, seqlen: int = SEQLEN, stride: int = 1, smpl: bool | None = None) -> None:
+        self.name, self.path, self.seqlen = name, path, seqlen
+        self.db = load_db(path)
+        missing = [k for k in ("vid_name", "features", "joints2D", "bbox") if k not in self.db]
+        if missing:
+            raise CorruptAssetError(f"{path} lacks {', '.join(missing)}: not a TCMR/VIBE data file.")
+        self.has_3d = name in THREE_D and "joints3D" in self.db
+        self.has_smpl = (HAS_SMPL.get(name, False) if smpl is None else smpl) and "pose" in self.db
+        self.starts = clip_starts(self.db["vid_name"], seqlen, stride)
+        self.kp2d_names = SPIN_49 if self.db["joints2D"].shape[1] == 49 else LSP_14
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> Clip:
+        rows = slice(int(self.starts[index]), int(self.starts[index]) + self.seqlen)
+        t = self.seqlen
+        kp2d = normalise_keypoints(np.asarray(self.db["joints2D"][rows]), np.asarray(self.db["bbox"][rows], np.float32))
+        if kp2d.shape[1] != 49:
+            kp2d = to_spin49(kp2d, self.kp2d_names)
+        kp3d = np.zeros((t, 49, 3), np.float32)
+        if self.has_3d:
+            joints = np.asarray(self.db["joints3D"][rows], np.float32)
+            kp3d = joints if joints.shape[1] == 49 else to_spin49(joints, _names_for(joints.shape[1]))
+        pose = np.asarray(self.db["pose"][rows], np.float32) if self.has_smpl else np.zeros((t, 72), np.float32)
+        shape = np.asarray(self.db["shape"][rows], np.float32) if self.has_smpl else np.zeros((t, 10), np.float32)
+        return Clip(features=torch.from_numpy(np.array(self.db["features"][rows], np.float32)),
+                    kp2d=torch.from_numpy(kp2d), kp3d=torch.from_numpy(kp3d), pose=torch.from_numpy(pose),
+                    shape=torch.from_numpy(shape), w_3d=torch.full((t,), float(self.has_3d)),
+                    w_smpl=torch.full((t,), float(self.has_smpl)))
+
+
+def _names_for(joints: int) -> Sequence[str]:
+    if joints == 14:
+        return LSP_14
+    if joints == 17:
+        return MPII3D_17
+    raise CorruptAssetError(f"joints3D with {joints} joints: expected 49 (SPIN), 17 or 14.")
+
+
+@dataclass(frozen=True)
+class EvalVideo:
+    """One test video: every frame, for the protocol's stride-1 windows."""
+
+    name: str
+    features: Tensor  # (N, 2048)
+    joints3d: np.ndarray  # (N, J, 3) metres: 14 LSP joints, or 17 MPI-INF-3DHP joints
+    pose: np.ndarray | None  # (N, 72) for the MPVPE of 3DPW, else None
+    shape: np.ndarray | None  # (N, 10)
+    valid: np.ndarray  # (N,) bool: frames that count
+
+
+def eval_videos(name: str, path: Path) -> list[EvalVideo]:
+    """The test videos of a data set, as TCMR's evaluation reads them (rows marked invalid
+    are left out before windows are made; MPI-INF-3DHP's `valid_i` marks frames that count)."""
+    db = load_db(path)
+    videos = []
+    keep_all = np.ones(len(db["vid_name"]), bool)
+    valid_rows = np.asarray(db["valid"]).astype(bool).reshape(-1) if "valid" in db else keep_all
+    for a, b in video_runs(db["vid_name"]):
+        rows = np.arange(a, b)[valid_rows[a:b]]
+        if len(rows) == 0:
+            continue
+        joints = np.asarray(db["joints3D"][rows], np.float32)
+        if joints.shape[1] == 49:  # stored in SPIN's order: cut to the set this data set is scored on
+            from strcli.train.joints import SPIN_TO_LSP14, SPIN_TO_MPII3D17
+
+            joints = joints[:, list(SPIN_TO_MPII3D17 if name == "mpii3d" else SPIN_TO_LSP14)]
+        counts = np.ones(len(rows), bool)
+        if name == "mpii3d" and "valid_i" in db:
+            counts = np.asarray(db["valid_i"][rows]).reshape(len(rows), -1)[:, 0].astype(bool)
+        smpl = name == "3dpw" and "pose" in db
+        videos.append(EvalVideo(str(db["vid_name"][a]), torch.from_numpy(np.asarray(db["features"][rows], np.float32)),
+                                joints, np.asarray(db["pose"][rows], np.float32) if smpl else None,
+                                np.asarray(db["shape"][rows], np.float32) if smpl else None, counts))
+    return videos

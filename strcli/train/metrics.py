@@ -1,0 +1,66 @@
+"""The paper's metrics (section 3.2), in millimetres, as the TCMR/VIBE protocol computes them.
+
+All functions take metres and return per-frame errors in millimetres (average them for
+the table). Joints are (N, J, 3) sequences of N frames; `pelvis` names the joints whose
+mean is each pose's root (the two hips of the 14 LSP joints, or MPI-INF-3DHP's pelvis).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+M_TO_MM = 1000.0
+LSP_PELVIS = (2, 3)  # right and left hip in the 14 LSP joints
+MPII3D_PELVIS = (14,)  # 'hip' in the 17 MPI-INF-3DHP test joints
+
+
+def align_pelvis(joints: Tensor, pelvis: tuple[int, ...] = LSP_PELVIS) -> Tensor:
+    """(N, J, 3) -> the same joints relative to each pose's pelvis."""
+    return joints - joints[:, list(pelvis)].mean(dim=1, keepdim=True)
+
+
+def mpjpe(pred: Tensor, target: Tensor, pelvis: tuple[int, ...] = LSP_PELVIS) -> Tensor:
+    """(N,) mean per-joint position error after pelvis alignment, mm."""
+    return (align_pelvis(pred, pelvis) - align_pelvis(target, pelvis)).norm(dim=-1).mean(dim=-1) * M_TO_MM
+
+
+def procrustes(pred: Tensor, target: Tensor) -> Tensor:
+    """(N, J, 3) pred moved onto target by the best similarity transform per frame (scale,
+    rotation without reflection, translation): orthogonal Procrustes solved by SVD."""
+    mu_p, mu_t = pred.mean(dim=1, keepdim=True), target.mean(dim=1, keepdim=True)
+    p, t = pred - mu_p, target - mu_t  # (N, J, 3)
+    k = p.transpose(1, 2) @ t  # (N, 3, 3)
+    u, s, vh = torch.linalg.svd(k)
+    # det fix: flip the last singular direction where U V^T would be a reflection
+    d = torch.sign(torch.linalg.det(u @ vh))  # (N,)
+    z = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], dim=1))
+    rotation = u @ z @ vh  # (N, 3, 3): p @ rotation ~ t
+    scale = (s * torch.diagonal(z, dim1=1, dim2=2)).sum(dim=1) / p.pow(2).sum(dim=(1, 2)).clamp_min(1e-12)
+    return scale[:, None, None] * p @ rotation + mu_t
+
+
+def pa_mpjpe(pred: Tensor, target: Tensor) -> Tensor:
+    """(N,) MPJPE after Procrustes alignment of each frame, mm."""
+    return (procrustes(pred.double(), target.double()) - target.double()).norm(dim=-1).mean(dim=-1).float() * M_TO_MM
+
+
+def mpvpe(pred_vertices: Tensor, target_vertices: Tensor) -> Tensor:
+    """(N,) mean per-vertex position error, no alignment (3DPW), mm."""
+    return (pred_vertices - target_vertices).norm(dim=-1).mean(dim=-1) * M_TO_MM
+
+
+def accel_error(pred: Tensor, target: Tensor, pelvis: tuple[int, ...] = LSP_PELVIS,
+                visible: np.ndarray | None = None) -> Tensor:
+    """(N-2,) acceleration error per frame 1..N-2: the mean distance between the second
+    differences X[t-1] - 2 X[t] + X[t+1] of predicted and true pelvis-aligned joints, mm per
+    frame^2. With `visible` (N,) bool, a difference touching an invisible frame is dropped."""
+    p, t = align_pelvis(pred, pelvis), align_pelvis(target, pelvis)
+    accel_p = p[:-2] - 2 * p[1:-1] + p[2:]
+    accel_t = t[:-2] - 2 * t[1:-1] + t[2:]
+    error = (accel_p - accel_t).norm(dim=-1).mean(dim=-1) * M_TO_MM  # (N-2,)
+    if visible is not None:
+        v = torch.as_tensor(visible, dtype=torch.bool)
+        error = error[v[:-2] & v[1:-1] & v[2:]]
+    return error

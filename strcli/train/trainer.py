@@ -1,0 +1,276 @@
+"""Training STR as section 3.1 describes, on TCMR's recipe.
+
+Each iteration takes a batch of 32 clips of 16 frames: 60% from the 2D data sets
+(keypoints only), 40% from the 3D ones; Adam at 5e-5 without weight decay, divided by 10
+after 5 epochs without a better validation PA-MPJPE; 500 iterations an epoch, 30 epochs;
+the regressor starts from SPIN's. After each epoch: validation on the recipe's data set,
+`last.pt` (everything needed to resume), `best.pt` (the STR checkpoint with the best
+validation PA-MPJPE so far, in strcli's format, usable by `reconstruct --checkpoint`) and
+a line in `log.csv`. The order of the clips is drawn from (seed, epoch) alone, and the
+random state is saved with each epoch, so `--resume` continues exactly as if never
+stopped. Under `torchrun`, each process takes its share of every batch
+(DistributedDataParallel), and process 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import ConcatDataset, DataLoader
+
+from strcli.body import Body
+from strcli.checkpoints import read_checkpoint_file, save_checkpoint
+from strcli.errors import CorruptAssetError, OutputError, UsageError
+from strcli.model.config import STRConfig
+from strcli.model.regressor import MeanParams
+from strcli.model.str import STR
+from strcli.train.data import FILES, Clip, ClipDataset, eval_videos, stride_for
+from strcli.train.evaluate import DatasetScore, score_dataset
+from strcli.train.loss import LossWeights, STRLoss
+
+STATE_FORMAT = "strcli-train-state"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named training configuration (TCMR's, which the paper follows)."""
+
+    name: str
+    datasets_2d: tuple[str, ...]
+    datasets_3d: tuple[str, ...]
+    val_dataset: str  # validation set (its 'val' split, or 'test' where there is none)
+    overlap: bool  # True: windows every frame (stride 1); False: back to back (stride 16)
+    epochs: int = 30
+    iterations: int = 500  # per epoch
+    batch_size: int = 32
+    ratio_2d: float = 0.6
+    lr: float = 5e-5
+    patience: int = 5
+    seqlen: int = 16
+    weights: LossWeights = field(default_factory=LossWeights)
+
+    def replace(self, **changes: Any) -> Recipe:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+RECIPES = {
+    # Table 1, "w/ 3DPW": TCMR's 3DPW model recipe.
+    "w3dpw": Recipe("w3dpw", ("insta",), ("3dpw", "mpii3d", "h36m"), "3dpw", overlap=True),
+    # Table 1, "w/o 3DPW", and Table 2 (scored on MPI-INF-3DHP): TCMR's recipe without 3DPW.
+    "wo3dpw": Recipe("wo3dpw", ("insta", "posetrack"), ("mpii3d", "h36m"), "3dpw", overlap=False),
+}
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int  # 1-based
+    lr: float
+    loss: dict[str, float]  # mean of each term over the epoch
+    val: DatasetScore
+    seconds: float
+    best: bool
+
+
+def build_datasets(recipe: Recipe, data_dir: Path) -> tuple[ConcatDataset | None, ConcatDataset]:
+    stride = stride_for(15 / 16 if recipe.overlap else 0.0, recipe.seqlen)
+
+    def load(names: tuple[str, ...]) -> ConcatDataset | None:
+        sets = []
+        for name in names:
+            path = data_dir / FILES[(name, "train")]
+            if not path.is_file():
+                raise UsageError(f"recipe {recipe.name} needs {path.name} in {data_dir}.",
+                                 "See README, 'Reproducing the paper'; or choose another --recipe.")
+            dataset = ClipDataset(name, path, recipe.seqlen, stride)
+            if len(dataset):
+                sets.append(dataset)
+        return ConcatDataset(sets) if sets else None
+
+    data_3d = load(recipe.datasets_3d)
+    if data_3d is None:
+        raise UsageError(f"the 3D training data of recipe {recipe.name} has no clip of {recipe.seqlen} frames.")
+    return load(recipe.datasets_2d), data_3d
+
+
+def val_path(recipe: Recipe, data_dir: Path) -> Path:
+    for split in ("val", "test"):
+        if (recipe.val_dataset, split) in FILES and (data_dir / FILES[(recipe.val_dataset, split)]).is_file():
+            return data_dir / FILES[(recipe.val_dataset, split)]
+    raise UsageError(f"no validation file for {recipe.val_dataset} in {data_dir}.")
+
+
+def epoch_batches(sizes: tuple[int, int], counts: tuple[int, int], iterations: int, seed: int,
+                  epoch: int, rank: int = 0, world: int = 1) -> tuple[list[list[int]], list[list[int]]]:
+    """Indices of the 2D and 3D clips of every iteration of an epoch: drawn from (seed,
+    epoch) alone (uniform with replacement, as TCMR's shuffled loaders over concatenated
+    data sets are in effect), each process taking its slice of every batch."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    out = []
+    for size, count in zip(sizes, counts):
+        if size == 0 or count == 0:
+            out.append([[] for _ in range(iterations)])
+            continue
+        drawn = torch.randint(size, (iterations, count), generator=g)
+        out.append([row[rank::world].tolist() for row in drawn])
+    return out[0], out[1]
+
+
+class Trainer:
+    def __init__(self, recipe: Recipe, data_dir: Path, out_dir: Path, body: Body, device: torch.device,
+                 ablation: str = "full", spin: Path | None = None, seed: int = 0, workers: int = 0,
+                 config: STRConfig | None = None, mean_params: MeanParams | None = None) -> None:
+        self.recipe, self.data_dir, self.out_dir = recipe, data_dir, out_dir
+        self.device, self.seed, self.workers = device, seed, workers
+        self.rank, self.world = _distributed_rank()
+        self.body = body.to(device)
+        torch.manual_seed(seed)
+        self.model = STR((config or STRConfig()).ablate(ablation), mean_params).to(device)
+        self.spin = spin
+        if spin is not None:
+            from strcli.features import load_spin_regressor
+
+            load_spin_regressor(self.model.regressor, spin)
+        self.net: torch.nn.Module = self.model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.loss = STRLoss(self.body, recipe.weights)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe.lr, weight_decay=0.0)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode="min", factor=0.1,
+                                                                    patience=recipe.patience)
+        self.data_2d, self.data_3d = build_datasets(recipe, data_dir)
+        self.val_videos = eval_videos(recipe.val_dataset, val_path(recipe, data_dir))
+        self.epoch = 0  # epochs done
+        self.best = math.inf
+
+    # ---- state -----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"format": STATE_FORMAT, "epoch": self.epoch, "best": self.best,
+                "recipe": json.loads(json.dumps(dataclasses.asdict(self.recipe))),
+                "config": self.model.config.to_dict(), "seed": self.seed,
+                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+    def resume(self, path: Path) -> None:
+        raw = read_checkpoint_file(path)
+        if raw.get("format") != STATE_FORMAT:
+            raise CorruptAssetError(f"{path} is not a strcli training state (last.pt of `strcli train`).")
+        if raw["config"] != self.model.config.to_dict():
+            raise UsageError(f"{path} was trained with another model config or --ablation; resume it with "
+                             "the same options.")
+        self.model.load_state_dict(raw["model"])
+        self.optimizer.load_state_dict(raw["optimizer"])
+        self.scheduler.load_state_dict(raw["scheduler"])
+        torch.set_rng_state(raw["rng"])
+        if raw.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(raw["cuda_rng"])
+        self.epoch, self.best = int(raw["epoch"]), float(raw["best"])
+
+    # ---- loop ------------------------------------------------------------------------
+    def fit(self, epochs: int | None = None, on_iteration: Callable[[int, int], None] | None = None,
+            on_epoch: Callable[[EpochRecord], None] | None = None) -> list[EpochRecord]:
+        records = []
+        for _ in range(self.epoch, epochs or self.recipe.epochs):
+            records.append(self.train_epoch(on_iteration))
+            if on_epoch and self.rank == 0:
+                on_epoch(records[-1])
+        return records
+
+    def train_epoch(self, on_iteration: Callable[[int, int], None] | None = None) -> EpochRecord:
+        started = time.perf_counter()
+        recipe = self.recipe
+        count_2d = int(recipe.batch_size * recipe.ratio_2d) if self.data_2d is not None else 0
+        count_3d = recipe.batch_size - count_2d
+        sizes = (len(self.data_2d) if self.data_2d is not None else 0, len(self.data_3d))
+        batches_2d, batches_3d = epoch_batches(sizes, (count_2d, count_3d), recipe.iterations, self.seed,
+                                               self.epoch, self.rank, self.world)
+        loaders = [iter(DataLoader(data, batch_sampler=batches, collate_fn=Clip.collate,
+                                   num_workers=self.workers, pin_memory=self.device.type == "cuda"))
+                   if data is not None and batches[0] else None
+                   for data, batches in ((self.data_2d, batches_2d), (self.data_3d, batches_3d))]
+        self.net.train()
+        sums: dict[str, float] = {}
+        for it in range(recipe.iterations):
+            clips = [next(loader) for loader in loaders if loader is not None]
+            batch = Clip.cat(clips).to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                pred = self.net(batch.features)
+            terms = self.loss(pred, batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            self.optimizer.step()
+            for key, value in terms.as_floats().items():
+                sums[key] = sums.get(key, 0.0) + value
+            if on_iteration and self.rank == 0:
+                on_iteration(it + 1, recipe.iterations)
+        val = self.validate()
+        self.scheduler.step(val.pa_mpjpe)
+        self.epoch += 1
+        best = val.pa_mpjpe < self.best
+        if best:
+            self.best = val.pa_mpjpe
+        record = EpochRecord(self.epoch, self.optimizer.param_groups[0]["lr"],
+                             {k: v / recipe.iterations for k, v in sums.items()}, val,
+                             time.perf_counter() - started, best)
+        if self.rank == 0:
+            self._write(record)
+        return record
+
+    def validate(self) -> DatasetScore:
+        score = score_dataset(self.model, self.body, self.recipe.val_dataset, self.val_videos, self.device)
+        if self.world > 1:  # every process steps its scheduler on process 0's number
+            value = torch.tensor([score.pa_mpjpe], device=self.device)
+            torch.distributed.broadcast(value, 0)
+            score = dataclasses.replace(score, pa_mpjpe=float(value))
+        return score
+
+    def _write(self, record: EpochRecord) -> None:
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.out_dir / f".last.pt.tmp{os.getpid()}"
+            torch.save(self.state(), tmp)
+            os.replace(tmp, self.out_dir / "last.pt")
+            if record.best:
+                save_checkpoint(self.out_dir / "best.pt", self.model, {
+                    "recipe": self.recipe.name, "epoch": record.epoch, "ablation": self.model.config.ablation,
+                    "val_dataset": self.recipe.val_dataset, "val_pa_mpjpe": record.val.pa_mpjpe,
+                    "regressor_init": "SPIN" if self.spin else "random"})
+            log = self.out_dir / "log.csv"
+            new = not log.is_file()
+            with log.open("a", newline="") as f:
+                writer = csv.writer(f)
+                if new:
+                    writer.writerow(["epoch", "lr", "loss", "loss_2d", "loss_3d", "loss_pose", "loss_shape",
+                                     "val_mpjpe", "val_pa_mpjpe", "val_mpvpe", "val_accel", "seconds", "best"])
+                writer.writerow([record.epoch, f"{record.lr:.3g}", *(f"{record.loss[k]:.6f}" for k in
+                                 ("total", "kp2d", "kp3d", "pose", "shape")),
+                                 f"{record.val.mpjpe:.2f}", f"{record.val.pa_mpjpe:.2f}",
+                                 "" if record.val.mpvpe is None else f"{record.val.mpvpe:.2f}",
+                                 f"{record.val.accel:.2f}", f"{record.seconds:.1f}", int(record.best)])
+        except OSError as err:
+            raise OutputError(f"cannot write to {self.out_dir} ({err.strerror or err}).") from err
+
+
+def _distributed_rank() -> tuple[int, int]:
+    """(rank, world size); initialises torch.distributed under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
