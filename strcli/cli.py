@@ -376,5 +376,142 @@ def render(
         raise typer.Exit(failed)
 
 
+def _model_config(path: Path | None) -> Any:
+    from strcli.model.config import STRConfig
+
+    if path is None:
+        return None
+    from strcli.errors import UsageError
+
+    try:
+        return STRConfig.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as err:
+        raise UsageError(f"--model-config {path}: not a readable STR config ({err}).") from err
+
+
+@app.command()
+@reports_errors
+def train(
+    data_dir: Annotated[Path, typer.Option(help="Folder of the pre-processed data (TCMR/VIBE layout).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<recipe>[-<ablation>]).")] = None,
+    recipe: Annotated[str, typer.Option(help="w3dpw (Table 1, with 3DPW) or wo3dpw (without; Table 2).")] = "w3dpw",
+    ablation: Annotated[str, typer.Option(help="Table 2 variant: full, no_ttr, no_ste, no_ste_time, "
+                                               "no_ste_frequency, no_self_integration, no_cross_integration.")] = "full",
+    epochs: Annotated[int | None, typer.Option(help="Epochs (recipe: 30).")] = None,
+    iterations: Annotated[int | None, typer.Option(help="Iterations per epoch (recipe: 500).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per iteration (recipe: 32).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate (recipe: 5e-5).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
+    spin: Annotated[Path | None, typer.Option(help="SPIN checkpoint for the regressor (default: the "
+                                                   "manifest's spin_checkpoint).")] = None,
+    no_spin: Annotated[bool, typer.Option("--no-spin", help="Start the regressor from random weights.")] = False,
+    model_config: Annotated[Path | None, typer.Option(help="JSON of STRConfig fields (widths), for "
+                                                           "experiments; default: docs/model.md's.")] = None,
+    smpl_dir: Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the initialisation and of the clip order.")] = 0,
+    workers: Annotated[int, typer.Option(help="Data loading processes.")] = 2,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun: the local GPU).")] = "auto",
+    offline: Annotated[bool, typer.Option("--offline", help="Never download SPIN's files.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train STR the paper's way (TCMR's recipe): log.csv, last.pt and best.pt in the run folder."""
+    import os
+
+    from strcli.devices import resolve_device
+    from strcli.errors import UsageError
+    from strcli.train.trainer import RECIPES, Trainer, training_assets
+
+    if recipe not in RECIPES:
+        raise UsageError(f"unknown --recipe {recipe!r}; choose {' or '.join(RECIPES)}.")
+    chosen = RECIPES[recipe].replace(epochs=epochs, iterations=iterations, batch_size=batch_size, lr=lr)
+    out = out or Path("runs") / (recipe + ("" if ablation == "full" else f"-{ablation}"))
+    if (out / "last.pt").is_file() and not resume:
+        raise UsageError(f"{out} already holds a run.", "Add --resume to continue it, or choose another --out.")
+    if "LOCAL_RANK" in os.environ and device in ("auto", "cuda"):
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    torch_device = resolve_device(device)
+    assets = training_assets(smpl_dir, spin, use_spin=not no_spin, download=not offline)
+    trainer = Trainer(chosen, data_dir, out, assets.body, torch_device, ablation, assets.spin, seed, workers,
+                      _model_config(model_config), assets.mean_params)
+    if resume:
+        trainer.resume(out / "last.pt")
+    with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed}/{task.total}",
+                  console=stderr, disable=quiet or trainer.rank != 0, transient=True) as bar:
+        task = bar.add_task(f"epoch {trainer.epoch + 1}", total=chosen.iterations)
+
+        def iteration(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"epoch {trainer.epoch + 1}")
+
+        def epoch(record: Any) -> None:
+            stderr.print(f"epoch {record.epoch}/{chosen.epochs}: loss {record.loss['total']:.4f}, "
+                         f"{chosen.val_dataset} MPJPE {record.val.mpjpe:.1f} PA-MPJPE {record.val.pa_mpjpe:.1f} "
+                         f"mm, lr {record.lr:.2g}{' (best)' if record.best else ''}")
+
+        trainer.fit(on_iteration=iteration, on_epoch=epoch)
+    if trainer.rank == 0:
+        print(f"{out / 'best.pt'} (best validation PA-MPJPE {trainer.best:.1f} mm)")
+
+
+@app.command()
+@reports_errors
+def evaluate(
+    data_dir: Annotated[Path, typer.Option(help="Folder of the pre-processed data (TCMR/VIBE layout).")],
+    checkpoint: Annotated[Path | None, typer.Option(help="STR checkpoint to score (e.g. runs/w3dpw/best.pt).")] = None,
+    datasets: Annotated[str | None, typer.Option(help="3dpw,mpii3d,h36m (default: every test file found).")] = None,
+    ablation: Annotated[str | None, typer.Option(help="Train this Table 2 variant (recipe wo3dpw) into "
+                                                      "runs/wo3dpw-<name>, then score it on MPI-INF-3DHP.")] = None,
+    json_out: Annotated[Path | None, typer.Option(help="Write the table as JSON here (default: beside the "
+                                                       "checkpoint, <name>.eval.json).")] = None,
+    smpl_dir: Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    offline: Annotated[bool, typer.Option("--offline", help="Never download SPIN's files.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Score a checkpoint Table-1 style (MPJPE, PA-MPJPE, MPVPE, Accel in mm) on the test sets found."""
+    from strcli.checkpoints import load_model
+    from strcli.devices import resolve_device
+    from strcli.errors import UsageError
+    from strcli.train.evaluate import evaluate as score, scores_json, table_rows
+    from strcli.train.trainer import RECIPES, Trainer, training_assets
+
+    torch_device = resolve_device(device)
+    names = [d.strip() for d in datasets.split(",")] if datasets else None
+    if ablation is not None:
+        out = Path("runs") / f"wo3dpw-{ablation}"
+        assets = training_assets(smpl_dir, None, download=not offline)
+        trainer = Trainer(RECIPES["wo3dpw"], data_dir, out, assets.body, torch_device, ablation, assets.spin,
+                          mean_params=assets.mean_params)
+        if (out / "last.pt").is_file():
+            trainer.resume(out / "last.pt")
+        trainer.fit()
+        checkpoint, names = out / "best.pt", names or ["mpii3d"]
+    if checkpoint is None:
+        raise UsageError("evaluate needs --checkpoint FILE (or --ablation NAME).")
+    model, ckpt = load_model(checkpoint, torch_device)
+    assets = training_assets(smpl_dir, None, use_spin=False, download=not offline)
+    body = assets.body.to(torch_device)
+    with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed}/{task.total}",
+                  console=stderr, disable=quiet, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done)
+
+        scores = score(model, body, data_dir, torch_device, names, progress)
+    table = Table(title=f"{checkpoint.name} ({ckpt.config.ablation})")
+    for column in ("data set", "frames", "MPJPE", "PA-MPJPE", "MPVPE", "Accel"):
+        table.add_column(column, justify="left" if column == "data set" else "right")
+    for row in table_rows(scores):
+        table.add_row(*row)
+    stdout.print(table)
+    stdout.print("millimetres (Accel: mm per frame squared); TCMR's protocol, see README")
+    target = json_out or checkpoint.with_name(checkpoint.stem + ".eval.json")
+    target.write_text(scores_json(scores, {"checkpoint": str(checkpoint), "ablation": ckpt.config.ablation,
+                                           "meta": ckpt.meta}))
+    print(f"{target}")
+
+
 def run() -> None:
     app()

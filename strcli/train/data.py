@@ -194,9 +194,9 @@ class ClipDataset(Dataset[Clip]):
         kp3d = np.zeros((t, 49, 3), np.float32)
         if self.has_3d:
             joints = np.asarray(self.db["joints3D"][rows], np.float32)
-            kp3d = joints if joints.shape[1] == 49 else to_spin49(joints, _names_for(joints.shape[1]))
-        pose = np.asarray(self.db["pose"][rows], np.float32) if self.has_smpl else np.zeros((t, 72), np.float32)
-        shape = np.asarray(self.db["shape"][rows], np.float32) if self.has_smpl else np.zeros((t, 10), np.float32)
+            kp3d = joints.copy() if joints.shape[1] == 49 else to_spin49(joints, _names_for(joints.shape[1]))
+        pose = np.array(self.db["pose"][rows], np.float32) if self.has_smpl else np.zeros((t, 72), np.float32)
+        shape = np.array(self.db["shape"][rows], np.float32) if self.has_smpl else np.zeros((t, 10), np.float32)
         return Clip(features=torch.from_numpy(np.array(self.db["features"][rows], np.float32)),
                     kp2d=torch.from_numpy(kp2d), kp3d=torch.from_numpy(kp3d), pose=torch.from_numpy(pose),
                     shape=torch.from_numpy(shape), w_3d=torch.full((t,), float(self.has_3d)),

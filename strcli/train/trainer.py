@@ -274,3 +274,25 @@ def _distributed_rank() -> tuple[int, int]:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), world
 
+
+
+@dataclass(frozen=True)
+class TrainingAssets:
+    body: Body  # SMPL neutral with the Human3.6M joint regressor
+    mean_params: MeanParams  # SPIN's mean pose, shape and camera: where the regressor starts
+    spin: Path | None  # SPIN's checkpoint (regressor initialisation), None: random
+
+
+def training_assets(smpl_dir: Path | None, spin: Path | None, use_spin: bool = True,
+                    download: bool = True) -> TrainingAssets:
+    """What training and evaluation need besides the data: found (or fetched on first use)
+    through the weights manifest, or given as paths."""
+    from strcli.body import find_smpl_file
+    from strcli.weights import ensure
+
+    smpl = find_smpl_file("neutral", smpl_dir)
+    regressor = ensure("j_regressor_h36m", download=download).path
+    mean = MeanParams.from_npz(ensure("smpl_mean_params", download=download).path)
+    if use_spin and spin is None:
+        spin = Path(ensure("spin_checkpoint", download=download).path)
+    return TrainingAssets(Body.from_file(smpl, regressor), mean, spin if use_spin else None)
