@@ -447,7 +447,10 @@ def train(
                          f"{chosen.val_dataset} MPJPE {record.val.mpjpe:.1f} PA-MPJPE {record.val.pa_mpjpe:.1f} "
                          f"mm, lr {record.lr:.2g}{' (best)' if record.best else ''}")
 
-        trainer.fit(on_iteration=iteration, on_epoch=epoch)
+        try:
+            trainer.fit(on_iteration=iteration, on_epoch=epoch)
+        finally:
+            trainer.close()
     if trainer.rank == 0:
         print(f"{out / 'best.pt'} (best validation PA-MPJPE {trainer.best:.1f} mm)")
 

@@ -141,3 +141,41 @@ def test_evaluate_prints_table_1_and_writes_json(mini, tmp_path, monkeypatch, as
     bad = runner.invoke(app, ["evaluate", "--data-dir", str(tmp_path), "--checkpoint", str(tmp_path / "run" / "best.pt"),
                               "--smpl-dir", str(smpl_files["chumpy"].parent), "--device", "cpu", "--offline"])
     assert bad.exit_code == 2 and "no test data" in bad.output
+
+
+DDP_SCRIPT = """
+import sys, torch
+from pathlib import Path
+from strcli.body import Body
+from strcli.model.config import STRConfig
+from strcli.model.regressor import MeanParams
+from strcli.train.trainer import RECIPES, Trainer
+smpl, regressor, mean, data, out = sys.argv[1:6]
+body = Body.from_file(smpl, regressor)
+config = STRConfig(gru_hidden=32, integration_dim=16, integration_hidden=16, regressor_hidden=128)
+run = Trainer(RECIPES["w3dpw"].replace(iterations=3, batch_size=8, lr=1e-3), Path(data), Path(out), body,
+              torch.device("cpu"), config=config, mean_params=MeanParams.from_npz(mean))
+run.fit(epochs=1)
+torch.save({k: v for k, v in run.model.state_dict().items()}, Path(out) / f"rank{run.rank}.pt")
+run.close()
+"""
+
+
+def test_torchrun_trains_with_distributed_data_parallel(mini, tmp_path, assets, smpl_files):
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    out = tmp_path / "ddp"
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script),
+                             str(smpl_files["chumpy"]), str(assets / "smpl_helpers" / "J_regressor_h36m.npy"),
+                             str(assets / "smpl_helpers" / "smpl_mean_params.npz"), str(mini["data"]), str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    start = Trainer(RECIPES["w3dpw"], mini["data"], tmp_path / "x", mini["body"], torch.device("cpu"),
+                    config=SMALL, mean_params=mini["mean"]).model.state_dict()
+    assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])  # the processes stay in step
+    assert any(not torch.equal(ranks[0][k], start[k]) for k in ranks[0])  # and they did learn
+    assert (out / "best.pt").is_file() and len((out / "log.csv").read_text().splitlines()) == 2

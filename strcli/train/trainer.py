@@ -153,6 +153,12 @@ class Trainer:
         self.epoch = 0  # epochs done
         self.best = math.inf
 
+    def close(self) -> None:
+        """Leave the process group (under torchrun): every process must, before exiting."""
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
     # ---- state -----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"format": STATE_FORMAT, "epoch": self.epoch, "best": self.best,
