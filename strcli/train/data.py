@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from strcli.errors import CorruptAssetError, UsageError
-from strcli.train.joints import LSP_14, MPII3D_17, SPIN_49
+from strcli.train.joints import LSP_14, MPII3D_17, SPIN_49, SPIN_TO_LSP14, SPIN_TO_MPII3D17
 
 SEQLEN = 16
 CROP_SCALE = 1.2  # TCMR crops the box enlarged by 1.2; 2D keypoints are normalised to that crop
@@ -96,7 +96,7 @@ def load_db(path: str | Path, mmap: bool = True) -> dict[str, np.ndarray]:
         raise CorruptAssetError(f"{path} is not a readable data file ({err}).") from err
     if not isinstance(data, dict):
         raise CorruptAssetError(f"{path} holds a {type(data).__name__}, not a dict of arrays.")
-    return {k: _decoded(np.asarray(v) if not isinstance(v, np.ndarray) else v) for k, v in data.items()}
+    return {k: _decoded(np.asarray(v)) for k, v in data.items()}
 
 
 def _decoded(array: np.ndarray) -> np.ndarray:
@@ -236,8 +236,6 @@ def eval_videos(name: str, path: Path) -> list[EvalVideo]:
             continue
         joints = np.asarray(db["joints3D"][rows], np.float32)
         if joints.shape[1] == 49:  # stored in SPIN's order: cut to the set this data set is scored on
-            from strcli.train.joints import SPIN_TO_LSP14, SPIN_TO_MPII3D17
-
             joints = joints[:, list(SPIN_TO_MPII3D17 if name == "mpii3d" else SPIN_TO_LSP14)]
         counts = np.ones(len(rows), bool)
         if name == "mpii3d" and "valid_i" in db:

@@ -13,6 +13,7 @@ docs/training.md.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from strcli.body import H36M_TO_J14, BodyOutput
@@ -55,8 +56,6 @@ def spin49(out: BodyOutput) -> Tensor:
     """(N, 49, 3) SPIN's training joints of posed bodies (needs the H36M regressor)."""
     if out.joints_smplx is None or out.joints_h36m is None:
         raise ValueError("the 49 training joints need smplx's joints and the H36M regressor")
-    import torch
-
     both = torch.cat([out.joints_smplx, out.joints_h36m], dim=1)  # (N, 45 + 17, 3)
     index = [i if kind == "smplx" else out.joints_smplx.shape[1] + i for kind, i in _SOURCES]
     return both[:, index]
