@@ -479,9 +479,9 @@ def evaluate(
 
     torch_device = resolve_device(device)
     names = [d.strip() for d in datasets.split(",")] if datasets else None
+    assets = training_assets(smpl_dir, None, use_spin=ablation is not None, download=not offline)
     if ablation is not None:
         out = Path("runs") / f"wo3dpw-{ablation}"
-        assets = training_assets(smpl_dir, None, download=not offline)
         trainer = Trainer(RECIPES["wo3dpw"], data_dir, out, assets.body, torch_device, ablation, assets.spin,
                           mean_params=assets.mean_params)
         if (out / "last.pt").is_file():
@@ -491,7 +491,6 @@ def evaluate(
     if checkpoint is None:
         raise UsageError("evaluate needs --checkpoint FILE (or --ablation NAME).")
     model, ckpt = load_model(checkpoint, torch_device)
-    assets = training_assets(smpl_dir, None, use_spin=False, download=not offline)
     body = assets.body.to(torch_device)
     with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed}/{task.total}",
                   console=stderr, disable=quiet, transient=True) as bar:

@@ -72,8 +72,8 @@ def rasterize(vertices: Tensor, faces: Tensor, intrinsics: Intrinsics, cull_back
     coeff = (torch.stack(rows, 1) / area[:, None, None] * (1 / tz)[:, :, None]).reshape(-1, 9)  # (F', 9)
     # Scanlines: every pixel row whose centre lies within a face's vertical extent, then the
     # exact run of pixel centres the face covers on that row (no candidate is wasted).
-    first = (tri[:, :, 1].min(dim=1).values - 0.5).ceil().clamp_min(0).long()
-    last = (tri[:, :, 1].max(dim=1).values - 0.5).floor().clamp_max(height - 1).long()
+    first = (lo[face_ids, 1] - 0.5).ceil().clamp_min(0).long()
+    last = (hi[face_ids, 1] - 0.5).floor().clamp_max(height - 1).long()
     runs = (last - first + 1).clamp_min(0)  # (F',) rows per face
     row_face = torch.repeat_interleave(torch.arange(len(face_ids), device=device), runs)  # (R,)
     row_y = first.index_select(0, row_face) + torch.arange(len(row_face), device=device) - (

@@ -21,7 +21,7 @@ import torch
 
 from strcli.body import Body
 from strcli.train.data import FILES
-from strcli.train.joints import LSP_14, SPIN_TO_MPII3D17, lsp14, spin49
+from strcli.train.joints import SPIN_TO_MPII3D17, lsp14, spin49
 
 FOCAL, IMAGE = 1000.0, 1000
 FEATURE_DIM = 2048

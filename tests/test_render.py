@@ -1,6 +1,5 @@
 """The rasterizer against exact silhouettes, and `strcli render` end to end."""
 
-import json
 import math
 from fractions import Fraction
 

@@ -235,8 +235,14 @@ class Trainer:
         return record
 
     def validate(self) -> DatasetScore:
-        score = score_dataset(self.model, self.body, self.recipe.val_dataset, self.val_videos, self.device)
-        if self.world > 1:  # every process steps its scheduler on process 0's number
+        """Process 0 scores the validation set; under torchrun the others receive its
+        PA-MPJPE (all step their schedulers on it) instead of scoring it again."""
+        if self.rank == 0:
+            score = score_dataset(self.model, self.body, self.recipe.val_dataset, self.val_videos, self.device)
+        else:
+            nan = float("nan")
+            score = DatasetScore(self.recipe.val_dataset, 0, 0, nan, nan, None, nan)
+        if self.world > 1:
             value = torch.tensor([score.pa_mpjpe], device=self.device)
             torch.distributed.broadcast(value, 0)
             score = dataclasses.replace(score, pa_mpjpe=float(value))
