@@ -389,47 +389,80 @@ def _model_config(path: Path | None) -> Any:
         raise UsageError(f"--model-config {path}: not a readable STR config ({err}).") from err
 
 
+# Options shared by `train` and `evaluate --ablation` (which trains).
+EpochsOpt = Annotated[int | None, typer.Option(help="Epochs (recipe: 30).")]
+IterationsOpt = Annotated[int | None, typer.Option(help="Iterations per epoch (recipe: 500).")]
+BatchOpt = Annotated[int | None, typer.Option(help="Clips per iteration (recipe: 32).")]
+ModelConfigOpt = Annotated[Path | None, typer.Option(help="JSON of STRConfig fields (widths), for "
+                                                          "experiments; default: docs/model.md's.")]
+NoSpinOpt = Annotated[bool, typer.Option("--no-spin", help="Start the regressor from random weights.")]
+SmplDirOpt = Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the initialisation and of the clip order.")]
+WorkersOpt = Annotated[int, typer.Option(help="Data loading processes.")]
+DataDirOpt = Annotated[Path, typer.Option(help="Folder of the pre-processed data (TCMR/VIBE layout).")]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never download SPIN's files.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    return tuple(n.strip() for n in text.split(",") if n.strip()) if text else None
+
+
+def _train_device(device: str) -> Any:
+    import os
+
+    from strcli.devices import resolve_device
+
+    if "LOCAL_RANK" in os.environ and device in ("auto", "cuda"):
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    return resolve_device(device)
+
+
+def _epoch_line(record: Any, epochs: int, dataset: str, prefix: str = "") -> str:
+    return (f"{prefix}epoch {record.epoch}/{epochs}: loss {record.loss['total']:.4f}, {dataset} MPJPE "
+            f"{record.val.mpjpe:.1f} PA-MPJPE {record.val.pa_mpjpe:.1f} mm, lr {record.lr:.2g}"
+            f"{' (best)' if record.best else ''}")
+
+
 @app.command()
 @reports_errors
 def train(
-    data_dir: Annotated[Path, typer.Option(help="Folder of the pre-processed data (TCMR/VIBE layout).")],
+    data_dir: DataDirOpt,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<recipe>[-<ablation>]).")] = None,
     recipe: Annotated[str, typer.Option(help="w3dpw (Table 1, with 3DPW) or wo3dpw (without; Table 2).")] = "w3dpw",
     ablation: Annotated[str, typer.Option(help="Table 2 variant: full, no_ttr, no_ste, no_ste_time, "
                                                "no_ste_frequency, no_self_integration, no_cross_integration.")] = "full",
-    epochs: Annotated[int | None, typer.Option(help="Epochs (recipe: 30).")] = None,
-    iterations: Annotated[int | None, typer.Option(help="Iterations per epoch (recipe: 500).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Clips per iteration (recipe: 32).")] = None,
+    datasets_2d: Annotated[str | None, typer.Option(help="Replace the recipe's 2D sets: insta,posetrack,pennaction "
+                                                         "(any of them, comma-separated).")] = None,
+    datasets_3d: Annotated[str | None, typer.Option(help="Replace the recipe's 3D sets: 3dpw,mpii3d,h36m.")] = None,
+    epochs: EpochsOpt = None,
+    iterations: IterationsOpt = None,
+    batch_size: BatchOpt = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate (recipe: 5e-5).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
     spin: Annotated[Path | None, typer.Option(help="SPIN checkpoint for the regressor (default: the "
                                                    "manifest's spin_checkpoint).")] = None,
-    no_spin: Annotated[bool, typer.Option("--no-spin", help="Start the regressor from random weights.")] = False,
-    model_config: Annotated[Path | None, typer.Option(help="JSON of STRConfig fields (widths), for "
-                                                           "experiments; default: docs/model.md's.")] = None,
-    smpl_dir: Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the initialisation and of the clip order.")] = 0,
-    workers: Annotated[int, typer.Option(help="Data loading processes.")] = 2,
+    no_spin: NoSpinOpt = False,
+    model_config: ModelConfigOpt = None,
+    smpl_dir: SmplDirOpt = None,
+    seed: SeedOpt = 0,
+    workers: WorkersOpt = 2,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun: the local GPU).")] = "auto",
-    offline: Annotated[bool, typer.Option("--offline", help="Never download SPIN's files.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    offline: OfflineOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train STR the paper's way (TCMR's recipe): log.csv, last.pt and best.pt in the run folder."""
-    import os
-
-    from strcli.devices import resolve_device
     from strcli.errors import UsageError
     from strcli.train.trainer import RECIPES, Trainer, training_assets
 
     if recipe not in RECIPES:
         raise UsageError(f"unknown --recipe {recipe!r}; choose {' or '.join(RECIPES)}.")
-    chosen = RECIPES[recipe].replace(epochs=epochs, iterations=iterations, batch_size=batch_size, lr=lr)
+    chosen = RECIPES[recipe].replace(epochs=epochs, iterations=iterations, batch_size=batch_size, lr=lr,
+                                     datasets_2d=_names(datasets_2d), datasets_3d=_names(datasets_3d))
     out = out or Path("runs") / (recipe + ("" if ablation == "full" else f"-{ablation}"))
     if (out / "last.pt").is_file() and not resume:
         raise UsageError(f"{out} already holds a run.", "Add --resume to continue it, or choose another --out.")
-    if "LOCAL_RANK" in os.environ and device in ("auto", "cuda"):
-        device = f"cuda:{os.environ['LOCAL_RANK']}"
-    torch_device = resolve_device(device)
+    torch_device = _train_device(device)
     assets = training_assets(smpl_dir, spin, use_spin=not no_spin, download=not offline)
     trainer = Trainer(chosen, data_dir, out, assets.body, torch_device, ablation, assets.spin, seed, workers,
                       _model_config(model_config), assets.mean_params)
@@ -443,9 +476,7 @@ def train(
             bar.update(task, completed=done, total=total, description=f"epoch {trainer.epoch + 1}")
 
         def epoch(record: Any) -> None:
-            stderr.print(f"epoch {record.epoch}/{chosen.epochs}: loss {record.loss['total']:.4f}, "
-                         f"{chosen.val_dataset} MPJPE {record.val.mpjpe:.1f} PA-MPJPE {record.val.pa_mpjpe:.1f} "
-                         f"mm, lr {record.lr:.2g}{' (best)' if record.best else ''}")
+            stderr.print(_epoch_line(record, chosen.epochs, chosen.val_dataset))
 
         try:
             trainer.fit(on_iteration=iteration, on_epoch=epoch)
@@ -458,38 +489,45 @@ def train(
 @app.command()
 @reports_errors
 def evaluate(
-    data_dir: Annotated[Path, typer.Option(help="Folder of the pre-processed data (TCMR/VIBE layout).")],
+    data_dir: DataDirOpt,
     checkpoint: Annotated[Path | None, typer.Option(help="STR checkpoint to score (e.g. runs/w3dpw/best.pt).")] = None,
     datasets: Annotated[str | None, typer.Option(help="3dpw,mpii3d,h36m (default: every test file found).")] = None,
-    ablation: Annotated[str | None, typer.Option(help="Train this Table 2 variant (recipe wo3dpw) into "
-                                                      "runs/wo3dpw-<name>, then score it on MPI-INF-3DHP.")] = None,
+    ablation: Annotated[str | None, typer.Option(help="Table 2 instead: 'all' or variants (no_ttr,no_ste,...) "
+                                                      "trained with recipe wo3dpw into --runs-dir (finished "
+                                                      "runs are reused, interrupted ones resumed), scored "
+                                                      "on MPI-INF-3DHP.")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="With --ablation: where the variants' runs go.")] = Path("runs"),
+    epochs: EpochsOpt = None,
+    iterations: IterationsOpt = None,
+    batch_size: BatchOpt = None,
+    model_config: ModelConfigOpt = None,
+    no_spin: NoSpinOpt = False,
+    seed: SeedOpt = 0,
+    workers: WorkersOpt = 2,
     json_out: Annotated[Path | None, typer.Option(help="Write the table as JSON here (default: beside the "
-                                                       "checkpoint, <name>.eval.json).")] = None,
-    smpl_dir: Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")] = None,
+                                                       "checkpoint, <name>.eval.json; with --ablation, "
+                                                       "<runs-dir>/table2.json).")] = None,
+    smpl_dir: SmplDirOpt = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    offline: Annotated[bool, typer.Option("--offline", help="Never download SPIN's files.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    offline: OfflineOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Score a checkpoint Table-1 style (MPJPE, PA-MPJPE, MPVPE, Accel in mm) on the test sets found."""
+    """Score a checkpoint Table-1 style (MPJPE, PA-MPJPE, MPVPE, Accel in mm) on the test sets
+    found, or train and score the Table 2 variants (--ablation)."""
     from strcli.checkpoints import load_model
-    from strcli.devices import resolve_device
     from strcli.errors import UsageError
     from strcli.train.evaluate import evaluate as score, scores_json, table_rows
-    from strcli.train.trainer import RECIPES, Trainer, training_assets
+    from strcli.train.trainer import training_assets
 
-    torch_device = resolve_device(device)
-    names = [d.strip() for d in datasets.split(",")] if datasets else None
-    assets = training_assets(smpl_dir, None, use_spin=ablation is not None, download=not offline)
     if ablation is not None:
-        out = Path("runs") / f"wo3dpw-{ablation}"
-        trainer = Trainer(RECIPES["wo3dpw"], data_dir, out, assets.body, torch_device, ablation, assets.spin,
-                          mean_params=assets.mean_params)
-        if (out / "last.pt").is_file():
-            trainer.resume(out / "last.pt")
-        trainer.fit()
-        checkpoint, names = out / "best.pt", names or ["mpii3d"]
+        _evaluate_ablations(ablation, data_dir, runs_dir, epochs, iterations, batch_size, model_config, no_spin,
+                            seed, workers, json_out, smpl_dir, device, offline)
+        return
     if checkpoint is None:
         raise UsageError("evaluate needs --checkpoint FILE (or --ablation NAME).")
+    torch_device = _train_device(device)
+    names = [d.strip() for d in datasets.split(",")] if datasets else None
+    assets = training_assets(smpl_dir, None, use_spin=False, download=not offline)
     model, ckpt = load_model(checkpoint, torch_device)
     body = assets.body.to(torch_device)
     with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed}/{task.total}",
@@ -510,9 +548,61 @@ def evaluate(
     stdout.print(table)
     stdout.print("millimetres (Accel: mm per frame squared); TCMR's protocol, see README")
     target = json_out or checkpoint.with_name(checkpoint.stem + ".eval.json")
-    target.write_text(scores_json(scores, {"checkpoint": str(checkpoint), "ablation": ckpt.config.ablation,
-                                           "meta": ckpt.meta}))
+    _write_text(target, scores_json(scores, {"checkpoint": str(checkpoint), "ablation": ckpt.config.ablation,
+                                             "meta": ckpt.meta}))
     print(f"{target}")
+
+
+def _evaluate_ablations(ablation: str, data_dir: Path, runs_dir: Path, epochs: int | None,
+                        iterations: int | None, batch_size: int | None, model_config: Path | None,
+                        no_spin: bool, seed: int, workers: int, json_out: Path | None, smpl_dir: Path | None,
+                        device: str, offline: bool) -> None:
+    from strcli.train.ablations import parse_variants, run_ablations
+    from strcli.train.trainer import RECIPES, training_assets
+
+    variants = parse_variants(ablation)
+    recipe = RECIPES["wo3dpw"].replace(epochs=epochs, iterations=iterations, batch_size=batch_size)
+    assets = training_assets(smpl_dir, None, use_spin=not no_spin, download=not offline)
+
+    def epoch(variant: str, record: Any) -> None:
+        stderr.print(_epoch_line(record, recipe.epochs, recipe.val_dataset, f"{variant}: "))
+
+    results = run_ablations(variants, recipe, data_dir, runs_dir, assets, _train_device(device),
+                            _model_config(model_config), seed, workers, epoch)
+    if not results:  # not process 0 under torchrun
+        return
+    table = Table(title="Table 2: MPI-INF-3DHP")
+    for column in ("variant", "PA-MPJPE", "Accel", "paper PA-MPJPE", "paper Accel"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for r in results:
+        paper = r.paper or (None, None)
+        table.add_row(r.variant, f"{r.score.pa_mpjpe:.1f}", f"{r.score.accel:.1f}",
+                      *("-" if v is None else f"{v:.1f}" for v in paper))
+    stdout.print(table)
+    stdout.print("millimetres (Accel: mm per frame squared); TCMR's protocol, see README")
+    target = json_out or runs_dir / "table2.json"
+    _write_text(target, json.dumps({"recipe": recipe.name, "dataset": "mpii3d", "variants": [
+        {"variant": r.variant, "checkpoint": str(r.checkpoint), "pa_mpjpe": r.score.pa_mpjpe,
+         "mpjpe": r.score.mpjpe, "accel": r.score.accel, "frames": r.score.frames,
+         "paper_pa_mpjpe": r.paper[0] if r.paper else None, "paper_accel": r.paper[1] if r.paper else None}
+        for r in results]}, indent=2))
+    print(f"{target}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a result file under a temp name, then rename it (never half-written)."""
+    import os
+
+    from strcli.errors import OutputError
+
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path} ({err.strerror or err}).") from err
 
 
 def run() -> None:

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from strcli.body import Body
-from strcli.train.data import FILES
-from strcli.train.joints import SPIN_TO_MPII3D17, lsp14, spin49
+from strcli.train.data import CROP_SIZE, FILES, INSTA_25
+from strcli.train.joints import SPIN_49, SPIN_TO_LSP14, SPIN_TO_MPII3D17, lsp14, spin49
 
 FOCAL, IMAGE = 1000.0, 1000
 FEATURE_DIM = 2048
@@ -79,8 +79,15 @@ def write_set(body: Body, path: Path, name: str, split: str, videos: int, frames
             joints3d, kp = video["j49"][:, list(SPIN_TO_MPII3D17)], _project(video["j49"])
         else:
             joints3d, kp = video["j14"], _project(video["j14"])
-        if name == "3dpw":  # 3DPW's 2D joints are stored in the 14-joint 'common' order
-            kp = _project(video["j14"])
+        box = _bbox(kp)
+        if name in ("3dpw", "pennaction"):  # stored in the 14-joint 'common' (LSP) order
+            kp = _project(video["j49"][:, list(SPIN_TO_LSP14)])
+            if name == "pennaction":  # PennAction has no neck label
+                kp[:, 12] = 0
+        if name == "insta":  # its 25 joints, in pixels of the 224 px crop of the enlarged box
+            kp = _project(video["j49"])[:, [SPIN_49.index(n) for n in INSTA_25]]
+            size = box[:, None, 2:3] * 1.2
+            kp[..., :2] = (kp[..., :2] - box[:, None, :2]) / size * CROP_SIZE + CROP_SIZE / 2
         rows["vid_name"].append(np.array([f"{name}_{split}_{v:03d}_0"] * frames))
         rows["frame_id"].append(np.arange(frames))
         rows["features"].append(features.astype(np.float32))
@@ -88,7 +95,7 @@ def write_set(body: Body, path: Path, name: str, split: str, videos: int, frames
         rows["shape"].append(video["shape"])
         rows["joints3D"].append(joints3d.astype(np.float32))
         rows["joints2D"].append(kp)
-        rows["bbox"].append(_bbox(kp))
+        rows["bbox"].append(box)
         rows["img_name"].append(np.array([f"{name}/{v:03d}/{f:06d}.jpg" for f in range(frames)]))
         rows["valid"].append(np.ones(frames, np.float32))
     data = {k: np.concatenate(v) for k, v in rows.items()}
@@ -97,6 +104,8 @@ def write_set(body: Body, path: Path, name: str, split: str, videos: int, frames
     if name in ("insta", "posetrack", "pennaction"):
         for key in ("pose", "shape", "joints3D"):
             data.pop(key)
+    if name == "insta":  # InstaVariety's file has only these
+        data = {k: data[k] for k in ("vid_name", "frame_id", "features", "joints2D")}
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".h5":
         with h5py.File(path, "w") as f:

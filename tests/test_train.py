@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from generated_dataset import write_miniature
+from generated_dataset import write_miniature, write_set
 from strcli.body import Body
 from strcli.checkpoints import load_model
 from strcli.cli import app
@@ -19,7 +19,7 @@ from strcli.errors import CorruptAssetError
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams, SMPLPrediction
 from strcli.rotations import axis_angle_to_rotmat
-from strcli.train.data import Clip, ClipDataset, FILES, clip_starts, load_db, normalise_keypoints
+from strcli.train.data import Clip, ClipDataset, FILES, H5Column, clip_starts, load_db, normalise_keypoints
 from strcli.train.evaluate import score_dataset
 from strcli.train.data import eval_videos
 from strcli.train.loss import STRLoss
@@ -82,6 +82,29 @@ def test_clips_stay_within_one_video_and_keypoints_are_crop_normalised(mini):
         assert f["vid_name"].dtype.kind == "S"
 
 
+def test_each_data_sets_keypoint_layout_lands_on_the_same_spin_joints(mini, tmp_path):
+    # The same generated videos written as PoseTrack (SPIN's 49, frame pixels), InstaVariety
+    # (its 25, pixels of the 224 crop, no boxes) and PennAction (14 'common', no neck).
+    paths = {name: write_set(mini["body"], tmp_path / f"{name}.{'h5' if name == 'insta' else 'pt'}", name, "train",
+                             2, 20, seed=7) for name in ("posetrack", "insta", "pennaction")}
+    clips = {name: ClipDataset(name, path)[1] for name, path in paths.items()}
+    reference = clips["posetrack"].kp2d  # (16, 49, 3)
+    for name in ("insta", "pennaction"):
+        kp = clips[name].kp2d
+        labelled = kp[0, :, 2] > 0
+        assert int(labelled.sum()) == {"insta": 25, "pennaction": 13}[name]
+        assert torch.allclose(kp[..., :2][:, labelled], reference[..., :2][:, labelled], atol=1e-4), name
+        assert (kp[:, ~labelled, 2] == 0).all()  # unlabelled joints carry no weight
+    assert float(reference[..., :2].abs().max()) == pytest.approx(1 / (1.1 * 1.2), rel=1e-4)  # box 1.1x, crop 1.2x
+    # InstaVariety's big columns are read lazily, a slice at a time, and survive pickling (workers)
+    db = load_db(paths["insta"])
+    assert isinstance(db["features"], H5Column) and isinstance(db["vid_name"], np.ndarray)
+    column = pickle.loads(pickle.dumps(db["features"]))
+    assert column.shape == (40, 2048) and np.array_equal(column[3:5], db["features"][3:5])
+    with pytest.raises(CorruptAssetError, match="joints2D has 49 joints; insta files have 25"):
+        ClipDataset("insta", paths["posetrack"])
+
+
 def test_loss_is_zero_for_the_labels_and_masks_missing_ones(mini):
     clip = Clip.collate([ClipDataset("3dpw", mini["data"] / FILES[("3dpw", "train")])[k] for k in (0, 5)])
     rotmat = axis_angle_to_rotmat(clip.pose.reshape(2, 16, 24, 3))
@@ -141,6 +164,40 @@ def test_evaluate_prints_table_1_and_writes_json(mini, tmp_path, monkeypatch, as
     bad = runner.invoke(app, ["evaluate", "--data-dir", str(tmp_path), "--checkpoint", str(tmp_path / "run" / "best.pt"),
                               "--smpl-dir", str(smpl_files["chumpy"].parent), "--device", "cpu", "--offline"])
     assert bad.exit_code == 2 and "no test data" in bad.output
+
+
+def test_evaluate_ablation_trains_each_variant_and_prints_table_2(mini, tmp_path, monkeypatch, assets, smpl_files):
+    monkeypatch.setenv("STRCLI_WEIGHTS_DIR", str(tmp_path / "weights"))
+    for name in ("smpl_mean_params.npz", "J_regressor_h36m.npy"):
+        assert runner.invoke(app, ["weights", "import", str(assets / "smpl_helpers" / name)]).exit_code == 0
+    config = tmp_path / "small.json"
+    config.write_text(json.dumps({"gru_hidden": 32, "integration_dim": 16, "integration_hidden": 16,
+                                  "regressor_hidden": 128}))
+    args = ["evaluate", "--data-dir", str(mini["data"]), "--ablation", "no_ttr,full", "--runs-dir",
+            str(tmp_path / "runs"), "--epochs", "1", "--iterations", "2", "--batch-size", "6", "--model-config",
+            str(config), "--no-spin", "--workers", "0", "--smpl-dir", str(smpl_files["chumpy"].parent),
+            "--device", "cpu", "--offline", "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Table 2" in result.stdout and "no_ttr" in result.stdout and "61.9" in result.stdout  # paper's value
+    table = json.loads((tmp_path / "runs" / "table2.json").read_text())
+    assert [v["variant"] for v in table["variants"]] == ["full", "no_ttr"]  # Table 2's order
+    for row in table["variants"]:
+        model, checkpoint = load_model(row["checkpoint"])
+        assert checkpoint.config.ablation == row["variant"] and checkpoint.meta["recipe"] == "wo3dpw"
+        assert model.config.use_ttr == (row["variant"] != "no_ttr")
+        expected = score_dataset(model, mini["body"], "mpii3d",
+                                 eval_videos("mpii3d", mini["data"] / FILES[("mpii3d", "val")]), torch.device("cpu"))
+        assert row["pa_mpjpe"] == pytest.approx(expected.pa_mpjpe, rel=1e-4) and row["frames"] > 0
+    # a rerun reuses the finished runs: nothing is trained again
+    stamp = (tmp_path / "runs" / "wo3dpw-full" / "last.pt").stat().st_mtime_ns
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and (tmp_path / "runs" / "wo3dpw-full" / "last.pt").stat().st_mtime_ns == stamp
+    assert json.loads((tmp_path / "runs" / "table2.json").read_text()) == table
+    bad = runner.invoke(app, ["evaluate", "--data-dir", str(mini["data"]), "--ablation", "no_gru", "--offline"])
+    assert bad.exit_code == 2 and "unknown variant no_gru" in bad.output
+    bad = runner.invoke(app, ["train", "--data-dir", str(mini["data"]), "--datasets-2d", "coco", "--offline"])
+    assert bad.exit_code == 2 and "unknown 2D data set coco" in bad.output
 
 
 DDP_SCRIPT = """

@@ -3,10 +3,18 @@
 Files (in `--data-dir`, names as TCMR's pre-processing writes them) are joblib pickles
 of a dict of arrays, one row per frame: `vid_name`, `frame_id`, `features` (N, 2048),
 `pose` (N, 72), `shape` (N, 10), `joints3D`, `joints2D` (N, J, 3: x, y, confidence),
-`bbox` (N, 4: cx, cy, w, h), `img_name`, `valid`; InstaVariety is an HDF5 file. A joblib
-file is unpickled with only numpy's array classes admitted (`load_db`): loading never
-runs code. Arrays are memory-mapped where the file allows, so a 20 GB Human3.6M file
-costs what is read.
+`bbox` (N, 4: cx, cy, w, h), `img_name`, `valid`; InstaVariety is an HDF5 file with
+`vid_name`, `frame_id`, `features` and `joints2D` only. A joblib file is unpickled with
+only numpy's array classes admitted (`load_db`): loading never runs code. Arrays are
+memory-mapped where the file allows, and HDF5 columns are read a slice at a time
+(`H5Column`), so a 20 GB Human3.6M file or InstaVariety's 17 GB of features cost what is
+read.
+
+The 2D keypoints come in the layout each data set's pre-processing left them in
+(`KEYPOINTS_2D`): SPIN's 49 (MPI-INF-3DHP, Human3.6M, PoseTrack), the 14 'common' LSP
+joints (3DPW; PennAction, whose neck is empty), or InstaVariety's own 25, which are
+pixels of the 224 px crop rather than of the frame (its videos were cropped before
+pre-processing; it has no boxes).
 
 A clip is T consecutive frames of one `vid_name` (TCMR's windows: consecutive rows of
 the same video, stride `int(T * (1 - overlap) + 0.5)`).
@@ -14,6 +22,7 @@ the same video, stride `int(T * (1 - overlap) + 0.5)`).
 
 from __future__ import annotations
 
+import os
 import pickle
 import warnings
 from collections.abc import Sequence
@@ -49,6 +58,17 @@ THREE_D = ("3dpw", "mpii3d", "h36m")
 TWO_D = ("insta", "posetrack", "pennaction")
 # Which sets carry SMPL parameters (pose and shape) in their training files.
 HAS_SMPL = {"3dpw": True, "mpii3d": False, "h36m": True, "insta": False, "posetrack": False, "pennaction": False}
+# InstaVariety's 25 keypoint names, in its files' order (VIBE/TCMR's `get_insta_joint_names`).
+INSTA_25 = ("OP RHeel", "OP RKnee", "OP RHip", "OP LHip", "OP LKnee", "OP LHeel", "OP RWrist", "OP RElbow",
+            "OP RShoulder", "OP LShoulder", "OP LElbow", "OP LWrist", "OP Neck", "headtop", "OP Nose", "OP LEye",
+            "OP REye", "OP LEar", "OP REar", "OP LBigToe", "OP RBigToe", "OP LSmallToe", "OP RSmallToe",
+            "OP LAnkle", "OP RAnkle")
+# The layout of `joints2D` in each data set's files.
+KEYPOINTS_2D = {"3dpw": LSP_14, "mpii3d": SPIN_49, "h36m": SPIN_49, "insta": INSTA_25, "posetrack": SPIN_49,
+                "pennaction": LSP_14}
+# Sets whose 2D keypoints are pixels of the 224 px crop, not of the frame.
+CROP_KEYPOINTS = {"insta"}
+CROP_SIZE = 224
 
 _ALLOWED = {
     ("joblib.numpy_pickle", "NumpyArrayWrapper"),
@@ -71,17 +91,53 @@ def _safe_unpickler_class() -> type:
     return SafeUnpickler
 
 
-def load_db(path: str | Path, mmap: bool = True) -> dict[str, np.ndarray]:
+class H5Column:
+    """One column of an HDF5 data file, read a slice at a time. The file is opened on first
+    use in each process (DataLoader workers each get their own handle)."""
+
+    def __init__(self, path: Path, key: str) -> None:
+        import h5py
+
+        self.path, self.key = path, key
+        with h5py.File(path, "r") as f:
+            self.shape: tuple[int, ...] = tuple(f[key].shape)
+        self._file: Any = None
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if self._file is None or self._pid != os.getpid():
+            import h5py
+
+            self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
+        return _decoded(np.asarray(self._file[self.key][index]))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_file": None, "_pid": -1}
+
+
+Column = np.ndarray | H5Column
+
+
+def load_db(path: str | Path, mmap: bool = True) -> dict[str, Column]:
     """A TCMR/VIBE data file as a dict of arrays, without executing anything it contains.
-    `.h5` files are read with h5py (arrays read lazily on first use are loaded now)."""
+    In `.h5` files, columns of one value per row (names, frame ids) are read now and the
+    others (features, keypoints) lazily, a slice at a time."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path} does not exist.", "See README, 'Reproducing the paper', for the files.")
     if path.suffix == ".h5":
         import h5py
 
-        with h5py.File(path, "r") as f:
-            return {key: _decoded(f[key][()]) for key in f.keys()}
+        try:
+            with h5py.File(path, "r") as f:
+                keys = {key: int(np.prod(f[key].shape[1:])) for key in f.keys()}
+                small = {key: _decoded(f[key][()]) for key, width in keys.items() if width <= 1}
+        except OSError as err:
+            raise CorruptAssetError(f"{path} is not a readable HDF5 data file ({err}).") from err
+        return {key: small[key] if key in small else H5Column(path, key) for key in keys}
     from joblib import numpy_pickle
 
     opener = getattr(numpy_pickle, "_validate_fileobject_and_memmap", None) or numpy_pickle._read_fileobject
@@ -125,6 +181,22 @@ def clip_starts(vid_name: np.ndarray, seqlen: int = SEQLEN, stride: int = 1) -> 
 def stride_for(overlap: float, seqlen: int = SEQLEN) -> int:
     """TCMR's window stride for an overlap fraction."""
     return max(1, int(seqlen * (1 - overlap) + 0.5))
+
+
+def normalise_crop_keypoints(kp: np.ndarray, crop: int = CROP_SIZE) -> np.ndarray:
+    """(..., J, 3) pixels of the square crop + confidence -> [-1, 1], confidence kept."""
+    out = np.array(kp, np.float32, copy=True)
+    out[..., :2] = 2 * out[..., :2] / crop - 1
+    return out
+
+
+def keypoint_names(name: str, joints: int, path: Path) -> Sequence[str]:
+    """The names of the `joints` 2D keypoints of data set `name`, checked against its layout."""
+    names = KEYPOINTS_2D.get(name, SPIN_49)
+    if joints != len(names):
+        raise CorruptAssetError(f"{path}: joints2D has {joints} joints; {name} files have {len(names)}.",
+                                "Is the file from TCMR's/VIBE's pre-processing of this data set?")
+    return names
 
 
 def normalise_keypoints(kp: np.ndarray, bbox: np.ndarray) -> np.ndarray:
@@ -174,13 +246,15 @@ class ClipDataset(Dataset[Clip]):
     def __init__(self, name: str, path: Path, seqlen: int = SEQLEN, stride: int = 1, smpl: bool | None = None) -> None:
         self.name, self.path, self.seqlen = name, path, seqlen
         self.db = load_db(path)
-        missing = [k for k in ("vid_name", "features", "joints2D", "bbox") if k not in self.db]
+        self.crop_keypoints = name in CROP_KEYPOINTS
+        needed = ("vid_name", "features", "joints2D") + (() if self.crop_keypoints else ("bbox",))
+        missing = [k for k in needed if k not in self.db]
         if missing:
             raise CorruptAssetError(f"{path} lacks {', '.join(missing)}: not a TCMR/VIBE data file.")
         self.has_3d = name in THREE_D and "joints3D" in self.db
         self.has_smpl = (HAS_SMPL.get(name, False) if smpl is None else smpl) and "pose" in self.db
-        self.starts = clip_starts(self.db["vid_name"], seqlen, stride)
-        self.kp2d_names = SPIN_49 if self.db["joints2D"].shape[1] == 49 else LSP_14
+        self.starts = clip_starts(np.asarray(self.db["vid_name"]), seqlen, stride)
+        self.kp2d_names = keypoint_names(name, self.db["joints2D"].shape[1], path)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -188,8 +262,10 @@ class ClipDataset(Dataset[Clip]):
     def __getitem__(self, index: int) -> Clip:
         rows = slice(int(self.starts[index]), int(self.starts[index]) + self.seqlen)
         t = self.seqlen
-        kp2d = normalise_keypoints(np.asarray(self.db["joints2D"][rows]), np.asarray(self.db["bbox"][rows], np.float32))
-        if kp2d.shape[1] != 49:
+        raw = np.asarray(self.db["joints2D"][rows], np.float32)
+        kp2d = (normalise_crop_keypoints(raw) if self.crop_keypoints
+                else normalise_keypoints(raw, np.asarray(self.db["bbox"][rows], np.float32)))
+        if self.kp2d_names != SPIN_49:
             kp2d = to_spin49(kp2d, self.kp2d_names)
         kp3d = np.zeros((t, 49, 3), np.float32)
         if self.has_3d:

@@ -34,7 +34,7 @@ from strcli.errors import CorruptAssetError, OutputError, UsageError
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams
 from strcli.model.str import STR
-from strcli.train.data import FILES, Clip, ClipDataset, eval_videos, stride_for
+from strcli.train.data import FILES, THREE_D, TWO_D, Clip, ClipDataset, eval_videos, stride_for
 from strcli.train.evaluate import DatasetScore, score_dataset
 from strcli.train.loss import LossWeights, STRLoss
 
@@ -58,6 +58,14 @@ class Recipe:
     patience: int = 5
     seqlen: int = 16
     weights: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self) -> None:
+        for names, allowed, kind in ((self.datasets_2d, TWO_D, "2D"), (self.datasets_3d, THREE_D, "3D")):
+            unknown = [n for n in names if n not in allowed]
+            if unknown:
+                raise UsageError(f"unknown {kind} data set {', '.join(unknown)}; choose from {', '.join(allowed)}.")
+        if not self.datasets_3d:
+            raise UsageError("a recipe needs at least one 3D data set.")
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
