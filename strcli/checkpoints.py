@@ -54,15 +54,28 @@ def save_checkpoint(path: str | Path, model: STR, meta: Mapping[str, Any] | None
     return path
 
 
+def _numpy_scalar_globals() -> list[Any]:
+    """What unpickling a numpy number needs (published checkpoints store their validation
+    score as one): its dtype and numpy's scalar constructor, under numpy 2's and numpy 1's
+    module names. They rebuild numbers from bytes and run nothing else."""
+    import numpy as np
+    from numpy._core import multiarray
+
+    dtypes = [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith("DType")]
+    return [multiarray.scalar, (multiarray.scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]
+
+
 def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
-    """The raw dict of any torch checkpoint, loaded without executing code."""
+    """The raw dict of any torch checkpoint (ours, SPIN's, TCMR's, VIBE's; zip or legacy
+    format), loaded without executing code: `weights_only=True`, plus numpy numbers."""
     path = Path(path)
     if not path.is_file():
         from strcli.errors import MissingAssetError
 
         raise MissingAssetError(f"checkpoint {path} does not exist.")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load fails in many ways (struct.error, BadZipFile, ...): all mean unreadable
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CorruptAssetError(

@@ -200,8 +200,12 @@ def reconstruct(
                           "video, or a folder of <video-stem>.det.txt files.")] = None,
     detector: Annotated[Path | None, typer.Option(help="Ultralytics YOLO weights (.pt) or model "
                         "yaml (untrained); default: the manifest's yolo11m.pt.")] = None,
-    checkpoint: Annotated[Path | None, typer.Option(help="STR checkpoint (strcli format); default: "
-                          "the imported str_checkpoint.")] = None,
+    model: Annotated[str, typer.Option("--model", help="Temporal model(s): str, tcmr, vibe, or several "
+                     "(str,tcmr): the first's files go to <stem>/, the others' to <stem>/models/<name>/.")] = "str",
+    checkpoint: Annotated[list[Path] | None, typer.Option(help="Weights of a --model, recognised by "
+                          "their structure (strcli STR, TCMR or VIBE file); repeat for several models. "
+                          "Default: the imported str_checkpoint, the manifest's tcmr_demo and "
+                          "vibe_wo_3dpw.")] = None,
     backbone: Annotated[Path | None, typer.Option(help="SPIN checkpoint for the ResNet-50; "
                         "default: the manifest's spin_checkpoint.")] = None,
     smpl_dir: Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")] = None,
@@ -261,8 +265,9 @@ def reconstruct(
     shard_spec = Shard.parse(shard)
     if not inputs and not example:
         raise UsageError("no input videos given.", "Pass video files or folders, or --example.")
-    sources = ModelSources(checkpoint=checkpoint, backbone=backbone, detector=detector, smpl_dir=smpl_dir,
-                           untrained=untrained, seed=seed, download=not offline)
+    sources = ModelSources(models=tuple(m.strip().lower() for m in model.split(",") if m.strip()),
+                           checkpoints=tuple(checkpoint or ()), backbone=backbone, detector=detector,
+                           smpl_dir=smpl_dir, untrained=untrained, seed=seed, download=not offline)
     models = load_models(sources, device, batch_size, need_detector=detections is None)
     paths = list(inputs or [])
     if example:
@@ -316,6 +321,8 @@ def render(
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Draw over the video (default) "
                        "or on a plain background.")] = True,
     side_view: Annotated[bool, typer.Option("--side-view", help="Add a panel seen from the side.")] = False,
+    compare: Annotated[bool, typer.Option("--compare", help="One labelled panel per model of "
+                       "`reconstruct --model str,tcmr`, side by side, in compare.mp4.")] = False,
     tracks: Annotated[str | None, typer.Option(help="Only these track ids, e.g. 0,2.")] = None,
     alpha: Annotated[float, typer.Option(help="Opacity of the bodies (0-1].")] = 0.8,
     joints: Annotated[bool, typer.Option("--joints", help="Draw the 2D joints.")] = False,
@@ -341,7 +348,7 @@ def render(
 
     options = RenderOptions(overlay=overlay, side_view=side_view, tracks=parse_tracks(tracks), alpha=alpha,
                             joints=joints, video=video, frames=parse_frames(frames), crf=crf, fps=fps,
-                            preset=preset)
+                            preset=preset, compare=compare)
     folders: list[Path] = []
     for path in outputs:
         if (path / MANIFEST).is_file():
@@ -490,7 +497,10 @@ def train(
 @reports_errors
 def evaluate(
     data_dir: DataDirOpt,
-    checkpoint: Annotated[Path | None, typer.Option(help="STR checkpoint to score (e.g. runs/w3dpw/best.pt).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint to score: STR (e.g. runs/w3dpw/best.pt), "
+                                                      "or a published TCMR or VIBE file.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="str, tcmr or vibe: refuse a --checkpoint of "
+                                                            "another kind (default: whatever it is).")] = None,
     datasets: Annotated[str | None, typer.Option(help="3dpw,mpii3d,h36m (default: every test file found).")] = None,
     ablation: Annotated[str | None, typer.Option(help="Table 2 instead: 'all' or variants (no_ttr,no_ste,...) "
                                                       "trained with recipe wo3dpw into --runs-dir (finished "
@@ -514,8 +524,8 @@ def evaluate(
 ) -> None:
     """Score a checkpoint Table-1 style (MPJPE, PA-MPJPE, MPVPE, Accel in mm) on the test sets
     found, or train and score the Table 2 variants (--ablation)."""
-    from strcli.checkpoints import load_model
     from strcli.errors import UsageError
+    from strcli.published import TEMPORAL_MODELS, load_temporal
     from strcli.train.evaluate import evaluate as score, scores_json, table_rows
     from strcli.train.trainer import training_assets
 
@@ -525,10 +535,13 @@ def evaluate(
         return
     if checkpoint is None:
         raise UsageError("evaluate needs --checkpoint FILE (or --ablation NAME).")
+    if model is not None and model not in TEMPORAL_MODELS:
+        raise UsageError(f"--model {model}: choose {', '.join(TEMPORAL_MODELS)}.")
     torch_device = _train_device(device)
     names = [d.strip() for d in datasets.split(",")] if datasets else None
     assets = training_assets(smpl_dir, None, use_spin=False, download=not offline)
-    model, ckpt = load_model(checkpoint, torch_device)
+    network, kind, meta = load_temporal(checkpoint, model)
+    network = network.to(torch_device)
     body = assets.body.to(torch_device)
     with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed}/{task.total}",
                   console=stderr, disable=quiet, transient=True) as bar:
@@ -539,8 +552,9 @@ def evaluate(
                 tasks[name] = bar.add_task(name, total=total)
             bar.update(tasks[name], completed=done)
 
-        scores = score(model, body, data_dir, torch_device, names, progress)
-    table = Table(title=f"{checkpoint.name} ({ckpt.config.ablation})")
+        scores = score(network, body, data_dir, torch_device, names, progress)
+    title = kind.upper() + (f", {meta['ablation']}" if kind == "str" else "")
+    table = Table(title=f"{checkpoint.name} ({title})")
     for column in ("data set", "frames", "MPJPE", "PA-MPJPE", "MPVPE", "Accel"):
         table.add_column(column, justify="left" if column == "data set" else "right")
     for row in table_rows(scores):
@@ -548,8 +562,8 @@ def evaluate(
     stdout.print(table)
     stdout.print("millimetres (Accel: mm per frame squared); TCMR's protocol, see README")
     target = json_out or checkpoint.with_name(checkpoint.stem + ".eval.json")
-    _write_text(target, scores_json(scores, {"checkpoint": str(checkpoint), "ablation": ckpt.config.ablation,
-                                             "meta": ckpt.meta}))
+    _write_text(target, scores_json(scores, {"checkpoint": str(checkpoint), "model": kind,
+                                             "ablation": meta.get("ablation"), "meta": meta}))
     print(f"{target}")
 
 

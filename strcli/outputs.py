@@ -54,6 +54,17 @@ class TrackSummary:
 
 
 @dataclass(frozen=True)
+class ModelOutput:
+    """One temporal model's results in a video folder (`reconstruct --model str,tcmr`):
+    the first model's files are at the folder's top, each other's under models/<name>/."""
+
+    name: str  # str, tcmr or vibe
+    folder: str  # relative to the video's folder: "." or "models/<name>"
+    tracks: list[TrackSummary]  # paths relative to `folder`
+    meshes: int
+
+
+@dataclass(frozen=True)
 class InputFile:
     path: str
     size_bytes: int
@@ -102,6 +113,7 @@ class VideoManifest:
     timings: dict[str, float]  # stage -> seconds
     tracks: list[TrackSummary]
     warnings: list[str] = field(default_factory=list)
+    models: list[ModelOutput] = field(default_factory=list)  # every model's results, the first's = `tracks`
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)

@@ -28,11 +28,12 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from strcli import __version__
 from strcli.body import Body, find_smpl_file
 from strcli.camera import Intrinsics
-from strcli.checkpoints import load_model
+from strcli.checkpoints import load_model, read_checkpoint_file
 from strcli.config import WINDOW
 from strcli.crops import crop_frame, square_boxes
 from strcli.devices import resolve_device
@@ -43,6 +44,7 @@ from strcli.outputs import (
     MESH_FORMATS,
     Counts,
     InputFile,
+    ModelOutput,
     TrackFrames,
     TrackSummary,
     TrackWriter,
@@ -52,6 +54,7 @@ from strcli.outputs import (
     read_manifest,
 )
 from strcli.posing import pose_frames
+from strcli.published import KIND_NAMES, TEMPORAL_MODELS, build_published, check_kind, load_published, recognise
 from strcli.tracking import (
     DetectionTracker,
     Detections,
@@ -110,13 +113,21 @@ class ReconstructOptions:
 class ModelSources:
     """Where the networks' weights come from."""
 
-    checkpoint: Path | None = None  # STR (strcli format); default: the str_checkpoint asset
+    models: tuple[str, ...] = ("str",)  # temporal models to run, the first's files at the folder's top
+    checkpoints: tuple[Path, ...] = ()  # files for them, each recognised by its structure;
+    # default per model: the str_checkpoint, tcmr_demo, vibe_wo_3dpw assets
     backbone: Path | None = None  # SPIN checkpoint; default: the spin_checkpoint asset
     detector: Path | None = None  # ultralytics weights; default: the detector asset
     smpl_dir: Path | None = None
     untrained: bool = False  # allow randomly initialised STR (and backbone): tests, demos
     seed: int = 0
     download: bool = True  # fetch missing public weights on first use
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.models if m not in TEMPORAL_MODELS]
+        if unknown or not self.models or len(set(self.models)) != len(self.models):
+            raise UsageError(f"--model {','.join(self.models)}: name each of {', '.join(TEMPORAL_MODELS)} "
+                             "at most once, comma-separated.")
 
 
 # ----------------------------------------------------------------------------- progress
@@ -160,13 +171,16 @@ class StageTimer:
 
 # ----------------------------------------------------------------------------- models
 
+# The weights each temporal model uses when no --checkpoint file is given for it.
+DEFAULT_ASSETS = {"str": "str_checkpoint", "tcmr": "tcmr_demo", "vibe": "vibe_wo_3dpw"}
+
 
 @dataclass
 class Models:
     """The networks of the road, loaded once for all videos."""
 
     device: torch.device
-    str_model: STR
+    temporal: dict[str, nn.Module]  # name -> model (eval mode), in --model order; the first is primary
     extractor: FeatureExtractor
     body: Body
     detector: Path | None  # loaded per video (a fresh tracker each time)
@@ -225,11 +239,17 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
         weights.append(WeightsUsed("backbone", None, "", f"random init (seed {sources.seed})"))
         warnings.append("the ResNet-50 backbone is randomly initialised (no SPIN checkpoint).")
 
-    model = _load_str(sources, spin, weights, warnings)
+    files = _checkpoints_by_model(sources)
+    temporal: dict[str, nn.Module] = {}
+    for name in sources.models:
+        if name == "str":
+            temporal[name] = _load_str(sources, files.get("str"), spin, weights, warnings)
+        else:
+            temporal[name] = _load_published(name, sources, files.get(name), spin, weights, warnings)
     body = Body.from_file(smpl)
     weights.append(_file_weights("smpl", smpl))
     try:
-        return Models(device=device, str_model=model.to(device).eval(),
+        return Models(device=device, temporal={k: m.to(device).eval() for k, m in temporal.items()},
                       extractor=FeatureExtractor(backbone, device, batch_size), body=body.to(device).eval(),
                       detector=detector, weights=weights, warnings=warnings)
     except torch.cuda.OutOfMemoryError as err:
@@ -237,12 +257,59 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
                             "Free the GPU (other processes?) or use --device cpu.") from err
 
 
-def _load_str(sources: ModelSources, spin: Path | None, weights: list[WeightsUsed],
-              warnings: list[str]) -> STR:
-    checkpoint = sources.checkpoint
+def _checkpoints_by_model(sources: ModelSources) -> dict[str, Path]:
+    """Each --checkpoint file, recognised by its structure, under the model it is for; a file
+    for a model that is not run, or of no known kind, is an error that says what it is."""
+    files: dict[str, Path] = {}
+    for path in sources.checkpoints:
+        raw = read_checkpoint_file(path)
+        kind = recognise(raw)
+        if kind not in sources.models:
+            if len(sources.models) == 1 or kind not in TEMPORAL_MODELS:
+                check_kind(raw, sources.models[0] if len(sources.models) == 1 else "str", path)
+            raise UsageError(f"{path} is a {KIND_NAMES[kind]}, but --model is {','.join(sources.models)}.",
+                             f"Add {kind} to --model, or leave the file out.")
+        if kind in files:
+            raise UsageError(f"two --checkpoint files for {kind}: {files[kind]} and {path}.")
+        files[kind] = path
+    return files
+
+
+def _load_published(name: str, sources: ModelSources, checkpoint: Path | None, spin: Path | None,
+                    weights: list[WeightsUsed], warnings: list[str]) -> nn.Module:
+    """TCMR or VIBE from a released file (default: the manifest's), or --untrained random."""
+    asset = DEFAULT_ASSETS[name]
     if checkpoint is None:
         try:
-            checkpoint = Path(_asset_weights("str", "str_checkpoint", False).path or "")
+            checkpoint = Path(_asset_weights(name, asset, sources.download).path or "")
+        except MissingAssetError:
+            if not sources.untrained:
+                raise
+    if checkpoint is not None:
+        loaded = load_published(checkpoint, name)
+        weights.append(_file_weights(name, checkpoint, f"{KIND_NAMES[name]}, epoch {loaded.meta.get('epoch')}"))
+        return loaded.model
+    torch.manual_seed(sources.seed)
+    model = build_published(name, _mean_params(sources))
+    if spin is not None:
+        load_spin_regressor(model.regressor, spin)
+    weights.append(WeightsUsed(name, None, "", f"random init (seed {sources.seed})"))
+    warnings.append(f"{name.upper()} is UNTRAINED (--untrained): its bodies are meaningless.")
+    return model
+
+
+def _mean_params(sources: ModelSources) -> MeanParams:
+    mean = MeanParams.neutral()
+    with contextlib.suppress(MissingAssetError, CorruptAssetError):
+        mean = MeanParams.from_npz(ensure("smpl_mean_params", download=sources.download).path)
+    return mean
+
+
+def _load_str(sources: ModelSources, checkpoint: Path | None, spin: Path | None, weights: list[WeightsUsed],
+              warnings: list[str]) -> STR:
+    if checkpoint is None:
+        try:
+            checkpoint = Path(_asset_weights("str", DEFAULT_ASSETS["str"], False).path or "")
         except MissingAssetError:
             checkpoint = None
     if checkpoint is not None:
@@ -257,11 +324,8 @@ def _load_str(sources: ModelSources, spin: Path | None, weights: list[WeightsUse
             "Train one (`strcli train`) and pass --checkpoint FILE or `strcli weights import FILE "
             "--name str_checkpoint`; or pass --untrained to run a randomly initialised STR "
             "(the bodies are then meaningless: for testing the pipeline only).")
-    mean = MeanParams.neutral()
-    with contextlib.suppress(MissingAssetError, CorruptAssetError):
-        mean = MeanParams.from_npz(ensure("smpl_mean_params", download=sources.download).path)
     torch.manual_seed(sources.seed)
-    model = build_model(STRConfig(), mean)
+    model = build_model(STRConfig(), _mean_params(sources))
     note = f"random init (seed {sources.seed})"
     if spin is not None:
         load_spin_regressor(model.regressor, spin)
@@ -372,8 +436,9 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
 
     intrinsics = Intrinsics.default_for(info.width, info.height, options.focal)
     with VideoFolder(out_root, video.stem) as folder:
-        summaries, meshes, person_frames = _reconstruct_tracks(
+        outputs, person_frames = _reconstruct_tracks(
             info, start, end, options, models, tracked, intrinsics, folder.tmp, timer, progress)
+        summaries, meshes = outputs[0].tracks, outputs[0].meshes
         manifest = VideoManifest(
             strcli=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), fingerprint=key,
             input=InputFile.of(video),
@@ -390,7 +455,7 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
                           person_frames=person_frames, meshes=meshes),
             timings={**{k: round(v, 3) for k, v in timer.seconds.items()},
                      "total": round(time.perf_counter() - started, 3)},
-            tracks=summaries, warnings=warnings)
+            tracks=summaries, warnings=warnings, models=outputs)
         with timer("write"):
             folder.write_manifest(manifest)
             final = folder.commit()
@@ -468,17 +533,21 @@ class _Sequence:
 
 def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: ReconstructOptions,
                         models: Models, tracked: TrackingPass, intrinsics: Intrinsics, folder: Path,
-                        timer: StageTimer, progress: Progress) -> tuple[list[TrackSummary], int, int]:
-    """Pass 2: crops -> features -> STR -> SMPL -> files, streamed."""
+                        timer: StageTimer, progress: Progress) -> tuple[list[ModelOutput], int]:
+    """Pass 2: crops -> features -> each temporal model -> SMPL -> files, streamed. The
+    features are computed once and fed to every model."""
     tracks = tracked.tracks
+    names = list(models.temporal)
+    folders = {name: "." if k == 0 else f"models/{name}" for k, name in enumerate(names)}
     if not tracks:
-        return [], 0, 0
+        return [ModelOutput(name, folders[name], [], 0) for name in names], 0
     device = models.device
     faces = models.body.faces
-    writers = [TrackWriter(folder, TrackFrames(t.track_id, tracked.frame_of[t.frames], tracked.times[t.frames],
-                                               t.boxes, t.scores, t.interpolated),
-                           faces, options.mesh_formats, intrinsics.matrix, info.fps,
-                           (info.width, info.height)) for t in tracks]
+    writers = {name: [TrackWriter(folder / folders[name],
+                                  TrackFrames(t.track_id, tracked.frame_of[t.frames], tracked.times[t.frames],
+                                              t.boxes, t.scores, t.interpolated),
+                                  faces, options.mesh_formats, intrinsics.matrix, info.fps,
+                                  (info.width, info.height)) for t in tracks] for name in names}
     sequences: list[_Sequence] = []
     lengths: list[int] = []
     sequence_of_row: list[np.ndarray] = []  # per track: (N,) sequence of each row
@@ -489,7 +558,8 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
             sequences.append(_Sequence(k, run.start))
             lengths.append(run.stop - run.start)
         sequence_of_row.append(of_row)
-    stream = StreamingWindows(models.str_model, lengths, WINDOW, options.window_stride, options.batch_size)
+    streams = {name: StreamingWindows(model, lengths, WINDOW, options.window_stride, options.batch_size)
+               for name, model in models.temporal.items()}
     next_row = [0] * len(tracks)
     by_start = sorted(range(len(tracks)), key=lambda k: int(tracks[k].frames[0]))
     opened = 0
@@ -497,7 +567,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
     pending_crops: list[torch.Tensor] = []
     pending_rows: list[tuple[int, int]] = []  # (track, row) of each pending crop
 
-    def finish(finals: list) -> None:
+    def finish(name: str, finals: list) -> None:
         for final in finals:
             seq = sequences[final.sequence]
             rows = seq.first_row + final.first + np.arange(len(final.prediction.betas))
@@ -505,21 +575,23 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
             with timer("smpl"):
                 posed = pose_frames(final.prediction, track.boxes[rows], models.body, intrinsics)
             with timer("write"):
-                writers[seq.track].add(rows, posed)
-            progress.advance(len(rows))
+                writers[name][seq.track].add(rows, posed)
+            if name == names[0]:
+                progress.advance(len(rows))
 
     def run_features() -> None:
         if not pending_rows:
             return
         with timer("features"):
             features = models.extractor(torch.cat(pending_crops))  # (n, 2048)
-        finals = []
-        with timer("str"):
-            for i, (k, row) in enumerate(pending_rows):
-                finals += stream.add(int(sequence_of_row[k][row]), features[i : i + 1])
+        for name, stream in streams.items():
+            finals = []
+            with timer("str"):
+                for i, (k, row) in enumerate(pending_rows):
+                    finals += stream.add(int(sequence_of_row[k][row]), features[i : i + 1])
+            finish(name, finals)
         pending_crops.clear()
         pending_rows.clear()
-        finish(finals)
 
     reader = VideoReader(info.path, start, end, options.stride)
     total = sum(len(t) for t in tracks)
@@ -551,16 +623,20 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
         if len(pending_rows) >= options.batch_size:
             run_features()
     run_features()
-    with timer("str"):
-        finals = stream.flush()
-    finish(finals)
+    for name, stream in streams.items():
+        with timer("str"):
+            finals = stream.flush()
+        finish(name, finals)
     progress.finish()
 
-    summaries = []
+    outputs = []
     with timer("write"):
-        for track, writer in zip(tracks, writers):
-            betas = torch.from_numpy(np.concatenate(writer.parts["betas"]).mean(0, keepdims=True)).to(device)
-            with torch.inference_mode():
-                rest = models.body(torch.zeros(1, 3, device=device), torch.zeros(1, 69, device=device), betas)
-            summaries.append(writer.close(rest.joints[0, 0].float().cpu().numpy()))
-    return summaries, sum(w.meshes for w in writers), total
+        for name in names:
+            summaries = []
+            for writer in writers[name]:
+                betas = torch.from_numpy(np.concatenate(writer.parts["betas"]).mean(0, keepdims=True)).to(device)
+                with torch.inference_mode():
+                    rest = models.body(torch.zeros(1, 3, device=device), torch.zeros(1, 69, device=device), betas)
+                summaries.append(writer.close(rest.joints[0, 0].float().cpu().numpy()))
+            outputs.append(ModelOutput(name, folders[name], summaries, sum(w.meshes for w in writers[name])))
+    return outputs, total

@@ -40,6 +40,7 @@ PALETTE = np.array([[0.65, 0.74, 0.86], [0.93, 0.71, 0.55], [0.62, 0.84, 0.64], 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow")
 OVERLAY = "overlay.mp4"  # in each video's output folder
+COMPARE = "compare.mp4"  # --compare: the models of `reconstruct --model str,tcmr` side by side
 SIDE_BACKGROUND = 235  # grey level of the side-view panel
 _KEY_LIGHT = (-0.35, -0.55, -0.76)  # from the upper left, in front (camera frame, y down)
 # SMPL's kinematic tree, for drawing 2D joints as a skeleton.
@@ -60,6 +61,7 @@ class RenderOptions:
     crf: int = 20  # x264 quality: lower is better and larger
     fps: float | None = None  # default: the source's (divided by the reconstruct stride)
     preset: str = "veryfast"
+    compare: bool = False  # one labelled panel per model of the folder, side by side
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha <= 1:
@@ -72,6 +74,8 @@ class RenderOptions:
             raise UsageError(f"--preset {self.preset}: x264 has {', '.join(X264_PRESETS)}.")
         if not self.video and not self.frames:
             raise UsageError("--no-video writes nothing without --frames.", "Add --frames 0,100,200 or 0:300:10.")
+        if self.compare and self.side_view:
+            raise UsageError("--compare and --side-view do not go together (one panel per model).")
 
 
 @dataclass(frozen=True)
@@ -199,9 +203,10 @@ class RenderResult:
 def render_video(folder: Path, body: Body, options: RenderOptions = RenderOptions(),
                  device: torch.device = torch.device("cpu"), source: Path | None = None,
                  progress: Callable[[int, int | None], None] | None = None) -> RenderResult:
-    """Render `folder` (one video's reconstruct output) to folder/overlay.mp4 and PNGs."""
+    """Render `folder` (one video's reconstruct output) to folder/overlay.mp4 and PNGs, or
+    with `options.compare` every model's bodies side by side to folder/compare.mp4."""
     started = time.perf_counter()
-    manifest, tracks, source = _load(folder, options, source)
+    manifest, panels, source = _load(folder, options, source)
     opts = manifest["options"]
     stride = int(opts["stride"])
     reader = VideoReader(source, int(opts["start_frame"]), opts["end_frame"], stride)
@@ -211,7 +216,8 @@ def render_video(folder: Path, body: Body, options: RenderOptions = RenderOption
     faces = torch.as_tensor(body.faces, device=device)
     writer = None
     if options.video:
-        writer = VideoWriter(folder / OVERLAY, info.width * (2 if options.side_view else 1), info.height,
+        writer = VideoWriter(folder / (COMPARE if options.compare else OVERLAY),
+                             info.width * (2 if options.side_view else 1) * len(panels), info.height,
                              fps, options.crf, options.preset,
                              copy_audio_from=source if stride == 1 and options.fps is None else None)
     wanted = set(options.frames)
@@ -234,8 +240,9 @@ def render_video(folder: Path, body: Body, options: RenderOptions = RenderOption
         # Decoding runs ahead and encoding behind in threads, while this one draws.
         for frame in ReadAhead(reader, depth=3):
             first_time = frame.time if count == 0 else first_time
-            people = _people_at(frame.index, tracks, body, device)
-            sink.put((frame.index, _draw_frame(frame.image, people, faces, intrinsics, options)))
+            drawn = [_draw_frame(frame.image, _people_at(frame.index, tracks, body, device), faces, intrinsics,
+                                 options, label) for label, tracks in panels]
+            sink.put((frame.index, drawn[0] if len(drawn) == 1 else np.concatenate(drawn, axis=1)))
             count += 1
             if progress:
                 progress(count, total)
@@ -251,8 +258,12 @@ def render_video(folder: Path, body: Body, options: RenderOptions = RenderOption
     return RenderResult(folder, video, count, len(pngs), time.perf_counter() - started)
 
 
-def _load(folder: Path, options: RenderOptions, source: Path | None) -> tuple[dict, list[TrackMotion], Path]:
-    """The manifest, the tracks to draw and the source video of an output folder."""
+Panel = tuple[str | None, list[TrackMotion]]  # (label, tracks to draw)
+
+
+def _load(folder: Path, options: RenderOptions, source: Path | None) -> tuple[dict, list[Panel], Path]:
+    """The manifest, the panels to draw (one, or one per model with `compare`) and the
+    source video of an output folder."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError) as err:
@@ -261,19 +272,31 @@ def _load(folder: Path, options: RenderOptions, source: Path | None) -> tuple[di
     if not source.is_file():
         raise VideoError(f"the source video {source} of {folder.name} is gone.",
                          "Pass its new location with --video-file.")
-    tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
-    if options.tracks is not None:
-        unknown = sorted(set(options.tracks) - {t.track_id for t in tracks})
-        if unknown:
-            raise UsageError(f"{folder.name} has no track {unknown[0]} (tracks: "
-                             f"{', '.join(str(t.track_id) for t in tracks) or 'none'}).")
-        tracks = [t for t in tracks if t.track_id in options.tracks]
-    return manifest, tracks, source
+    if options.compare:
+        models = manifest.get("models", [])
+        if len(models) < 2:
+            raise UsageError(f"{folder.name} holds one model's results; --compare needs several.",
+                             "Reconstruct with e.g. --model str,tcmr first.")
+        sets = [(m["name"].upper(), [TrackMotion.load(folder / m["folder"] / t["npz"]) for t in m["tracks"]])
+                for m in models]
+    else:
+        sets = [(None, [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]])]
+    panels: list[Panel] = []
+    for label, tracks in sets:
+        if options.tracks is not None:
+            unknown = sorted(set(options.tracks) - {t.track_id for t in tracks})
+            if unknown:
+                raise UsageError(f"{folder.name} has no track {unknown[0]} (tracks: "
+                                 f"{', '.join(str(t.track_id) for t in tracks) or 'none'}).")
+            tracks = [t for t in tracks if t.track_id in options.tracks]
+        panels.append((label, tracks))
+    return manifest, panels, source
 
 
 def _draw_frame(frame: np.ndarray, people: list[Person], faces: Tensor, intrinsics: Intrinsics,
-                options: RenderOptions) -> np.ndarray:
-    """One output frame (H, W or 2W, 3) uint8: the overlay, and the side view beside it."""
+                options: RenderOptions, label: str | None = None) -> np.ndarray:
+    """One output panel (H, W or 2W, 3) uint8: the overlay, the side view beside it, and
+    the model's name in the corner when comparing."""
     image = torch.from_numpy(frame).to(faces.device)
     base = image if options.overlay else torch.full_like(image, SIDE_BACKGROUND)
     drawn = draw_people(base, people, faces, intrinsics, options.alpha).cpu().numpy()
@@ -283,7 +306,20 @@ def _draw_frame(frame: np.ndarray, people: list[Person], faces: Tensor, intrinsi
         panel = torch.full_like(image, SIDE_BACKGROUND)
         side = draw_people(panel, side_view(people), faces, intrinsics, 1.0).cpu().numpy()
         drawn = np.concatenate([drawn, side], axis=1)
+    if label:
+        draw_label(drawn, label)
     return drawn
+
+
+def draw_label(image: np.ndarray, text: str) -> None:
+    """`text` in white on a dark box in the top-left corner, sized to the frame."""
+    scale = max(0.6, image.shape[0] / 720)
+    thickness = max(1, round(2 * scale))
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = round(8 * scale)
+    cv2.rectangle(image, (0, 0), (w + 2 * pad, h + base + 2 * pad), (20, 20, 20), -1)
+    cv2.putText(image, text, (pad, pad + h), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
+                cv2.LINE_AA)
 
 
 @torch.inference_mode()

@@ -74,6 +74,7 @@ class Asset:
     manual: bool = False  # cannot be fetched automatically (licence, or never published)
     homepage: str = ""
     instructions: str = ""  # how to obtain a manual asset
+    model: str = ""  # a checkpoint's kind (str, tcmr, vibe, spin): checked by structure on import
 
     def path(self, root: Path | None = None) -> Path:
         return (root or weights_root()) / self.file
@@ -216,7 +217,7 @@ def fetch_asset(asset: Asset, root: Path | None = None, progress: Progress | Non
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     if asset.archive_member:
-        archive = root / ".downloads" / Path(asset.urls[0].split("?")[0]).name
+        archive = root / ".downloads" / archive_name(asset.urls[0])
         _download_any(asset.urls, archive, progress, timeout)
         _extract_member(archive, asset.archive_member, final.with_name(final.name + ".part"))
     else:
@@ -240,6 +241,15 @@ def fetch_asset(asset: Asset, root: Path | None = None, progress: Progress | Non
     os.replace(part, final)
     registry.record(asset, final, actual, asset.urls[0])
     return final
+
+
+def archive_name(url: str) -> str:
+    """The cached archive's file name: the URL's last part when it names a file
+    (data.tar.gz), else one derived from the whole URL (Google Drive's `uc?id=...`)."""
+    name = Path(url.split("?")[0]).name
+    if "." in name:
+        return name
+    return f"{name or 'archive'}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
 
 
 class InterruptedDownload(DownloadError):
@@ -354,6 +364,31 @@ def identify(path: Path, manifest: Manifest, registry: Registry) -> Asset | None
     return None
 
 
+def identify_checkpoint(path: Path, manifest: Manifest) -> Asset | None:
+    """The manifest asset a checkpoint file is, by its structure (TCMR, VIBE, SPIN, STR):
+    the only asset of that kind, or the one whose released name it has. None if the file
+    is no checkpoint strcli knows; an error if the kind has several assets and the name
+    does not say which."""
+    from strcli.checkpoints import read_checkpoint_file
+    from strcli.published import KIND_NAMES, recognise
+
+    try:
+        kind = recognise(read_checkpoint_file(path))
+    except CorruptAssetError:
+        return None
+    candidates = [a for a in manifest.assets.values() if a.model and a.model == kind]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        return None
+    named = [a for a in candidates if Path(a.file).name == path.name]
+    if named:
+        return named[0]
+    raise UsageError(f"{path.name} is a {KIND_NAMES[kind]}, but not under a released file name, so "
+                     "strcli cannot tell which one.",
+                     f"Pass --name with one of: {', '.join(a.name for a in candidates)}.")
+
+
 def smpl_asset_name(gender: str) -> str:
     """The manifest name of the SMPL body-model file of `gender`."""
     return f"smpl_{gender}"
@@ -371,8 +406,15 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
     registry = Registry(root)
     asset = manifest.get(name) if name else identify(source, manifest, registry)
     if asset is None:
+        asset = identify_checkpoint(source, manifest)
+    if asset is None:
         raise UsageError(f"cannot tell which asset {source.name} is.",
                          f"Pass --name with one of: {', '.join(manifest.assets)}.")
+    if asset.model:
+        from strcli.checkpoints import read_checkpoint_file
+        from strcli.published import check_kind
+
+        check_kind(read_checkpoint_file(source), asset.model, source)  # "this is a VIBE checkpoint, not TCMR"
     digest = sha256_file(source)
     pinned = asset.sha256
     if pinned and digest != pinned:

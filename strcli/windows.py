@@ -7,6 +7,11 @@ All windows of all tracks run through the network in batches. A frame's predicti
 the windows that contain it are averaged with tent weights that favour the window's
 centre, where the network has context on both sides; the averaged 6D rotations are
 orthonormalised again. See docs/model.md ("Inference on long videos").
+
+Models that predict only the middle frame of each window (TCMR: `centre_only = True`)
+get TCMR's convention instead: one window centred on every frame (stride 1), the edge
+frame repeated where the window runs past the sequence's ends, and only the centre of
+each window counts, so every frame gets exactly one prediction (docs/baselines.md).
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from strcli.config import WINDOW
-from strcli.model import STR, SMPLPrediction
+from strcli.model import SMPLPrediction
 from strcli.rotations import rot6d_to_rotmat
 
 
@@ -43,9 +48,14 @@ class WindowPlan:
         return (idx >= 0) & (idx < self.length)
 
 
-def plan_windows(length: int, window: int = WINDOW, stride: int | None = None) -> WindowPlan:
+def plan_windows(length: int, window: int = WINDOW, stride: int | None = None,
+                 centred: bool = False) -> WindowPlan:
+    """Windows over a sequence: every `stride` frames (default T/2), or with `centred`,
+    one centred on each frame (TCMR)."""
     if length < 1:
         raise ValueError("a sequence needs at least one frame")
+    if centred:
+        return WindowPlan(length, window, np.arange(length), window // 2)
     stride = stride or window // 2
     if length <= window:
         pad = (window - length) // 2  # centre the real frames in the window
@@ -62,20 +72,46 @@ def tent_weights(window: int) -> np.ndarray:
     return 1.0 - np.abs(t - (window - 1) / 2) / (window / 2) + 1e-3
 
 
+def position_weights(model: nn.Module, window: int) -> np.ndarray:
+    """(T,) how much each window position counts: tent weights, or only the centre for a
+    model that predicts the centre alone."""
+    if getattr(model, "centre_only", False):
+        return (np.arange(window) == window // 2).astype(np.float64)
+    return tent_weights(window)
+
+
+def window_outputs(model: nn.Module, clips: Tensor) -> SMPLPrediction:
+    """The model on (B, T, C) clips, as (B, T, ...) predictions: a centre-only model's one
+    prediction per window is put at the centre (the other positions weigh nothing)."""
+    pred = model(clips)
+    if not getattr(model, "centre_only", False):
+        return pred
+    b, t = clips.shape[:2]
+
+    def spread(x: Tensor) -> Tensor:  # (B, ...) -> (B, T, ...)
+        out = x.new_zeros((b, t) + x.shape[1:])
+        out[:, t // 2] = x
+        return out
+
+    return SMPLPrediction(pose6d=spread(pred.pose6d), rotmat=spread(pred.rotmat), betas=spread(pred.betas),
+                          cam=spread(pred.cam))
+
+
 @torch.inference_mode()
-def predict_sequences(model: STR, features: Sequence[Tensor], window: int = WINDOW,
+def predict_sequences(model: nn.Module, features: Sequence[Tensor], window: int = WINDOW,
                       stride: int | None = None, batch_size: int = 64) -> list[SMPLPrediction]:
     """Per-frame SMPL for each sequence of features (n_i, C), all windows batched together."""
-    plans = [plan_windows(len(f), window, stride) for f in features]
+    centred = bool(getattr(model, "centre_only", False))
+    plans = [plan_windows(len(f), window, stride, centred) for f in features]
     device = next(model.parameters()).device
     clips = torch.cat([f.to(device)[torch.from_numpy(p.frame_index()).to(device)]
                        for f, p in zip(features, plans)])  # (sum W, T, C)
-    outputs = [model(clips[i : i + batch_size]) for i in range(0, len(clips), batch_size)]
+    outputs = [window_outputs(model, clips[i : i + batch_size]) for i in range(0, len(clips), batch_size)]
     pose6d = torch.cat([o.pose6d for o in outputs])  # (sum W, T, 144)
     betas = torch.cat([o.betas for o in outputs])
     cam = torch.cat([o.cam for o in outputs])
     results, first = [], 0
-    weights = torch.as_tensor(tent_weights(window), dtype=torch.float32, device=device)
+    weights = torch.as_tensor(position_weights(model, window), dtype=torch.float32, device=device)
     for plan in plans:
         count = len(plan.starts)
         results.append(_merge(plan, weights, pose6d[first : first + count], betas[first : first + count],
@@ -145,12 +181,13 @@ class StreamingWindows:
     sequence, whatever the video's length. The results equal `predict_sequences`'.
     """
 
-    def __init__(self, model: STR, lengths: Sequence[int], window: int = WINDOW,
+    def __init__(self, model: nn.Module, lengths: Sequence[int], window: int = WINDOW,
                  stride: int | None = None, batch_size: int = 64) -> None:
         self.model, self.window, self.batch_size = model, window, batch_size
         self.device = next(model.parameters()).device
-        self.sequences = [_Sequence(plan_windows(n, window, stride)) for n in lengths]
-        self.weights = tent_weights(window)
+        centred = bool(getattr(model, "centre_only", False))
+        self.sequences = [_Sequence(plan_windows(n, window, stride, centred)) for n in lengths]
+        self.weights = position_weights(model, window)
         self.queue: list[tuple[int, int, Tensor]] = []  # (sequence, window, (T, C) clip)
 
     def add(self, sequence: int, features: Tensor) -> list[FinalFrames]:
@@ -184,7 +221,7 @@ class StreamingWindows:
     def _run(self) -> list[FinalFrames]:
         batch, self.queue = self.queue[: self.batch_size], self.queue[self.batch_size :]
         clips = torch.stack([clip for _, _, clip in batch]).to(self.device)  # (B, T, C)
-        pred = self.model(clips)
+        pred = window_outputs(self.model, clips)
         pose6d, betas, cam = (x.float().cpu() for x in (pred.pose6d, pred.betas, pred.cam))
         touched: list[int] = []
         for b, (s, w, _) in enumerate(batch):

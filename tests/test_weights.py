@@ -272,3 +272,12 @@ def test_cli_list_fetch_and_import(tmp_path, server, monkeypatch, assets):
     assert imported.exit_code == 0, imported.output
     table = runner.invoke(app, ["weights", "list"])
     assert "present" in table.stdout and "gone: strcli weights fetch gone" in table.stdout
+
+
+def test_cached_archives_get_names_that_say_where_they_came_from():
+    from strcli.weights import archive_name
+
+    assert archive_name("http://visiondata.cis.upenn.edu/spin/data.tar.gz") == "data.tar.gz"
+    drive = archive_name("https://drive.google.com/uc?id=1WmSYmDWdMSXyNU6ZcFQVF8ULtR_S9L3b&export=download")
+    other = archive_name("https://drive.google.com/uc?id=another&export=download")
+    assert drive.startswith("uc-") and drive != other  # two Drive archives never share a cache file

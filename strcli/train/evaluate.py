@@ -17,14 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from strcli.body import Body
 from strcli.model.regressor import SMPLPrediction
-from strcli.model.str import STR
 from strcli.train import metrics
 from strcli.train.data import FILES, SEQLEN, EvalVideo, eval_videos
 from strcli.train.joints import SPIN_TO_MPII3D17, lsp14, spin49
+from strcli.windows import window_outputs
 
 # Table 1's columns, and the test file of each data set.
 TEST_SETS = {"3dpw": FILES[("3dpw", "test")], "mpii3d": FILES[("mpii3d", "val")], "h36m": FILES[("h36m", "test")]}
@@ -48,9 +48,10 @@ class DatasetScore:
 
 
 @torch.inference_mode()
-def predict_frames(model: STR, features: Tensor, device: torch.device, batch: int = 64,
+def predict_frames(model: nn.Module, features: Tensor, device: torch.device, batch: int = 64,
                    seqlen: int = SEQLEN) -> SMPLPrediction:
-    """One prediction per frame of a video (N, 2048): the centre of the window around it."""
+    """One prediction per frame of a video (N, 2048): the centre of the window around it
+    (STR, TCMR and VIBE alike: one protocol for every model of the table)."""
     n = len(features)
     centre = seqlen // 2
     index = (torch.arange(n)[:, None] + torch.arange(-centre, seqlen - centre)[None, :]).clamp(0, n - 1)
@@ -58,7 +59,7 @@ def predict_frames(model: STR, features: Tensor, device: torch.device, batch: in
     for start in range(0, n, batch):
         clip = features[index[start:start + batch]].to(device)  # (b, T, 2048)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            pred = model(clip)
+            pred = window_outputs(model, clip)  # (b, T, ...)
         pose6d.append(pred.pose6d[:, centre].float())
         rotmats.append(pred.rotmat[:, centre].float())
         betas.append(pred.betas[:, centre].float())
@@ -68,7 +69,7 @@ def predict_frames(model: STR, features: Tensor, device: torch.device, batch: in
 
 
 @torch.inference_mode()
-def score_dataset(model: STR, body: Body, name: str, videos: list[EvalVideo], device: torch.device,
+def score_dataset(model: nn.Module, body: Body, name: str, videos: list[EvalVideo], device: torch.device,
                   progress: Callable[[int, int], None] | None = None) -> DatasetScore:
     """Table 1's numbers for one test set."""
     model.eval()
@@ -111,7 +112,7 @@ def find_test_sets(data_dir: Path) -> dict[str, Path]:
     return {name: data_dir / file for name, file in TEST_SETS.items() if (data_dir / file).is_file()}
 
 
-def evaluate(model: STR, body: Body, data_dir: Path, device: torch.device, datasets: list[str] | None = None,
+def evaluate(model: nn.Module, body: Body, data_dir: Path, device: torch.device, datasets: list[str] | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> list[DatasetScore]:
     from strcli.errors import UsageError
 
