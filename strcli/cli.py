@@ -121,7 +121,8 @@ def weights_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
 @reports_errors
 def weights_fetch(
     names: Annotated[list[str] | None, typer.Argument(help="Assets to fetch (default: every "
-                                                           "downloadable one not yet present).")] = None,
+                                                           "downloadable one not yet present, except "
+                                                           "the optional TCMR/VIBE files).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Download weights with progress, resume, checksum and atomic rename."""
@@ -129,7 +130,7 @@ def weights_fetch(
 
     manifest = Manifest.load()
     assets = ([manifest.get(n) for n in names] if names else
-              [a for a in manifest.assets.values() if not a.manual])
+              [a for a in manifest.assets.values() if not a.manual and not a.optional])
     failures: list[StrcliError] = []
     for asset in assets:
         if check_asset(asset).status == Status.PRESENT:
@@ -229,8 +230,17 @@ def reconstruct(
     focal: Annotated[float | None, typer.Option(help="Focal length in pixels (default: the image "
                      "diagonal).")] = None,
     mesh_format: Annotated[str, typer.Option(help="obj, ply, obj,ply or none.")] = "obj",
-    window_stride: Annotated[int, typer.Option(help="Frames between STR's 16-frame windows (1-16; "
-                             "smaller = smoother and slower).")] = 8,
+    window_stride: Annotated[int | None, typer.Option(help="Frames between STR's 16-frame windows (1-16; "
+                             "smaller = smoother and slower). Default 8; 16 with --fast.")] = None,
+    detect_every: Annotated[int | None, typer.Option(help="Run the detector on every N-th frame; the "
+                            "tracker and gap filling carry the boxes between. Default: every frame on a "
+                            "GPU; on a CPU the largest N that still detects 10 times per second of video "
+                            "(3 at 30 fps, 1 at 10 fps); with --fast 7.5 times (4 at 30 fps).")] = None,
+    detector_imgsz: Annotated[int | None, typer.Option(help="Detector input size in pixels (multiple of "
+                              "32). Default 640; 320 with --fast.")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Trade accuracy for speed: detector every 4th frame "
+                    "at 320 px, STR windows every 16 frames (see docs/performance.md for the "
+                    "trade-off measured).")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Crops per ResNet-50 batch and windows per STR "
                           "batch; lower it if the GPU runs out of memory.")] = 64,
@@ -252,14 +262,20 @@ def reconstruct(
     from strcli.tracking import TrackingConfig
     from strcli.weights import ensure
 
+    from strcli.devices import resolve_device
+
     formats = tuple(f.strip().lower() for f in mesh_format.split(",") if f.strip())
     formats = () if formats == ("none",) else formats
+    on_gpu = resolve_device(device).type == "cuda"
     options = ReconstructOptions(
         start=start, end=end, stride=stride, detector_conf=detector_conf, min_score=min_score,
         tracking=TrackingConfig(min_length=min_track_length, max_gap=max_gap, smooth_window=smooth,
                                 max_people=max_people),
-        focal=focal, mesh_formats=formats, window_stride=window_stride, device=device,
-        batch_size=batch_size)
+        focal=focal, mesh_formats=formats, device=device, batch_size=batch_size,
+        window_stride=window_stride or (16 if fast else 8),
+        detect_every=detect_every or (1 if on_gpu and not fast else 0),
+        detect_hz=7.5 if fast else 10.0,
+        detector_imgsz=detector_imgsz or (320 if fast else 640))
     if max_people is not None and max_people < 1:
         raise UsageError(f"--max-people {max_people}: must be at least 1.")
     shard_spec = Shard.parse(shard)

@@ -40,6 +40,7 @@ from strcli.devices import resolve_device
 from strcli.errors import CorruptAssetError, MissingAssetError, ResourceError, StrcliError, UsageError
 from strcli.features import Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
 from strcli.model import STR, MeanParams, STRConfig, build_model
+from strcli.overlap import ReadAhead
 from strcli.outputs import (
     MESH_FORMATS,
     Counts,
@@ -81,7 +82,11 @@ class ReconstructOptions:
     stride: int = 1
     tracking: TrackingConfig = TrackingConfig()
     detector_conf: float = 0.25  # YOLO confidence threshold
-    detector_imgsz: int = 640
+    detector_imgsz: int = 640  # YOLO's input size (longest side, pixels)
+    detect_every: int = 1  # run the detector on every N-th processed frame; ByteTrack and the
+    # gap filling carry the boxes over the frames between (at most tracking.max_gap + 1);
+    # 0 = auto: the largest N that still detects `detect_hz` times per second of video
+    detect_hz: float = 10.0  # auto's target (10 on a CPU, 7.5 with --fast): docs/performance.md
     min_score: float = 0.0  # detections below this score in a --detections file are ignored
     focal: float | None = None  # pixels; default: the image diagonal
     mesh_formats: tuple[str, ...] = ("obj",)
@@ -97,11 +102,24 @@ class ReconstructOptions:
             raise UsageError(f"--window-stride {self.window_stride}: must be 1..{WINDOW}.")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size {self.batch_size}: must be at least 1.")
+        if self.detect_hz <= 0:
+            raise UsageError(f"detect_hz {self.detect_hz}: must be positive.")
+        if not 0 <= self.detect_every <= max(1, self.tracking.max_gap + 1):
+            raise UsageError(f"--detect-every {self.detect_every}: must be 1..{self.tracking.max_gap + 1} "
+                             "(--max-gap + 1), or the frames between detections could not be filled.")
+        if not 32 <= self.detector_imgsz <= 4096 or self.detector_imgsz % 32:
+            raise UsageError(f"--detector-imgsz {self.detector_imgsz}: a multiple of 32 from 32 to 4096.")
         if self.focal is not None and self.focal <= 0:
             raise UsageError(f"--focal {self.focal}: must be a positive number of pixels.")
         bad = [f for f in self.mesh_formats if f not in MESH_FORMATS]
         if bad:
             raise UsageError(f"--mesh-format {','.join(bad)}: use obj, ply, obj,ply or none.")
+
+    def detection_interval(self, fps: float) -> int:
+        """Frames from one detection to the next for a video at `fps` (after --stride)."""
+        if self.detect_every:
+            return self.detect_every
+        return max(1, min(self.tracking.max_gap + 1, int(fps / self.detect_hz)))
 
     def result_options(self) -> dict[str, Any]:
         options = asdict(self)
@@ -474,13 +492,15 @@ def track_video(info: VideoInfo, start: int, end: int | None, options: Reconstru
     fps = info.fps / options.stride
     lost = options.tracking.lost_seconds
     given: dict[int, Detections] | None = None
+    every = 1  # a detections file has every frame's boxes already
     if detections is not None:
         given = read_mot_detections(detections, options.min_score)
         tracker: Any = DetectionTracker(fps, lost)
     else:
         if detector is None:
             raise UsageError("no detector loaded and no --detections file given.")
-        tracker = YoloPersonTracker(detector, fps, _ultralytics_device(device),
+        every = options.detection_interval(fps)
+        tracker = YoloPersonTracker(detector, fps / every, _ultralytics_device(device),
                                     options.detector_imgsz, options.detector_conf, lost)
     reader = VideoReader(info.path, start, end, options.stride, images=given is None)
     frame_of: list[int] = []
@@ -488,7 +508,7 @@ def track_video(info: VideoInfo, start: int, end: int | None, options: Reconstru
     boxes: list[TrackedBox] = []
     count = 0
     progress.start("tracking", _expected_frames(info, start, end, options.stride))
-    frames = iter(reader)
+    frames = iter(ReadAhead(reader, depth=4))  # decoding runs ahead in its own thread
     while True:
         with timer("decode"):
             frame = next(frames, None)
@@ -502,12 +522,13 @@ def track_video(info: VideoInfo, start: int, end: int | None, options: Reconstru
                 found = given.get(frame.index, Detections.empty())
                 count += len(found)
                 boxes += tracker(position, found)
-            else:
+            elif position % every == 0:  # the frames between are filled from the tracks' boxes
                 new = tracker(position, frame.image)
                 count += len(new)
                 boxes += new
         progress.advance()
     progress.finish()
+    frames.close()
     with timer("detect+track"):
         tracks = finalize_tracks(boxes, options.tracking)
     return TrackingPass(tracks, np.array(frame_of, np.int64), np.array(times, np.float64),
@@ -596,7 +617,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
     reader = VideoReader(info.path, start, end, options.stride)
     total = sum(len(t) for t in tracks)
     progress.start("bodies", total)
-    frames = iter(reader)
+    frames = iter(ReadAhead(reader, depth=4))  # decoding runs ahead in its own thread
     for position in range(len(tracked.frame_of)):
         with timer("decode"):
             frame = next(frames, None)
@@ -615,13 +636,17 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
         if not active:
             continue
         with timer("crop"):
-            image = torch.from_numpy(frame.image).to(device, non_blocking=True)  # (H, W, 3)
+            image = torch.from_numpy(frame.image)
+            if device.type == "cuda":  # pinned: the copy overlaps the GPU's work
+                image = image.pin_memory()
+            image = image.to(device, non_blocking=True)  # (H, W, 3)
             xyxy = torch.from_numpy(np.stack([tracks[k].boxes[r] for k, r in active])).to(device)
             crops = crop_frame(image, square_boxes(xyxy))  # (n, 3, 224, 224)
         pending_crops.append(crops)
         pending_rows.extend(active)
         if len(pending_rows) >= options.batch_size:
             run_features()
+    frames.close()  # stops the decoding thread (the file may hold frames past the range)
     run_features()
     for name, stream in streams.items():
         with timer("str"):

@@ -75,6 +75,7 @@ class Asset:
     homepage: str = ""
     instructions: str = ""  # how to obtain a manual asset
     model: str = ""  # a checkpoint's kind (str, tcmr, vibe, spin): checked by structure on import
+    optional: bool = False  # not in a bare `weights fetch`: fetched by name or on first use
 
     def path(self, root: Path | None = None) -> Path:
         return (root or weights_root()) / self.file

@@ -364,3 +364,50 @@ def test_a_truncated_file_is_reported_not_silently_cut(workspace, assets, tmp_pa
     assert any("may be truncated" in w for w in manifest["warnings"])
     assert any("no track lasted 100000 frames" in w for w in manifest["warnings"])
     assert "may be truncated" in result.stderr
+
+
+def test_detect_every_runs_the_detector_on_every_nth_frame_and_fills_the_rest(assets, monkeypatch):
+    """--detect-every 3: the detector (here a stand-in that finds one person moving one pixel
+    a frame) sees frames 0, 3, 6, ...; the tracks still have every frame, the boxes between
+    interpolated, and ByteTrack is told the detections' rate."""
+    from strcli.tracking import TrackedBox
+
+    calls: list = []
+
+    class MovingPerson:
+        def __init__(self, weights, fps, device, imgsz, conf, lost):
+            calls.append(("init", fps, imgsz))
+
+        def __call__(self, frame, image):
+            calls.append(frame)
+            return [TrackedBox(frame, 7, np.array([100 + frame, 50, 300 + frame, 450], np.float32), 0.9)]
+
+    monkeypatch.setattr("strcli.reconstruct.YoloPersonTracker", MovingPerson)
+    info = probe(assets / "videos" / "running.mp4")
+    options = ReconstructOptions(detect_every=3, detector_imgsz=320, tracking=TrackingConfig(smooth_window=1))
+    tracked = track_video(info, 0, 30, options, detector=Path("stand-in.pt"))
+    assert calls[0] == ("init", pytest.approx(info.fps / 3), 320)
+    assert calls[1:] == list(range(0, 30, 3))
+    (track,) = tracked.tracks
+    assert track.frames.tolist() == list(range(28))  # up to the last detection (frame 27)
+    assert track.interpolated.tolist() == [f % 3 != 0 for f in range(28)]
+    assert np.allclose(track.boxes[:, 0], 100 + np.arange(28))  # the motion between, interpolated
+    with pytest.raises(UsageError, match="--detect-every 10"):
+        ReconstructOptions(detect_every=10)  # more than --max-gap + 1: gaps could not be filled
+    auto = ReconstructOptions(detect_every=0)  # the CPU default: 10 detections per second of video
+    assert [auto.detection_interval(fps) for fps in (10, 25, 30, 60, 240)] == [1, 2, 3, 6, 9]  # at most max_gap + 1
+    assert ReconstructOptions(detect_every=0, detect_hz=7.5).detection_interval(30) == 4  # --fast
+
+
+def test_fast_sets_the_speed_options_and_they_reach_the_manifest(workspace, assets, tmp_path):
+    result = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", tmp_path, "--end", 16, "--fast",
+                         "--detections", assets / "detections" / "running.det.txt", "--mesh-format", "none", "-q")
+    assert result.exit_code == 0, result.output
+    options = json.loads((tmp_path / "running" / "manifest.json").read_text())["options"]
+    assert (options["detect_every"], options["detect_hz"], options["detector_imgsz"], options["window_stride"]) \
+        == (0, 7.5, 320, 16)  # 0 = auto: every 4th frame at 30 fps, every frame at 7.5 fps
+    slow = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", tmp_path / "b", "--end", 16,
+                       "--detections", assets / "detections" / "running.det.txt", "--mesh-format", "none",
+                       "--detect-every", "1", "-q")
+    options = json.loads((tmp_path / "b" / "running" / "manifest.json").read_text())["options"]
+    assert slow.exit_code == 0 and (options["detect_every"], options["window_stride"]) == (1, 8)

@@ -1,0 +1,309 @@
+"""Every stage alone, then the whole `reconstruct --render`, on the same clips.
+
+    python benchmarks/pipeline.py [--device cpu|cuda] [--sizes 720,1080] [--people 1,4]
+                                  [--lengths 10,120] [--stage-frames 60] [--fast] [--json FILE]
+
+Clips are made from ../shared/assets/videos/running.mp4 (one runner, 30 fps): resized to
+720p or 1080p, played back and forth to the length asked (seconds), and for 4 people
+tiled 2x2 at half size, with the detection file transformed to match. For each clip it
+prints the frames per second of each stage run alone on its first `--stage-frames` frames
+(decode, detect+track with YOLO, crop, ResNet-50, STR + regressor, SMPL + camera, OBJ
+export, render), then runs the whole `strcli reconstruct --render` in a fresh process and
+prints its frames per second, its share of the slowest stage's stand-alone throughput,
+and the process's peak host memory (and peak GPU memory).
+
+Honest limits: no trained weights exist here. Networks are randomly initialised (speed
+does not depend on the values); the detector is built from its yaml (same computation
+as the trained one, but it finds nobody), so the whole run uses the clip's detection file
+and YOLO's cost is its own line; without --smpl-dir a generated SMPL-format body of the
+real size stands in. Not a test: nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+ASSETS = REPO.parent / "shared" / "assets"
+SOURCE, SOURCE_DETS = ASSETS / "videos" / "running.mp4", ASSETS / "detections" / "running.det.txt"
+SIZES = {720: (1280, 720), 1080: (1920, 1080)}
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    detections: Path
+    size: int  # 720 or 1080
+    people: int
+    seconds: int
+    frames: int
+
+
+def make_clip(folder: Path, size: int, people: int, seconds: int) -> Clip:
+    """The source played back and forth to `seconds`, resized (and tiled 2x2 for 4 people)."""
+    import av
+    import cv2
+
+    from strcli.tracking import read_mot_detections
+    from strcli.video import VideoReader, VideoWriter
+
+    width, height = SIZES[size]
+    source = [f.image for f in VideoReader(SOURCE)]
+    sh, sw = source[0].shape[:2]
+    boxes = read_mot_detections(SOURCE_DETS)
+    tile = 2 if people == 4 else 1
+    sx, sy = width / tile / sw, height / tile / sh
+    resized = [cv2.resize(f, (width // tile, height // tile), interpolation=cv2.INTER_AREA) for f in source]
+    frames = seconds * 30
+    period = 2 * (len(source) - 1)  # forth and back: the motion stays continuous
+    order = [k % period if k % period < len(source) else period - k % period for k in range(frames)]
+    name = f"running_{size}p_{people}p_{seconds}s"
+    path, dets = folder / f"{name}.mp4", folder / f"{name}.det.txt"
+    writer = VideoWriter(path, width, height, 30.0, crf=23, preset="ultrafast")
+    lines = []
+    for index, k in enumerate(order):
+        image = np.tile(resized[k], (tile, tile, 1)) if tile > 1 else resized[k]
+        writer.write(np.ascontiguousarray(image))
+        found = boxes.get(k)
+        for box, score in zip(*((found.xyxy, found.conf) if found is not None else ([], []))):
+            for ty in range(tile):
+                for tx in range(tile):
+                    x1, y1 = box[0] * sx + tx * width / tile, box[1] * sy + ty * height / tile
+                    w, h = (box[2] - box[0]) * sx, (box[3] - box[1]) * sy
+                    lines.append(f"{index + 1},-1,{x1:.1f},{y1:.1f},{w:.1f},{h:.1f},{score:.3f},-1,-1,-1")
+    writer.close(0.0, frames / 30.0)
+    dets.write_text("\n".join(lines) + "\n")
+    with av.open(str(path)) as check:
+        assert check.streams.video[0].frames in (0, frames)
+    return Clip(path, dets, size, people, seconds, frames)
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def time_stages(clip: Clip, frames: int, device: torch.device, detector: str, imgsz: int,
+                smpl_dir: Path, window_stride: int) -> dict[str, float]:
+    """Frames per second of each stage run alone on the clip's first `frames` frames."""
+    from strcli.body import Body, find_smpl_file
+    from strcli.camera import Intrinsics
+    from strcli.crops import crop_frame, square_boxes
+    from strcli.features import Backbone, FeatureExtractor
+    from strcli.model import MeanParams, STRConfig, build_model
+    from strcli.outputs import TrackFrames, TrackWriter
+    from strcli.posing import pose_frames
+    from strcli.render import RenderOptions, render_video
+    from strcli.tracking import YoloPersonTracker, read_mot_detections
+    from strcli.video import VideoReader
+    from strcli.windows import predict_sequences
+
+    fps: dict[str, float] = {}
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    started = time.perf_counter()
+    images = [f.image for f in VideoReader(clip.path, 0, frames)]
+    fps["decode"] = rate(len(images), time.perf_counter() - started)
+
+    tracker = YoloPersonTracker(detector, 30.0, "cpu" if device.type == "cpu" else str(device.index or 0), imgsz)
+    tracker(0, images[0])  # warm-up
+    count = min(len(images), 30 if device.type == "cpu" else len(images))
+    started = time.perf_counter()
+    for k in range(1, count):
+        tracker(k, images[k])
+    fps["detect+track"] = rate(count - 1, time.perf_counter() - started)
+
+    given = read_mot_detections(clip.detections)
+    boxes = [torch.from_numpy(given[k].xyxy).float() for k in range(len(images)) if k in given]
+    people = max(1, round(np.mean([len(b) for b in boxes])))
+    crops = []
+    started = time.perf_counter()
+    for image, xyxy in zip(images, boxes):
+        frame = torch.from_numpy(image)
+        frame = frame.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else frame
+        crops.append(crop_frame(frame, square_boxes(xyxy.to(device))))
+    sync()
+    fps["crop"] = rate(len(crops), time.perf_counter() - started)
+
+    extractor = FeatureExtractor(Backbone(), device, batch_size=64)
+    batch = torch.cat(crops)
+    extractor(batch[:8])  # warm-up
+    sync()
+    started = time.perf_counter()
+    features = extractor(batch)
+    sync()
+    fps["backbone"] = rate(len(batch), time.perf_counter() - started) / people
+
+    model = build_model(STRConfig(), MeanParams.neutral()).to(device).eval()
+    sequences = [features[p::people] for p in range(people)]
+    predict_sequences(model, [s[:16] for s in sequences])  # warm-up
+    sync()
+    started = time.perf_counter()
+    predictions = predict_sequences(model, sequences, stride=window_stride)
+    sync()
+    fps["str+regressor"] = rate(len(sequences[0]), time.perf_counter() - started)
+
+    body = Body.from_file(find_smpl_file("neutral", smpl_dir)).to(device).eval()
+    intrinsics = Intrinsics.default_for(*SIZES[clip.size])
+    track_boxes = np.stack([b[0].numpy() for b in boxes])
+    started = time.perf_counter()
+    posed = [pose_frames(p, track_boxes[: len(p.betas)], body, intrinsics) for p in predictions]
+    sync()
+    fps["smpl+camera"] = rate(len(predictions[0].betas), time.perf_counter() - started)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        n = len(posed[0].betas)
+        frames_ = TrackFrames(0, np.arange(n), np.arange(n) / 30.0, track_boxes[:n], np.ones(n, np.float32),
+                              np.zeros(n, bool))
+        writer = TrackWriter(Path(tmp), frames_, body.faces, ("obj",), intrinsics.matrix, 30.0, SIZES[clip.size])
+        started = time.perf_counter()
+        for p in posed:
+            writer.add(np.arange(n), p)
+        fps["mesh export"] = rate(n, time.perf_counter() - started)
+
+    fps["render"] = _render_rate(clip, frames, device, smpl_dir, render_video, RenderOptions)
+    return fps
+
+
+def _render_rate(clip: Clip, frames: int, device: torch.device, smpl_dir: Path, render_video, options) -> float:
+    """Render alone: reconstruct (untimed) the first frames, then time `render_video`."""
+    from strcli.body import Body, find_smpl_file
+    from strcli.reconstruct import ModelSources, ReconstructOptions, load_models, reconstruct_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        models = load_models(ModelSources(smpl_dir=smpl_dir, untrained=True, download=False), str(device),
+                             need_detector=False)
+        result = reconstruct_video(clip.path, Path(tmp), ReconstructOptions(end=str(frames), mesh_formats=(),
+                                                                            device=str(device)),
+                                   models, clip.detections)
+        body = Body.from_file(find_smpl_file("neutral", smpl_dir)).to(device)
+        rendered = render_video(result.output, body, options(), device)
+        return rate(rendered.frames, rendered.seconds)
+
+
+def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, queue: multiprocessing.Queue) -> None:
+    """In a fresh process: load the networks (timed apart: a batch of videos pays it once),
+    then reconstruct the whole clip and render its overlay, as `reconstruct --render` does."""
+    from strcli.body import Body, find_smpl_file
+    from strcli.reconstruct import ModelSources, ReconstructOptions, load_models, reconstruct_video
+    from strcli.render import RenderOptions, render_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        models = load_models(ModelSources(smpl_dir=Path(smpl_dir), untrained=True, download=False), device,
+                             need_detector=False)
+        loaded = time.perf_counter()
+        on_gpu = models.device.type == "cuda"
+        options = ReconstructOptions(device=device, detect_every=1 if on_gpu and not fast else 0,
+                                     detect_hz=7.5 if fast else 10.0, detector_imgsz=320 if fast else 640,
+                                     window_stride=16 if fast else 8)
+        result = reconstruct_video(clip.path, Path(tmp), options, models, clip.detections)
+        body = Body.from_file(find_smpl_file("neutral", Path(smpl_dir))).to(models.device)
+        render_video(result.output, body, RenderOptions(), models.device)
+        done = time.perf_counter()
+        gpu = torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None
+        queue.put({"status": result.status, "load_seconds": loaded - started, "seconds": done - loaded,
+                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_mib": gpu})
+
+
+def whole_run(clip: Clip, device: str, smpl_dir: Path, fast: bool) -> dict:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_whole_run, args=(clip, device, str(smpl_dir), fast, queue))
+    process.start()
+    out = queue.get()
+    process.join()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--sizes", default="720,1080")
+    parser.add_argument("--people", default="1,4")
+    parser.add_argument("--lengths", default="10", help="clip lengths in seconds, e.g. 10,120")
+    parser.add_argument("--stage-frames", type=int, default=60, help="frames each stage is timed on alone")
+    parser.add_argument("--detector", default="yolo11m.yaml", help="YOLO weights or yaml (timed alone)")
+    parser.add_argument("--fast", action="store_true", help="time the --fast settings")
+    parser.add_argument("--smpl-dir", type=Path)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    from strcli.devices import resolve_device
+
+    device = resolve_device(args.device)
+    detect_every = 4 if args.fast else 1 if device.type == "cuda" else 3  # at 30 fps (auto: 7.5 or 10 per second)
+    imgsz, window_stride = (320, 16) if args.fast else (640, 8)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="strcli-bench-") as tmp:
+        folder = Path(tmp)
+        smpl_dir = args.smpl_dir or _generated_smpl(folder)
+        for size in map(int, args.sizes.split(",")):
+            for people in map(int, args.people.split(",")):
+                for seconds in map(int, args.lengths.split(",")):
+                    clip = make_clip(folder, size, people, seconds)
+                    stages = time_stages(clip, min(args.stage_frames, clip.frames), device, args.detector, imgsz,
+                                         smpl_dir, window_stride)
+                    stages["detect+track"] *= detect_every  # run on one frame in `detect_every`
+                    whole = whole_run(clip, str(device), smpl_dir, args.fast)
+                    run_stages = {k: v for k, v in stages.items() if k != "detect+track"}  # given boxes
+                    slowest = min(run_stages, key=run_stages.get)
+                    whole_fps = rate(clip.frames, whole["seconds"])
+                    row = {"clip": clip.path.name, "device": _device_name(device), "fast": args.fast,
+                           "frames": clip.frames, "stages_fps": stages, "whole_fps": whole_fps,
+                           "slowest_stage": slowest, "share_of_slowest": whole_fps / run_stages[slowest], **whole}
+                    rows.append(row)
+                    _print(row, detect_every, imgsz)
+                    if args.json:
+                        args.json.write_text(json.dumps(rows, indent=2))
+    # peak memory against length, per size and people
+    by_key: dict[tuple, dict[int, float]] = {}
+    for row in rows:
+        size, people, seconds = row["clip"].removesuffix(".mp4").split("_")[1:]
+        by_key.setdefault((size, people), {})[int(seconds[:-1])] = row["peak_rss_mib"]
+    for key, peaks in by_key.items():
+        if len(peaks) > 1:
+            short, long = peaks[min(peaks)], peaks[max(peaks)]
+            print(f"peak host memory {key[0]} {key[1]}: {min(peaks)} s {short:.0f} MiB, {max(peaks)} s "
+                  f"{long:.0f} MiB ({100 * (long / short - 1):+.1f}%)")
+
+
+def _print(row: dict, detect_every: int, imgsz: int) -> None:
+    print(f"\n{row['clip']} ({row['frames']} frames) on {row['device']}"
+          + (" --fast" if row["fast"] else "") + f"; detector every {detect_every} frame(s) at {imgsz} px")
+    for stage, value in row["stages_fps"].items():
+        print(f"  {stage:<14}{value:>9.1f} frames/s" + ("  (alone, yaml-built YOLO)" if stage == "detect+track" else ""))
+    print(f"  {'whole':<14}{row['whole_fps']:>9.1f} frames/s = {100 * row['share_of_slowest']:.0f}% of the "
+          f"slowest stage ({row['slowest_stage']}); {row['status']}, after {row['load_seconds']:.1f} s "
+          "loading the networks")
+    gpu = f", peak GPU {row['peak_gpu_mib']:.0f} MiB" if row["peak_gpu_mib"] is not None else ""
+    print(f"  peak host memory {row['peak_rss_mib']:.0f} MiB{gpu}")
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import os
+
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def _generated_smpl(folder: Path) -> Path:
+    sys.path.insert(0, str(REPO / "tests"))
+    from generated_smpl import make_smpl_arrays, write_chumpy_pickle
+
+    write_chumpy_pickle(make_smpl_arrays(0), folder / "SMPL_NEUTRAL.pkl")
+    return folder
+
+
+if __name__ == "__main__":
+    main()
