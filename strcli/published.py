@@ -60,12 +60,6 @@ def _model_state(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return raw if raw and all(isinstance(v, Tensor) for v in raw.values()) else None
 
 
-def describe(path: str | Path) -> str:
-    """'a TCMR checkpoint', ... or 'not a checkpoint strcli knows' (for messages)."""
-    kind = recognise(read_checkpoint_file(path))
-    return f"a {KIND_NAMES[kind]}" if kind else "not a checkpoint strcli knows"
-
-
 def check_kind(raw: Mapping[str, Any], expected: str, path: str | Path) -> None:
     """Refuse a file of another kind, saying what it is."""
     kind = recognise(raw)

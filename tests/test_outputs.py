@@ -74,3 +74,16 @@ def test_disk_errors_say_what_to_do(tmp_path):
     assert isinstance(full, OutputError) and "disk is full" in str(full) and "-o" in str(full)
     denied = output_error(PermissionError(13, "Permission denied"), tmp_path / "x")
     assert "no permission" in str(denied)
+
+
+def test_obj_meshes_read_back_exactly(tmp_path):
+    import trimesh
+
+    from strcli.outputs import write_obj
+
+    rng = np.random.default_rng(0)
+    vertices = rng.uniform(-1, 1, (50, 3))
+    faces = np.array([[0, 1, 2], [2, 3, 4], [10, 49, 7]] + [[i, i + 1, i + 2] for i in range(47)])
+    write_obj(tmp_path / "m.obj", vertices, "".join(f"f {a} {b} {c}\n" for a, b, c in faces + 1))
+    mesh = trimesh.load(tmp_path / "m.obj", process=False)
+    assert np.abs(mesh.vertices - vertices).max() < 5e-7 and (mesh.faces == faces).all()
