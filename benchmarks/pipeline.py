@@ -94,7 +94,7 @@ def rate(count: int, seconds: float) -> float:
 
 
 def time_stages(clip: Clip, frames: int, device: torch.device, detector: str, imgsz: int,
-                smpl_dir: Path, window_stride: int) -> dict[str, float]:
+                smpl_dir: Path, window_stride: int, compile_backbone: bool = False) -> dict[str, float]:
     """Frames per second of each stage run alone on the clip's first `frames` frames."""
     from strcli.body import Body, find_smpl_file
     from strcli.camera import Intrinsics
@@ -134,9 +134,9 @@ def time_stages(clip: Clip, frames: int, device: torch.device, detector: str, im
     sync()
     fps["crop"] = rate(len(crops), time.perf_counter() - started)
 
-    extractor = FeatureExtractor(Backbone(), device, batch_size=64)
+    extractor = FeatureExtractor(Backbone(), device, batch_size=64, compile=compile_backbone)
     batch = torch.cat(crops)
-    extractor(batch[:8])  # warm-up
+    extractor(batch[:8])  # warm-up (and compilation)
     sync()
     started = time.perf_counter()
     features = extractor(batch)
@@ -190,7 +190,8 @@ def _render_rate(clip: Clip, frames: int, device: torch.device, smpl_dir: Path, 
         return rate(rendered.frames, rendered.seconds)
 
 
-def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, queue: multiprocessing.Queue) -> None:
+def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, compile_backbone: bool,
+               queue: multiprocessing.Queue) -> None:
     """In a fresh process: load the networks (timed apart: a batch of videos pays it once),
     then reconstruct the whole clip and render its overlay, as `reconstruct --render` does."""
     from strcli.body import Body, find_smpl_file
@@ -200,7 +201,7 @@ def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, queue: multip
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         models = load_models(ModelSources(smpl_dir=Path(smpl_dir), untrained=True, download=False), device,
-                             need_detector=False)
+                             need_detector=False, compile_backbone=compile_backbone)
         loaded = time.perf_counter()
         on_gpu = models.device.type == "cuda"
         options = ReconstructOptions(device=device, detect_every=1 if on_gpu and not fast else 0,
@@ -215,10 +216,10 @@ def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, queue: multip
                    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_mib": gpu})
 
 
-def whole_run(clip: Clip, device: str, smpl_dir: Path, fast: bool) -> dict:
+def whole_run(clip: Clip, device: str, smpl_dir: Path, fast: bool, compile_backbone: bool) -> dict:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_whole_run, args=(clip, device, str(smpl_dir), fast, queue))
+    process = context.Process(target=_whole_run, args=(clip, device, str(smpl_dir), fast, compile_backbone, queue))
     process.start()
     out = queue.get()
     process.join()
@@ -234,6 +235,7 @@ def main() -> None:
     parser.add_argument("--stage-frames", type=int, default=60, help="frames each stage is timed on alone")
     parser.add_argument("--detector", default="yolo11m.yaml", help="YOLO weights or yaml (timed alone)")
     parser.add_argument("--fast", action="store_true", help="time the --fast settings")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the ResNet-50 (reconstruct --compile)")
     parser.add_argument("--smpl-dir", type=Path)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -252,13 +254,14 @@ def main() -> None:
                 for seconds in map(int, args.lengths.split(",")):
                     clip = make_clip(folder, size, people, seconds)
                     stages = time_stages(clip, min(args.stage_frames, clip.frames), device, args.detector, imgsz,
-                                         smpl_dir, window_stride)
+                                         smpl_dir, window_stride, args.compile)
                     stages["detect+track"] *= detect_every  # run on one frame in `detect_every`
-                    whole = whole_run(clip, str(device), smpl_dir, args.fast)
+                    whole = whole_run(clip, str(device), smpl_dir, args.fast, args.compile)
                     run_stages = {k: v for k, v in stages.items() if k != "detect+track"}  # given boxes
                     slowest = min(run_stages, key=run_stages.get)
                     whole_fps = rate(clip.frames, whole["seconds"])
                     row = {"clip": clip.path.name, "device": _device_name(device), "fast": args.fast,
+                           "compile": args.compile,
                            "frames": clip.frames, "stages_fps": stages, "whole_fps": whole_fps,
                            "slowest_stage": slowest, "share_of_slowest": whole_fps / run_stages[slowest], **whole}
                     rows.append(row)
@@ -279,7 +282,7 @@ def main() -> None:
 
 def _print(row: dict, detect_every: int, imgsz: int) -> None:
     print(f"\n{row['clip']} ({row['frames']} frames) on {row['device']}"
-          + (" --fast" if row["fast"] else "") + f"; detector every {detect_every} frame(s) at {imgsz} px")
+          + (" --fast" if row["fast"] else "") + (" --compile" if row["compile"] else "") + f"; detector every {detect_every} frame(s) at {imgsz} px")
     for stage, value in row["stages_fps"].items():
         print(f"  {stage:<14}{value:>9.1f} frames/s" + ("  (alone, yaml-built YOLO)" if stage == "detect+track" else ""))
     print(f"  {'whole':<14}{row['whole_fps']:>9.1f} frames/s = {100 * row['share_of_slowest']:.0f}% of the "

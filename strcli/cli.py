@@ -238,6 +238,9 @@ def reconstruct(
                             "(3 at 30 fps, 1 at 10 fps); with --fast 7.5 times (4 at 30 fps).")] = None,
     detector_imgsz: Annotated[int | None, typer.Option(help="Detector input size in pixels (multiple of "
                               "32). Default 640; 320 with --fast.")] = None,
+    compile_backbone: Annotated[bool, typer.Option("--compile", help="torch.compile the ResNet-50: about "
+                                "25 s once per run, then about 20% faster on a CPU; pays for long "
+                                "videos or many of them (docs/performance.md).")] = False,
     fast: Annotated[bool, typer.Option("--fast", help="Trade accuracy for speed: detector every 4th frame "
                     "at 320 px, STR windows every 16 frames (see docs/performance.md for the "
                     "trade-off measured).")] = False,
@@ -284,7 +287,8 @@ def reconstruct(
     sources = ModelSources(models=tuple(m.strip().lower() for m in model.split(",") if m.strip()),
                            checkpoints=tuple(checkpoint or ()), backbone=backbone, detector=detector,
                            smpl_dir=smpl_dir, untrained=untrained, seed=seed, download=not offline)
-    models = load_models(sources, device, batch_size, need_detector=detections is None)
+    models = load_models(sources, device, batch_size, need_detector=detections is None,
+                         compile_backbone=compile_backbone)
     paths = list(inputs or [])
     if example:
         paths.append(ensure("sample_video", download=not offline).path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
@@ -69,15 +70,18 @@ def load_spin_regressor(regressor: Regressor, path: str | Path) -> None:
 
 
 class FeatureExtractor:
-    """Batched backbone inference. On CUDA: channels-last and bf16 autocast (features are
-    returned in fp32); on CPU: fp32."""
+    """Batched backbone inference, channels-last on every device (25% faster on a CPU too);
+    on CUDA in bf16 autocast (features are returned in fp32), on a CPU in fp32. With
+    `compile`, the backbone goes through `torch.compile` once (about 25 s on 2 CPU cores)
+    and every batch is padded to `batch_size`, so it compiles for one shape only."""
 
-    def __init__(self, backbone: Backbone, device: torch.device | str = "cpu", batch_size: int = 64) -> None:
+    def __init__(self, backbone: Backbone, device: torch.device | str = "cpu", batch_size: int = 64,
+                 compile: bool = False) -> None:
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.backbone = backbone.to(self.device).eval()
-        if self.device.type == "cuda":
-            self.backbone = self.backbone.to(memory_format=torch.channels_last)
+        self.backbone = backbone.to(self.device).eval().to(memory_format=torch.channels_last)
+        self.compiled = compile
+        self.run: Any = torch.compile(self.backbone) if compile else self.backbone
 
     @torch.inference_mode()
     def __call__(self, crops: Tensor) -> Tensor:
@@ -87,8 +91,10 @@ class FeatureExtractor:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
         for start in range(0, crops.shape[0], self.batch_size):
             batch = crops[start : start + self.batch_size].to(self.device, non_blocking=True)
-            if cuda:
-                batch = batch.contiguous(memory_format=torch.channels_last)
+            count = len(batch)
+            if self.compiled and count < self.batch_size:  # one shape: no recompilation
+                batch = torch.cat([batch, batch.new_zeros((self.batch_size - count, *batch.shape[1:]))])
+            batch = batch.contiguous(memory_format=torch.channels_last)
             with autocast:
-                out[start : start + len(batch)] = self.backbone(batch).float()
+                out[start : start + count] = self.run(batch)[:count].float()
         return out

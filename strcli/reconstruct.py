@@ -217,7 +217,7 @@ def _asset_weights(name: str, asset: str, download: bool) -> WeightsUsed:
 
 
 def load_models(sources: ModelSources, device_name: str = "auto", batch_size: int = 64,
-                need_detector: bool = True) -> Models:
+                need_detector: bool = True, compile_backbone: bool = False) -> Models:
     """Everything `reconstruct_video` needs; each missing file gets an error saying how to get it."""
     device = resolve_device(device_name)
     smpl = find_smpl_file("neutral", sources.smpl_dir)  # the manual step: fail before any download
@@ -268,7 +268,8 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
     weights.append(_file_weights("smpl", smpl))
     try:
         return Models(device=device, temporal={k: m.to(device).eval() for k, m in temporal.items()},
-                      extractor=FeatureExtractor(backbone, device, batch_size), body=body.to(device).eval(),
+                      extractor=FeatureExtractor(backbone, device, batch_size, compile_backbone),
+                      body=body.to(device).eval(),
                       detector=detector, weights=weights, warnings=warnings)
     except torch.cuda.OutOfMemoryError as err:
         raise ResourceError(f"the networks do not fit in the memory of {device}.",

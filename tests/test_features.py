@@ -52,3 +52,17 @@ def test_wrong_file_is_named(tmp_path):
     torch.save({"state_dict": {"w": torch.zeros(1)}}, path)
     with pytest.raises(CorruptAssetError, match="not a SPIN checkpoint"):
         load_spin_backbone(Backbone(), path)
+
+
+def test_compiled_backbone_gives_the_same_features_with_one_padded_shape(spin):
+    """--compile: torch.compile'd ResNet-50; a short last batch is padded, so it never
+    recompiles, and the features equal the eager ones."""
+    path, resnet, _ = spin
+    backbone = Backbone()
+    load_spin_backbone(backbone, path)
+    x = torch.randn(5, 3, 224, 224)
+    eager = FeatureExtractor(backbone, batch_size=4)(x)
+    compiled = FeatureExtractor(backbone, batch_size=4, compile=True)
+    features = compiled(x)  # batches of 4 and 1 (padded to 4)
+    assert features.shape == (5, 2048) and torch.allclose(features, eager, atol=1e-3, rtol=1e-3)
+    assert torch.allclose(compiled(x[:1]), eager[:1], atol=1e-3, rtol=1e-3)
