@@ -87,8 +87,9 @@ def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    raw = read_checkpoint_file(path)
+def load_checkpoint(path: str | Path, raw: dict[str, Any] | None = None) -> Checkpoint:
+    """Our checkpoint at `path` (`raw`: its dict, if already read)."""
+    raw = read_checkpoint_file(path) if raw is None else raw
     if raw.get("format") != FORMAT:
         raise CorruptAssetError(
             f"{path} is not a strcli checkpoint (top-level keys: {', '.join(sorted(map(str, raw))[:8])}).",
@@ -127,9 +128,10 @@ def load_state_dict_checked(module: nn.Module, state_dict: Mapping[str, Tensor],
     module.load_state_dict(state_dict, strict=True)
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[STR, Checkpoint]:
+def load_model(path: str | Path, device: str | torch.device = "cpu",
+               raw: dict[str, Any] | None = None) -> tuple[STR, Checkpoint]:
     """Build the STR a checkpoint describes and load its weights into it (eval mode)."""
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, raw)
     model = STR(checkpoint.config)
     load_state_dict_checked(model, checkpoint.state_dict, str(path))
     return model.to(device).eval(), checkpoint

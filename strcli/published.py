@@ -92,10 +92,11 @@ def build_published(kind: str, mean_params: MeanParams | None = None) -> nn.Modu
 def load_published(path: str | Path, kind: str) -> PublishedModel:
     """A released TCMR or VIBE file, loaded strictly (every learnt key must be there, with
     its shape, and nothing else) after setting aside its copy of SMPL's buffers."""
-    return _published_from(read_checkpoint_file(path), kind, path)
+    return published_from(read_checkpoint_file(path), kind, path)
 
 
-def _published_from(raw: Mapping[str, Any], kind: str, path: str | Path) -> PublishedModel:
+def published_from(raw: Mapping[str, Any], kind: str, path: str | Path) -> PublishedModel:
+    """`load_published` for a file already read (`raw`)."""
     check_kind(raw, kind, path)
     state = _model_state(raw)
     assert state is not None  # check_kind recognised it
@@ -121,8 +122,8 @@ def load_temporal(path: str | Path, expected: str | None = None) -> tuple[nn.Mod
     if expected is not None or kind not in TEMPORAL_MODELS:
         check_kind(raw, expected or "str", path)
     if kind == "str":
-        model, checkpoint = load_model(path)
+        model, checkpoint = load_model(path, raw=dict(raw))
         return model, kind, {**checkpoint.meta, "ablation": checkpoint.config.ablation}
     assert kind is not None
-    loaded = _published_from(raw, kind, path)
+    loaded = published_from(raw, kind, path)
     return loaded.model, kind, loaded.meta

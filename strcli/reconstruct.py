@@ -55,7 +55,15 @@ from strcli.outputs import (
     read_manifest,
 )
 from strcli.posing import pose_frames
-from strcli.published import KIND_NAMES, TEMPORAL_MODELS, build_published, check_kind, load_published, recognise
+from strcli.published import (
+    KIND_NAMES,
+    TEMPORAL_MODELS,
+    build_published,
+    check_kind,
+    load_published,
+    published_from,
+    recognise,
+)
 from strcli.tracking import (
     DetectionTracker,
     Detections,
@@ -260,10 +268,11 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
     files = _checkpoints_by_model(sources)
     temporal: dict[str, nn.Module] = {}
     for name in sources.models:
+        path, raw = files.pop(name, (None, None))  # each file is read once, and let go once loaded
         if name == "str":
-            temporal[name] = _load_str(sources, files.get("str"), spin, weights, warnings)
+            temporal[name] = _load_str(sources, path, raw, spin, weights, warnings)
         else:
-            temporal[name] = _load_published(name, sources, files.get(name), spin, weights, warnings)
+            temporal[name] = _load_published(name, sources, path, raw, spin, weights, warnings)
     body = Body.from_file(smpl)
     weights.append(_file_weights("smpl", smpl))
     try:
@@ -276,10 +285,11 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
                             "Free the GPU (other processes?) or use --device cpu.") from err
 
 
-def _checkpoints_by_model(sources: ModelSources) -> dict[str, Path]:
-    """Each --checkpoint file, recognised by its structure, under the model it is for; a file
-    for a model that is not run, or of no known kind, is an error that says what it is."""
-    files: dict[str, Path] = {}
+def _checkpoints_by_model(sources: ModelSources) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Each --checkpoint file (path and contents), recognised by its structure, under the
+    model it is for; a file for a model that is not run, or of no known kind, is an error
+    that says what it is."""
+    files: dict[str, tuple[Path, dict[str, Any]]] = {}
     for path in sources.checkpoints:
         raw = read_checkpoint_file(path)
         kind = recognise(raw)
@@ -289,13 +299,13 @@ def _checkpoints_by_model(sources: ModelSources) -> dict[str, Path]:
             raise UsageError(f"{path} is a {KIND_NAMES[kind]}, but --model is {','.join(sources.models)}.",
                              f"Add {kind} to --model, or leave the file out.")
         if kind in files:
-            raise UsageError(f"two --checkpoint files for {kind}: {files[kind]} and {path}.")
-        files[kind] = path
+            raise UsageError(f"two --checkpoint files for {kind}: {files[kind][0]} and {path}.")
+        files[kind] = (path, raw)
     return files
 
 
-def _load_published(name: str, sources: ModelSources, checkpoint: Path | None, spin: Path | None,
-                    weights: list[WeightsUsed], warnings: list[str]) -> nn.Module:
+def _load_published(name: str, sources: ModelSources, checkpoint: Path | None, raw: dict[str, Any] | None,
+                    spin: Path | None, weights: list[WeightsUsed], warnings: list[str]) -> nn.Module:
     """TCMR or VIBE from a released file (default: the manifest's), or --untrained random."""
     asset = DEFAULT_ASSETS[name]
     if checkpoint is None:
@@ -305,7 +315,7 @@ def _load_published(name: str, sources: ModelSources, checkpoint: Path | None, s
             if not sources.untrained:
                 raise
     if checkpoint is not None:
-        loaded = load_published(checkpoint, name)
+        loaded = published_from(raw, name, checkpoint) if raw is not None else load_published(checkpoint, name)
         weights.append(_file_weights(name, checkpoint, f"{KIND_NAMES[name]}, epoch {loaded.meta.get('epoch')}"))
         return loaded.model
     torch.manual_seed(sources.seed)
@@ -324,15 +334,15 @@ def _mean_params(sources: ModelSources) -> MeanParams:
     return mean
 
 
-def _load_str(sources: ModelSources, checkpoint: Path | None, spin: Path | None, weights: list[WeightsUsed],
-              warnings: list[str]) -> STR:
+def _load_str(sources: ModelSources, checkpoint: Path | None, raw: dict[str, Any] | None, spin: Path | None,
+              weights: list[WeightsUsed], warnings: list[str]) -> STR:
     if checkpoint is None:
         try:
             checkpoint = Path(_asset_weights("str", DEFAULT_ASSETS["str"], False).path or "")
         except MissingAssetError:
             checkpoint = None
     if checkpoint is not None:
-        model, ckpt = load_model(checkpoint)
+        model, ckpt = load_model(checkpoint, raw=raw)
         model.config.check_length(WINDOW)
         weights.append(_file_weights("str", checkpoint, f"strcli checkpoint, {model.config.ablation}"))
         return model
