@@ -23,6 +23,7 @@ from strcli.model import STR, STRConfig
 
 FORMAT = "strcli-checkpoint"
 VERSION = 1
+TRAIN_STATE_FORMAT = "strcli-train-state"  # last.pt of `strcli train`: model, optimizer, scheduler, RNG
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from strcli.checkpoints import FORMAT, load_state_dict_checked, read_checkpoint_file
+from strcli.checkpoints import FORMAT, TRAIN_STATE_FORMAT, load_state_dict_checked, read_checkpoint_file
 from strcli.errors import CorruptAssetError
 from strcli.model.regressor import MeanParams
 from strcli.model.tcmr import TCMR
@@ -39,7 +39,7 @@ def recognise(raw: Mapping[str, Any]) -> str | None:
     """The kind of a loaded checkpoint dict (a key of KIND_NAMES), or None."""
     if raw.get("format") == FORMAT:
         return "str"
-    if raw.get("format") == "strcli-train-state":
+    if raw.get("format") == TRAIN_STATE_FORMAT:
         return "train_state"
     state = _model_state(raw)
     if state is None:

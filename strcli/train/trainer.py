@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from strcli.body import Body
-from strcli.checkpoints import read_checkpoint_file, save_checkpoint
+from strcli.checkpoints import TRAIN_STATE_FORMAT, read_checkpoint_file, save_checkpoint
 from strcli.errors import CorruptAssetError, OutputError, UsageError
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams
@@ -37,8 +37,6 @@ from strcli.model.str import STR
 from strcli.train.data import FILES, THREE_D, TWO_D, Clip, ClipDataset, eval_videos, stride_for
 from strcli.train.evaluate import DatasetScore, score_dataset
 from strcli.train.loss import LossWeights, STRLoss
-
-STATE_FORMAT = "strcli-train-state"
 
 
 @dataclass(frozen=True)
@@ -169,7 +167,7 @@ class Trainer:
 
     # ---- state -----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"format": STATE_FORMAT, "epoch": self.epoch, "best": self.best,
+        return {"format": TRAIN_STATE_FORMAT, "epoch": self.epoch, "best": self.best,
                 "recipe": json.loads(json.dumps(dataclasses.asdict(self.recipe))),
                 "config": self.model.config.to_dict(), "seed": self.seed,
                 "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
@@ -179,7 +177,7 @@ class Trainer:
 
     def resume(self, path: Path) -> None:
         raw = read_checkpoint_file(path)
-        if raw.get("format") != STATE_FORMAT:
+        if raw.get("format") != TRAIN_STATE_FORMAT:
             raise CorruptAssetError(f"{path} is not a strcli training state (last.pt of `strcli train`).")
         if raw["config"] != self.model.config.to_dict():
             raise UsageError(f"{path} was trained with another model config or --ablation; resume it with "
