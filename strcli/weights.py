@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 try:
     import tomllib
@@ -348,9 +349,10 @@ def _extract_member(archive: Path, member: str, dest: Path) -> None:
                                 f"Delete {archive} and fetch again.") from err
 
 
-def identify(path: Path, manifest: Manifest, registry: Registry) -> Asset | None:
-    """The manifest asset a user's file is: by checksum, else by file name."""
-    digest = sha256_file(path)
+def identify(path: Path, manifest: Manifest, registry: Registry, digest: str | None = None) -> Asset | None:
+    """The manifest asset a user's file is: by checksum (`digest`, if already computed),
+    else by file name."""
+    digest = digest or sha256_file(path)
     for asset in manifest.assets.values():
         if digest == registry.expected_sha256(asset):
             return asset
@@ -365,18 +367,14 @@ def identify(path: Path, manifest: Manifest, registry: Registry) -> Asset | None
     return None
 
 
-def identify_checkpoint(path: Path, manifest: Manifest) -> Asset | None:
-    """The manifest asset a checkpoint file is, by its structure (TCMR, VIBE, SPIN, STR):
-    the only asset of that kind, or the one whose released name it has. None if the file
-    is no checkpoint strcli knows; an error if the kind has several assets and the name
-    does not say which."""
-    from strcli.checkpoints import read_checkpoint_file
+def identify_checkpoint(path: Path, raw: dict[str, Any] | None, manifest: Manifest) -> Asset | None:
+    """The manifest asset a checkpoint file (`raw`: its contents, None if it is none) is, by
+    its structure (TCMR, VIBE, SPIN, STR): the only asset of that kind, or the one whose
+    released name it has. None if the file is no checkpoint strcli knows; an error if the
+    kind has several assets and the name does not say which."""
     from strcli.published import KIND_NAMES, recognise
 
-    try:
-        kind = recognise(read_checkpoint_file(path))
-    except CorruptAssetError:
-        return None
+    kind = recognise(raw) if raw is not None else None
     candidates = [a for a in manifest.assets.values() if a.model and a.model == kind]
     if len(candidates) == 1:
         return candidates[0]
@@ -405,18 +403,26 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
     manifest = manifest or Manifest.load()
     root = root or weights_root()
     registry = Registry(root)
-    asset = manifest.get(name) if name else identify(source, manifest, registry)
+    digest = sha256_file(source)
+    asset = manifest.get(name) if name else identify(source, manifest, registry, digest)
+    raw = None  # the file's contents, read once, when its structure has to be known
+    if asset is None or asset.model:
+        from strcli.checkpoints import read_checkpoint_file
+
+        try:
+            raw = read_checkpoint_file(source)
+        except CorruptAssetError:
+            if asset is not None:
+                raise  # an asset that must be a checkpoint, and this file is none
     if asset is None:
-        asset = identify_checkpoint(source, manifest)
+        asset = identify_checkpoint(source, raw, manifest)
     if asset is None:
         raise UsageError(f"cannot tell which asset {source.name} is.",
                          f"Pass --name with one of: {', '.join(manifest.assets)}.")
     if asset.model:
-        from strcli.checkpoints import read_checkpoint_file
         from strcli.published import check_kind
 
-        check_kind(read_checkpoint_file(source), asset.model, source)  # "this is a VIBE checkpoint, not TCMR"
-    digest = sha256_file(source)
+        check_kind(raw, asset.model, source)  # "this is a VIBE checkpoint, not a TCMR checkpoint"
     pinned = asset.sha256
     if pinned and digest != pinned:
         raise CorruptAssetError(f"{source} does not match {asset.name}: sha256 {digest}, "

@@ -72,10 +72,15 @@ def tent_weights(window: int) -> np.ndarray:
     return 1.0 - np.abs(t - (window - 1) / 2) / (window / 2) + 1e-3
 
 
+def centre_only(model: nn.Module) -> bool:
+    """Whether `model` predicts only the middle frame of each window (TCMR declares it)."""
+    return bool(getattr(model, "centre_only", False))
+
+
 def position_weights(model: nn.Module, window: int) -> np.ndarray:
     """(T,) how much each window position counts: tent weights, or only the centre for a
     model that predicts the centre alone."""
-    if getattr(model, "centre_only", False):
+    if centre_only(model):
         return (np.arange(window) == window // 2).astype(np.float64)
     return tent_weights(window)
 
@@ -84,7 +89,7 @@ def window_outputs(model: nn.Module, clips: Tensor) -> SMPLPrediction:
     """The model on (B, T, C) clips, as (B, T, ...) predictions: a centre-only model's one
     prediction per window is put at the centre (the other positions weigh nothing)."""
     pred = model(clips)
-    if not getattr(model, "centre_only", False):
+    if not centre_only(model):
         return pred
     b, t = clips.shape[:2]
 
@@ -101,8 +106,7 @@ def window_outputs(model: nn.Module, clips: Tensor) -> SMPLPrediction:
 def predict_sequences(model: nn.Module, features: Sequence[Tensor], window: int = WINDOW,
                       stride: int | None = None, batch_size: int = 64) -> list[SMPLPrediction]:
     """Per-frame SMPL for each sequence of features (n_i, C), all windows batched together."""
-    centred = bool(getattr(model, "centre_only", False))
-    plans = [plan_windows(len(f), window, stride, centred) for f in features]
+    plans = [plan_windows(len(f), window, stride, centre_only(model)) for f in features]
     device = next(model.parameters()).device
     clips = torch.cat([f.to(device)[torch.from_numpy(p.frame_index()).to(device)]
                        for f, p in zip(features, plans)])  # (sum W, T, C)
@@ -185,8 +189,7 @@ class StreamingWindows:
                  stride: int | None = None, batch_size: int = 64) -> None:
         self.model, self.window, self.batch_size = model, window, batch_size
         self.device = next(model.parameters()).device
-        centred = bool(getattr(model, "centre_only", False))
-        self.sequences = [_Sequence(plan_windows(n, window, stride, centred)) for n in lengths]
+        self.sequences = [_Sequence(plan_windows(n, window, stride, centre_only(model))) for n in lengths]
         self.weights = position_weights(model, window)
         self.queue: list[tuple[int, int, Tensor]] = []  # (sequence, window, (T, C) clip)
 

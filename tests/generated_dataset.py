@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from strcli.body import Body
-from strcli.train.data import CROP_SIZE, FILES, INSTA_25
+from strcli.config import CROP_SIZE
+from strcli.train.data import FILES, INSTA_25
 from strcli.train.joints import SPIN_49, SPIN_TO_LSP14, SPIN_TO_MPII3D17, lsp14, spin49
 
 FOCAL, IMAGE = 1000.0, 1000

@@ -72,7 +72,6 @@ class TCMR(nn.Module):
     """TCMR: encoder + SPIN's regressor. (B, 16, 2048) features -> SMPL of each window's
     middle frame, (B, ...)."""
 
-    window = WINDOW
     centre_only = True  # one prediction per window, for its middle frame
 
     def __init__(self, seqlen: int = WINDOW, layers: int = 2, hidden: int = 1024,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from strcli.config import FEATURE_DIM, WINDOW
+from strcli.config import FEATURE_DIM
 from strcli.model.regressor import MeanParams, Regressor, SMPLPrediction
 
 
@@ -33,7 +33,6 @@ class VIBEEncoder(nn.Module):
 class VIBE(nn.Module):
     """VIBE: encoder + SPIN's regressor. (B, T, 2048) features -> SMPL of every frame."""
 
-    window = WINDOW  # the sequence length it was trained on
     centre_only = False
 
     def __init__(self, layers: int = 2, hidden: int = 1024, mean_params: MeanParams | None = None) -> None:

@@ -35,11 +35,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from strcli.config import BBOX_SCALE, CROP_SIZE
 from strcli.errors import CorruptAssetError, UsageError
 from strcli.train.joints import LSP_14, MPII3D_17, SPIN_49, SPIN_TO_LSP14, SPIN_TO_MPII3D17
 
 SEQLEN = 16
-CROP_SCALE = 1.2  # TCMR crops the box enlarged by 1.2; 2D keypoints are normalised to that crop
+CROP_SCALE = BBOX_SCALE  # TCMR crops the box enlarged by 1.2; 2D keypoints are normalised to that crop
 
 # (dataset, split) -> file name in --data-dir (TCMR's pre-processing output names).
 FILES = {
@@ -68,7 +69,6 @@ KEYPOINTS_2D = {"3dpw": LSP_14, "mpii3d": SPIN_49, "h36m": SPIN_49, "insta": INS
                 "pennaction": LSP_14}
 # Sets whose 2D keypoints are pixels of the 224 px crop, not of the frame.
 CROP_KEYPOINTS = {"insta"}
-CROP_SIZE = 224
 
 _ALLOWED = {
     ("joblib.numpy_pickle", "NumpyArrayWrapper"),
