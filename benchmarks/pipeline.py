@@ -213,7 +213,20 @@ def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, compile_backb
         done = time.perf_counter()
         gpu = torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None
         queue.put({"status": result.status, "load_seconds": loaded - started, "seconds": done - loaded,
-                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_mib": gpu})
+                   "peak_rss_mib": _peak_rss_mib(), "peak_gpu_mib": gpu})
+
+
+def _peak_rss_mib() -> float:
+    """This process's own peak resident memory. Not `ru_maxrss`: in a spawned process that
+    also counts the parent's resident memory at the fork that preceded the exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
 def whole_run(clip: Clip, device: str, smpl_dir: Path, fast: bool, compile_backbone: bool) -> dict:

@@ -28,6 +28,23 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "False")  # never pip-install at run t
 PERSON_CLASS = 0  # COCO
 
 
+def import_ultralytics() -> None:
+    """Import ultralytics without its process-wide side effect.
+
+    On import it sets OMP_NUM_THREADS=1 when unset (to calm its own training), which every
+    process started afterwards inherits: DataLoader workers, a batch's or a benchmark's fresh
+    process would then run PyTorch on one thread. The caller's setting is put back.
+    """
+    before = os.environ.get("OMP_NUM_THREADS")
+    try:
+        import ultralytics  # noqa: F401
+    finally:
+        if before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
+
+
 @dataclass(frozen=True)
 class TrackingConfig:
     min_length: int = 8  # frames; shorter tracks are dropped
@@ -121,6 +138,7 @@ def read_mot_detections(path: str | Path, min_score: float = 0.0) -> dict[int, D
 
 
 def _bytetrack_config(fps: float, lost_seconds: float):
+    import_ultralytics()
     from ultralytics.utils import YAML, IterableSimpleNamespace
     from ultralytics.utils.checks import check_yaml
 
@@ -131,6 +149,7 @@ def _bytetrack_config(fps: float, lost_seconds: float):
 
 def make_bytetrack(fps: float, lost_seconds: float = 1.0):
     """A fresh ultralytics BYTETracker configured from its own bytetrack.yaml."""
+    import_ultralytics()
     from ultralytics.trackers.byte_tracker import BYTETracker
 
     return BYTETracker(_bytetrack_config(fps, lost_seconds))
@@ -165,6 +184,7 @@ class YoloPersonTracker:
 
     def __init__(self, weights: str | Path, fps: float, device: str = "cpu", imgsz: int = 640,
                  conf: float = 0.25, lost_seconds: float = 1.0) -> None:
+        import_ultralytics()
         from ultralytics import YOLO
 
         try:
@@ -177,9 +197,18 @@ class YoloPersonTracker:
         self.tracker_cfg = _write_tracker_yaml(Path(self._tmp.name), fps, lost_seconds)
 
     def __call__(self, frame: int, image_rgb: np.ndarray) -> list[TrackedBox]:
-        results = self.model.track(image_rgb[..., ::-1], persist=True, tracker=str(self.tracker_cfg),
-                                   classes=[PERSON_CLASS], conf=self.conf, imgsz=self.imgsz,
-                                   device=self.device, verbose=False)
+        import torch
+
+        # On its first CPU call ultralytics sets PyTorch's threads for the whole process to
+        # min(8, cores - 1) (1 on two cores), which would slow every later stage: put ours back.
+        threads = torch.get_num_threads()
+        try:
+            results = self.model.track(image_rgb[..., ::-1], persist=True, tracker=str(self.tracker_cfg),
+                                       classes=[PERSON_CLASS], conf=self.conf, imgsz=self.imgsz,
+                                       device=self.device, verbose=False)
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
         boxes = results[0].boxes
         if boxes is None or boxes.id is None:
             return []
@@ -192,6 +221,7 @@ class YoloPersonTracker:
 
 def _write_tracker_yaml(folder: Path, fps: float, lost_seconds: float) -> Path:
     """bytetrack.yaml with the lost-track buffer scaled to this video's frame rate."""
+    import_ultralytics()
     from ultralytics.utils import YAML
 
     cfg = dict(_bytetrack_config(fps, lost_seconds))

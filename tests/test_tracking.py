@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -8,6 +12,7 @@ from strcli.tracking import (
     TrackingConfig,
     YoloPersonTracker,
     finalize_tracks,
+    import_ultralytics,
     read_mot_detections,
     track_detections,
 )
@@ -87,6 +92,7 @@ def test_real_running_video_is_one_track(assets):
 
 
 def test_untrained_yolo_from_its_yaml_runs_through_bytetrack():
+    import_ultralytics()
     from ultralytics.trackers.byte_tracker import BYTETracker
 
     rng = np.random.default_rng(0)
@@ -102,3 +108,42 @@ def test_untrained_yolo_from_its_yaml_runs_through_bytetrack():
     fresh(0, rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
     (second,) = fresh.model.predictor.trackers
     assert second is not bytetrack and second.frame_id == 1 and second.args.track_buffer == 30
+
+
+@pytest.mark.parametrize("setting", [None, "3"])
+def test_using_ultralytics_leaves_the_thread_setting_of_later_processes_alone(setting):
+    # ultralytics sets OMP_NUM_THREADS=1 on import when it is unset; a process started
+    # afterwards (a DataLoader worker, a benchmark's fresh process) would run on one thread.
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    if setting is not None:
+        env["OMP_NUM_THREADS"] = setting
+    script = ("import os, subprocess, sys\n"
+              "from strcli.tracking import make_bytetrack\n"
+              "make_bytetrack(30.0)\n"
+              "import ultralytics\n"  # imported for real by now
+              "print(os.environ.get('OMP_NUM_THREADS'))\n"
+              "print(subprocess.run([sys.executable, '-c', 'import torch; print(torch.get_num_threads())'],"
+              " capture_output=True, text=True, check=True).stdout.strip())\n")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    seen, child_threads = out.stdout.split()
+    assert seen == str(setting)
+    expected = subprocess.run(  # what a process started from the same shell gets
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"], env=env, capture_output=True,
+        text=True, check=True).stdout.strip()
+    assert int(child_threads) == int(expected) >= 1
+
+
+def test_running_yolo_leaves_pytorchs_thread_count_alone():
+    # ultralytics' select_device sets torch's threads to min(8, cores - 1) on a CPU; the
+    # ResNet-50 and STR that run after the detector must keep the process's setting.
+    import torch
+
+    before = torch.get_num_threads()
+    ours = 5 if min(8, max(1, (os.cpu_count() or 1) - 1)) == 3 else 3
+    torch.set_num_threads(ours)
+    try:
+        tracker = YoloPersonTracker("yolo11n.yaml", fps=10, imgsz=64, conf=0.001)
+        tracker(0, np.zeros((48, 64, 3), np.uint8))
+        assert torch.get_num_threads() == ours
+    finally:
+        torch.set_num_threads(before)
