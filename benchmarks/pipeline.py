@@ -104,7 +104,7 @@ def time_stages(clip: Clip, frames: int, device: torch.device, detector: str, im
     from strcli.outputs import TrackFrames, TrackWriter
     from strcli.posing import pose_frames
     from strcli.render import RenderOptions, render_video
-    from strcli.tracking import YoloPersonTracker, read_mot_detections
+    from strcli.tracking import DETECTOR_BATCH_GPU, DetectionTracker, YoloPersonDetector, read_mot_detections
     from strcli.video import VideoReader
     from strcli.windows import predict_sequences
 
@@ -114,13 +114,18 @@ def time_stages(clip: Clip, frames: int, device: torch.device, detector: str, im
     images = [f.image for f in VideoReader(clip.path, 0, frames)]
     fps["decode"] = rate(len(images), time.perf_counter() - started)
 
-    tracker = YoloPersonTracker(detector, 30.0, "cpu" if device.type == "cpu" else str(device.index or 0), imgsz)
-    tracker(0, images[0])  # warm-up
+    on_gpu = device.type == "cuda"
+    yolo = YoloPersonDetector(detector, str(device.index or 0) if on_gpu else "cpu", imgsz, half=on_gpu)
+    tracker = DetectionTracker(30.0)
+    batch = DETECTOR_BATCH_GPU if on_gpu else 1
+    yolo(images[:batch])  # warm-up
     count = min(len(images), 30 if device.type == "cpu" else len(images))
     started = time.perf_counter()
-    for k in range(1, count):
-        tracker(k, images[k])
-    fps["detect+track"] = rate(count - 1, time.perf_counter() - started)
+    for first in range(0, count, batch):
+        for k, found in enumerate(yolo(images[first : min(count, first + batch)]), first):
+            tracker(k, found)
+    sync()
+    fps["detect+track"] = rate(count, time.perf_counter() - started)
 
     given = read_mot_detections(clip.detections)
     boxes = [torch.from_numpy(given[k].xyxy).float() for k in range(len(images)) if k in given]
@@ -128,15 +133,13 @@ def time_stages(clip: Clip, frames: int, device: torch.device, detector: str, im
     crops = []
     started = time.perf_counter()
     for image, xyxy in zip(images, boxes):
-        frame = torch.from_numpy(image)
-        frame = frame.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else frame
-        crops.append(crop_frame(frame, square_boxes(xyxy.to(device))))
+        crops.append(crop_frame(torch.from_numpy(image), square_boxes(xyxy), device=device))
     sync()
     fps["crop"] = rate(len(crops), time.perf_counter() - started)
 
     extractor = FeatureExtractor(Backbone(), device, batch_size=64, compile=compile_backbone)
     batch = torch.cat(crops)
-    extractor(batch[:8])  # warm-up (and compilation)
+    extractor(batch)  # warm-up with the same batch shapes (and compilation)
     sync()
     started = time.perf_counter()
     features = extractor(batch)

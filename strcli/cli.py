@@ -247,6 +247,8 @@ def reconstruct(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Crops per ResNet-50 batch and windows per STR "
                           "batch; lower it if the GPU runs out of memory.")] = 64,
+    detector_batch: Annotated[int, typer.Option(help="Frames per detector call (0 = auto: 16 on a GPU, "
+                              "1 on a CPU); lower it if the GPU runs out of memory on 4K video.")] = 0,
     shard: Annotated[str | None, typer.Option(help="i/n: process only every n-th video from the "
                      "i-th (0-based), to split a folder across machines.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos that are already "
@@ -274,7 +276,7 @@ def reconstruct(
         start=start, end=end, stride=stride, detector_conf=detector_conf, min_score=min_score,
         tracking=TrackingConfig(min_length=min_track_length, max_gap=max_gap, smooth_window=smooth,
                                 max_people=max_people),
-        focal=focal, mesh_formats=formats, device=device, batch_size=batch_size,
+        focal=focal, mesh_formats=formats, device=device, batch_size=batch_size, detector_batch=detector_batch,
         window_stride=window_stride or (16 if fast else 8),
         detect_every=detect_every or (1 if on_gpu and not fast else 0),
         detect_hz=7.5 if fast else 10.0,

@@ -65,12 +65,13 @@ from strcli.published import (
     recognise,
 )
 from strcli.tracking import (
+    DETECTOR_BATCH_GPU,
     DetectionTracker,
     Detections,
     Track,
     TrackedBox,
     TrackingConfig,
-    YoloPersonTracker,
+    YoloPersonDetector,
     finalize_tracks,
     read_mot_detections,
 )
@@ -102,6 +103,7 @@ class ReconstructOptions:
     # ... and what does not.
     device: str = "auto"
     batch_size: int = 64
+    detector_batch: int = 0  # frames per detector call; 0 = auto: 16 on a GPU, 1 on a CPU
 
     def __post_init__(self) -> None:
         if self.stride < 1:
@@ -110,6 +112,8 @@ class ReconstructOptions:
             raise UsageError(f"--window-stride {self.window_stride}: must be 1..{WINDOW}.")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size {self.batch_size}: must be at least 1.")
+        if self.detector_batch < 0:
+            raise UsageError(f"--detector-batch {self.detector_batch}: must be 0 (auto) or more.")
         if self.detect_hz <= 0:
             raise UsageError(f"detect_hz {self.detect_hz}: must be positive.")
         if not 0 <= self.detect_every <= max(1, self.tracking.max_gap + 1):
@@ -131,7 +135,7 @@ class ReconstructOptions:
 
     def result_options(self) -> dict[str, Any]:
         options = asdict(self)
-        del options["device"], options["batch_size"]
+        del options["device"], options["batch_size"], options["detector_batch"]
         return options
 
 
@@ -506,18 +510,30 @@ def track_video(info: VideoInfo, start: int, end: int | None, options: Reconstru
     every = 1  # a detections file has every frame's boxes already
     if detections is not None:
         given = read_mot_detections(detections, options.min_score)
-        tracker: Any = DetectionTracker(fps, lost)
+        tracker = DetectionTracker(fps, lost)
     else:
         if detector is None:
             raise UsageError("no detector loaded and no --detections file given.")
         every = options.detection_interval(fps)
-        tracker = YoloPersonTracker(detector, fps / every, _ultralytics_device(device),
-                                    options.detector_imgsz, options.detector_conf, lost)
+        yolo = YoloPersonDetector(detector, _ultralytics_device(device), options.detector_imgsz,
+                                  options.detector_conf, half=device.type == "cuda")
+        tracker = DetectionTracker(fps / every, lost)  # told the detections' rate
+    batch = options.detector_batch or (DETECTOR_BATCH_GPU if device.type == "cuda" else 1)
+    pending: list[tuple[int, np.ndarray]] = []  # (position, image) waiting for the detector
     reader = VideoReader(info.path, start, end, options.stride, images=given is None)
     frame_of: list[int] = []
     times: list[float] = []
     boxes: list[TrackedBox] = []
     count = 0
+
+    def detect() -> int:
+        """YOLO on the pending frames, then the tracker on each, in order."""
+        found = yolo([image for _, image in pending])
+        for (position, _), people in zip(pending, found):
+            boxes.extend(tracker(position, people))
+        pending.clear()
+        return sum(len(people) for people in found)
+
     progress.start("tracking", _expected_frames(info, start, end, options.stride))
     frames = iter(ReadAhead(reader, depth=4))  # decoding runs ahead in its own thread
     while True:
@@ -534,12 +550,14 @@ def track_video(info: VideoInfo, start: int, end: int | None, options: Reconstru
                 count += len(found)
                 boxes += tracker(position, found)
             elif position % every == 0:  # the frames between are filled from the tracks' boxes
-                new = tracker(position, frame.image)
-                count += len(new)
-                boxes += new
+                pending.append((position, frame.image))
+                if len(pending) >= batch:
+                    count += detect()
         progress.advance()
-    progress.finish()
     frames.close()
+    with timer("detect+track"):
+        count += detect() if pending else 0
+    progress.finish()
     with timer("detect+track"):
         tracks = finalize_tracks(boxes, options.tracking)
     return TrackingPass(tracks, np.array(frame_of, np.int64), np.array(times, np.float64),
@@ -646,13 +664,9 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
         live = [k for k in live if next_row[k] < len(tracks[k])]
         if not active:
             continue
-        with timer("crop"):
-            image = torch.from_numpy(frame.image)
-            if device.type == "cuda":  # pinned: the copy overlaps the GPU's work
-                image = image.pin_memory()
-            image = image.to(device, non_blocking=True)  # (H, W, 3)
-            xyxy = torch.from_numpy(np.stack([tracks[k].boxes[r] for k, r in active])).to(device)
-            crops = crop_frame(image, square_boxes(xyxy))  # (n, 3, 224, 224)
+        with timer("crop"):  # only the people's region goes to the device, pinned, without a sync
+            xyxy = torch.from_numpy(np.stack([tracks[k].boxes[r] for k, r in active]))
+            crops = crop_frame(torch.from_numpy(frame.image), square_boxes(xyxy), device=device)  # (n, 3, 224, 224)
         pending_crops.append(crops)
         pending_rows.extend(active)
         if len(pending_rows) >= options.batch_size:

@@ -1,10 +1,10 @@
 """People -> tracks: ultralytics YOLO (class person) or the user's detections, through
 ultralytics' ByteTrack, then cleaned into `Track`s.
 
-Both detection sources go through the same tracker: `YoloPersonTracker` runs
-`YOLO.track(..., tracker="bytetrack.yaml", persist=True, classes=[0])` with a fresh tracker
-for every video; `track_detections` feeds boxes read from a MOT Challenge detection file
-to ultralytics' `BYTETracker` built from the same `bytetrack.yaml`. `finalize_tracks` then
+Both detection sources go through the same tracker, `DetectionTracker`: ultralytics'
+`BYTETracker` built from its own `bytetrack.yaml`, one per video, fed the boxes of
+`YoloPersonDetector` (YOLO, class person, a batch of frames at a time) or of a MOT
+Challenge detection file (`read_mot_detections`, `track_detections`). `finalize_tracks` then
 drops short tracks, fills short gaps by interpolating the box, smooths the boxes, keeps the
 N longest tracks and renumbers them 0..K-1 in order of first appearance.
 """
@@ -12,11 +12,11 @@ N longest tracks and renumbers them 0..K-1 in order of first appearance.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")  # never download at run time
 os.environ.setdefault("YOLO_AUTOINSTALL", "False")  # never pip-install at run time
 
 PERSON_CLASS = 0  # COCO
+# Frames per detector call on a GPU, which one frame at a time leaves mostly idle; 1 on a
+# CPU, where a batch buys nothing and only holds frames back.
+DETECTOR_BATCH_GPU = 16
 
 
 def import_ultralytics() -> None:
@@ -156,8 +159,8 @@ def make_bytetrack(fps: float, lost_seconds: float = 1.0):
 
 
 class DetectionTracker:
-    """The user's detections through ultralytics' ByteTrack, one frame at a time; one
-    instance per video (the counterpart of `YoloPersonTracker`)."""
+    """Detections (YOLO's or the user's) through ultralytics' ByteTrack, one frame at a time; one
+    instance per video."""
 
     def __init__(self, fps: float, lost_seconds: float = 1.0) -> None:
         self.tracker = make_bytetrack(fps, lost_seconds)
@@ -179,11 +182,15 @@ def track_detections(detections: dict[int, Detections], frames: Iterable[int], f
         yield from tracker(frame, detections.get(frame, Detections.empty()))
 
 
-class YoloPersonTracker:
-    """Ultralytics YOLO + ByteTrack on decoded frames, one instance per video."""
+class YoloPersonDetector:
+    """Ultralytics YOLO, class person, on batches of decoded frames -> one `Detections` per
+    frame. Its boxes go through `DetectionTracker`, like a detections file's: ultralytics'
+    own `track()` feeds the same boxes to the same `BYTETracker.update`, but one frame per
+    call, which leaves a GPU mostly idle; a batch of frames per call keeps it busy. `half`
+    runs it in fp16 (on a GPU)."""
 
-    def __init__(self, weights: str | Path, fps: float, device: str = "cpu", imgsz: int = 640,
-                 conf: float = 0.25, lost_seconds: float = 1.0) -> None:
+    def __init__(self, weights: str | Path, device: str = "cpu", imgsz: int = 640, conf: float = 0.25,
+                 half: bool = False) -> None:
         import_ultralytics()
         from ultralytics import YOLO
 
@@ -193,41 +200,40 @@ class YoloPersonTracker:
             raise CorruptAssetError(f"cannot load the detector {weights} ({err}).",
                                     "Fetch it again with `strcli weights fetch detector`.") from err
         self.device, self.imgsz, self.conf = device, imgsz, conf
-        self._tmp = tempfile.TemporaryDirectory(prefix="strcli-tracker-")  # removed with the tracker
-        self.tracker_cfg = _write_tracker_yaml(Path(self._tmp.name), fps, lost_seconds)
+        self._precision = _fp16_argument() if half else {}
 
-    def __call__(self, frame: int, image_rgb: np.ndarray) -> list[TrackedBox]:
+    def __call__(self, images_rgb: list[np.ndarray]) -> list[Detections]:
+        """(H, W, 3) uint8 RGB frames of one video (one size) -> their person boxes."""
         import torch
 
+        if not images_rgb:
+            return []
         # On its first CPU call ultralytics sets PyTorch's threads for the whole process to
         # min(8, cores - 1) (1 on two cores), which would slow every later stage: put ours back.
         threads = torch.get_num_threads()
         try:
-            results = self.model.track(image_rgb[..., ::-1], persist=True, tracker=str(self.tracker_cfg),
-                                       classes=[PERSON_CLASS], conf=self.conf, imgsz=self.imgsz,
-                                       device=self.device, verbose=False)
+            results = self.model.predict([image[..., ::-1] for image in images_rgb], classes=[PERSON_CLASS],
+                                         conf=self.conf, imgsz=self.imgsz, device=self.device, verbose=False,
+                                         **self._precision)
         finally:
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
-        boxes = results[0].boxes
-        if boxes is None or boxes.id is None:
-            return []
-        xyxy = boxes.xyxy.cpu().numpy()
-        ids = boxes.id.cpu().numpy().astype(int)
-        scores = boxes.conf.cpu().numpy()
-        return [TrackedBox(frame, int(i), xyxy[k].astype(np.float32), float(scores[k]))
-                for k, i in enumerate(ids)]
+        out = []
+        for result in results:
+            boxes = result.boxes
+            if boxes is None or len(boxes) == 0:
+                out.append(Detections.empty())
+                continue
+            out.append(Detections(boxes.xyxy.float().cpu().numpy(), boxes.conf.float().cpu().numpy()))
+        return out
 
 
-def _write_tracker_yaml(folder: Path, fps: float, lost_seconds: float) -> Path:
-    """bytetrack.yaml with the lost-track buffer scaled to this video's frame rate."""
-    import_ultralytics()
-    from ultralytics.utils import YAML
+def _fp16_argument() -> dict[str, Any]:
+    """fp16 inference, said the way the installed ultralytics says it (`half=True` until
+    8.4, `quantize=16` after, which warns about `half`)."""
+    from ultralytics.utils import DEFAULT_CFG_DICT
 
-    cfg = dict(_bytetrack_config(fps, lost_seconds))
-    path = folder / "bytetrack.yaml"
-    YAML.save(path, cfg)
-    return path
+    return {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}
 
 
 def finalize_tracks(boxes: Iterable[TrackedBox], config: TrackingConfig = TrackingConfig()) -> list[Track]:

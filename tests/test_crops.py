@@ -56,5 +56,6 @@ def test_crop_frame_equals_cropping_the_whole_frame():
     whole = crop_images(image[None], torch.zeros(4), boxes, size=32)
     part = crop_frame(image, boxes, size=32)
     assert torch.allclose(part, whole, atol=1e-5)
+    assert torch.equal(crop_frame(image, boxes, size=32, device=torch.device("cpu")), part)
     black = (0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     assert torch.allclose(part[3], black[:, None, None].expand(3, 32, 32), atol=1e-5)

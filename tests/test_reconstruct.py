@@ -3,6 +3,7 @@
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -20,7 +21,7 @@ from strcli.errors import MissingAssetError, OutputError, UsageError, VideoError
 from strcli.model import STR, MeanParams, STRConfig
 from strcli.reconstruct import ReconstructOptions, track_video
 from strcli.tracking import TrackingConfig
-from strcli.video import probe
+from strcli.video import VideoReader, probe
 
 runner = CliRunner()
 SMALL_STR = STRConfig(gru_hidden=16, integration_dim=8, integration_hidden=8, regressor_hidden=32)
@@ -372,22 +373,49 @@ def test_detect_every_runs_the_detector_on_every_nth_frame_and_fills_the_rest(as
     interpolated, and ByteTrack is told the detections' rate."""
     from strcli.tracking import TrackedBox
 
+    from strcli.tracking import DetectionTracker, Detections
+
     calls: list = []
+    seen: list = []
 
     class MovingPerson:
-        def __init__(self, weights, fps, device, imgsz, conf, lost):
-            calls.append(("init", fps, imgsz))
+        def __init__(self, weights, device, imgsz, conf, half):
+            calls.append(("init", imgsz, half))
 
-        def __call__(self, frame, image):
-            calls.append(frame)
-            return [TrackedBox(frame, 7, np.array([100 + frame, 50, 300 + frame, 450], np.float32), 0.9)]
+        def __call__(self, images):
+            calls.append(len(images))
+            out = []
+            for image in images:  # the frame's index is written in its pixels below
+                frame = int(image[0, 0, 0])
+                seen.append(frame)
+                out.append(Detections(np.array([[100 + frame, 50, 300 + frame, 450]], np.float32),
+                                      np.array([0.9], np.float32)))
+            return out
 
-    monkeypatch.setattr("strcli.reconstruct.YoloPersonTracker", MovingPerson)
+    class Tracker(DetectionTracker):
+        def __init__(self, fps, lost):
+            calls.append(("tracker", fps))
+            super().__init__(fps, lost)
+
+    class Numbered(VideoReader):  # frame k's top-left pixel reads k
+        def __iter__(self):
+            for frame in super().__iter__():
+                frame.image[0, 0, 0] = frame.index
+                yield frame
+
+    monkeypatch.setattr("strcli.reconstruct.YoloPersonDetector", MovingPerson)
+    monkeypatch.setattr("strcli.reconstruct.DetectionTracker", Tracker)
+    monkeypatch.setattr("strcli.reconstruct.VideoReader", Numbered)
     info = probe(assets / "videos" / "running.mp4")
     options = ReconstructOptions(detect_every=3, detector_imgsz=320, tracking=TrackingConfig(smooth_window=1))
     tracked = track_video(info, 0, 30, options, detector=Path("stand-in.pt"))
-    assert calls[0] == ("init", pytest.approx(info.fps / 3), 320)
-    assert calls[1:] == list(range(0, 30, 3))
+    assert calls == [("init", 320, False), ("tracker", pytest.approx(info.fps / 3))] + [1] * 10  # fp32 on a CPU
+    assert seen == list(range(0, 30, 3))
+    calls.clear()
+    batched = track_video(info, 0, 30, replace(options, detector_batch=4), detector=Path("stand-in.pt"))
+    assert calls[2:] == [4, 4, 2]  # a GPU's batches: frames 0-9, 12-21, 24-27
+    assert len(batched.tracks) == 1 and np.array_equal(batched.tracks[0].boxes, tracked.tracks[0].boxes)
+    assert batched.detections == tracked.detections == 10
     (track,) = tracked.tracks
     assert track.frames.tolist() == list(range(28))  # up to the last detection (frame 27)
     assert track.interpolated.tolist() == [f % 3 != 0 for f in range(28)]

@@ -7,10 +7,11 @@ import pytest
 
 from strcli.errors import UsageError
 from strcli.tracking import (
+    DetectionTracker,
     Detections,
     TrackedBox,
     TrackingConfig,
-    YoloPersonTracker,
+    YoloPersonDetector,
     finalize_tracks,
     import_ultralytics,
     read_mot_detections,
@@ -91,23 +92,35 @@ def test_real_running_video_is_one_track(assets):
     assert tracks[0].frames.tolist() == list(range(180))
 
 
-def test_untrained_yolo_from_its_yaml_runs_through_bytetrack():
-    import_ultralytics()
-    from ultralytics.trackers.byte_tracker import BYTETracker
-
+def test_untrained_yolo_detects_a_batch_as_it_detects_each_frame_and_feeds_bytetrack():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    detector = YoloPersonDetector("yolo11n.yaml", imgsz=128, conf=0.3)
+    # An untrained YOLO's features fade to ~1e-7 and its class bias is set for p ~ 1e-5, so it
+    # finds nobody; a zero person bias makes every anchor a person at p = 0.5 (then NMS).
+    for branch in detector.model.model.model[-1].cv3:
+        branch[-1].bias.data[0] = 0.0
     rng = np.random.default_rng(0)
-    tracker = YoloPersonTracker("yolo11n.yaml", fps=10, imgsz=128, conf=0.001)
-    for frame in range(3):
-        out = tracker(frame, rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
-        assert all(isinstance(b, TrackedBox) and b.xyxy.shape == (4,) for b in out)
-    (bytetrack,) = tracker.model.predictor.trackers
-    assert isinstance(bytetrack, BYTETracker)
-    assert bytetrack.frame_id == 3  # persist=True: one tracker saw every frame
-    assert bytetrack.args.track_buffer == 10  # lost_seconds=1 at 10 fps
-    fresh = YoloPersonTracker("yolo11n.yaml", fps=30, imgsz=128, conf=0.001)
-    fresh(0, rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
-    (second,) = fresh.model.predictor.trackers
-    assert second is not bytetrack and second.frame_id == 1 and second.args.track_buffer == 30
+    images = [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(3)]
+    batched = detector(images)
+    alone = [detector([image])[0] for image in images]
+    assert detector([]) == []
+    assert all(isinstance(d, Detections) and d.xyxy.dtype == np.float32 for d in batched)
+    assert sum(len(d) for d in batched) > 0  # something to compare
+    for b, a in zip(batched, alone):
+        assert len(b) == len(a)
+        assert np.allclose(b.xyxy, a.xyxy, atol=1e-2) and np.allclose(b.conf, a.conf, atol=1e-4)
+        assert ((b.xyxy[:, 2:] >= b.xyxy[:, :2]) & (b.conf[:, None] >= 0.3)).all()
+    # fp16 as a GPU runs it, said in the installed ultralytics' words (it computes in fp32 on a CPU)
+    half = YoloPersonDetector("yolo11n.yaml", imgsz=128, conf=0.3, half=True)
+    half.model = detector.model
+    assert [len(d) for d in half(images)] == [len(d) for d in batched]
+    tracker = DetectionTracker(fps=10)
+    out = [tracker(k, found) for k, found in enumerate(batched)]
+    assert tracker.tracker.frame_id == 3 and tracker.tracker.args.track_buffer == 10  # 1 s at 10 fps
+    for k, boxes in enumerate(out):  # every tracked box is one of that frame's detections
+        for box in boxes:
+            assert box.frame == k and np.isclose(batched[k].xyxy, box.xyxy).all(axis=1).any()
 
 
 @pytest.mark.parametrize("setting", [None, "3"])
@@ -142,8 +155,7 @@ def test_running_yolo_leaves_pytorchs_thread_count_alone():
     ours = 5 if min(8, max(1, (os.cpu_count() or 1) - 1)) == 3 else 3
     torch.set_num_threads(ours)
     try:
-        tracker = YoloPersonTracker("yolo11n.yaml", fps=10, imgsz=64, conf=0.001)
-        tracker(0, np.zeros((48, 64, 3), np.uint8))
+        YoloPersonDetector("yolo11n.yaml", imgsz=64, conf=0.001)([np.zeros((48, 64, 3), np.uint8)])
         assert torch.get_num_threads() == ours
     finally:
         torch.set_num_threads(before)
