@@ -1,7 +1,8 @@
 """Every stage alone, then the whole `reconstruct --render`, on the same clips.
 
     python benchmarks/pipeline.py [--device cpu|cuda] [--sizes 720,1080] [--people 1,4]
-                                  [--lengths 10,120] [--stage-frames 60] [--fast] [--json FILE]
+                                  [--lengths 10,120] [--stage-frames 60] [--fast] [--compile]
+                                  [--host-ceiling] [--json FILE]
 
 Clips are made from ../shared/assets/videos/running.mp4 (one runner, 30 fps): resized to
 720p or 1080p, played back and forth to the length asked (seconds), and for 4 people
@@ -9,8 +10,11 @@ tiled 2x2 at half size, with the detection file transformed to match. For each c
 prints the frames per second of each stage run alone on its first `--stage-frames` frames
 (decode, detect+track with YOLO, crop, ResNet-50, STR + regressor, SMPL + camera, OBJ
 export, render), then runs the whole `strcli reconstruct --render` in a fresh process and
-prints its frames per second, its share of the slowest stage's stand-alone throughput,
-and the process's peak host memory (and peak GPU memory).
+prints its frames per second (and that of the reconstruction alone, without render), its
+share of the slowest stage's stand-alone throughput, and the process's peak host memory
+(and peak GPU memory). `--host-ceiling` instead runs the whole reconstruction with the
+device's work made free (zero crops and features, mean SMPL parameters): the frames per
+second the host side alone could feed a GPU, and where its time goes.
 
 Honest limits: no trained weights exist here. Networks are randomly initialised (speed
 does not depend on the values); the detector is built from its yaml (same computation
@@ -194,9 +198,11 @@ def _render_rate(clip: Clip, frames: int, device: torch.device, smpl_dir: Path, 
 
 
 def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, compile_backbone: bool,
-               queue: multiprocessing.Queue) -> None:
+               queue: multiprocessing.Queue, null_networks: bool = False) -> None:
     """In a fresh process: load the networks (timed apart: a batch of videos pays it once),
-    then reconstruct the whole clip and render its overlay, as `reconstruct --render` does."""
+    then reconstruct the whole clip and render its overlay, as `reconstruct --render` does.
+    With `null_networks` the device's work is made free and nothing is rendered: what is
+    left is the host's own work per frame, the most it could feed a GPU."""
     from strcli.body import Body, find_smpl_file
     from strcli.reconstruct import ModelSources, ReconstructOptions, load_models, reconstruct_video
     from strcli.render import RenderOptions, render_video
@@ -205,18 +211,41 @@ def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, compile_backb
         started = time.perf_counter()
         models = load_models(ModelSources(smpl_dir=Path(smpl_dir), untrained=True, download=False), device,
                              need_detector=False, compile_backbone=compile_backbone)
+        if null_networks:
+            _make_device_work_free(models)
         loaded = time.perf_counter()
         on_gpu = models.device.type == "cuda"
         options = ReconstructOptions(device=device, detect_every=1 if on_gpu and not fast else 0,
                                      detect_hz=7.5 if fast else 10.0, detector_imgsz=320 if fast else 640,
                                      window_stride=16 if fast else 8)
         result = reconstruct_video(clip.path, Path(tmp), options, models, clip.detections)
-        body = Body.from_file(find_smpl_file("neutral", Path(smpl_dir))).to(models.device)
-        render_video(result.output, body, RenderOptions(), models.device)
+        reconstructed = time.perf_counter()
+        if not null_networks:
+            body = Body.from_file(find_smpl_file("neutral", Path(smpl_dir))).to(models.device)
+            render_video(result.output, body, RenderOptions(), models.device)
         done = time.perf_counter()
+        timings = json.loads((result.output / "manifest.json").read_text())["timings"]
         gpu = torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None
         queue.put({"status": result.status, "load_seconds": loaded - started, "seconds": done - loaded,
+                   "reconstruct_seconds": reconstructed - loaded, "timings": timings,
                    "peak_rss_mib": _peak_rss_mib(), "peak_gpu_mib": gpu})
+
+
+def _make_device_work_free(models) -> None:
+    """Swap the device's work for near-free stand-ins of the same shapes: zero crops, zero
+    features, the mean SMPL parameters for every frame (a regressor of 0 iterations). Left
+    as they are: decoding, tracking, the per-frame loop, SMPL posing, writing files."""
+    import strcli.crops
+    from strcli.config import CROP_SIZE, FEATURE_DIM
+    from strcli.model import Regressor
+
+    def zero_crops(images, frame_index, boxes, size=CROP_SIZE, normalise=True):
+        return images.new_zeros((len(frame_index), 3, size, size), dtype=torch.float32)
+
+    strcli.crops.crop_images = zero_crops
+    models.extractor.run = lambda batch: batch.new_zeros((len(batch), FEATURE_DIM))
+    models.temporal = {name: Regressor(FEATURE_DIM, iterations=0).to(models.device).eval()
+                       for name in models.temporal}
 
 
 def _peak_rss_mib() -> float:
@@ -232,10 +261,12 @@ def _peak_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
-def whole_run(clip: Clip, device: str, smpl_dir: Path, fast: bool, compile_backbone: bool) -> dict:
+def whole_run(clip: Clip, device: str, smpl_dir: Path, fast: bool, compile_backbone: bool,
+              null_networks: bool = False) -> dict:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_whole_run, args=(clip, device, str(smpl_dir), fast, compile_backbone, queue))
+    process = context.Process(target=_whole_run, args=(clip, device, str(smpl_dir), fast, compile_backbone, queue,
+                                                       null_networks))
     process.start()
     out = queue.get()
     process.join()
@@ -253,6 +284,9 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="time the --fast settings")
     parser.add_argument("--compile", action="store_true", help="torch.compile the ResNet-50 (reconstruct --compile)")
     parser.add_argument("--smpl-dir", type=Path)
+    parser.add_argument("--host-ceiling", action="store_true",
+                        help="only the whole reconstruct (no render) with the device's work made free: "
+                             "the most frames per second this host could feed a GPU")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -269,6 +303,15 @@ def main() -> None:
             for people in map(int, args.people.split(",")):
                 for seconds in map(int, args.lengths.split(",")):
                     clip = make_clip(folder, size, people, seconds)
+                    if args.host_ceiling:
+                        row = {"clip": clip.path.name, "device": _device_name(device), "frames": clip.frames,
+                               **whole_run(clip, str(device), smpl_dir, args.fast, False, null_networks=True)}
+                        row["host_ceiling_fps"] = rate(clip.frames, row["reconstruct_seconds"])
+                        rows.append(row)
+                        _print_ceiling(row)
+                        if args.json:
+                            args.json.write_text(json.dumps(rows, indent=2))
+                        continue
                     stages = time_stages(clip, min(args.stage_frames, clip.frames), device, args.detector, imgsz,
                                          smpl_dir, window_stride, args.compile)
                     stages["detect+track"] *= detect_every  # run on one frame in `detect_every`
@@ -276,6 +319,7 @@ def main() -> None:
                     run_stages = {k: v for k, v in stages.items() if k != "detect+track"}  # given boxes
                     slowest = min(run_stages, key=run_stages.get)
                     whole_fps = rate(clip.frames, whole["seconds"])
+                    whole["reconstruct_fps"] = rate(clip.frames, whole["reconstruct_seconds"])
                     row = {"clip": clip.path.name, "device": _device_name(device), "fast": args.fast,
                            "compile": args.compile,
                            "frames": clip.frames, "stages_fps": stages, "whole_fps": whole_fps,
@@ -304,8 +348,16 @@ def _print(row: dict, detect_every: int, imgsz: int) -> None:
     print(f"  {'whole':<14}{row['whole_fps']:>9.1f} frames/s = {100 * row['share_of_slowest']:.0f}% of the "
           f"slowest stage ({row['slowest_stage']}); {row['status']}, after {row['load_seconds']:.1f} s "
           "loading the networks")
+    print(f"  {'reconstruct':<14}{row['reconstruct_fps']:>9.1f} frames/s  (the whole run without render)")
     gpu = f", peak GPU {row['peak_gpu_mib']:.0f} MiB" if row["peak_gpu_mib"] is not None else ""
     print(f"  peak host memory {row['peak_rss_mib']:.0f} MiB{gpu}")
+
+
+def _print_ceiling(row: dict) -> None:
+    seconds = {k: v for k, v in row["timings"].items() if k != "total"}
+    print(f"\n{row['clip']} ({row['frames']} frames) on {row['device']}, the device's work made free: "
+          f"{row['host_ceiling_fps']:.0f} frames/s\n  where the host's time goes (s): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])))
 
 
 def _device_name(device: torch.device) -> str:

@@ -216,7 +216,7 @@ class TrackWriter:
         self.rows: list[np.ndarray] = []
         self.parts: dict[str, list[np.ndarray]] = {k: [] for k in self._KEYS}
         self.meshes = 0
-        self._faces_text: str | None = None
+        self._faces_text: bytes | None = None
         self.mesh_dir = folder / "meshes" / str(track.track_id)
         if mesh_formats:
             self._mkdir(self.mesh_dir)
@@ -246,10 +246,10 @@ class TrackWriter:
                     raise output_error(err, path) from err
                 self.meshes += 1
 
-    def _obj_faces(self) -> str:
+    def _obj_faces(self) -> bytes:
         """The OBJ face lines, the same for every frame: formatted once."""
         if self._faces_text is None:
-            self._faces_text = "".join(f"f {a} {b} {c}\n" for a, b, c in (np.asarray(self.faces) + 1).tolist())
+            self._faces_text = obj_face_lines(self.faces)
         return self._faces_text
 
     def close(self, rest_pelvis: np.ndarray) -> TrackSummary:
@@ -288,15 +288,54 @@ class TrackWriter:
             raise output_error(err, path) from err
 
 
-def write_obj(path: Path, vertices: np.ndarray, faces_text: str) -> None:
+def obj_face_lines(faces: np.ndarray) -> bytes:
+    """(F, 3) 0-based vertex indices -> b"f a b c\n" lines (1-based)."""
+    return "".join(f"f {a} {b} {c}\n" for a, b, c in (np.asarray(faces) + 1).tolist()).encode("ascii")
+
+
+def write_obj(path: Path, vertices: np.ndarray, faces_text: bytes) -> None:
     """A Wavefront OBJ of one mesh: (V, 3) vertices (metres, 6 decimals = micrometres) and
-    the face lines. Seven times faster than trimesh's exporter, which matters at one mesh
-    per person per frame."""
-    flat = np.asarray(vertices, np.float64).ravel().tolist()
-    with open(path, "w") as f:
-        f.write("# strcli\n")
-        f.write(("v %.6f %.6f %.6f\n" * (len(flat) // 3)) % tuple(flat))
+    the face lines (formatted once per track). The vertex lines are built digit by digit in
+    numpy (`vertex_lines`): a mesh a person a frame is written in under a millisecond,
+    about 25 times faster than trimesh's exporter."""
+    with open(path, "wb") as f:
+        f.write(b"# strcli\n")
+        f.write(vertex_lines(vertices))
         f.write(faces_text)
+
+
+_THREE_DIGITS = np.array([list(f"{k:03d}".encode()) for k in range(1000)], np.uint8)  # "000".."999"
+_UP_TO_THREE = np.array([list(f"{k:3d}".encode()) for k in range(1000)], np.uint8)  # "  0".."999"
+
+
+def vertex_lines(vertices: np.ndarray) -> bytes:
+    """(V, 3) -> b"v x y z\n" lines, each coordinate in fixed point with 6 decimals, right-
+    aligned in a field as wide as the mesh's largest (the padding is OBJ whitespace). Built
+    from tables of three-digit groups; the numbers are those of "%.6f" up to the rounding of
+    the last digit. Coordinates of 1000 m or more, or not finite, are written with "%.6f"."""
+    values = np.asarray(vertices, np.float64).reshape(-1)
+    micro = np.rint(values * 1e6)
+    if len(values) == 0 or not np.isfinite(micro).all() or np.abs(micro).max() >= 1e9:
+        flat = values.tolist()
+        return (("v %.6f %.6f %.6f\n" * (len(flat) // 3)) % tuple(flat)).encode("ascii")
+    whole, frac = np.divmod(np.abs(micro).astype(np.int64), 10**6)  # whole < 1000
+    high, low = np.divmod(frac, 1000)
+    width = 1 + int(whole.max() >= 10) + int(whole.max() >= 100)  # integer digits of the largest
+    field = 1 + width + 1 + 6  # sign slot, integer digits, '.', decimals
+    chars = np.empty((len(whole), field), np.uint8)
+    chars[:, 0] = ord(" ")
+    chars[:, 1 : 1 + width] = _UP_TO_THREE[whole, 3 - width :]
+    chars[:, 1 + width] = ord(".")
+    chars[:, 2 + width : 5 + width] = _THREE_DIGITS[high]
+    chars[:, 5 + width :] = _THREE_DIGITS[low]
+    negative = np.flatnonzero(micro < 0)
+    shown = 1 + (whole[negative] >= 10) + (whole[negative] >= 100)  # integer digits of each
+    chars[negative, width - shown] = ord("-")  # just before the first digit
+    line = np.full((len(whole) // 3, 1 + 3 * (1 + field) + 1), ord(" "), np.uint8)  # "v" (" " field) x3 "\n"
+    line[:, 0] = ord("v")
+    line[:, -1] = ord("\n")
+    line[:, 1:-1].reshape(-1, 3, 1 + field)[:, :, 1:] = chars.reshape(-1, 3, field)
+    return line.tobytes()
 
 
 def to_amass(global_orient: np.ndarray, body_pose: np.ndarray, betas: np.ndarray, transl: np.ndarray,

@@ -3,7 +3,7 @@ import torch
 import torchvision
 
 from strcli.errors import CorruptAssetError
-from strcli.features import Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
+from strcli.features import CPU_BACKBONE_BATCH, Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
 from strcli.model import MeanParams
 from strcli.model.regressor import Regressor
 
@@ -37,6 +37,10 @@ def test_backbone_loads_spin_weights_and_gives_2048_features(spin):
     features = FeatureExtractor(backbone, batch_size=2)(x)
     assert features.shape == (3, 2048) and features.dtype == torch.float32
     assert torch.allclose(features, resnet(x), atol=1e-4)  # batching changes nothing
+    # On a CPU, small batches whatever is asked (cache-friendly): the same features.
+    wide = FeatureExtractor(backbone, batch_size=64)
+    assert wide.batch_size == CPU_BACKBONE_BATCH < 64
+    assert torch.allclose(wide(torch.cat([x] * 4)), torch.cat([features] * 4), atol=1e-4)
 
 
 def test_regressor_loads_from_spin(spin):

@@ -76,14 +76,25 @@ def test_disk_errors_say_what_to_do(tmp_path):
     assert "no permission" in str(denied)
 
 
-def test_obj_meshes_read_back_exactly(tmp_path):
+@pytest.mark.parametrize("scale", [1.0, 9.999, 75.0, 640.0, 5000.0])
+def test_obj_meshes_read_back_exactly(tmp_path, scale):
+    # the vertex lines are built digit by digit: every magnitude, sign and rounding edge
     import trimesh
 
-    from strcli.outputs import write_obj
+    from strcli.outputs import obj_face_lines, write_obj
 
     rng = np.random.default_rng(0)
-    vertices = rng.uniform(-1, 1, (50, 3))
+    vertices = rng.uniform(-1, 1, (50, 3)) * scale
+    vertices[:6] = [[-0.0000004, 0.0000005, -0.9999996], [9.9999996, -99.9999996, 0.5],
+                    [-1e-9, 0.0, 1.0], [-10.0, 100.0, -0.000001], [0.1234565, -0.1234565, 3.0], [2, 2, 2]]
     faces = np.array([[0, 1, 2], [2, 3, 4], [10, 49, 7]] + [[i, i + 1, i + 2] for i in range(47)])
-    write_obj(tmp_path / "m.obj", vertices, "".join(f"f {a} {b} {c}\n" for a, b, c in faces + 1))
+    write_obj(tmp_path / "m.obj", vertices, obj_face_lines(faces))
     mesh = trimesh.load(tmp_path / "m.obj", process=False)
-    assert np.abs(mesh.vertices - vertices).max() < 5e-7 and (mesh.faces == faces).all()
+    assert np.abs(mesh.vertices - vertices).max() <= 5.01e-7 and (mesh.faces == faces).all()
+    lines = (tmp_path / "m.obj").read_text().splitlines()[1:51]
+    assert [[float(x) for x in line.split()[1:]] for line in lines] == \
+        [[float(f"{x:.6f}") for x in row] for row in vertices]  # the numbers "%.6f" writes
+    with np.errstate(invalid="ignore"):
+        vertices[7] = [np.nan, np.inf, 1.0]
+    write_obj(tmp_path / "bad.obj", vertices, obj_face_lines(faces))
+    assert (tmp_path / "bad.obj").read_text().splitlines()[8] == "v nan inf 1.000000"
