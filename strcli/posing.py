@@ -9,7 +9,7 @@ y down, z forward, metres), so `vertices` can be drawn straight over the input f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -38,11 +38,30 @@ class PosedFrames:
         return len(self.betas)
 
 
-@torch.inference_mode()
+# Frames posed per body-model call: linear blend skinning holds a 4x4 transform per vertex
+# (440 KB a frame), so the hundreds of frames one batch of windows can finish at once are
+# posed a slice at a time (a few tens of MB, not hundreds).
+POSE_CHUNK = 64
+
+
 def pose_frames(prediction: SMPLPrediction, boxes_xyxy: np.ndarray, body: Body,
                 intrinsics: Intrinsics) -> PosedFrames:
     """prediction: K frames (rotmat (K, 24, 3, 3), betas (K, 10), cam (K, 3));
     boxes_xyxy: (K, 4) the detection boxes the crops were made from."""
+    count = len(prediction.betas)
+    if count <= POSE_CHUNK:
+        return _pose(prediction, boxes_xyxy, body, intrinsics)
+    parts = [_pose(SMPLPrediction(pose6d=prediction.pose6d[k : k + POSE_CHUNK],
+                                  rotmat=prediction.rotmat[k : k + POSE_CHUNK],
+                                  betas=prediction.betas[k : k + POSE_CHUNK],
+                                  cam=prediction.cam[k : k + POSE_CHUNK]),
+                   boxes_xyxy[k : k + POSE_CHUNK], body, intrinsics) for k in range(0, count, POSE_CHUNK)]
+    return PosedFrames(**{f.name: np.concatenate([getattr(part, f.name) for part in parts])
+                          for f in fields(PosedFrames)})
+
+
+@torch.inference_mode()
+def _pose(prediction: SMPLPrediction, boxes_xyxy: np.ndarray, body: Body, intrinsics: Intrinsics) -> PosedFrames:
     device = next(iter(body.buffers())).device
     rotmat = prediction.rotmat.to(device, torch.float32)
     betas = prediction.betas.to(device, torch.float32)

@@ -137,3 +137,27 @@ def test_a_model_of_the_wrong_kind_is_refused(tmp_path, smpl_arrays):
     np.savez(path, **smplh_like)
     with pytest.raises(CorruptAssetError, match="weights has shape"):
         load_smpl_arrays(path)
+
+
+def test_posing_many_frames_in_slices_equals_posing_them_at_once(smpl_files, monkeypatch):
+    # pose_frames poses POSE_CHUNK frames per body-model call (bounded memory): same result
+    import strcli.posing
+    from strcli.camera import Intrinsics
+    from strcli.model import MeanParams, Regressor
+
+    torch.manual_seed(0)
+    body = Body.from_file(smpl_files["chumpy"])
+    regressor = Regressor(16, iterations=1, mean_params=MeanParams.neutral()).eval()
+    for head in (regressor.decpose, regressor.decshape, regressor.deccam):
+        torch.nn.init.normal_(head.weight, std=0.05)  # varied poses, shapes and cameras
+    with torch.no_grad():
+        prediction = regressor(torch.randn(150, 16))
+    boxes = np.column_stack([np.arange(150), np.zeros(150), np.arange(150) + 200, np.full(150, 400)]).astype(np.float32)
+    intrinsics = Intrinsics.default_for(1280, 720)
+    sliced = strcli.posing.pose_frames(prediction, boxes, body, intrinsics)
+    monkeypatch.setattr(strcli.posing, "POSE_CHUNK", 1000)
+    whole = strcli.posing.pose_frames(prediction, boxes, body, intrinsics)
+    assert sliced.vertices.shape == (150, body.faces.max() + 1, 3)
+    for name in ("global_orient", "body_pose", "betas", "cam_crop", "transl", "joints3d", "joints2d", "vertices"):
+        assert np.allclose(getattr(sliced, name), getattr(whole, name), atol=1e-5), name
+    assert np.ptp(whole.vertices[:, 0, 0]) > 0.01  # the frames differ: a misplaced slice would show
