@@ -245,8 +245,9 @@ def reconstruct(
                     "at 320 px, STR windows every 16 frames (see docs/performance.md for the "
                     "trade-off measured).")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Crops per ResNet-50 batch and windows per STR "
-                          "batch; lower it if the GPU runs out of memory.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Crops per ResNet-50 batch on a GPU (a CPU runs "
+                          "them 8 at a time) and windows per STR batch; lower it if the GPU runs out of "
+                          "memory.")] = 64,
     detector_batch: Annotated[int, typer.Option(help="Frames per detector call (0 = auto: 16 on a GPU, "
                               "1 on a CPU); lower it if the GPU runs out of memory on 4K video.")] = 0,
     shard: Annotated[str | None, typer.Option(help="i/n: process only every n-th video from the "
