@@ -27,6 +27,24 @@ def test_crop_inside_the_image_matches_a_resize():
     assert np.abs(crop[0].permute(1, 2, 0).numpy() - expected).max() < 0.02
 
 
+def test_each_crop_pixel_is_one_bilinear_sample_at_its_centre_as_tcmr_crops():
+    # TCMR/VIBE crop with cv2.warpAffine(INTER_LINEAR): point samples, no averaging. A noisy
+    # image shrunk 4x tells point sampling from area averaging.
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    x1, y1, side, size = 37.0, 21.0, 224.0, 56
+    boxes = square_boxes(torch.tensor([[x1, y1, x1 + side, y1 + side]]), scale=1.0)
+    crop = crop_images(torch.from_numpy(image)[None], torch.tensor([0]), boxes, size=size, normalise=False)
+    centres = (np.arange(size) + 0.5) * side / size - 0.5  # pixel centres, in source pixels
+    map_x, map_y = np.meshgrid(x1 + centres, y1 + centres)
+    expected = cv2.remap(image.astype(np.float32), map_x.astype(np.float32), map_y.astype(np.float32),
+                         cv2.INTER_LINEAR) / 255
+    got = crop[0].permute(1, 2, 0).numpy()
+    assert np.abs(got - expected).max() < 0.02  # cv2 interpolates in 1/32 px steps
+    area = cv2.resize(image[21:245, 37:261], (size, size), interpolation=cv2.INTER_AREA) / 255
+    assert np.abs(got - area).mean() > 0.1  # not an average of the pixels under each
+
+
 def test_boxes_leaving_the_image_are_padded_black():
     image = np.full((100, 100, 3), 200, np.uint8)
     boxes = square_boxes(torch.tensor([[-50.0, 0.0, 50.0, 100.0]]), scale=1.0)  # left half outside
