@@ -51,10 +51,8 @@ def pose_frames(prediction: SMPLPrediction, boxes_xyxy: np.ndarray, body: Body,
     count = len(prediction.betas)
     if count <= POSE_CHUNK:
         return _pose(prediction, boxes_xyxy, body, intrinsics)
-    parts = [_pose(SMPLPrediction(pose6d=prediction.pose6d[k : k + POSE_CHUNK],
-                                  rotmat=prediction.rotmat[k : k + POSE_CHUNK],
-                                  betas=prediction.betas[k : k + POSE_CHUNK],
-                                  cam=prediction.cam[k : k + POSE_CHUNK]),
+    parts = [_pose(SMPLPrediction(**{f.name: getattr(prediction, f.name)[k : k + POSE_CHUNK]
+                                     for f in fields(SMPLPrediction)}),
                    boxes_xyxy[k : k + POSE_CHUNK], body, intrinsics) for k in range(0, count, POSE_CHUNK)]
     return PosedFrames(**{f.name: np.concatenate([getattr(part, f.name) for part in parts])
                           for f in fields(PosedFrames)})

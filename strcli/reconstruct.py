@@ -47,7 +47,6 @@ from strcli.outputs import (
     InputFile,
     ModelOutput,
     TrackFrames,
-    TrackSummary,
     TrackWriter,
     VideoFolder,
     VideoManifest,

@@ -16,8 +16,6 @@ from strcli.checkpoints import read_checkpoint_file
 from strcli.cli import app
 from strcli.errors import CorruptAssetError, UsageError
 from strcli.model.regressor import MeanParams
-from strcli.model.tcmr import TCMR
-from strcli.model.vibe import VIBE
 from strcli.published import load_published, load_temporal, recognise
 from strcli.windows import StreamingWindows, predict_sequences
 from strcli.weights import import_file

@@ -371,8 +371,6 @@ def test_detect_every_runs_the_detector_on_every_nth_frame_and_fills_the_rest(as
     """--detect-every 3: the detector (here a stand-in that finds one person moving one pixel
     a frame) sees frames 0, 3, 6, ...; the tracks still have every frame, the boxes between
     interpolated, and ByteTrack is told the detections' rate."""
-    from strcli.tracking import TrackedBox
-
     from strcli.tracking import DetectionTracker, Detections
 
     calls: list = []

@@ -13,7 +13,6 @@ from strcli.tracking import (
     TrackingConfig,
     YoloPersonDetector,
     finalize_tracks,
-    import_ultralytics,
     read_mot_detections,
     track_detections,
 )
