@@ -5,8 +5,8 @@
                  ├─ STE frequency ┘                               ├─ Integration (Eq. 7) ─ Z ─ Regressor
                  └─ IntegrationStrategies (Alg. 1) ─ F_SF, F_CF ──┘
 
-Every decision the paper leaves open is in `docs/model.md`; the switches of Table 2 are
-fields of `STRConfig`.
+Every decision the paper leaves open is in `docs/model.md` with its source; the variants
+of Table 2 and the authors' extra ablations are fields of `STRConfig`.
 """
 
 from __future__ import annotations
@@ -15,84 +15,126 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from strcli.model.config import STRConfig
+from strcli.model.fusion import AttentionFusion
 from strcli.model.regressor import MeanParams, Regressor, SMPLPrediction
 
 
-class TemporalGRU(nn.Module):
-    """A GRU over time whose output has the input's width: (B, L, C) -> (B, L, C)."""
+class GRUBranch(nn.Module):
+    """The authors' GRU branch (TCMR's pattern): GRU -> ReLU -> Linear back to the feature
+    width. (B, L, C) -> (B, L, C)."""
 
-    def __init__(self, dim: int, hidden: int, layers: int = 1, bidirectional: bool = True) -> None:
+    def __init__(self, dim: int, hidden: int, layers: int = 1, bidirectional: bool = False) -> None:
         super().__init__()
         self.gru = nn.GRU(dim, hidden, num_layers=layers, batch_first=True,
                           bidirectional=bidirectional)
-        out = hidden * (2 if bidirectional else 1)
-        self.proj = nn.Identity() if out == dim else nn.Linear(out, dim)
+        self.linear = nn.Linear(hidden * (2 if bidirectional else 1), dim)
 
     def forward(self, x: Tensor) -> Tensor:
         y, _ = self.gru(x)  # (B, L, hidden * directions)
-        return self.proj(y)  # (B, L, C)
+        return self.linear(F.relu(y))  # (B, L, C)
+
+
+def _branch(c: STRConfig) -> GRUBranch:
+    return GRUBranch(c.feature_dim, c.gru_hidden, c.gru_layers, c.bidirectional)
 
 
 class TTR(nn.Module):
     """Temporal tendency reasoning (Eq. 1-2).
 
-    F is split along time into `chunks` sub-fragments F_1..F_k of shape (B, T/k, C).
-    F_1^o = F_1; F_i^o = GRU_i(F_i) + F_{i-1}^o for i >= 2 (one GRU per fragment);
-    F_ttr^o = F + concat_t(F_1^o, ..., F_k^o).
+    F is split along time into k sub-fragments F_1..F_k of shape (B, T/k, C);
+    F_1^o = F_1; F_i^o = GRU_i(F_i) + F_{i-1}^o for i >= 2 (k - 1 identical GRU branches,
+    each its own weights); F_ttr^o = F + concat_t(F_1^o, ..., F_k^o).
+    `gru_input="fragment_plus_previous"`: GRU_i reads F_i + F_{i-1}^o instead.
+    With k = 1 (the authors' "input not divided") there is nothing to cascade: one GRU
+    branch reads all of F, F_ttr^o = F + GRU(F).
     """
 
-    def __init__(self, dim: int, hidden: int, layers: int = 1, bidirectional: bool = True,
-                 chunks: int = 4) -> None:
+    def __init__(self, config: STRConfig) -> None:
         super().__init__()
-        self.chunks = chunks
-        self.grus = nn.ModuleList(
-            TemporalGRU(dim, hidden, layers, bidirectional) for _ in range(chunks - 1)
-        )
+        self.chunks = config.ttr_chunks
+        self.add_previous = config.ttr_gru_input == "fragment_plus_previous"
+        self.grus = nn.ModuleList(_branch(config) for _ in range(max(self.chunks - 1, 1)))
 
     def forward(self, f: Tensor) -> Tensor:
+        if self.chunks == 1:
+            return f + self.grus[0](f)
         fragments = f.chunk(self.chunks, dim=1)  # k x (B, T/k, C)
         outputs = [fragments[0]]
         for gru, fragment in zip(self.grus, fragments[1:]):
-            outputs.append(gru(fragment) + outputs[-1])
+            x = fragment + outputs[-1] if self.add_previous else fragment
+            outputs.append(gru(x) + outputs[-1])
         return f + torch.cat(outputs, dim=1)  # (B, T, C)
+
+
+class PlainTemporal(nn.Module):
+    """The authors' "plain GRU instead of TTR": one GRU branch over all of F, no split, no
+    cascade, no skip. (B, T, C) -> (B, T, C)."""
+
+    def __init__(self, config: STRConfig) -> None:
+        super().__init__()
+        self.gru = _branch(config)
+
+    def forward(self, f: Tensor) -> Tensor:
+        return self.gru(f)
+
+
+def mean_difference(x: Tensor) -> Tensor:
+    """Mean over time of the adjacent-frame differences: (B, T, C) -> (B, 1, C).
+
+    It telescopes: mean_t (x_{t+1} - x_t) = (x_T - x_1) / (T - 1). Computed as the mean of
+    the difference sequence, as Eq. 3-4 write it."""
+    return (x[:, 1:] - x[:, :-1]).mean(dim=1, keepdim=True)
 
 
 class STETime(nn.Module):
     """Time-domain spatial enhancement (Eq. 3-4).
 
-    S_F = Conv1d_t(F); D_F, D_f = adjacent-frame differences of S_F and F (T-1 of each);
-    M1 = D_F - D_f; A1 = sigmoid(avgpool_t(M1)) (one weight per channel);
-    STE_1 = GRU(F) * A1.
+    S_F = Conv1d_t(F) (edge frames replicated); D_F, D_f = adjacent-frame differences of S_F
+    and F; M1 = D_F - D_f (T-1 steps); A1 = sigmoid(avgpool_t(M1)), one weight per channel;
+    STE_1 = GRU(F) * A1. `difference="plain"` (authors' ablation): M1 = D_f, no convolution.
     """
 
-    def __init__(self, dim: int, hidden: int, layers: int = 1, bidirectional: bool = True,
-                 kernel: int = 3) -> None:
+    def __init__(self, config: STRConfig) -> None:
         super().__init__()
+        c = config
         # No bias: a constant offset of S_F cancels in D_F (Eq. 3), so it could never learn.
-        self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, bias=False)
-        self.gru = TemporalGRU(dim, hidden, layers, bidirectional)
+        self.conv = (nn.Conv1d(c.feature_dim, c.feature_dim, c.ste_kernel, padding=c.ste_kernel // 2,
+                               padding_mode="replicate" if c.ste_padding == "replicate" else "zeros",
+                               bias=False)
+                     if c.ste_time_difference == "convolved" else None)
+        self.gru = _branch(c)
+
+    def offset(self, f: Tensor) -> Tensor:
+        """M1: (B, T, C) -> (B, T-1, C)."""
+        d_f = f[:, 1:] - f[:, :-1]  # D_f
+        if self.conv is None:
+            return d_f
+        s = self.conv(f.transpose(1, 2)).transpose(1, 2)  # S_F: (B, T, C)
+        return (s[:, 1:] - s[:, :-1]) - d_f  # D_F - D_f
 
     def forward(self, f: Tensor) -> Tensor:
-        s = self.conv(f.transpose(1, 2)).transpose(1, 2)  # S_F: (B, T, C)
-        d_s = s[:, 1:] - s[:, :-1]  # D_F: (B, T-1, C)
-        d_f = f[:, 1:] - f[:, :-1]  # D_f: (B, T-1, C)
-        a1 = torch.sigmoid((d_s - d_f).mean(dim=1, keepdim=True))  # A1: (B, 1, C)
+        a1 = torch.sigmoid(self.offset(f).mean(dim=1, keepdim=True))  # A1: (B, 1, C)
         return self.gru(f) * a1  # (B, T, C)
 
 
-class SpectralEmphasis(nn.Module):
-    """F_fft of Eq. 5: FFT along time, a learnable high-frequency gain, inverse FFT.
+def fft_round_trip(f: Tensor) -> Tensor:
+    """F_fft = real(IFFT(FFT(F))) along time: (B, T, C) -> (B, T, C).
 
-    A bare IFFT(FFT(F)) is the identity. The paper's stated purpose is to "highlight the
-    high-frequency motion features", so the spectrum is multiplied by
-    H_c(f) = 1 + g_c * f / f_Nyquist before the inverse transform: the temporal mean
-    (f = 0) passes unchanged, motion is amplified in proportion to its frequency, and the
-    per-channel gain g_c (initialised to `gain`) is learnt. The filter is defined on
-    normalised frequency, so it applies to any T. Computed in fp32 (cuFFT has no bf16).
-    """
+    The identity up to float rounding (about 1e-7 relative in fp32). Computed in fp32
+    (cuFFT has no bf16)."""
+    with torch.autocast(device_type=f.device.type, enabled=False):
+        out = torch.fft.ifft(torch.fft.fft(f.float(), dim=1), dim=1).real
+    return out.to(f.dtype)
+
+
+class SpectralEmphasis(nn.Module):
+    """NOT IN THE PAPER (strcli 0.1's F_fft; opt-in `ste_fft="ramp"`): FFT along time, a
+    learnable per-channel high-frequency gain H_c(f) = 1 + g_c f / f_Nyquist, inverse FFT.
+    (B, T, C) -> (B, T, C); fp32 inside."""
 
     def __init__(self, dim: int, gain: float = 1.0) -> None:
         super().__init__()
@@ -109,23 +151,33 @@ class SpectralEmphasis(nn.Module):
 
 
 class STEFrequency(nn.Module):
-    """Frequency-domain spatial enhancement (Eq. 5).
+    """Frequency-domain spatial enhancement (Eq. 5), with ONE GRU branch for both GRU(F) and
+    GRU(F_fft).
 
-    F_fft = SpectralEmphasis(F); M2 = GRU_a(F) - F; A2 = sigmoid(avgpool_t(M2));
-    STE_2 = GRU_b(F_fft) * A2.
+    F_fft = real(IFFT(FFT(F))); M2 = GRU(F) - F; A2 = sigmoid(avgpool_t(M2));
+    STE_2 = GRU(F_fft) * A2. Since F_fft = F up to rounding, STE_2 = GRU(F) * A2 up to
+    rounding: the GRU's output gated by the per-channel mean of its own residual.
     """
 
-    def __init__(self, dim: int, hidden: int, layers: int = 1, bidirectional: bool = True,
-                 gain: float = 1.0) -> None:
+    def __init__(self, config: STRConfig) -> None:
         super().__init__()
-        self.spectral = SpectralEmphasis(dim, gain)
-        self.gru_offset = TemporalGRU(dim, hidden, layers, bidirectional)
-        self.gru_spectral = TemporalGRU(dim, hidden, layers, bidirectional)
+        self.spectral = (SpectralEmphasis(config.feature_dim, config.spectral_gain)
+                         if config.ste_fft == "ramp" else None)
+        self.gru = _branch(config)
+
+    def transform(self, f: Tensor) -> Tensor:
+        """F_fft: (B, T, C) -> (B, T, C)."""
+        return fft_round_trip(f) if self.spectral is None else self.spectral(f)
+
+    def gru_outputs(self, f: Tensor) -> tuple[Tensor, Tensor]:
+        """(GRU(F), GRU(F_fft)), each (B, T, C), from one batched call of the one GRU."""
+        both = self.gru(torch.cat((f, self.transform(f)), dim=0))  # (2B, T, C)
+        return both[: f.shape[0]], both[f.shape[0]:]
 
     def forward(self, f: Tensor) -> Tensor:
-        f_fft = self.spectral(f)  # (B, T, C)
-        a2 = torch.sigmoid((self.gru_offset(f) - f).mean(dim=1, keepdim=True))  # A2: (B, 1, C)
-        return self.gru_spectral(f_fft) * a2  # (B, T, C)
+        g_f, g_fft = self.gru_outputs(f)
+        a2 = torch.sigmoid((g_f - f).mean(dim=1, keepdim=True))  # A2 = sigmoid(AVP(M2)): (B, 1, C)
+        return g_fft * a2  # (B, T, C)
 
 
 class STE(nn.Module):
@@ -133,106 +185,143 @@ class STE(nn.Module):
 
     def __init__(self, config: STRConfig) -> None:
         super().__init__()
-        c = config
-        gru = (c.gru_hidden, c.gru_layers, c.bidirectional)
-        self.time = STETime(c.feature_dim, *gru, kernel=c.ste_kernel) if c.use_ste_time else None
-        self.frequency = (STEFrequency(c.feature_dim, *gru, gain=c.spectral_gain)
-                          if c.use_ste_frequency else None)
+        self.time = STETime(config) if config.use_ste_time else None
+        self.frequency = STEFrequency(config) if config.use_ste_frequency else None
 
     def forward(self, f: Tensor) -> list[Tensor]:
         """[STE_1, STE_2] (the enabled ones), each (B, T, C)."""
         return [branch(f) for branch in (self.time, self.frequency) if branch is not None]
 
 
-class Integration(nn.Module):
-    """The integration network (Section 2.4, Fig. 2).
+class SqueezeExcitation(nn.Module):
+    """The authors' "SENet instead of STE": one GRU branch whose output U is re-weighted per
+    channel by a squeeze-excitation block (Hu et al. 2018) over time:
+    U * sigmoid(W2 ReLU(W1 avgpool_t(U))). (B, T, C) -> [(B, T, C)]."""
 
-    N features (B, L, C) -> per input Linear(C, d) -> concatenate -> ReLU -> Linear(N d, h)
-    -> ReLU -> Linear(h, N) -> softmax over N: one weight per input and frame -> weighted sum.
+    def __init__(self, config: STRConfig) -> None:
+        super().__init__()
+        c = config
+        self.gru = _branch(c)
+        reduced = max(c.feature_dim // c.se_reduction, 1)
+        self.excite = nn.Sequential(nn.Linear(c.feature_dim, reduced), nn.ReLU(),
+                                    nn.Linear(reduced, c.feature_dim), nn.Sigmoid())
+
+    def forward(self, f: Tensor) -> list[Tensor]:
+        u = self.gru(f)  # (B, T, C)
+        return [u * self.excite(u.mean(dim=1, keepdim=True))]
+
+
+class Integration(AttentionFusion):
+    """The integration network (Section 2.4; the authors' description: TCMR's attention
+    fusion with ReLU), applied per frame.
+
+    N features (..., C) -> shared Linear(C, 256) each -> concatenate -> Linear(256 N, 256)
+    -> ReLU -> Linear(256, 256) -> ReLU -> Linear(256, N) -> ReLU -> softmax over N: one
+    weight per input and frame -> weighted sum (..., C).
     """
 
     def __init__(self, num_inputs: int, dim: int, proj_dim: int = 256, hidden: int = 256) -> None:
-        super().__init__()
-        self.num_inputs = num_inputs
-        self.project = nn.ModuleList(nn.Linear(dim, proj_dim) for _ in range(num_inputs))
-        self.score = nn.Sequential(
-            nn.ReLU(), nn.Linear(num_inputs * proj_dim, hidden), nn.ReLU(),
-            nn.Linear(hidden, num_inputs),
-        )
+        super().__init__(num_inputs, dim, proj_dim, hidden, activation=nn.ReLU)
 
     def weights(self, features: Sequence[Tensor]) -> Tensor:
-        """(B, L, N) softmax weights."""
+        """(..., N) softmax weights."""
         if len(features) != self.num_inputs:
             raise ValueError(f"Integration built for {self.num_inputs} inputs, got {len(features)}")
-        z = torch.cat([p(x) for p, x in zip(self.project, features)], dim=-1)  # (B, L, N d)
-        return self.score(z).softmax(dim=-1)
+        return super().forward(torch.stack(list(features), dim=-2))  # (..., N, C) -> (..., N)
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:  # type: ignore[override]
+        w = self.weights(features)  # (..., N)
+        stacked = torch.stack(list(features), dim=-1)  # (..., C, N)
+        return (stacked * w.unsqueeze(-2).to(stacked.dtype)).sum(dim=-1)  # (..., C)
+
+
+class MeanAggregation(nn.Module):
+    """The authors' "plain aggregation": the mean of the N inputs, no parameters."""
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:
-        w = self.weights(features)  # (B, L, N)
-        stacked = torch.stack(list(features), dim=-1)  # (B, L, C, N)
-        return (stacked * w.unsqueeze(-2).to(stacked.dtype)).sum(dim=-1)  # (B, L, C)
+        return torch.stack(list(features), dim=0).mean(dim=0)
 
 
 @dataclass(frozen=True)
 class StrategyFeatures:
-    """What the integration strategies hand to Eq. 7; None where an ablation removed it."""
+    """What the integration strategies hand to Eq. 7."""
 
-    self_features: Tensor | None  # F_SF (B, T, C)
-    cross_features: Tensor | None  # F_CF (B, T, C)
+    self_features: Tensor  # F_SF (B, T, C)
+    cross_features: Tensor  # F_CF (B, T, C)
 
 
-def temporal_shift(x: Tensor, offset: int) -> Tensor:
-    """x[:, t + offset] for every t, repeating the edge frame: (B, L, C) -> (B, L, C)."""
-    index = (torch.arange(x.shape[1], device=x.device) + offset).clamp(0, x.shape[1] - 1)
-    return x[:, index]
+def temporal_shift(x: Tensor, offset: int, dim: int = 1) -> Tensor:
+    """x[t + offset] for every t along `dim`, repeating the edge frame."""
+    index = (torch.arange(x.shape[dim], device=x.device) + offset).clamp(0, x.shape[dim] - 1)
+    return x.index_select(dim, index)
 
 
 class IntegrationStrategies(nn.Module):
-    """Algorithm 1: split, GRU-encode, self-integration, cross-integration.
+    """Algorithm 1: split, GRU-encode, self-integration phase, cross-integration phase.
 
-    F (B, T, C) is split along time into c parts F_c (B, T/c, C), encoded by one shared GRU.
-    Self-integration: each frame of a part selects, with integration weights, among the
-    N candidates "the part shifted by o frames" for N offsets o centred on 0 -> F_c^s.
-    Cross-integration: each part is integrated with the other parts at the same position
-    (own part first), the results put back in time order: F_SF from the self-integrated
-    parts, F_CF from the encoded parts.
-    Without cross-integration F_SF is the self-integrated parts rejoined and F_CF is absent;
-    without self-integration F_SF is absent.
+    F (B, T, C) is split along time into c parts; each is encoded by its own GRU branch
+    (`strategy_encoders="shared"`: one for all) -> F_c, grouped (B, c, L, C), L = T/c.
+    Self phase ("frames"): frame i of a part integrates the L frames of its part, ordered
+    from i onwards (frame (i + k) mod L is input k) -> F_c^i. ("shifted", strcli 0.1's
+    invention: the part shifted by N offsets centred on 0, edges repeated.)
+    Cross phase: frame j of part p integrates frame j of every part (own part first, then
+    the following ones cyclically): F_SF from the self-integrated parts, F_CF from the
+    encoded ones; back in time order, (B, T, C).
+    Without the self phase the parts pass to the cross phase unchanged (F_SF integrates the
+    encoded parts with its own network); without the cross phase F_SF is the self-integrated
+    parts and F_CF the encoded parts, each rejoined in time order. Eq. 7 keeps both.
     """
 
     def __init__(self, config: STRConfig) -> None:
         super().__init__()
         c = config
         self.parts = c.strategy_parts
-        n = c.strategy_candidates
-        self.offsets = tuple(range(-(n // 2), n - n // 2))  # N offsets centred on 0
-        integration = (c.feature_dim, c.integration_dim, c.integration_hidden)
-        self.encoder = TemporalGRU(c.feature_dim, c.gru_hidden, c.gru_layers, c.bidirectional)
-        self.self_integration = Integration(n, *integration) if c.use_self_integration else None
-        use_cross = c.use_cross_integration
-        self.cross_self = (Integration(self.parts, *integration)
-                           if use_cross and c.use_self_integration else None)
-        self.cross_original = Integration(self.parts, *integration) if use_cross else None
+        self.mode = c.self_integration
+        n_encoders = c.strategy_parts if c.strategy_encoders == "per_part" else 1
+        self.encoders = nn.ModuleList(_branch(c) for _ in range(n_encoders))
+        self.offsets = tuple(range(-(c.strategy_candidates // 2),
+                                   c.strategy_candidates - c.strategy_candidates // 2))
+        learnt = c.strategy_aggregation == "learnt"
+        n_self = c.part_length if self.mode == "frames" else c.strategy_candidates
 
-    def _cross(self, integration: Integration, parts: Tensor, batch: int) -> Tensor:
-        """(B c, L, C) -> (B, T, C): part p integrated with parts p+1, ..., p-1."""
-        _, length, channels = parts.shape
-        grouped = parts.reshape(batch, self.parts, length, channels)
-        candidates = [grouped.roll(-k, dims=1).reshape(-1, length, channels)
-                      for k in range(self.parts)]  # candidate k of part p is part (p + k) % c
-        return integration(candidates).reshape(batch, self.parts * length, channels)
+        def integration(n: int) -> nn.Module:
+            return (Integration(n, c.feature_dim, c.integration_dim, c.integration_hidden)
+                    if learnt else MeanAggregation())
+
+        self.self_integration = integration(n_self) if c.use_self_integration else None
+        self.cross_sf = integration(self.parts) if c.use_cross_integration else None
+        self.cross_cf = integration(self.parts) if c.use_cross_integration else None
+
+    def encode(self, f: Tensor) -> Tensor:
+        """GRU(SPLIT(F)): (B, T, C) -> (B, c, L, C)."""
+        b, t, ch = f.shape
+        grouped = f.reshape(b, self.parts, t // self.parts, ch)
+        if len(self.encoders) == 1:
+            flat = self.encoders[0](grouped.flatten(0, 1))  # (B c, L, C)
+            return flat.reshape(grouped.shape)
+        return torch.stack([enc(grouped[:, p]) for p, enc in enumerate(self.encoders)], dim=1)
+
+    def _self(self, parts: Tensor) -> Tensor:
+        """Self phase: (B, c, L, C) -> (B, c, L, C)."""
+        if self.mode == "frames":
+            candidates = [parts.roll(-k, dims=2) for k in range(parts.shape[2])]
+        else:
+            candidates = [temporal_shift(parts, o, dim=2) for o in self.offsets]
+        return self.self_integration(candidates)
+
+    def _cross(self, integration: nn.Module, parts: Tensor) -> Tensor:
+        """Cross phase: (B, c, L, C) -> (B, c, L, C), part p with parts p+1, ..., p-1."""
+        return integration([parts.roll(-k, dims=1) for k in range(self.parts)])
 
     def forward(self, f: Tensor) -> StrategyFeatures:
         b, t, ch = f.shape
-        parts = self.encoder(f.reshape(b * self.parts, t // self.parts, ch))  # F_c: (B c, T/c, C)
-        refined = None
-        if self.self_integration is not None:
-            refined = self.self_integration([temporal_shift(parts, o) for o in self.offsets])
-        if self.cross_original is None:  # no cross-integration
-            sf = refined.reshape(b, t, ch) if refined is not None else None
-            return StrategyFeatures(self_features=sf, cross_features=None)
-        sf = self._cross(self.cross_self, refined, b) if refined is not None else None
-        return StrategyFeatures(self_features=sf, cross_features=self._cross(self.cross_original, parts, b))
+        parts = self.encode(f)  # F_c1, F_c2, ...
+        refined = self._self(parts) if self.self_integration is not None else parts
+        if self.cross_sf is not None:
+            sf, cf = self._cross(self.cross_sf, refined), self._cross(self.cross_cf, parts)
+        else:
+            sf, cf = refined, parts
+        return StrategyFeatures(self_features=sf.reshape(b, t, ch), cross_features=cf.reshape(b, t, ch))
 
 
 class STR(nn.Module):
@@ -243,17 +332,28 @@ class STR(nn.Module):
         super().__init__()
         self.config = c = config or STRConfig()
         integration = (c.feature_dim, c.integration_dim, c.integration_hidden)
-        self.ttr = (TTR(c.feature_dim, c.gru_hidden, c.gru_layers, c.bidirectional, c.ttr_chunks)
-                    if c.use_ttr else None)
-        self.ste = STE(c) if (c.use_ste_time or c.use_ste_frequency) else None
-        n_str = int(c.use_ttr) + int(c.use_ste_time) + int(c.use_ste_frequency)
-        self.str_integration = Integration(n_str, *integration) if n_str > 1 else None  # Eq. 6
-        has_strategies = c.use_self_integration or c.use_cross_integration
-        self.strategies = IntegrationStrategies(c) if has_strategies else None
-        n_z = 1 + int(c.use_self_integration) + int(c.use_cross_integration)
-        self.z_integration = Integration(n_z, *integration) if n_z > 1 else None  # Eq. 7
+        self.ttr: nn.Module | None = None
+        if c.use_ttr:
+            self.ttr = TTR(c) if c.ttr_form == "hierarchical" else PlainTemporal(c)
+        self.ste: nn.Module | None = None
+        if c.ste_form == "senet":
+            self.ste = SqueezeExcitation(c)
+        elif c.use_ste_time or c.use_ste_frequency:
+            self.ste = STE(c)
+        n_str = int(self.ttr is not None) + self.ste_outputs
+        # Eq. 6; over one input softmax gives weight 1 (the identity), so no network.
+        self.str_integration = Integration(n_str, *integration) if n_str > 1 else None
+        self.strategies = IntegrationStrategies(c)
+        self.z_integration = Integration(3, *integration)  # Eq. 7: F_SF, F_STR, F_CF
         self.regressor = Regressor(c.feature_dim, c.regressor_hidden, c.regressor_iterations,
                                    c.regressor_dropout, mean_params)
+
+    @property
+    def ste_outputs(self) -> int:
+        c = self.config
+        if c.ste_form == "senet":
+            return 1
+        return int(c.use_ste_time) + int(c.use_ste_frequency)
 
     def encode(self, f: Tensor) -> Tensor:
         """The final spatio-temporal feature Z: (B, T, C) -> (B, T, C)."""
@@ -267,12 +367,8 @@ class STR(nn.Module):
             f_str = self.str_integration(branches)  # Eq. 6
         else:
             f_str = branches[0] if branches else f
-        if self.strategies is None:
-            return f_str
-        strategy = self.strategies(f)
-        inputs = [x for x in (strategy.self_features, f_str, strategy.cross_features)
-                  if x is not None]
-        return self.z_integration(inputs) if self.z_integration is not None else inputs[0]  # Eq. 7
+        strategy = self.strategies(f)  # Algorithm 1
+        return self.z_integration([strategy.self_features, f_str, strategy.cross_features])  # Eq. 7
 
     def forward(self, f: Tensor) -> SMPLPrediction:
         """(B, T, C) -> SMPL parameters for every one of the T frames."""

@@ -17,26 +17,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from strcli.config import FEATURE_DIM, WINDOW
+from strcli.model.fusion import AttentionFusion
 from strcli.model.regressor import MeanParams, Regressor, SMPLPrediction
 
 
-class TemporalAttention(nn.Module):
-    """TCMR's attention fusion of N branch features: each is projected to `width`, the N
-    are concatenated, and Linear-tanh-Linear-tanh-Linear-tanh then a softmax give one
-    weight per branch. (B, N, C) -> (B, N)."""
+class TemporalAttention(AttentionFusion):
+    """TCMR's attention fusion of N branch features, with tanh: (B, N, C) -> (B, N)."""
 
     def __init__(self, feature_dim: int = FEATURE_DIM, branches: int = 3, width: int = 256) -> None:
-        super().__init__()
-        self.fc = nn.Linear(feature_dim, width)
-        self.attention = nn.Sequential(
-            nn.Linear(width * branches, width), nn.Tanh(),
-            nn.Linear(width, width), nn.Tanh(),
-            nn.Linear(width, branches), nn.Tanh(),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        scores = self.attention(self.fc(x).flatten(1))  # (B, N * width) -> (B, N)
-        return scores.softmax(dim=-1)
+        super().__init__(branches, feature_dim, width, width, activation=nn.Tanh)
 
 
 class TCMREncoder(nn.Module):
