@@ -3,7 +3,9 @@
 A checkpoint is a `torch.save`d dict of plain data and tensors:
     format "strcli-checkpoint", version (int), model ("str"), config (STRConfig as a dict),
     state_dict, meta (free-form strings and numbers: epoch, metrics, strcli version).
-It is read with `torch.load(weights_only=True)`, so loading never runs code.
+It is read with `torch.load(weights_only=True)`, so loading never runs code. A version
+below OLDEST_LAYOUT (strcli 0.1's STR) is refused before any model is built: its weights
+belong to another network and must be retrained.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from strcli.errors import CorruptAssetError, OutputError, UsageError
 from strcli.model import STR, STRConfig
 
 FORMAT = "strcli-checkpoint"
-VERSION = 1
+# 2: the STR layout of issue 14 (the authors' network: GRU branches, one GRU in Eq. 5, TCMR's
+# attention fusion, per-part encoders). 1: strcli 0.1's layout, which no longer builds.
+VERSION = 2
+OLDEST_LAYOUT = 2  # files of an earlier version hold another network and are refused
 TRAIN_STATE_FORMAT = "strcli-train-state"  # last.pt of `strcli train`: model, optimizer, scheduler, RNG
 
 
@@ -99,6 +104,12 @@ def load_checkpoint(path: str | Path, raw: dict[str, Any] | None = None) -> Chec
     if not isinstance(version, int) or version > VERSION:
         raise CorruptAssetError(f"{path} has checkpoint version {version}; this strcli "
                                 f"({__version__}) reads up to {VERSION}.", "Upgrade strcli.")
+    if version < OLDEST_LAYOUT:
+        made_by = raw.get("meta", {}).get("strcli") if isinstance(raw.get("meta"), dict) else None
+        raise CorruptAssetError(
+            f"{path} was made by an older STR layout (checkpoint version {version}"
+            + (f", strcli {made_by}" if made_by else "") + ") and cannot be loaded into this STR.",
+            "Retrain it with `strcli train` (the network changed: docs/model.md).")
     try:
         config = STRConfig.from_dict(dict(raw["config"]))
     except (UsageError, TypeError, KeyError) as err:

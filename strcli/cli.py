@@ -51,6 +51,12 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+
+ABLATION_HELP = ("Ablation variant. The paper's Table 2: full, no_ttr, no_ste, no_ste_time, no_ste_frequency, "
+                 "no_self_integration, no_cross_integration. The authors' extras: ttr_1_fragment, "
+                 "ttr_2_fragments, ttr_8_fragments, plain_gru_for_ttr, senet_for_ste, ste_plain_difference, "
+                 "self_integration_only, cross_integration_only, plain_aggregation (docs/model.md).")
+
 @app.callback()
 def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                help="Print the version and exit.")] = False) -> None:
@@ -60,9 +66,7 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
 @app.command()
 @reports_errors
 def info(
-    ablation: Annotated[str, typer.Option(help="Table 2 variant: full, no_ttr, no_ste, no_ste_time, "
-                                               "no_ste_frequency, no_self_integration, "
-                                               "no_cross_integration.")] = "full",
+    ablation: Annotated[str, typer.Option(help=ABLATION_HELP)] = "full",
     checkpoint: Annotated[Path | None, typer.Option(help="Describe the model of this strcli "
                                                          "checkpoint instead.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
@@ -82,8 +86,15 @@ def info(
     params.add_column("parameters", justify="right")
     for name, count in report["parameters"].items():
         params.add_row(name, f"{count:,}")
+    authors = report["authors_parameters"]
+    params.add_row("the authors' STR (about)", f"{authors['str'] / 1e6:.1f}M")
+    ours = report["parameters"]["total"]
     stdout.print(config)
     stdout.print(params)
+    stdout.print(f"STR's own network (no backbone): {ours / 1e6:.1f}M parameters; the authors': about "
+                 f"{authors['str'] / 1e6:.1f}M ({authors['counted_with_hmr'] / 1e6:.2f}M counted with SPIN's "
+                 f"HMR, {authors['spin_hmr'] / 1e6:.2f}M); {100 * (ours / authors['str'] - 1):+.1f}%",
+                 highlight=False)
     stdout.print(f"strcli {report['strcli']}  torch {report['torch']}  devices: {report['devices']}")
 
 
@@ -460,8 +471,7 @@ def train(
     data_dir: DataDirOpt,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<recipe>[-<ablation>]).")] = None,
     recipe: Annotated[str, typer.Option(help="w3dpw (Table 1, with 3DPW) or wo3dpw (without; Table 2).")] = "w3dpw",
-    ablation: Annotated[str, typer.Option(help="Table 2 variant: full, no_ttr, no_ste, no_ste_time, "
-                                               "no_ste_frequency, no_self_integration, no_cross_integration.")] = "full",
+    ablation: Annotated[str, typer.Option(help=ABLATION_HELP)] = "full",
     datasets_2d: Annotated[str | None, typer.Option(help="Replace the recipe's 2D sets: insta,posetrack,pennaction "
                                                          "(any of them, comma-separated).")] = None,
     datasets_3d: Annotated[str | None, typer.Option(help="Replace the recipe's 3D sets: 3dpw,mpii3d,h36m.")] = None,
@@ -525,10 +535,12 @@ def evaluate(
     model: Annotated[str | None, typer.Option("--model", help="str, tcmr or vibe: refuse a --checkpoint of "
                                                             "another kind (default: whatever it is).")] = None,
     datasets: Annotated[str | None, typer.Option(help="3dpw,mpii3d,h36m (default: every test file found).")] = None,
-    ablation: Annotated[str | None, typer.Option(help="Table 2 instead: 'all' or variants (no_ttr,no_ste,...) "
-                                                      "trained with recipe wo3dpw into --runs-dir (finished "
-                                                      "runs are reused, interrupted ones resumed), scored "
-                                                      "on MPI-INF-3DHP.")] = None,
+    ablation: Annotated[str | None, typer.Option(help="Ablations instead: 'all' (Table 2), 'extra' (the "
+                                                      "authors' extra ablations), 'everything', or variants "
+                                                      "(no_ttr,ttr_2_fragments,...), trained with recipe wo3dpw "
+                                                      "into --runs-dir (finished runs are reused, interrupted "
+                                                      "ones resumed), scored on MPI-INF-3DHP beside the "
+                                                      "reported numbers.")] = None,
     runs_dir: Annotated[Path, typer.Option(help="With --ablation: where the variants' runs go.")] = Path("runs"),
     epochs: EpochsOpt = None,
     iterations: IterationsOpt = None,
@@ -608,20 +620,25 @@ def _evaluate_ablations(ablation: str, data_dir: Path, runs_dir: Path, epochs: i
                             _model_config(model_config), seed, workers, epoch)
     if not results:  # not process 0 under torchrun
         return
-    table = Table(title="Table 2: MPI-INF-3DHP")
-    for column in ("variant", "PA-MPJPE", "Accel", "paper PA-MPJPE", "paper Accel"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
+    table = Table(title="Ablations (Table 2 and the authors' extras): MPI-INF-3DHP")
+    for column in ("variant", "PA-MPJPE", "Accel", "reported PA-MPJPE", "reported Accel", "reported by"):
+        table.add_column(column, justify="left" if column in ("variant", "reported by") else "right")
     for r in results:
-        paper = r.paper or (None, None)
+        rep = r.reported
         table.add_row(r.variant, f"{r.score.pa_mpjpe:.1f}", f"{r.score.accel:.1f}",
-                      *("-" if v is None else f"{v:.1f}" for v in paper))
+                      *("-" if v is None else f"{v:.1f}" for v in ((rep.pa_mpjpe, rep.accel) if rep else (None, None))),
+                      {"paper": "paper, Table 2", "authors": "authors' repository"}.get(rep.source, "-")
+                      if rep else "-")
     stdout.print(table)
     stdout.print("millimetres (Accel: mm per frame squared); TCMR's protocol, see README")
     target = json_out or runs_dir / "table2.json"
     _write_text(target, json.dumps({"recipe": recipe.name, "dataset": "mpii3d", "variants": [
         {"variant": r.variant, "checkpoint": str(r.checkpoint), "pa_mpjpe": r.score.pa_mpjpe,
          "mpjpe": r.score.mpjpe, "accel": r.score.accel, "frames": r.score.frames,
-         "paper_pa_mpjpe": r.paper[0] if r.paper else None, "paper_accel": r.paper[1] if r.paper else None}
+         "paper_pa_mpjpe": r.paper[0] if r.paper else None, "paper_accel": r.paper[1] if r.paper else None,
+         "reported_pa_mpjpe": r.reported.pa_mpjpe if r.reported else None,
+         "reported_accel": r.reported.accel if r.reported else None,
+         "reported_by": r.reported.source if r.reported else None}
         for r in results]}, indent=2))
     print(f"{target}")
 

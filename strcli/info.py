@@ -10,6 +10,13 @@ import torch
 from strcli import __version__
 from strcli.model import STR, STRConfig, parameter_table
 
+# The authors' count (str-authors.md): 127.19M for STR, counted with SPIN's HMR (ResNet-50
+# without its fc layer, and SPIN's regressor: 26.98M) as their 108.89M for TCMR is. STR's
+# own network (temporal modules, integration networks, regressor) is the difference.
+AUTHORS_TOTAL = 127_190_000
+AUTHORS_HMR = 26_980_000
+AUTHORS_STR_PARAMETERS = AUTHORS_TOTAL - AUTHORS_HMR  # about 100.2M
+
 
 def describe_model(ablation: str = "full", checkpoint: Path | None = None) -> dict[str, Any]:
     if checkpoint is not None:
@@ -26,4 +33,6 @@ def describe_model(ablation: str = "full", checkpoint: Path | None = None) -> di
         "strcli": __version__, "torch": torch.__version__, "devices": ", ".join(devices),
         "ablation": config.ablation, "config": config.to_dict(),
         "parameters": dict(parameter_table(model)),
+        "authors_parameters": {"str": AUTHORS_STR_PARAMETERS, "counted_with_hmr": AUTHORS_TOTAL,
+                               "spin_hmr": AUTHORS_HMR},
     }

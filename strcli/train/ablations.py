@@ -1,4 +1,6 @@
-"""Table 2: train each ablated STR the same way and score it on MPI-INF-3DHP.
+"""Table 2 and the authors' extra ablations: train each ablated STR the same way and score
+it on MPI-INF-3DHP, beside the numbers the paper (Table 2) or the authors (their repository)
+reported.
 
 The paper's ablations are trained without 3DPW (its Table 2 'STR' row equals Table 1's
 'w/o 3DPW' on MPI-INF-3DHP), so every variant runs the `wo3dpw` recipe into
@@ -18,16 +20,49 @@ import torch
 
 from strcli.checkpoints import load_model
 from strcli.errors import UsageError
-from strcli.model.config import ABLATIONS, STRConfig
+from strcli.model.config import ABLATION_ALIASES, ABLATIONS, AUTHORS_ABLATIONS, TABLE2_ABLATIONS, STRConfig
 from strcli.train.data import eval_videos
 from strcli.train.evaluate import TEST_SETS, DatasetScore, score_dataset
 from strcli.train.trainer import EpochRecord, Recipe, Trainer, TrainingAssets
 
 ABLATION_DATASET = "mpii3d"
-# The paper's Table 2 (MPI-INF-3DHP): PA-MPJPE (mm), Accel (mm/frame^2).
-PAPER_TABLE2 = {
-    "full": (61.6, 8.4), "no_ttr": (61.9, 8.7), "no_ste": (62.1, 8.4), "no_ste_time": (61.9, 8.4),
-    "no_ste_frequency": (61.7, 8.5), "no_self_integration": (62.3, 9.1), "no_cross_integration": (62.7, 9.0),
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A variant's published numbers on MPI-INF-3DHP: PA-MPJPE (mm), Accel (mm/frame^2)."""
+
+    pa_mpjpe: float
+    accel: float | None  # the authors' extra rows mostly give none
+    source: str  # "paper" (Table 2) or "authors" (their repository, str-authors.md)
+
+
+# The paper's Table 2.
+PAPER_TABLE2: dict[str, Reported] = {
+    "full": Reported(61.6, 8.4, "paper"), "no_ttr": Reported(61.9, 8.7, "paper"),
+    "no_ste": Reported(62.1, 8.4, "paper"), "no_ste_time": Reported(61.9, 8.4, "paper"),
+    "no_ste_frequency": Reported(61.7, 8.5, "paper"),
+    "no_self_integration": Reported(62.3, 9.1, "paper"),
+    "no_cross_integration": Reported(62.7, 9.0, "paper"),
+}
+# The authors' extra ablations (their repository's history; str-authors.md), full STR 61.6 / 8.4.
+AUTHORS_EXTRA: dict[str, Reported] = {
+    "ttr_1_fragment": Reported(62.7, None, "authors"),
+    "ttr_2_fragments": Reported(62.0, None, "authors"),
+    "ttr_8_fragments": Reported(62.6, None, "authors"),
+    "plain_gru_for_ttr": Reported(62.7, 9.0, "authors"),
+    "senet_for_ste": Reported(62.5, None, "authors"),
+    "ste_plain_difference": Reported(61.9, None, "authors"),
+    "self_integration_only": Reported(62.7, None, "authors"),
+    "cross_integration_only": Reported(62.3, None, "authors"),
+    "plain_aggregation": Reported(62.6, None, "authors"),
+}
+REPORTED: dict[str, Reported] = {**PAPER_TABLE2, **AUTHORS_EXTRA}
+# Words that stand for a set of variants in `--ablation`.
+VARIANT_SETS: dict[str, list[str]] = {
+    "all": list(TABLE2_ABLATIONS), "table2": list(TABLE2_ABLATIONS),
+    "extra": list(AUTHORS_ABLATIONS), "authors": list(AUTHORS_ABLATIONS),
+    "everything": list(ABLATIONS),
 }
 
 
@@ -36,17 +71,41 @@ class AblationResult:
     variant: str
     checkpoint: Path  # the variant's best.pt
     score: DatasetScore  # on MPI-INF-3DHP
-    paper: tuple[float, float] | None  # the paper's (PA-MPJPE, Accel)
+    reported: Reported | None  # the paper's or the authors' numbers
+
+    @property
+    def paper(self) -> tuple[float, float | None] | None:
+        """(PA-MPJPE, Accel) of the paper's Table 2, for its rows."""
+        r = self.reported
+        return (r.pa_mpjpe, r.accel) if r is not None and r.source == "paper" else None
 
 
 def parse_variants(text: str) -> list[str]:
-    """'all', one name or a comma list -> the variants, in Table 2's order."""
-    wanted = list(ABLATIONS) if text.strip() == "all" else [v.strip() for v in text.split(",") if v.strip()]
-    unknown = [v for v in wanted if v not in ABLATIONS]
+    """'all' (= 'table2', the paper's Table 2), 'extra' (= 'authors', their extra ablations),
+    'everything', one name, or a comma list of any of these -> the variants, Table 2's
+    order then the authors'."""
+    wanted: list[str] = []
+    unknown = []
+    for item in (v.strip() for v in text.split(",")):
+        if not item:
+            continue
+        if item in VARIANT_SETS:
+            wanted.extend(VARIANT_SETS[item])
+        elif item in ABLATIONS:
+            wanted.append(item)
+        else:
+            unknown.append(item)
     if unknown or not wanted:
         raise UsageError(f"--ablation {text!r}: unknown variant {', '.join(unknown) or '(none)'}.",
-                         f"Choose 'all' or from {', '.join(ABLATIONS)}.")
+                         f"Choose all (Table 2), extra (the authors' extra ablations), everything, "
+                         f"or from {', '.join(ABLATIONS)}.")
     return [v for v in ABLATIONS if v in wanted]
+
+
+def run_folder(runs_dir: Path, recipe: str, variant: str) -> Path:
+    """`<runs>/<recipe>-<variant>`; a name that builds the same network as a Table 2 variant
+    (self_integration_only, cross_integration_only) shares that variant's run."""
+    return runs_dir / f"{recipe}-{ABLATION_ALIASES.get(variant, variant)}"
 
 
 def run_ablations(variants: Sequence[str], recipe: Recipe, data_dir: Path, runs_dir: Path,
@@ -61,7 +120,7 @@ def run_ablations(variants: Sequence[str], recipe: Recipe, data_dir: Path, runs_
     videos = eval_videos(ABLATION_DATASET, test_file)
     results = []
     for variant in variants:
-        out = runs_dir / f"{recipe.name}-{variant}"
+        out = run_folder(runs_dir, recipe.name, variant)
         trainer = Trainer(recipe, data_dir, out, assets.body, device, variant, assets.spin, seed, workers,
                           config, assets.mean_params)
         try:
@@ -74,5 +133,5 @@ def run_ablations(variants: Sequence[str], recipe: Recipe, data_dir: Path, runs_
             continue
         model, _ = load_model(out / "best.pt", device)
         score = score_dataset(model, trainer.body, ABLATION_DATASET, videos, device)
-        results.append(AblationResult(variant, out / "best.pt", score, PAPER_TABLE2.get(variant)))
+        results.append(AblationResult(variant, out / "best.pt", score, REPORTED.get(variant)))
     return results
