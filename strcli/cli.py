@@ -493,10 +493,12 @@ def train(
 ) -> None:
     """Train STR the paper's way (TCMR's recipe): log.csv, last.pt and best.pt in the run folder."""
     from strcli.errors import UsageError
+    from strcli.model.config import STRConfig
     from strcli.train.trainer import RECIPES, Trainer, training_assets
 
     if recipe not in RECIPES:
         raise UsageError(f"unknown --recipe {recipe!r}; choose {' or '.join(RECIPES)}.")
+    STRConfig().ablate(ablation)  # an unknown name fails here, before any file is read
     chosen = RECIPES[recipe].replace(epochs=epochs, iterations=iterations, batch_size=batch_size, lr=lr,
                                      datasets_2d=_names(datasets_2d), datasets_3d=_names(datasets_3d))
     out = out or Path("runs") / (recipe + ("" if ablation == "full" else f"-{ablation}"))

@@ -1,9 +1,13 @@
+import json
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
-from strcli.checkpoints import load_checkpoint, load_model, save_checkpoint
+from strcli.checkpoints import VERSION, load_checkpoint, load_model, save_checkpoint
+from strcli.cli import app
 from strcli.errors import CorruptAssetError, MissingAssetError
 from strcli.model import STR, STRConfig
 
@@ -18,7 +22,7 @@ def test_round_trip_reproduces_the_model(tmp_path):
     loaded, checkpoint = load_model(path)
     assert checkpoint.config == model.config
     assert checkpoint.meta["epoch"] == 3 and checkpoint.meta["strcli"]
-    f = torch.randn(2, 8, 16)
+    f = torch.randn(2, 16, 16)
     assert torch.equal(loaded(f).pose6d, model(f).pose6d)
     assert not list(tmp_path.glob("*.tmp*"))  # written under a temp name, then renamed
 
@@ -80,3 +84,39 @@ def test_pickle_module_is_not_needed_to_read(tmp_path, monkeypatch):
     path = save_checkpoint(tmp_path / "str.pt", STR(TINY))
     monkeypatch.setattr(pickle, "Unpickler", None)
     assert load_checkpoint(path).config == TINY
+
+
+# strcli 0.1's STR layout: the state_dict keys and shapes of STR(TINY) as the main branch built
+# it before issue 14 (dumped from that code), and its config.
+OLD_LAYOUT = json.loads((Path(__file__).parent / "data" / "str_layout_v1.json").read_text())
+
+
+def write_old_checkpoint(path: Path) -> Path:
+    torch.manual_seed(0)
+    state = {k: torch.randn(shape) for k, shape in OLD_LAYOUT["state_dict"].items()}
+    torch.save({"format": "strcli-checkpoint", "version": OLD_LAYOUT["checkpoint_version"], "model": "str",
+                "config": OLD_LAYOUT["config"], "state_dict": state,
+                "meta": {"strcli": OLD_LAYOUT["strcli"], "epoch": 30}}, path)
+    return path
+
+
+def test_old_layout_checkpoint_is_refused_in_one_line(tmp_path):
+    assert VERSION == 2 and OLD_LAYOUT["checkpoint_version"] == 1
+    assert "ste.frequency.spectral.gain" in OLD_LAYOUT["state_dict"]  # it is the old network
+    # Its config alone would still build (every old field still exists), so only the version
+    # check stands between the file and a half-fitting load.
+    assert set(OLD_LAYOUT["config"]) <= set(TINY.to_dict())
+    path = write_old_checkpoint(tmp_path / "old.pt")
+    with pytest.raises(CorruptAssetError, match="made by an older STR layout") as info:
+        load_model(path)
+    assert "retrain" in str(info.value).lower() and "strcli 0.1.0" in str(info.value)
+    result = CliRunner().invoke(app, ["info", "--checkpoint", str(path)])
+    assert result.exit_code == CorruptAssetError.exit_code == 4
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "older STR layout" in result.stderr and "Retrain" in result.stderr
+    # the same file with the current version number would fail on its keys, naming them
+    raw = torch.load(path, weights_only=True)
+    raw["version"] = VERSION
+    torch.save(raw, path)
+    with pytest.raises(CorruptAssetError, match="missing keys: .*unexpected keys: .*spectral"):
+        load_model(path)

@@ -33,6 +33,10 @@ def test_info_table_and_ablation():
     table = runner.invoke(app, ["info"])
     assert table.exit_code == 0
     assert f"{full:,}" in table.stdout and "use_ttr" in table.stdout
+    # beside the authors' figure: 127.19M - SPIN's HMR 26.98M = about 100.2M
+    assert "100.2M" in table.stdout and "127.19M" in table.stdout and "+0.8%" in table.stdout
+    report = json.loads(runner.invoke(app, ["info", "--json"]).stdout)
+    assert report["authors_parameters"]["str"] == 100_210_000 and full == 100_987_311
 
 
 def test_info_reads_a_checkpoint(tmp_path):
