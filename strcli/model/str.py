@@ -344,8 +344,11 @@ class STR(nn.Module):
         n_str = int(self.ttr is not None) + self.ste_outputs
         # Eq. 6; over one input softmax gives weight 1 (the identity), so no network.
         self.str_integration = Integration(n_str, *integration) if n_str > 1 else None
-        self.strategies = IntegrationStrategies(c)
-        self.z_integration = Integration(3, *integration)  # Eq. 7: F_SF, F_STR, F_CF
+        # Algorithm 1 and Eq. 7 (F_SF, F_STR, F_CF). Every ablation keeps at least one phase;
+        # a config with neither has no integration strategies at all, and Z = F_STR.
+        has_strategies = c.use_self_integration or c.use_cross_integration
+        self.strategies = IntegrationStrategies(c) if has_strategies else None
+        self.z_integration = Integration(3, *integration) if has_strategies else None
         self.regressor = Regressor(c.feature_dim, c.regressor_hidden, c.regressor_iterations,
                                    c.regressor_dropout, mean_params)
 
@@ -368,6 +371,8 @@ class STR(nn.Module):
             f_str = self.str_integration(branches)  # Eq. 6
         else:
             f_str = branches[0] if branches else f
+        if self.strategies is None or self.z_integration is None:
+            return f_str
         strategy = self.strategies(f)  # Algorithm 1
         return self.z_integration([strategy.self_features, f_str, strategy.cross_features])  # Eq. 7
 
