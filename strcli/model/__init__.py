@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from strcli.model.config import ABLATIONS, STRConfig
+from strcli.model.config import ABLATIONS, AUTHORS_ABLATIONS, TABLE2_ABLATIONS, STRConfig
+from strcli.model.fusion import AttentionFusion
 from strcli.model.regressor import MeanParams, Regressor, SMPLPrediction
 from strcli.model.str import (
     STE,
     STR,
     TTR,
+    GRUBranch,
     Integration,
     IntegrationStrategies,
     SpectralEmphasis,
     STEFrequency,
     STETime,
     count_parameters,
+    fft_round_trip,
     parameter_table,
 )
 
 __all__ = [
-    "ABLATIONS", "STE", "STR", "TTR", "Integration", "IntegrationStrategies", "MeanParams",
-    "Regressor", "SMPLPrediction", "STEFrequency", "STETime", "STRConfig", "SpectralEmphasis",
-    "build_model", "count_parameters", "parameter_table",
+    "ABLATIONS", "AUTHORS_ABLATIONS", "AttentionFusion", "GRUBranch", "STE", "STR", "TABLE2_ABLATIONS", "TTR",
+    "Integration", "IntegrationStrategies", "MeanParams", "Regressor", "SMPLPrediction", "STEFrequency",
+    "STETime", "STRConfig", "SpectralEmphasis", "build_model", "count_parameters", "fft_round_trip",
+    "parameter_table",
 ]
 
 
