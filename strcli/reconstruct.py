@@ -685,7 +685,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
             for writer in writers[name]:
                 betas = torch.from_numpy(np.concatenate(writer.parts["betas"]).mean(0, keepdims=True)).to(device)
                 with torch.inference_mode():
-                    rest = models.body(torch.zeros(1, 3, device=device), torch.zeros(1, 69, device=device), betas)
+                    rest = models.body.axis_angle(torch.zeros(1, 3, device=device), torch.zeros(1, 69, device=device), betas)
                 summaries.append(writer.close(rest.joints[0, 0].float().cpu().numpy()))
             outputs.append(ModelOutput(name, folders[name], summaries, sum(w.meshes for w in writers[name])))
     return outputs, total

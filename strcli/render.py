@@ -331,7 +331,7 @@ def _people_at(frame: int, tracks: list[TrackMotion], body: Body, device: torch.
     def stack(name: str) -> Tensor:
         return torch.from_numpy(np.stack([getattr(t, name)[r] for t, r in rows])).to(device, torch.float32)
 
-    out = body(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
+    out = body.axis_angle(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
     return [Person(t.track_id, out.vertices[k], t.joints2d[r]) for k, (t, r) in enumerate(rows)]
 
 
