@@ -70,7 +70,9 @@ from strcli.tracking import (
     Track,
     TrackedBox,
     TrackingConfig,
+    USER_DETECTOR_HINT,
     YoloPersonDetector,
+    check_detector_file,
     finalize_tracks,
     read_mot_detections,
 )
@@ -215,6 +217,7 @@ class Models:
     detector: Path | None  # loaded per video (a fresh tracker each time)
     weights: list[WeightsUsed]
     warnings: list[str] = field(default_factory=list)
+    detector_hint: str = USER_DETECTOR_HINT  # how to get a good detector file, if it cannot be loaded
 
 
 def _file_weights(name: str, path: Path, note: str = "") -> WeightsUsed:
@@ -236,11 +239,13 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
     warnings: list[str] = []
 
     detector = None
+    detector_hint = USER_DETECTOR_HINT
     if need_detector:
         if sources.detector is not None:
             if not sources.detector.is_file() and sources.detector.suffix != ".yaml":
                 raise MissingAssetError(f"detector weights {sources.detector} do not exist.")
             detector = sources.detector
+            check_detector_file(detector)  # before any video: a file that would run code is refused
             if detector.is_file():
                 weights.append(_file_weights("detector", detector))
             else:  # an ultralytics model yaml: an untrained network
@@ -249,6 +254,8 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
         else:
             used = _asset_weights("detector", "detector", sources.download)
             detector = Path(used.path or "")
+            detector_hint = "Fetch it again with `strcli weights fetch detector`."
+            check_detector_file(detector, detector_hint)
             weights.append(used)
 
     spin: Path | None = sources.backbone
@@ -282,7 +289,7 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
         return Models(device=device, temporal={k: m.to(device).eval() for k, m in temporal.items()},
                       extractor=FeatureExtractor(backbone, device, batch_size, compile_backbone),
                       body=body.to(device).eval(),
-                      detector=detector, weights=weights, warnings=warnings)
+                      detector=detector, weights=weights, warnings=warnings, detector_hint=detector_hint)
     except torch.cuda.OutOfMemoryError as err:
         raise ResourceError(f"the networks do not fit in the memory of {device}.",
                             "Free the GPU (other processes?) or use --device cpu.") from err
@@ -451,7 +458,7 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
     warnings = list(models.warnings)
 
     tracked = track_video(info, start, end, options, models.detector, detections, models.device, timer,
-                          progress)
+                          progress, models.detector_hint)
     if tracked.detections and not tracked.tracks:
         warnings.append(f"people were detected ({tracked.detections} boxes) but no track lasted "
                         f"{options.tracking.min_length} frames (--min-track-length).")
@@ -498,7 +505,7 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
 def track_video(info: VideoInfo, start: int, end: int | None, options: ReconstructOptions,
                 detector: Path | None = None, detections: Path | None = None,
                 device: torch.device = torch.device("cpu"), timer: StageTimer | None = None,
-                progress: Progress | None = None) -> TrackingPass:
+                progress: Progress | None = None, detector_hint: str = USER_DETECTOR_HINT) -> TrackingPass:
     """Pass 1: decode, detect (YOLO `detector`, or the MOT file `detections`), track; keep
     boxes only."""
     timer = timer or StageTimer(device)
@@ -515,7 +522,7 @@ def track_video(info: VideoInfo, start: int, end: int | None, options: Reconstru
             raise UsageError("no detector loaded and no --detections file given.")
         every = options.detection_interval(fps)
         yolo = YoloPersonDetector(detector, _ultralytics_device(device), options.detector_imgsz,
-                                  options.detector_conf, half=device.type == "cuda")
+                                  options.detector_conf, half=device.type == "cuda", hint=detector_hint)
         tracker = DetectionTracker(fps / every, lost)  # told the detections' rate
     batch = options.detector_batch or (DETECTOR_BATCH_GPU if device.type == "cuda" else 1)
     pending: list[tuple[int, np.ndarray]] = []  # (position, image) waiting for the detector

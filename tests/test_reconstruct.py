@@ -377,7 +377,7 @@ def test_detect_every_runs_the_detector_on_every_nth_frame_and_fills_the_rest(as
     seen: list = []
 
     class MovingPerson:
-        def __init__(self, weights, device, imgsz, conf, half):
+        def __init__(self, weights, device, imgsz, conf, half, hint=""):
             calls.append(("init", imgsz, half))
 
         def __call__(self, images):
