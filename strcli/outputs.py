@@ -9,7 +9,6 @@ concurrent runs on different videos into one output folder never touch each othe
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import secrets
@@ -22,23 +21,13 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from strcli.errors import OutputError
+from strcli.errors import OutputError, output_error  # noqa: F401 (output_error: shared by the writers)
 from strcli.posing import PosedFrames
 
 MANIFEST = "manifest.json"
 MESH_FORMATS = ("obj", "ply")
 # Camera frame (x right, y down, z forward) -> AMASS world (z up, y forward).
 CAMERA_TO_ZUP = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], np.float64)
-
-
-def output_error(err: OSError, path: Path) -> OutputError:
-    """An OSError while writing -> one line saying what to do."""
-    if err.errno == errno.ENOSPC:
-        return OutputError(f"the disk is full while writing {path}.",
-                           "Free some space or choose another output folder with -o.")
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return OutputError(f"no permission to write {path}.", "Choose a writable output folder with -o.")
-    return OutputError(f"cannot write {path} ({err.strerror or err}).")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from strcli.checkpoints import load_model, read_checkpoint_file
 from strcli.config import WINDOW
 from strcli.crops import crop_frame, square_boxes
 from strcli.devices import resolve_device
-from strcli.errors import CorruptAssetError, MissingAssetError, ResourceError, StrcliError, UsageError
+from strcli.errors import CorruptAssetError, MissingAssetError, ResourceError, StrcliError, UsageError, writing
 from strcli.features import Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
 from strcli.model import STR, MeanParams, STRConfig, build_model
 from strcli.overlap import ReadAhead
@@ -431,7 +431,14 @@ def reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, 
                       detections: Path | None = None, overwrite: bool = False,
                       progress: Progress | None = None) -> VideoResult:
     """Run the road on one video into `out_root/<stem>/`; skip it if a finished folder with
-    the same fingerprint is there (unless `overwrite`)."""
+    the same fingerprint is there (unless `overwrite`). A full disk, a read-only folder or a
+    permission error, from any stage or thread, raises OutputError (exit 6)."""
+    with writing(out_root / video.stem):
+        return _reconstruct_video(video, out_root, options, models, detections, overwrite, progress)
+
+
+def _reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, models: Models,
+                       detections: Path | None, overwrite: bool, progress: Progress | None) -> VideoResult:
     progress = progress or NoProgress()
     started = time.perf_counter()
     key = fingerprint(video, detections, options, models.weights) if video.is_file() else ""
