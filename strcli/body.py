@@ -237,14 +237,18 @@ def load_smpl_arrays(path: str | Path, cache_dir: str | Path | None = None) -> S
     if cached.is_file():
         return _load_npz(cached)
     arrays = SMPLArrays.from_mapping(read_smpl_pickle(path), path)
+    from strcli.locks import sweep_stale
+
+    tmp = cached.with_name(f".{cached.name}.partial-{os.getpid()}")
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
+        sweep_stale(cache, f".{cached.name}.")
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays.__dict__)
         os.replace(tmp, cached)
-    except OSError:
-        pass  # an unwritable cache only costs the conversion next time
+    except OSError:  # an unwritable cache only costs the conversion next time
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return arrays
 
 

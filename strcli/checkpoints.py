@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from strcli import __version__
 from strcli.errors import CorruptAssetError, UsageError, failed_write
+from strcli.locks import sweep_stale
 from strcli.model import STR, STRConfig
 
 FORMAT = "strcli-checkpoint"
@@ -44,9 +45,10 @@ def save_checkpoint(path: str | Path, model: STR, meta: Mapping[str, Any] | None
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": {"strcli": __version__, **(meta or {})},
     }
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(path.parent, f".{path.name}.")  # a killed run's temporary
         save_file(payload, tmp)
         os.replace(tmp, path)
     except Exception as err:  # torch reports a full disk as a RuntimeError raised from the OSError

@@ -639,9 +639,12 @@ def _write_text(path: Path, text: str) -> None:
 
     from strcli.errors import output_error
 
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    from strcli.locks import sweep_stale
+
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(path.parent, f".{path.name}.")
         tmp.write_text(text)
         os.replace(tmp, path)
     except OSError as err:

@@ -68,6 +68,12 @@ class ResourceError(StrcliError):
     exit_code = 8
 
 
+class BusyError(StrcliError):
+    """Another strcli process is writing the same video's output folder."""
+
+    exit_code = 9
+
+
 # Errors of writing that the user fixes on their side (free space, another folder): one
 # line and exit 6, wherever they come from (Python's own I/O, numpy, torch.save, FFmpeg
 # through PyAV, whose errors carry the errno too, or a writer thread).

@@ -39,6 +39,7 @@ from strcli.crops import crop_frame, square_boxes
 from strcli.devices import resolve_device
 from strcli.errors import CorruptAssetError, MissingAssetError, ResourceError, StrcliError, UsageError, writing
 from strcli.features import Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
+from strcli.locks import video_lock
 from strcli.model import STR, MeanParams, STRConfig, build_model
 from strcli.overlap import ReadAhead
 from strcli.outputs import (
@@ -432,8 +433,10 @@ def reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, 
                       progress: Progress | None = None) -> VideoResult:
     """Run the road on one video into `out_root/<stem>/`; skip it if a finished folder with
     the same fingerprint is there (unless `overwrite`). A full disk, a read-only folder or a
-    permission error, from any stage or thread, raises OutputError (exit 6)."""
-    with writing(out_root / video.stem):
+    permission error, from any stage or thread, raises OutputError (exit 6). Holds the
+    video's lock (`strcli.locks.video_lock`): BusyError (exit 9) when another process
+    writes that folder."""
+    with writing(out_root / video.stem), video_lock(out_root, video.stem, "reconstruct"):
         return _reconstruct_video(video, out_root, options, models, detections, overwrite, progress)
 
 

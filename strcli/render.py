@@ -27,6 +27,7 @@ from torch import Tensor
 from strcli.body import Body
 from strcli.camera import Intrinsics
 from strcli.errors import UsageError, VideoError, writing
+from strcli.locks import video_lock
 from strcli.outputs import MANIFEST, output_error
 from strcli.overlap import ReadAhead, WriteBehind
 from strcli.rasterize import rasterize, vertex_normals
@@ -206,8 +207,10 @@ def render_video(folder: Path, body: Body, options: RenderOptions = RenderOption
     """Render `folder` (one video's reconstruct output) to folder/overlay.mp4 and PNGs, or
     with `options.compare` every model's bodies side by side to folder/compare.mp4. A full
     disk, a read-only folder or a permission error, also from the encoder's thread, raises
-    OutputError (exit 6); no partial file is left."""
-    with writing(folder / (COMPARE if options.compare else OVERLAY)):
+    OutputError (exit 6); no partial file is left. Holds the video's lock
+    (`strcli.locks.video_lock`): BusyError (exit 9) when another process writes the folder."""
+    with writing(folder / (COMPARE if options.compare else OVERLAY)), \
+            video_lock(folder.resolve().parent, folder.resolve().name, "render"):
         return _render_video(folder, body, options, device, source, progress)
 
 

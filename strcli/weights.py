@@ -33,6 +33,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from strcli import __version__
 from strcli.errors import CorruptAssetError, DownloadError, MissingAssetError, UsageError, output_error
+from strcli.locks import sweep_stale
 
 WEIGHTS_DIR_ENV = "STRCLI_WEIGHTS_DIR"
 MANIFEST_ENV = "STRCLI_MANIFEST"
@@ -127,9 +128,10 @@ class Registry:
                                     "mtime": stat.st_mtime, "source": source,
                                     "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"),
                                     "strcli": __version__}
-        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale(self.path.parent, f".{self.path.name}.")
             tmp.write_text(json.dumps(self.entries, indent=2, sort_keys=True))
             os.replace(tmp, self.path)
         except OSError as err:
@@ -438,8 +440,9 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
         load_smpl_arrays(source)  # refuse a file that is not an SMPL model
     dest = asset.path(root)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
+    tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
     try:
+        sweep_stale(dest.parent, f".{dest.name}.")
         if source.resolve() != dest.resolve():
             shutil.copyfile(source, tmp)
             os.replace(tmp, dest)

@@ -31,6 +31,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from strcli.body import Body
 from strcli.checkpoints import TRAIN_STATE_FORMAT, read_checkpoint_file, save_checkpoint, save_file
 from strcli.errors import CorruptAssetError, UsageError, failed_write
+from strcli.locks import sweep_stale
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams
 from strcli.model.str import STR
@@ -255,9 +256,10 @@ class Trainer:
         return score
 
     def _write(self, record: EpochRecord) -> None:
-        tmp = self.out_dir / f".last.pt.tmp{os.getpid()}"
+        tmp = self.out_dir / f".last.pt.partial-{os.getpid()}"
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            sweep_stale(self.out_dir)  # temporaries of killed runs
             save_file(self.state(), tmp)
             os.replace(tmp, self.out_dir / "last.pt")
             if record.best:
