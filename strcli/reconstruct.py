@@ -435,21 +435,35 @@ def reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, 
     the same fingerprint is there (unless `overwrite`). A full disk, a read-only folder or a
     permission error, from any stage or thread, raises OutputError (exit 6). Holds the
     video's lock (`strcli.locks.video_lock`): BusyError (exit 9) when another process
-    writes that folder."""
-    with writing(out_root / video.stem), video_lock(out_root, video.stem, "reconstruct"):
-        return _reconstruct_video(video, out_root, options, models, detections, overwrite, progress)
-
-
-def _reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, models: Models,
-                       detections: Path | None, overwrite: bool, progress: Progress | None) -> VideoResult:
+    writes that folder (a video already done is skipped without it)."""
     progress = progress or NoProgress()
     started = time.perf_counter()
     key = fingerprint(video, detections, options, models.weights) if video.is_file() else ""
+    with writing(out_root / video.stem):
+        skipped = None if overwrite else _already_done(video, out_root, key)
+        if skipped is not None:
+            return skipped
+        with video_lock(out_root, video.stem, "reconstruct"):
+            return _reconstruct_video(video, out_root, options, models, detections, overwrite, key, progress,
+                                      started)
+
+
+def _already_done(video: Path, out_root: Path, key: str) -> VideoResult | None:
     previous = read_manifest(out_root / video.stem)
-    if not overwrite and previous is not None and previous.get("fingerprint") == key:
+    if previous is not None and previous.get("fingerprint") == key:
         return VideoResult(video, "skipped", out_root / video.stem, len(previous.get("tracks", [])),
                            previous.get("counts", {}).get("frames_processed", 0),
                            message="already done (same input, options and weights)")
+    return None
+
+
+def _reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, models: Models,
+                       detections: Path | None, overwrite: bool, key: str, progress: Progress,
+                       started: float) -> VideoResult:
+    """Under the video's lock: the same check again (a process that held the lock may just
+    have finished the same work), then the run."""
+    if not overwrite and (done := _already_done(video, out_root, key)) is not None:
+        return done
     try:
         return _reconstruct(video, out_root, options, models, detections, key, progress, started)
     except torch.cuda.OutOfMemoryError as err:

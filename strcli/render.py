@@ -210,7 +210,7 @@ def render_video(folder: Path, body: Body, options: RenderOptions = RenderOption
     OutputError (exit 6); no partial file is left. Holds the video's lock
     (`strcli.locks.video_lock`): BusyError (exit 9) when another process writes the folder."""
     with writing(folder / (COMPARE if options.compare else OVERLAY)), \
-            video_lock(folder.resolve().parent, folder.resolve().name, "render"):
+            video_lock(folder.absolute().parent, folder.absolute().name, "render"):
         return _render_video(folder, body, options, device, source, progress)
 
 

@@ -81,6 +81,8 @@ def test_reconstruct_overwrite_while_a_render_runs(setup):
         wait_for(lambda: "render" in holder(out) or render.poll() is not None)
         assert render.poll() is None, render.communicate()
         refused(runner.invoke(app, [*setup["reconstruct"], "--end", "30", "--overwrite"]), "render")
+        skipped = runner.invoke(app, [*setup["reconstruct"], "--end", "30", "--json"])  # done: no lock needed
+        assert skipped.exit_code == 0 and json.loads(skipped.stdout)[0]["status"] == "skipped", skipped.output
     finally:
         stdout, stderr = render.communicate(timeout=600)
     assert render.returncode == 0 and "Traceback" not in stderr, stderr
