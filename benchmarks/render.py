@@ -180,7 +180,7 @@ def _write_outputs(folder: Path, clip: Path, body, count: int, frames: int, devi
 
 def _joints(body, motion: dict[str, np.ndarray], device: torch.device) -> np.ndarray:
     with torch.inference_mode():
-        out = body(*(torch.as_tensor(motion[n], dtype=torch.float32, device=device)
+        out = body.axis_angle(*(torch.as_tensor(motion[n], dtype=torch.float32, device=device)
                      for n in ("global_orient", "body_pose", "betas", "transl")))
     return out.joints[:, :24].cpu().numpy()
 
@@ -203,10 +203,10 @@ def _stage_times(clip: Path, body, device: torch.device, people: int, frames: in
     with torch.inference_mode():
         started = time.perf_counter()
         for k in range(frames):
-            body(*(p[k:k + 1] for p in params))
+            body.axis_angle(*(p[k:k + 1] for p in params))
         times["SMPL, 1 person, one frame a call"] = (time.perf_counter() - started) * 1000 / frames
         started = time.perf_counter()
-        vertices = body(*params).vertices
+        vertices = body.axis_angle(*params).vertices
         times["SMPL, 1 person, all frames a call"] = (time.perf_counter() - started) * 1000 / frames
     faces = torch.as_tensor(body.faces, device=device)
     image = torch.from_numpy(images[0]).to(device)
@@ -238,7 +238,7 @@ def _candidates(body, device: torch.device, width: int, height: int, frames: int
     intrinsics = Intrinsics.default_for(width, height)
     motion = _walk(1, frames, intrinsics.focal, height)[0]
     with torch.inference_mode():
-        vertices = body(*(torch.as_tensor(motion[n], dtype=torch.float32, device=device)
+        vertices = body.axis_angle(*(torch.as_tensor(motion[n], dtype=torch.float32, device=device)
                           for n in ("global_orient", "body_pose", "betas", "transl"))).vertices
     faces = torch.as_tensor(body.faces, device=device)
     image = np.zeros((height, width, 3), np.uint8)

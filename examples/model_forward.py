@@ -30,7 +30,7 @@ def main() -> None:
     except StrcliError as err:
         raise SystemExit(f"error: {err}") from None
     with torch.no_grad():
-        out = body(smpl.global_orient[0], smpl.body_pose[0], smpl.betas[0])
+        out = body.axis_angle(smpl.global_orient[0], smpl.body_pose[0], smpl.betas[0])
     print("vertices", tuple(out.vertices.shape), "joints", tuple(out.joints.shape))
 
 

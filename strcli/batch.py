@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from strcli.errors import StrcliError, UsageError
+from strcli.errors import StrcliError, UsageError, write_failure
 from strcli.outputs import MANIFEST
 from strcli.reconstruct import Models, Progress, ReconstructOptions, VideoResult, reconstruct_video
 from strcli.render import OVERLAY, RenderOptions, render_video
@@ -115,8 +115,11 @@ def run_batch(videos: Sequence[Path], out_root: Path, options: ReconstructOption
                 result = reconstruct_video(video, out_root, options, models, dets, overwrite, progress)
                 if render is not None and result.output is not None:
                     result = _render(result, models, render, progress)
-            except StrcliError as err:
-                result = VideoResult(video, "failed", message=str(err), exit_code=err.exit_code)
+            except Exception as err:  # a full disk from any stage is one line too, and the batch goes on
+                failure = err if isinstance(err, StrcliError) else write_failure(err)
+                if failure is None:
+                    raise
+                result = VideoResult(video, "failed", message=str(failure), exit_code=failure.exit_code)
         results.append(result)
         if on_result:
             on_result(result)
@@ -140,8 +143,11 @@ def _render(result: VideoResult, models: Models, options: RenderOptions, progres
 
     try:
         rendered = render_video(result.output, models.body, options, models.device, progress=advance)
-    except StrcliError as err:  # the reconstruction stands; the video counts as failed
-        return replace(result, status="failed", message=f"rendering failed: {err}", exit_code=err.exit_code)
+    except Exception as err:  # the reconstruction stands; the video counts as failed
+        failure = err if isinstance(err, StrcliError) else write_failure(err)
+        if failure is None:
+            raise
+        return replace(result, status="failed", message=f"rendering failed: {failure}", exit_code=failure.exit_code)
     finally:
         if progress is not None:
             progress.finish()

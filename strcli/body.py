@@ -16,7 +16,7 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse
@@ -237,14 +237,18 @@ def load_smpl_arrays(path: str | Path, cache_dir: str | Path | None = None) -> S
     if cached.is_file():
         return _load_npz(cached)
     arrays = SMPLArrays.from_mapping(read_smpl_pickle(path), path)
+    from strcli.locks import sweep_stale
+
+    tmp = cached.with_name(f".{cached.name}.partial-{os.getpid()}")
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
+        sweep_stale(cache, f".{cached.name}.")
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays.__dict__)
         os.replace(tmp, cached)
-    except OSError:
-        pass  # an unwritable cache only costs the conversion next time
+    except OSError:  # an unwritable cache only costs the conversion next time
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return arrays
 
 
@@ -312,17 +316,40 @@ class Body(nn.Module):
         """(F, 3) int64 triangle indices."""
         return np.asarray(self.smpl.faces, np.int64)
 
-    def forward(self, global_orient: Tensor, body_pose: Tensor, betas: Tensor,
-                transl: Tensor | None = None) -> BodyOutput:
-        """Axis-angle (N, 3) and (N, 69), or rotation matrices (N, 1|3, 3) and (N, 23, 3, 3);
-        betas (N, 10); optional translation (N, 3)."""
-        rotmats = global_orient.dim() == 4 or global_orient.shape[-2:] == (3, 3)
+    def axis_angle(self, global_orient: Tensor, body_pose: Tensor, betas: Tensor,
+                   transl: Tensor | None = None) -> BodyOutput:
+        """Pose from axis-angle: global_orient (N, 3), body_pose (N, 69) (23 joints x 3,
+        radians), betas (N, 10), optional transl (N, 3) metres. Raises ValueError on any
+        other shape."""
+        return self(global_orient, body_pose, betas, transl, rotation="axis_angle")
+
+    def rotmat(self, global_orient: Tensor, body_pose: Tensor, betas: Tensor,
+               transl: Tensor | None = None) -> BodyOutput:
+        """Pose from rotation matrices: global_orient (N, 1, 3, 3), body_pose (N, 23, 3, 3),
+        betas (N, 10), optional transl (N, 3) metres. Raises ValueError on any other shape."""
+        return self(global_orient, body_pose, betas, transl, rotation="rotmat")
+
+    def forward(self, global_orient: Tensor, body_pose: Tensor, betas: Tensor, transl: Tensor | None = None,
+                *, rotation: Literal["axis_angle", "rotmat"]) -> BodyOutput:
+        """The representation is said, never guessed from a shape: (N, 3) axis-angles of
+        three bodies and one body's (3, 3) matrix look alike. Prefer `axis_angle` / `rotmat`."""
         n = betas.shape[0]
-        if rotmats:
-            global_orient = global_orient.reshape(n, 1, 3, 3)
-            body_pose = body_pose.reshape(n, SMPL_BODY_JOINTS, 3, 3)
+        if rotation == "axis_angle":
+            shapes = {"global_orient": (n, 3), "body_pose": (n, SMPL_BODY_JOINTS * 3)}
+        elif rotation == "rotmat":
+            shapes = {"global_orient": (n, 1, 3, 3), "body_pose": (n, SMPL_BODY_JOINTS, 3, 3)}
+        else:
+            raise ValueError(f"rotation must be 'axis_angle' or 'rotmat', not {rotation!r}")
+        given = {"global_orient": global_orient, "body_pose": body_pose}
+        for name, shape in shapes.items():
+            if tuple(given[name].shape) != shape:
+                raise ValueError(f"Body.{rotation}: {name} has shape {tuple(given[name].shape)}, "
+                                 f"expected {shape} for {n} bodies")
+        if betas.shape != (n, SMPL_BETAS) or (transl is not None and transl.shape != (n, 3)):
+            raise ValueError(f"Body.{rotation}: betas {tuple(betas.shape)} / transl "
+                             f"{None if transl is None else tuple(transl.shape)}, expected ({n}, {SMPL_BETAS}) / ({n}, 3)")
         out = self.smpl(global_orient=global_orient, body_pose=body_pose, betas=betas,
-                        transl=transl, pose2rot=not rotmats)
+                        transl=transl, pose2rot=rotation == "axis_angle")
         vertices = out.vertices  # (N, 6890, 3)
         h36m = None
         if self.j_regressor_h36m is not None:

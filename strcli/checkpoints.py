@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from strcli import __version__
-from strcli.errors import CorruptAssetError, OutputError, UsageError
+from strcli.errors import CorruptAssetError, UsageError, failed_write
+from strcli.locks import sweep_stale
 from strcli.model import STR, STRConfig
 
 FORMAT = "strcli-checkpoint"
@@ -49,15 +50,28 @@ def save_checkpoint(path: str | Path, model: STR, meta: Mapping[str, Any] | None
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": {"strcli": __version__, **(meta or {})},
     }
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(payload, tmp)
+        sweep_stale(path.parent, f".{path.name}.")  # a killed run's temporary
+        save_file(payload, tmp)
         os.replace(tmp, path)
-    except OSError as err:
+    except Exception as err:  # torch reports a full disk as a RuntimeError raised from the OSError
         tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write checkpoint {path} ({err.strerror or err}).") from err
+        mapped = failed_write(err, path)
+        if mapped is None:
+            raise
+        raise mapped from err
     return path
+
+
+def save_file(obj: Any, path: Path) -> None:
+    """`torch.save` through a Python file, so a full disk or a permission error is an
+    OSError with its errno (torch's own file writer reports a RuntimeError without one)."""
+    with open(path, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _numpy_scalar_globals() -> list[Any]:

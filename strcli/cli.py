@@ -19,7 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from strcli import __version__
-from strcli.errors import StrcliError
+from strcli.errors import StrcliError, write_failure
 
 app = typer.Typer(help="strcli: 3D human bodies (SMPL) from videos with the STR network.",
                   no_args_is_help=True, add_completion=False)
@@ -32,7 +32,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def reports_errors(fn: F) -> F:
-    """Turn a StrcliError into one line on stderr and its exit code."""
+    """Turn a StrcliError into one line on stderr and its exit code; so too a full disk, a
+    read-only folder or a permission error from wherever it comes (exit 6)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -41,6 +42,12 @@ def reports_errors(fn: F) -> F:
         except StrcliError as err:
             print(f"error: {err}", file=sys.stderr)
             raise typer.Exit(err.exit_code) from None
+        except Exception as err:
+            mapped = write_failure(err)
+            if mapped is None:
+                raise
+            print(f"error: {mapped}", file=sys.stderr)
+            raise typer.Exit(mapped.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -649,16 +656,19 @@ def _write_text(path: Path, text: str) -> None:
     """Write a result file under a temp name, then rename it (never half-written)."""
     import os
 
-    from strcli.errors import OutputError
+    from strcli.errors import output_error
 
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    from strcli.locks import sweep_stale
+
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(path.parent, f".{path.name}.")
         tmp.write_text(text)
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path} ({err.strerror or err}).") from err
+        raise output_error(err, path) from err
 
 
 def run() -> None:

@@ -6,6 +6,11 @@ table of codes is in the README; keep the two in step.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+
 
 class StrcliError(Exception):
     """A failure the user can act on: `message` says what is wrong, `hint` how to fix it."""
@@ -61,3 +66,68 @@ class ResourceError(StrcliError):
     """The machine ran out of something strcli needs (GPU memory)."""
 
     exit_code = 8
+
+
+class BusyError(StrcliError):
+    """Another strcli process is writing the same video's output folder."""
+
+    exit_code = 9
+
+
+# Errors of writing that the user fixes on their side (free space, another folder): one
+# line and exit 6, wherever they come from (Python's own I/O, numpy, torch.save, FFmpeg
+# through PyAV, whose errors carry the errno too, or a writer thread).
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def output_error(err: BaseException, path: str | os.PathLike[str] | None = None) -> OutputError:
+    """An error while writing `path` -> one line saying what to do (exit 6)."""
+    where = path if path is not None else getattr(err, "filename", None) or "the output"
+    code = getattr(err, "errno", None)
+    if code == errno.ENOSPC:
+        return OutputError(f"the disk is full while writing {where}.",
+                           "Free some space or choose another output folder with -o.")
+    if code == errno.EDQUOT:
+        return OutputError(f"the disk quota is used up while writing {where}.",
+                           "Free some space or choose another output folder with -o.")
+    if code == errno.EROFS:
+        return OutputError(f"{where} is on a read-only file system.", "Choose a writable output folder with -o.")
+    if code in (errno.EACCES, errno.EPERM):
+        return OutputError(f"no permission to write {where}.", "Choose a writable output folder with -o.")
+    return OutputError(f"cannot write {where} ({getattr(err, 'strerror', None) or err}).")
+
+
+def write_failure(err: BaseException, path: str | os.PathLike[str] | None = None) -> OutputError | None:
+    """The OutputError for `err` when it, or an error it was raised from, is a full disk, a
+    read-only folder or a permission error; else None."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OutputError):
+            return current
+        if getattr(current, "errno", None) in WRITE_ERRNOS:
+            return output_error(current, path if path is not None else getattr(current, "filename", None))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike[str] | None = None) -> Iterator[None]:
+    """Within the block, a full disk, a read-only folder or a permission error (see
+    `write_failure`) becomes an OutputError naming `path`; other errors pass unchanged."""
+    try:
+        yield
+    except StrcliError:
+        raise
+    except Exception as err:
+        mapped = write_failure(err, path)
+        if mapped is None:
+            raise
+        raise mapped from err
+
+
+def failed_write(err: BaseException, path: str | os.PathLike[str] | None = None) -> OutputError | None:
+    """For an error caught while writing `path`: `write_failure`'s OutputError, or for any
+    other OSError a plain 'cannot write'; None for errors that are not about writing."""
+    return write_failure(err, path) or (output_error(err, path) if isinstance(err, OSError) else None)

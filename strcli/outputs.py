@@ -3,18 +3,17 @@
 Everything of one video is written into a hidden temporary folder beside the final one
 (`out/.<stem>.partial-<pid>-<token>/`) and renamed to `out/<stem>/` only once the manifest,
 the last file, is in it: a folder under its final name is always complete, an interrupted
-run leaves only a hidden partial folder (removed on the next run of that video), and
-concurrent runs on different videos into one output folder never touch each other's files.
+run leaves only a hidden partial folder (removed on the next run of that video,
+`strcli.locks.sweep_stale`), and concurrent runs on different videos into one output folder
+never touch each other's files; runs on one video take turns (`strcli.locks.video_lock`).
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import secrets
 import shutil
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,23 +21,14 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from strcli.errors import OutputError
+from strcli.errors import OutputError, output_error  # noqa: F401 (output_error: shared by the writers)
+from strcli.locks import sweep_stale
 from strcli.posing import PosedFrames
 
 MANIFEST = "manifest.json"
 MESH_FORMATS = ("obj", "ply")
 # Camera frame (x right, y down, z forward) -> AMASS world (z up, y forward).
 CAMERA_TO_ZUP = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], np.float64)
-
-
-def output_error(err: OSError, path: Path) -> OutputError:
-    """An OSError while writing -> one line saying what to do."""
-    if err.errno == errno.ENOSPC:
-        return OutputError(f"the disk is full while writing {path}.",
-                           "Free some space or choose another output folder with -o.")
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return OutputError(f"no permission to write {path}.", "Choose a writable output folder with -o.")
-    return OutputError(f"cannot write {path} ({err.strerror or err}).")
 
 
 @dataclass(frozen=True)
@@ -136,9 +126,7 @@ class VideoFolder:
         self.committed = False
 
     def __enter__(self) -> VideoFolder:
-        for stale in self.final.parent.glob(f".{self.final.name}.partial-*"):
-            if _owner_gone(stale):
-                shutil.rmtree(stale, ignore_errors=True)
+        sweep_stale(self.final.parent, f".{self.final.name}.")  # partial and replaced folders of dead runs
         try:
             self.tmp.mkdir(parents=True)
         except OSError as err:
@@ -170,24 +158,6 @@ class VideoFolder:
     def __exit__(self, *exc: object) -> None:
         if not self.committed:
             shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _owner_gone(folder: Path) -> bool:
-    """A partial folder whose process no longer runs (on this machine) is stale."""
-    try:
-        pid = int(folder.name.rsplit(".partial-", 1)[1].split("-")[0])
-    except (IndexError, ValueError):
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    # The pid is alive, maybe reused or on another machine sharing the folder: keep it a day.
-    return time.time() - folder.stat().st_mtime > 86400
 
 
 @dataclass(frozen=True)

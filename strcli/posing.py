@@ -66,7 +66,7 @@ def _pose(prediction: SMPLPrediction, boxes_xyxy: np.ndarray, body: Body, intrin
     cam = prediction.cam.to(device, torch.float32)
     squares = square_boxes(torch.as_tensor(boxes_xyxy, dtype=torch.float32, device=device))
     transl = weak_to_full_translation(cam, squares.centre, squares.side, intrinsics)  # (K, 3)
-    out = body(rotmat[:, :1], rotmat[:, 1:], betas)
+    out = body.rotmat(rotmat[:, :1], rotmat[:, 1:], betas)
     joints = out.joints + transl[:, None]  # (K, 24, 3)
     vertices = out.vertices + transl[:, None]  # (K, 6890, 3)
     joints2d = project(out.joints, transl, intrinsics)  # (K, 24, 2)

@@ -37,8 +37,9 @@ from strcli.checkpoints import load_model, read_checkpoint_file
 from strcli.config import WINDOW
 from strcli.crops import crop_frame, square_boxes
 from strcli.devices import resolve_device
-from strcli.errors import CorruptAssetError, MissingAssetError, ResourceError, StrcliError, UsageError
+from strcli.errors import CorruptAssetError, MissingAssetError, ResourceError, StrcliError, UsageError, writing
 from strcli.features import Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
+from strcli.locks import video_lock
 from strcli.model import STR, MeanParams, STRConfig, build_model
 from strcli.overlap import ReadAhead
 from strcli.outputs import (
@@ -70,7 +71,9 @@ from strcli.tracking import (
     Track,
     TrackedBox,
     TrackingConfig,
+    USER_DETECTOR_HINT,
     YoloPersonDetector,
+    check_detector_file,
     finalize_tracks,
     read_mot_detections,
 )
@@ -215,6 +218,7 @@ class Models:
     detector: Path | None  # loaded per video (a fresh tracker each time)
     weights: list[WeightsUsed]
     warnings: list[str] = field(default_factory=list)
+    detector_hint: str = USER_DETECTOR_HINT  # how to get a good detector file, if it cannot be loaded
 
 
 def _file_weights(name: str, path: Path, note: str = "") -> WeightsUsed:
@@ -236,11 +240,13 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
     warnings: list[str] = []
 
     detector = None
+    detector_hint = USER_DETECTOR_HINT
     if need_detector:
         if sources.detector is not None:
             if not sources.detector.is_file() and sources.detector.suffix != ".yaml":
                 raise MissingAssetError(f"detector weights {sources.detector} do not exist.")
             detector = sources.detector
+            check_detector_file(detector)  # before any video: a file that would run code is refused
             if detector.is_file():
                 weights.append(_file_weights("detector", detector))
             else:  # an ultralytics model yaml: an untrained network
@@ -249,6 +255,8 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
         else:
             used = _asset_weights("detector", "detector", sources.download)
             detector = Path(used.path or "")
+            detector_hint = "Fetch it again with `strcli weights fetch detector`."
+            check_detector_file(detector, detector_hint)
             weights.append(used)
 
     spin: Path | None = sources.backbone
@@ -282,7 +290,7 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
         return Models(device=device, temporal={k: m.to(device).eval() for k, m in temporal.items()},
                       extractor=FeatureExtractor(backbone, device, batch_size, compile_backbone),
                       body=body.to(device).eval(),
-                      detector=detector, weights=weights, warnings=warnings)
+                      detector=detector, weights=weights, warnings=warnings, detector_hint=detector_hint)
     except torch.cuda.OutOfMemoryError as err:
         raise ResourceError(f"the networks do not fit in the memory of {device}.",
                             "Free the GPU (other processes?) or use --device cpu.") from err
@@ -424,15 +432,38 @@ def reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, 
                       detections: Path | None = None, overwrite: bool = False,
                       progress: Progress | None = None) -> VideoResult:
     """Run the road on one video into `out_root/<stem>/`; skip it if a finished folder with
-    the same fingerprint is there (unless `overwrite`)."""
+    the same fingerprint is there (unless `overwrite`). A full disk, a read-only folder or a
+    permission error, from any stage or thread, raises OutputError (exit 6). Holds the
+    video's lock (`strcli.locks.video_lock`): BusyError (exit 9) when another process
+    writes that folder (a video already done is skipped without it)."""
     progress = progress or NoProgress()
     started = time.perf_counter()
     key = fingerprint(video, detections, options, models.weights) if video.is_file() else ""
+    with writing(out_root / video.stem):
+        skipped = None if overwrite else _already_done(video, out_root, key)
+        if skipped is not None:
+            return skipped
+        with video_lock(out_root, video.stem, "reconstruct"):
+            return _reconstruct_video(video, out_root, options, models, detections, overwrite, key, progress,
+                                      started)
+
+
+def _already_done(video: Path, out_root: Path, key: str) -> VideoResult | None:
     previous = read_manifest(out_root / video.stem)
-    if not overwrite and previous is not None and previous.get("fingerprint") == key:
+    if previous is not None and previous.get("fingerprint") == key:
         return VideoResult(video, "skipped", out_root / video.stem, len(previous.get("tracks", [])),
                            previous.get("counts", {}).get("frames_processed", 0),
                            message="already done (same input, options and weights)")
+    return None
+
+
+def _reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, models: Models,
+                       detections: Path | None, overwrite: bool, key: str, progress: Progress,
+                       started: float) -> VideoResult:
+    """Under the video's lock: the same check again (a process that held the lock may just
+    have finished the same work), then the run."""
+    if not overwrite and (done := _already_done(video, out_root, key)) is not None:
+        return done
     try:
         return _reconstruct(video, out_root, options, models, detections, key, progress, started)
     except torch.cuda.OutOfMemoryError as err:
@@ -451,7 +482,7 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
     warnings = list(models.warnings)
 
     tracked = track_video(info, start, end, options, models.detector, detections, models.device, timer,
-                          progress)
+                          progress, models.detector_hint)
     if tracked.detections and not tracked.tracks:
         warnings.append(f"people were detected ({tracked.detections} boxes) but no track lasted "
                         f"{options.tracking.min_length} frames (--min-track-length).")
@@ -498,7 +529,7 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
 def track_video(info: VideoInfo, start: int, end: int | None, options: ReconstructOptions,
                 detector: Path | None = None, detections: Path | None = None,
                 device: torch.device = torch.device("cpu"), timer: StageTimer | None = None,
-                progress: Progress | None = None) -> TrackingPass:
+                progress: Progress | None = None, detector_hint: str = USER_DETECTOR_HINT) -> TrackingPass:
     """Pass 1: decode, detect (YOLO `detector`, or the MOT file `detections`), track; keep
     boxes only."""
     timer = timer or StageTimer(device)
@@ -515,7 +546,7 @@ def track_video(info: VideoInfo, start: int, end: int | None, options: Reconstru
             raise UsageError("no detector loaded and no --detections file given.")
         every = options.detection_interval(fps)
         yolo = YoloPersonDetector(detector, _ultralytics_device(device), options.detector_imgsz,
-                                  options.detector_conf, half=device.type == "cuda")
+                                  options.detector_conf, half=device.type == "cuda", hint=detector_hint)
         tracker = DetectionTracker(fps / every, lost)  # told the detections' rate
     batch = options.detector_batch or (DETECTOR_BATCH_GPU if device.type == "cuda" else 1)
     pending: list[tuple[int, np.ndarray]] = []  # (position, image) waiting for the detector
@@ -685,7 +716,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
             for writer in writers[name]:
                 betas = torch.from_numpy(np.concatenate(writer.parts["betas"]).mean(0, keepdims=True)).to(device)
                 with torch.inference_mode():
-                    rest = models.body(torch.zeros(1, 3, device=device), torch.zeros(1, 69, device=device), betas)
+                    rest = models.body.axis_angle(torch.zeros(1, 3, device=device), torch.zeros(1, 69, device=device), betas)
                 summaries.append(writer.close(rest.joints[0, 0].float().cpu().numpy()))
             outputs.append(ModelOutput(name, folders[name], summaries, sum(w.meshes for w in writers[name])))
     return outputs, total

@@ -26,7 +26,8 @@ from torch import Tensor
 
 from strcli.body import Body
 from strcli.camera import Intrinsics
-from strcli.errors import UsageError, VideoError
+from strcli.errors import UsageError, VideoError, writing
+from strcli.locks import video_lock
 from strcli.outputs import MANIFEST, output_error
 from strcli.overlap import ReadAhead, WriteBehind
 from strcli.rasterize import rasterize, vertex_normals
@@ -204,7 +205,17 @@ def render_video(folder: Path, body: Body, options: RenderOptions = RenderOption
                  device: torch.device = torch.device("cpu"), source: Path | None = None,
                  progress: Callable[[int, int | None], None] | None = None) -> RenderResult:
     """Render `folder` (one video's reconstruct output) to folder/overlay.mp4 and PNGs, or
-    with `options.compare` every model's bodies side by side to folder/compare.mp4."""
+    with `options.compare` every model's bodies side by side to folder/compare.mp4. A full
+    disk, a read-only folder or a permission error, also from the encoder's thread, raises
+    OutputError (exit 6); no partial file is left. Holds the video's lock
+    (`strcli.locks.video_lock`): BusyError (exit 9) when another process writes the folder."""
+    with writing(folder / (COMPARE if options.compare else OVERLAY)), \
+            video_lock(folder.absolute().parent, folder.absolute().name, "render"):
+        return _render_video(folder, body, options, device, source, progress)
+
+
+def _render_video(folder: Path, body: Body, options: RenderOptions, device: torch.device, source: Path | None,
+                  progress: Callable[[int, int | None], None] | None) -> RenderResult:
     started = time.perf_counter()
     manifest, panels, source = _load(folder, options, source)
     opts = manifest["options"]
@@ -331,17 +342,22 @@ def _people_at(frame: int, tracks: list[TrackMotion], body: Body, device: torch.
     def stack(name: str) -> Tensor:
         return torch.from_numpy(np.stack([getattr(t, name)[r] for t, r in rows])).to(device, torch.float32)
 
-    out = body(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
+    out = body.axis_angle(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
     return [Person(t.track_id, out.vertices[k], t.joints2d[r]) for k, (t, r) in enumerate(rows)]
 
 
 def _write_png(path: Path, image: np.ndarray) -> Path:
+    """PNG through a temporary name. OpenCV says only False when it fails, so the image is
+    encoded in memory and written by Python, whose errors carry the errno (full disk...)."""
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}.png")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}")
-        if not cv2.imwrite(str(tmp) + ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"cv2 could not write {path}")
-        Path(str(tmp) + ".png").replace(path)
+        ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise OSError(f"cv2 could not encode {path}")
+        tmp.write_bytes(encoded.tobytes())
+        tmp.replace(path)
         return path
     except OSError as err:
+        tmp.unlink(missing_ok=True)
         raise output_error(err, path) from err

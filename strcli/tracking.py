@@ -24,6 +24,14 @@ from strcli.errors import CorruptAssetError, UsageError
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # never download at run time
 os.environ.setdefault("YOLO_AUTOINSTALL", "False")  # never pip-install at run time
+# Ultralytics' restricted loading: `torch.load(weights_only=True)` against its allow-list of
+# model classes, and model yamls built without `eval`. Forced, not a default: no file may run code.
+os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
+DETECTOR_SUFFIXES = (".pt", ".yaml", ".yml")  # formats that load without running code
+# Modules a pickled ultralytics checkpoint may name (torch and ultralytics classes, numpy
+# arrays, paths); anything else (os.system, builtins.eval, ...) is refused before loading.
+_DETECTOR_GLOBAL_MODULES = ("torch", "ultralytics", "numpy", "collections", "pathlib", "_codecs")
+_DETECTOR_BUILTINS = {"builtins.getattr", "builtins.set", "builtins.frozenset", "builtins.slice"}
 
 PERSON_CLASS = 0  # COCO
 # Frames per detector call on a GPU, which one frame at a time leaves mostly idle; 1 on a
@@ -190,15 +198,11 @@ class YoloPersonDetector:
     runs it in fp16 (on a GPU)."""
 
     def __init__(self, weights: str | Path, device: str = "cpu", imgsz: int = 640, conf: float = 0.25,
-                 half: bool = False) -> None:
-        import_ultralytics()
-        from ultralytics import YOLO
-
-        try:
-            self.model = YOLO(str(weights), task="detect")
-        except Exception as err:  # ultralytics raises many kinds for a bad file
-            raise CorruptAssetError(f"cannot load the detector {weights} ({err}).",
-                                    "Fetch it again with `strcli weights fetch detector`.") from err
+                 half: bool = False, hint: str = "") -> None:
+        """`hint`: how to get a good file (the default detector: fetch it again; a user's own
+        file: what strcli takes). Raises CorruptAssetError for a file that cannot be loaded
+        without running code, or not at all."""
+        self.model = load_yolo(Path(weights), hint)
         self.device, self.imgsz, self.conf = device, imgsz, conf
         self._precision = _fp16_argument() if half else {}
 
@@ -226,6 +230,58 @@ class YoloPersonDetector:
                 continue
             out.append(Detections(boxes.xyxy.float().cpu().numpy(), boxes.conf.float().cpu().numpy()))
         return out
+
+
+USER_DETECTOR_HINT = ("Pass an Ultralytics YOLO detection checkpoint (.pt, as ultralytics saves it) "
+                      "or a model yaml, or leave out --detector for the default yolo11m.pt.")
+
+
+def check_detector_file(path: Path, hint: str = USER_DETECTOR_HINT) -> None:
+    """Refuse, without unpickling anything, a detector file that is not a .pt or model yaml
+    or whose pickle names a global outside torch, ultralytics and numpy (a file that would
+    call `os.system`, `eval`, ... when loaded). Raises CorruptAssetError."""
+    if path.suffix.lower() not in DETECTOR_SUFFIXES:
+        raise CorruptAssetError(f"the detector {path} is a {path.suffix or 'suffix-less'} file; strcli loads "
+                                f"only {', '.join(DETECTOR_SUFFIXES)} detectors (formats that load without "
+                                "running code).", hint)
+    if path.suffix.lower() != ".pt":
+        return
+    import torch
+
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception as err:  # not a zip checkpoint, truncated, ...: all mean unreadable
+        raise CorruptAssetError(f"the detector {path} is not a readable PyTorch checkpoint ({err}).", hint) from err
+    unsafe = sorted(n for n in names if n.split(".")[0] not in _DETECTOR_GLOBAL_MODULES
+                    and n not in _DETECTOR_BUILTINS)
+    if unsafe:
+        raise CorruptAssetError(f"the detector {path} refers to {', '.join(unsafe[:3])}, which an "
+                                "Ultralytics checkpoint never does; it was not loaded (it could run code).", hint)
+
+
+def load_yolo(path: Path, hint: str = USER_DETECTOR_HINT) -> Any:
+    """An ultralytics YOLO from a .pt (unpickled with `weights_only=True` against ultralytics'
+    allow-list of model classes) or a model yaml (built without `eval`). Raises
+    CorruptAssetError for a file that cannot be loaded that way."""
+    check_detector_file(path, hint)
+    import_ultralytics()
+    from ultralytics import YOLO
+    from ultralytics.nn import tasks
+
+    safe = getattr(tasks, "_SafeLoad", None)
+    if safe is None or not getattr(safe, "SUPPORTED", False) or not hasattr(tasks, "SAFE_LOAD"):
+        raise CorruptAssetError("the installed ultralytics or PyTorch cannot load a detector without "
+                                "running code from the file.", "Install ultralytics>=8.4.190 and torch>=2.6.")
+    tasks.SAFE_LOAD = True  # read by torch_safe_load and model building, whatever the import order
+    try:
+        return YOLO(str(path), task="detect")
+    except Exception as err:  # ultralytics raises many kinds for a bad file
+        raise CorruptAssetError(f"cannot load the detector {path} ({_first_line(err)}).", hint) from err
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 def _fp16_argument() -> dict[str, Any]:

@@ -174,9 +174,10 @@ class VideoWriter:
         try:
             self.container = av.open(str(self.tmp), "w")
         except (av.error.FFmpegError, OSError) as err:
-            from strcli.errors import OutputError
+            from strcli.errors import output_error
 
-            raise OutputError(f"cannot write {self.path} ({err}).") from err
+            self.tmp.unlink(missing_ok=True)
+            raise output_error(err, self.path) from err
         rate = Fraction(fps).limit_denominator(1001)
         self.stream = self.container.add_stream("libx264", rate=rate)
         self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
@@ -212,7 +213,11 @@ class VideoWriter:
         if self.audio_source is not None:
             self._copy_audio(self.audio_source, audio_start, audio_end)
         self.container.close()
-        os.replace(self.tmp, self.path)
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError:
+            self.tmp.unlink(missing_ok=True)
+            raise
         return self.path
 
     def abort(self) -> None:

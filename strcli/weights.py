@@ -10,7 +10,6 @@ are recorded in `registry.json` on first fetch or import and verified from then 
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import http.client
 import json
@@ -33,7 +32,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from strcli import __version__
-from strcli.errors import CorruptAssetError, DownloadError, MissingAssetError, OutputError, UsageError
+from strcli.errors import CorruptAssetError, DownloadError, MissingAssetError, UsageError, output_error
+from strcli.locks import sweep_stale
 
 WEIGHTS_DIR_ENV = "STRCLI_WEIGHTS_DIR"
 MANIFEST_ENV = "STRCLI_MANIFEST"
@@ -128,10 +128,15 @@ class Registry:
                                     "mtime": stat.st_mtime, "source": source,
                                     "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"),
                                     "strcli": __version__}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.entries, indent=2, sort_keys=True))
-        os.replace(tmp, self.path)
+        tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale(self.path.parent, f".{self.path.name}.")
+            tmp.write_text(json.dumps(self.entries, indent=2, sort_keys=True))
+            os.replace(tmp, self.path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise output_error(err, self.path) from err
 
     def expected_sha256(self, asset: Asset) -> str:
         return asset.sha256 or self.entries.get(asset.name, {}).get("sha256", "")
@@ -217,7 +222,10 @@ def fetch_asset(asset: Asset, root: Path | None = None, progress: Progress | Non
     state = check_asset(asset, root, registry)
     if state.status == Status.PRESENT:
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise output_error(err, final) from err
     if asset.archive_member:
         archive = root / ".downloads" / archive_name(asset.urls[0])
         _download_any(asset.urls, archive, progress, timeout)
@@ -318,10 +326,9 @@ def _download(url: str, part: Path, progress: Progress | None, timeout: float) -
                 try:
                     out.write(block)
                 except OSError as err:
-                    if err.errno == errno.ENOSPC:
-                        raise OutputError(f"disk full while writing {part}.",
-                                          "Free space and rerun: the download resumes.") from err
-                    raise OutputError(f"cannot write {part} ({err.strerror}).") from err
+                    out.close()
+                    part.unlink(missing_ok=True)  # a part file on a full disk holds the space needed
+                    raise output_error(err, part.with_name(part.name.removesuffix(".part"))) from err
                 done += len(block)
                 if progress:
                     progress(done, total)
@@ -433,13 +440,15 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
         load_smpl_arrays(source)  # refuse a file that is not an SMPL model
     dest = asset.path(root)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
+    tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
     try:
+        sweep_stale(dest.parent, f".{dest.name}.")
         if source.resolve() != dest.resolve():
             shutil.copyfile(source, tmp)
             os.replace(tmp, dest)
     except OSError as err:
-        raise OutputError(f"cannot write {dest} ({err.strerror}).") from err
+        tmp.unlink(missing_ok=True)
+        raise output_error(err, dest) from err
     registry.record(asset, dest, digest, f"import:{source}")
     return AssetState(asset, dest, Status.PRESENT)
 

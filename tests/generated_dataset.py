@@ -47,7 +47,7 @@ def _video(body: Body, rng: np.random.Generator, frames: int) -> dict[str, np.nd
     shape = np.repeat(rng.normal(0, 0.8, (1, 10)), frames, 0)
     with torch.inference_mode():
         p = torch.as_tensor(pose, dtype=torch.float32)
-        out = body(p[:, :3], p[:, 3:], torch.as_tensor(shape, dtype=torch.float32))
+        out = body.axis_angle(p[:, :3], p[:, 3:], torch.as_tensor(shape, dtype=torch.float32))
     transl = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.2, 0.2), rng.uniform(4, 6)], np.float32)
     return {"pose": pose.astype(np.float32), "shape": shape.astype(np.float32),
             "j49": spin49(out).numpy() + transl, "j14": lsp14(out).numpy() + transl}

@@ -52,14 +52,14 @@ def test_body_matches_smplx_own_forward_pass(smpl_files):
     body_pose = torch.randn(5, 69, generator=g) * 0.3
     betas = torch.randn(5, 10, generator=g)
     transl = torch.randn(5, 3, generator=g)
-    ours = body(global_orient, body_pose, betas, transl)
+    ours = body.axis_angle(global_orient, body_pose, betas, transl)
     theirs = reference(global_orient=global_orient, body_pose=body_pose, betas=betas, transl=transl)
     assert ours.vertices.shape == (5, 6890, 3)
     assert ours.joints.shape == (5, 24, 3)
     assert torch.allclose(ours.vertices, theirs.vertices, atol=1e-6)
     assert torch.allclose(ours.joints, theirs.joints[:, :24], atol=1e-6)
     # Rotation matrices give the same bodies as axis-angle.
-    by_matrix = body(axis_angle_to_rotmat(global_orient), axis_angle_to_rotmat(body_pose.reshape(5, 23, 3)),
+    by_matrix = body.rotmat(axis_angle_to_rotmat(global_orient)[:, None], axis_angle_to_rotmat(body_pose.reshape(5, 23, 3)),
                      betas, transl)
     assert torch.allclose(by_matrix.vertices, ours.vertices, atol=1e-5)
 
@@ -68,7 +68,7 @@ def test_rest_pose_is_template_plus_shape_blend(smpl_files, smpl_arrays):
     body = Body.from_file(smpl_files["chumpy"])
     betas = torch.zeros(1, 10)
     betas[0, 0] = 2.0
-    out = body(torch.zeros(1, 3), torch.zeros(1, 69), betas)
+    out = body.axis_angle(torch.zeros(1, 3), torch.zeros(1, 69), betas)
     expected = smpl_arrays["v_template"] + 2.0 * smpl_arrays["shapedirs"][:, :, 0]
     assert np.allclose(out.vertices[0].numpy(), expected, atol=1e-5)
     joints = smpl_arrays["J_regressor"] @ expected
@@ -78,7 +78,7 @@ def test_rest_pose_is_template_plus_shape_blend(smpl_files, smpl_arrays):
 def test_h36m_joints_from_the_real_regressor(smpl_files, assets):
     regressor_file = assets / "smpl_helpers" / "J_regressor_h36m.npy"
     body = Body.from_file(smpl_files["chumpy"], h36m_regressor=regressor_file)
-    out = body(torch.zeros(2, 3), torch.randn(2, 69) * 0.2, torch.zeros(2, 10))
+    out = body.axis_angle(torch.zeros(2, 3), torch.randn(2, 69) * 0.2, torch.zeros(2, 10))
     regressor = np.load(regressor_file)
     expected = np.einsum("jv,nvc->njc", regressor, out.vertices.detach().numpy())
     assert out.joints_h36m.shape == (2, 17, 3)

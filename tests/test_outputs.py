@@ -17,13 +17,13 @@ def test_amass_file_is_the_same_body_turned_z_up(smpl_files):
     go, bp = torch.randn(n, 3, generator=g) * 0.5, torch.randn(n, 69, generator=g) * 0.2
     betas = torch.randn(1, 10, generator=g).expand(n, -1)
     transl = torch.tensor([[0.1, -0.2, 5.0]]) + torch.randn(n, 3, generator=g) * 0.1
-    camera = body(go, bp, betas, transl).vertices
-    pelvis = body(torch.zeros(1, 3), torch.zeros(1, 69), betas[:1]).joints[0, 0].numpy()
+    camera = body.axis_angle(go, bp, betas, transl).vertices
+    pelvis = body.axis_angle(torch.zeros(1, 3), torch.zeros(1, 69), betas[:1]).joints[0, 0].numpy()
     amass = to_amass(go.numpy(), bp.numpy(), betas.numpy(), transl.numpy(), pelvis, 30.0, np.arange(0, 8, 2))
     assert amass["poses"].shape == (n, 72) and amass["betas"].shape == (10,)
     assert float(amass["mocap_framerate"]) == 15.0  # every other frame of a 30 fps video
     poses = torch.from_numpy(amass["poses"])
-    world = body(poses[:, :3], poses[:, 3:], betas, torch.from_numpy(amass["trans"])).vertices
+    world = body.axis_angle(poses[:, :3], poses[:, 3:], betas, torch.from_numpy(amass["trans"])).vertices
     expected = camera @ torch.from_numpy(CAMERA_TO_ZUP).float().T
     assert torch.allclose(world, expected, atol=1e-4)
     assert np.allclose(amass["poses"][:, 3:], bp.numpy())
@@ -32,7 +32,7 @@ def test_amass_file_is_the_same_body_turned_z_up(smpl_files):
     upright = to_amass(np.array([[np.pi, 0, 0]]), np.zeros((1, 69)), np.zeros((1, 10)), np.zeros((1, 3)),
                        pelvis, 30.0, np.arange(1))
     poses = torch.from_numpy(upright["poses"])
-    joints = body(poses[:, :3], poses[:, 3:], torch.zeros(1, 10)).joints[0]
+    joints = body.axis_angle(poses[:, :3], poses[:, 3:], torch.zeros(1, 10)).joints[0]
     assert joints[15, 2] > joints[7, 2] + 0.5 and joints[15, 2] > joints[8, 2] + 0.5
 
 

@@ -77,7 +77,7 @@ def score_dataset(model: nn.Module, body: Body, name: str, videos: list[EvalVide
     frames = 0
     for k, video in enumerate(videos):
         pred = predict_frames(model, video.features, device)
-        out = body(pred.rotmat[:, :1], pred.rotmat[:, 1:], pred.betas)
+        out = body.rotmat(pred.rotmat[:, :1], pred.rotmat[:, 1:], pred.betas)
         if name == "mpii3d":
             joints, pelvis = spin49(out)[:, list(SPIN_TO_MPII3D17)], metrics.MPII3D_PELVIS
         else:
@@ -92,7 +92,7 @@ def score_dataset(model: nn.Module, body: Body, name: str, videos: list[EvalVide
             per_frame["accel"].append(metrics.accel_error(joints, target, pelvis, visible=valid))
         if video.pose is not None and video.shape is not None:
             pose = torch.from_numpy(video.pose).to(device)
-            true = body(pose[:, :3], pose[:, 3:], torch.from_numpy(video.shape).to(device)).vertices
+            true = body.axis_angle(pose[:, :3], pose[:, 3:], torch.from_numpy(video.shape).to(device)).vertices
             per_frame["mpvpe"].append(metrics.mpvpe(out.vertices.float(), true.float()).cpu()[valid])
         frames += int(valid.sum())
         if progress:

@@ -69,7 +69,7 @@ class STRLoss(torch.nn.Module):
         rotmat = pred.rotmat.flatten(0, 1).float()  # (B T, 24, 3, 3)
         betas = pred.betas.flatten(0, 1).float()  # (B T, 10)
         cam = pred.cam.flatten(0, 1).float()
-        out = self.body(rotmat[:, :1], rotmat[:, 1:], betas)
+        out = self.body.rotmat(rotmat[:, :1], rotmat[:, 1:], betas)
         joints = spin49(out)  # (B T, 49, 3)
         kp2d = target.kp2d.flatten(0, 1)
         conf = kp2d[..., 2:]

@@ -29,8 +29,9 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from strcli.body import Body
-from strcli.checkpoints import TRAIN_STATE_FORMAT, read_checkpoint_file, save_checkpoint
-from strcli.errors import CorruptAssetError, OutputError, UsageError
+from strcli.checkpoints import TRAIN_STATE_FORMAT, read_checkpoint_file, save_checkpoint, save_file
+from strcli.errors import CorruptAssetError, UsageError, failed_write
+from strcli.locks import sweep_stale
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams
 from strcli.model.str import STR
@@ -255,10 +256,11 @@ class Trainer:
         return score
 
     def _write(self, record: EpochRecord) -> None:
+        tmp = self.out_dir / f".last.pt.partial-{os.getpid()}"
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.out_dir / f".last.pt.tmp{os.getpid()}"
-            torch.save(self.state(), tmp)
+            sweep_stale(self.out_dir)  # temporaries of killed runs
+            save_file(self.state(), tmp)
             os.replace(tmp, self.out_dir / "last.pt")
             if record.best:
                 save_checkpoint(self.out_dir / "best.pt", self.model, {
@@ -277,8 +279,12 @@ class Trainer:
                                  f"{record.val.mpjpe:.2f}", f"{record.val.pa_mpjpe:.2f}",
                                  "" if record.val.mpvpe is None else f"{record.val.mpvpe:.2f}",
                                  f"{record.val.accel:.2f}", f"{record.seconds:.1f}", int(record.best)])
-        except OSError as err:
-            raise OutputError(f"cannot write to {self.out_dir} ({err.strerror or err}).") from err
+        except Exception as err:  # torch reports a full disk as a RuntimeError raised from the OSError
+            tmp.unlink(missing_ok=True)
+            mapped = failed_write(err, self.out_dir)
+            if mapped is None:
+                raise
+            raise mapped from err
 
 
 def _distributed_rank() -> tuple[int, int]:

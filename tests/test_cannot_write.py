@@ -1,0 +1,215 @@
+"""Issue 16 item 3: a full disk, a read-only folder or a permission error while writing is
+one line and exit 6 in every writer, and leaves no partial file behind.
+
+The disks are real: a tmpfs of a few hundred KB (full), or one remounted read-only (tests
+run as root, which ignores chmod). Where `mount` is not permitted the test is skipped. The
+encoder's thread is also made to fail as FFmpeg does (an av.error.OSError with ENOSPC).
+"""
+
+import errno
+import os
+import subprocess
+from pathlib import Path
+
+import av
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from strcli.cli import app
+from strcli.errors import OutputError
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def disk(tmp_path):
+    """disk(kb) -> a fresh tmpfs of that size; disk.read_only(path) remounts it read-only."""
+    mounted: list[Path] = []
+
+    def mount(kb: int) -> Path:
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kb}k", "tmpfs", str(where)],
+                              capture_output=True)
+        if done.returncode:
+            pytest.skip("mounting a small tmpfs is not permitted here")
+        mounted.append(where)
+        return where
+
+    def read_only(where: Path) -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+
+    def fill(where: Path, leave_kb: int) -> None:
+        stat = os.statvfs(where)
+        free = stat.f_bavail * stat.f_frsize
+        with open(where / "filler", "wb") as f:
+            f.write(b"\0" * max(0, free - leave_kb * 1024))
+
+    mount.read_only = read_only
+    mount.fill = fill
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def one_line_exit_6(result) -> str:
+    assert result.exit_code == 6, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if "partial" in p.name or
+                  p.name.endswith((".part", ".tmp")) or ".tmp" in p.name)
+
+
+@pytest.fixture
+def reconstructed(tmp_path, assets, smpl_files):
+    from test_reconstruct import mean_checkpoint
+
+    checkpoint = mean_checkpoint(tmp_path / "mean.pt", assets)
+    smpl = smpl_files["chumpy"].parent
+
+    def run(out: Path, *extra):
+        return runner.invoke(app, ["reconstruct", str(assets / "videos" / "running.mp4"), "-o", str(out),
+                                   "--detections", str(assets / "detections" / "running.det.txt"),
+                                   "--smpl-dir", str(smpl), "--checkpoint", str(checkpoint), "--untrained",
+                                   "--offline", "--device", "cpu", "--quiet", "--end", "6", "--min-track-length", "2",
+                                   *map(str, extra)])
+
+    return run, smpl
+
+
+def test_render_on_a_full_disk(disk, reconstructed):
+    run, smpl = reconstructed
+    out = disk(4096)
+    assert run(out, "--mesh-format", "none").exit_code == 0
+    disk.fill(out, leave_kb=24)  # the tracks are there; the overlay (hundreds of KB) does not fit
+    result = runner.invoke(app, ["render", str(out / "running"), "--smpl-dir", str(smpl), "--device", "cpu", "-q"])
+    line = one_line_exit_6(result)
+    assert "disk is full" in line and "overlay.mp4" in line
+    assert not (out / "running" / "overlay.mp4").exists() and leftovers(out) == []
+
+
+def test_render_into_a_read_only_folder(disk, reconstructed):
+    run, smpl = reconstructed
+    out = disk(4096)
+    assert run(out, "--mesh-format", "none").exit_code == 0
+    disk.read_only(out)
+    for extra in ([], ["--no-video", "--frames", "0,1"]):
+        result = runner.invoke(app, ["render", str(out / "running"), "--smpl-dir", str(smpl), "--device", "cpu",
+                                     "-q", *extra])
+        assert "read-only" in one_line_exit_6(result)
+    assert not (out / "running" / "overlay.mp4").exists() and leftovers(out) == []
+
+
+def test_reconstruct_on_a_full_disk_leaves_no_partial_folder(disk, reconstructed):
+    run, _ = reconstructed
+    out = disk(600)  # the meshes (an OBJ is ~500 KB) do not fit
+    line = one_line_exit_6(run(out, "--mesh-format", "obj"))
+    assert "disk is full" in line
+    assert sorted(p.name for p in out.iterdir()) == [".running.lock"]  # the lock file (empty) stays
+
+
+def test_reconstruct_into_a_read_only_folder(disk, reconstructed):
+    run, _ = reconstructed
+    out = disk(600)
+    disk.read_only(out)
+    assert "read-only" in one_line_exit_6(run(out / "sub", "--mesh-format", "none"))
+    assert "read-only" in one_line_exit_6(run(out, "--mesh-format", "none"))
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES])
+def test_reconstruct_render_when_the_encoder_thread_fails(tmp_path, reconstructed, monkeypatch, error):
+    """FFmpeg's failure in the write-behind thread at the 3rd frame, as PyAV raises it."""
+    from strcli.video import VideoWriter
+
+    run, _ = reconstructed
+    original = VideoWriter.write
+
+    def failing(self, image):
+        if self.frames == 2:
+            av.error.err_check(-error, str(self.tmp))
+        original(self, image)
+
+    monkeypatch.setattr(VideoWriter, "write", failing)
+    result = run(tmp_path / "out", "--mesh-format", "none", "--render")
+    line = one_line_exit_6(result)
+    assert "running" in line and ("overlay.mp4" in line or "partial" in line)
+    folder = tmp_path / "out" / "running"
+    assert (folder / "manifest.json").is_file()  # the reconstruction stands
+    assert not (folder / "overlay.mp4").exists() and leftovers(tmp_path / "out") == []
+
+
+def test_weights_fetch_on_a_full_disk_and_a_read_only_one(disk, tmp_path, monkeypatch):
+    from test_weights import PAYLOAD, SHA, FileServer, write_manifest
+
+    server = FileServer()
+    server.files["/model.pt"] = PAYLOAD  # 1 MiB
+    try:
+        manifest = write_manifest(tmp_path, server, model={"file": "model.pt", "urls": ["{url}/model.pt"],
+                                                           "sha256": SHA})
+        monkeypatch.setenv("STRCLI_MANIFEST", str(manifest.path))
+        full = disk(256)
+        monkeypatch.setenv("STRCLI_WEIGHTS_DIR", str(full))
+        line = one_line_exit_6(runner.invoke(app, ["weights", "fetch", "model", "--quiet"]))
+        assert "disk is full" in line and "model.pt" in line
+        assert list(full.iterdir()) == []  # no .part holding the space
+        read_only = disk(2048)
+        disk.read_only(read_only)
+        monkeypatch.setenv("STRCLI_WEIGHTS_DIR", str(read_only / "weights"))
+        assert "read-only" in one_line_exit_6(runner.invoke(app, ["weights", "fetch", "model", "--quiet"]))
+        source = tmp_path / "model.pt"
+        source.write_bytes(PAYLOAD)
+        monkeypatch.setenv("STRCLI_WEIGHTS_DIR", str(full))
+        line = one_line_exit_6(runner.invoke(app, ["weights", "import", str(source), "--name", "model"]))
+        assert "disk is full" in line and list(full.iterdir()) == []
+    finally:
+        server.close()
+
+
+def test_train_checkpoint_and_evaluate_json_on_a_full_disk(disk):
+    from strcli.checkpoints import save_checkpoint
+    from strcli.cli import _write_text
+    from strcli.model import STR, STRConfig
+
+    full = disk(128)
+    model = STR(STRConfig())  # tens of MB: does not fit
+    with pytest.raises(OutputError, match="disk is full") as info:
+        save_checkpoint(full / "best.pt", model)
+    assert info.value.exit_code == 6 and list(full.iterdir()) == []
+    disk.fill(full, leave_kb=0)
+    with pytest.raises(OutputError, match="disk is full"):
+        _write_text(full / "table1.json", "{}" * 100000)
+    assert sorted(p.name for p in full.iterdir()) == ["filler"]
+
+
+def test_trainer_writes_last_pt_or_nothing(disk, tmp_path, monkeypatch):
+    """`Trainer._write` (last.pt, best.pt, log.csv each epoch) on a full disk."""
+    from strcli.train.trainer import Trainer
+
+    full = disk(128)
+    trainer = Trainer.__new__(Trainer)
+    trainer.out_dir = full / "run"
+    monkeypatch.setattr(Trainer, "state", lambda self: {"weights": torch.zeros(100_000)})
+    with pytest.raises(OutputError, match="disk is full"):
+        trainer._write(None)
+    assert list((full / "run").iterdir()) == []
+
+
+def test_errors_are_found_through_their_causes():
+    from strcli.errors import write_failure
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "/x/y.bin")
+        except OSError as inner:
+            raise RuntimeError("[enforce fail at inline_container.cc] file write failed") from inner
+    except RuntimeError as outer:
+        mapped = write_failure(outer)
+    assert isinstance(mapped, OutputError) and "disk is full while writing /x/y.bin" in str(mapped)
+    assert write_failure(ValueError("no errno")) is None
+    assert write_failure(FileNotFoundError(errno.ENOENT, "gone")) is None  # not a writing problem
