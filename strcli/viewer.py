@@ -186,8 +186,8 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
     depth = scene.depth
     server.scene.set_up_direction("-y")
     # Start behind and above the video's camera, looking at the people.
-    server.initial_camera.position = (0.0, scene.floor - 0.6 * depth, -0.5 * depth)
-    server.initial_camera.look_at = (0.0, scene.floor - 0.8, depth)
+    server.initial_camera.position = (0.0, scene.floor - 0.35 * depth, -0.2 * depth)
+    server.initial_camera.look_at = (0.0, scene.floor - 0.9, 0.9 * depth)
     server.initial_camera.up = (0.0, -1.0, 0.0)
     server.scene.add_grid("/ground", width=4 * depth, height=4 * depth, plane="xz",
                           cell_size=0.5 if depth < 10 else 1.0, position=(0.0, scene.floor, depth))
@@ -224,8 +224,7 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
                 frustum.image = image
         shown["state"] = state()
 
-    host_shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
-    announce(f"http://{host_shown}:{port}")
+    announce(f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}")
     last = time.perf_counter()
     while not stop.is_set():
         now = time.perf_counter()

@@ -45,12 +45,14 @@ _ALIGN = 4
 
 def top_weights(weights: np.ndarray, count: int = MAX_INFLUENCES) -> tuple[np.ndarray, np.ndarray]:
     """(V, 24) skinning weights -> (V, count) uint8 joint indices and float32 weights: each
-    vertex's `count` largest, renormalised to sum to 1 (distinct joints; unused slots 0)."""
+    vertex's `count` largest, renormalised to sum to 1; a slot of zero weight has joint 0
+    (as the glTF validator asks)."""
     order = np.argsort(-weights, axis=1, kind="stable")[:, :count]
     picked = np.take_along_axis(weights, order, axis=1).astype(np.float64)
     picked = picked / picked.sum(axis=1, keepdims=True)
     picked = picked.astype(np.float32)
     picked[:, 0] += np.float32(1) - picked.sum(axis=1, dtype=np.float32)  # exact sum in float32
+    order[picked == 0] = 0
     return order.astype(np.uint8), picked
 
 
@@ -58,7 +60,7 @@ def truncated_weights(weights: np.ndarray, count: int = MAX_INFLUENCES) -> np.nd
     """(V, 24) -> (V, 24) the weights the file holds (4 largest, renormalised), as a dense matrix."""
     joints, values = top_weights(weights, count)
     dense = np.zeros_like(weights, dtype=np.float64)
-    np.put_along_axis(dense, joints.astype(np.int64), values.astype(np.float64), axis=1)
+    np.add.at(dense, (np.arange(len(dense))[:, None], joints.astype(np.int64)), values.astype(np.float64))
     return dense
 
 
