@@ -186,14 +186,15 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
     depth = scene.depth
     server.scene.set_up_direction("-y")
     # Start behind and above the video's camera, looking at the people.
-    server.initial_camera.position = (0.0, scene.floor - 0.35 * depth, -0.2 * depth)
+    server.initial_camera.position = (0.0, scene.floor - 0.3 * depth, -0.1 * depth)
     server.initial_camera.look_at = (0.0, scene.floor - 0.9, 0.9 * depth)
     server.initial_camera.up = (0.0, -1.0, 0.0)
     server.scene.add_grid("/ground", width=4 * depth, height=4 * depth, plane="xz",
                           cell_size=0.5 if depth < 10 else 1.0, position=(0.0, scene.floor, depth))
+    first = scene.video.at(float(scene.times[0])) if scene.video is not None else None
     frustum = server.scene.add_camera_frustum("/camera", fov=camera_yfov(intr.focal, intr.height),
                                               aspect=intr.width / intr.height, scale=0.2 * depth,
-                                              format="jpeg", jpeg_quality=80)
+                                              image=first, format="jpeg", jpeg_quality=80)
     meshes: dict[int, object] = {}
     colours = {t.track_id: tuple(int(255 * c) for c in PALETTE[t.track_id % len(PALETTE)]) for t in scene.tracks}
     with server.gui.add_folder("Playback"):

@@ -351,25 +351,29 @@ def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
                 break
         assert url == f"http://127.0.0.1:{port}"
         shot = tmp_path / "shot.png"
-        chrome = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--use-gl=swiftshader",
-                        "--enable-unsafe-swiftshader", "--window-size=1000,700", "--virtual-time-budget=30000",
-                        f"--screenshot={shot}", url], capture_output=True, text=True, timeout=180,
-                                cwd=tmp_path)
+        for _ in range(2):  # a loaded machine can miss the virtual-time budget once
+            chrome = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--use-gl=swiftshader",
+                                     "--enable-unsafe-swiftshader", "--window-size=1000,700",
+                                     "--virtual-time-budget=30000", f"--screenshot={shot}", url],
+                                    capture_output=True, text=True, timeout=240, cwd=tmp_path)
+            if shot.is_file():
+                break
+        assert shot.is_file(), (chrome.stdout, chrome.stderr)
         import cv2
 
-        assert shot.is_file(), (chrome.stdout, chrome.stderr)
-        image = cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB).astype(float) / 255
         shutil.copy(shot, Path(os.environ.get("STRCLI_TEST_SHOTS", tmp_path)) / "view_test.png")
-        image = image[:, :600]  # the 3D view, left of viser's control panel
-        assert image.std() > 0.05  # not blank
-        # Pixels of a track's colour (any shading: the same direction in RGB space).
-        direction = image / np.linalg.norm(image, axis=-1, keepdims=True).clip(1e-6)
-        found = 0
+        bgr = cv2.imread(str(shot))
+        assert bgr.std() > 10  # not blank
+        bgr = bgr[160:, :600]  # the 3D view: below viser's notice, left of its control panel
+        rgb = bgr[..., ::-1].astype(float) / 255
+        coloured = rgb.max(-1) - rgb.min(-1) > 0.06  # the grid, frustum and background are grey
+        hue = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)[..., 0].astype(int)
+        palette = cv2.cvtColor((PALETTE[None] * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)[0, :, 0].astype(int)
+        seen = 0
         for track in exported["tracks"]:
-            colour = PALETTE[track.track_id % len(PALETTE)]
-            cos = direction @ (colour / np.linalg.norm(colour))
-            found += int(((cos > 0.9995) & (image.max(-1) > 0.2) & (image.std(-1) > 0.03)).sum())
-        assert found > 50, found
+            diff = np.abs(hue - palette[track.track_id % len(PALETTE)])
+            seen += int((coloured & (np.minimum(diff, 180 - diff) < 8)).sum() > 10)
+        assert coloured.sum() > 100 and seen >= 3, (coloured.sum(), seen)  # several bodies in their colours
     finally:
         view.send_signal(signal.SIGINT)  # Ctrl-C: stops cleanly
         output, _ = view.communicate(timeout=60)
