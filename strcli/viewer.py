@@ -170,7 +170,8 @@ def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, s
         raise UsageError(f"cannot serve on {host}:{port} ({err.strerror or err}).",
                          "Choose another --port.") from err
     try:
-        _build(server, scene, stop or threading.Event(), announce, host, port)
+        # viser moves to the next free port when `port` is taken: announce the one it got.
+        _build(server, scene, stop or threading.Event(), announce, host, server.get_port())
     except KeyboardInterrupt:
         pass
     finally:
