@@ -22,7 +22,6 @@ What glTF cannot carry (SMPL's pose correctives, more than 4 weights) is measure
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -33,7 +32,6 @@ import trimesh
 
 from strcli import __version__
 from strcli.camera import Intrinsics
-from strcli.errors import OutputError
 from strcli.export.motion import SMPL_JOINT_NAMES, RestBody, TrackMotion, frame_runs
 from strcli.outputs import output_error
 
@@ -217,10 +215,3 @@ def write_glb(gltf: gl.GLTF2, path: Path) -> Path:
         raise output_error(err, path) from err
     return path
 
-
-def read_extras(path: Path) -> dict:
-    """The strcli block of a written .glb's extras (for tests and tools)."""
-    try:
-        return gl.GLTF2().load_binary(str(path)).extras.get("strcli", {})
-    except (OSError, ValueError, json.JSONDecodeError) as err:
-        raise OutputError(f"{path} is not a readable glTF binary ({err}).") from err
