@@ -275,6 +275,8 @@ def reconstruct(
     render_overlay: Annotated[bool, typer.Option("--render", help="Also write <output>/<video-stem>/"
                               "overlay.mp4 right away (`strcli render` defaults; for its options run "
                               "`strcli render` instead).")] = False,
+    export: Annotated[str | None, typer.Option("--export", help="Also write glb and/or bvh for each "
+                      "video (`strcli export --format`).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary table.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
@@ -302,6 +304,8 @@ def reconstruct(
         detector_imgsz=detector_imgsz or (320 if fast else 640))
     if max_people is not None and max_people < 1:
         raise UsageError(f"--max-people {max_people}: must be at least 1.")
+    from strcli.export import export_after
+    exporter = export_after(export)  # checks --export before any work
     shard_spec = Shard.parse(shard)
     if not inputs and not example:
         raise UsageError("no input videos given.", "Pass video files or folders, or --example.")
@@ -318,7 +322,13 @@ def reconstruct(
         print(f"warning: {warning}", file=sys.stderr)
     shown = set(models.warnings)
 
+    export_failures: list[int] = []
+
     def report(result: Any) -> None:
+        failure = exporter(result, models.body) if exporter is not None else None
+        if failure is not None:
+            print(f"error: {result.video.name}: export failed: {failure}", file=sys.stderr)
+            export_failures.append(failure.exit_code)
         for warning in result.warnings:
             if warning not in shown:
                 print(f"warning: {result.video.name}: {warning}", file=sys.stderr)
@@ -349,7 +359,7 @@ def reconstruct(
         failed = sum(r.status == "failed" for r in results)
         stdout.print(f"{len(results) - failed} of {len(results)} video(s) ok"
                      + (f", {failed} failed" if failed else ""))
-    code = exit_code(results)
+    code = exit_code(results) or next(iter(export_failures), 0)
     if code:
         raise typer.Exit(code)
 
@@ -669,6 +679,57 @@ def _write_text(path: Path, text: str) -> None:
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise output_error(err, path) from err
+
+
+@app.command("export")
+@reports_errors
+def export_motion(
+    outputs: Annotated[list[Path], typer.Argument(help="reconstruct output folders: OUT (every video "
+                                                       "in it) or OUT/<video-stem>.")],
+    formats: Annotated[str, typer.Option("--format", help="glb (glTF 2.0 binary: skinned SMPL bodies, one "
+                       "animation, the camera), bvh (one file per track), or glb,bvh.")] = "glb,bvh",
+    smpl_dir: Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")] = None,
+) -> None:
+    """Write OUT/<stem>/animation.glb and OUT/<stem>/bvh/<id>.bvh for Blender, three.js, game engines."""
+    from strcli.body import Body, find_smpl_file
+    from strcli.export import export_video, output_folders, parse_formats
+
+    wanted = parse_formats(formats)
+    folders = output_folders(outputs)
+    body = Body.from_file(find_smpl_file("neutral", smpl_dir))
+    failed = 0
+    for folder in folders:
+        try:
+            result = export_video(folder, body, wanted)
+        except StrcliError as err:
+            print(f"error: {folder.name}: {err}", file=sys.stderr)
+            failed = failed or err.exit_code
+            continue
+        files = ([str(result.glb)] if result.glb else []) + ([f"{len(result.bvh)} BVH in {folder / 'bvh'}"]
+                                                              if "bvh" in wanted else [])
+        print(f"{folder.name}: {result.tracks} track(s): {', '.join(files)} in {result.seconds:.1f} s")
+    if failed:
+        raise typer.Exit(failed)
+
+
+@app.command()
+@reports_errors
+def view(
+    folder: Annotated[Path, typer.Argument(help="One reconstruct output folder, OUT/<video-stem>.")],
+    host: Annotated[str, typer.Option(help="Address to serve on; 127.0.0.1 keeps it to this machine "
+                    "(0.0.0.0 to reach it from others).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8080,
+    smpl_dir: Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")] = None,
+    video_file: Annotated[Path | None, typer.Option("--video-file", help="The source video, if it moved "
+                          "since reconstruct.")] = None,
+) -> None:
+    """Look at the bodies in 3D in the browser (viser): play/pause, frame slider, camera, tracks."""
+    from strcli.body import Body, find_smpl_file
+    from strcli.viewer import serve
+
+    body = Body.from_file(find_smpl_file("neutral", smpl_dir))
+    serve(folder, body, host=host, port=port, source=video_file,
+          announce=lambda url: print(f"strcli view: open {url} (Ctrl-C to stop)", flush=True))
 
 
 def run() -> None:

@@ -1,0 +1,108 @@
+"""Motion for other tools: `strcli export` (glTF 2.0 binary with skinned SMPL bodies, BVH per
+track) from what `strcli reconstruct` wrote. One module per format (`gltf`, `bvh`); the
+shared conventions (axes, rest skeleton) in `motion`; what the formats approximate in
+`accuracy`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from strcli.body import Body
+from strcli.camera import Intrinsics
+from strcli.errors import StrcliError, UsageError
+from strcli.export.bvh import write_bvh
+from strcli.export.gltf import GLB_NAME, build_gltf, write_glb
+from strcli.export.motion import RestBody, TrackMotion, rest_body
+from strcli.outputs import MANIFEST, read_manifest
+from strcli.render import PALETTE
+
+if TYPE_CHECKING:
+    from strcli.reconstruct import VideoResult
+
+EXPORT_FORMATS = ("glb", "bvh")
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """'glb,bvh' -> ('glb', 'bvh'); an unknown name is a usage error."""
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    if unknown or not formats:
+        raise UsageError(f"unknown export format {(unknown or [text])[0]!r}: use {', '.join(EXPORT_FORMATS)} "
+                         "or both (glb,bvh).")
+    return formats
+
+
+def output_folders(paths: list[Path]) -> list[Path]:
+    """reconstruct output folders given as OUT (every video in it) or OUT/<stem>."""
+    folders: list[Path] = []
+    for path in paths:
+        if (path / MANIFEST).is_file():
+            folders.append(path)
+        elif path.is_dir():
+            folders += sorted(p for p in path.iterdir() if (p / MANIFEST).is_file())
+    if not folders:
+        raise UsageError(f"no reconstruct outputs (folders with {MANIFEST}) in {', '.join(map(str, paths))}.",
+                         "Run `strcli reconstruct VIDEO -o OUT` first.")
+    return folders
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    folder: Path
+    tracks: int
+    glb: Path | None = None
+    bvh: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def load_tracks(folder: Path, body: Body) -> tuple[dict, list[tuple[TrackMotion, RestBody]]]:
+    """The manifest of an output folder and each track with its mean-betas rest body."""
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise UsageError(f"{folder} has no readable {MANIFEST}: is it an output of `strcli reconstruct`?")
+    tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
+    return manifest, [(t, rest_body(body, t.mean_betas)) for t in tracks]
+
+
+def export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportResult:
+    """Write `folder`/animation.glb and/or `folder`/bvh/<id>.bvh for one reconstructed video."""
+    started = time.perf_counter()
+    manifest, tracks = load_tracks(folder, body)
+    step = int(manifest["options"].get("stride", 1))
+    cam = manifest["intrinsics"]
+    glb, bvh = None, []
+    if "glb" in formats:
+        colours = np.stack([PALETTE[t.track_id % len(PALETTE)] for t, _ in tracks]) if tracks \
+            else np.zeros((0, 3))
+        gltf = build_gltf(tracks, step, colours, folder.name,
+                          Intrinsics(float(cam["focal"]), int(cam["width"]), int(cam["height"])))
+        glb = write_glb(gltf, folder / GLB_NAME)
+    if "bvh" in formats:
+        bvh = [folder / info.file for info in write_bvh(folder, tracks, step)]
+    return ExportResult(folder, len(tracks), glb, bvh, time.perf_counter() - started)
+
+
+def export_after(text: str | None) -> Callable[[VideoResult, Body], StrcliError | None] | None:
+    """`reconstruct --export glb,bvh`: None without the option, else a function that exports a
+    finished (or skipped) video and returns the error instead of raising it, so the batch
+    goes on. The formats are checked now, before any work."""
+    if not text:
+        return None
+    formats = parse_formats(text)
+
+    def run(result: VideoResult, body: Body) -> StrcliError | None:
+        if result.status == "failed" or result.output is None:
+            return None
+        try:
+            export_video(result.output, body, formats)
+        except StrcliError as err:
+            return err
+        return None
+
+    return run

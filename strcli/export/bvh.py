@@ -1,0 +1,159 @@
+"""Tracks -> BVH (Biovision hierarchy) files, one per track, for Blender, MotionBuilder and
+retargeting tools.
+
+- Skeleton: SMPL's 24 joints, named as SMPL's (`SMPL_JOINT_NAMES`), each OFFSET its rest
+  position relative to its parent for the track's mean betas; the root's OFFSET is zero
+  and its position channels hold the pelvis's absolute position (so importers that add the
+  root offset and those that replace it agree). Leaves (feet, head, hands) end in an
+  `End Site` half as long as their bone, pointing the same way.
+- Axes and units: the y-up world of `strcli.export.motion` (x right as the camera saw it,
+  y up, z towards the camera), metres: what Blender's BVH importer reads with its defaults
+  (Scale 1.0, Forward -Z, Up Y). MotionBuilder and most mocap tools expect centimetres:
+  import with a scale of 100.
+- Channels: root `Xposition Yposition Zposition Zrotation Yrotation Xrotation`, joints
+  `Zrotation Yrotation Xrotation`, degrees: the local rotation is Rz @ Ry @ Rx (intrinsic
+  Z, then Y, then X: scipy's "ZYX"), the order of most mocap BVH files. Angles are
+  unwrapped over time (no 360-degree jumps).
+- Timing: BVH has one constant frame time: the video's frame time (--stride frames of its
+  average rate). Where the track's frames are not on that grid (a variable frame rate
+  video, or gaps longer than --max-gap), the motion is resampled onto it (rotations
+  slerped, positions linearly interpolated); `bvh/info.json` says, per track, whether it
+  was resampled. BVH has no comment syntax that Blender's importer accepts (it requires
+  HIERARCHY on the first line), so the file itself carries no note.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
+
+from strcli.export.motion import SMPL_JOINT_NAMES, RestBody, TrackMotion
+from strcli.outputs import output_error
+
+BVH_DIR = "bvh"
+INFO_NAME = "info.json"
+EULER = "ZYX"  # scipy intrinsic: R = Rz @ Ry @ Rx, channels listed Z, Y, X
+_ROTATION_CHANNELS = "Zrotation Yrotation Xrotation"
+_ON_GRID = 1e-3  # seconds: frames this close to the constant-rate grid are taken as on it
+
+
+@dataclass(frozen=True)
+class BVHInfo:
+    """What `bvh/info.json` records about one track's file."""
+
+    track_id: int
+    file: str  # relative to the video's output folder
+    frames: int  # BVH frames
+    frame_time: float  # seconds
+    start_time: float  # presentation time of the first BVH frame (seconds from the video's first frame)
+    resampled: bool  # the track's frames were not on the constant-rate grid
+    units: str = "metres"
+    axes: str = "y up, z towards the camera, x to the camera's right (glTF's frame)"
+    euler: str = "Zrotation Yrotation Xrotation (intrinsic, R = Rz Ry Rx), degrees"
+
+
+@dataclass(frozen=True)
+class BVHMotion:
+    """The sampled motion written to a BVH: F frames at a constant frame time."""
+
+    times: np.ndarray  # (F,) seconds
+    root_positions: np.ndarray  # (F, 3) metres, y-up world
+    rotations: np.ndarray  # (F, 24, 3, 3) local rotation matrices, the root's in the y-up world
+    resampled: bool
+
+
+def sample_motion(track: TrackMotion, rest: RestBody, frame_time: float) -> BVHMotion:
+    """The track on a constant grid from its first frame's time, `frame_time` apart."""
+    n = len(track)
+    count = int(round((track.times[-1] - track.times[0]) / frame_time)) + 1 if n > 1 else 1
+    grid = track.times[0] + frame_time * np.arange(count)
+    local = track.local_rotations()  # N * 24
+    positions = track.root_positions(rest)
+    joints = len(rest.parents)
+    if count == n and np.allclose(track.times, grid, atol=_ON_GRID, rtol=0):
+        return BVHMotion(track.times.copy(), positions, local.as_matrix().reshape(n, joints, 3, 3), False)
+    grid = np.clip(grid, track.times[0], track.times[-1])
+    mats = local.as_matrix().reshape(n, joints, 3, 3)
+    rotations = np.stack([Slerp(track.times, Rotation.from_matrix(mats[:, j]))(grid).as_matrix()
+                          for j in range(joints)], axis=1)
+    sampled = np.stack([np.interp(grid, track.times, positions[:, c]) for c in range(3)], axis=1)
+    return BVHMotion(grid, sampled, rotations, True)
+
+
+def _order(parents: np.ndarray) -> list[int]:
+    """Joints in the depth-first order they appear in the file (children by SMPL index)."""
+    out: list[int] = []
+
+    def visit(j: int) -> None:
+        out.append(j)
+        for child in np.flatnonzero(parents == j):
+            visit(int(child))
+
+    visit(int(np.flatnonzero(parents < 0)[0]))
+    return out
+
+
+def bvh_text(motion: BVHMotion, rest: RestBody, frame_time: float) -> str:
+    """The BVH file's text (module docstring for its conventions)."""
+    parents, offsets = rest.parents, rest.offsets
+    lines = ["HIERARCHY"]
+
+    def joint(j: int, depth: int) -> None:
+        pad = "  " * depth
+        keyword = "ROOT" if parents[j] < 0 else "JOINT"
+        lines.append(f"{pad}{keyword} {SMPL_JOINT_NAMES[j]}")
+        lines.append(f"{pad}{{")
+        offset = np.zeros(3) if parents[j] < 0 else offsets[j]
+        lines.append(f"{pad}  OFFSET {offset[0]:.6f} {offset[1]:.6f} {offset[2]:.6f}")
+        channels = f"6 Xposition Yposition Zposition {_ROTATION_CHANNELS}" if parents[j] < 0 \
+            else f"3 {_ROTATION_CHANNELS}"
+        lines.append(f"{pad}  CHANNELS {channels}")
+        children = np.flatnonzero(parents == j)
+        for child in children:
+            joint(int(child), depth + 1)
+        if len(children) == 0:
+            end = offsets[j] * 0.5
+            lines.extend([f"{pad}  End Site", f"{pad}  {{",
+                          f"{pad}    OFFSET {end[0]:.6f} {end[1]:.6f} {end[2]:.6f}", f"{pad}  }}"])
+        lines.append(f"{pad}}}")
+
+    order = _order(parents)
+    joint(order[0], 0)
+    frames = len(motion.times)
+    euler = Rotation.from_matrix(motion.rotations[:, order].reshape(-1, 3, 3)).as_euler(EULER, degrees=True)
+    euler = np.unwrap(euler.reshape(frames, len(order) * 3), period=360.0, axis=0)
+    values = np.concatenate([motion.root_positions, euler], axis=1)
+    lines += ["MOTION", f"Frames: {frames}", f"Frame Time: {frame_time:.8f}"]
+    lines += [" ".join(f"{v:.6f}" for v in row) for row in values]
+    return "\n".join(lines) + "\n"
+
+
+def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_step: int) -> list[BVHInfo]:
+    """bvh/<id>.bvh per track and bvh/info.json in `folder`, each written under a hidden
+    temporary name and renamed when complete."""
+    infos = []
+    for track, rest in tracks:
+        frame_time = frame_step / track.fps
+        motion = sample_motion(track, rest, frame_time)
+        relative = f"{BVH_DIR}/{track.track_id}.bvh"
+        _write_text(folder / relative, bvh_text(motion, rest, frame_time))
+        infos.append(BVHInfo(track.track_id, relative, len(motion.times), frame_time, float(motion.times[0]),
+                             motion.resampled))
+    _write_text(folder / BVH_DIR / INFO_NAME, json.dumps([asdict(i) for i in infos], indent=2))
+    return infos
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise output_error(err, path) from err

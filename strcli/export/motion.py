@@ -1,0 +1,122 @@
+"""A track's motion, ready for animation formats: the rest skeleton of its mean shape and
+per-frame joint rotations and root positions in a y-up world.
+
+Conventions. strcli's tracks are in the camera frame (x right, y down, z forward, metres;
+README "Outputs"). glTF (spec 2.0, section 3.4 "Coordinate System and Units") and Blender's
+BVH importer (its default axis_up Y, axis_forward -Z) use a right-handed y-up frame whose
+camera looks down -z. The camera frame turns into it by a rotation of 180 degrees about x
+(y -> -y, z -> -z), `CAMERA_TO_YUP`. SMPL's own template stands upright, y up, facing +z,
+so the rest pose needs no conversion: only the root joint's rotation and position carry
+the turn, and every other joint keeps SMPL's local rotation unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from strcli.body import Body
+from strcli.config import SMPL_JOINTS
+
+# Camera frame (x right, y down, z forward) -> y-up world (glTF, BVH): 180 degrees about x.
+CAMERA_TO_YUP = np.diag([1.0, -1.0, -1.0])
+# SMPL's 24 joints in its order (names as in smplx's joint_names and the SMPL paper's figure).
+SMPL_JOINT_NAMES = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
+    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hand", "right_hand",
+)
+
+
+@dataclass(frozen=True)
+class RestBody:
+    """One track's SMPL body at rest (zero pose) with the track's mean betas; SMPL's own
+    frame (y up, facing +z, metres)."""
+
+    betas: np.ndarray  # (10,) the mean shape
+    vertices: np.ndarray  # (V, 3) the shaped template (no pose, so no pose correctives)
+    joints: np.ndarray  # (24, 3) SMPL's joints of that shape (J_regressor @ vertices)
+    parents: np.ndarray  # (24,) int64, -1 for the pelvis
+    weights: np.ndarray  # (V, 24) SMPL's skinning weights
+    faces: np.ndarray  # (F, 3) int64
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """(24, 3) each joint's position relative to its parent (the pelvis: its own position)."""
+        parent = np.where(self.parents < 0, 0, self.parents)
+        return np.where((self.parents < 0)[:, None], self.joints, self.joints - self.joints[parent])
+
+
+@dataclass(frozen=True)
+class TrackMotion:
+    """One track of `tracks/<id>.npz`; N frames (gaps of more than --max-gap are absent)."""
+
+    track_id: int
+    frames: np.ndarray  # (N,) int64 frame indices in the video file
+    times: np.ndarray  # (N,) float64 presentation times, seconds from the video's first frame
+    global_orient: np.ndarray  # (N, 3) axis-angle, camera frame
+    body_pose: np.ndarray  # (N, 69) axis-angle
+    betas: np.ndarray  # (N, 10) per frame
+    transl: np.ndarray  # (N, 3) SMPL's transl, camera frame
+    fps: float  # the video's average frame rate
+    image_size: tuple[int, int]  # width, height
+    focal: float  # pixels
+
+    @classmethod
+    def load(cls, path: Path) -> TrackMotion:
+        with np.load(path, allow_pickle=False) as d:
+            width, height = (int(v) for v in d["image_size"])
+            return cls(int(d["track_id"]), d["frames"].astype(np.int64), d["times"].astype(np.float64),
+                       d["global_orient"].astype(np.float64), d["body_pose"].astype(np.float64),
+                       d["betas"].astype(np.float64), d["transl"].astype(np.float64), float(d["fps"]),
+                       (width, height), float(d["intrinsics"][0, 0]))
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def mean_betas(self) -> np.ndarray:
+        """(10,) the one shape a skinned mesh or skeleton can have."""
+        return self.betas.mean(axis=0)
+
+    def local_rotations(self) -> Rotation:
+        """(N * 24) rotations, frame-major: each joint's rotation relative to its parent,
+        the root's already turned into the y-up world (`CAMERA_TO_YUP`)."""
+        n = len(self)
+        rotvecs = np.concatenate([self.global_orient, self.body_pose], axis=1).reshape(n, SMPL_JOINTS, 3)
+        mats = Rotation.from_rotvec(rotvecs.reshape(-1, 3)).as_matrix().reshape(n, SMPL_JOINTS, 3, 3)
+        mats[:, 0] = CAMERA_TO_YUP @ mats[:, 0]
+        return Rotation.from_matrix(mats.reshape(-1, 3, 3))
+
+    def root_positions(self, rest: RestBody) -> np.ndarray:
+        """(N, 3) the pelvis in the y-up world: SMPL rotates about the rest pelvis J0 and then
+        adds transl, so the pelvis is at J0 + transl in the camera frame."""
+        return (self.transl + rest.joints[0]) @ CAMERA_TO_YUP.T
+
+
+@torch.inference_mode()
+def rest_body(body: Body, betas: np.ndarray) -> RestBody:
+    """SMPL at zero pose with `betas` (10,), through strcli's body model (smplx)."""
+    device = next(iter(body.buffers())).device
+    zeros = torch.zeros(1, 3, device=device)
+    out = body(zeros, torch.zeros(1, 69, device=device),
+               torch.as_tensor(betas, dtype=torch.float32, device=device)[None])
+    parents = body.smpl.parents.cpu().numpy().astype(np.int64)
+    parents[0] = -1
+    return RestBody(betas=np.asarray(betas, np.float64), vertices=out.vertices[0].double().cpu().numpy(),
+                    joints=out.joints[0].double().cpu().numpy(), parents=parents,
+                    weights=body.smpl.lbs_weights.double().cpu().numpy(), faces=body.faces)
+
+
+def frame_runs(frames: np.ndarray, step: int) -> list[tuple[int, int]]:
+    """(N,) sorted frame indices -> [(first row, last row)] of runs without a gap, i.e.
+    where consecutive frames are `step` apart."""
+    breaks = np.flatnonzero(np.diff(frames) != step) + 1
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks - 1, [len(frames) - 1]])
+    return [(int(a), int(b)) for a, b in zip(starts, ends)]

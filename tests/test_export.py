@@ -1,0 +1,381 @@
+"""strcli export (glTF 2.0 binary, BVH) and strcli view, on tracks of the real pedestrians video.
+
+The reconstruction uses a randomly initialised small STR (varied poses per frame, so the
+files are checked on real, non-trivial motion) and the generated SMPL-format body.
+"""
+
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pygltflib as gl
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+from typer.testing import CliRunner
+
+from strcli.body import Body, load_smpl_arrays
+from strcli.camera import Intrinsics
+from strcli.checkpoints import save_checkpoint
+from strcli.cli import app
+from strcli.export.accuracy import approximation_error
+from strcli.export.gltf import top_weights, truncated_weights
+from strcli.export.motion import CAMERA_TO_YUP, TrackMotion
+from strcli.model import STR, MeanParams
+from strcli.rasterize import project_vertices
+from strcli.render import PALETTE
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parent.parent
+COMPONENTS = {gl.FLOAT: np.float32, gl.UNSIGNED_BYTE: np.uint8, gl.UNSIGNED_SHORT: np.uint16,
+              gl.UNSIGNED_INT: np.uint32}
+WIDTHS = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, assets, smpl_files):
+    """pedestrians.avi, frames 0..29, everyone in them, through `reconstruct --export glb,bvh`."""
+    from test_reconstruct import SMALL_STR
+
+    root = tmp_path_factory.mktemp("export")
+    torch.manual_seed(3)
+    model = STR(SMALL_STR, MeanParams.from_npz(assets / "smpl_helpers" / "smpl_mean_params.npz"))
+    with torch.no_grad():  # a larger pose head: the random poses vary widely from frame to frame
+        model.regressor.decpose.weight.mul_(50.0)
+    checkpoint = save_checkpoint(root / "random.pt", model, {"note": "test: random poses"})
+    smpl = smpl_files["chumpy"].parent
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STRCLI_WEIGHTS_DIR", str(root / "weights"))
+        mp.setenv("STRCLI_CACHE_DIR", str(root / "cache"))
+        result = runner.invoke(app, [
+            "reconstruct", str(assets / "videos" / "pedestrians.avi"), "-o", str(root / "out"), "--detections",
+            str(assets / "detections" / "pedestrians.det.txt"), "--smpl-dir", str(smpl), "--checkpoint",
+            str(checkpoint), "--untrained", "--offline", "--device", "cpu", "--mesh-format", "none", "--end", "30",
+            "--quiet", "--export", "glb,bvh"])
+    assert result.exit_code == 0, result.output
+    folder = root / "out" / "pedestrians"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
+    return {"folder": folder, "smpl": smpl, "tracks": tracks, "manifest": manifest,
+            "arrays": load_smpl_arrays(smpl_files["chumpy"], root / "cache")}
+
+
+def accessor_data(gltf, blob, index):
+    accessor = gltf.accessors[index]
+    view = gltf.bufferViews[accessor.bufferView]
+    dtype = COMPONENTS[accessor.componentType]
+    width = WIDTHS[accessor.type]
+    start = view.byteOffset + (accessor.byteOffset or 0)
+    data = np.frombuffer(blob, dtype, accessor.count * width, start)
+    return data.reshape(accessor.count, width)
+
+
+def load_glb(folder):
+    gltf = gl.GLTF2().load_binary(str(folder / "animation.glb"))
+    return gltf, gltf.binary_blob()
+
+
+def reference_vertices(arrays, track, rows, correctives=False):
+    """strcli's posed SMPL (mean betas, as the file's one rest shape) in the camera frame."""
+    body = Body(arrays if correctives else replace(arrays, posedirs=np.zeros_like(arrays.posedirs)))
+    betas = np.repeat(track.mean_betas[None], len(rows), 0)
+    t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
+    with torch.inference_mode():
+        out = body(t(track.global_orient[rows]), t(track.body_pose[rows]), t(betas), t(track.transl[rows]))
+    return out.vertices.double().numpy(), out.joints.double().numpy()
+
+
+def test_glb_accessors_counts_and_bounds(exported):
+    gltf, blob = load_glb(exported["folder"])
+    assert len(blob) == gltf.buffers[0].byteLength
+    for index, accessor in enumerate(gltf.accessors):
+        view = gltf.bufferViews[accessor.bufferView]
+        item = np.dtype(COMPONENTS[accessor.componentType]).itemsize * WIDTHS[accessor.type]
+        assert (accessor.byteOffset or 0) + accessor.count * item <= view.byteLength, index
+        assert view.byteOffset + view.byteLength <= len(blob) and view.byteOffset % 4 == 0
+        data = accessor_data(gltf, blob, index)
+        assert np.isfinite(data.astype(np.float64)).all()
+        if accessor.min:
+            assert np.allclose(data.min(0), accessor.min) and np.allclose(data.max(0), accessor.max), index
+    tracks = exported["tracks"]
+    assert len(gltf.meshes) == len(gltf.skins) == len(tracks) >= 4
+    assert len(gltf.animations) == 1  # all tracks play together
+    for mesh, skin, track in zip(gltf.meshes, gltf.skins, tracks):
+        attrs = mesh.primitives[0].attributes
+        assert gltf.accessors[attrs.POSITION].count == 6890 and gltf.accessors[attrs.POSITION].min
+        assert gltf.accessors[mesh.primitives[0].indices].count == 13776 * 3
+        weights = accessor_data(gltf, blob, attrs.WEIGHTS_0)
+        assert np.allclose(weights.sum(1), 1, atol=1e-6) and len(skin.joints) == 24
+        assert gltf.accessors[skin.inverseBindMatrices].count == 24
+    # Each sampler's input holds its track's presentation times (variable frame rate kept).
+    times = [accessor_data(gltf, blob, s.input)[:, 0] for s in gltf.animations[0].samplers
+             if s.interpolation == "LINEAR"]
+    assert any(np.allclose(t, tracks[0].times, atol=1e-6) for t in times)
+    assert all(gltf.accessors[s.input].min for s in gltf.animations[0].samplers)
+
+
+def test_glb_passes_the_khronos_validator(exported):
+    node = shutil.which("node")
+    module = REPO / ".ci" / "node" / "node_modules" / "gltf-validator"
+    if node is None or not module.is_dir():
+        pytest.skip("the Khronos glTF validator is not installed (CI installs it: npm install --prefix "
+                    ".ci/node gltf-validator)")
+    script = ("const v=require(process.argv[1]);const fs=require('fs');"
+              "v.validateBytes(new Uint8Array(fs.readFileSync(process.argv[2]))).then(r=>"
+              "console.log(JSON.stringify(r.issues)));")
+    out = subprocess.run([node, "-e", script, str(module), str(exported["folder"] / "animation.glb")],
+                         capture_output=True, text=True, timeout=120, check=True)
+    issues = json.loads(out.stdout)
+    assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"][:5]
+
+
+def world_matrices(gltf, blob, key, animated):
+    """Every node's world matrix, the nodes of `animated` at key index `key` of their samplers."""
+    local = {}
+    for i, node in enumerate(gltf.nodes):
+        local[i] = [np.array(node.translation or [0, 0, 0], float), np.array(node.rotation or [0, 0, 0, 1], float),
+                    np.array(node.scale or [1, 1, 1], float)]
+    for channel in gltf.animations[0].channels:
+        sampler = gltf.animations[0].samplers[channel.sampler]
+        if sampler.interpolation != "LINEAR" or channel.target.node not in animated:
+            continue
+        values = accessor_data(gltf, blob, sampler.output).astype(np.float64)
+        slot = {"translation": 0, "rotation": 1, "scale": 2}[channel.target.path]
+        local[channel.target.node][slot] = values[key]
+    parent = {c: i for i, n in enumerate(gltf.nodes) for c in (n.children or [])}
+    world = {}
+
+    def matrix(i):
+        if i not in world:
+            t, q, s = local[i]
+            m = np.eye(4)
+            m[:3, :3] = Rotation.from_quat(q).as_matrix() * s
+            m[:3, 3] = t
+            world[i] = matrix(parent[i]) @ m if i in parent else m
+        return world[i]
+
+    return {i: matrix(i) for i in range(len(gltf.nodes))}
+
+
+def skin(gltf, blob, mesh_node, key):
+    node = gltf.nodes[mesh_node]
+    attrs = gltf.meshes[node.mesh].primitives[0].attributes
+    skin_ = gltf.skins[node.skin]
+    world = world_matrices(gltf, blob, key, set(skin_.joints))
+    ibm = accessor_data(gltf, blob, skin_.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)
+    joint_mats = np.stack([world[j] for j in skin_.joints]) @ ibm  # (24, 4, 4)
+    rest = accessor_data(gltf, blob, attrs.POSITION).astype(np.float64)
+    joints = accessor_data(gltf, blob, attrs.JOINTS_0).astype(np.int64)
+    weights = accessor_data(gltf, blob, attrs.WEIGHTS_0).astype(np.float64)
+    blended = np.einsum("vk,vkij->vij", weights, joint_mats[joints])
+    return np.einsum("vij,vj->vi", blended, np.c_[rest, np.ones(len(rest))])[:, :3]
+
+
+def test_glb_skinning_gives_smpl_vertices_and_the_camera_the_overlay_pixels(exported):
+    gltf, blob = load_glb(exported["folder"])
+    names = {n.name: i for i, n in enumerate(gltf.nodes)}
+    camera_node = gltf.nodes[names["camera"]]
+    persp = gltf.cameras[camera_node.camera].perspective
+    cam = exported["manifest"]["intrinsics"]
+    intrinsics = Intrinsics(cam["focal"], cam["width"], cam["height"])
+    assert persp.aspectRatio == pytest.approx(768 / 576)
+    assert persp.yfov == pytest.approx(2 * math.atan(576 / 2 / intrinsics.focal))
+    checked = 0
+    for track in exported["tracks"]:
+        assert np.abs(track.body_pose).max() > 0.3 and np.ptp(track.body_pose, axis=0).max() > 0.02  # real motion
+        for key in sorted({0, len(track) // 2, len(track) - 1}):
+            mine = skin(gltf, blob, names[f"track_{track.track_id}_body"], key)
+            expected, _ = reference_vertices(exported["arrays"], track, [key])
+            assert np.abs(mine - expected[0] @ CAMERA_TO_YUP.T).max() < 1e-4  # 0.1 mm
+            # The glTF camera (at the origin, looking down -z, y up) sees the same pixels.
+            proj = np.array([[1 / (persp.aspectRatio * math.tan(persp.yfov / 2)), 0, 0],
+                             [0, 1 / math.tan(persp.yfov / 2), 0]])
+            ndc = (proj @ mine.T).T / -mine[:, 2:3]
+            pixels = np.c_[(ndc[:, 0] + 1) / 2 * intrinsics.width, (1 - ndc[:, 1]) / 2 * intrinsics.height]
+            overlay, _ = project_vertices(torch.from_numpy(expected[0]).float(), intrinsics)
+            assert np.abs(pixels - overlay.numpy()).max() < 0.05
+            checked += 1
+    assert checked >= 6
+
+
+def test_glb_hides_a_track_outside_its_frames(exported):
+    gltf, blob = load_glb(exported["folder"])
+    names = {n.name: i for i, n in enumerate(gltf.nodes)}
+    late = max(exported["tracks"], key=lambda t: t.times[0])
+    assert late.times[0] > 0  # someone walks in after the first frame
+    for s_index, channel in enumerate(gltf.animations[0].channels):
+        if channel.target.node == names[f"track_{late.track_id}"]:
+            sampler = gltf.animations[0].samplers[channel.sampler]
+            assert channel.target.path == "scale" and sampler.interpolation == "STEP"
+            times = accessor_data(gltf, blob, sampler.input)[:, 0]
+            scales = accessor_data(gltf, blob, sampler.output)[:, 0]
+            assert times[0] == 0 and scales[0] == 0  # hidden before its first frame
+            assert np.isclose(times[1], late.times[0]) and scales[1] == 1
+            assert np.isclose(times[-1], late.times[-1] + 0.1) and scales[-1] == 0  # and after (10 fps)
+            break
+    else:
+        pytest.fail("no visibility channel")
+
+
+def bvh_world_joints(path, frame):
+    """FK of the BVH parsed by the `bvh` package: (24, 3) joint positions by joint name."""
+    from bvh import Bvh
+
+    mocap = Bvh(path.read_text())
+    names = mocap.get_joints_names()  # file order: parents before children
+    world = {}
+    for name in names:
+        offset = np.array(mocap.joint_offset(name), float)
+        channels = mocap.joint_channels(name)
+        values = dict(zip(channels, mocap.frame_joint_channels(frame, name, channels)))
+        m = np.eye(4)
+        m[:3, 3] = [values["Xposition"], values["Yposition"], values["Zposition"]] if "Xposition" in values \
+            else offset
+        m[:3, :3] = Rotation.from_euler("ZYX", [values["Zrotation"], values["Yrotation"], values["Xrotation"]],
+                                        degrees=True).as_matrix()
+        parent = mocap.joint_parent_index(name)
+        world[name] = world[names[parent]] @ m if parent >= 0 else m
+    positions = {name: world[name][:3, 3] for name in names}
+    return positions, mocap
+
+
+def test_bvh_forward_kinematics_gives_smpl_joints(exported):
+    from strcli.export.motion import SMPL_JOINT_NAMES
+
+    folder = exported["folder"]
+    info = json.loads((folder / "bvh" / "info.json").read_text())
+    assert [i["track_id"] for i in info] == [t.track_id for t in exported["tracks"]]
+    for track, entry in zip(exported["tracks"], info):
+        assert entry["frame_time"] == pytest.approx(0.1) and entry["units"] == "metres"
+        assert entry["resampled"] is False and entry["frames"] == len(track)  # 10 fps, no gaps
+        for key in sorted({0, len(track) // 2, len(track) - 1}):
+            positions, mocap = bvh_world_joints(folder / entry["file"], key)
+            assert mocap.nframes == len(track) and mocap.frame_time == pytest.approx(0.1)
+            _, joints = reference_vertices(exported["arrays"], track, [key])
+            mine = np.stack([positions[name] for name in SMPL_JOINT_NAMES])
+            assert np.abs(mine - joints[0] @ CAMERA_TO_YUP.T).max() < 1e-4  # 0.1 mm
+
+
+def test_bvh_resamples_a_variable_frame_rate_track(exported):
+    from strcli.export.bvh import sample_motion
+    from strcli.export.motion import rest_body
+
+    track = exported["tracks"][0]
+    jittered = replace(track, times=track.times + np.where(np.arange(len(track)) % 2, 0.02, 0.0))
+    jittered = replace(jittered, times=np.r_[jittered.times[:-1], track.times[-1]])
+    rest = rest_body(Body(exported["arrays"]), track.mean_betas)
+    motion = sample_motion(jittered, rest, 0.1)
+    assert motion.resampled and np.allclose(np.diff(motion.times), 0.1)
+    # A grid time between two frames lies between their poses (slerp): at the grid's second
+    # frame (t0 + 0.1) the pelvis is 1/6 of the way from frame 1 (t0 + 0.12) back to frame 0.
+    positions = track.root_positions(rest)
+    expected = positions[0] + (positions[1] - positions[0]) * (0.1 / 0.12)
+    assert np.allclose(motion.root_positions[1], expected, atol=1e-9)
+
+
+def test_export_command_rewrites_and_needs_smpl(exported, tmp_path):
+    folder = exported["folder"]
+    before = (folder / "animation.glb").read_bytes()
+    result = runner.invoke(app, ["export", str(folder.parent), "--format", "glb",
+                                 "--smpl-dir", str(exported["smpl"])])
+    assert result.exit_code == 0, result.output
+    assert (folder / "animation.glb").read_bytes() == before  # deterministic
+    assert not list(folder.glob(".*tmp*"))
+    missing = runner.invoke(app, ["export", str(folder), "--smpl-dir", str(tmp_path)])
+    assert missing.exit_code == 3 and "SMPL model file not found" in missing.output
+    bad = runner.invoke(app, ["export", str(folder), "--format", "fbx", "--smpl-dir", str(exported["smpl"])])
+    assert bad.exit_code == 2 and "unknown export format 'fbx'" in bad.output
+
+
+def test_approximation_is_measured(exported):
+    result = approximation_error(exported["arrays"], exported["tracks"][0])
+    assert result.four_weights.max == 0 and result.vertices_over_four == 0  # this body has 2 weights a vertex
+    assert 0.5 < result.correctives.mean < 50  # its random correctives move vertices by millimetres
+    weights = np.array([[0.4, 0.3, 0.1, 0.1, 0.06, 0.04] + [0] * 18])
+    joints, kept = top_weights(weights)
+    assert joints[0].tolist() == [0, 1, 2, 3] and np.isclose(kept.sum(), 1)
+    assert np.allclose(truncated_weights(weights)[0, :4], np.array([0.4, 0.3, 0.1, 0.1]) / 0.9)
+
+
+def test_frame_source_decodes_the_frame_at_a_time(exported, assets):
+    from strcli.video import VideoReader
+    from strcli.viewer import FrameSource
+
+    source = FrameSource(assets / "videos" / "pedestrians.avi", 0, width=384)
+    frames = {f.index: f.image for f in VideoReader(assets / "videos" / "pedestrians.avi", 0, 30)}
+    for index in (20, 3, 4, 29):  # a jump back seeks; forward decodes on
+        image = source.at(index / 10)
+        expected = frames[index][::2, ::2].astype(float)
+        assert image.shape == (288, 384, 3)
+        assert np.abs(image.astype(float) - expected).mean() < 6
+        other = frames[(index + 10) % 30][::2, ::2].astype(float)
+        assert np.abs(image.astype(float) - other).mean() > np.abs(image.astype(float) - expected).mean()
+    source.close()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium to load the page (CI installs Debian's chromium: apt-get install chromium)")
+    from generated_smpl import HUMAN_RADII, make_smpl_arrays, write_chumpy_pickle
+
+    # The generated body with a person's girth (the default tubes are 4 cm thin).
+    smpl = tmp_path / "smpl"
+    smpl.mkdir()
+    write_chumpy_pickle(make_smpl_arrays(seed=0, radii=HUMAN_RADII), smpl / "SMPL_NEUTRAL.pkl")
+    port = free_port()
+    env = {**os.environ, "STRCLI_CACHE_DIR": str(tmp_path / "cache")}
+    # No video frame on the frustum here, so that the body colours are the only colours.
+    view = subprocess.Popen([sys.executable, "-m", "strcli", "view", str(exported["folder"]), "--port", str(port),
+                             "--smpl-dir", str(smpl), "--video-file", str(tmp_path / "gone.avi")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        url = None
+        for line in view.stdout:
+            if line.startswith("strcli view: open "):
+                url = line.split()[3]
+                break
+        assert url == f"http://127.0.0.1:{port}"
+        shot = tmp_path / "shot.png"
+        for _ in range(2):  # a loaded machine can miss the virtual-time budget once
+            chrome = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--use-gl=swiftshader",
+                                     "--enable-unsafe-swiftshader", "--window-size=1000,700",
+                                     "--virtual-time-budget=30000", f"--screenshot={shot}", url],
+                                    capture_output=True, text=True, timeout=240, cwd=tmp_path)
+            if shot.is_file():
+                break
+        assert shot.is_file(), (chrome.stdout, chrome.stderr)
+        import cv2
+
+        shutil.copy(shot, Path(os.environ.get("STRCLI_TEST_SHOTS", tmp_path)) / "view_test.png")
+        bgr = cv2.imread(str(shot))
+        assert bgr.std() > 10  # not blank
+        bgr = bgr[160:, :600]  # the 3D view: below viser's notice, left of its control panel
+        rgb = bgr[..., ::-1].astype(float) / 255
+        coloured = rgb.max(-1) - rgb.min(-1) > 0.06  # the grid, frustum and background are grey
+        hue = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)[..., 0].astype(int)
+        palette = cv2.cvtColor((PALETTE[None] * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)[0, :, 0].astype(int)
+        seen = 0
+        for track in exported["tracks"]:
+            diff = np.abs(hue - palette[track.track_id % len(PALETTE)])
+            seen += int((coloured & (np.minimum(diff, 180 - diff) < 8)).sum() > 10)
+        assert coloured.sum() > 100 and seen >= 3, (coloured.sum(), seen)  # several bodies in their colours
+    finally:
+        view.send_signal(signal.SIGINT)  # Ctrl-C: stops cleanly
+        output, _ = view.communicate(timeout=60)
+    assert view.returncode == 0, output
+    assert "Traceback" not in output
