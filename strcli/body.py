@@ -60,24 +60,51 @@ _POSE_BASIS = SMPL_BODY_JOINTS * 9  # 207
 
 def find_smpl_file(gender: str = "neutral", smpl_dir: str | Path | None = None,
                    weights_dir: str | Path | None = None) -> Path:
-    """The SMPL model file for `gender`, looked up in `smpl_dir`, $STRCLI_SMPL_DIR, then
-    `<weights>/smpl/`."""
+    """The SMPL model file for `gender`. Looked up, in order, in `smpl_dir` (--smpl-dir),
+    $STRCLI_SMPL_DIR, then `<weights>/smpl/`. Each of the first two may be:
+
+    - the model file itself (.pkl or .npz, whatever its name);
+    - a folder holding it under one of `SMPL_FILE_NAMES` (smplx's SMPL_NEUTRAL.pkl, the
+      official v1.0.0 and v1.1.0 download names; letter case ignored);
+    - a folder in smplx's layout, with the file in its `smpl/` subfolder (what
+      `smplx.create(DIR, "smpl")` reads), or in `models/smpl/`.
+
+    Raises MissingAssetError (exit 3) listing every place looked in, and saying which of
+    the given places do not exist.
+    """
     if gender not in SMPL_GENDERS:
         raise MissingAssetError(f"unknown SMPL gender {gender!r}; use one of {SMPL_GENDERS}.")
     from strcli.weights import weights_root  # the weights module owns where weights live
 
-    dirs = [Path(d) for d in (smpl_dir, os.environ.get(SMPL_DIR_ENV)) if d]
-    dirs.append(Path(weights_dir) if weights_dir else weights_root() / "smpl")
-    for directory in dirs:
-        for name in SMPL_FILE_NAMES[gender]:
-            if (directory / name).is_file():
-                return directory / name
+    given = [(label, Path(d).expanduser()) for label, d in
+             (("--smpl-dir", smpl_dir), (f"${SMPL_DIR_ENV}", os.environ.get(SMPL_DIR_ENV))) if d]
+    given.append(("weights", Path(weights_dir) if weights_dir else weights_root() / "smpl"))
+    wanted = {name.lower(): k for k, name in enumerate(SMPL_FILE_NAMES[gender])}
+    looked: list[str] = []
+    for label, place in given:
+        if place.is_file():
+            if place.suffix.lower() in (".pkl", ".npz"):
+                return place
+            looked.append(f"{place} ({label}: not a .pkl or .npz file)")
+            continue
+        if not place.exists():
+            looked.append(f"{place} ({label}: does not exist)")
+            continue
+        for folder in (place, place / "smpl", place / "models" / "smpl"):
+            looked.append(f"{folder}" + ("" if folder.is_dir() or folder == place else " (no such folder)"))
+            if not folder.is_dir():
+                continue
+            found = sorted((wanted[f.name.lower()], f) for f in folder.iterdir()
+                           if f.name.lower() in wanted and f.is_file())
+            if found:
+                return found[0][1]
+    names = SMPL_FILE_NAMES[gender]
     raise MissingAssetError(
-        f"SMPL model file not found: looked for {SMPL_FILE_NAMES[gender][0]} (or "
-        f"{SMPL_FILE_NAMES[gender][2]}) in {', '.join(str(d) for d in dirs)}.",
+        f"SMPL model file not found: looked for {names[0]} (or {', '.join(names[1:])}) in: "
+        f"{'; '.join(looked)}.",
         f"SMPL's licence forbids redistribution, so this is a manual step: register at "
         f"{SMPL_HOMEPAGE[gender]}, download the model, then `strcli weights import FILE` "
-        f"(or put it in weights/smpl/, pass --smpl-dir, or set ${SMPL_DIR_ENV}).",
+        f"(or put it in weights/smpl/, pass --smpl-dir DIR or FILE, or set ${SMPL_DIR_ENV}).",
     )
 
 

@@ -227,7 +227,8 @@ def reconstruct(
                           "vibe_wo_3dpw.")] = None,
     backbone: Annotated[Path | None, typer.Option(help="SPIN checkpoint for the ResNet-50; "
                         "default: the manifest's spin_checkpoint.")] = None,
-    smpl_dir: Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")] = None,
+    smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's "
+                        "model folder (DIR/smpl/SMPL_NEUTRAL.pkl) or the file.")] = None,
     untrained: Annotated[bool, typer.Option("--untrained", help="Run a randomly initialised STR "
                          "(and backbone, if SPIN's is missing) when no trained weights exist: the "
                          "bodies are meaningless; for testing the pipeline.")] = False,
@@ -235,8 +236,9 @@ def reconstruct(
     offline: Annotated[bool, typer.Option("--offline", help="Never download; fail if a weights "
                        "file is missing.")] = False,
     start: Annotated[str | None, typer.Option(help="First frame: a frame number (120) or seconds "
-                     "(4.5s).")] = None,
-    end: Annotated[str | None, typer.Option(help="Stop before this frame (number or seconds).")] = None,
+                     "(4.5s: the first frame whose timestamp is at or after it).")] = None,
+    end: Annotated[str | None, typer.Option(help="Stop before this frame (number), or before the first "
+                   "frame whose timestamp is at or after this time (4.5s).")] = None,
     stride: Annotated[int, typer.Option(help="Use every N-th frame.")] = 1,
     min_track_length: Annotated[int, typer.Option(help="Drop tracks shorter than this many frames.")] = 8,
     max_gap: Annotated[int, typer.Option(help="Fill gaps of up to this many frames by "
@@ -383,19 +385,21 @@ def render(
     crf: Annotated[int, typer.Option(help="x264 quality (0-51, lower is better).")] = 20,
     preset: Annotated[str, typer.Option(help="x264 speed: ultrafast, superfast, veryfast, faster, "
                       "fast, medium, slow (slower = smaller files at the same quality).")] = "veryfast",
-    fps: Annotated[float | None, typer.Option(help="Output frame rate (default: the source's).")] = None,
+    fps: Annotated[float | None, typer.Option(help="Output a constant frame rate (default: each frame "
+                   "keeps its source time, a variable rate included).")] = None,
     source: Annotated[Path | None, typer.Option("--video-file", help="The source video, if it moved "
                       "since reconstruct (one output folder only).")] = None,
-    smpl_dir: Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")] = None,
+    smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder (or smplx's "
+                        "model folder) or the file; default: the file the manifest records.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Overlay videos (and PNGs) of the reconstructed bodies on their input videos, headless."""
-    from strcli.body import Body, find_smpl_file
+    from strcli.body import Body
     from strcli.devices import resolve_device
     from strcli.errors import UsageError
     from strcli.outputs import MANIFEST
-    from strcli.render import RenderOptions, parse_frames, parse_tracks, render_video
+    from strcli.render import RenderOptions, parse_frames, parse_tracks, render_video, smpl_file_for
 
     options = RenderOptions(overlay=overlay, side_view=side_view, tracks=parse_tracks(tracks), alpha=alpha,
                             joints=joints, video=video, frames=parse_frames(frames), crf=crf, fps=fps,
@@ -412,7 +416,7 @@ def render(
     if source is not None and len(folders) > 1:
         raise UsageError("--video-file works with one output folder.")
     torch_device = resolve_device(device)
-    body = Body.from_file(find_smpl_file("neutral", smpl_dir)).to(torch_device)
+    body = Body.from_file(smpl_file_for(folders, smpl_dir)).to(torch_device)
     failed = 0
     with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed}/{task.total}",
                   console=stderr, disable=quiet, transient=True) as bar:

@@ -41,6 +41,8 @@ class TrackSummary:
     npz: str  # paths relative to the video's output folder
     amass: str
     meshes: str | None
+    amass_fps: float = 0.0  # the AMASS file's frame rate (mocap_framerate)
+    amass_resampled: bool = False  # True: resampled to amass_fps from a variable frame rate
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class WeightsUsed:
 @dataclass(frozen=True)
 class Counts:
     frames_in_file: int | None  # what the container says
+    frames_expected: int | None  # the frame count, else duration x rate; None: the file does not say
+    truncated: bool | None  # fewer frames decoded than the file says; None: its length is unknown
     frames_decoded: int
     frames_processed: int  # within --start/--end, every --stride-th
     damaged_packets: int
@@ -179,8 +183,10 @@ class TrackWriter:
     _KEYS = ("global_orient", "body_pose", "betas", "cam_crop", "transl", "joints3d", "joints2d")
 
     def __init__(self, folder: Path, track: TrackFrames, faces: np.ndarray, mesh_formats: tuple[str, ...],
-                 intrinsics: np.ndarray, fps: float, image_size: tuple[int, int]) -> None:
+                 intrinsics: np.ndarray, fps: float, image_size: tuple[int, int],
+                 amass_rate: float | None = None) -> None:
         self.folder, self.track, self.faces = folder, track, faces
+        self.amass_rate = amass_rate  # a variable frame rate: AMASS resampled to this many fps
         self.mesh_formats = mesh_formats
         self.intrinsics, self.fps, self.image_size = intrinsics, fps, image_size
         self.rows: list[np.ndarray] = []
@@ -242,12 +248,15 @@ class TrackWriter:
                    intrinsics=self.intrinsics.astype(np.float32), fps=np.float64(self.fps),
                    image_size=np.array(self.image_size, np.int64))
         amass = Path("amass") / f"{tid}.npz"
-        self._save(amass, **to_amass(values["global_orient"], values["body_pose"], values["betas"],
-                                     values["transl"], rest_pelvis, self.fps, t.frames))
+        exported = to_amass(values["global_orient"], values["body_pose"], values["betas"], values["transl"],
+                            rest_pelvis, self.fps, t.frames, t.times if self.amass_rate else None, self.amass_rate)
+        self._save(amass, **exported)
         return TrackSummary(track_id=tid, frames=n, first_frame=int(t.frames[0]),
                             last_frame=int(t.frames[-1]), interpolated_frames=int(t.interpolated.sum()),
                             npz=str(npz), amass=str(amass),
-                            meshes=str(self.mesh_dir.relative_to(self.folder)) if self.mesh_formats else None)
+                            meshes=str(self.mesh_dir.relative_to(self.folder)) if self.mesh_formats else None,
+                            amass_fps=float(exported["mocap_framerate"]),
+                            amass_resampled=bool(exported["resampled"]))
 
     def _save(self, relative: Path, **arrays: Any) -> None:
         path = self.folder / relative
@@ -308,26 +317,66 @@ def vertex_lines(vertices: np.ndarray) -> bytes:
     return line.tobytes()
 
 
+def resample_motion(times: np.ndarray, global_orient: np.ndarray, body_pose: np.ndarray,
+                    transl: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A motion at increasing `times` (N,) seconds -> the same motion at a constant `rate`
+    (fps): samples at times[0] + k / rate up to times[-1]. Each joint's rotation (axis-angle
+    (N, 3) per joint: global_orient (N, 3), body_pose (N, 69)) is interpolated along the
+    shortest arc (scipy's `Slerp`), the translation (N, 3) linearly. Returns (sample times
+    (M,), global_orient (M, 3), body_pose (M, 69), transl (M, 3))."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    times = np.asarray(times, np.float64)
+    count = int(np.floor((times[-1] - times[0]) * rate + 1e-6)) + 1
+    samples = np.minimum(times[0] + np.arange(count) / rate, times[-1])
+    poses = np.concatenate((global_orient, body_pose), axis=1).astype(np.float64).reshape(len(times), -1, 3)
+    out = np.empty((count, poses.shape[1], 3))
+    for joint in range(poses.shape[1]):
+        out[:, joint] = Slerp(times, Rotation.from_rotvec(poses[:, joint]))(samples).as_rotvec()
+    moved = np.stack([np.interp(samples, times, transl[:, k].astype(np.float64)) for k in range(3)], axis=1)
+    out = out.reshape(count, -1)
+    return samples, out[:, :3], out[:, 3:], moved
+
+
 def to_amass(global_orient: np.ndarray, body_pose: np.ndarray, betas: np.ndarray, transl: np.ndarray,
-             rest_pelvis: np.ndarray, fps: float, frames: np.ndarray) -> dict[str, np.ndarray]:
+             rest_pelvis: np.ndarray, fps: float, frames: np.ndarray, times: np.ndarray | None = None,
+             rate: float | None = None) -> dict[str, np.ndarray]:
     """Camera-frame SMPL -> AMASS layout (z up): poses (N, 72), trans (N, 3), betas (10,),
     mocap_framerate, gender. The whole body is rotated about the camera's origin by
     CAMERA_TO_ZUP: the root orientation becomes R @ R_root and, since SMPL rotates about the
-    rest pelvis J0, the translation becomes R (J0 + t) - J0."""
+    rest pelvis J0, the translation becomes R (J0 + t) - J0.
+
+    AMASS files hold one frame rate. With `times` (N,) seconds and a `rate` (a variable
+    frame rate), the motion is first resampled to `rate` fps (`resample_motion`): the file
+    then has `resampled` True, `times` (M,) the sample times (seconds from the video's first
+    frame) and `source_frames`/`source_times` the frames it was made from. Otherwise
+    `resampled` is False and `frames` are the video frames of the rows."""
     from scipy.spatial.transform import Rotation
 
+    resampled = times is not None and rate is not None and len(frames) > 1
+    source = {"source_frames": frames.astype(np.int64)}
+    if resampled:
+        source["source_times"] = np.asarray(times, np.float64)
+        sample_times, global_orient, body_pose, transl = resample_motion(times, global_orient, body_pose,
+                                                                        transl, float(rate))
     rot = CAMERA_TO_ZUP
     root = Rotation.from_matrix(rot @ Rotation.from_rotvec(global_orient.astype(np.float64)).as_matrix())
     pelvis = rest_pelvis.astype(np.float64)
     trans = (rot @ (pelvis[None] + transl.astype(np.float64)).T).T - pelvis
-    frame_step = np.diff(frames).min() if len(frames) > 1 else 1
-    return {
+    out_rate = float(rate) if resampled else fps / (np.diff(frames).min() if len(frames) > 1 else 1)
+    out = {
         "poses": np.concatenate((root.as_rotvec(), body_pose.astype(np.float64)), axis=1).astype(np.float32),
         "trans": trans.astype(np.float32),
         "betas": betas.mean(axis=0).astype(np.float32),
-        "mocap_framerate": np.float64(fps / frame_step),
-        "mocap_frame_rate": np.float64(fps / frame_step),
+        "mocap_framerate": np.float64(out_rate),
+        "mocap_frame_rate": np.float64(out_rate),
         "gender": np.array("neutral"),
         "surface_model_type": np.array("smpl"),
-        "frames": frames.astype(np.int64),
+        "resampled": np.bool_(resampled),
     }
+    if resampled:
+        out["times"] = sample_times.astype(np.float64)
+        out.update(source)
+    else:
+        out["frames"] = frames.astype(np.int64)
+    return out

@@ -66,6 +66,7 @@ from strcli.published import (
 )
 from strcli.tracking import (
     DETECTOR_BATCH_GPU,
+    DetectionFit,
     DetectionTracker,
     Detections,
     Track,
@@ -74,10 +75,13 @@ from strcli.tracking import (
     USER_DETECTOR_HINT,
     YoloPersonDetector,
     check_detector_file,
+    check_fit,
+    count_past_end,
+    drop_outside,
     finalize_tracks,
     read_mot_detections,
 )
-from strcli.video import VideoInfo, VideoReader, parse_position, probe
+from strcli.video import Position, VideoInfo, VideoReader, is_truncated, length_warning, parse_position, probe
 from strcli.weights import Status, ensure, recorded_sha256, sha256_file
 from strcli.windows import StreamingWindows
 
@@ -330,7 +334,7 @@ def _load_published(name: str, sources: ModelSources, checkpoint: Path | None, r
         weights.append(_file_weights(name, checkpoint, f"{KIND_NAMES[name]}, epoch {loaded.meta.get('epoch')}"))
         return loaded.model
     torch.manual_seed(sources.seed)
-    model = build_published(name, _mean_params(sources))
+    model = build_published(name, _mean_params(sources, weights, warnings))
     if spin is not None:
         load_spin_regressor(model.regressor, spin)
     weights.append(WeightsUsed(name, None, "", f"random init (seed {sources.seed})"))
@@ -338,10 +342,24 @@ def _load_published(name: str, sources: ModelSources, checkpoint: Path | None, r
     return model
 
 
-def _mean_params(sources: ModelSources) -> MeanParams:
-    mean = MeanParams.neutral()
-    with contextlib.suppress(MissingAssetError, CorruptAssetError):
-        mean = MeanParams.from_npz(ensure("smpl_mean_params", download=sources.download).path)
+def _mean_params(sources: ModelSources, weights: list[WeightsUsed], warnings: list[str]) -> MeanParams:
+    """SPIN's mean parameters (the smpl_mean_params asset), the regressor's starting point
+    when a network is randomly initialised; without the file, the built-in neutral body.
+    Which one was used goes into `weights` (so into the manifest and the fingerprint)."""
+    try:
+        state = ensure("smpl_mean_params", download=sources.download)
+        mean = MeanParams.from_npz(state.path)
+        used = WeightsUsed("mean_params", str(state.path.resolve()), sha256_file(state.path),
+                           "asset smpl_mean_params")
+    except (MissingAssetError, CorruptAssetError) as err:
+        mean = MeanParams.neutral()
+        used = WeightsUsed("mean_params", None, "", "built-in fallback (MeanParams.neutral: zero pose, "
+                           "zero shape)")
+        note = f"SPIN's mean parameters are not available ({err.message}); the built-in fallback is used."
+        if note not in warnings:
+            warnings.append(note)
+    if all(w.name != "mean_params" for w in weights):
+        weights.append(used)
     return mean
 
 
@@ -365,7 +383,7 @@ def _load_str(sources: ModelSources, checkpoint: Path | None, raw: dict[str, Any
             "--name str_checkpoint`; or pass --untrained to run a randomly initialised STR "
             "(the bodies are then meaningless: for testing the pipeline only).")
     torch.manual_seed(sources.seed)
-    model = build_model(STRConfig(), _mean_params(sources))
+    model = build_model(STRConfig(), _mean_params(sources, weights, warnings))
     note = f"random init (seed {sources.seed})"
     if spin is not None:
         load_spin_regressor(model.regressor, spin)
@@ -404,14 +422,24 @@ class TrackingPass:
     decoded: int
     damaged: int
     detections: int
+    finished: bool = True  # the decoder reached the end of the file
+    last_time: float | None = None  # seconds of the last frame decoded
+    warnings: tuple[str, ...] = ()  # e.g. detections that do not fit the video
 
 
 def fingerprint(video: Path, detections: Path | None, options: ReconstructOptions,
-                weights: list[WeightsUsed]) -> str:
+                weights: list[WeightsUsed], device: torch.device | None = None) -> str:
+    """sha256 of everything that changes the numbers: strcli's version, the video (path,
+    size, mtime), the detections file (its content's sha256), every result option (range,
+    stride, tracking, detector settings, focal, window stride, mesh formats), every file
+    of `weights` by content (detector, backbone, STR/TCMR/VIBE checkpoints, SMPL file, the
+    mean parameters or the built-in fallback; a random initialisation by its seed) and the
+    device kind (the detector runs in fp16 on a GPU)."""
     key = {"strcli": __version__, "input": asdict(InputFile.of(video)),
-           "detections": asdict(InputFile.of(detections)) if detections else None,
+           "detections": sha256_file(detections) if detections else None,
            "options": options.result_options(),
-           "weights": [(w.name, w.sha256, w.note) for w in weights]}
+           "weights": [(w.name, w.sha256, w.note) for w in weights],
+           "device": device.type if device is not None else None}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -438,7 +466,7 @@ def reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, 
     writes that folder (a video already done is skipped without it)."""
     progress = progress or NoProgress()
     started = time.perf_counter()
-    key = fingerprint(video, detections, options, models.weights) if video.is_file() else ""
+    key = fingerprint(video, detections, options, models.weights, models.device) if video.is_file() else ""
     with writing(out_root / video.stem):
         skipped = None if overwrite else _already_done(video, out_root, key)
         if skipped is not None:
@@ -476,43 +504,53 @@ def _reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions,
 def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, models: Models,
                  detections: Path | None, key: str, progress: Progress, started: float) -> VideoResult:
     info = probe(video)
-    start = parse_position(options.start, info.fps) or 0
-    end = parse_position(options.end, info.fps)
+    start_at, end_at = parse_position(options.start), parse_position(options.end)
     timer = StageTimer(models.device)
     warnings = list(models.warnings)
 
-    tracked = track_video(info, start, end, options, models.detector, detections, models.device, timer,
+    tracked = track_video(info, start_at, end_at, options, models.detector, detections, models.device, timer,
                           progress, models.detector_hint)
+    warnings += tracked.warnings
     if tracked.detections and not tracked.tracks:
         warnings.append(f"people were detected ({tracked.detections} boxes) but no track lasted "
                         f"{options.tracking.min_length} frames (--min-track-length).")
     if not tracked.tracks:
         warnings.append("no person found: the result is empty.")
-    if end is None and info.frames_in_file and tracked.decoded < info.frames_in_file:
-        warnings.append(f"decoded {tracked.decoded} of the {info.frames_in_file} frames the file "
-                        "announces: it may be truncated.")
+    truncated = is_truncated(info, tracked.decoded, tracked.last_time) if tracked.finished else None
+    if tracked.finished and (warning := length_warning(info, tracked.decoded, tracked.last_time)):
+        warnings.append(warning)
     if tracked.damaged:
         warnings.append(f"{tracked.damaged} damaged packet(s) could not be decoded; their frames are missing.")
     if len(tracked.frame_of) == 0:
         raise UsageError(f"{video.name}: no frame in the range --start {options.start} --end "
                          f"{options.end} (the video has {tracked.decoded} frames).")
+    # The range as frame indices (seconds were resolved by timestamp in pass 1).
+    start, end = int(tracked.frame_of[0]), int(tracked.frame_of[-1]) + 1
+    amass_rate = constant_rate(tracked.times, tracked.frame_of)
+    if amass_rate is not None:
+        warnings.append(f"variable frame rate ({_rate_range(tracked.times, tracked.frame_of)}): track times "
+                        f"are the frames' timestamps; the AMASS files are resampled to a constant "
+                        f"{amass_rate:g} fps (their key 'resampled').")
 
     intrinsics = Intrinsics.default_for(info.width, info.height, options.focal)
     with VideoFolder(out_root, video.stem) as folder:
         outputs, person_frames = _reconstruct_tracks(
-            info, start, end, options, models, tracked, intrinsics, folder.tmp, timer, progress)
+            info, start, end, options, models, tracked, intrinsics, folder.tmp, timer, progress, amass_rate)
         summaries, meshes = outputs[0].tracks, outputs[0].meshes
         manifest = VideoManifest(
             strcli=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), fingerprint=key,
             input=InputFile.of(video),
-            video={**asdict(info), "path": str(info.path.resolve())},
+            video={**asdict(info), "path": str(info.path.resolve()), "variable_frame_rate": amass_rate is not None},
             options={**asdict(options), "detections": str(detections.resolve()) if detections else None,
-                     "start_frame": start, "end_frame": end},
+                     "detections_sha256": sha256_file(detections) if detections else None,
+                     "start_frame": start, "end_frame": end,
+                     "start_time": float(tracked.times[0]), "end_time": float(tracked.times[-1])},
             versions=_versions(models.device), weights=models.weights,
             intrinsics={"focal": intrinsics.focal, "width": intrinsics.width, "height": intrinsics.height,
                         "matrix": intrinsics.matrix.tolist(),
                         "source": "--focal" if options.focal else "image diagonal"},
-            counts=Counts(frames_in_file=info.frames_in_file, frames_decoded=tracked.decoded,
+            counts=Counts(frames_in_file=info.frames_in_file, frames_expected=info.frames_expected,
+                          truncated=truncated, frames_decoded=tracked.decoded,
                           frames_processed=len(tracked.frame_of), damaged_packets=tracked.damaged,
                           detections=tracked.detections, tracks=len(summaries),
                           person_frames=person_frames, meshes=meshes),
@@ -526,20 +564,31 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
                        time.perf_counter() - started, warnings=tuple(warnings))
 
 
-def track_video(info: VideoInfo, start: int, end: int | None, options: ReconstructOptions,
+def track_video(info: VideoInfo, start: int | Position | None, end: int | Position | None,
+                options: ReconstructOptions,
                 detector: Path | None = None, detections: Path | None = None,
                 device: torch.device = torch.device("cpu"), timer: StageTimer | None = None,
                 progress: Progress | None = None, detector_hint: str = USER_DETECTOR_HINT) -> TrackingPass:
     """Pass 1: decode, detect (YOLO `detector`, or the MOT file `detections`), track; keep
-    boxes only."""
+    boxes only. `start`/`end`: frame indices or `Position`s (seconds select by timestamp).
+
+    A detections file's boxes wholly outside the frame and lines after the video's last
+    frame are dropped with a warning that counts them; a file most of whose boxes do not
+    fit is refused (UsageError, exit 2: the detections of another video)."""
     timer = timer or StageTimer(device)
     progress = progress or NoProgress()
     fps = info.fps / options.stride
     lost = options.tracking.lost_seconds
     given: dict[int, Detections] | None = None
     every = 1  # a detections file has every frame's boxes already
+    outside = 0
     if detections is not None:
         given = read_mot_detections(detections, options.min_score)
+        in_file = sum(len(found) for found in given.values())
+        given, outside = drop_outside(given, info.width, info.height)
+        if info.frames_expected:  # refuse a file of another video before decoding it
+            check_fit(DetectionFit(in_file, outside, count_past_end(given, info.frames_expected - 1),
+                                   info.frames_expected - 1), detections, info.width, info.height)
         tracker = DetectionTracker(fps, lost)
     else:
         if detector is None:
@@ -588,19 +637,59 @@ def track_video(info: VideoInfo, start: int, end: int | None, options: Reconstru
     with timer("detect+track"):
         count += detect() if pending else 0
     progress.finish()
+    warnings: list[str] = []
+    if given is not None and detections is not None:
+        # The video's last frame: what the file announces (lines between a truncated file's
+        # end and its announced length are the truncation's, warned about as such), else
+        # the last decoded, when decoding reached the end.
+        last = max((info.frames_expected or 0) - 1, reader.decoded - 1 if reader.finished else -1)
+        fit = DetectionFit(in_file, outside, count_past_end(given, last) if last >= 0 else 0,
+                           last if last >= 0 else None)
+        check_fit(fit, detections, info.width, info.height)
+        if (warning := fit.warning(info.width, info.height)) is not None:
+            warnings.append(warning)
     with timer("detect+track"):
         tracks = finalize_tracks(boxes, options.tracking)
     return TrackingPass(tracks, np.array(frame_of, np.int64), np.array(times, np.float64),
-                        reader.decoded, reader.damaged, count)
+                        reader.decoded, reader.damaged, count, reader.finished, reader.last_time, tuple(warnings))
+
+
+def constant_rate(times: np.ndarray, frame_of: np.ndarray) -> float | None:
+    """None for a constant frame rate; for a variable one, the rate the AMASS files are
+    resampled to: that of the median interval between consecutive frames (the video's
+    usual rate, so its fastest stretches keep most of their detail). Timestamps (seconds)
+    per file frame varying by more than 10% make a rate variable."""
+    steps = np.diff(frame_of)
+    if len(steps) < 2:
+        return None
+    per_frame = np.diff(times) / steps  # seconds per file frame
+    median = float(np.median(per_frame))
+    if median <= 0 or float(per_frame.max() - per_frame.min()) <= 0.1 * median:
+        return None
+    return round(1 / median, 3)
+
+
+def _rate_range(times: np.ndarray, frame_of: np.ndarray) -> str:
+    per_frame = np.diff(times) / np.diff(frame_of)
+    return f"{1 / per_frame.max():.3g} to {1 / per_frame.min():.3g} fps"
 
 
 def _ultralytics_device(device: torch.device) -> str:
     return "cpu" if device.type == "cpu" else str(device.index or 0)
 
 
-def _expected_frames(info: VideoInfo, start: int, end: int | None, stride: int) -> int | None:
-    last = end if end is not None else info.frames_in_file
-    return None if last is None else max(0, -(-(last - start) // stride))
+def _expected_frames(info: VideoInfo, start: int | Position | None, end: int | Position | None,
+                     stride: int) -> int | None:
+    """About how many frames pass 1 will see (for the progress bar)."""
+
+    def frame(at: int | Position | None) -> int | None:
+        if isinstance(at, Position):
+            return at.frame if at.frame is not None else int(round((at.seconds or 0) * (info.fps or 0)))
+        return at
+
+    first = frame(start) or 0
+    last = frame(end) if end is not None else info.frames_expected
+    return None if last is None else max(0, -(-(last - first) // stride))
 
 
 @dataclass(frozen=True)
@@ -613,7 +702,8 @@ class _Sequence:
 
 def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: ReconstructOptions,
                         models: Models, tracked: TrackingPass, intrinsics: Intrinsics, folder: Path,
-                        timer: StageTimer, progress: Progress) -> tuple[list[ModelOutput], int]:
+                        timer: StageTimer, progress: Progress, amass_rate: float | None = None
+                        ) -> tuple[list[ModelOutput], int]:
     """Pass 2: crops -> features -> each temporal model -> SMPL -> files, streamed. The
     features are computed once and fed to every model."""
     tracks = tracked.tracks
@@ -627,7 +717,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
                                   TrackFrames(t.track_id, tracked.frame_of[t.frames], tracked.times[t.frames],
                                               t.boxes, t.scores, t.interpolated),
                                   faces, options.mesh_formats, intrinsics.matrix, info.fps,
-                                  (info.width, info.height)) for t in tracks] for name in names}
+                                  (info.width, info.height), amass_rate) for t in tracks] for name in names}
     sequences: list[_Sequence] = []
     lengths: list[int] = []
     sequence_of_row: list[np.ndarray] = []  # per track: (N,) sequence of each row

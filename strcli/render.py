@@ -24,14 +24,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from strcli.body import Body
+from strcli.body import Body, find_smpl_file
 from strcli.camera import Intrinsics
 from strcli.errors import UsageError, VideoError, writing
 from strcli.locks import video_lock
-from strcli.outputs import MANIFEST, output_error
+from strcli.outputs import MANIFEST, output_error, read_manifest
 from strcli.overlap import ReadAhead, WriteBehind
 from strcli.rasterize import rasterize, vertex_normals
-from strcli.video import VideoReader, VideoWriter
+from strcli.video import VideoInfo, VideoReader, VideoWriter
 
 # Light, desaturated colours (RGB 0-1) in the spirit of the paper's figures; track k gets
 # PALETTE[k % len(PALETTE)], so a person keeps their colour across frames and renders.
@@ -222,28 +222,30 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
     stride = int(opts["stride"])
     reader = VideoReader(source, int(opts["start_frame"]), opts["end_frame"], stride)
     info = reader.info
+    check_same_video(manifest, info, folder.name)
     intrinsics = Intrinsics(manifest["intrinsics"]["focal"], info.width, info.height)
     fps = options.fps or info.fps / stride
+    keep_times = options.fps is None  # each frame at its source time (a variable rate is kept)
     faces = torch.as_tensor(body.faces, device=device)
     writer = None
     if options.video:
         writer = VideoWriter(folder / (COMPARE if options.compare else OVERLAY),
                              info.width * (2 if options.side_view else 1) * len(panels), info.height,
                              fps, options.crf, options.preset,
-                             copy_audio_from=source if stride == 1 and options.fps is None else None)
+                             copy_audio_from=source if keep_times else None)
     wanted = set(options.frames)
     total = manifest["counts"]["frames_processed"]
     pngs = []
 
-    def emit(item: tuple[int, np.ndarray]) -> None:  # runs in the write-behind thread
-        index, drawn = item
+    def emit(item: tuple[int, float, np.ndarray]) -> None:  # runs in the write-behind thread
+        index, at, drawn = item
         if writer is not None:
-            writer.write(drawn)
+            writer.write(drawn, at if keep_times else None)
         if index in wanted:
             pngs.append(_write_png(folder / "frames" / f"{index:06d}.png", drawn))
 
-    sink: WriteBehind[tuple[int, np.ndarray]] = WriteBehind(emit, depth=3)
-    count, first_time = 0, 0.0
+    sink: WriteBehind[tuple[int, float, np.ndarray]] = WriteBehind(emit, depth=3)
+    count, first_time, last_time = 0, 0.0, 0.0
     threads = torch.get_num_threads()
     try:
         if device.type == "cpu":  # leave cores to the decoder's and the encoder's threads
@@ -251,14 +253,21 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
         # Decoding runs ahead and encoding behind in threads, while this one draws.
         for frame in ReadAhead(reader, depth=3):
             first_time = frame.time if count == 0 else first_time
+            last_time = frame.time
             drawn = [_draw_frame(frame.image, _people_at(frame.index, tracks, body, device), faces, intrinsics,
                                  options, label) for label, tracks in panels]
-            sink.put((frame.index, drawn[0] if len(drawn) == 1 else np.concatenate(drawn, axis=1)))
+            sink.put((frame.index, frame.time - first_time,
+                      drawn[0] if len(drawn) == 1 else np.concatenate(drawn, axis=1)))
             count += 1
             if progress:
                 progress(count, total)
         sink.close()
-        video = writer.close(first_time, first_time + count / fps) if writer is not None else None
+        if count != total:
+            raise VideoError(f"{source.name} gave {count} frames in the range of {folder.name}, which was "
+                             f"reconstructed from {total}: it is not the same video (or it changed).",
+                             "Pass the video it was made from with --video-file.")
+        end_time = (last_time + stride / info.fps) if keep_times and info.fps else first_time + count / fps
+        video = writer.close(first_time, end_time) if writer is not None else None
     except BaseException:
         sink.abort()
         if writer is not None:
@@ -270,6 +279,40 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
 
 
 Panel = tuple[str | None, list[TrackMotion]]  # (label, tracks to draw)
+
+
+def smpl_file_for(folders: list[Path], smpl_dir: Path | None = None) -> Path:
+    """The SMPL file to draw `folders` with: --smpl-dir's when given, else the one their
+    manifest records (the file the bodies were made with, so --smpl-dir need not be
+    repeated), else `find_smpl_file`'s usual places."""
+    if smpl_dir is None:
+        for folder in folders:
+            manifest = read_manifest(folder) or {}
+            for used in manifest.get("weights", []):
+                if isinstance(used, dict) and used.get("name") == "smpl" and used.get("path"):
+                    if Path(used["path"]).is_file():
+                        return Path(used["path"])
+    return find_smpl_file("neutral", smpl_dir)
+
+
+def check_same_video(manifest: dict, info: VideoInfo, name: str) -> None:
+    """Refuse (VideoError, exit 7) a source video whose size, frame rate or length differ
+    from those of the video `manifest` was reconstructed from: the bodies would be drawn
+    over the wrong pictures. A re-encoded or moved copy of the same video passes."""
+    was = manifest.get("video") or {}
+    differences = []
+    if (was.get("width"), was.get("height")) != (info.width, info.height) and was.get("width"):
+        differences.append(f"{info.width}x{info.height} pixels, not {was['width']}x{was['height']}")
+    if was.get("fps") and info.fps and abs(info.fps - was["fps"]) > 0.01 * was["fps"]:
+        differences.append(f"{info.fps:.3g} fps, not {was['fps']:.3g}")
+    if was.get("frames_in_file") and info.frames_in_file and was["frames_in_file"] != info.frames_in_file:
+        differences.append(f"{info.frames_in_file} frames, not {was['frames_in_file']}")
+    elif was.get("duration") and info.duration and abs(info.duration - was["duration"]) > 2 / (info.fps or 1):
+        differences.append(f"{info.duration:.2f} s long, not {was['duration']:.2f}")
+    if differences:
+        raise VideoError(f"{info.path.name} is not the video {name} was reconstructed from: "
+                         f"{'; '.join(differences)}.",
+                         "Pass the video it was made from with --video-file.")
 
 
 def _load(folder: Path, options: RenderOptions, source: Path | None) -> tuple[dict, list[Panel], Path]:

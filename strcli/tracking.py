@@ -148,6 +148,60 @@ def read_mot_detections(path: str | Path, min_score: float = 0.0) -> dict[int, D
     return out
 
 
+@dataclass(frozen=True)
+class DetectionFit:
+    """How a detections file fits its video: boxes and lines that cannot be of it."""
+
+    boxes: int  # boxes in the file (after --min-score)
+    outside: int  # boxes wholly outside the frame (dropped)
+    past_end: int  # boxes on frames after the video's last (dropped)
+    last_frame: int | None  # the video's last frame (0-based), None where unknown
+
+    @property
+    def misfits(self) -> int:
+        return self.outside + self.past_end
+
+    def warning(self, width: int, height: int) -> str | None:
+        """A warning counting what was dropped (None when everything fits)."""
+        if not self.misfits:
+            return None
+        parts = []
+        if self.outside:
+            parts.append(f"{self.outside} box(es) wholly outside the {width}x{height} frame")
+        if self.past_end:
+            parts.append(f"{self.past_end} box(es) on frames after the video's last "
+                         f"(frame {(self.last_frame or 0) + 1} in MOT numbering)")
+        return (f"--detections: dropped {' and '.join(parts)}, of {self.boxes}: is this the right file?")
+
+
+def drop_outside(detections: dict[int, Detections], width: int, height: int) -> tuple[dict[int, Detections], int]:
+    """Remove the boxes that do not overlap the (width, height) frame at all (pixels, upright);
+    returns the rest and how many were removed."""
+    kept: dict[int, Detections] = {}
+    dropped = 0
+    for frame, found in detections.items():
+        x1, y1, x2, y2 = found.xyxy.T
+        inside = (x2 > 0) & (y2 > 0) & (x1 < width) & (y1 < height) & (x2 > x1) & (y2 > y1)
+        dropped += int((~inside).sum())
+        if inside.any():
+            kept[frame] = found[inside]
+    return kept, dropped
+
+
+def count_past_end(detections: dict[int, Detections], last_frame: int) -> int:
+    """Boxes on frames after `last_frame` (0-based)."""
+    return sum(len(found) for frame, found in detections.items() if frame > last_frame)
+
+
+def check_fit(fit: DetectionFit, path: Path, width: int, height: int) -> None:
+    """Refuse (UsageError, exit 2) a detections file most of whose boxes do not fit the video."""
+    if fit.boxes and fit.misfits * 2 > fit.boxes:
+        raise UsageError(f"--detections {path.name} does not fit this video: {fit.misfits} of its "
+                         f"{fit.boxes} boxes are outside the {width}x{height} frame or after its last frame "
+                         f"({(fit.last_frame or 0) + 1} in MOT numbering).",
+                         "Is it the detections file of another video? Pass the one made for this video.")
+
+
 def _bytetrack_config(fps: float, lost_seconds: float):
     import_ultralytics()
     from ultralytics.utils import YAML, IterableSimpleNamespace
@@ -168,18 +222,41 @@ def make_bytetrack(fps: float, lost_seconds: float = 1.0):
 
 class DetectionTracker:
     """Detections (YOLO's or the user's) through ultralytics' ByteTrack, one frame at a time; one
-    instance per video."""
+    instance per video.
+
+    ByteTrack starts a track unconfirmed and reports it from its second matched detection
+    on (after the video's first frame), so the box that started it would be lost: a person
+    first detected at frame 19 would be tracked from frame 20. The tracker keeps that birth
+    box and hands it out, before the confirming box, when the track is confirmed; a track
+    never confirmed gives nothing. (A lost track that is found again is re-activated at
+    once and reported on that frame: it loses no box.)
+    """
 
     def __init__(self, fps: float, lost_seconds: float = 1.0) -> None:
         self.tracker = make_bytetrack(fps, lost_seconds)
+        self.births: dict[int, TrackedBox] = {}  # unconfirmed track id -> the box that started it
 
     def __call__(self, frame: int, found: Detections) -> list[TrackedBox]:
         # Rows are [x1, y1, x2, y2, id, score, cls, detection index]: keep the user's own
         # box rather than the tracker's Kalman estimate (smoothing is ours to do).
-        return [TrackedBox(frame, int(row[4]),
-                           np.asarray(found.xyxy[int(row[7])] if len(found) else row[:4], np.float32),
-                           float(row[5]))
-                for row in self.tracker.update(found)]
+        out = []
+        for row in self.tracker.update(found):
+            track_id = int(row[4])
+            birth = self.births.pop(track_id, None)
+            if birth is not None:
+                out.append(birth)
+            out.append(TrackedBox(frame, track_id,
+                                  np.asarray(found.xyxy[int(row[7])] if len(found) else row[:4], np.float32),
+                                  float(row[5])))
+        tracked = self.tracker.tracked_stracks
+        for track in tracked:
+            if not track.is_activated and track.start_frame == self.tracker.frame_id and len(found):
+                self.births[track.track_id] = TrackedBox(frame, track.track_id,
+                                                         np.asarray(found.xyxy[int(track.idx)], np.float32),
+                                                         float(track.score))
+        unconfirmed = {t.track_id for t in tracked if not t.is_activated}
+        self.births = {k: v for k, v in self.births.items() if k in unconfirmed}
+        return out
 
 
 def track_detections(detections: dict[int, Detections], frames: Iterable[int], fps: float,

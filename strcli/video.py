@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -26,11 +27,22 @@ class VideoInfo:
     width: int  # upright, after the display rotation
     height: int
     rotation: int  # degrees counter-clockwise applied to decoded frames (0, 90, 180, 270)
-    fps: float  # average frame rate
+    fps: float  # nominal frame rate (see `stream_rate`); frame times come from timestamps
     frames_in_file: int | None  # the container's count; None where it does not say
-    duration: float | None  # seconds
+    duration: float | None  # seconds, the stream's or the container's; None where neither says
     codec: str
     size_bytes: int
+    timed: bool = True  # False: the frames carry no timestamps (raw elementary stream)
+
+    @property
+    def frames_expected(self) -> int | None:
+        """How many frames the file says it holds: its frame count, else its duration x
+        rate; None where it records neither (a raw stream: its length is unknown)."""
+        if self.frames_in_file:
+            return self.frames_in_file
+        if self.duration and self.fps:
+            return int(round(self.duration * self.fps))
+        return None
 
 
 @dataclass(frozen=True)
@@ -74,20 +86,51 @@ def probe(path: str | Path) -> VideoInfo:
         width, height = stream.codec_context.width, stream.codec_context.height
         if rotation in (90, 270):
             width, height = height, width
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        timed = first.pts is not None
         duration = None
-        if stream.duration is not None and stream.time_base is not None:
+        if timed and stream.duration and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
+        elif timed and container.duration:
             duration = container.duration / av.time_base
+        rate = stream_rate(stream, timed)
         return VideoInfo(path=path, width=width, height=height, rotation=rotation,
-                         fps=float(rate) if rate else 0.0, frames_in_file=stream.frames or None,
+                         fps=rate, frames_in_file=stream.frames or None,
                          duration=duration, codec=stream.codec_context.name,
-                         size_bytes=path.stat().st_size)
+                         size_bytes=path.stat().st_size, timed=timed)
 
 
-def parse_position(text: str | None, fps: float) -> int | None:
-    """'120' (frames) or '4.5s' (seconds) -> a frame index; None stays None."""
+def stream_rate(stream: av.video.stream.VideoStream, timed: bool = True) -> float:
+    """A stream's frame rate in frames per second (0.0 where nothing says).
+
+    A container with timing (MP4, MKV, AVI, ...) gives the average rate of its frames'
+    timestamps (`average_rate`). A stream without container timing (a raw H.264 or MJPEG
+    elementary stream) has no average to give: FFmpeg then reports its default of 25 as
+    `average_rate`, so the stream's own rate comes first there: the decoder's (`codec_context
+    .framerate`, from the H.264 VUI timing), then FFmpeg's guess, the average, and
+    `base_rate` (r_frame_rate). A raw MJPEG stream records no rate at all: 25, FFmpeg's
+    default, is then all there is.
+    """
+    context = stream.codec_context.framerate if stream.codec_context is not None else None
+    order = ((stream.average_rate, stream.guessed_rate, context, stream.base_rate) if timed else
+             (context, stream.guessed_rate, stream.average_rate, stream.base_rate))
+    for rate in order:
+        if rate and 0 < float(rate) < 1000:
+            return float(rate)
+    return 0.0
+
+
+@dataclass(frozen=True)
+class Position:
+    """A --start/--end position: a frame index or a time in seconds (exactly one is set)."""
+
+    frame: int | None = None
+    seconds: float | None = None
+
+
+def parse_position(text: str | None) -> Position | None:
+    """'120' (a frame index) or '4.5s' (seconds from the first frame) -> a `Position`; None
+    stays None. Seconds select frames by their timestamps, not by seconds x frame rate
+    (`VideoReader`), so a variable frame rate is cut where the user means."""
     if text is None or text == "":
         return None
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s?)\s*", str(text))
@@ -95,31 +138,54 @@ def parse_position(text: str | None, fps: float) -> int | None:
         raise UsageError(f"bad frame position {text!r}: use a frame number (120) or seconds (4.5s).")
     value, seconds = float(match.group(1)), bool(match.group(2))
     if seconds:
-        return int(round(value * fps))
+        return Position(seconds=value)
     if not value.is_integer():
         raise UsageError(f"bad frame position {text!r}: frame numbers are whole; add 's' for seconds.")
-    return int(value)
+    return Position(frame=int(value))
+
+
+# Times closer than this (seconds) are equal: a timestamp of 1.0 s in a 1/90000 time base
+# may come back as 0.9999999.
+TIME_TOLERANCE = 1e-6
 
 
 class VideoReader:
     """Iterate over frames [start, end) every `stride`-th, upright, streamed.
 
+    `start`/`end` are frame indices, or `Position`s: a time in seconds selects the frames
+    whose timestamp (from the first frame) is in [start, end): start inclusive, end
+    exclusive. The stride counts from the first frame selected.
+
     After iteration: `decoded` frames were decoded, `yielded` handed out, `damaged`
-    packets could not be decoded (their frames are missing, not invented).
+    packets could not be decoded (their frames are missing, not invented), `finished` says
+    whether the end of the stream was reached, `last_time` is the time of the last frame
+    decoded (seconds from the first).
     """
 
-    def __init__(self, path: str | Path, start: int = 0, end: int | None = None, stride: int = 1,
-                 threads: bool = True, images: bool = True) -> None:
-        if start < 0 or (end is not None and end <= start) or stride < 1:
+    def __init__(self, path: str | Path, start: int | Position | None = 0, end: int | Position | None = None,
+                 stride: int = 1, threads: bool = True, images: bool = True) -> None:
+        start = Position(frame=0) if start is None else start
+        start = start if isinstance(start, Position) else Position(frame=int(start))
+        end = end if end is None or isinstance(end, Position) else Position(frame=int(end))
+        if stride < 1 or (start.frame or 0) < 0 or (start.seconds or 0) < 0:
             raise UsageError(f"bad frame range: start={start}, end={end}, stride={stride} "
                              "(need 0 <= start < end and stride >= 1).")
+        for unit in ("frame", "seconds"):
+            a, b = getattr(start, unit), getattr(end, unit) if end is not None else None
+            if a is not None and b is not None and b <= a:
+                raise UsageError(f"bad frame range: start={a}, end={b} (need start < end).")
         self.info = probe(path)
-        self.start, self.end, self.stride = start, end, stride
+        self.start_at, self.end_at = start, end
+        self.start = start.frame or 0  # frame index bounds (the time bounds are in start_at/end_at)
+        self.end = end.frame if end is not None else None
+        self.stride = stride
         self.threads = threads
         self.images = images  # False: frames are decoded (to count them and read their times) only
         self.decoded = 0
         self.yielded = 0
         self.damaged = 0
+        self.finished = False
+        self.last_time: float | None = None
 
     def __iter__(self) -> Iterator[Frame]:
         container = _open(self.info.path)
@@ -129,6 +195,9 @@ class VideoReader:
                 stream.thread_type = "AUTO"
             first_time: float | None = None
             index = -1
+            selected = 0  # frames in the range so far (the stride counts them)
+            start_s = self.start_at.seconds
+            end_s = self.end_at.seconds if self.end_at is not None else None
             for packet in container.demux(stream):
                 try:
                     frames = packet.decode()
@@ -140,20 +209,57 @@ class VideoReader:
                     self.decoded += 1
                     time = float(frame.time) if frame.time is not None else index / (self.info.fps or 1)
                     first_time = time if first_time is None else first_time
-                    if index < self.start or (index - self.start) % self.stride:
-                        continue
-                    if self.end is not None and index >= self.end:
+                    time -= first_time
+                    self.last_time = time
+                    if (self.end is not None and index >= self.end) or (
+                            end_s is not None and time >= end_s - TIME_TOLERANCE):
                         return
+                    if index < self.start or (start_s is not None and time < start_s - TIME_TOLERANCE):
+                        continue
+                    selected += 1
+                    if (selected - 1) % self.stride:
+                        continue
                     image = frame.to_ndarray(format="rgb24") if self.images else None
                     if image is not None and self.info.rotation:
                         image = np.ascontiguousarray(np.rot90(image, k=self.info.rotation // 90))
                     self.yielded += 1
-                    yield Frame(index=index, time=time - first_time, image=image)
+                    yield Frame(index=index, time=time, image=image)
+            self.finished = True
         finally:
             container.close()
 
 
+def length_warning(info: VideoInfo, decoded: int, last_time: float | None) -> str | None:
+    """A warning when a file fully decoded (`decoded` frames, the last at `last_time`
+    seconds from the first) holds fewer frames than it says: fewer than its frame count,
+    or ending more than 1.5 frames before its duration (containers that give no count:
+    MKV, WebM, MPEG-TS); or, for a file that records neither (a raw stream), that a cut
+    cannot be detected. None when the file is whole."""
+    frame = 1 / info.fps if info.fps else 0.0
+    if info.frames_in_file and decoded < info.frames_in_file:
+        return (f"decoded {decoded} of the {info.frames_in_file} frames the file announces: "
+                "it may be truncated.")
+    if info.duration and last_time is not None and info.duration - (last_time + frame) > 1.5 * frame:
+        return (f"decoded {decoded} frames ({last_time + frame:.2f} s) of a {info.duration:.2f} s video "
+                f"(about {info.frames_expected} frames): it may be truncated.")
+    if not info.frames_in_file and not info.duration:
+        return (f"{info.path.name} does not record its length (a raw {info.codec} stream): "
+                f"{decoded} frames decoded; a file cut short cannot be detected.")
+    return None
+
+
+def is_truncated(info: VideoInfo, decoded: int, last_time: float | None) -> bool | None:
+    """True/False where the file's length is known (see `length_warning`), None where not."""
+    if not info.frames_in_file and not info.duration:
+        return None
+    return length_warning(info, decoded, last_time) is not None
+
+
 _MP4_AUDIO = ("aac", "mp3", "ac3", "eac3", "opus", "alac", "flac")
+
+
+# Time base of the frames `VideoWriter` stamps with their own times (MPEG's 90 kHz clock).
+WRITER_TIME_BASE = Fraction(1, 90000)
 
 
 class VideoWriter:
@@ -161,16 +267,20 @@ class VideoWriter:
     name and renamed when complete. Frames are (H, W, 3) uint8 RGB; odd sizes get one
     black row/column (4:2:0 needs even sizes). `copy_audio_from` adds the audio of a source
     file, the part `close` names (copied when MP4 can hold its codec, else re-encoded to
-    AAC)."""
+    AAC).
+
+    `write(image, time)` stamps a frame with its time (seconds from the first; a variable
+    frame rate is kept, in a 1/90000 s time base); `write(image)` without times gives a
+    constant `fps`."""
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float, crf: int = 20,
                  preset: str = "veryfast", copy_audio_from: Path | None = None) -> None:
-        from fractions import Fraction
-
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
         self.width, self.height = width + width % 2, height + height % 2
         self.frames = 0
+        self.timed: bool | None = None  # whether frames come with their times (set by the first)
+        self.last_pts = -1
         try:
             self.container = av.open(str(self.tmp), "w")
         except (av.error.FFmpegError, OSError) as err:
@@ -181,6 +291,8 @@ class VideoWriter:
         rate = Fraction(fps).limit_denominator(1001)
         self.stream = self.container.add_stream("libx264", rate=rate)
         self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
+        self.stream.time_base = WRITER_TIME_BASE
+        self.stream.codec_context.time_base = WRITER_TIME_BASE  # frames keep their own times
         self.stream.options = {"crf": str(crf), "preset": preset}
         self.stream.thread_type = "AUTO"
         # The audio stream must exist before the first packet is written: made now, filled at close.
@@ -194,13 +306,25 @@ class VideoWriter:
                     self.audio_out = (self.container.add_stream_from_template(audio) if self.audio_copy else
                                       self.container.add_stream("aac", rate=audio.codec_context.sample_rate))
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, image: np.ndarray, time: float | None = None) -> None:
+        """Encode one frame; `time`: its presentation time in seconds from the first frame
+        (all frames of a file with times, or none)."""
+        if self.timed is None:
+            self.timed = time is not None
+        elif self.timed != (time is not None):
+            raise ValueError("VideoWriter.write: give every frame a time, or none")
         h, w = image.shape[:2]
         if (w, h) != (self.width, self.height):
             padded = np.zeros((self.height, self.width, 3), np.uint8)
             padded[:h, :w] = image
             image = padded
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        rate = self.stream.codec_context.framerate or Fraction(30)
+        pts = (int(round(time / WRITER_TIME_BASE)) if time is not None
+               else int(round(self.frames / rate / WRITER_TIME_BASE)))
+        pts = max(pts, self.last_pts + 1)  # strictly increasing, as the muxer needs
+        frame.pts, frame.time_base = pts, WRITER_TIME_BASE
+        self.last_pts = pts
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.frames += 1

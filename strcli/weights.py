@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -454,10 +454,34 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
 
 
 def list_states(manifest: Manifest | None = None, root: Path | None = None) -> list[AssetState]:
+    """Every asset's state. The SMPL files are reported where strcli will take them from:
+    through $STRCLI_SMPL_DIR when set, or under an official download name in
+    weights/smpl/ (`strcli.body.find_smpl_file`), as UNVERIFIED (SMPL has no pinned
+    checksum) with the place in the detail."""
     manifest = manifest or Manifest.load()
     root = root or weights_root()
     registry = Registry(root)
-    return [check_asset(asset, root, registry) for asset in manifest.assets.values()]
+    return [_smpl_state(check_asset(asset, root, registry), root) for asset in manifest.assets.values()]
+
+
+def _smpl_state(state: AssetState, root: Path) -> AssetState:
+    from strcli.body import SMPL_DIR_ENV, SMPL_GENDERS, find_smpl_file
+
+    gender = state.asset.name.removeprefix("smpl_")
+    if state.asset.name != smpl_asset_name(gender) or gender not in SMPL_GENDERS:
+        return state
+    env = os.environ.get(SMPL_DIR_ENV)
+    if not env and state.status != Status.MISSING:
+        return state
+    try:
+        found = find_smpl_file(gender, weights_dir=state.path.parent)
+    except MissingAssetError:
+        return replace(state, detail=f"not in ${SMPL_DIR_ENV}={env} either") if env else state
+    if found.resolve() == state.path.resolve():
+        return state
+    where = f"${SMPL_DIR_ENV}" if env and not found.resolve().is_relative_to(state.path.parent.resolve()) \
+        else "weights/smpl"
+    return AssetState(state.asset, found, Status.UNVERIFIED, f"found through {where}: {found}")
 
 
 def ensure(name: str, download: bool = True, progress: Progress | None = None,

@@ -1,3 +1,4 @@
+import math
 from fractions import Fraction
 
 import av
@@ -5,7 +6,7 @@ import numpy as np
 import pytest
 
 from strcli.errors import UsageError, VideoError
-from strcli.video import VideoReader, parse_position, probe
+from strcli.video import Position, VideoReader, parse_position, probe
 
 
 def write_video(path, frames=20, size=(64, 48), rate=30, rotation=0, pts_ms=None, codec="libx264"):
@@ -49,10 +50,10 @@ def test_start_end_stride(tmp_path):
     path = write_video(tmp_path / "v.mp4", frames=20)
     frames = list(VideoReader(path, start=3, end=15, stride=4))
     assert [f.index for f in frames] == [3, 7, 11]
-    assert parse_position("0.5s", fps=30) == 15
-    assert parse_position("12", fps=30) == 12
+    assert parse_position("0.5s") == Position(seconds=0.5)
+    assert parse_position("12") == Position(frame=12)
     with pytest.raises(UsageError):
-        parse_position("1.5", fps=30)
+        parse_position("1.5")
     with pytest.raises(UsageError):
         VideoReader(path, start=5, end=5)
 
@@ -107,3 +108,97 @@ def test_real_assets(assets):
     frames = [f.index for f in reader]
     assert reader.info.fps == pytest.approx(10) and (reader.info.width, reader.info.height) == (768, 576)
     assert len(frames) == 795 and reader.damaged == 0
+
+
+# --------------------------------------------------------------- time from timestamps, length from the stream
+
+
+def test_seconds_select_frames_by_timestamp_start_inclusive_end_exclusive(tmp_path):
+    """On a variable-rate clip (30, 10, then 30 fps) --start 1.0s --end 2.0s are the frames
+    whose timestamps are in [1.0, 2.0), not frames 1.0 x and 2.0 x the average rate."""
+    from generated_video import write_vfr_clip
+
+    path = write_vfr_clip(tmp_path / "vfr.mp4")
+    with av.open(str(path)) as container:
+        times = np.array([float(f.time) for f in container.decode(video=0)])
+    times -= times[0]
+    wanted = np.flatnonzero((times >= 1.0 - 1e-9) & (times < 2.0 - 1e-9)).tolist()
+    assert len(wanted) == 10  # the 10 fps stretch: 1.0667 .. 1.9667 s
+    frames = list(VideoReader(path, Position(seconds=1.0), Position(seconds=2.0)))
+    assert [f.index for f in frames] == wanted
+    assert [f.time for f in frames] == pytest.approx(times[wanted].tolist(), abs=1e-6)
+    # A timestamp exactly at the start is in, exactly at the end is out.
+    at = float(times[20])
+    frames = list(VideoReader(path, Position(seconds=at), Position(seconds=float(times[23]))))
+    assert [f.index for f in frames] == [20, 21, 22]
+    # The stride counts from the first frame selected.
+    frames = list(VideoReader(path, Position(seconds=1.0), Position(seconds=2.0), stride=3))
+    assert [f.index for f in frames] == wanted[::3]
+
+
+def test_the_writer_keeps_each_frames_time(tmp_path):
+    from generated_video import VFR_TIMES
+
+    from strcli.video import VideoWriter
+
+    writer = VideoWriter(tmp_path / "o.mp4", 64, 48, fps=17.8)
+    for i, t in enumerate(VFR_TIMES):
+        writer.write(np.full((48, 64, 3), 5 * i, np.uint8), float(t))
+    writer.close()
+    with av.open(str(tmp_path / "o.mp4")) as container:
+        stream = container.streams.video[0]
+        times = [float(f.time) for f in container.decode(stream)]
+        tick = float(stream.time_base)
+    assert len(times) == len(VFR_TIMES)
+    assert np.abs(np.array(times) - times[0] - VFR_TIMES).max() <= tick
+
+
+@pytest.mark.parametrize("rate", [25, 30, 12])
+def test_a_raw_stream_gets_its_own_frame_rate(tmp_path, rate):
+    """A raw H.264 elementary stream has no container timing: FFmpeg's average rate is its
+    default 25, the stream's own rate is in its headers."""
+    from generated_video import write_clip
+
+    path = write_clip(tmp_path / "clip.h264", frames=30, rate=rate, fmt="h264")
+    info = probe(path)
+    assert info.fps == pytest.approx(rate) and not info.timed
+    frames = list(VideoReader(path, images=False))
+    assert [f.time for f in frames] == pytest.approx([i / rate for i in range(30)])
+    # Seconds select by those times too.
+    assert [f.index for f in VideoReader(path, Position(seconds=0.5), images=False)][0] == math.ceil(0.5 * rate)
+
+
+@pytest.mark.parametrize("name, kind", [("clip.mp4", "mp4 faststart"), ("clip.mkv", "mkv"),
+                                        ("clip.avi", "avi mjpeg"), ("clip.h264", "raw h264")])
+def test_a_file_cut_short_is_reported_in_every_container(tmp_path, name, kind):
+    """Cut at 60% of its bytes, every container's file says so: by its frame count (MP4,
+    AVI), by its duration x rate (MKV gives no count), or, where the file records its length
+    nowhere (a raw stream), that a cut cannot be detected."""
+    from generated_video import write_clip
+
+    from strcli.video import is_truncated, length_warning
+
+    options = {"movflags": "faststart"} if "faststart" in kind else None
+    codec = "mjpeg" if "mjpeg" in kind else "libx264"
+    whole = write_clip(tmp_path / name, frames=60, rate=30, codec=codec,
+                       fmt="h264" if "raw" in kind else None, options=options)
+    cut = tmp_path / f"cut_{name}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    for path, short in ((whole, False), (cut, True)):
+        info = probe(path)
+        reader = VideoReader(path, images=False)
+        decoded = sum(1 for _ in reader)
+        assert reader.finished and decoded == reader.decoded
+        warning = length_warning(info, reader.decoded, reader.last_time)
+        if "raw" in kind:
+            assert info.frames_expected is None and is_truncated(info, reader.decoded, reader.last_time) is None
+            assert warning is not None and "does not record its length" in warning and f"{decoded} frames" in warning
+            continue
+        assert info.frames_expected == 60
+        assert is_truncated(info, reader.decoded, reader.last_time) is short
+        if short:
+            assert 10 < decoded < 50
+            assert warning is not None and "may be truncated" in warning and f"{decoded}" in warning
+            assert "60 frames" in warning
+        else:
+            assert decoded == 60 and warning is None
