@@ -581,14 +581,14 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
     lost = options.tracking.lost_seconds
     given: dict[int, Detections] | None = None
     every = 1  # a detections file has every frame's boxes already
-    outside = 0
+    outside = mostly_outside = 0
     if detections is not None:
         given = read_mot_detections(detections, options.min_score)
         in_file = sum(len(found) for found in given.values())
-        given, outside = drop_outside(given, info.width, info.height)
+        given, outside, mostly_outside = drop_outside(given, info.width, info.height)
         if info.frames_expected:  # refuse a file of another video before decoding it
             check_fit(DetectionFit(in_file, outside, count_past_end(given, info.frames_expected - 1),
-                                   info.frames_expected - 1), detections, info.width, info.height)
+                                   info.frames_expected - 1, mostly_outside), detections, info.width, info.height)
         tracker = DetectionTracker(fps, lost)
     else:
         if detector is None:
@@ -644,7 +644,7 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
         # the last decoded, when decoding reached the end.
         last = max((info.frames_expected or 0) - 1, reader.decoded - 1 if reader.finished else -1)
         fit = DetectionFit(in_file, outside, count_past_end(given, last) if last >= 0 else 0,
-                           last if last >= 0 else None)
+                           last if last >= 0 else None, mostly_outside)
         check_fit(fit, detections, info.width, info.height)
         if (warning := fit.warning(info.width, info.height)) is not None:
             warnings.append(warning)
@@ -654,11 +654,16 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
                         reader.decoded, reader.damaged, count, reader.finished, reader.last_time, tuple(warnings))
 
 
+COMMON_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 90.0, 100.0, 120.0, 240.0)
+
+
 def constant_rate(times: np.ndarray, frame_of: np.ndarray) -> float | None:
     """None for a constant frame rate; for a variable one, the rate the AMASS files are
-    resampled to: that of the median interval between consecutive frames (the video's
-    usual rate, so its fastest stretches keep most of their detail). Timestamps (seconds)
-    per file frame varying by more than 10% make a rate variable."""
+    resampled to: that of the usual interval between consecutive frames (the mean of those
+    within 10% of the median: the video's usual rate, so its fastest stretches keep most of
+    their detail), snapped to a common rate within 0.5% (timestamps in milliseconds make
+    30 fps steps of 33 and 34 ms). Timestamps (seconds) per file frame varying by more than
+    10% make a rate variable."""
     steps = np.diff(frame_of)
     if len(steps) < 2:
         return None
@@ -666,7 +671,12 @@ def constant_rate(times: np.ndarray, frame_of: np.ndarray) -> float | None:
     median = float(np.median(per_frame))
     if median <= 0 or float(per_frame.max() - per_frame.min()) <= 0.1 * median:
         return None
-    return round(1 / median, 3)
+    usual = per_frame[np.abs(per_frame - median) <= 0.1 * median].mean()  # timestamps are rounded
+    rate = 1 / float(usual)
+    for standard in COMMON_RATES:  # 33 and 34 ms steps are 30 fps
+        if abs(rate - standard) <= 0.005 * standard:
+            return standard
+    return round(rate, 3)
 
 
 def _rate_range(times: np.ndarray, frame_of: np.ndarray) -> str:

@@ -156,14 +156,17 @@ class DetectionFit:
     outside: int  # boxes wholly outside the frame (dropped)
     past_end: int  # boxes on frames after the video's last (dropped)
     last_frame: int | None  # the video's last frame (0-based), None where unknown
+    mostly_outside: int = 0  # boxes with less than half their area in the frame (kept)
 
     @property
     def misfits(self) -> int:
-        return self.outside + self.past_end
+        """Boxes that cannot be of this video (those mostly outside the frame included:
+        detectors clip their boxes to the image, a person at its edge is a few of them)."""
+        return self.outside + self.past_end + self.mostly_outside
 
     def warning(self, width: int, height: int) -> str | None:
-        """A warning counting what was dropped (None when everything fits)."""
-        if not self.misfits:
+        """A warning counting what was dropped (None when nothing was)."""
+        if not self.outside and not self.past_end:
             return None
         parts = []
         if self.outside:
@@ -174,18 +177,23 @@ class DetectionFit:
         return (f"--detections: dropped {' and '.join(parts)}, of {self.boxes}: is this the right file?")
 
 
-def drop_outside(detections: dict[int, Detections], width: int, height: int) -> tuple[dict[int, Detections], int]:
-    """Remove the boxes that do not overlap the (width, height) frame at all (pixels, upright);
-    returns the rest and how many were removed."""
+def drop_outside(detections: dict[int, Detections], width: int,
+                 height: int) -> tuple[dict[int, Detections], int, int]:
+    """Remove the boxes that do not overlap the (width, height) frame at all (pixels,
+    upright; empty boxes too); returns the rest, how many were removed, and how many of
+    the rest have less than half their area inside the frame."""
     kept: dict[int, Detections] = {}
-    dropped = 0
+    dropped = mostly_outside = 0
     for frame, found in detections.items():
-        x1, y1, x2, y2 = found.xyxy.T
-        inside = (x2 > 0) & (y2 > 0) & (x1 < width) & (y1 < height) & (x2 > x1) & (y2 > y1)
+        x1, y1, x2, y2 = found.xyxy.T.astype(np.float64)
+        visible = (np.clip(x2, 0, width) - np.clip(x1, 0, width)) * (np.clip(y2, 0, height) - np.clip(y1, 0, height))
+        area = (x2 - x1) * (y2 - y1)
+        inside = (visible > 0) & (area > 0)
         dropped += int((~inside).sum())
+        mostly_outside += int((inside & (visible < 0.5 * area)).sum())
         if inside.any():
             kept[frame] = found[inside]
-    return kept, dropped
+    return kept, dropped, mostly_outside
 
 
 def count_past_end(detections: dict[int, Detections], last_frame: int) -> int:
@@ -197,8 +205,8 @@ def check_fit(fit: DetectionFit, path: Path, width: int, height: int) -> None:
     """Refuse (UsageError, exit 2) a detections file most of whose boxes do not fit the video."""
     if fit.boxes and fit.misfits * 2 > fit.boxes:
         raise UsageError(f"--detections {path.name} does not fit this video: {fit.misfits} of its "
-                         f"{fit.boxes} boxes are outside the {width}x{height} frame or after its last frame "
-                         f"({(fit.last_frame or 0) + 1} in MOT numbering).",
+                         f"{fit.boxes} boxes are (mostly) outside the {width}x{height} frame or after its "
+                         f"last frame ({(fit.last_frame or 0) + 1} in MOT numbering).",
                          "Is it the detections file of another video? Pass the one made for this video.")
 
 

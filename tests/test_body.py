@@ -161,3 +161,53 @@ def test_posing_many_frames_in_slices_equals_posing_them_at_once(smpl_files, mon
     for name in ("global_orient", "body_pose", "betas", "cam_crop", "transl", "joints3d", "joints2d", "vertices"):
         assert np.allclose(getattr(sliced, name), getattr(whole, name), atol=1e-5), name
     assert np.ptp(whole.vertices[:, 0, 0]) > 0.01  # the frames differ: a misplaced slice would show
+
+
+# --------------------------------------------------------------- the SMPL file where users keep it
+
+
+@pytest.mark.parametrize("layout", ["smplx", "models-smplx", "file", "v1.1.0", "v1.0.0", "lower-case"])
+@pytest.mark.parametrize("through", ["--smpl-dir", "$STRCLI_SMPL_DIR"])
+def test_the_smpl_file_is_found_where_users_keep_it(tmp_path, monkeypatch, layout, through):
+    """smplx's layout (DIR/smpl/SMPL_NEUTRAL.pkl, what smplx.create(DIR, 'smpl') reads, and
+    models/smpl/), the file itself, and the official download names, through --smpl-dir
+    or $STRCLI_SMPL_DIR."""
+    root = tmp_path / "models"
+    relative = {"smplx": "smpl/SMPL_NEUTRAL.pkl", "models-smplx": "models/smpl/SMPL_NEUTRAL.pkl",
+                "file": "my_body_model.pkl", "v1.1.0": "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl",
+                "v1.0.0": "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl",
+                "lower-case": "basicmodel_neutral_lbs_10_207_0_v1.0.0.pkl"}[layout]
+    target = root / relative
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"smpl")
+    given = target if layout == "file" else root
+    if through == "--smpl-dir":
+        assert find_smpl_file("neutral", smpl_dir=given) == target
+    else:
+        monkeypatch.setenv("STRCLI_SMPL_DIR", str(given))
+        assert find_smpl_file("neutral") == target
+
+
+@pytest.mark.parametrize("gender, name", [("male", "basicmodel_m_lbs_10_207_0_v1.1.0.pkl"),
+                                          ("female", "basicmodel_f_lbs_10_207_0_v1.1.0.pkl"),
+                                          ("female", "basicModel_f_lbs_10_207_0_v1.0.0.pkl"),
+                                          ("male", "basicmodel_m_lbs_10_207_0_v1.0.0.pkl")])
+def test_official_gendered_names_are_found_in_smplx_layout(tmp_path, gender, name):
+    (tmp_path / "smpl").mkdir()
+    (tmp_path / "smpl" / name).write_bytes(b"smpl")
+    (tmp_path / "smpl" / "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl").write_bytes(b"other gender")
+    assert find_smpl_file(gender, smpl_dir=tmp_path) == tmp_path / "smpl" / name
+
+
+def test_the_error_lists_every_place_looked_in_and_calls_a_missing_folder_missing(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("STRCLI_SMPL_DIR", str(empty))
+    with pytest.raises(MissingAssetError) as info:
+        find_smpl_file("neutral", smpl_dir=tmp_path / "nowhere")
+    message = str(info.value)
+    assert f"{tmp_path / 'nowhere'} (--smpl-dir: does not exist)" in message
+    for place in (empty, empty / "smpl", empty / "models" / "smpl", tmp_path / "weights" / "smpl"):
+        assert str(place) in message
+    assert "$STRCLI_SMPL_DIR" in message and "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl" in message
+    assert MissingAssetError.exit_code == 3

@@ -1,5 +1,6 @@
 """The rasterizer against exact silhouettes, and `strcli render` end to end."""
 
+import json
 import math
 from fractions import Fraction
 
@@ -228,3 +229,127 @@ def test_render_fps_and_quality(reconstructed, assets):
     assert result.exit_code == 2 and "--preset warp" in result.output
     result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--tracks", "7"])
     assert result.exit_code == 2 and "no track 7" in result.output
+
+
+# --------------------------------------------------------------- variable frame rate, the right video, SMPL reuse
+
+
+def vfr_folder(run, tmp_path, *extra):
+    """The 30/10/30 fps clip (with audio) reconstructed, one person box in its right part."""
+    from generated_video import VFR_TIMES, write_vfr_clip
+
+    video = write_vfr_clip(tmp_path / "vfr.mp4")
+    dets = tmp_path / "vfr.txt"
+    dets.write_text("".join(f"{f + 1},-1,56,4,30,56,0.9,-1,-1,-1\n" for f in range(len(VFR_TIMES))))
+    return video, run(video, dets, *extra)
+
+
+def source_frames(video):
+    with av.open(str(video)) as container:
+        frames = [(float(f.time), f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+    return [t - frames[0][0] for t, _ in frames], [image for _, image in frames]
+
+
+def test_variable_rate_overlay_keeps_every_frames_source_time_and_its_audio(reconstructed, tmp_path):
+    """Frames at 30, 10, then 30 fps: each overlay frame is shown at its source frame's
+    time (not at a constant average 17.8 fps) and shows that frame; the audio is copied."""
+    run, smpl = reconstructed
+    video, folder = vfr_folder(run, tmp_path)
+    result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    times, images = source_frames(video)
+    with av.open(str(folder / "overlay.mp4")) as container:
+        stream = container.streams.video[0]
+        tick = float(stream.time_base)
+        out = [(float(f.time), f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
+        kinds = [s.type for s in container.streams]
+        audio_seconds = float(container.streams.audio[0].duration * container.streams.audio[0].time_base)
+    assert len(out) == len(times) == 45 and kinds == ["video", "audio"]
+    for (at, image), source_time, source in zip(out, times, images):
+        assert abs(at - source_time) <= max(tick, 1e-3)  # the source's time, within a tick
+        left = (slice(None), slice(0, 28))  # the left third: grey 12 + 5 i, no body there
+        assert abs(float(image[left].mean()) - float(source[left].mean())) < 3
+    assert out[15][0] == pytest.approx(times[15], abs=1e-3) and times[15] == pytest.approx(14 / 30 + 0.1, abs=1e-3)
+    assert audio_seconds == pytest.approx(times[-1] + 1 / 30, abs=0.15)  # as long as the video
+
+
+def test_render_fps_gives_a_constant_rate(reconstructed, tmp_path):
+    run, smpl = reconstructed
+    _, folder = vfr_folder(run, tmp_path)
+    result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--device", "cpu", "-q",
+                                 "--fps", "20"])
+    assert result.exit_code == 0, result.output
+    with av.open(str(folder / "overlay.mp4")) as container:
+        times = [float(f.time) for f in container.decode(video=0)]
+    assert times == pytest.approx([i / 20 for i in range(45)], abs=1e-3)
+
+
+def test_a_variable_rate_motion_is_resampled_for_amass_and_says_so(reconstructed, tmp_path):
+    run, _ = reconstructed
+    _, folder = vfr_folder(run, tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["video"]["variable_frame_rate"] is True
+    (track,) = manifest["tracks"]
+    assert track["amass_resampled"] is True and track["amass_fps"] == pytest.approx(30, abs=0.05)
+    assert any("variable frame rate" in w and "resampled" in w for w in manifest["warnings"])
+    with np.load(folder / track["amass"]) as amass, np.load(folder / track["npz"]) as npz:
+        assert bool(amass["resampled"]) and float(amass["mocap_framerate"]) == pytest.approx(30, abs=0.05)
+        step = np.diff(amass["times"])
+        assert np.allclose(step, 1 / float(amass["mocap_framerate"]), atol=1e-9)  # a constant rate
+        assert amass["times"][0] == pytest.approx(npz["times"][0]) and amass["times"][-1] <= npz["times"][-1]
+        assert len(amass["poses"]) == len(amass["trans"]) == len(amass["times"]) > len(npz["times"])
+        assert np.array_equal(amass["source_frames"], npz["frames"])
+        assert np.allclose(amass["source_times"], npz["times"])
+    with np.load(folder / track["npz"]) as npz:
+        assert npz["frames"].tolist() == list(range(45))
+
+
+def test_seconds_select_frames_by_timestamp_end_to_end(reconstructed, tmp_path):
+    run, _ = reconstructed
+    video, folder = vfr_folder(run, tmp_path, "--start", "1.0s", "--end", "2.0s", "--min-track-length", "2")
+    times, _ = source_frames(video)
+    wanted = [i for i, t in enumerate(times) if 1.0 - 1e-9 <= t < 2.0 - 1e-9]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert (manifest["options"]["start_frame"], manifest["options"]["end_frame"]) == (wanted[0], wanted[-1] + 1)
+    assert manifest["counts"]["frames_processed"] == len(wanted) == 10
+    with np.load(folder / manifest["tracks"][0]["npz"]) as npz:
+        assert npz["frames"].tolist() == wanted
+        assert np.allclose(npz["times"], [times[i] for i in wanted], atol=1e-6)
+
+
+def test_render_refuses_a_different_video(reconstructed, assets, tmp_path):
+    """running.mp4's result (1920x1088, 180 frames, 30 fps) over pedestrians.avi (768x576,
+    795, 10 fps), and over a shorter cut of running.mp4, is refused with one line, exit 7."""
+    run, smpl = reconstructed
+    folder = run(assets / "videos" / "running.mp4", assets / "detections" / "running.det.txt", "--end", 6)
+    result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--device", "cpu", "-q",
+                                 "--video-file", str(assets / "videos" / "pedestrians.avi")])
+    assert result.exit_code == 7, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "is not the video running was reconstructed from" in line
+    assert "768x576 pixels, not 1920x1088" in line and "10 fps, not 30" in line and "795 frames, not 180" in line
+    assert not (folder / "overlay.mp4").exists()
+    # The same picture size and rate, another length: a 90-frame clip of the same video.
+    from generated_video import write_clip
+
+    other = write_clip(tmp_path / "other.mp4", frames=90, rate=30, size=(1920, 1088))
+    result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--device", "cpu", "-q",
+                                 "--video-file", str(other)])
+    assert result.exit_code == 7 and "90 frames, not 180" in result.stderr
+    # The video itself, moved: accepted.
+    moved = tmp_path / "moved.mp4"
+    moved.write_bytes((assets / "videos" / "running.mp4").read_bytes())
+    result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--device", "cpu", "-q",
+                                 "--video-file", str(moved)])
+    assert result.exit_code == 0, result.output
+
+
+def test_render_reuses_the_smpl_file_the_manifest_records(reconstructed, assets):
+    run, smpl = reconstructed
+    folder = run(assets / "videos" / "running.mp4", assets / "detections" / "running.det.txt", "--end", 3)
+    result = runner.invoke(app, ["render", str(folder), "--device", "cpu", "-q"])  # no --smpl-dir
+    assert result.exit_code == 0, result.output
+    assert (folder / "overlay.mp4").is_file()
+    from strcli.render import smpl_file_for
+
+    assert smpl_file_for([folder]) == (smpl / "SMPL_NEUTRAL.pkl").resolve()

@@ -158,3 +158,92 @@ def test_running_yolo_leaves_pytorchs_thread_count_alone():
         assert torch.get_num_threads() == ours
     finally:
         torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------- birth frames; detections that do not fit
+
+
+def write_mot(path, rows):
+    """rows: (0-based frame, x1, y1, x2, y2) -> a MOT detections file."""
+    path.write_text("".join(f"{f + 1},-1,{x1},{y1},{x2 - x1},{y2 - y1},0.9,-1,-1,-1\n" for f, x1, y1, x2, y2 in rows))
+    return path
+
+
+@pytest.mark.parametrize("born", [19, 1, 40])
+def test_a_track_born_after_the_first_frame_keeps_its_first_box(tmp_path, born):
+    """ByteTrack confirms a track on its second detection; the box that started it is
+    given back: a person detected from frame `born` on is tracked from frame `born`."""
+    a = walking(0, 5, 50, range(60))
+    b = walking(600, -5, 300, range(born, 60))
+    rows = [(f, *walker[f]) for f in range(60) for walker in (a, b) if f in walker]
+    det = read_mot_detections(write_mot(tmp_path / "d.txt", rows))
+    raw = list(track_detections(det, range(60), fps=30))
+    late = [r for r in raw if r.frame == born and np.allclose(r.xyxy, b[born])]
+    assert len(late) == 1  # the birth box is handed out, once
+    tracks = finalize_tracks(raw, TrackingConfig(smooth_window=1))
+    second = tracks[1]
+    assert second.frames[0] == born and len(second) == 60 - born
+    assert np.allclose(second.boxes[0], b[born], atol=1e-3)
+    assert np.allclose(second.boxes, np.stack([b[f] for f in second.frames]), atol=1e-3)
+    assert not second.interpolated.any()
+
+
+def test_a_track_lost_and_found_again_or_detected_sparsely_loses_no_box():
+    """Re-found tracks are reported on the frame they are found; with detections every
+    3rd frame (--detect-every 3) a late person's track starts on its first detection."""
+    a = walking(0, 5, 50, range(60))
+    seen = [f for f in range(60) if not 25 <= f < 30]  # occluded for 5 frames
+    det = {f: Detections(a[f][None], np.array([0.9], np.float32)) for f in seen}
+    tracks = finalize_tracks(track_detections(det, range(60), fps=30), TrackingConfig(smooth_window=1))
+    assert len(tracks) == 1 and tracks[0].frames.tolist() == list(range(60))
+    assert tracks[0].interpolated.tolist() == [25 <= f < 30 for f in range(60)]
+    assert np.allclose(tracks[0].boxes[~tracks[0].interpolated], np.stack([a[f] for f in seen]))
+
+    b = walking(600, -5, 300, range(19, 60))
+    tracker = DetectionTracker(30 / 3)
+    boxes = []
+    for f in range(0, 60, 3):  # detection frames only, as track_video feeds them
+        people = [w[f] for w in (a, b) if f in w]
+        boxes += tracker(f, Detections(np.stack(people), np.full(len(people), 0.9, np.float32)))
+    tracks = finalize_tracks(boxes, TrackingConfig(smooth_window=1, min_length=2))
+    assert [int(t.frames[0]) for t in tracks] == [0, 21]  # 21: b's first detection frame
+    assert np.allclose(tracks[1].boxes[0], b[21])
+
+
+def test_boxes_outside_the_frame_and_lines_after_the_end_are_dropped_and_counted(tmp_path, assets):
+    """Real video, doctored detections: its own boxes, plus boxes wholly outside the
+    1920x1088 frame and lines after its last frame (180): those are dropped, counted in a
+    warning, and make no track."""
+    from strcli.reconstruct import ReconstructOptions, track_video
+    from strcli.video import probe
+
+    own = (assets / "detections" / "running.det.txt").read_text().splitlines()
+    extra = [f"{f},-1,{x},{y},80,200,0.9,-1,-1,-1" for f in range(1, 41)
+             for x, y in ((2500, 300), (-400, 300), (800, 1200))]  # right of, left of, below the frame
+    extra += [f"{f},-1,900,300,80,200,0.9,-1,-1,-1" for f in range(181, 201)]  # after the last frame
+    doctored = tmp_path / "doctored.txt"
+    doctored.write_text("\n".join(own + extra) + "\n")
+    info = probe(assets / "videos" / "running.mp4")
+    tracked = track_video(info, 0, None, ReconstructOptions(), detections=doctored)
+    assert len(tracked.tracks) == 1  # the runner only: nothing posed off-screen
+    box = tracked.tracks[0].boxes
+    assert (box[:, 2] > 0).all() and (box[:, 0] < 1920).all() and (box[:, 3] > 0).all() and (box[:, 1] < 1088).all()
+    (warning,) = tracked.warnings
+    assert "120 box(es) wholly outside the 1920x1088 frame" in warning
+    assert "20 box(es) on frames after the video's last (frame 180" in warning
+    assert f"of {len(own) + len(extra)}" in warning and "is this the right file?" in warning
+    assert tracked.detections == len(own)
+
+
+@pytest.mark.parametrize("video, other", [("running.mp4", "pedestrians.det.txt"),
+                                          ("pedestrians.avi", "running.det.txt")])
+def test_the_detections_of_another_video_are_refused(assets, video, other):
+    """pedestrians' file on running.mp4: 795 frames of boxes for a 180-frame video;
+    running's on pedestrians.avi: boxes of a 1920x1088 frame in a 768x576 one."""
+    from strcli.reconstruct import ReconstructOptions, track_video
+    from strcli.video import probe
+
+    info = probe(assets / "videos" / video)
+    with pytest.raises(UsageError, match="does not fit this video") as error:
+        track_video(info, 0, None, ReconstructOptions(), detections=assets / "detections" / other)
+    assert UsageError.exit_code == 2 and "another video" in str(error.value)

@@ -281,3 +281,24 @@ def test_cached_archives_get_names_that_say_where_they_came_from():
     drive = archive_name("https://drive.google.com/uc?id=1WmSYmDWdMSXyNU6ZcFQVF8ULtR_S9L3b&export=download")
     other = archive_name("https://drive.google.com/uc?id=another&export=download")
     assert drive.startswith("uc-") and drive != other  # two Drive archives never share a cache file
+
+
+def test_weights_list_honours_strcli_smpl_dir(tmp_path, monkeypatch, smpl_files):
+    """`weights list` reports the SMPL file where reconstruct will take it from."""
+    runner = CliRunner()
+    listed = runner.invoke(app, ["weights", "list", "--json"])
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["smpl_neutral"]["status"] == "missing"
+    models = tmp_path / "models"
+    (models / "smpl").mkdir(parents=True)
+    (models / "smpl" / "SMPL_NEUTRAL.pkl").write_bytes(smpl_files["chumpy"].read_bytes())
+    monkeypatch.setenv("STRCLI_SMPL_DIR", str(models))
+    listed = runner.invoke(app, ["weights", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["smpl_neutral"]["status"] == "unverified"
+    assert rows["smpl_neutral"]["path"] == str(models / "smpl" / "SMPL_NEUTRAL.pkl")
+    assert "$STRCLI_SMPL_DIR" in rows["smpl_neutral"]["detail"]
+    assert rows["smpl_male"]["status"] == "missing"
+    table = runner.invoke(app, ["weights", "list"])
+    assert "smpl_neutral: register" not in table.stdout
