@@ -98,3 +98,35 @@ def test_obj_meshes_read_back_exactly(tmp_path, scale):
         vertices[7] = [np.nan, np.inf, 1.0]
     write_obj(tmp_path / "bad.obj", vertices, obj_face_lines(faces))
     assert (tmp_path / "bad.obj").read_text().splitlines()[8] == "v nan inf 1.000000"
+
+
+def test_a_variable_rate_motion_is_resampled_with_slerp_and_linear_translation():
+    """A body turning at a constant 2 rad/s about z and moving at 1 m/s, sampled at 30,
+    then 10, then 30 fps: the AMASS file holds it at a constant 30 fps, each sample the
+    pose and position of its own time (slerp of a constant-speed turn is exact)."""
+    from scipy.spatial.transform import Rotation
+
+    from strcli.outputs import resample_motion
+
+    times = np.concatenate([np.arange(15) / 30, 14 / 30 + np.arange(1, 16) / 10, 14 / 30 + 1.5 + np.arange(1, 16) / 30])
+    turn = Rotation.from_rotvec(np.outer(2.0 * times, [0, 0, 1]))
+    elbow = Rotation.from_rotvec(np.outer(1.0 + 0.5 * times, [1, 0, 0]))
+    body_pose = np.zeros((len(times), 69))
+    body_pose[:, 51:54] = elbow.as_rotvec()  # joint 18
+    transl = np.stack([times, 0.5 * times, np.full_like(times, 4.0)], axis=1)
+    samples, go, bp, tr = resample_motion(times, turn.as_rotvec(), body_pose, transl, 30.0)
+    assert np.allclose(np.diff(samples), 1 / 30) and samples[0] == 0 and samples[-1] <= times[-1]
+    assert len(samples) == int(round(times[-1] * 30)) + 1
+    angle = Rotation.from_rotvec(go).as_rotvec()[:, 2]
+    assert np.allclose(angle, 2.0 * samples, atol=1e-6)
+    assert np.allclose(Rotation.from_rotvec(bp[:, 51:54]).magnitude(), 1.0 + 0.5 * samples, atol=1e-6)
+    assert np.allclose(bp[:, :51], 0) and np.allclose(tr, np.stack([samples, 0.5 * samples,
+                                                                     np.full_like(samples, 4.0)], axis=1))
+    amass = to_amass(turn.as_rotvec(), body_pose, np.zeros((len(times), 10)), transl, np.zeros(3), 17.8,
+                     np.arange(len(times)), times, 30.0)
+    assert bool(amass["resampled"]) and float(amass["mocap_framerate"]) == 30.0
+    assert np.allclose(amass["times"], samples) and amass["poses"].shape == (len(samples), 72)
+    assert np.array_equal(amass["source_frames"], np.arange(len(times)))
+    constant = to_amass(turn.as_rotvec(), body_pose, np.zeros((len(times), 10)), transl, np.zeros(3), 30.0,
+                        np.arange(len(times)))
+    assert not bool(constant["resampled"]) and constant["poses"].shape == (len(times), 72)

@@ -73,7 +73,8 @@ def test_running_video_manifest(running, assets):
     folder, summary = running
     assert summary[0]["status"] == "done" and summary[0]["tracks"] == 1
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["counts"] == {"frames_in_file": 180, "frames_decoded": manifest["counts"]["frames_decoded"],
+    assert manifest["counts"] == {"frames_in_file": 180, "frames_expected": 180, "truncated": None,
+                                  "frames_decoded": manifest["counts"]["frames_decoded"],
                                   "frames_processed": 48, "damaged_packets": 0, "detections": 48,
                                   "tracks": 1, "person_frames": 48, "meshes": 96}
     assert manifest["input"]["size_bytes"] == (assets / "videos" / "running.mp4").stat().st_size
@@ -361,6 +362,7 @@ def test_a_truncated_file_is_reported_not_silently_cut(workspace, assets, tmp_pa
     manifest = json.loads((tmp_path / "out" / "cut" / "manifest.json").read_text())
     counts = manifest["counts"]
     assert counts["frames_in_file"] == 795 and 0 < counts["frames_decoded"] < 795
+    assert counts["frames_expected"] == 795 and counts["truncated"] is True
     assert counts["frames_processed"] == counts["frames_decoded"]
     assert any("may be truncated" in w for w in manifest["warnings"])
     assert any("no track lasted 100000 frames" in w for w in manifest["warnings"])
@@ -437,3 +439,89 @@ def test_fast_sets_the_speed_options_and_they_reach_the_manifest(workspace, asse
                        "--detect-every", "1", "-q")
     options = json.loads((tmp_path / "b" / "running" / "manifest.json").read_text())["options"]
     assert slow.exit_code == 0 and (options["detect_every"], options["window_stride"]) == (1, 8)
+
+
+def test_importing_other_mean_params_redoes_an_untrained_run(workspace, assets, tmp_path):
+    """The mean parameters change an untrained run's numbers: the built-in fallback, then
+    an imported file, are named in the manifest and the rerun is not skipped."""
+    from strcli.weights import sha256_file
+
+    args = ["reconstruct", str(assets / "videos" / "running.mp4"), "-o", str(tmp_path / "out"), "--end", "8",
+            "--detections", str(assets / "detections" / "running.det.txt"), "--smpl-dir",
+            str(workspace["smpl_dir"]), "--untrained", "--offline", "--device", "cpu", "--mesh-format", "none",
+            "--min-track-length", "2", "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    manifest = json.loads((tmp_path / "out" / "running" / "manifest.json").read_text())
+    (mean,) = [w for w in manifest["weights"] if w["name"] == "mean_params"]
+    assert mean["path"] is None and "built-in fallback" in mean["note"]
+    with np.load(tmp_path / "out" / "running" / "tracks" / "0.npz") as data:
+        before = data["betas"].copy()
+    assert json.loads(runner.invoke(app, args).stdout)[0]["status"] == "skipped"
+    imported = runner.invoke(app, ["weights", "import", str(assets / "smpl_helpers" / "smpl_mean_params.npz"),
+                                   "--name", "smpl_mean_params"])
+    assert imported.exit_code == 0, imported.output
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0 and json.loads(second.stdout)[0]["status"] == "done"
+    manifest = json.loads((tmp_path / "out" / "running" / "manifest.json").read_text())
+    (mean,) = [w for w in manifest["weights"] if w["name"] == "mean_params"]
+    assert mean["sha256"] == sha256_file(assets / "smpl_helpers" / "smpl_mean_params.npz")
+    assert mean["path"].endswith("smpl_mean_params.npz")
+    with np.load(tmp_path / "out" / "running" / "tracks" / "0.npz") as data:
+        assert not np.allclose(data["betas"], before)  # the numbers did change
+    assert json.loads(runner.invoke(app, args).stdout)[0]["status"] == "skipped"
+
+
+def test_a_changed_detections_file_of_the_same_size_and_time_redoes_the_run(workspace, assets, tmp_path):
+    import os
+
+    dets = tmp_path / "d.txt"
+    original = (assets / "detections" / "running.det.txt").read_text()
+    dets.write_text(original)
+    args = (assets / "videos" / "running.mp4", "-o", tmp_path / "out", "--end", 8, "--detections", dets,
+            "--mesh-format", "none", "--json")
+    assert json.loads(reconstruct(workspace, *args).stdout)[0]["status"] == "done"
+    stat = dets.stat()
+    dets.write_text(original.replace("0.844", "0.845", 1))  # another score, the same size and time
+    os.utime(dets, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert dets.stat().st_size == stat.st_size
+    assert json.loads(reconstruct(workspace, *args).stdout)[0]["status"] == "done"
+
+
+def test_detections_that_do_not_fit_are_warned_in_the_manifest_or_refused(workspace, assets, tmp_path):
+    own = (assets / "detections" / "running.det.txt").read_text()
+    doctored = tmp_path / "doctored.txt"
+    doctored.write_text(own + "".join(f"{f},-1,3000,300,80,200,0.9,-1,-1,-1\n" for f in range(1, 11))
+                        + "".join(f"{f},-1,900,300,80,200,0.9,-1,-1,-1\n" for f in range(181, 186)))
+    result = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", tmp_path / "out", "--end", 8,
+                         "--detections", doctored, "--mesh-format", "none")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "running" / "manifest.json").read_text())
+    (warning,) = [w for w in manifest["warnings"] if "--detections" in w]
+    assert "10 box(es) wholly outside" in warning and "5 box(es) on frames after" in warning
+    assert "is this the right file?" in result.stderr
+    other = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", tmp_path / "out2", "--detections",
+                        assets / "detections" / "pedestrians.det.txt", "--mesh-format", "none")
+    assert other.exit_code == UsageError.exit_code == 2, other.output
+    errors = [line for line in other.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "does not fit this video" in errors[0]
+    assert not (tmp_path / "out2" / "running").exists()
+
+
+def test_a_cut_mkv_without_a_frame_count_is_reported(workspace, tmp_path):
+    """MKV records a duration but no frame count: the cut is found from duration x rate."""
+    from generated_video import write_clip
+
+    whole = write_clip(tmp_path / "whole.mkv", frames=60, rate=30)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    dets = tmp_path / "d.txt"
+    dets.write_text("".join(f"{f + 1},-1,10,5,30,40,0.9,-1,-1,-1\n" for f in range(60)))
+    result = reconstruct(workspace, cut, "-o", tmp_path / "out", "--detections", dets, "--mesh-format", "none")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "cut" / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert counts["frames_in_file"] is None and counts["frames_expected"] == 60 and counts["truncated"] is True
+    assert 10 < counts["frames_decoded"] < 50
+    assert any("may be truncated" in w and f"decoded {counts['frames_decoded']} frames" in w
+               for w in manifest["warnings"])
