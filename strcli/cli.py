@@ -597,6 +597,9 @@ def evaluate(
 
     check_precision(precision)
     if ablation is not None:
+        if precision != "fp32":
+            raise UsageError("--precision bf16 applies to scoring a --checkpoint; --ablation trains and scores "
+                             "its variants in fp32.")
         _evaluate_ablations(ablation, data_dir, runs_dir, epochs, iterations, batch_size, model_config, no_spin,
                             seed, workers, json_out, smpl_dir, device, offline)
         return
