@@ -535,7 +535,7 @@ def train(
                       _model_config(model_config), assets.mean_params, precision)
     if trainer.rank == 0:
         for note in (*assets.notes, *trainer.notes):
-            stderr.print(note, markup=False, highlight=False)
+            stderr.print(note, markup=False, highlight=False, soft_wrap=True)
     if resume:
         trainer.resume(out / "last.pt")
     with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed}/{task.total}",
@@ -611,7 +611,7 @@ def evaluate(
     names = [d.strip() for d in datasets.split(",")] if datasets else None
     assets = training_assets(smpl_dir, None, use_spin=False, download=not offline)
     for note in assets.notes:
-        stderr.print(note, markup=False, highlight=False)
+        stderr.print(note, markup=False, highlight=False, soft_wrap=True)
     network, kind, meta = load_temporal(checkpoint, model)
     network = network.to(torch_device)
     body = assets.body.to(torch_device)
@@ -637,7 +637,8 @@ def evaluate(
         if result.skipped_videos:
             stdout.print(f"{DATASET_TITLES[result.dataset]}: skipped {result.skipped_videos} sequence(s), "
                          f"{result.skipped_frames} "
-                         "frames, shorter than 16 frames after invalid rows were dropped (TCMR's rule)")
+                         "frames, shorter than 16 frames after invalid rows were dropped (TCMR's rule)",
+                         soft_wrap=True)
     target = json_out or checkpoint.with_name(checkpoint.stem + ".eval.json")
     _write_text(target, scores_json(scores, {"checkpoint": str(checkpoint), "model": kind,
                                              "ablation": meta.get("ablation"), "meta": meta}))
@@ -655,7 +656,7 @@ def _evaluate_ablations(ablation: str, data_dir: Path, runs_dir: Path, epochs: i
     recipe = RECIPES["wo3dpw"].replace(epochs=epochs, iterations=iterations, batch_size=batch_size)
     assets = training_assets(smpl_dir, None, use_spin=not no_spin, download=not offline)
     for note in assets.notes:
-        stderr.print(note, markup=False, highlight=False)
+        stderr.print(note, markup=False, highlight=False, soft_wrap=True)
 
     def epoch(variant: str, record: Any) -> None:
         stderr.print(_epoch_line(record, recipe.epochs, recipe.val_dataset, f"{variant}: "))
