@@ -5,13 +5,13 @@ Each iteration takes a batch of 32 clips of 16 frames: 60% from the 2D data sets
 (`train_clip_starts`); the w/ 3DPW recipe reads the occlusion-augmented `*_occ_db.pt`
 files where present; Human3.6M's SMPL labels are off unless `h36m_smpl`; Adam at 5e-5
 without weight decay, divided by 10 after 5 epochs without a better validation PA-MPJPE;
-500 iterations an epoch, 30 epochs; the regressor starts from SPIN's. After each epoch: validation on the recipe's data set,
-`last.pt` (everything needed to resume), `best.pt` (the STR checkpoint with the best
-validation PA-MPJPE so far, in strcli's format, usable by `reconstruct --checkpoint`) and
-a line in `log.csv`. The order of the clips is drawn from (seed, epoch) alone, and the
-random state is saved with each epoch, so `--resume` continues exactly as if never
-stopped. Under `torchrun`, each process takes its share of every batch
-(DistributedDataParallel), and process 0 validates and writes.
+500 iterations an epoch, 30 epochs; the regressor starts from SPIN's. After each epoch:
+validation on the recipe's data set, `last.pt` (everything needed to resume), `best.pt`
+(the STR checkpoint with the best validation PA-MPJPE so far, in strcli's format, usable
+by `reconstruct --checkpoint`) and a line in `log.csv`. The order of the clips is drawn
+from (seed, epoch) alone, and the random state is saved with each epoch, so `--resume`
+continues exactly as if never stopped. Under `torchrun`, each process takes its share of
+every batch (DistributedDataParallel), and process 0 validates and writes.
 """
 
 from __future__ import annotations
