@@ -311,7 +311,7 @@ def test_the_nine_extra_joints_come_from_j_regressor_extra(mini, assets, smpl_fi
     known[np.arange(9), picked] = 1.0  # each extra joint is one known vertex
     pose = torch.from_numpy(np.random.default_rng(0).normal(0, 0.3, (4, 24, 3))).float()
     rotmat = axis_angle_to_rotmat(pose)
-    out = body(rotmat[:, :1], rotmat[:, 1:], torch.zeros(4, 10))
+    out = body.rotmat(rotmat[:, :1], rotmat[:, 1:], torch.zeros(4, 10))
     joints = spin49(out, torch.from_numpy(known))
     extra_slots = [27, 28, 37, 38, 39, 40, 41, 42, 43]  # rhip, lhip, neck, headtop, pelvis, thorax, spine, jaw, head
     assert torch.allclose(joints[:, extra_slots], out.vertices[:, picked], atol=1e-6)
