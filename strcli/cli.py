@@ -464,6 +464,7 @@ WorkersOpt = Annotated[int, typer.Option(help="Data loading processes.")]
 DataDirOpt = Annotated[Path, typer.Option(help="Folder of the pre-processed data (TCMR/VIBE layout).")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never download SPIN's files.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+PRECISION_HELP = "fp32, or bf16 (autocast to bfloat16; weights and loss stay fp32)."
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:
@@ -511,24 +512,34 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun: the local GPU).")] = "auto",
     offline: OfflineOpt = False,
     quiet: QuietOpt = False,
+    h36m_smpl: Annotated[bool, typer.Option("--h36m-smpl", help="Use Human3.6M's SMPL labels (NeuralAnnot fits) in "
+                                                              "the pose and shape losses; off by default, as in the "
+                                                              "paper and TCMR's w/ 3DPW recipe.")] = False,
+    precision: Annotated[str, typer.Option(help=PRECISION_HELP)] = "bf16",
 ) -> None:
     """Train STR the paper's way (TCMR's recipe): log.csv, last.pt and best.pt in the run folder."""
     from strcli.errors import UsageError
     from strcli.model.config import STRConfig
+    from strcli.train.evaluate import check_precision
     from strcli.train.trainer import RECIPES, Trainer, training_assets
 
     if recipe not in RECIPES:
         raise UsageError(f"unknown --recipe {recipe!r}; choose {' or '.join(RECIPES)}.")
     STRConfig().ablate(ablation)  # an unknown name fails here, before any file is read
+    check_precision(precision)
     chosen = RECIPES[recipe].replace(epochs=epochs, iterations=iterations, batch_size=batch_size, lr=lr,
-                                     datasets_2d=_names(datasets_2d), datasets_3d=_names(datasets_3d))
+                                     datasets_2d=_names(datasets_2d), datasets_3d=_names(datasets_3d),
+                                     h36m_smpl=h36m_smpl or None)
     out = out or Path("runs") / (recipe + ("" if ablation == "full" else f"-{ablation}"))
     if (out / "last.pt").is_file() and not resume:
         raise UsageError(f"{out} already holds a run.", "Add --resume to continue it, or choose another --out.")
     torch_device = _train_device(device)
     assets = training_assets(smpl_dir, spin, use_spin=not no_spin, download=not offline)
     trainer = Trainer(chosen, data_dir, out, assets.body, torch_device, ablation, assets.spin, seed, workers,
-                      _model_config(model_config), assets.mean_params)
+                      _model_config(model_config), assets.mean_params, precision)
+    if trainer.rank == 0:
+        for note in (*assets.notes, *trainer.notes):
+            stderr.print(note, markup=False, highlight=False, soft_wrap=True)
     if resume:
         trainer.resume(out / "last.pt")
     with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed}/{task.total}",
@@ -579,15 +590,20 @@ def evaluate(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     offline: OfflineOpt = False,
     quiet: QuietOpt = False,
+    precision: Annotated[str, typer.Option(help=PRECISION_HELP)] = "fp32",
 ) -> None:
     """Score a checkpoint Table-1 style (MPJPE, PA-MPJPE, MPVPE, Accel in mm) on the test sets
     found, or train and score the Table 2 variants (--ablation)."""
     from strcli.errors import UsageError
     from strcli.published import TEMPORAL_MODELS, load_temporal
-    from strcli.train.evaluate import evaluate as score, scores_json, table_rows
+    from strcli.train.evaluate import DATASET_TITLES, check_precision, evaluate as score, scores_json, table_rows
     from strcli.train.trainer import training_assets
 
+    check_precision(precision)
     if ablation is not None:
+        if precision != "fp32":
+            raise UsageError("--precision bf16 applies to scoring a --checkpoint; --ablation trains and scores "
+                             "its variants in fp32.")
         _evaluate_ablations(ablation, data_dir, runs_dir, epochs, iterations, batch_size, model_config, no_spin,
                             seed, workers, json_out, smpl_dir, device, offline)
         return
@@ -598,6 +614,8 @@ def evaluate(
     torch_device = _train_device(device)
     names = [d.strip() for d in datasets.split(",")] if datasets else None
     assets = training_assets(smpl_dir, None, use_spin=False, download=not offline)
+    for note in assets.notes:
+        stderr.print(note, markup=False, highlight=False, soft_wrap=True)
     network, kind, meta = load_temporal(checkpoint, model)
     network = network.to(torch_device)
     body = assets.body.to(torch_device)
@@ -610,7 +628,7 @@ def evaluate(
                 tasks[name] = bar.add_task(name, total=total)
             bar.update(tasks[name], completed=done)
 
-        scores = score(network, body, data_dir, torch_device, names, progress)
+        scores = score(network, body, data_dir, torch_device, names, progress, precision)
     title = kind.upper() + (f", {meta['ablation']}" if kind == "str" else "")
     table = Table(title=f"{checkpoint.name} ({title})")
     for column in ("data set", "frames", "MPJPE", "PA-MPJPE", "MPVPE", "Accel"):
@@ -619,6 +637,12 @@ def evaluate(
         table.add_row(*row)
     stdout.print(table)
     stdout.print("millimetres (Accel: mm per frame squared); TCMR's protocol, see README")
+    for result in scores:
+        if result.skipped_videos:
+            stdout.print(f"{DATASET_TITLES[result.dataset]}: skipped {result.skipped_videos} sequence(s), "
+                         f"{result.skipped_frames} "
+                         "frames, shorter than 16 frames after invalid rows were dropped (TCMR's rule)",
+                         soft_wrap=True)
     target = json_out or checkpoint.with_name(checkpoint.stem + ".eval.json")
     _write_text(target, scores_json(scores, {"checkpoint": str(checkpoint), "model": kind,
                                              "ablation": meta.get("ablation"), "meta": meta}))
@@ -635,6 +659,8 @@ def _evaluate_ablations(ablation: str, data_dir: Path, runs_dir: Path, epochs: i
     variants = parse_variants(ablation)
     recipe = RECIPES["wo3dpw"].replace(epochs=epochs, iterations=iterations, batch_size=batch_size)
     assets = training_assets(smpl_dir, None, use_spin=not no_spin, download=not offline)
+    for note in assets.notes:
+        stderr.print(note, markup=False, highlight=False, soft_wrap=True)
 
     def epoch(variant: str, record: Any) -> None:
         stderr.print(_epoch_line(record, recipe.epochs, recipe.val_dataset, f"{variant}: "))

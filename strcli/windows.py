@@ -9,9 +9,13 @@ centre, where the network has context on both sides; the averaged 6D rotations a
 orthonormalised again. See docs/model.md ("Inference on long videos").
 
 Models that predict only the middle frame of each window (TCMR: `centre_only = True`)
-get TCMR's convention instead: one window centred on every frame (stride 1), the edge
-frame repeated where the window runs past the sequence's ends, and only the centre of
-each window counts, so every frame gets exactly one prediction (docs/baselines.md).
+get TCMR's convention instead (`tcmr_window_index`): one window per frame, frame t seeing
+frames t-8 .. t+7, and a frame whose window would run past either end of the sequence
+(the first 8 and the last 7) sees 16 copies of itself instead, as TCMR's demo does
+(`FeatureDataset` in TCMR's lib/dataset/_dataset_demo.py) and its evaluation
+(`split_into_chunks(..., is_train=False)` in lib/data_utils/_img_utils.py); only the
+centre of each window counts, so every frame gets exactly one prediction
+(docs/baselines.md). `strcli evaluate` uses the same windows for every model.
 """
 
 from __future__ import annotations
@@ -28,6 +32,22 @@ from strcli.model import SMPLPrediction
 from strcli.rotations import rot6d_to_rotmat
 
 
+def tcmr_window_index(length: int, window: int = WINDOW) -> np.ndarray:
+    """(n, T) the frames of TCMR's window for each frame t of a sequence of n frames: t - T/2
+    .. t + T/2 - 1 where that range lies inside the sequence, else T copies of t (the first
+    T/2 and the last T/2 - 1 frames of a sequence of at least T frames; every frame of a
+    shorter one). The frame itself sits at position T/2 (8 of 16) either way.
+
+    Source: TCMR's `split_into_chunks(vid_names, 16, 1, is_train=False)`
+    (lib/data_utils/_img_utils.py) with `get_sequence` (evaluate.py: a chunk [s, s] becomes
+    16 copies of s), and `FeatureDataset` of its demo (lib/dataset/_dataset_demo.py)."""
+    centre = window // 2
+    t = np.arange(length)[:, None]
+    index = t + np.arange(-centre, window - centre)[None, :]  # (n, T)
+    inside = (index[:, 0] >= 0) & (index[:, -1] <= length - 1)
+    return np.where(inside[:, None], index, np.broadcast_to(t, index.shape)).astype(np.int64)
+
+
 @dataclass(frozen=True)
 class WindowPlan:
     """Where the windows of one sequence of `length` frames start (in padded coordinates)."""
@@ -36,14 +56,20 @@ class WindowPlan:
     window: int  # T
     starts: np.ndarray  # (W,) window starts
     pad_before: int  # edge frames repeated before frame 0 (short sequences)
+    edge_copies: bool = False  # TCMR's windows: one per frame, `tcmr_window_index`
 
     def frame_index(self) -> np.ndarray:
         """(W, T) the sequence frame each window position shows."""
+        if self.edge_copies:
+            return tcmr_window_index(self.length, self.window)
         idx = self.starts[:, None] + np.arange(self.window)[None, :] - self.pad_before
         return np.clip(idx, 0, self.length - 1)
 
     def is_real(self) -> np.ndarray:
-        """(W, T) False where a position shows a repeated edge frame."""
+        """(W, T) False where a position shows a repeated edge frame (TCMR's windows: every
+        position shows a real frame, copies included; only the centre counts)."""
+        if self.edge_copies:
+            return np.ones((self.length, self.window), bool)
         idx = self.starts[:, None] + np.arange(self.window)[None, :] - self.pad_before
         return (idx >= 0) & (idx < self.length)
 
@@ -51,11 +77,11 @@ class WindowPlan:
 def plan_windows(length: int, window: int = WINDOW, stride: int | None = None,
                  centred: bool = False) -> WindowPlan:
     """Windows over a sequence: every `stride` frames (default T/2), or with `centred`,
-    one centred on each frame (TCMR)."""
+    TCMR's: one per frame, 16 copies of the frame at the edges (`tcmr_window_index`)."""
     if length < 1:
         raise ValueError("a sequence needs at least one frame")
     if centred:
-        return WindowPlan(length, window, np.arange(length), window // 2)
+        return WindowPlan(length, window, np.arange(length), window // 2, edge_copies=True)
     stride = stride or window // 2
     if length <= window:
         pad = (window - length) // 2  # centre the real frames in the window
@@ -161,6 +187,9 @@ class _Sequence:
         self.index = plan.frame_index()  # (W, T)
         self.real = plan.is_real()  # (W, T)
         self.needs = self.index.max(axis=1) + 1  # (W,) features needed before window w can run
+        # (W,) the earliest frame window w or any later one shows (TCMR's windows are not
+        # monotone: the copies of frames 0..7 come before the window of frame 8 on 0..15)
+        self.keep_from = np.minimum.accumulate(self.index.min(axis=1)[::-1])[::-1]
         # Frame p is final once every window that shows it has run; windows run in order.
         last = np.zeros(plan.length, np.int64)
         for w in range(len(plan.starts)):
@@ -206,7 +235,7 @@ class StreamingWindows:
             self.queue.append((sequence, w, torch.stack([seq.features[int(p)] for p in seq.index[w]])))
             seq.scheduled += 1
             if seq.scheduled < len(seq.plan.starts):
-                keep_from = int(seq.index[seq.scheduled].min())
+                keep_from = int(seq.keep_from[seq.scheduled])
                 for p in [p for p in seq.features if p < keep_from]:
                     del seq.features[p]
             else:

@@ -12,6 +12,7 @@ with h5py), under the names of `strcli.train.data.FILES`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
@@ -22,10 +23,22 @@ import torch
 from strcli.body import Body
 from strcli.config import CROP_SIZE
 from strcli.train.data import FILES, INSTA_25
-from strcli.train.joints import SPIN_49, SPIN_TO_LSP14, SPIN_TO_MPII3D17, lsp14, spin49
+from strcli.train.joints import SPIN_49, SPIN_TO_LSP14, SPIN_TO_MPII3D17, extra_regressor, lsp14, spin49
 
 FOCAL, IMAGE = 1000.0, 1000
 FEATURE_DIM = 2048
+
+
+def make_extra_regressor(vertices: int = 6890, seed: int = 99) -> np.ndarray:
+    """A stand-in for SPIN's J_regressor_extra (9, V): each row a convex combination of a few
+    random vertices (the real file is not obtainable here)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((9, vertices), np.float32)
+    for row in out:
+        picked = rng.choice(vertices, 6, replace=False)
+        weights = rng.uniform(0.2, 1.0, 6)
+        row[picked] = weights / weights.sum()
+    return out
 
 
 def _encoder(seed: int = 1234) -> np.ndarray:
@@ -50,7 +63,7 @@ def _video(body: Body, rng: np.random.Generator, frames: int) -> dict[str, np.nd
         out = body.axis_angle(p[:, :3], p[:, 3:], torch.as_tensor(shape, dtype=torch.float32))
     transl = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.2, 0.2), rng.uniform(4, 6)], np.float32)
     return {"pose": pose.astype(np.float32), "shape": shape.astype(np.float32),
-            "j49": spin49(out).numpy() + transl, "j14": lsp14(out).numpy() + transl}
+            "j49": spin49(out, extra_regressor(body)).numpy() + transl, "j14": lsp14(out).numpy() + transl}
 
 
 def _project(joints: np.ndarray) -> np.ndarray:
@@ -64,14 +77,16 @@ def _bbox(kp: np.ndarray) -> np.ndarray:
     return np.concatenate([(lo + hi) / 2, side, side], 1).astype(np.float32)
 
 
-def write_set(body: Body, path: Path, name: str, split: str, videos: int, frames: int, seed: int,
+def write_set(body: Body, path: Path, name: str, split: str, videos: int, frames: int | Sequence[int], seed: int,
               noise: float = 0.05) -> Path:
+    """`frames`: every video's length, or one length per video."""
     rng = np.random.default_rng(seed)
+    lengths = [frames] * videos if isinstance(frames, int) else list(frames)
     encoder = _encoder()
     rows: dict[str, list[np.ndarray]] = {k: [] for k in ("vid_name", "frame_id", "features", "pose", "shape",
                                                          "joints3D", "joints2D", "bbox", "img_name", "valid")}
-    for v in range(videos):
-        video = _video(body, rng, frames)
+    for v, length in enumerate(lengths):
+        video = _video(body, rng, length)
         code = np.concatenate([video["pose"], video["shape"]], 1) @ encoder
         features = code + rng.normal(0, noise, code.shape).astype(np.float32)
         if split == "train":
@@ -89,16 +104,16 @@ def write_set(body: Body, path: Path, name: str, split: str, videos: int, frames
             kp = _project(video["j49"])[:, [SPIN_49.index(n) for n in INSTA_25]]
             size = box[:, None, 2:3] * 1.2
             kp[..., :2] = (kp[..., :2] - box[:, None, :2]) / size * CROP_SIZE + CROP_SIZE / 2
-        rows["vid_name"].append(np.array([f"{name}_{split}_{v:03d}_0"] * frames))
-        rows["frame_id"].append(np.arange(frames))
+        rows["vid_name"].append(np.array([f"{name}_{split}_{v:03d}_0"] * length))
+        rows["frame_id"].append(np.arange(length))
         rows["features"].append(features.astype(np.float32))
         rows["pose"].append(video["pose"])
         rows["shape"].append(video["shape"])
         rows["joints3D"].append(joints3d.astype(np.float32))
         rows["joints2D"].append(kp)
         rows["bbox"].append(box)
-        rows["img_name"].append(np.array([f"{name}/{v:03d}/{f:06d}.jpg" for f in range(frames)]))
-        rows["valid"].append(np.ones(frames, np.float32))
+        rows["img_name"].append(np.array([f"{name}/{v:03d}/{f:06d}.jpg" for f in range(length)]))
+        rows["valid"].append(np.ones(length, np.float32))
     data = {k: np.concatenate(v) for k, v in rows.items()}
     if name == "mpii3d" and split != "train":
         data["valid_i"] = data.pop("valid")[:, None]

@@ -53,9 +53,21 @@ def test_constant_velocity_has_zero_acceleration_error_and_a_known_acceleration_
     pred = target.clone()
     pred[:, 0, 0] += 0.0005 * t[:, 0, 0] ** 2  # joint 0 accelerates: second difference 1 mm
     assert metrics.accel_error(pred, target) == pytest.approx(torch.full((8,), 1 / 14), abs=1e-4)
-    visible = np.ones(10, bool)
-    visible[4] = False  # drops the three differences that touch frame 4
-    assert len(metrics.accel_error(pred, target, visible=visible)) == 5
+
+
+
+def test_accel_counts_every_counted_frame_whatever_its_neighbours():
+    """TCMR's rule (evaluate.py): the error at t = 1..n-2 is computed on the whole sequence
+    and kept at the frames that count, even next to a frame that does not."""
+    target = poses(1).repeat(10, 1, 1)
+    pred = target.clone()
+    pred[4, 0, 0] += 0.014  # joint 0 of frame 4 off by 14 mm: second differences 14, -28, 14 mm at t = 3, 4, 5
+    full = metrics.accel_error(pred, target)
+    assert full.tolist() == pytest.approx([0, 0, 1.0, 2.0, 1.0, 0, 0, 0], abs=1e-4)  # t = 1..8, mean of 14 joints
+    counted = np.ones(10, bool)
+    counted[[0, 4, 7]] = False  # frame 4 does not count: t = 3 and 5 still do
+    kept = metrics.accel_error(pred, target, counted=counted)
+    assert kept.tolist() == pytest.approx([0, 0, 1.0, 1.0, 0, 0], abs=1e-4)  # t = 1, 2, 3, 5, 6, 8
 
 
 def test_mpvpe_is_the_mean_vertex_distance():

@@ -119,15 +119,18 @@ def test_tcmr_and_vibe_compute_what_the_papers_describe(released):
 
 
 def test_tcmr_gives_every_frame_the_centre_of_its_own_window(released):
-    """TCMR's convention: stride-1 windows centred on each frame, edge frames repeated;
-    streamed or not, every frame gets exactly the prediction of its own window."""
+    """TCMR's convention (its demo's FeatureDataset): frame t's window is t-8 .. t+7, the
+    first 8 and last 7 frames get 16 copies of themselves; streamed or not, every frame gets
+    exactly the prediction of its own window."""
     model = load_published(released["tcmr"], "tcmr").model
     torch.manual_seed(3)
     features = [torch.randn(21, 2048), torch.randn(5, 2048)]
     merged = predict_sequences(model, features, batch_size=7)
     for f, pred in zip(features, merged):
         n = len(f)
-        index = (torch.arange(n)[:, None] + torch.arange(-8, 8)[None]).clamp(0, n - 1)
+        inside = (torch.arange(n) >= 8) & (torch.arange(n) <= n - 8)
+        index = torch.where(inside[:, None], torch.arange(n)[:, None] + torch.arange(-8, 8)[None],
+                            torch.arange(n)[:, None].expand(n, 16))
         with torch.inference_mode():
             direct = model(f[index])
         assert pred.betas.shape == (n, 10) and torch.allclose(pred.betas, direct.betas, atol=1e-5)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from generated_dataset import write_miniature, write_set
+from generated_dataset import make_extra_regressor, write_miniature, write_set
 from strcli.body import Body
 from strcli.checkpoints import load_model
 from strcli.cli import app
@@ -19,7 +19,9 @@ from strcli.errors import CorruptAssetError
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams, SMPLPrediction
 from strcli.rotations import axis_angle_to_rotmat
-from strcli.train.data import Clip, ClipDataset, FILES, H5Column, clip_starts, load_db, normalise_keypoints
+from strcli.train.data import (Clip, ClipDataset, FILES, OCC_FILES, H5Column, clip_starts, load_db,
+                               normalise_keypoints, train_clip_starts)
+from strcli.train.joints import attach_extra_regressor
 from strcli.train.evaluate import score_dataset
 from strcli.train.data import eval_videos
 from strcli.train.loss import STRLoss
@@ -34,9 +36,20 @@ RECIPE = RECIPES["w3dpw"].replace(iterations=12, batch_size=10, lr=1e-3)
 def mini(tmp_path_factory, assets, smpl_files):
     root = tmp_path_factory.mktemp("train")
     body = Body.from_file(smpl_files["chumpy"], assets / "smpl_helpers" / "J_regressor_h36m.npy")
+    extra = make_extra_regressor()
+    attach_extra_regressor(body, extra)
+    np.save(root / "J_regressor_extra.npy", extra)
     data = write_miniature(body, root / "data", videos=6, frames=32)
     mean = MeanParams.from_npz(assets / "smpl_helpers" / "smpl_mean_params.npz")
-    return {"root": root, "body": body, "data": data, "mean": mean}
+    return {"root": root, "body": body, "data": data, "mean": mean, "extra": root / "J_regressor_extra.npy"}
+
+
+def import_helpers(assets, mini):
+    """The evaluation helpers into the (isolated) weights folder: what `evaluate` needs."""
+    for path in (assets / "smpl_helpers" / "smpl_mean_params.npz", assets / "smpl_helpers" / "J_regressor_h36m.npy",
+                 mini["extra"]):
+        result = runner.invoke(app, ["weights", "import", str(path)])
+        assert result.exit_code == 0, result.output
 
 
 def trainer(mini, out, **changes):
@@ -147,8 +160,7 @@ def test_evaluate_prints_table_1_and_writes_json(mini, tmp_path, monkeypatch, as
     run = trainer(mini, tmp_path / "run")
     run.fit(epochs=1)
     monkeypatch.setenv("STRCLI_WEIGHTS_DIR", str(tmp_path / "weights"))
-    for name in ("smpl_mean_params.npz", "J_regressor_h36m.npy"):
-        assert runner.invoke(app, ["weights", "import", str(assets / "smpl_helpers" / name)]).exit_code == 0
+    import_helpers(assets, mini)
     result = runner.invoke(app, ["evaluate", "--data-dir", str(mini["data"]), "--checkpoint",
                                  str(tmp_path / "run" / "best.pt"), "--smpl-dir", str(smpl_files["chumpy"].parent),
                                  "--device", "cpu", "--offline", "-q"])
@@ -168,8 +180,7 @@ def test_evaluate_prints_table_1_and_writes_json(mini, tmp_path, monkeypatch, as
 
 def test_evaluate_ablation_trains_each_variant_and_prints_table_2(mini, tmp_path, monkeypatch, assets, smpl_files):
     monkeypatch.setenv("STRCLI_WEIGHTS_DIR", str(tmp_path / "weights"))
-    for name in ("smpl_mean_params.npz", "J_regressor_h36m.npy"):
-        assert runner.invoke(app, ["weights", "import", str(assets / "smpl_helpers" / name)]).exit_code == 0
+    import_helpers(assets, mini)
     config = tmp_path / "small.json"
     config.write_text(json.dumps({"gru_hidden": 32, "integration_dim": 16, "integration_hidden": 16,
                                   "regressor_hidden": 128}))
@@ -236,3 +247,173 @@ def test_torchrun_trains_with_distributed_data_parallel(mini, tmp_path, assets, 
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])  # the processes stay in step
     assert any(not torch.equal(ranks[0][k], start[k]) for k in ranks[0])  # and they did learn
     assert (out / "best.pt").is_file() and len((out / "log.csv").read_text().splitlines()) == 2
+
+
+def test_tcmr_training_windows_are_cut_to_full_blocks_with_edge_copies(mini):
+    """TCMR's split_into_chunks(is_train=True): stride-1 windows up to the last full 16-frame
+    block, 8 copies of the first window before them and 7 of the last after them."""
+    names = np.array(["a"] * 20 + ["b"] * 10 + ["c"] * 35)
+    assert train_clip_starts(names, 16, 1).tolist() == [0] * 16 + [30] * 8 + list(range(30, 47)) + [46] * 7
+    assert train_clip_starts(names, 16, 16).tolist() == [0, 30, 46]  # back to back: no copies
+    path = mini["data"] / FILES[("3dpw", "train")]
+    pw3d, db = ClipDataset("3dpw", path), load_db(path)
+    assert len(pw3d) == 6 * 32  # 16 * (32 // 16) windows a video
+    first_rows = [0] * 8 + list(range(17)) + [16] * 7  # video 0 (rows 0..31)
+    for k, first in enumerate(first_rows):
+        assert torch.equal(pw3d[k].features, torch.from_numpy(np.array(db["features"][first:first + 16]))), k
+    assert torch.equal(pw3d[32].features, torch.from_numpy(np.array(db["features"][32:48])))  # video 1
+
+
+def test_human36m_smpl_labels_are_off_by_default_in_both_recipes(mini):
+    from strcli.train.trainer import build_datasets
+
+    for recipe in ("w3dpw", "wo3dpw"):
+        for flag in (False, True):
+            _, data_3d = build_datasets(RECIPES[recipe].replace(h36m_smpl=flag), mini["data"])
+            sets = {d.name: d for d in data_3d.datasets}
+            clip = sets["h36m"][3]
+            assert float(clip.w_smpl.sum()) == (16.0 if flag else 0.0), (recipe, flag)
+            assert (float(clip.pose.abs().sum()) > 0) == flag and float(clip.w_3d.sum()) == 16.0
+            if "3dpw" in sets:
+                assert float(sets["3dpw"][0].w_smpl.sum()) == 16.0  # 3DPW's SMPL labels stay on
+    assert not RECIPES["w3dpw"].h36m_smpl and not RECIPES["wo3dpw"].h36m_smpl
+
+
+def test_w3dpw_prefers_the_occlusion_augmented_files(mini, tmp_path):
+    from strcli.train.trainer import build_datasets
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for file in mini["data"].iterdir():
+        (data / file.name).symlink_to(file)
+    occ = joblib.load(mini["data"] / FILES[("3dpw", "train")])
+    occ["features"] = occ["features"] + 1.0  # tell them apart
+    joblib.dump(occ, data / OCC_FILES["3dpw"])
+    notes: list[str] = []
+    _, data_3d = build_datasets(RECIPES["w3dpw"], data, notes)
+    assert {d.name: d.path.name for d in data_3d.datasets} == {
+        "3dpw": "3dpw_train_occ_db.pt", "mpii3d": "mpii3d_train_scale12_db.pt", "h36m": "h36m_train_25fps_db.pt"}
+    assert torch.equal(data_3d.datasets[0][0].features, torch.from_numpy(occ["features"][:16]))
+    assert len(notes) == 2 and "mpii3d_train_scale12_occ_db.pt" in notes[0] and "h36m_train_25fps_occ_db.pt" in notes[1]
+    assert all("training on" in n for n in notes)
+    notes = []
+    _, data_3d = build_datasets(RECIPES["wo3dpw"], data, notes)  # TCMR's w/o 3DPW recipe reads plain files
+    assert notes == [] and {d.path.name for d in data_3d.datasets} == {"mpii3d_train_scale12_db.pt",
+                                                                        "h36m_train_25fps_db.pt"}
+
+
+def test_the_nine_extra_joints_come_from_j_regressor_extra(mini, assets, smpl_files):
+    from strcli.train.joints import extra_regressor, spin49
+
+    body = mini["body"]
+    picked = [100, 900, 1700, 2500, 3300, 4100, 4900, 5700, 6500]
+    known = np.zeros((9, 6890), np.float32)
+    known[np.arange(9), picked] = 1.0  # each extra joint is one known vertex
+    pose = torch.from_numpy(np.random.default_rng(0).normal(0, 0.3, (4, 24, 3))).float()
+    rotmat = axis_angle_to_rotmat(pose)
+    out = body.rotmat(rotmat[:, :1], rotmat[:, 1:], torch.zeros(4, 10))
+    joints = spin49(out, torch.from_numpy(known))
+    extra_slots = [27, 28, 37, 38, 39, 40, 41, 42, 43]  # rhip, lhip, neck, headtop, pelvis, thorax, spine, jaw, head
+    assert torch.allclose(joints[:, extra_slots], out.vertices[:, picked], atol=1e-6)
+    assert torch.equal(joints[:, 33], out.joints_smplx[:, 17])  # right shoulder: SMPL's own joint
+    assert extra_regressor(body) is not None
+    # the training loss uses the regressor registered on the body: labels made with it give
+    # a zero 3D loss, and a body without it (the fallback) does not
+    clip = Clip.collate([ClipDataset("3dpw", mini["data"] / FILES[("3dpw", "train")])[k] for k in (0, 40)])
+    rotmat = axis_angle_to_rotmat(clip.pose.reshape(2, 16, 24, 3))
+    pred = SMPLPrediction(pose6d=torch.zeros(2, 16, 144), rotmat=rotmat, betas=clip.shape.clone(),
+                          cam=torch.tensor([1.0, 0.0, 0.0]).expand(2, 16, 3))
+    assert float(STRLoss(body)(pred, clip).kp3d) < 1e-8
+    bare = Body.from_file(smpl_files["chumpy"], assets / "smpl_helpers" / "J_regressor_h36m.npy")
+    assert extra_regressor(bare) is None and float(STRLoss(bare)(pred, clip).kp3d) > 1e-4
+
+
+def test_missing_j_regressor_extra_is_exit_3_or_with_offline_a_warning(mini, tmp_path, monkeypatch, assets,
+                                                                       smpl_files):
+    from strcli.weights import manifest_path
+
+    run = trainer(mini, tmp_path / "run")
+    from strcli.checkpoints import save_checkpoint
+
+    save_checkpoint(tmp_path / "str.pt", run.model)
+    for name in ("smpl_mean_params.npz", "J_regressor_h36m.npy"):
+        assert runner.invoke(app, ["weights", "import", str(assets / "smpl_helpers" / name)]).exit_code == 0
+    unreachable = manifest_path().read_text().replace(
+        'urls = ["http://visiondata.cis.upenn.edu/spin/data.tar.gz"]\narchive_member = "data/J_regressor_extra.npy"',
+        'urls = ["http://127.0.0.1:9/data.tar.gz"]\narchive_member = "data/J_regressor_extra.npy"')
+    assert "127.0.0.1:9" in unreachable
+    (tmp_path / "manifest.toml").write_text(unreachable)
+    monkeypatch.setenv("STRCLI_MANIFEST", str(tmp_path / "manifest.toml"))
+    args = ["evaluate", "--data-dir", str(mini["data"]), "--checkpoint", str(tmp_path / "str.pt"), "--datasets",
+            "mpii3d", "--smpl-dir", str(smpl_files["chumpy"].parent), "--device", "cpu", "-q"]
+    missing = runner.invoke(app, args)
+    assert missing.exit_code == 3, missing.output
+    assert "J_regressor_extra.npy" in missing.output and "weights import" in missing.output
+    offline = runner.invoke(app, args + ["--offline", "--json-out", str(tmp_path / "fallback.json")])
+    assert offline.exit_code == 0, offline.output
+    assert "warning: SPIN's J_regressor_extra.npy is missing" in offline.output
+    # the fallback is the Human3.6M regressor: the same numbers as a body without the extra regressor
+    bare = Body.from_file(smpl_files["chumpy"], assets / "smpl_helpers" / "J_regressor_h36m.npy")
+    expected = score_dataset(run.model, bare, "mpii3d", eval_videos("mpii3d", mini["data"] / FILES[("mpii3d", "val")]),
+                             torch.device("cpu"))
+    got = json.loads((tmp_path / "fallback.json").read_text())["datasets"][0]
+    assert got["mpjpe"] == pytest.approx(expected.mpjpe, abs=1e-4)
+    with_extra = score_dataset(run.model, mini["body"], "mpii3d",
+                               eval_videos("mpii3d", mini["data"] / FILES[("mpii3d", "val")]), torch.device("cpu"))
+    assert abs(with_extra.mpjpe - expected.mpjpe) > 1e-3  # the regressor changes the MPI-INF-3DHP joints
+
+
+def test_precision_is_fp32_or_bf16(mini, tmp_path, assets, smpl_files):
+    import_helpers(assets, mini)
+    config = tmp_path / "small.json"
+    config.write_text(json.dumps({"gru_hidden": 32, "integration_dim": 16, "integration_hidden": 16,
+                                  "regressor_hidden": 128}))
+    train = ["train", "--data-dir", str(mini["data"]), "--out", str(tmp_path / "run"), "--epochs", "1",
+             "--iterations", "1", "--batch-size", "4", "--model-config", str(config), "--no-spin", "--workers", "0",
+             "--smpl-dir", str(smpl_files["chumpy"].parent), "--device", "cpu", "--offline", "-q"]
+    bad = runner.invoke(app, train + ["--precision", "fp16"])
+    assert bad.exit_code == 2 and "--precision 'fp16': choose fp32 or bf16" in bad.output
+    good = runner.invoke(app, train + ["--precision", "bf16", "--h36m-smpl"])
+    assert good.exit_code == 0, good.output
+    assert "3dpw_train_occ_db.pt (occlusion-augmented" in good.output  # the note: plain files used
+    assert "3dpw_train_occ_db.pt" in (tmp_path / "run" / "notes.txt").read_text()
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert state["recipe"]["h36m_smpl"] is True and state["recipe"]["occlusion"] is True
+    evaluate = ["evaluate", "--data-dir", str(mini["data"]), "--checkpoint", str(tmp_path / "run" / "best.pt"),
+                "--datasets", "3dpw", "--smpl-dir", str(smpl_files["chumpy"].parent), "--device", "cpu", "--offline",
+                "-q"]
+    bad = runner.invoke(app, evaluate + ["--precision", "half"])
+    assert bad.exit_code == 2 and "choose fp32 or bf16" in bad.output
+    model, _ = load_model(tmp_path / "run" / "best.pt")
+    videos = eval_videos("3dpw", mini["data"] / FILES[("3dpw", "test")])
+    for precision in ("fp32", "bf16"):
+        flags = [] if precision == "fp32" else ["--precision", "bf16"]  # fp32 is evaluate's default
+        out = tmp_path / f"{precision}.json"
+        result = runner.invoke(app, evaluate + flags + ["--json-out", str(out)])
+        assert result.exit_code == 0, result.output
+        expected = score_dataset(model, mini["body"], "3dpw", videos, torch.device("cpu"), precision=precision)
+        assert json.loads(out.read_text())["datasets"][0]["mpjpe"] == pytest.approx(expected.mpjpe, abs=1e-4)
+    fp32 = score_dataset(model, mini["body"], "3dpw", videos, torch.device("cpu"))
+    bf16 = score_dataset(model, mini["body"], "3dpw", videos, torch.device("cpu"), precision="bf16")
+    assert fp32.mpjpe != bf16.mpjpe  # bf16 really ran in bfloat16
+
+
+def test_a_score_of_exactly_zero_stays_zero(mini):
+    """A static body predicted as static has an acceleration error of exactly 0.0: a score,
+    not a missing value (it used to come out as NaN)."""
+    from strcli.train.data import EvalVideo
+
+    class Still(torch.nn.Module):  # every frame: the same pose
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, clips):
+            b, t, _ = clips.shape
+            return SMPLPrediction(pose6d=torch.zeros(b, t, 144), rotmat=torch.eye(3).expand(b, t, 24, 3, 3),
+                                  betas=torch.zeros(b, t, 10), cam=torch.ones(b, t, 3))
+
+    target = np.random.default_rng(0).normal(0, 0.3, (1, 14, 3)).repeat(20, 0).astype(np.float32)
+    video = EvalVideo("still", torch.zeros(20, 8), target, None, None, np.ones(20, bool))
+    score = score_dataset(Still(), mini["body"], "3dpw", [video], torch.device("cpu"))
+    assert score.accel == 0.0 and score.mpjpe > 0 and score.frames == 20

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from strcli.model import STR, STRConfig
-from strcli.windows import StreamingWindows, plan_windows, predict_sequences, tent_weights
+from strcli.model import STR, SMPLPrediction, STRConfig
+from strcli.windows import StreamingWindows, plan_windows, predict_sequences, tcmr_window_index, tent_weights
 
 FRAMEWISE = STRConfig(feature_dim=16, gru_hidden=8, integration_dim=4, integration_hidden=4,
                       regressor_hidden=16, use_ttr=False, use_ste_time=False, use_ste_frequency=False,
@@ -86,3 +86,56 @@ def test_streaming_equals_batched_and_holds_at_most_a_window():
         assert torch.allclose(torch.cat([f.prediction.cam for f in mine]), ref.cam, atol=1e-5)
     with pytest.raises(ValueError, match="got more"):
         stream.add(1, torch.randn(1, 16))
+
+
+def test_tcmr_edge_windows_are_sixteen_copies_of_the_frame():
+    """TCMR's rule (split_into_chunks(is_train=False) + get_sequence; its demo's
+    FeatureDataset): on 24 frames, frames 0-7 and 17-23 each see 16 copies of themselves,
+    frames 8-16 see t-8 .. t+7."""
+    index = tcmr_window_index(24, 16)
+    assert index.shape == (24, 16)
+    for t in list(range(8)) + list(range(17, 24)):
+        assert index[t].tolist() == [t] * 16, t
+    for t in range(8, 17):
+        assert index[t].tolist() == list(range(t - 8, t + 8)), t
+    assert (index[:, 8] == np.arange(24)).all()  # every frame sits at the centre of its own window
+    # shorter than a window: no frame has a full window, every one sees only itself
+    assert (tcmr_window_index(10, 16) == np.arange(10)[:, None]).all()
+    plan = plan_windows(24, 16, centred=True)
+    assert (plan.frame_index() == index).all() and plan.is_real().all()
+
+
+class WindowSpy(torch.nn.Module):
+    """A centre-only model (like TCMR) whose 'pose' is the list of frames its window saw:
+    frame t's features are all t, and the output's first 16 numbers are the window's frames."""
+
+    centre_only = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, clips):
+        b, t, _ = clips.shape
+        pose6d = torch.zeros(b, 144)
+        pose6d[:, :t] = clips[:, :, 0]
+        pose6d[:, t::2] = 1.0  # keeps the 6D -> matrix conversion finite
+        return SMPLPrediction(pose6d=pose6d, rotmat=torch.eye(3).expand(b, 24, 3, 3), betas=torch.zeros(b, 10),
+                              cam=torch.ones(b, 3))
+
+
+def test_reconstruct_model_tcmr_streams_tcmr_windows():
+    """`reconstruct --model tcmr` (StreamingWindows with a centre-only model) and the batched
+    path give each frame exactly the window TCMR's demo gives it."""
+    n = 24
+    features = torch.arange(n, dtype=torch.float32)[:, None].expand(n, 4).contiguous()
+    expected = torch.from_numpy(tcmr_window_index(n, 16)).float()
+    (batched,) = predict_sequences(WindowSpy(), [features], window=16, batch_size=5)
+    assert torch.equal(batched.pose6d[:, :16], expected)
+    stream = StreamingWindows(WindowSpy(), [n], batch_size=3)
+    finals = []
+    for start in range(0, n, 5):
+        finals += stream.add(0, features[start:start + 5])
+    finals += stream.flush()
+    streamed = torch.cat([f.prediction.pose6d for f in sorted(finals, key=lambda f: f.first)])
+    assert torch.equal(streamed[:, :16], expected)

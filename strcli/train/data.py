@@ -16,8 +16,8 @@ joints (3DPW; PennAction, whose neck is empty), or InstaVariety's own 25, which 
 pixels of the 224 px crop rather than of the frame (its videos were cropped before
 pre-processing; it has no boxes).
 
-A clip is T consecutive frames of one `vid_name` (TCMR's windows: consecutive rows of
-the same video, stride `int(T * (1 - overlap) + 0.5)`).
+A clip is T consecutive frames of one `vid_name`, placed as TCMR's training windows are
+(`train_clip_starts`: TCMR's `split_into_chunks(..., is_train=True)`).
 """
 
 from __future__ import annotations
@@ -54,6 +54,14 @@ FILES = {
     ("insta", "train"): "insta_train_db.h5",
     ("posetrack", "train"): "posetrack_train_db.pt",
     ("pennaction", "train"): "pennaction_train_db.pt",
+}
+# The occlusion-augmented training files of TCMR's w/ 3DPW recipe (`Dataset3D.load_db` in
+# TCMR's lib/dataset/_dataset_3d.py, config repr_table4_3dpw_model); its w/o 3DPW recipe
+# (repr_table4_h36m_mpii3d_model) reads the plain files, and InstaVariety is plain in both.
+OCC_FILES = {
+    "3dpw": "3dpw_train_occ_db.pt",
+    "mpii3d": "mpii3d_train_scale12_occ_db.pt",
+    "h36m": "h36m_train_25fps_occ_db.pt",
 }
 THREE_D = ("3dpw", "mpii3d", "h36m")
 TWO_D = ("insta", "posetrack", "pennaction")
@@ -178,6 +186,34 @@ def clip_starts(vid_name: np.ndarray, seqlen: int = SEQLEN, stride: int = 1) -> 
     return np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
 
 
+VIBE_BLOCK = 16  # TCMR's `match_vibe` cut works on blocks of 16 frames whatever the window
+
+
+def train_clip_starts(vid_name: np.ndarray, seqlen: int = SEQLEN, stride: int = 1) -> np.ndarray:
+    """Start rows of TCMR's training windows (`split_into_chunks(vid_names, seqlen, stride,
+    is_train=True)` in TCMR's lib/data_utils/_img_utils.py). In each video of n >= seqlen
+    consecutive rows: windows of `seqlen` every `stride` rows; when stride < seqlen, those
+    ending after the last full 16-frame block are dropped (when a window ends exactly
+    there), then seqlen/2 copies of the first window are put before them and
+    seqlen/2 - 1 (rounded up: int(seqlen/2 + 0.5) - 1) copies of the last after them.
+    With stride 1 a video gives 16 * (n // 16) windows. Videos shorter than seqlen give none."""
+    out = []
+    for a, b in video_runs(vid_name):
+        n = b - a
+        if n < seqlen:
+            continue
+        starts = np.arange(a, b - seqlen + 1, stride)
+        if stride != seqlen:
+            block_end = a + VIBE_BLOCK * (n // VIBE_BLOCK) - 1  # last row of the last full 16-frame block
+            ends = starts + seqlen - 1
+            if n >= VIBE_BLOCK and (ends == block_end).any():
+                starts = starts[ends <= block_end]
+            before, after = seqlen // 2, int(seqlen / 2 + 0.5) - 1
+            starts = np.concatenate([np.full(before, starts[0]), starts, np.full(after, starts[-1])])
+        out.append(starts)
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
 def stride_for(overlap: float, seqlen: int = SEQLEN) -> int:
     """TCMR's window stride for an overlap fraction."""
     return max(1, int(seqlen * (1 - overlap) + 0.5))
@@ -244,6 +280,8 @@ class ClipDataset(Dataset[Clip]):
     """Training clips of one data set (3D or 2D) in the layout above."""
 
     def __init__(self, name: str, path: Path, seqlen: int = SEQLEN, stride: int = 1, smpl: bool | None = None) -> None:
+        """`smpl`: whether the file's SMPL pose and shape are used as labels (default: the
+        data set's `HAS_SMPL`); the trainer passes False for Human3.6M unless --h36m-smpl."""
         self.name, self.path, self.seqlen = name, path, seqlen
         self.db = load_db(path)
         self.crop_keypoints = name in CROP_KEYPOINTS
@@ -253,7 +291,7 @@ class ClipDataset(Dataset[Clip]):
             raise CorruptAssetError(f"{path} lacks {', '.join(missing)}: not a TCMR/VIBE data file.")
         self.has_3d = name in THREE_D and "joints3D" in self.db
         self.has_smpl = (HAS_SMPL.get(name, False) if smpl is None else smpl) and "pose" in self.db
-        self.starts = clip_starts(np.asarray(self.db["vid_name"]), seqlen, stride)
+        self.starts = train_clip_starts(np.asarray(self.db["vid_name"]), seqlen, stride)
         self.kp2d_names = keypoint_names(name, self.db["joints2D"].shape[1], path)
 
     def __len__(self) -> int:
@@ -300,14 +338,19 @@ class EvalVideo:
 
 
 def eval_videos(name: str, path: Path) -> list[EvalVideo]:
-    """The test videos of a data set, as TCMR's evaluation reads them (rows marked invalid
-    are left out before windows are made; MPI-INF-3DHP's `valid_i` marks frames that count)."""
+    """The test videos of a data set, as TCMR's evaluate.py reads them: the rows of each
+    distinct `vid_name` (wherever they lie in the file), less the rows whose `valid` is 0;
+    MPI-INF-3DHP's `valid_i` marks the frames that count. Sequences too short for a window
+    are returned too: `score_dataset` skips and counts them."""
     db = load_db(path)
     videos = []
-    keep_all = np.ones(len(db["vid_name"]), bool)
-    valid_rows = np.asarray(db["valid"]).astype(bool).reshape(-1) if "valid" in db else keep_all
-    for a, b in video_runs(db["vid_name"]):
-        rows = np.arange(a, b)[valid_rows[a:b]]
+    names = np.asarray(db["vid_name"])
+    keep = np.asarray(db["valid"]).astype(bool).reshape(-1) if "valid" in db else np.ones(len(names), bool)
+    _, first, inverse = np.unique(names, return_index=True, return_inverse=True)
+    order = np.argsort(inverse.reshape(-1), kind="stable")  # rows grouped by name, file order within
+    groups = np.split(order, np.cumsum(np.bincount(inverse.reshape(-1)))[:-1])
+    for group in np.argsort(first, kind="stable"):  # names in file order of first appearance
+        rows = groups[group][keep[groups[group]]]
         if len(rows) == 0:
             continue
         joints = np.asarray(db["joints3D"][rows], np.float32)
@@ -317,7 +360,7 @@ def eval_videos(name: str, path: Path) -> list[EvalVideo]:
         if name == "mpii3d" and "valid_i" in db:
             counts = np.asarray(db["valid_i"][rows]).reshape(len(rows), -1)[:, 0].astype(bool)
         smpl = name == "3dpw" and "pose" in db
-        videos.append(EvalVideo(str(db["vid_name"][a]), torch.from_numpy(np.asarray(db["features"][rows], np.float32)),
+        videos.append(EvalVideo(str(names[first[group]]), torch.from_numpy(np.asarray(db["features"][rows], np.float32)),
                                 joints, np.asarray(db["pose"][rows], np.float32) if smpl else None,
                                 np.asarray(db["shape"][rows], np.float32) if smpl else None, counts))
     return videos

@@ -3,7 +3,8 @@
 L = w2d * L2(2D keypoints) + w3d * L2(3D keypoints) + wpose * L2(pose) + wshape * L2(shape),
 over every frame of every clip (the paper sums over t = 1..T):
 
-- 2D: the 49 SPIN joints projected into the crop (perspective, focal 5000 px on 224 px,
+- 2D: the 49 SPIN joints (smplx's joints and SPIN's J_regressor_extra, registered on the
+  body; `strcli.train.joints`) projected into the crop (perspective, focal 5000 px on 224 px,
   the regressor's camera), squared error in crop-normalised [-1, 1] units times the
   label's confidence, averaged over all coordinates (unlabelled joints count as 0);
 - 3D: the 14 LSP joints (SPIN's 25:39), each pose minus its pelvis (mean of the hips),
@@ -25,7 +26,7 @@ from strcli.config import CROP_FOCAL, CROP_SIZE
 from strcli.model.regressor import SMPLPrediction
 from strcli.rotations import axis_angle_to_rotmat
 from strcli.train.data import Clip
-from strcli.train.joints import SPIN_TO_LSP14, spin49
+from strcli.train.joints import SPIN_TO_LSP14, extra_regressor, spin49
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class STRLoss(torch.nn.Module):
         betas = pred.betas.flatten(0, 1).float()  # (B T, 10)
         cam = pred.cam.flatten(0, 1).float()
         out = self.body.rotmat(rotmat[:, :1], rotmat[:, 1:], betas)
-        joints = spin49(out)  # (B T, 49, 3)
+        joints = spin49(out, extra_regressor(self.body))  # (B T, 49, 3)
         kp2d = target.kp2d.flatten(0, 1)
         conf = kp2d[..., 2:]
         loss_2d = (conf * (project_to_crop(joints, cam) - kp2d[..., :2]).pow(2)).mean()

@@ -52,15 +52,17 @@ def mpvpe(pred_vertices: Tensor, target_vertices: Tensor) -> Tensor:
 
 
 def accel_error(pred: Tensor, target: Tensor, pelvis: tuple[int, ...] = LSP_PELVIS,
-                visible: np.ndarray | None = None) -> Tensor:
-    """(N-2,) acceleration error per frame 1..N-2: the mean distance between the second
-    differences X[t-1] - 2 X[t] + X[t+1] of predicted and true pelvis-aligned joints, mm per
-    frame^2. With `visible` (N,) bool, a difference touching an invisible frame is dropped."""
+                counted: np.ndarray | None = None) -> Tensor:
+    """Acceleration error, mm per frame^2: at each frame t = 1..N-2 the mean over joints of
+    the distance between the second differences X[t-1] - 2 X[t] + X[t+1] of predicted and
+    true pelvis-aligned joints. Returns (N-2,) for t = 1..N-2; with `counted` (N,) bool, only
+    the frames t in 1..N-2 that count, whatever their neighbours (TCMR's evaluate.py: the
+    error is computed on every frame of the sequence, then indexed by the frames that count,
+    less the first and the last; MPI-INF-3DHP's `valid_i` decides which count)."""
     p, t = align_pelvis(pred, pelvis), align_pelvis(target, pelvis)
     accel_p = p[:-2] - 2 * p[1:-1] + p[2:]
     accel_t = t[:-2] - 2 * t[1:-1] + t[2:]
     error = (accel_p - accel_t).norm(dim=-1).mean(dim=-1) * M_TO_MM  # (N-2,)
-    if visible is not None:
-        v = torch.as_tensor(visible, dtype=torch.bool)
-        error = error[v[:-2] & v[1:-1] & v[2:]]
+    if counted is not None:
+        error = error[torch.as_tensor(np.asarray(counted, bool)[1:-1])]
     return error

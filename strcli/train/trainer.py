@@ -1,15 +1,17 @@
 """Training STR as section 3.1 describes, on TCMR's recipe.
 
 Each iteration takes a batch of 32 clips of 16 frames: 60% from the 2D data sets
-(keypoints only), 40% from the 3D ones; Adam at 5e-5 without weight decay, divided by 10
-after 5 epochs without a better validation PA-MPJPE; 500 iterations an epoch, 30 epochs;
-the regressor starts from SPIN's. After each epoch: validation on the recipe's data set,
-`last.pt` (everything needed to resume), `best.pt` (the STR checkpoint with the best
-validation PA-MPJPE so far, in strcli's format, usable by `reconstruct --checkpoint`) and
-a line in `log.csv`. The order of the clips is drawn from (seed, epoch) alone, and the
-random state is saved with each epoch, so `--resume` continues exactly as if never
-stopped. Under `torchrun`, each process takes its share of every batch
-(DistributedDataParallel), and process 0 validates and writes.
+(keypoints only), 40% from the 3D ones, placed as TCMR's training windows are
+(`train_clip_starts`); the w/ 3DPW recipe reads the occlusion-augmented `*_occ_db.pt`
+files where present; Human3.6M's SMPL labels are off unless `h36m_smpl`; Adam at 5e-5
+without weight decay, divided by 10 after 5 epochs without a better validation PA-MPJPE;
+500 iterations an epoch, 30 epochs; the regressor starts from SPIN's. After each epoch:
+validation on the recipe's data set, `last.pt` (everything needed to resume), `best.pt`
+(the STR checkpoint with the best validation PA-MPJPE so far, in strcli's format, usable
+by `reconstruct --checkpoint`) and a line in `log.csv`. The order of the clips is drawn
+from (seed, epoch) alone, and the random state is saved with each epoch, so `--resume`
+continues exactly as if never stopped. Under `torchrun`, each process takes its share of
+every batch (DistributedDataParallel), and process 0 validates and writes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
@@ -35,8 +38,9 @@ from strcli.locks import sweep_stale
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams
 from strcli.model.str import STR
-from strcli.train.data import FILES, THREE_D, TWO_D, Clip, ClipDataset, eval_videos, stride_for
-from strcli.train.evaluate import DatasetScore, score_dataset
+from strcli.train.data import FILES, OCC_FILES, THREE_D, TWO_D, Clip, ClipDataset, eval_videos, stride_for
+from strcli.train.evaluate import DatasetScore, check_precision, score_dataset
+from strcli.train.joints import attach_extra_regressor
 from strcli.train.loss import LossWeights, STRLoss
 
 
@@ -49,6 +53,8 @@ class Recipe:
     datasets_3d: tuple[str, ...]
     val_dataset: str  # validation set (its 'val' split, or 'test' where there is none)
     overlap: bool  # True: windows every frame (stride 1); False: back to back (stride 16)
+    occlusion: bool = False  # read the occlusion-augmented *_occ_db.pt 3D files where present
+    h36m_smpl: bool = False  # use Human3.6M's SMPL labels (TCMR's w/ 3DPW recipe: weight 0; the paper: none)
     epochs: int = 30
     iterations: int = 500  # per epoch
     batch_size: int = 32
@@ -71,10 +77,13 @@ class Recipe:
 
 
 RECIPES = {
-    # Table 1, "w/ 3DPW": TCMR's 3DPW model recipe.
-    "w3dpw": Recipe("w3dpw", ("insta",), ("3dpw", "mpii3d", "h36m"), "3dpw", overlap=True),
-    # Table 1, "w/o 3DPW", and Table 2 (scored on MPI-INF-3DHP): TCMR's recipe without 3DPW.
-    "wo3dpw": Recipe("wo3dpw", ("insta", "posetrack"), ("mpii3d", "h36m"), "3dpw", overlap=False),
+    # Table 1, "w/ 3DPW": TCMR's configs/repr_table4_3dpw_model.yaml (occlusion-augmented
+    # 3D files, Human3.6M's w_smpl 0).
+    "w3dpw": Recipe("w3dpw", ("insta",), ("3dpw", "mpii3d", "h36m"), "3dpw", overlap=True, occlusion=True),
+    # Table 1, "w/o 3DPW", and Table 2 (scored on MPI-INF-3DHP): TCMR's recipe without 3DPW
+    # (configs/repr_table4_h36m_mpii3d_model.yaml lists 3DPW too; the paper's "w/o 3DPW"
+    # leaves it out). TRAIN.OVERLAP is true in both configs: stride-1 windows.
+    "wo3dpw": Recipe("wo3dpw", ("insta", "posetrack"), ("mpii3d", "h36m"), "3dpw", overlap=True),
 }
 
 
@@ -88,17 +97,36 @@ class EpochRecord:
     best: bool
 
 
-def build_datasets(recipe: Recipe, data_dir: Path) -> tuple[ConcatDataset | None, ConcatDataset]:
+def training_file(recipe: Recipe, name: str, data_dir: Path) -> tuple[Path, str | None]:
+    """The training file of data set `name` and, when the recipe wants the occlusion-augmented
+    file and it is absent, a note saying the plain one is used instead."""
+    plain = data_dir / FILES[(name, "train")]
+    if recipe.occlusion and name in OCC_FILES:
+        occ = data_dir / OCC_FILES[name]
+        if occ.is_file():
+            return occ, None
+        return plain, (f"note: {occ.name} (occlusion-augmented, as TCMR's w/ 3DPW recipe trains on) is not in "
+                       f"{data_dir}; training on {plain.name}.")
+    return plain, None
+
+
+def build_datasets(recipe: Recipe, data_dir: Path,
+                   notes: list[str] | None = None) -> tuple[ConcatDataset | None, ConcatDataset]:
+    """The 2D and 3D training sets of `recipe`; `notes` receives a line per occlusion-augmented
+    file the recipe wanted and did not find."""
     stride = stride_for(15 / 16 if recipe.overlap else 0.0, recipe.seqlen)
 
     def load(names: tuple[str, ...]) -> ConcatDataset | None:
         sets = []
         for name in names:
-            path = data_dir / FILES[(name, "train")]
+            path, note = training_file(recipe, name, data_dir)
+            if note is not None and notes is not None:
+                notes.append(note)
             if not path.is_file():
                 raise UsageError(f"recipe {recipe.name} needs {path.name} in {data_dir}.",
                                  "See README, 'Reproducing the paper'; or choose another --recipe.")
-            dataset = ClipDataset(name, path, recipe.seqlen, stride)
+            smpl = recipe.h36m_smpl if name == "h36m" else None
+            dataset = ClipDataset(name, path, recipe.seqlen, stride, smpl=smpl)
             if len(dataset):
                 sets.append(dataset)
         return ConcatDataset(sets) if sets else None
@@ -135,9 +163,15 @@ def epoch_batches(sizes: tuple[int, int], counts: tuple[int, int], iterations: i
 class Trainer:
     def __init__(self, recipe: Recipe, data_dir: Path, out_dir: Path, body: Body, device: torch.device,
                  ablation: str = "full", spin: Path | None = None, seed: int = 0, workers: int = 0,
-                 config: STRConfig | None = None, mean_params: MeanParams | None = None) -> None:
+                 config: STRConfig | None = None, mean_params: MeanParams | None = None,
+                 precision: str = "fp32") -> None:
+        """`body`: the SMPL body with the H36M regressor and, registered on it, SPIN's
+        J_regressor_extra (`training_assets`; without it the loss uses the documented
+        fallback). `precision`: fp32, or bf16 autocast of the forward pass (weights, loss
+        and optimizer stay fp32)."""
         self.recipe, self.data_dir, self.out_dir = recipe, data_dir, out_dir
         self.device, self.seed, self.workers = device, seed, workers
+        self.precision = check_precision(precision)
         self.rank, self.world = _distributed_rank()
         self.body = body.to(device)
         torch.manual_seed(seed)
@@ -155,7 +189,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe.lr, weight_decay=0.0)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode="min", factor=0.1,
                                                                     patience=recipe.patience)
-        self.data_2d, self.data_3d = build_datasets(recipe, data_dir)
+        self.notes: list[str] = []  # what the run could not do as the recipe says (shown and logged)
+        self.data_2d, self.data_3d = build_datasets(recipe, data_dir, self.notes)
         self.val_videos = eval_videos(recipe.val_dataset, val_path(recipe, data_dir))
         self.epoch = 0  # epochs done
         self.best = math.inf
@@ -218,7 +253,7 @@ class Trainer:
         for it in range(recipe.iterations):
             clips = [next(loader) for loader in loaders if loader is not None]
             batch = Clip.cat(clips).to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                 pred = self.net(batch.features)
             terms = self.loss(pred, batch)
             self.optimizer.zero_grad(set_to_none=True)
@@ -245,7 +280,8 @@ class Trainer:
         """Process 0 scores the validation set; under torchrun the others receive its
         PA-MPJPE (all step their schedulers on it) instead of scoring it again."""
         if self.rank == 0:
-            score = score_dataset(self.model, self.body, self.recipe.val_dataset, self.val_videos, self.device)
+            score = score_dataset(self.model, self.body, self.recipe.val_dataset, self.val_videos, self.device,
+                                  precision=self.precision)
         else:
             nan = float("nan")
             score = DatasetScore(self.recipe.val_dataset, 0, 0, nan, nan, None, nan)
@@ -267,6 +303,9 @@ class Trainer:
                     "recipe": self.recipe.name, "epoch": record.epoch, "ablation": self.model.config.ablation,
                     "val_dataset": self.recipe.val_dataset, "val_pa_mpjpe": record.val.pa_mpjpe,
                     "regressor_init": "SPIN" if self.spin else "random"})
+            notes = self.out_dir / "notes.txt"
+            if self.notes and not notes.is_file():
+                notes.write_text("".join(line + "\n" for line in self.notes))
             log = self.out_dir / "log.csv"
             new = not log.is_file()
             with log.open("a", newline="") as f:
@@ -302,15 +341,25 @@ def _distributed_rank() -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class TrainingAssets:
-    body: Body  # SMPL neutral with the Human3.6M joint regressor
+    body: Body  # SMPL neutral with the Human3.6M regressor and (registered on it) SPIN's J_regressor_extra
     mean_params: MeanParams  # SPIN's mean pose, shape and camera: where the regressor starts
     spin: Path | None  # SPIN's checkpoint (regressor initialisation), None: random
+    notes: tuple[str, ...] = ()  # warnings to show (e.g. the J_regressor_extra fallback)
+
+
+EXTRA_FALLBACK_NOTE = ("warning: SPIN's J_regressor_extra.npy is missing and --offline forbids fetching it: the 9 "
+                       "extra joints (hips, neck, head top, pelvis, thorax, spine, jaw, head) of the training loss "
+                       "and of MPI-INF-3DHP's test joints come from the Human3.6M regressor instead, so those "
+                       "numbers differ from TCMR's. Get it with `strcli weights fetch j_regressor_extra`.")
 
 
 def training_assets(smpl_dir: Path | None, spin: Path | None, use_spin: bool = True,
                     download: bool = True) -> TrainingAssets:
     """What training and evaluation need besides the data: found (or fetched on first use)
-    through the weights manifest, or given as paths."""
+    through the weights manifest, or given as paths. SPIN's J_regressor_extra is required
+    (MissingAssetError, exit 3, saying how to get it, when it can be neither found nor
+    fetched); with `download` False (--offline) a missing one is a warning (`notes`) and the
+    documented fallback (`strcli.train.joints.FALLBACK_H36M`)."""
     from strcli.body import find_smpl_file
     from strcli.weights import ensure
 
@@ -319,4 +368,37 @@ def training_assets(smpl_dir: Path | None, spin: Path | None, use_spin: bool = T
     mean = MeanParams.from_npz(ensure("smpl_mean_params", download=download).path)
     if use_spin and spin is None:
         spin = Path(ensure("spin_checkpoint", download=download).path)
-    return TrainingAssets(Body.from_file(smpl, regressor), mean, spin if use_spin else None)
+    body = Body.from_file(smpl, regressor)
+    extra = extra_regressor_file(download)
+    notes: tuple[str, ...] = ()
+    if extra is None:
+        notes = (EXTRA_FALLBACK_NOTE,)
+    else:
+        try:
+            array = np.load(extra, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise CorruptAssetError(f"{extra} is not a readable .npy ({err}).",
+                                    "Delete it and run `strcli weights fetch j_regressor_extra`.") from err
+        attach_extra_regressor(body, array)
+    return TrainingAssets(body, mean, spin if use_spin else None, notes)
+
+
+def extra_regressor_file(download: bool = True) -> Path | None:
+    """The path of SPIN's J_regressor_extra.npy, fetched on first use; None when it is
+    missing and `download` is False (--offline). Raises MissingAssetError (exit 3) with how
+    to get it when it is missing and cannot be fetched."""
+    from strcli.errors import DownloadError, MissingAssetError
+    from strcli.weights import Manifest, ensure
+
+    try:
+        return Path(ensure("j_regressor_extra", download=download).path)
+    except MissingAssetError:
+        if not download:
+            return None
+        raise
+    except DownloadError as err:
+        instructions = Manifest.load().get("j_regressor_extra").instructions
+        raise MissingAssetError(f"SPIN's J_regressor_extra.npy is missing and could not be downloaded "
+                                f"({err.message}).",
+                                f"To get it, {instructions}; or pass --offline to use the documented "
+                                "fallback (docs/training.md).") from err
