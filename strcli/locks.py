@@ -2,8 +2,7 @@
 
 `video_lock(out_root, stem)` takes an exclusive `fcntl.flock` on `out_root/.<stem>.lock`, a
 file beside the video's folder (never inside it, so replacing the folder leaves the lock in
-place). `reconstruct`, `render` and `reconstruct --render` hold it while they write a
-video's folder; a second process that wants it is refused at once with `BusyError` (exit
+place). `reconstruct`, `render` and `export` hold it while they write a video's folder; a second process that wants it is refused at once with `BusyError` (exit
 9) naming the holder, so no process deletes or replaces what another live one is writing.
 The kernel drops the lock when its process ends, however it ends: a killed run never
 leaves a lock behind. The lock file itself stays (an empty file of a few bytes): removing
