@@ -124,7 +124,7 @@ def test_reconstruct_on_a_full_disk_leaves_no_partial_folder(disk, reconstructed
     out = disk(600)  # the meshes (an OBJ is ~500 KB) do not fit
     line = one_line_exit_6(run(out, "--mesh-format", "obj"))
     assert "disk is full" in line
-    assert sorted(p.name for p in out.iterdir()) == [".running.lock"]  # the lock file (empty) stays
+    assert sorted(p.name for p in out.iterdir()) == []
 
 
 def test_reconstruct_into_a_read_only_folder(disk, reconstructed):
