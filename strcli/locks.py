@@ -2,12 +2,12 @@
 
 `video_lock(out_root, stem)` takes an exclusive `fcntl.flock` on `out_root/.<stem>.lock`, a
 file beside the video's folder (never inside it, so replacing the folder leaves the lock in
-place). `reconstruct`, `render` and `reconstruct --render` hold it while they write a
-video's folder; a second process that wants it is refused at once with `BusyError` (exit
+place). `reconstruct`, `render` and `export` hold it while they write a video's folder; a second process that wants it is refused at once with `BusyError` (exit
 9) naming the holder, so no process deletes or replaces what another live one is writing.
 The kernel drops the lock when its process ends, however it ends: a killed run never
-leaves a lock behind. The lock file itself stays (an empty file of a few bytes): removing
-it while another process waits on it would let two processes hold two different locks.
+leaves a lock held. The holder removes the file as it lets go; a process that had opened
+the removed file sees it is no longer the one at that path and tries again. (A killed
+run's file stays, empty and unlocked, until the next run on that video.)
 
 Every temporary name strcli writes carries its process id: `.<name>.partial-<pid>...`
 (files and folders being written) or `.<stem>.old-<pid>-...` (a replaced folder being
@@ -107,18 +107,8 @@ def video_lock(out_root: Path, stem: str, purpose: str) -> Iterator[None]:
             with _held_lock:
                 _held[key] -= 1
         return
+    fd = _acquire(path, out_root / stem)
     try:
-        out_root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as err:
-        raise output_error(err, out_root / stem) from err
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another strcli process"
-            raise BusyError(f"{out_root / stem} is being written by {holder}.",
-                            "Wait for it to finish, then run this again.") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"strcli {purpose} (pid {os.getpid()})\n".encode(), 0)
         with _held_lock:
@@ -130,9 +120,33 @@ def video_lock(out_root: Path, stem: str, purpose: str) -> Iterator[None]:
             with _held_lock:
                 del _held[key]
             with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
+                os.unlink(path)  # while still held: a process that opened it sees it gone and retries
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _acquire(path: Path, folder: Path) -> int:
+    """A descriptor of `path` holding its flock, and `path` still names that file (a holder
+    removes the file as it lets go; whoever locked the removed file tries again)."""
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise output_error(err, folder) from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another strcli process"
+            os.close(fd)
+            raise BusyError(f"{folder} is being written by {holder}.",
+                            "Wait for it to finish, then run this again.") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 def sweep_video(out_root: Path, stem: str) -> list[Path]:

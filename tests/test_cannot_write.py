@@ -106,12 +106,25 @@ def test_render_into_a_read_only_folder(disk, reconstructed):
     assert not (out / "running" / "overlay.mp4").exists() and leftovers(out) == []
 
 
+def test_export_on_a_full_disk_and_a_read_only_one(disk, reconstructed):
+    run, smpl = reconstructed
+    out = disk(4096)
+    assert run(out, "--mesh-format", "none").exit_code == 0
+    disk.fill(out, leave_kb=8)  # a .glb of SMPL bodies is over 1 MB
+    export = ["export", str(out / "running"), "--smpl-dir", str(smpl)]
+    assert "disk is full" in one_line_exit_6(runner.invoke(app, export))
+    assert not (out / "running" / "animation.glb").exists() and leftovers(out) == []
+    (out / "filler").unlink()
+    disk.read_only(out)
+    assert "read-only" in one_line_exit_6(runner.invoke(app, export))
+
+
 def test_reconstruct_on_a_full_disk_leaves_no_partial_folder(disk, reconstructed):
     run, _ = reconstructed
     out = disk(600)  # the meshes (an OBJ is ~500 KB) do not fit
     line = one_line_exit_6(run(out, "--mesh-format", "obj"))
     assert "disk is full" in line
-    assert sorted(p.name for p in out.iterdir()) == [".running.lock"]  # the lock file (empty) stays
+    assert sorted(p.name for p in out.iterdir()) == []
 
 
 def test_reconstruct_into_a_read_only_folder(disk, reconstructed):

@@ -110,7 +110,7 @@ def test_render_while_reconstruct_overwrite_replaces_the_folder(setup):
     assert manifest["counts"]["frames_processed"] == 30 and manifest["created"] >= old
     assert runner.invoke(app, setup["render"]).exit_code == 0
     assert frames_of(out / "running" / "overlay.mp4") == 30
-    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".running.lock"]
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # the lock file too
 
 
 def test_the_lock_is_one_holder_at_a_time_and_freed_when_its_process_dies(tmp_path):
@@ -182,3 +182,27 @@ def test_every_writer_sweeps_its_own_stale_temporaries(tmp_path):
     _write_text(tmp_path / "table1.json", "{}")
     assert not any(p.exists() for p in stale) and mine.exists()
     assert sweep_stale(tmp_path) == []
+
+
+def test_export_takes_turns_with_render_and_reconstruct(setup):
+    """`strcli export` holds the same lock: refused (exit 9) while another process writes."""
+    out = setup["out"]
+    assert runner.invoke(app, [*setup["reconstruct"], "--end", "8", "--min-track-length", "2"]).exit_code == 0
+    export = ["export", str(out / "running"), "--smpl-dir", setup["render"][3]]
+    holder_process = subprocess.Popen([sys.executable, "-c", "import time; from pathlib import Path\n"
+                                       "from strcli.locks import video_lock\n"
+                                       f"with video_lock(Path({str(out)!r}), 'running', 'render'):\n"
+                                       "    print('held', flush=True); time.sleep(60)"],
+                                      stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder_process.stdout.readline().strip() == "held"
+        refused(runner.invoke(app, export), "render")
+        assert not (out / "running" / "animation.glb").exists()
+    finally:
+        holder_process.kill()
+        holder_process.wait()
+    stale = out / "running" / f".animation.glb.partial-{DEAD_PID}"
+    stale.write_bytes(b"half")
+    result = runner.invoke(app, export)
+    assert result.exit_code == 0, result.output
+    assert (out / "running" / "animation.glb").is_file() and not stale.exists()

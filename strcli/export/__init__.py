@@ -15,10 +15,11 @@ import numpy as np
 
 from strcli.body import Body
 from strcli.camera import Intrinsics
-from strcli.errors import StrcliError, UsageError
+from strcli.errors import StrcliError, UsageError, writing
 from strcli.export.bvh import write_bvh
 from strcli.export.gltf import GLB_NAME, build_gltf, write_glb
 from strcli.export.motion import RestBody, TrackMotion, rest_body
+from strcli.locks import sweep_stale, video_lock
 from strcli.outputs import MANIFEST, read_manifest
 from strcli.render import PALETTE
 
@@ -71,7 +72,17 @@ def load_tracks(folder: Path, body: Body) -> tuple[dict, list[tuple[TrackMotion,
 
 
 def export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportResult:
-    """Write `folder`/animation.glb and/or `folder`/bvh/<id>.bvh for one reconstructed video."""
+    """Write `folder`/animation.glb and/or `folder`/bvh/<id>.bvh for one reconstructed video.
+    Holds the video's lock (`strcli.locks.video_lock`: BusyError, exit 9, while another
+    process writes the folder); a full disk, a read-only folder or a permission error is an
+    OutputError (exit 6) and leaves no partial file."""
+    where = folder.absolute()
+    with writing(folder / GLB_NAME), video_lock(where.parent, where.name, "export"):
+        sweep_stale(folder / "bvh")
+        return _export_video(folder, body, formats)
+
+
+def _export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportResult:
     started = time.perf_counter()
     manifest, tracks = load_tracks(folder, body)
     step = int(manifest["options"].get("stride", 1))

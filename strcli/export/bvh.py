@@ -149,7 +149,7 @@ def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_st
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text)

@@ -205,7 +205,7 @@ def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colo
 
 def write_glb(gltf: gl.GLTF2, path: Path) -> Path:
     """Write `gltf` as a .glb: to a hidden temporary name, renamed when complete."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(b"".join(gltf.save_to_bytes()))

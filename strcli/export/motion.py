@@ -104,8 +104,8 @@ def rest_body(body: Body, betas: np.ndarray) -> RestBody:
     """SMPL at zero pose with `betas` (10,), through strcli's body model (smplx)."""
     device = next(iter(body.buffers())).device
     zeros = torch.zeros(1, 3, device=device)
-    out = body(zeros, torch.zeros(1, 69, device=device),
-               torch.as_tensor(betas, dtype=torch.float32, device=device)[None])
+    out = body.axis_angle(zeros, torch.zeros(1, 69, device=device),
+                          torch.as_tensor(betas, dtype=torch.float32, device=device)[None])
     parents = body.smpl.parents.cpu().numpy().astype(np.int64)
     parents[0] = -1
     return RestBody(betas=np.asarray(betas, np.float64), vertices=out.vertices[0].double().cpu().numpy(),
