@@ -372,7 +372,7 @@ def test_the_side_view_frames_every_body_of_the_video_with_a_margin(smpl_files):
     for frame in range(20):
         people = []
         for t in tracks:
-            out = body(*(torch.from_numpy(x[frame : frame + 1]) for x in (t.global_orient, t.body_pose, t.betas,
+            out = body.axis_angle(*(torch.from_numpy(x[frame : frame + 1]) for x in (t.global_orient, t.body_pose, t.betas,
                                                                           t.transl)))
             people.append(Person(t.track_id, out.vertices[0], t.joints2d[frame], 180.0))
         panel = draw_people(torch.full((height, width, 3), SIDE_BACKGROUND, dtype=torch.uint8),
