@@ -315,8 +315,6 @@ def reconstruct(
         raise UsageError("no input videos given.", "Pass video files or folders, or --example.")
     if max_people is not None and max_people < 1:
         raise UsageError(f"--max-people {max_people}: must be at least 1.")
-    from strcli.export import export_after
-    exporter = export_after(export)  # checks --export before any work
     shard_spec = Shard.parse(shard)
     check_detections(detections)
     for path in checkpoint or ():
@@ -325,6 +323,11 @@ def reconstruct(
     if detections is None:
         check_file(detector, "--detector", allow_suffix=".yaml")
     check_output_folder(output)
+    exporter = None
+    if export is not None:  # checked before any work (imports torch: only when asked for)
+        from strcli.export import export_after
+
+        exporter = export_after(export)
     paths = list(inputs or [])
     found = find_videos(paths) if paths else []
     refused = {video: problem for video in found if (problem := video_problem(video)) is not None}
