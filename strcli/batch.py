@@ -9,58 +9,15 @@ so they can share one output folder too.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from strcli.errors import StrcliError, UsageError, write_failure
-from strcli.outputs import MANIFEST
+from strcli.inputs import VIDEO_SUFFIXES, Shard, find_videos, select_shard  # noqa: F401 (re-exported)
+from strcli.outputs import MANIFEST, folder_bytes
 from strcli.reconstruct import Models, Progress, ReconstructOptions, VideoResult, reconstruct_video
 from strcli.render import OVERLAY, RenderOptions, render_video
-
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
-                  ".ts", ".mts", ".3gp")
-
-
-@dataclass(frozen=True)
-class Shard:
-    index: int  # 0-based
-    count: int
-
-    @classmethod
-    def parse(cls, text: str | None) -> Shard:
-        if not text:
-            return cls(0, 1)
-        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-        if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
-            raise UsageError(f"bad --shard {text!r}: use i/n with 0 <= i < n (e.g. 0/4 ... 3/4; "
-                             "in a Slurm array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).")
-        return cls(int(match.group(1)), int(match.group(2)))
-
-
-def find_videos(inputs: Sequence[Path]) -> list[Path]:
-    """Files as given (any suffix; a missing one fails later, alone) and the video files
-    of folders; duplicates removed."""
-    if not inputs:
-        raise UsageError("no input videos given.", "Pass video files or folders.")
-    found: list[Path] = []
-    for path in inputs:
-        if path.is_dir():
-            videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-                            and not p.name.startswith("."))
-            if not videos:
-                raise UsageError(f"folder {path} holds no video files ({', '.join(VIDEO_SUFFIXES[:5])}, ...).")
-            found += videos
-        else:
-            found.append(path)
-    unique = list(dict.fromkeys(p.resolve() if p.exists() else p for p in found))
-    return unique
-
-
-def select_shard(videos: Sequence[Path], shard: Shard) -> list[Path]:
-    return [v for i, v in enumerate(videos) if i % shard.count == shard.index]
-
 
 def detections_for(video: Path, detections: Path | None, single: bool) -> Path | None:
     """The MOT detection file of `video`: the file given (one video only) or, for a folder
@@ -116,6 +73,8 @@ def run_batch(videos: Sequence[Path], out_root: Path, options: ReconstructOption
                 if render is not None and result.output is not None:
                     result = _render(result, models, render, progress)
             except Exception as err:  # a full disk from any stage is one line too, and the batch goes on
+                if err is models.build_error:
+                    raise  # the networks could not be built: no video can run
                 failure = err if isinstance(err, StrcliError) else write_failure(err)
                 if failure is None:
                     raise
@@ -137,12 +96,13 @@ def _render(result: VideoResult, models: Models, options: RenderOptions, progres
 
     def advance(done: int, total: int | None) -> None:
         if progress is not None:
-            if done == 1:
+            if done == 0:  # called once before the first frame, with the frame count
                 progress.start("render", total)
-            progress.advance()
+            else:
+                progress.advance()
 
     try:
-        rendered = render_video(result.output, models.body, options, models.device, progress=advance)
+        rendered = render_video(result.output, models.ready().body, options, models.device, progress=advance)
     except Exception as err:  # the reconstruction stands; the video counts as failed
         failure = err if isinstance(err, StrcliError) else write_failure(err)
         if failure is None:
@@ -151,7 +111,8 @@ def _render(result: VideoResult, models: Models, options: RenderOptions, progres
     finally:
         if progress is not None:
             progress.finish()
-    return replace(result, rendered=rendered.video, seconds=result.seconds + rendered.seconds)
+    return replace(result, rendered=rendered.video, seconds=result.seconds + rendered.seconds,
+                   bytes=folder_bytes(result.output))
 
 
 def exit_code(results: Sequence[VideoResult]) -> int:

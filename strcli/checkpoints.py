@@ -97,11 +97,7 @@ def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
             raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load fails in many ways (struct.error, BadZipFile, ...): all mean unreadable
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CorruptAssetError(
-            f"{path} is not a checkpoint that can be loaded safely ({first}).",
-            "It may be truncated, not a PyTorch file, or contain code objects; strcli only "
-            "loads plain tensors and data.") from err
+        raise _unloadable(path, err) from err
     if not isinstance(raw, dict):
         raise CorruptAssetError(f"{path} holds a {type(raw).__name__}, not a checkpoint dict.")
     return raw
@@ -161,3 +157,36 @@ def load_model(path: str | Path, device: str | torch.device = "cpu",
     model = STR(checkpoint.config)
     load_state_dict_checked(model, checkpoint.state_dict, str(path))
     return model.to(device).eval(), checkpoint
+
+
+def _unloadable(path: Path, err: Exception) -> CorruptAssetError:
+    """Why torch could not load `path` safely, in one line of our words (torch's own text is
+    long, cut off and holds terminal colour codes)."""
+    import re
+    import zipfile
+
+    from strcli.errors import CorruptAssetError, MissingAssetError
+
+    if path.stat().st_size == 0:
+        return CorruptAssetError(f"{path} is empty (0 bytes), not a checkpoint.", "Re-copy or re-download it.")
+    if path.suffix in (".pkl", ".npz"):
+        from strcli.body import load_smpl_arrays
+
+        try:
+            load_smpl_arrays(path)
+        except (CorruptAssetError, MissingAssetError):
+            pass
+        else:
+            return CorruptAssetError(f"{path} is an SMPL model file, not a checkpoint.",
+                                     f"Pass its folder with --smpl-dir, or `strcli weights import {path}`.")
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text)
+    if found:
+        what = (f"holds Python objects that cannot be loaded safely ({found.group(1)}): strcli loads only "
+                "tensors and plain data, never code")
+    elif zipfile.is_zipfile(path):
+        what = "is a damaged PyTorch file (truncated or changed)"
+    else:
+        what = "is not a PyTorch checkpoint (or it is truncated)"
+    return CorruptAssetError(f"{path} {what}.", "Pass a strcli, TCMR, VIBE or SPIN checkpoint.")
+

@@ -6,6 +6,8 @@ results. A `StrcliError` becomes one line `error: ...` and its exit code (README
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import json
 import sys
@@ -15,12 +17,31 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn,
+                           TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn)
 from rich.table import Table
+from rich.text import Text
 
 from strcli import __version__
 from strcli.errors import StrcliError, write_failure
 
+def _flags_take_no_value() -> None:
+    """typer 0.29 prints every flag's type in --help as `<bool>` (its own --help too), as if
+    the flag took a value; a flag takes none, so no type is shown for it (older typers show
+    none either; this is a no-op where the method does not exist)."""
+    option = getattr(getattr(typer, "core", None), "TyperOption", None)
+    shown = getattr(option, "display_type_rich", None)
+    if option is None or shown is None or getattr(shown, "_strcli", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    display_type_rich._strcli = True  # type: ignore[attr-defined]
+    option.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
 app = typer.Typer(help="strcli: 3D human bodies (SMPL) from videos with the STR network.",
                   no_args_is_help=True, add_completion=False)
 weights_app = typer.Typer(help="List, download and import weights files.", no_args_is_help=True)
@@ -230,11 +251,12 @@ def reconstruct(
     smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's "
                         "model folder (DIR/smpl/SMPL_NEUTRAL.pkl) or the file.")] = None,
     untrained: Annotated[bool, typer.Option("--untrained", help="Run a randomly initialised STR "
-                         "(and backbone, if SPIN's is missing) when no trained weights exist: the "
-                         "bodies are meaningless; for testing the pipeline.")] = False,
+                         "(its regressor from SPIN's file, downloaded if missing) when no trained weights "
+                         "exist: the bodies are meaningless; for testing the pipeline.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random initialisation (--untrained).")] = 0,
     offline: Annotated[bool, typer.Option("--offline", help="Never download; fail if a weights "
-                       "file is missing.")] = False,
+                       "file is missing (with --untrained, a missing SPIN file gives a random "
+                       "backbone).")] = False,
     start: Annotated[str | None, typer.Option(help="First frame: a frame number (120) or seconds "
                      "(4.5s: the first frame whose timestamp is at or after it).")] = None,
     end: Annotated[str | None, typer.Option(help="Stop before this frame (number), or before the first "
@@ -283,43 +305,112 @@ def reconstruct(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
     """Reconstruct every person in the videos: tracks, per-frame SMPL, meshes, manifest."""
-    from strcli.batch import Shard, exit_code, find_videos, run_batch, select_shard
     from strcli.errors import UsageError
-    from strcli.reconstruct import ModelSources, ReconstructOptions, load_models
-    from strcli.render import RenderOptions
-    from strcli.tracking import TrackingConfig
+    from strcli.inputs import (Shard, check_detections, check_file, check_output_folder, find_videos,
+                               select_shard, video_problem)
     from strcli.weights import ensure
 
-    from strcli.devices import resolve_device
-
+    # Everything about the command line and its files first: no torch, no model, no download.
     formats = tuple(f.strip().lower() for f in mesh_format.split(",") if f.strip())
     formats = () if formats == ("none",) else formats
-    on_gpu = resolve_device(device).type == "cuda"
-    options = ReconstructOptions(
-        start=start, end=end, stride=stride, detector_conf=detector_conf, min_score=min_score,
-        tracking=TrackingConfig(min_length=min_track_length, max_gap=max_gap, smooth_window=smooth,
-                                max_people=max_people),
-        focal=focal, mesh_formats=formats, device=device, batch_size=batch_size, detector_batch=detector_batch,
-        window_stride=window_stride or (16 if fast else 8),
-        detect_every=detect_every or (1 if on_gpu and not fast else 0),
-        detect_hz=7.5 if fast else 10.0,
-        detector_imgsz=detector_imgsz or (320 if fast else 640))
-    if max_people is not None and max_people < 1:
-        raise UsageError(f"--max-people {max_people}: must be at least 1.")
-    from strcli.export import export_after
-    exporter = export_after(export)  # checks --export before any work
-    shard_spec = Shard.parse(shard)
     if not inputs and not example:
         raise UsageError("no input videos given.", "Pass video files or folders, or --example.")
-    sources = ModelSources(models=tuple(m.strip().lower() for m in model.split(",") if m.strip()),
-                           checkpoints=tuple(checkpoint or ()), backbone=backbone, detector=detector,
-                           smpl_dir=smpl_dir, untrained=untrained, seed=seed, download=not offline)
-    models = load_models(sources, device, batch_size, need_detector=detections is None,
-                         compile_backbone=compile_backbone)
+    if max_people is not None and max_people < 1:
+        raise UsageError(f"--max-people {max_people}: must be at least 1.")
+    shard_spec = Shard.parse(shard)
+    check_detections(detections)
+    for path in checkpoint or ():
+        check_file(path, "checkpoint")
+    check_file(backbone, "--backbone")
+    if detections is None:
+        check_file(detector, "--detector", allow_suffix=".yaml")
+    check_output_folder(output)
+    exporter = None
+    if export is not None:  # checked before any work (imports torch: only when asked for)
+        from strcli.export import export_after
+
+        exporter = export_after(export)
     paths = list(inputs or [])
-    if example:
-        paths.append(ensure("sample_video", download=not offline).path)
-    videos = select_shard(find_videos(paths), shard_spec)
+    found = find_videos(paths) if paths else []
+    refused = {video: problem for video in found if (problem := video_problem(video)) is not None}
+    if example:  # downloaded on first use, after the paths given were checked
+        found.append(ensure("sample_video", download=not offline).path)
+    candidates = select_shard(found, shard_spec)
+    refused = {video: problem for video, problem in refused.items() if video in candidates}
+    videos = [v for v in candidates if v not in refused]
+    for video, problem in refused.items():
+        print(f"error: {video.name}: {problem}", file=sys.stderr)
+
+    results: list[Any] = []
+    export_failures: list[int] = []
+    if videos:
+        results, export_failures = _reconstruct_videos(
+            videos, output, quiet, detections, overwrite, render_overlay, exporter, start=start, end=end, stride=stride,
+            detector_conf=detector_conf, min_score=min_score, min_track_length=min_track_length,
+            max_gap=max_gap, smooth=smooth, max_people=max_people, focal=focal, formats=formats,
+            device=device, batch_size=batch_size, detector_batch=detector_batch, window_stride=window_stride,
+            fast=fast, detect_every=detect_every, detector_imgsz=detector_imgsz, model=model,
+            checkpoint=checkpoint, backbone=backbone, detector=detector, smpl_dir=smpl_dir,
+            untrained=untrained, seed=seed, offline=offline, compile_backbone=compile_backbone)
+    done = {r.video: r for r in results}
+    results = [done[v] if v in done else _Refused(v, str(refused[v]), refused[v].exit_code) for v in candidates]
+    _print_results(results, as_json, quiet)
+    code = next((r.exit_code for r in results if r.status == "failed"), 0) or next(iter(export_failures), 0)
+    if code:
+        raise typer.Exit(code)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Refused:
+    """A video refused before anything was loaded (missing, empty, unreadable)."""
+
+    video: Path
+    message: str
+    exit_code: int
+    status: str = "failed"
+    output: Path | None = None
+    tracks: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    warnings: tuple[str, ...] = ()
+    rendered: Path | None = None
+    bytes: int = 0
+
+
+def _reconstruct_videos(videos: list[Path], output: Path, quiet: bool, detections: Path | None,
+                        overwrite: bool, render_overlay: bool, exporter: Any, **flags: Any
+                        ) -> tuple[list[Any], list[int]]:
+    """Import and load what the run needs (saying so on stderr), then run the batch: the
+    results, and the exit codes of failed exports (--export)."""
+    with stderr.status("loading torch and ultralytics...", spinner="dots") if not quiet else \
+            contextlib.nullcontext() as status:
+        from strcli.batch import run_batch
+        from strcli.devices import resolve_device
+        from strcli.reconstruct import ModelSources, ReconstructOptions, load_models
+        from strcli.render import RenderOptions
+        from strcli.tracking import TrackingConfig
+
+        f = flags
+        on_gpu = resolve_device(f["device"]).type == "cuda"
+        options = ReconstructOptions(
+            start=f["start"], end=f["end"], stride=f["stride"], detector_conf=f["detector_conf"],
+            min_score=f["min_score"],
+            tracking=TrackingConfig(min_length=f["min_track_length"], max_gap=f["max_gap"],
+                                    smooth_window=f["smooth"], max_people=f["max_people"]),
+            focal=f["focal"], mesh_formats=f["formats"], device=f["device"], batch_size=f["batch_size"],
+            detector_batch=f["detector_batch"], window_stride=f["window_stride"] or (16 if f["fast"] else 8),
+            detect_every=f["detect_every"] or (1 if on_gpu and not f["fast"] else 0),
+            detect_hz=7.5 if f["fast"] else 10.0,
+            detector_imgsz=f["detector_imgsz"] or (320 if f["fast"] else 640))
+        sources = ModelSources(models=tuple(m.strip().lower() for m in f["model"].split(",") if m.strip()),
+                               checkpoints=tuple(f["checkpoint"] or ()), backbone=f["backbone"],
+                               detector=f["detector"], smpl_dir=f["smpl_dir"], untrained=f["untrained"],
+                               seed=f["seed"], download=not f["offline"])
+        if status is not None:
+            status.update("finding and checking the weights (downloaded on first use)...")
+        # The networks are built when the first video that is not skipped needs them.
+        models = load_models(sources, f["device"], f["batch_size"], need_detector=detections is None,
+                             compile_backbone=f["compile_backbone"], lazy=True)
     for warning in models.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     shown = set(models.warnings)
@@ -327,7 +418,7 @@ def reconstruct(
     export_failures: list[int] = []
 
     def report(result: Any) -> None:
-        failure = exporter(result, models.body) if exporter is not None else None
+        failure = exporter(result, models.ready().body) if exporter is not None else None
         if failure is not None:
             print(f"error: {result.video.name}: export failed: {failure}", file=sys.stderr)
             export_failures.append(failure.exit_code)
@@ -337,33 +428,57 @@ def reconstruct(
         if result.status == "failed":
             print(f"error: {result.video.name}: {result.message}", file=sys.stderr)
 
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  "{task.completed}/{task.total}", console=stderr, disable=quiet, transient=True) as bar:
+    with _work_progress(quiet) as bar:
         results = run_batch(videos, output, options, models, detections, overwrite,
                             progress_for=lambda v: _RichProgress(None if quiet else bar, v.name),
                             on_result=report, render=RenderOptions() if render_overlay else None)
+    return results, export_failures
+
+
+def _work_progress(quiet: bool) -> Progress:
+    """A progress display on stderr: what, bar, done/total, rate, elapsed and time left."""
+    return Progress(SpinnerColumn(), "[progress.description]{task.description}", BarColumn(),
+                    MofNCompleteColumn(), _RateColumn(), TimeElapsedColumn(), "eta", TimeRemainingColumn(),
+                    console=stderr, disable=quiet, transient=True)
+
+
+class _RateColumn(ProgressColumn):
+    """Items per second (frames, bodies), once rich has measured a speed."""
+
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.1f}/s", style="progress.data.speed")
+
+
+def _print_results(results: list[Any], as_json: bool, quiet: bool) -> None:
     if as_json:
         print(json.dumps([{"video": str(r.video), "status": r.status,
                            "output": str(r.output) if r.output else None, "tracks": r.tracks,
                            "frames": r.frames, "seconds": round(r.seconds, 3), "message": r.message,
-                           "overlay": str(r.rendered) if r.rendered else None,
+                           "overlay": str(r.rendered) if r.rendered else None, "bytes": r.bytes,
                            "exit_code": r.exit_code, "warnings": list(r.warnings)} for r in results],
                          indent=2))
     elif not quiet:
         table = Table(title="strcli reconstruct")
-        for column in ("video", "status", "tracks", "frames", "seconds", "output / reason"):
-            table.add_column(column, justify="right" if column in ("tracks", "frames", "seconds") else "left")
+        for column in ("video", "status", "tracks", "frames", "seconds", "size", "output / reason"):
+            table.add_column(column, justify="right" if column in ("tracks", "frames", "seconds", "size")
+                             else "left")
         colours = {"done": "green", "skipped": "cyan", "failed": "red"}
         for r in results:
             table.add_row(r.video.name, f"[{colours[r.status]}]{r.status}[/]", str(r.tracks), str(r.frames),
-                          f"{r.seconds:.1f}", str(r.output) if r.status != "failed" else r.message)
+                          f"{r.seconds:.1f}", _size(r.bytes) if r.output else "",
+                          str(r.output) if r.status != "failed" else r.message)
         stdout.print(table)
         failed = sum(r.status == "failed" for r in results)
+        total = sum(r.bytes for r in results)
         stdout.print(f"{len(results) - failed} of {len(results)} video(s) ok"
-                     + (f", {failed} failed" if failed else ""))
-    code = exit_code(results) or next(iter(export_failures), 0)
-    if code:
-        raise typer.Exit(code)
+                     + (f", {failed} failed" if failed else "") + (f"; outputs take {_size(total)}" if total else ""))
+
+
+def _size(count: int) -> str:
+    from strcli.outputs import human_bytes
+
+    return human_bytes(count)
 
 
 @app.command()
@@ -418,10 +533,9 @@ def render(
     torch_device = resolve_device(device)
     body = Body.from_file(smpl_file_for(folders, smpl_dir)).to(torch_device)
     failed = 0
-    with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed}/{task.total}",
-                  console=stderr, disable=quiet, transient=True) as bar:
+    with _work_progress(quiet) as bar:
         for folder in folders:
-            task = bar.add_task(folder.name, total=None)
+            task = bar.add_task(f"{folder.name}: render", total=None)
             try:
                 result = render_video(folder, body, options, torch_device, source,
                                       progress=lambda done, total, t=task: bar.update(t, completed=done,
@@ -432,10 +546,18 @@ def render(
                 continue
             finally:
                 bar.remove_task(task)
-            print(f"{folder.name}: {result.video or ''} {result.frames} frames"
-                  + (f", {result.pngs} PNG" if result.pngs else "") + f" in {result.seconds:.1f} s")
+            print(_render_line(folder.name, result))
     if failed:
         raise typer.Exit(failed)
+
+
+def _render_line(name: str, result: Any) -> str:
+    """One summary line of a render: what was written where, how many frames, how long."""
+    written = [str(result.video)] if result.video else []
+    if result.pngs:
+        written.append(f"{result.pngs} PNG{'s' if result.pngs > 1 else ''} in {result.png_folder}")
+    return (f"{name}: {' and '.join(written) or 'nothing written'} "
+            f"({result.frames} frame{'s' if result.frames != 1 else ''} drawn in {result.seconds:.1f} s)")
 
 
 def _model_config(path: Path | None) -> Any:
@@ -521,7 +643,7 @@ def train(
     from strcli.errors import UsageError
     from strcli.model.config import STRConfig
     from strcli.train.evaluate import check_precision
-    from strcli.train.trainer import RECIPES, Trainer, training_assets
+    from strcli.train.trainer import RECIPES, Trainer, check_data_dir, training_assets
 
     if recipe not in RECIPES:
         raise UsageError(f"unknown --recipe {recipe!r}; choose {' or '.join(RECIPES)}.")
@@ -530,6 +652,7 @@ def train(
     chosen = RECIPES[recipe].replace(epochs=epochs, iterations=iterations, batch_size=batch_size, lr=lr,
                                      datasets_2d=_names(datasets_2d), datasets_3d=_names(datasets_3d),
                                      h36m_smpl=h36m_smpl or None)
+    check_data_dir(chosen, data_dir)  # every missing file named at once, before any download
     out = out or Path("runs") / (recipe + ("" if ablation == "full" else f"-{ablation}"))
     if (out / "last.pt").is_file() and not resume:
         raise UsageError(f"{out} already holds a run.", "Add --resume to continue it, or choose another --out.")
@@ -592,8 +715,7 @@ def evaluate(
     quiet: QuietOpt = False,
     precision: Annotated[str, typer.Option(help=PRECISION_HELP)] = "fp32",
 ) -> None:
-    """Score a checkpoint Table-1 style (MPJPE, PA-MPJPE, MPVPE, Accel in mm) on the test sets
-    found, or train and score the Table 2 variants (--ablation)."""
+    """Score a checkpoint Table-1 style (MPJPE, PA-MPJPE, MPVPE, Accel in mm), or train and score the Table 2 variants (--ablation)."""
     from strcli.errors import UsageError
     from strcli.published import TEMPORAL_MODELS, load_temporal
     from strcli.train.evaluate import DATASET_TITLES, check_precision, evaluate as score, scores_json, table_rows

@@ -380,3 +380,62 @@ def to_amass(global_orient: np.ndarray, body_pose: np.ndarray, betas: np.ndarray
     else:
         out["frames"] = frames.astype(np.int64)
     return out
+
+
+# ----------------------------------------------------------------------------- disk use
+
+# Bytes per person-frame of tracks/<id>.npz and amass/<id>.npz together (about 1.2 kB of
+# float32 parameters, joints and boxes, rounded up for the zip headers of short tracks).
+PARAMETER_BYTES_PER_FRAME = 1500
+
+
+def mesh_bytes(faces: np.ndarray, vertex_count: int, fmt: str) -> int:
+    """Bytes of one mesh file in `fmt` (obj: measured on a body of coordinates under 100 m,
+    each vertex line at most 35 bytes; ply: trimesh's binary export, measured exactly)."""
+    if fmt == "obj":
+        return len(b"# strcli\n") + vertex_count * 35 + len(obj_face_lines(faces))
+    data = trimesh.Trimesh(np.zeros((vertex_count, 3)), faces, process=False).export(file_type=fmt)
+    return len(data if isinstance(data, bytes) else data.encode())
+
+
+def estimate_output_bytes(person_frames: int, faces: np.ndarray, vertex_count: int,
+                          mesh_formats: tuple[str, ...], models: int = 1) -> int:
+    """What `reconstruct` will write for `person_frames` bodies (per model): meshes and
+    parameter files, in bytes."""
+    per_frame = PARAMETER_BYTES_PER_FRAME + sum(mesh_bytes(faces, vertex_count, f) for f in mesh_formats)
+    return person_frames * per_frame * models
+
+
+def human_bytes(count: float) -> str:
+    """1536 -> '1.5 kB' (powers of 1000, as disk tools print them)."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if count < 1000 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000
+    return ""  # unreachable
+
+
+def free_bytes(folder: Path) -> int:
+    """Free bytes on the disk that holds `folder` (or its nearest existing parent)."""
+    probe = folder.resolve()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def check_free_space(folder: Path, needed: int, what: str) -> None:
+    """An OutputError (exit 6) before writing anything when the disk of `folder` has less
+    free space than `needed` bytes (with a 5% margin)."""
+    free = free_bytes(folder)
+    if needed * 1.05 > free:
+        raise OutputError(f"not enough disk space for {what}: about {human_bytes(needed)} needed, "
+                          f"{human_bytes(free)} free in {folder}.",
+                          "Free some space, choose another output folder with -o, or write fewer meshes "
+                          "(--mesh-format none keeps the parameters, a few kB per person-frame).")
+
+
+def folder_bytes(folder: Path) -> int:
+    """Total size of the files under `folder` (0 if it does not exist)."""
+    if not folder.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

@@ -20,8 +20,8 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,7 +33,7 @@ from torch import nn
 from strcli import __version__
 from strcli.body import Body, find_smpl_file
 from strcli.camera import Intrinsics
-from strcli.checkpoints import load_model, read_checkpoint_file
+from strcli.checkpoints import load_checkpoint, load_model, read_checkpoint_file
 from strcli.config import WINDOW
 from strcli.crops import crop_frame, square_boxes
 from strcli.devices import resolve_device
@@ -52,15 +52,18 @@ from strcli.outputs import (
     VideoFolder,
     VideoManifest,
     WeightsUsed,
+    check_free_space,
+    estimate_output_bytes,
+    folder_bytes,
     read_manifest,
 )
+from strcli.render import OVERLAY
 from strcli.posing import pose_frames
 from strcli.published import (
     KIND_NAMES,
     TEMPORAL_MODELS,
     build_published,
     check_kind,
-    load_published,
     published_from,
     recognise,
 )
@@ -211,18 +214,44 @@ class StageTimer:
 DEFAULT_ASSETS = {"str": "str_checkpoint", "tcmr": "tcmr_demo", "vibe": "vibe_wo_3dpw"}
 
 
-@dataclass
 class Models:
-    """The networks of the road, loaded once for all videos."""
+    """The networks of the road, loaded once for all videos.
 
-    device: torch.device
-    temporal: dict[str, nn.Module]  # name -> model (eval mode), in --model order; the first is primary
-    extractor: FeatureExtractor
-    body: Body
-    detector: Path | None  # loaded per video (a fresh tracker each time)
-    weights: list[WeightsUsed]
-    warnings: list[str] = field(default_factory=list)
-    detector_hint: str = USER_DETECTOR_HINT  # how to get a good detector file, if it cannot be loaded
+    `load_models(..., lazy=True)` resolves and checksums every weights file (so the
+    fingerprints of finished videos can be compared) but builds the networks only when
+    `ready()` is first called: a batch whose videos are all skipped never builds them."""
+
+    def __init__(self, device: torch.device, detector: Path | None, weights: list[WeightsUsed],
+                 warnings: list[str] | None = None, temporal: dict[str, nn.Module] | None = None,
+                 extractor: FeatureExtractor | None = None, body: Body | None = None,
+                 builder: Callable[[], tuple[dict[str, nn.Module], FeatureExtractor, Body]] | None = None,
+                 detector_hint: str = USER_DETECTOR_HINT) -> None:
+        self.device = device
+        self.detector_hint = detector_hint  # how to get a good detector file, if it cannot be loaded
+        self.detector = detector  # loaded per video (a fresh tracker each time)
+        self.weights = weights
+        self.warnings = warnings if warnings is not None else []
+        self.temporal: dict[str, nn.Module] = temporal or {}  # name -> model (eval), in --model order
+        self.extractor = extractor
+        self.body = body
+        self._builder = builder
+
+    @property
+    def built(self) -> bool:
+        return self._builder is None
+
+    def ready(self) -> Models:
+        """Build the networks now if they are not yet (errors: CorruptAssetError, ResourceError)."""
+        if self._builder is not None:
+            try:
+                self.temporal, self.extractor, self.body = self._builder()
+            except StrcliError as err:
+                self.build_error = err  # the batch stops: no video can run without the networks
+                raise
+            self._builder = None
+        return self
+
+    build_error: StrcliError | None = None
 
 
 def _file_weights(name: str, path: Path, note: str = "") -> WeightsUsed:
@@ -236,8 +265,10 @@ def _asset_weights(name: str, asset: str, download: bool) -> WeightsUsed:
 
 
 def load_models(sources: ModelSources, device_name: str = "auto", batch_size: int = 64,
-                need_detector: bool = True, compile_backbone: bool = False) -> Models:
-    """Everything `reconstruct_video` needs; each missing file gets an error saying how to get it."""
+                need_detector: bool = True, compile_backbone: bool = False, lazy: bool = False) -> Models:
+    """Everything `reconstruct_video` needs; each missing file gets an error saying how to get it.
+    With `lazy`, the files are found, read and checksummed now and the networks built on
+    `Models.ready()`."""
     device = resolve_device(device_name)
     smpl = find_smpl_file("neutral", sources.smpl_dir)  # the manual step: fail before any download
     weights: list[WeightsUsed] = []
@@ -271,33 +302,42 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
             if not sources.untrained:
                 raise
             spin = None
-    torch.manual_seed(sources.seed)
-    backbone = Backbone()
     if spin is not None:
-        load_spin_backbone(backbone, spin)
         weights.append(_file_weights("backbone", spin, "SPIN ResNet-50"))
     else:
         weights.append(WeightsUsed("backbone", None, "", f"random init (seed {sources.seed})"))
         warnings.append("the ResNet-50 backbone is randomly initialised (no SPIN checkpoint).")
 
     files = _checkpoints_by_model(sources)
-    temporal: dict[str, nn.Module] = {}
+    plans: list[tuple[str, Path | None, dict[str, Any] | None]] = []
     for name in sources.models:
-        path, raw = files.pop(name, (None, None))  # each file is read once, and let go once loaded
+        path, raw = files.pop(name, (None, None))
         if name == "str":
-            temporal[name] = _load_str(sources, path, raw, spin, weights, warnings)
+            path, raw = _plan_str(sources, path, raw, weights, warnings)
         else:
-            temporal[name] = _load_published(name, sources, path, raw, spin, weights, warnings)
-    body = Body.from_file(smpl)
+            path, raw = _plan_published(name, sources, path, raw, weights, warnings)
+        plans.append((name, path, raw))
     weights.append(_file_weights("smpl", smpl))
-    try:
-        return Models(device=device, temporal={k: m.to(device).eval() for k, m in temporal.items()},
-                      extractor=FeatureExtractor(backbone, device, batch_size, compile_backbone),
-                      body=body.to(device).eval(),
-                      detector=detector, weights=weights, warnings=warnings, detector_hint=detector_hint)
-    except torch.cuda.OutOfMemoryError as err:
-        raise ResourceError(f"the networks do not fit in the memory of {device}.",
-                            "Free the GPU (other processes?) or use --device cpu.") from err
+
+    def build() -> tuple[dict[str, nn.Module], FeatureExtractor, Body]:
+        torch.manual_seed(sources.seed)
+        backbone = Backbone()
+        if spin is not None:
+            load_spin_backbone(backbone, spin)
+        temporal: dict[str, nn.Module] = {}
+        while plans:  # each file's contents are let go once loaded
+            name, path, raw = plans.pop(0)
+            temporal[name] = (_build_str if name == "str" else _build_published)(name, sources, path, raw, spin)
+        body = Body.from_file(smpl)
+        try:
+            return ({k: m.to(device).eval() for k, m in temporal.items()},
+                    FeatureExtractor(backbone, device, batch_size, compile_backbone), body.to(device).eval())
+        except torch.cuda.OutOfMemoryError as err:
+            raise ResourceError(f"the networks do not fit in the memory of {device}.",
+                                "Free the GPU (other processes?) or use --device cpu.") from err
+
+    models = Models(device, detector, weights, warnings, builder=build, detector_hint=detector_hint)
+    return models if lazy else models.ready()
 
 
 def _checkpoints_by_model(sources: ModelSources) -> dict[str, tuple[Path, dict[str, Any]]]:
@@ -319,9 +359,10 @@ def _checkpoints_by_model(sources: ModelSources) -> dict[str, tuple[Path, dict[s
     return files
 
 
-def _load_published(name: str, sources: ModelSources, checkpoint: Path | None, raw: dict[str, Any] | None,
-                    spin: Path | None, weights: list[WeightsUsed], warnings: list[str]) -> nn.Module:
-    """TCMR or VIBE from a released file (default: the manifest's), or --untrained random."""
+def _plan_published(name: str, sources: ModelSources, checkpoint: Path | None, raw: dict[str, Any] | None,
+                    weights: list[WeightsUsed], warnings: list[str]) -> tuple[Path | None, dict[str, Any] | None]:
+    """TCMR or VIBE: the released file (default: the manifest's) read and recorded, or None
+    for a random one (--untrained)."""
     asset = DEFAULT_ASSETS[name]
     if checkpoint is None:
         try:
@@ -330,15 +371,26 @@ def _load_published(name: str, sources: ModelSources, checkpoint: Path | None, r
             if not sources.untrained:
                 raise
     if checkpoint is not None:
-        loaded = published_from(raw, name, checkpoint) if raw is not None else load_published(checkpoint, name)
-        weights.append(_file_weights(name, checkpoint, f"{KIND_NAMES[name]}, epoch {loaded.meta.get('epoch')}"))
-        return loaded.model
-    torch.manual_seed(sources.seed)
-    model = build_published(name, _mean_params(sources, weights, warnings))
-    if spin is not None:
-        load_spin_regressor(model.regressor, spin)
+        raw = raw if raw is not None else read_checkpoint_file(checkpoint)
+        check_kind(raw, name, checkpoint)
+        epoch = raw.get("epoch")
+        epoch = epoch.item() if hasattr(epoch, "item") else epoch
+        weights.append(_file_weights(name, checkpoint, f"{KIND_NAMES[name]}, epoch {epoch}"))
+        return checkpoint, raw
+    _mean_params(sources, weights, warnings)  # recorded now; loaded again when the model is built
     weights.append(WeightsUsed(name, None, "", f"random init (seed {sources.seed})"))
     warnings.append(f"{name.upper()} is UNTRAINED (--untrained): its bodies are meaningless.")
+    return None, None
+
+
+def _build_published(name: str, sources: ModelSources, checkpoint: Path | None, raw: dict[str, Any] | None,
+                     spin: Path | None) -> nn.Module:
+    if checkpoint is not None and raw is not None:
+        return published_from(raw, name, checkpoint).model
+    torch.manual_seed(sources.seed)
+    model = build_published(name, _mean_params(sources, [], []))
+    if spin is not None:
+        load_spin_regressor(model.regressor, spin)
     return model
 
 
@@ -363,18 +415,21 @@ def _mean_params(sources: ModelSources, weights: list[WeightsUsed], warnings: li
     return mean
 
 
-def _load_str(sources: ModelSources, checkpoint: Path | None, raw: dict[str, Any] | None, spin: Path | None,
-              weights: list[WeightsUsed], warnings: list[str]) -> STR:
+def _plan_str(sources: ModelSources, checkpoint: Path | None, raw: dict[str, Any] | None,
+              weights: list[WeightsUsed], warnings: list[str]) -> tuple[Path | None, dict[str, Any] | None]:
+    """STR: the checkpoint read and its config checked and recorded, or None for a random
+    STR (--untrained)."""
     if checkpoint is None:
         try:
             checkpoint = Path(_asset_weights("str", DEFAULT_ASSETS["str"], False).path or "")
         except MissingAssetError:
             checkpoint = None
     if checkpoint is not None:
-        model, ckpt = load_model(checkpoint, raw=raw)
-        model.config.check_length(WINDOW)
-        weights.append(_file_weights("str", checkpoint, f"strcli checkpoint, {model.config.ablation}"))
-        return model
+        raw = raw if raw is not None else read_checkpoint_file(checkpoint)
+        config = load_checkpoint(checkpoint, raw).config
+        config.check_length(WINDOW)
+        weights.append(_file_weights("str", checkpoint, f"strcli checkpoint, {config.ablation}"))
+        return checkpoint, raw
     if not sources.untrained:
         raise MissingAssetError(
             "no trained STR weights: the STR authors published none, and strcli found no "
@@ -382,15 +437,27 @@ def _load_str(sources: ModelSources, checkpoint: Path | None, raw: dict[str, Any
             "Train one (`strcli train`) and pass --checkpoint FILE or `strcli weights import FILE "
             "--name str_checkpoint`; or pass --untrained to run a randomly initialised STR "
             "(the bodies are then meaningless: for testing the pipeline only).")
-    torch.manual_seed(sources.seed)
-    model = build_model(STRConfig(), _mean_params(sources, weights, warnings))
-    note = f"random init (seed {sources.seed})"
-    if spin is not None:
-        load_spin_regressor(model.regressor, spin)
-        note += ", regressor from SPIN"
+    _mean_params(sources, weights, warnings)  # recorded now; loaded again when the model is built
+    note = f"random init (seed {sources.seed})" + (", regressor from SPIN" if _spin_known(weights) else "")
     weights.append(WeightsUsed("str", None, "", note))
     warnings.append("STR is UNTRAINED (--untrained): its bodies are meaningless; train it with "
                     "`strcli train` or pass --checkpoint.")
+    return None, None
+
+
+def _spin_known(weights: list[WeightsUsed]) -> bool:
+    """Whether the backbone of `weights` comes from a SPIN file (so the regressors start from it)."""
+    return any(w.name == "backbone" and w.path is not None for w in weights)
+
+
+def _build_str(name: str, sources: ModelSources, checkpoint: Path | None, raw: dict[str, Any] | None,
+               spin: Path | None) -> STR:
+    if checkpoint is not None:
+        return load_model(checkpoint, raw=raw)[0]
+    torch.manual_seed(sources.seed)
+    model = build_model(STRConfig(), _mean_params(sources, [], []))
+    if spin is not None:
+        load_spin_regressor(model.regressor, spin)
     return model
 
 
@@ -408,7 +475,8 @@ class VideoResult:
     message: str = ""
     exit_code: int = 0
     warnings: tuple[str, ...] = ()
-    rendered: Path | None = None  # overlay.mp4, with --render
+    rendered: Path | None = None  # overlay.mp4 (with --render, or a skipped video's existing one)
+    bytes: int = 0  # size of the output folder
 
 
 @dataclass(frozen=True)
@@ -425,6 +493,7 @@ class TrackingPass:
     finished: bool = True  # the decoder reached the end of the file
     last_time: float | None = None  # seconds of the last frame decoded
     warnings: tuple[str, ...] = ()  # e.g. detections that do not fit the video
+    detect_every: int = 1  # the detector ran on every N-th processed frame (1 with a detections file)
 
 
 def fingerprint(video: Path, detections: Path | None, options: ReconstructOptions,
@@ -479,9 +548,13 @@ def reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, 
 def _already_done(video: Path, out_root: Path, key: str) -> VideoResult | None:
     previous = read_manifest(out_root / video.stem)
     if previous is not None and previous.get("fingerprint") == key:
-        return VideoResult(video, "skipped", out_root / video.stem, len(previous.get("tracks", [])),
+        folder = out_root / video.stem
+        overlay = folder / OVERLAY
+        return VideoResult(video, "skipped", folder, len(previous.get("tracks", [])),
                            previous.get("counts", {}).get("frames_processed", 0),
-                           message="already done (same input, options and weights)")
+                           message="already done (same input, options and weights)",
+                           warnings=tuple(previous.get("warnings", [])),
+                           rendered=overlay if overlay.is_file() else None, bytes=folder_bytes(folder))
     return None
 
 
@@ -489,9 +562,10 @@ def _reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions,
                        detections: Path | None, overwrite: bool, key: str, progress: Progress,
                        started: float) -> VideoResult:
     """Under the video's lock: the same check again (a process that held the lock may just
-    have finished the same work), then the run."""
+    have finished the same work), then the run (the networks are built here, when first needed)."""
     if not overwrite and (done := _already_done(video, out_root, key)) is not None:
         return done
+    models.ready()
     try:
         return _reconstruct(video, out_root, options, models, detections, key, progress, started)
     except torch.cuda.OutOfMemoryError as err:
@@ -533,6 +607,12 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
                         f"{amass_rate:g} fps (their key 'resampled').")
 
     intrinsics = Intrinsics.default_for(info.width, info.height, options.focal)
+    person_frames = sum(len(t) for t in tracked.tracks)
+    faces = np.asarray(models.body.faces)
+    check_free_space(out_root, estimate_output_bytes(person_frames, faces, int(faces.max()) + 1,
+                                                     options.mesh_formats, len(models.temporal)),
+                     f"{video.name} ({person_frames} person-frames, meshes as "
+                     f"{','.join(options.mesh_formats) or 'none'})")
     with VideoFolder(out_root, video.stem) as folder:
         outputs, person_frames = _reconstruct_tracks(
             info, start, end, options, models, tracked, intrinsics, folder.tmp, timer, progress, amass_rate)
@@ -544,7 +624,9 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
             options={**asdict(options), "detections": str(detections.resolve()) if detections else None,
                      "detections_sha256": sha256_file(detections) if detections else None,
                      "start_frame": start, "end_frame": end,
-                     "start_time": float(tracked.times[0]), "end_time": float(tracked.times[-1])},
+                     "start_time": float(tracked.times[0]), "end_time": float(tracked.times[-1]),
+                     # the interval used, and whether it was chosen automatically (0 = auto)
+                     "detect_every": tracked.detect_every, "detect_every_auto": options.detect_every == 0},
             versions=_versions(models.device), weights=models.weights,
             intrinsics={"focal": intrinsics.focal, "width": intrinsics.width, "height": intrinsics.height,
                         "matrix": intrinsics.matrix.tolist(),
@@ -561,7 +643,7 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
             folder.write_manifest(manifest)
             final = folder.commit()
     return VideoResult(video, "done", final, len(summaries), len(tracked.frame_of),
-                       time.perf_counter() - started, warnings=tuple(warnings))
+                       time.perf_counter() - started, warnings=tuple(warnings), bytes=folder_bytes(final))
 
 
 def track_video(info: VideoInfo, start: int | Position | None, end: int | Position | None,
@@ -651,7 +733,7 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
     with timer("detect+track"):
         tracks = finalize_tracks(boxes, options.tracking)
     return TrackingPass(tracks, np.array(frame_of, np.int64), np.array(times, np.float64),
-                        reader.decoded, reader.damaged, count, reader.finished, reader.last_time, tuple(warnings))
+                        reader.decoded, reader.damaged, count, reader.finished, reader.last_time, tuple(warnings), every)
 
 
 COMMON_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 90.0, 100.0, 120.0, 240.0)
@@ -756,14 +838,13 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
                 posed = pose_frames(final.prediction, track.boxes[rows], models.body, intrinsics)
             with timer("write"):
                 writers[name][seq.track].add(rows, posed)
-            if name == names[0]:
-                progress.advance(len(rows))
 
     def run_features() -> None:
         if not pending_rows:
             return
         with timer("features"):
             features = models.extractor(torch.cat(pending_crops))  # (n, 2048)
+        progress.advance(len(pending_rows))  # bodies cropped and through the backbone
         for name, stream in streams.items():
             finals = []
             with timer("str"):
@@ -775,7 +856,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
 
     reader = VideoReader(info.path, start, end, options.stride)
     total = sum(len(t) for t in tracks)
-    progress.start("bodies", total)
+    progress.start("bodies (crop, ResNet-50, STR)", total)
     frames = iter(ReadAhead(reader, depth=4))  # decoding runs ahead in its own thread
     for position in range(len(tracked.frame_of)):
         with timer("decode"):
@@ -799,7 +880,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
             crops = crop_frame(torch.from_numpy(frame.image), square_boxes(xyxy), device=device)  # (n, 3, 224, 224)
         pending_crops.append(crops)
         pending_rows.extend(active)
-        if len(pending_rows) >= options.batch_size:
+        if len(pending_rows) >= models.extractor.batch_size:  # a backbone batch (8 on a CPU)
             run_features()
     frames.close()  # stops the decoding thread (the file may hold frames past the range)
     run_features()

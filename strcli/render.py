@@ -12,8 +12,8 @@ about the vertical axis through their centre.
 from __future__ import annotations
 
 import json
-import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,12 +90,14 @@ class TrackMotion:
     betas: np.ndarray  # (N, 10)
     transl: np.ndarray  # (N, 3)
     joints2d: np.ndarray  # (N, 24, 2)
+    boxes: np.ndarray | None = None  # (N, 4) x1 y1 x2 y2 pixels
 
     @classmethod
     def load(cls, path: Path) -> TrackMotion:
         with np.load(path, allow_pickle=False) as data:
             return cls(int(data["track_id"]), data["frames"], data["global_orient"], data["body_pose"],
-                       data["betas"], data["transl"], data["joints2d"])
+                       data["betas"], data["transl"], data["joints2d"],
+                       data["boxes"] if "boxes" in data.files else None)
 
     def row(self, frame: int) -> int | None:
         k = int(np.searchsorted(self.frames, frame))
@@ -109,6 +111,7 @@ class Person:
     track_id: int
     vertices: Tensor  # (V, 3) camera frame
     joints2d: np.ndarray  # (24, 2) pixels
+    height: float = 0.0  # the person's box height in pixels (0: unknown): sizes the joint markers
 
 
 def parse_frames(text: str | None) -> tuple[int, ...]:
@@ -171,34 +174,95 @@ def draw_people(image: Tensor, people: list[Person], faces: Tensor, intrinsics: 
     return image
 
 
-def side_view(people: list[Person]) -> list[Person]:
-    """The same bodies turned 90 degrees about the vertical axis through their centre, so
-    the panel shows depth (as the side views of peer tools do)."""
-    if not people:
-        return []
-    centre = torch.cat([p.vertices for p in people]).mean(dim=0)
-    c, s = math.cos(math.pi / 2), math.sin(math.pi / 2)
-    turn = people[0].vertices.new_tensor([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-    return [Person(p.track_id, (p.vertices - centre) @ turn.T + centre, p.joints2d) for p in people]
+# A quarter turn about the vertical (y) axis of the camera frame: the side seen from the right.
+_QUARTER_TURN = ((0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (-1.0, 0.0, 0.0))
+SIDE_MARGIN = 0.08  # share of the side panel's width and height kept free on each side
+
+
+@dataclass(frozen=True)
+class SideFraming:
+    """The side panel's camera, one for the whole video: every body is turned 90 degrees
+    about the vertical axis through `centre` (camera frame, metres), moved by `offset`
+    (which centres the bodies and sets their distance) and seen by `intrinsics`, whose focal
+    length fits all the tracks' bodies in the panel with a margin of SIDE_MARGIN."""
+
+    centre: tuple[float, float, float]
+    offset: tuple[float, float, float]
+    intrinsics: Intrinsics
+
+    def apply(self, vertices: Tensor) -> Tensor:
+        """(V, 3) camera-frame vertices -> (V, 3) in the side camera's frame."""
+        turn = vertices.new_tensor(_QUARTER_TURN)
+        return (vertices - vertices.new_tensor(self.centre)) @ turn.T + vertices.new_tensor(self.offset)
+
+
+@torch.inference_mode()
+def frame_side_view(tracks: list[TrackMotion], body: Body, device: torch.device, width: int, height: int,
+                    samples: int = 32) -> SideFraming:
+    """A first pass over the tracks: SMPL posed on up to `samples` frames of each track
+    (evenly spread), turned, and the side camera chosen so that all of them fit the
+    `width` x `height` panel with a margin, as large as they can be."""
+    points = []
+    for track in tracks:
+        rows = np.unique(np.linspace(0, len(track.frames) - 1, min(samples, len(track.frames))).astype(int))
+        if len(rows) == 0:
+            continue
+
+        def stack(name: str, t: TrackMotion = track, r: np.ndarray = rows) -> Tensor:
+            return torch.from_numpy(np.asarray(getattr(t, name)[r])).to(device, torch.float32)
+
+        out = body.axis_angle(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
+        points.append(out.vertices.reshape(-1, 3)[::7].float())  # every 7th vertex is enough for extents
+    if not points:
+        return SideFraming((0.0, 0.0, 3.0), (0.0, 0.0, 3.0), Intrinsics(float(max(width, height)), width, height))
+    cloud = torch.cat(points)
+    centre = cloud.mean(dim=0)
+    turned = (cloud - centre) @ cloud.new_tensor(_QUARTER_TURN).T
+    lo, hi = turned.min(dim=0).values, turned.max(dim=0).values
+    span = float(max(hi[0] - lo[0], hi[1] - lo[1], 0.5))
+    distance = float(-lo[2]) + 3.0 * span  # far enough that the nearest body is not distorted
+    offset = torch.stack([-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, cloud.new_tensor(distance)])
+    seen = turned + offset
+    u = (seen[:, 0] / seen[:, 2]).abs().max().clamp_min(1e-6)
+    v = (seen[:, 1] / seen[:, 2]).abs().max().clamp_min(1e-6)
+    focal = min((0.5 - SIDE_MARGIN) * width / float(u), (0.5 - SIDE_MARGIN) * height / float(v))
+    return SideFraming(tuple(centre.tolist()), tuple(offset.tolist()), Intrinsics(focal, width, height))
+
+
+def side_view(people: list[Person], framing: SideFraming) -> list[Person]:
+    """The bodies seen from the side (turned 90 degrees about the vertical axis), framed by
+    the video's `framing`, so the panel shows depth."""
+    return [Person(p.track_id, framing.apply(p.vertices), p.joints2d, p.height) for p in people]
+
+
+def joint_radius(height: float) -> int:
+    """Radius in pixels of a joint marker for a person `height` pixels tall (box height):
+    proportional, 3 px for a 180 px person, at least 1."""
+    return max(1, round(height / 60))
 
 
 def draw_joints(image: np.ndarray, people: list[Person]) -> None:
+    """The 2D joints and bones, sized to each person (their box height)."""
     for person in people:
         colour = tuple(int(255 * x * 0.75) for x in PALETTE[person.track_id % len(PALETTE)])
         points = np.round(person.joints2d).astype(int)
+        size = person.height or float(np.ptp(person.joints2d[:, 1]) * 1.2)  # joints span ~80% of a box
+        radius = joint_radius(size)
+        thickness = max(1, round(size / 90))
         for a, b in _BONES:
-            cv2.line(image, tuple(points[a]), tuple(points[b]), colour, 2, cv2.LINE_AA)
+            cv2.line(image, tuple(points[a]), tuple(points[b]), colour, thickness, cv2.LINE_AA)
         for point in points:
-            cv2.circle(image, tuple(point), 3, (255, 255, 255), -1, cv2.LINE_AA)
+            cv2.circle(image, tuple(point), radius, (255, 255, 255), -1, cv2.LINE_AA)
 
 
 @dataclass(frozen=True)
 class RenderResult:
     folder: Path
     video: Path | None
-    frames: int
+    frames: int  # frames drawn
     pngs: int
     seconds: float
+    png_folder: Path | None = None  # where the PNGs went (folder/frames), if any
 
 
 def render_video(folder: Path, body: Body, options: RenderOptions = RenderOptions(),
@@ -208,7 +272,12 @@ def render_video(folder: Path, body: Body, options: RenderOptions = RenderOption
     with `options.compare` every model's bodies side by side to folder/compare.mp4. A full
     disk, a read-only folder or a permission error, also from the encoder's thread, raises
     OutputError (exit 6); no partial file is left. Holds the video's lock
-    (`strcli.locks.video_lock`): BusyError (exit 9) when another process writes the folder."""
+    (`strcli.locks.video_lock`): BusyError (exit 9) when another process writes the folder.
+
+    Without a video (`options.video` False) only the frames asked for are drawn, and the
+    source is decoded up to the last of them. PNGs go to a fresh folder that replaces
+    folder/frames/ when the render is complete, so no PNG of an earlier render stays.
+    `progress(done, total)` is called with done = 0 before the first frame."""
     with writing(folder / (COMPARE if options.compare else OVERLAY)), \
             video_lock(folder.absolute().parent, folder.absolute().name, "render"):
         return _render_video(folder, body, options, device, source, progress)
@@ -220,33 +289,43 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
     manifest, panels, source = _load(folder, options, source)
     opts = manifest["options"]
     stride = int(opts["stride"])
-    reader = VideoReader(source, int(opts["start_frame"]), opts["end_frame"], stride)
+    start, end = int(opts["start_frame"]), opts["end_frame"]
+    wanted = set(options.frames)
+    if not options.video:  # decode no further than the last frame asked for
+        end = max(wanted) + 1 if end is None else min(int(end), max(wanted) + 1)
+    reader = VideoReader(source, start, end, stride)
     info = reader.info
     check_same_video(manifest, info, folder.name)
     intrinsics = Intrinsics(manifest["intrinsics"]["focal"], info.width, info.height)
     fps = options.fps or info.fps / stride
     keep_times = options.fps is None  # each frame at its source time (a variable rate is kept)
     faces = torch.as_tensor(body.faces, device=device)
+    sides = [frame_side_view(tracks, body, device, info.width, info.height) if options.side_view else None
+             for _, tracks in panels]
     writer = None
     if options.video:
         writer = VideoWriter(folder / (COMPARE if options.compare else OVERLAY),
                              info.width * (2 if options.side_view else 1) * len(panels), info.height,
                              fps, options.crf, options.preset,
                              copy_audio_from=source if keep_times else None)
-    wanted = set(options.frames)
-    total = manifest["counts"]["frames_processed"]
-    pngs = []
+    in_range = {f for f in wanted if f >= start and (end is None or f < end) and (f - start) % stride == 0}
+    processed = manifest["counts"]["frames_processed"]
+    total = processed if options.video else len(in_range)
+    pngs: list[Path] = []
+    png_dir = folder / f".frames.partial-{os.getpid()}" if wanted else None
 
     def emit(item: tuple[int, float, np.ndarray]) -> None:  # runs in the write-behind thread
         index, at, drawn = item
         if writer is not None:
             writer.write(drawn, at if keep_times else None)
-        if index in wanted:
-            pngs.append(_write_png(folder / "frames" / f"{index:06d}.png", drawn))
+        if png_dir is not None and index in wanted:
+            pngs.append(_write_png(png_dir / f"{index:06d}.png", drawn))
 
     sink: WriteBehind[tuple[int, float, np.ndarray]] = WriteBehind(emit, depth=3)
-    count, first_time, last_time = 0, 0.0, 0.0
+    count, drawn_count, first_time, last_time = 0, 0, 0.0, 0.0
     threads = torch.get_num_threads()
+    if progress:
+        progress(0, total)
     try:
         if device.type == "cpu":  # leave cores to the decoder's and the encoder's threads
             torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
@@ -254,28 +333,51 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
         for frame in ReadAhead(reader, depth=3):
             first_time = frame.time if count == 0 else first_time
             last_time = frame.time
+            count += 1
+            if writer is None and frame.index not in wanted:
+                continue  # PNGs only: draw just the frames asked for
             drawn = [_draw_frame(frame.image, _people_at(frame.index, tracks, body, device), faces, intrinsics,
-                                 options, label) for label, tracks in panels]
+                                 options, label, side) for (label, tracks), side in zip(panels, sides)]
             sink.put((frame.index, frame.time - first_time,
                       drawn[0] if len(drawn) == 1 else np.concatenate(drawn, axis=1)))
-            count += 1
+            drawn_count += 1
             if progress:
-                progress(count, total)
+                progress(drawn_count, total)
         sink.close()
-        if count != total:
+        if options.video and count != processed:  # the whole range was decoded: it must be the same
             raise VideoError(f"{source.name} gave {count} frames in the range of {folder.name}, which was "
-                             f"reconstructed from {total}: it is not the same video (or it changed).",
+                             f"reconstructed from {processed}: it is not the same video (or it changed).",
                              "Pass the video it was made from with --video-file.")
         end_time = (last_time + stride / info.fps) if keep_times and info.fps else first_time + count / fps
         video = writer.close(first_time, end_time) if writer is not None else None
+        if png_dir is not None:
+            _replace_frames(png_dir, folder / "frames")
     except BaseException:
         sink.abort()
         if writer is not None:
             writer.abort()
+        if png_dir is not None:
+            shutil.rmtree(png_dir, ignore_errors=True)
         raise
     finally:
         torch.set_num_threads(threads)
-    return RenderResult(folder, video, count, len(pngs), time.perf_counter() - started)
+    return RenderResult(folder, video, drawn_count, len(pngs), time.perf_counter() - started,
+                        folder / "frames" if pngs else None)
+
+
+def _replace_frames(fresh: Path, frames: Path) -> None:
+    """Put the PNGs of this render (`fresh`) in place of frames/, dropping any of earlier renders."""
+    try:
+        fresh.mkdir(exist_ok=True)
+        if frames.exists():
+            old = frames.with_name(f".frames.old-{os.getpid()}")
+            frames.rename(old)
+            fresh.rename(frames)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            fresh.rename(frames)
+    except OSError as err:
+        raise output_error(err, frames) from err
 
 
 Panel = tuple[str | None, list[TrackMotion]]  # (label, tracks to draw)
@@ -348,7 +450,7 @@ def _load(folder: Path, options: RenderOptions, source: Path | None) -> tuple[di
 
 
 def _draw_frame(frame: np.ndarray, people: list[Person], faces: Tensor, intrinsics: Intrinsics,
-                options: RenderOptions, label: str | None = None) -> np.ndarray:
+                options: RenderOptions, label: str | None = None, side: SideFraming | None = None) -> np.ndarray:
     """One output panel (H, W or 2W, 3) uint8: the overlay, the side view beside it, and
     the model's name in the corner when comparing."""
     image = torch.from_numpy(frame).to(faces.device)
@@ -358,8 +460,9 @@ def _draw_frame(frame: np.ndarray, people: list[Person], faces: Tensor, intrinsi
         draw_joints(drawn, people)
     if options.side_view:
         panel = torch.full_like(image, SIDE_BACKGROUND)
-        side = draw_people(panel, side_view(people), faces, intrinsics, 1.0).cpu().numpy()
-        drawn = np.concatenate([drawn, side], axis=1)
+        side = side or frame_side_view([], None, image.device, intrinsics.width, intrinsics.height)  # type: ignore[arg-type]
+        turned = draw_people(panel, side_view(people, side), faces, side.intrinsics, 1.0).cpu().numpy()
+        drawn = np.concatenate([drawn, turned], axis=1)
     if label:
         draw_label(drawn, label)
     return drawn
@@ -386,7 +489,9 @@ def _people_at(frame: int, tracks: list[TrackMotion], body: Body, device: torch.
         return torch.from_numpy(np.stack([getattr(t, name)[r] for t, r in rows])).to(device, torch.float32)
 
     out = body.axis_angle(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
-    return [Person(t.track_id, out.vertices[k], t.joints2d[r]) for k, (t, r) in enumerate(rows)]
+    return [Person(t.track_id, out.vertices[k], t.joints2d[r],
+                   float(t.boxes[r, 3] - t.boxes[r, 1]) if t.boxes is not None else 0.0)
+            for k, (t, r) in enumerate(rows)]
 
 
 def _write_png(path: Path, image: np.ndarray) -> Path:

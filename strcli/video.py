@@ -52,6 +52,15 @@ class Frame:
     image: np.ndarray | None  # (H, W, 3) uint8 RGB, upright; None when decoded for counting only
 
 
+def ffmpeg_reason(err: BaseException) -> str:
+    """FFmpeg's reason in words, without PyAV's errno number and the file name it repeats:
+    "[Errno 1094995529] Invalid data found when processing input: 'x.mp4'" -> "invalid data
+    found when processing input"."""
+    reason = getattr(err, "strerror", None) or str(err)
+    reason = re.sub(r"^\[Errno -?\d+\]\s*", "", str(reason)).split(":")[0].strip()
+    return (reason[:1].lower() + reason[1:]) if reason else type(err).__name__
+
+
 def _open(path: Path) -> av.container.InputContainer:
     if not path.exists():
         raise VideoError(f"video {path} does not exist.", "Check the path.")
@@ -62,7 +71,7 @@ def _open(path: Path) -> av.container.InputContainer:
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
-        raise VideoError(f"{path} is not a readable video ({err}).",
+        raise VideoError(f"{path} is not a readable video ({ffmpeg_reason(err)}).",
                          "Is it corrupt or truncated? Try re-exporting it as H.264 MP4.") from err
     if not container.streams.video:
         container.close()
@@ -82,7 +91,7 @@ def probe(path: str | Path) -> VideoInfo:
         except StopIteration:
             raise VideoError(f"{path} has no decodable frames.") from None
         except av.error.FFmpegError as err:
-            raise VideoError(f"{path}: the first frame cannot be decoded ({err}).") from err
+            raise VideoError(f"{path}: the first frame cannot be decoded ({ffmpeg_reason(err)}).") from err
         width, height = stream.codec_context.width, stream.codec_context.height
         if rotation in (90, 270):
             width, height = height, width

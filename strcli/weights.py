@@ -77,6 +77,7 @@ class Asset:
     instructions: str = ""  # how to obtain a manual asset
     model: str = ""  # a checkpoint's kind (str, tcmr, vibe, spin): checked by structure on import
     optional: bool = False  # not in a bare `weights fetch`: fetched by name or on first use
+    offline: str = ""  # the way around a failed download, besides `weights import` (a sentence)
 
     def path(self, root: Path | None = None) -> Path:
         return (root or weights_root()) / self.file
@@ -226,12 +227,17 @@ def fetch_asset(asset: Asset, root: Path | None = None, progress: Progress | Non
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise output_error(err, final) from err
-    if asset.archive_member:
-        archive = root / ".downloads" / archive_name(asset.urls[0])
-        _download_any(asset.urls, archive, progress, timeout)
-        _extract_member(archive, asset.archive_member, final.with_name(final.name + ".part"))
-    else:
-        _download_any(asset.urls, final, progress, timeout, keep_part=True)
+    try:
+        if asset.archive_member:
+            archive = root / ".downloads" / archive_name(asset.urls[0])
+            _download_any(asset.urls, archive, progress, timeout)
+            _extract_member(archive, asset.archive_member, final.with_name(final.name + ".part"))
+        else:
+            _download_any(asset.urls, final, progress, timeout, keep_part=True)
+    except InterruptedDownload:
+        raise
+    except DownloadError as err:
+        raise download_failed(asset, final, err.message) from err
     part = final.with_name(final.name + ".part")
     actual = sha256_file(part)
     expected = registry.expected_sha256(asset)
@@ -251,6 +257,19 @@ def fetch_asset(asset: Asset, root: Path | None = None, progress: Progress | Non
     os.replace(part, final)
     registry.record(asset, final, actual, asset.urls[0])
     return final
+
+
+def download_failed(asset: Asset, final: Path, reason: str) -> DownloadError:
+    """A failed download of `asset`, saying which file, where it would go, and every way
+    around it: the download on another machine and `strcli weights import`, and the
+    asset's own (`offline` in the manifest: --detections, --untrained --offline, ...)."""
+    source = asset.urls[0] + (f" (member {asset.archive_member})" if asset.archive_member else "")
+    ways = [f"check the network and rerun; or download {source} on a machine with network and run "
+            f"`strcli weights import FILE`"]
+    if asset.offline:
+        ways.append(asset.offline)
+    return DownloadError(f"cannot download {asset.name} ({Path(asset.file).name}, to {final}): {reason}.",
+                         "To go on: " + "; ".join(ways) + ".")
 
 
 def archive_name(url: str) -> str:
@@ -283,8 +302,7 @@ def _download_any(urls: tuple[str, ...], dest: Path, progress: Progress | None,
         except DownloadError as err:
             failures.append(f"{url}: {err.message}")
     else:
-        raise DownloadError("download failed: " + "; ".join(failures),
-                            "Check the network connection and the URL, then rerun.")
+        raise DownloadError("; ".join(failures), "Check the network connection and the URL, then rerun.")
     if not keep_part:
         os.replace(part, dest)
 

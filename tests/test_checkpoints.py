@@ -60,7 +60,7 @@ def test_code_in_a_checkpoint_is_never_run(tmp_path):
 def test_not_a_checkpoint(tmp_path):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a zip or pickle at all")
-    with pytest.raises(CorruptAssetError, match="loaded safely"):
+    with pytest.raises(CorruptAssetError, match="is not a PyTorch checkpoint"):
         load_checkpoint(garbage)
     foreign = tmp_path / "foreign.pt"
     torch.save({"gen_state_dict": {}, "epoch": 1}, foreign)

@@ -433,8 +433,8 @@ def test_fast_sets_the_speed_options_and_they_reach_the_manifest(workspace, asse
                          "--detections", assets / "detections" / "running.det.txt", "--mesh-format", "none", "-q")
     assert result.exit_code == 0, result.output
     options = json.loads((tmp_path / "running" / "manifest.json").read_text())["options"]
-    assert (options["detect_every"], options["detect_hz"], options["detector_imgsz"], options["window_stride"]) \
-        == (0, 7.5, 320, 16)  # 0 = auto: every 4th frame at 30 fps, every frame at 7.5 fps
+    assert (options["detect_every"], options["detect_every_auto"], options["detect_hz"], options["detector_imgsz"],
+            options["window_stride"]) == (1, True, 7.5, 320, 16)  # auto; a detection file has every frame's boxes
     slow = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", tmp_path / "b", "--end", 16,
                        "--detections", assets / "detections" / "running.det.txt", "--mesh-format", "none",
                        "--detect-every", "1", "-q")

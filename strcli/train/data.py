@@ -136,6 +136,8 @@ def load_db(path: str | Path, mmap: bool = True) -> dict[str, Column]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path} does not exist.", "See README, 'Reproducing the paper', for the files.")
+    if path.stat().st_size == 0:
+        raise CorruptAssetError(f"{path} is empty (0 bytes), not a data file.", "Download or copy it again.")
     if path.suffix == ".h5":
         import h5py
 
@@ -156,8 +158,13 @@ def load_db(path: str | Path, mmap: bool = True) -> dict[str, Column]:
                 fobj, mode = opened if isinstance(opened, tuple) else (opened, "r" if mmap else None)
                 data = _safe_unpickler_class()(str(path), fobj, ensure_native_byte_order=False,
                                                mmap_mode=mode).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, OSError) as err:
-        raise CorruptAssetError(f"{path} is not a readable data file ({err}).") from err
+    except EOFError as err:
+        raise CorruptAssetError(f"{path} ends too early: it is truncated, not a whole data file.",
+                                "Download or copy it again.") from err
+    except (pickle.UnpicklingError, ValueError, OSError) as err:
+        raise CorruptAssetError(f"{path} is not a readable data file "
+                                f"({str(err).strip() or type(err).__name__}).",
+                                "Is it one of TCMR's pre-processed files (joblib)?") from err
     if not isinstance(data, dict):
         raise CorruptAssetError(f"{path} holds a {type(data).__name__}, not a dict of arrays.")
     return {k: _decoded(np.asarray(v)) for k, v in data.items()}

@@ -110,6 +110,45 @@ def training_file(recipe: Recipe, name: str, data_dir: Path) -> tuple[Path, str 
     return plain, None
 
 
+def required_files(recipe: Recipe) -> list[str]:
+    """The data files `recipe` trains and validates on (file names, TCMR's): every training
+    set's train file, and the validation set's val file (or its test file where it has no
+    val split)."""
+    names = [FILES[(name, "train")] for name in (*recipe.datasets_3d, *recipe.datasets_2d)]
+    split = "val" if (recipe.val_dataset, "val") in FILES else "test"
+    return [*names, FILES[(recipe.val_dataset, split)]]
+
+
+def check_data_dir(recipe: Recipe, data_dir: Path) -> None:
+    """Refuse, in one message, a --data-dir that is missing, empty, or lacks any file the
+    recipe needs (all of them named), before anything is loaded or downloaded; an empty
+    file is named too. UsageError (exit 2)."""
+    how = "See README, 'Reproducing the paper', for where to get them."
+    needed = required_files(recipe)
+    if not data_dir.exists():
+        raise UsageError(f"--data-dir {data_dir} does not exist; recipe {recipe.name} needs "
+                         f"{', '.join(needed)} in it.", how)
+    if not data_dir.is_dir():
+        raise UsageError(f"--data-dir {data_dir} is a file, not a folder.")
+    if not any(data_dir.iterdir()):
+        raise UsageError(f"--data-dir {data_dir} is empty; recipe {recipe.name} needs {', '.join(needed)}.", how)
+    validation = needed[-1]
+    alternative = FILES.get((recipe.val_dataset, "test"))
+    # A recipe that trains on occlusion-augmented files takes one in place of the plain file.
+    occ = {FILES[(name, "train")]: OCC_FILES[name] for name in OCC_FILES
+           if recipe.occlusion and (name, "train") in FILES}
+    missing = [name for name in needed if not (data_dir / name).is_file()
+               and not (name in occ and (data_dir / occ[name]).is_file())
+               and not (name == validation and alternative and (data_dir / alternative).is_file())]
+    if missing:
+        raise UsageError(f"{data_dir} lacks {len(missing)} of the {len(needed)} files recipe {recipe.name} "
+                         f"needs: {', '.join(missing)}.", how)
+    empty = [name for name in needed if (data_dir / name).is_file() and (data_dir / name).stat().st_size == 0]
+    if empty:
+        raise UsageError(f"{', '.join(empty)} in {data_dir} {'is' if len(empty) == 1 else 'are'} empty (0 bytes).",
+                         "Download or copy them again.")
+
+
 def build_datasets(recipe: Recipe, data_dir: Path,
                    notes: list[str] | None = None) -> tuple[ConcatDataset | None, ConcatDataset]:
     """The 2D and 3D training sets of `recipe`; `notes` receives a line per occlusion-augmented

@@ -1,0 +1,121 @@
+"""The command line's inputs, checked before anything heavy is imported or built.
+
+Everything here is cheap (no torch, no video decoding): the videos and files named on the
+command line exist, are files, are not empty and can be read, and the output folder can
+be written. `strcli reconstruct` runs these checks first, so a mistyped path is refused
+in well under a second, before any model is loaded or downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from strcli.errors import MissingAssetError, OutputError, UsageError, VideoError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
+                  ".ts", ".mts", ".3gp")
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int  # 0-based
+    count: int
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        if not text:
+            return cls(0, 1)
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
+            raise UsageError(f"bad --shard {text!r}: use i/n with 0 <= i < n (e.g. 0/4 ... 3/4; "
+                             "in a Slurm array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+
+def find_videos(inputs: Sequence[Path]) -> list[Path]:
+    """Files as given (any suffix; a missing one fails later, alone) and the video files
+    of folders; duplicates removed."""
+    if not inputs:
+        raise UsageError("no input videos given.", "Pass video files or folders.")
+    found: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+                            and not p.name.startswith("."))
+            if not videos:
+                raise UsageError(f"folder {path} holds no video files ({', '.join(VIDEO_SUFFIXES[:5])}, ...).")
+            found += videos
+        else:
+            found.append(path)
+    unique = list(dict.fromkeys(p.resolve() if p.exists() else p for p in found))
+    return unique
+
+
+def select_shard(videos: Sequence[Path], shard: Shard) -> list[Path]:
+    return [v for i, v in enumerate(videos) if i % shard.count == shard.index]
+
+
+def video_problem(path: Path) -> VideoError | None:
+    """Why `path` cannot be a video, from the file system alone (None if it may be one;
+    decoding decides the rest)."""
+    if not path.exists():
+        hint = ""
+        siblings = [p.name for p in path.parent.glob(f"{path.stem}.*")] if path.parent.is_dir() else []
+        if siblings:
+            hint = f"Did you mean {', '.join(sorted(siblings)[:3])}?"
+        return VideoError(f"video {path} does not exist.", hint or "Check the path.")
+    if path.is_dir():
+        return VideoError(f"{path} is a folder, not a video.")
+    if not os.access(path, os.R_OK):
+        return VideoError(f"video {path} cannot be read (permission denied).", "Check its permissions.")
+    if path.stat().st_size == 0:
+        return VideoError(f"video {path} is empty (0 bytes).", "Re-copy or re-export it.")
+    return None
+
+
+def check_file(path: Path | None, what: str, error: type = MissingAssetError, allow_suffix: str = "") -> None:
+    """A file named by a flag (`what`, e.g. '--backbone') must exist, be a file, be
+    readable and not be empty; `allow_suffix` names a suffix that may be missing (a
+    detector .yaml built by name)."""
+    if path is None or (allow_suffix and path.suffix == allow_suffix and not path.exists()):
+        return
+    if not path.exists():
+        raise error(f"{what} {path} does not exist.", "Check the path.")
+    if path.is_dir():
+        raise error(f"{what} {path} is a folder, not a file.")
+    if not os.access(path, os.R_OK):
+        raise error(f"{what} {path} cannot be read (permission denied).")
+    if path.stat().st_size == 0:
+        raise error(f"{what} {path} is empty (0 bytes).", "Re-copy or re-download it.")
+
+
+def check_detections(path: Path | None) -> None:
+    """--detections: a readable file (empty is fine: nobody was detected), or a folder."""
+    if path is None:
+        return
+    if not path.exists():
+        raise UsageError(f"--detections {path} does not exist.", "Check the path.")
+    if path.is_file() and not os.access(path, os.R_OK):
+        raise UsageError(f"--detections {path} cannot be read (permission denied).")
+
+
+def check_output_folder(folder: Path) -> None:
+    """The output folder (or, if it does not exist yet, its nearest existing parent) must be
+    a writable folder; checked by creating and removing a temporary file."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"cannot write into {folder}: {probe} is a file, not a folder.",
+                          "Choose another output folder with -o.")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".strcli-write-check-"):
+            pass
+    except OSError as err:
+        raise OutputError(f"cannot write into {folder} ({err.strerror or err}).",
+                          "Choose a writable output folder with -o.") from err

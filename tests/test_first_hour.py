@@ -1,0 +1,394 @@
+"""Issue 17: the first hour of a new user. Fast failures, progress that moves, a way
+through offline, disk use said before writing, no work that was not asked for, messages
+in words, side view framed."""
+
+import json
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import strcli.features
+import strcli.tracking
+import strcli.weights
+import strcli.outputs
+import strcli.reconstruct
+import strcli.render
+from strcli.body import Body
+from strcli.cli import app
+from strcli.errors import DownloadError, OutputError, UsageError, VideoError
+from strcli.reconstruct import ModelSources, ReconstructOptions, load_models, reconstruct_video
+from strcli.render import (SIDE_BACKGROUND, SIDE_MARGIN, Person, TrackMotion, draw_people, frame_side_view,
+                           joint_radius, side_view)
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def setup(tmp_path, assets, smpl_files):
+    from test_reconstruct import mean_checkpoint
+
+    checkpoint = mean_checkpoint(tmp_path / "mean.pt", assets)
+    smpl = smpl_files["chumpy"].parent
+    video = assets / "videos" / "running.mp4"
+    detections = assets / "detections" / "running.det.txt"
+
+    def run(*extra, out=tmp_path / "out"):
+        args = ["reconstruct", str(video), "-o", str(out), "--detections", str(detections), "--smpl-dir", str(smpl),
+                "--checkpoint", str(checkpoint), "--untrained", "--offline", "--device", "cpu",
+                "--mesh-format", "none", *map(str, extra)]
+        return runner.invoke(app, args)
+
+    return {"run": run, "smpl": smpl, "checkpoint": checkpoint, "video": video, "detections": detections,
+            "out": tmp_path / "out"}
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed when the socket is: nothing listens there
+
+
+# ---------------------------------------------------------------- 1. progress that moves
+
+
+class Recorder:
+    def __init__(self, events):
+        self.events, self.total, self.done = events, None, 0
+
+    def start(self, stage, total):
+        self.events.append(("start", stage, total))
+        self.total, self.done = total, 0
+
+    def advance(self, count=1):
+        self.done += count
+        self.events.append(("advance", self.done, self.total))
+
+    def finish(self):
+        self.events.append(("finish",))
+
+
+def test_progress_advances_before_the_last_str_window_of_a_one_window_clip(setup, tmp_path):
+    models = load_models(ModelSources(checkpoints=(setup["checkpoint"],), smpl_dir=setup["smpl"], untrained=True,
+                                      download=False), "cpu", 16, need_detector=False)
+    events = []
+    model = models.temporal["str"]
+    forward = model.forward
+    model.forward = lambda *a, **k: (events.append(("str",)), forward(*a, **k))[1]
+    options = ReconstructOptions(end="16", mesh_formats=())
+    result = reconstruct_video(setup["video"], tmp_path / "o", options, models, setup["detections"],
+                               progress=Recorder(events))
+    assert result.status == "done" and result.frames == 16
+    bodies = next(i for i, e in enumerate(events) if e[0] == "start" and e[1].startswith("bodies"))
+    total = events[bodies][2]
+    str_calls = [i for i, e in enumerate(events) if e == ("str",)]
+    assert len(str_calls) == 1  # one 16-frame window: STR runs once, at the end
+    before = [e[1] for e in events[bodies:str_calls[-1]] if e[0] == "advance"]
+    assert any(0 < done < total for done in before), events
+    assert [e[1] for e in events if e[0] == "advance"][-1] == total
+
+
+def test_render_progress_knows_its_frame_count_before_the_first_frame(setup, tmp_path):
+    assert setup["run"]("--end", 6, "-q").exit_code == 0
+    calls = []
+    body = Body.from_file(sorted(setup["smpl"].glob("*.pkl"))[0])
+    strcli.render.render_video(setup["out"] / "running", body, strcli.render.RenderOptions(),
+                               progress=lambda done, total: calls.append((done, total)))
+    assert calls[0] == (0, 6) and calls[-1] == (6, 6)
+
+
+# ---------------------------------------------------------------- 2. offline
+
+
+def test_a_failed_download_names_the_file_its_place_and_every_way_around(setup, tmp_path, monkeypatch):
+    manifest = (Path(strcli.reconstruct.__file__).parent.parent / "weights" / "manifest.toml").read_text()
+    port = _closed_port()
+    manifest = re.sub(r'urls = \["[^"]*"\]', f'urls = ["http://127.0.0.1:{port}/file"]', manifest)
+    (tmp_path / "manifest.toml").write_text(manifest)
+    monkeypatch.setenv("STRCLI_MANIFEST", str(tmp_path / "manifest.toml"))
+    # --untrained without --offline downloads SPIN (the untrained STR starts from its regressor)
+    result = runner.invoke(app, ["reconstruct", str(setup["video"]), "-o", str(tmp_path / "o"), "--smpl-dir",
+                                 str(setup["smpl"]), "--untrained", "--device", "cpu", "--end", "4"])
+    assert result.exit_code == DownloadError.exit_code, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: cannot download detector (yolo11m.pt, to ")
+    assert str(tmp_path / "weights" / "yolo11m.pt") in line
+    assert "strcli weights import FILE" in line and "--detections FILE" in line
+    result = runner.invoke(app, ["reconstruct", str(setup["video"]), "-o", str(tmp_path / "o"), "--smpl-dir",
+                                 str(setup["smpl"]), "--untrained", "--device", "cpu", "--end", "4",
+                                 "--detections", str(setup["detections"])])
+    assert result.exit_code == DownloadError.exit_code
+    line = result.stderr.strip().splitlines()[-1]
+    assert "cannot download spin_checkpoint (spin_model_checkpoint.pt" in line and f":{port}/file" in line
+    assert "strcli weights import FILE" in line and "--offline" in line and "--untrained" in line
+    # ... and --offline is the way through, with a random backbone and a warning
+    result = runner.invoke(app, ["reconstruct", str(setup["video"]), "-o", str(tmp_path / "o"), "--smpl-dir",
+                                 str(setup["smpl"]), "--untrained", "--offline", "--device", "cpu", "--end", "4",
+                                 "--detections", str(setup["detections"]), "--mesh-format", "none", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "backbone is randomly initialised" in result.stderr
+
+
+# ---------------------------------------------------------------- 3. errors about the input first
+
+
+def _heavy_work_forbidden(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("heavy work before the inputs were checked")
+
+    monkeypatch.setattr(strcli.reconstruct, "load_models", refuse)
+    monkeypatch.setattr(strcli.reconstruct.Backbone, "__init__", refuse)
+    monkeypatch.setattr(strcli.tracking, "import_ultralytics", refuse)
+    monkeypatch.setattr(strcli.weights, "fetch_asset", refuse)
+
+
+@pytest.mark.parametrize("args,code,text", [
+    (["MISSING"], VideoError.exit_code, "missing.mp4: video {tmp}/missing.mp4 does not exist"),
+    (["EMPTY"], VideoError.exit_code, "is empty (0 bytes)"),
+    (["VIDEO", "--detections", "{tmp}/nodets.txt"], UsageError.exit_code, "--detections {tmp}/nodets.txt does not exist"),
+    (["VIDEO", "--backbone", "{tmp}/spin.pt"], 3, "--backbone {tmp}/spin.pt does not exist"),
+    (["VIDEO", "--checkpoint", "{tmp}/best.pt"], 3, "checkpoint {tmp}/best.pt does not exist"),
+    (["VIDEO", "-o", "{tmp}/file/out"], OutputError.exit_code, "is a file, not a folder"),
+    ([], UsageError.exit_code, "no input videos given"),
+])
+def test_a_bad_path_is_refused_before_any_model_or_detector(setup, tmp_path, monkeypatch, args, code, text):
+    _heavy_work_forbidden(monkeypatch)
+    (tmp_path / "empty.mp4").touch()
+    (tmp_path / "file").write_text("x")
+    names = {"MISSING": str(tmp_path / "missing.mp4"), "EMPTY": str(tmp_path / "empty.mp4"),
+             "VIDEO": str(setup["video"])}
+    argv = [names.get(a, a.format(tmp=tmp_path)) for a in args]  # no --detections: a detector would be needed
+    result = runner.invoke(app, ["reconstruct", *argv, "--smpl-dir", str(setup["smpl"]), "--untrained"])
+    assert result.exit_code == code, result.output
+    assert text.format(tmp=tmp_path) in result.stderr
+    assert "detector" not in result.stderr.replace("--detections", "")
+
+
+def test_a_missing_video_is_refused_without_importing_torch(tmp_path):
+    script = ("import sys\nfrom strcli.cli import app\n"
+              "try:\n    app(['reconstruct', 'missing.mp4'])\nexcept SystemExit as e:\n    code = e.code\n"
+              "print('CODE', code, 'TORCH', 'torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "CODE 7 TORCH False" in done.stdout, done.stdout + done.stderr
+    assert done.stderr.strip() == "error: missing.mp4: video missing.mp4 does not exist. Check the path."
+
+
+# ---------------------------------------------------------------- 4. train --data-dir
+
+
+def test_train_names_every_missing_data_file_at_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(strcli.weights, "fetch_asset", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["train", "--data-dir", str(tmp_path / "empty")])
+    assert result.exit_code == UsageError.exit_code
+    for name in ("3dpw_train_db.pt", "mpii3d_train_scale12_db.pt", "h36m_train_25fps_db.pt", "insta_train_db.h5",
+                 "3dpw_val_db.pt"):
+        assert name in result.stderr
+    assert "is empty" in result.stderr
+    result = runner.invoke(app, ["train", "--data-dir", str(tmp_path / "nowhere")])
+    assert result.exit_code == UsageError.exit_code and "does not exist" in result.stderr
+    (tmp_path / "empty" / "3dpw_train_db.pt").write_bytes(b"")
+    (tmp_path / "empty" / "insta_train_db.h5").write_bytes(b"")
+    result = runner.invoke(app, ["train", "--data-dir", str(tmp_path / "empty")])
+    assert "lacks 3 of the 5 files recipe w3dpw needs: mpii3d_train_scale12_db.pt, h36m_train_25fps_db.pt, " \
+           "3dpw_val_db.pt" in result.stderr
+    for name in ("mpii3d_train_scale12_db.pt", "h36m_train_25fps_db.pt", "3dpw_val_db.pt"):
+        (tmp_path / "empty" / name).write_bytes(b"x")
+    result = runner.invoke(app, ["train", "--data-dir", str(tmp_path / "empty")])
+    assert result.exit_code == UsageError.exit_code
+    assert "3dpw_train_db.pt, insta_train_db.h5 in" in result.stderr and "are empty (0 bytes)" in result.stderr
+
+
+def test_an_empty_or_truncated_data_file_is_named_with_what_is_wrong(tmp_path):
+    from strcli.errors import CorruptAssetError
+    from strcli.train.data import load_db
+
+    (tmp_path / "a_db.pt").write_bytes(b"")
+    with pytest.raises(CorruptAssetError, match=r"a_db.pt is empty \(0 bytes\)"):
+        load_db(tmp_path / "a_db.pt")
+    import joblib
+
+    joblib.dump({"x": np.arange(1000)}, tmp_path / "b_db.pt")
+    data = (tmp_path / "b_db.pt").read_bytes()
+    (tmp_path / "b_db.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(CorruptAssetError) as err:
+        load_db(tmp_path / "b_db.pt")
+    assert "b_db.pt" in str(err.value) and "()" not in str(err.value)
+
+
+# ---------------------------------------------------------------- 5. disk use
+
+
+def test_meshes_that_cannot_fit_stop_before_writing_with_exit_6(setup, monkeypatch):
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(strcli.outputs.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    result = setup["run"]("--end", 12, "--mesh-format", "obj")
+    assert result.exit_code == OutputError.exit_code, result.output
+    assert "not enough disk space for running.mp4" in result.stderr and "1.0 MB free" in result.stderr
+    assert not (setup["out"] / "running").exists() and not list(setup["out"].glob(".running.partial-*"))
+
+
+def test_the_estimate_matches_what_is_written_and_the_summary_gives_the_size(setup):
+    result = setup["run"]("--end", 12, "--mesh-format", "obj,ply", "--json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)[0]
+    folder = Path(row["output"])
+    written = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert row["bytes"] == written
+    manifest = json.loads((folder / "manifest.json").read_text())
+    body = Body.from_file(sorted(setup["smpl"].glob("*.pkl"))[0])
+    estimate = strcli.outputs.estimate_output_bytes(manifest["counts"]["person_frames"], np.asarray(body.faces),
+                                                    int(np.asarray(body.faces).max()) + 1, ("obj", "ply"))
+    assert 0.9 * written < estimate < 1.25 * written  # an upper bound, not far above
+    table = setup["run"]("--end", 12, "--mesh-format", "obj,ply", "--overwrite")
+    assert re.search(r"outputs take \d+\.\d MB", table.stdout)
+
+
+# ---------------------------------------------------------------- 6. work that is not needed
+
+
+def test_no_video_frames_decodes_only_up_to_the_last_frame_and_draws_only_those(setup, monkeypatch):
+    assert setup["run"]("--end", 30, "-q").exit_code == 0
+    decoded, drawn = [], []
+    reader_iter = strcli.render.VideoReader.__iter__
+
+    def counting_iter(self):
+        for frame in reader_iter(self):
+            decoded.append(frame.index)
+            yield frame
+
+    draw = strcli.render._draw_frame
+    monkeypatch.setattr(strcli.render.VideoReader, "__iter__", counting_iter)
+    monkeypatch.setattr(strcli.render, "_draw_frame", lambda *a, **k: (drawn.append(1), draw(*a, **k))[1])
+    folder = setup["out"] / "running"
+    first = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(setup["smpl"]), "--device", "cpu",
+                                "--no-video", "--frames", "2,5", "-q"])
+    assert first.exit_code == 0, first.output
+    assert max(decoded) == 5 and len(decoded) == 6 and len(drawn) == 2
+    assert first.stdout.strip() == f"running: 2 PNGs in {folder / 'frames'} (2 frames drawn in " + \
+        first.stdout.strip().split(" drawn in ")[1]
+    assert "  " not in first.stdout
+    second = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(setup["smpl"]), "--device", "cpu",
+                                 "--no-video", "--frames", "3", "--joints", "-q"])
+    assert second.exit_code == 0
+    assert sorted(p.name for p in (folder / "frames").iterdir()) == ["000003.png"]  # none of the earlier render
+    assert not list(folder.glob(".frames*"))
+
+
+def test_a_run_where_every_video_is_skipped_builds_no_model(setup, monkeypatch):
+    assert setup["run"]("--end", 8, "-q", "--render").exit_code == 0
+    manifest = json.loads((setup["out"] / "running" / "manifest.json").read_text())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was built for a skipped video")
+
+    monkeypatch.setattr(strcli.reconstruct.Backbone, "__init__", refuse)
+    monkeypatch.setattr(strcli.reconstruct, "build_model", refuse)
+    monkeypatch.setattr(strcli.reconstruct, "load_model", refuse)
+    monkeypatch.setattr(strcli.reconstruct.Body, "from_file", refuse)
+    result = setup["run"]("--end", 8, "--json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)[0]
+    # 8. the JSON of a skipped video matches its manifest
+    assert row["status"] == "skipped"
+    assert row["warnings"] == manifest["warnings"] and row["warnings"]
+    assert row["overlay"] == str(setup["out"] / "running" / "overlay.mp4")
+    assert row["tracks"] == len(manifest["tracks"]) and row["frames"] == manifest["counts"]["frames_processed"]
+
+
+# ---------------------------------------------------------------- 7. messages and help
+
+
+def test_an_smpl_file_given_as_checkpoint_says_so_in_one_clean_line(smpl_files):
+    result = runner.invoke(app, ["info", "--checkpoint", str(smpl_files["chumpy"])])
+    assert result.exit_code == 4
+    assert result.stderr.strip() == (f"error: {smpl_files['chumpy']} is an SMPL model file, not a checkpoint. "
+                                     f"Pass its folder with --smpl-dir, or `strcli weights import "
+                                     f"{smpl_files['chumpy']}`.")
+
+
+def test_a_corrupt_video_is_described_without_errno_noise(tmp_path):
+    from strcli.video import probe
+
+    (tmp_path / "bad.mp4").write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(VideoError) as err:
+        probe(tmp_path / "bad.mp4")
+    assert "Errno" not in str(err.value) and "invalid data found" in str(err.value)
+    assert str(err.value).count("bad.mp4") == 1
+
+
+@pytest.mark.parametrize("command", [[], ["reconstruct"], ["render"], ["train"], ["evaluate"], ["info"],
+                                     ["weights"], ["weights", "list"], ["weights", "fetch"], ["weights", "import"]])
+def test_help_shows_no_value_for_flags(command):
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"}, terminal_width=200)
+    assert result.exit_code == 0
+    assert "<bool>" not in result.output
+    assert "--help" in result.output
+
+
+def test_top_level_help_gives_each_command_one_line():
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}, terminal_width=200)
+    line = next(line for line in result.output.splitlines() if " evaluate " in line)
+    assert line.rstrip(" │").endswith("(--ablation).")
+
+
+def test_the_manifest_says_which_detection_interval_ran_and_that_it_was_auto(setup):
+    assert setup["run"]("--end", 8, "-q").exit_code == 0
+    options = json.loads((setup["out"] / "running" / "manifest.json").read_text())["options"]
+    assert options["detect_every"] == 1 and options["detect_every_auto"] is True  # CPU default; a file: every frame
+    assert setup["run"]("--end", 8, "-q", "--detect-every", 2, "--overwrite").exit_code == 0
+    options = json.loads((setup["out"] / "running" / "manifest.json").read_text())["options"]
+    assert options["detect_every_auto"] is False
+
+
+# ---------------------------------------------------------------- 9. side view
+
+
+def _walker(track_id, start, end, frames=20):
+    """A standing body walking in a straight line from `start` to `end` (camera frame, metres)."""
+    path = np.linspace(start, end, frames).astype(np.float32)
+    zero = np.zeros((frames, 3), np.float32)
+    return TrackMotion(track_id, np.arange(frames), zero, np.zeros((frames, 69), np.float32),
+                       np.zeros((frames, 10), np.float32), path, np.zeros((frames, 24, 2), np.float32),
+                       np.tile(np.float32([0, 0, 60, 180]), (frames, 1)))
+
+
+def test_the_side_view_frames_every_body_of_the_video_with_a_margin(smpl_files):
+    body = Body.from_file(smpl_files["chumpy"])
+    # one near and high, one far, low and walking away: the panel must hold both, whole
+    tracks = [_walker(0, (-0.8, -1.2, 3.0), (-0.6, -1.2, 3.5)), _walker(1, (1.5, 0.6, 8.0), (1.5, 0.6, 12.0))]
+    width, height = 480, 360
+    framing = frame_side_view(tracks, body, torch.device("cpu"), width, height)
+    faces = torch.as_tensor(body.faces)
+    union = np.zeros((height, width), bool)
+    for frame in range(20):
+        people = []
+        for t in tracks:
+            out = body.axis_angle(*(torch.from_numpy(x[frame : frame + 1]) for x in (t.global_orient, t.body_pose, t.betas,
+                                                                          t.transl)))
+            people.append(Person(t.track_id, out.vertices[0], t.joints2d[frame], 180.0))
+        panel = draw_people(torch.full((height, width, 3), SIDE_BACKGROUND, dtype=torch.uint8),
+                            side_view(people, framing), faces, framing.intrinsics, 1.0).numpy()
+        union |= (panel != SIDE_BACKGROUND).any(axis=2)
+    ys, xs = np.nonzero(union)
+    edge = 0.5 * SIDE_MARGIN
+    assert xs.min() > edge * width and xs.max() < (1 - edge) * width
+    assert ys.min() > edge * height and ys.max() < (1 - edge) * height
+    fill = max((xs.max() - xs.min()) / width, (ys.max() - ys.min()) / height)
+    assert fill > 0.7  # the bodies fill the panel along one side, not a corner of it
+
+
+def test_joint_markers_scale_with_the_person():
+    assert joint_radius(180) == 3 and joint_radius(360) == 6 and joint_radius(30) == 1
+    image = np.zeros((200, 200, 3), np.uint8)
+    small = Person(0, torch.zeros(1, 3), np.tile(np.float32([[50, 50]]), (24, 1)), 40.0)
+    strcli.render.draw_joints(image, [small])
+    assert (image == 255).all(axis=2).sum() <= 9  # a 1-pixel marker, not a blot over a small person
