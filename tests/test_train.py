@@ -236,7 +236,7 @@ def test_torchrun_trains_with_distributed_data_parallel(mini, tmp_path, assets, 
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     out = tmp_path / "ddp"
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script),
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
                              str(smpl_files["chumpy"]), str(assets / "smpl_helpers" / "J_regressor_h36m.npy"),
                              str(assets / "smpl_helpers" / "smpl_mean_params.npz"), str(mini["data"]), str(out)],
                             capture_output=True, text=True, timeout=300)
