@@ -152,7 +152,8 @@ class Scene:
         def stack(name: str) -> torch.Tensor:
             return torch.from_numpy(np.stack([getattr(t, name)[r] for t, r in rows])).float()
 
-        out = self.body(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
+        out = self.body(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"),
+                        rotation="axis_angle")
         return {t.track_id: out.vertices[k].numpy() for k, (t, _) in enumerate(rows)}
 
 

@@ -89,7 +89,8 @@ def reference_vertices(arrays, track, rows, correctives=False):
     betas = np.repeat(track.mean_betas[None], len(rows), 0)
     t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
     with torch.inference_mode():
-        out = body(t(track.global_orient[rows]), t(track.body_pose[rows]), t(betas), t(track.transl[rows]))
+        out = body(t(track.global_orient[rows]), t(track.body_pose[rows]), t(betas), t(track.transl[rows]),
+                   rotation="axis_angle")
     return out.vertices.double().numpy(), out.joints.double().numpy()
 
 

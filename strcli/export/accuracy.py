@@ -49,7 +49,7 @@ def _pose(body: Body, track: TrackMotion, betas: np.ndarray, rows: np.ndarray) -
         return torch.as_tensor(x[rows], dtype=torch.float32)
 
     with torch.inference_mode():
-        out = body(t(track.global_orient), t(track.body_pose), t(betas), t(track.transl))
+        out = body(t(track.global_orient), t(track.body_pose), t(betas), t(track.transl), rotation="axis_angle")
     return out.vertices.double().numpy()
 
 

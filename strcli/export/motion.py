@@ -105,7 +105,7 @@ def rest_body(body: Body, betas: np.ndarray) -> RestBody:
     device = next(iter(body.buffers())).device
     zeros = torch.zeros(1, 3, device=device)
     out = body(zeros, torch.zeros(1, 69, device=device),
-               torch.as_tensor(betas, dtype=torch.float32, device=device)[None])
+               torch.as_tensor(betas, dtype=torch.float32, device=device)[None], rotation="axis_angle")
     parents = body.smpl.parents.cpu().numpy().astype(np.int64)
     parents[0] = -1
     return RestBody(betas=np.asarray(betas, np.float64), vertices=out.vertices[0].double().cpu().numpy(),
