@@ -224,6 +224,7 @@ config = STRConfig(gru_hidden=32, integration_dim=16, integration_hidden=16, reg
 run = Trainer(RECIPES["w3dpw"].replace(iterations=3, batch_size=8, lr=1e-3), Path(data), Path(out), body,
               torch.device("cpu"), config=config, mean_params=MeanParams.from_npz(mean))
 run.fit(epochs=1)
+Path(out).mkdir(parents=True, exist_ok=True)  # process 1 may get here before process 0 made it
 torch.save({k: v for k, v in run.model.state_dict().items()}, Path(out) / f"rank{run.rank}.pt")
 run.close()
 """
