@@ -143,10 +143,10 @@ def test_reconstruct_render_when_the_encoder_thread_fails(tmp_path, reconstructe
     run, _ = reconstructed
     original = VideoWriter.write
 
-    def failing(self, image):
+    def failing(self, image, *args, **kwargs):
         if self.frames == 2:
             av.error.err_check(-error, str(self.tmp))
-        original(self, image)
+        original(self, image, *args, **kwargs)
 
     monkeypatch.setattr(VideoWriter, "write", failing)
     result = run(tmp_path / "out", "--mesh-format", "none", "--render")
