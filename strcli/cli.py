@@ -398,7 +398,8 @@ def _reconstruct_videos(videos: list[Path], output: Path, quiet: bool, detection
             tracking=TrackingConfig(min_length=f["min_track_length"], max_gap=f["max_gap"],
                                     smooth_window=f["smooth"], max_people=f["max_people"]),
             focal=f["focal"], mesh_formats=f["formats"], device=f["device"], batch_size=f["batch_size"],
-            detector_batch=f["detector_batch"], window_stride=f["window_stride"] or (16 if f["fast"] else 8),
+            detector_batch=f["detector_batch"], window_stride=(f["window_stride"] if f["window_stride"] is not None
+                                          else 16 if f["fast"] else 8),
             detect_every=f["detect_every"] or (1 if on_gpu and not f["fast"] else 0),
             detect_hz=7.5 if f["fast"] else 10.0,
             detector_imgsz=f["detector_imgsz"] or (320 if f["fast"] else 640))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -130,7 +131,11 @@ class ReconstructOptions:
                              "(--max-gap + 1), or the frames between detections could not be filled.")
         if not 32 <= self.detector_imgsz <= 4096 or self.detector_imgsz % 32:
             raise UsageError(f"--detector-imgsz {self.detector_imgsz}: a multiple of 32 from 32 to 4096.")
-        if self.focal is not None and self.focal <= 0:
+        if not 0.0 <= self.detector_conf <= 1.0:  # also refuses NaN
+            raise UsageError(f"--detector-conf {self.detector_conf}: a score from 0 to 1.")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise UsageError(f"--min-score {self.min_score}: a score from 0 to 1.")
+        if self.focal is not None and not (math.isfinite(self.focal) and self.focal > 0):
             raise UsageError(f"--focal {self.focal}: must be a positive number of pixels.")
         bad = [f for f in self.mesh_formats if f not in MESH_FORMATS]
         if bad:

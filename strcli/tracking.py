@@ -64,6 +64,14 @@ class TrackingConfig:
     max_people: int | None = None  # keep the N longest tracks
     lost_seconds: float = 1.0  # how long ByteTrack keeps a lost track alive
 
+    def __post_init__(self) -> None:
+        if self.min_length < 1:
+            raise UsageError(f"--min-track-length {self.min_length}: must be at least 1 frame.")
+        if self.max_gap < 0:
+            raise UsageError(f"--max-gap {self.max_gap}: must be 0 (no filling) or more.")
+        if self.smooth_window < 1:
+            raise UsageError(f"--smooth {self.smooth_window}: must be at least 1 (1 = off).")
+
 
 @dataclass(frozen=True)
 class Detections:

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import pytest
 
 import torch
 from typer.testing import CliRunner
@@ -63,3 +64,29 @@ def test_errors_are_one_line_with_their_exit_code(tmp_path):
 def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "strcli", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == f"strcli {__version__}"
+
+
+@pytest.mark.parametrize("flag", [["--focal", "nan"], ["--focal", "inf"], ["--window-stride", "0"],
+                                  ["--max-gap", "-1"], ["--min-track-length", "0"], ["--smooth", "0"],
+                                  ["--detector-conf", "2"], ["--min-score", "nan"]])
+def test_out_of_range_values_are_refused_with_exit_2(flag, tmp_path):
+    from strcli.reconstruct import ReconstructOptions
+    from strcli.tracking import TrackingConfig
+
+    names = {"--focal": "focal", "--window-stride": "window_stride", "--detector-conf": "detector_conf",
+             "--min-score": "min_score"}
+    tracking = {"--max-gap": "max_gap", "--min-track-length": "min_length", "--smooth": "smooth_window"}
+    value = float(flag[1]) if flag[0] in ("--focal", "--detector-conf", "--min-score") else int(flag[1])
+    with pytest.raises(UsageError) as err:
+        if flag[0] in tracking:
+            TrackingConfig(**{tracking[flag[0]]: value})
+        else:
+            ReconstructOptions(**{names[flag[0]]: value})
+    assert flag[0] in str(err.value.message if hasattr(err.value, "message") else err.value)
+
+
+def test_window_stride_zero_is_refused_not_replaced_by_the_default(assets, tmp_path):
+    result = CliRunner().invoke(app, ["reconstruct", str(assets / "videos" / "running.mp4"), "-o", str(tmp_path),
+                                      "--window-stride", "0", "--untrained", "--offline", "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "--window-stride 0" in result.output
