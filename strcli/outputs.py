@@ -10,10 +10,13 @@ never touch each other's files; runs on one video take turns (`strcli.locks.vide
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import zipfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from strcli.errors import OutputError, output_error  # noqa: F401 (output_error: shared by the writers)
+from strcli.errors import OutputError, StrcliError, UsageError, output_error  # noqa: F401 (output_error: shared by the writers)
 from strcli.locks import sweep_stale
 from strcli.posing import PosedFrames
 
@@ -119,6 +122,26 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
         return json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
+
+
+# What reading a damaged output folder raises: a file missing, a manifest of the wrong
+# types, a track file that is not an npz or lacks a key.
+DAMAGED_OUTPUT = (KeyError, TypeError, ValueError, IndexError, AttributeError, zipfile.BadZipFile, EOFError,
+                  FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+@contextlib.contextmanager
+def reading_output(folder: Path) -> Iterator[None]:
+    """Around the reading of a reconstruct output folder (render, export, view): a damaged
+    folder is a UsageError (exit 2), one line that names it, not a traceback."""
+    try:
+        yield
+    except StrcliError:
+        raise
+    except DAMAGED_OUTPUT as err:
+        detail = (str(err).strip().splitlines() or [""])[0][:160]
+        raise UsageError(f"{folder} is a damaged strcli output ({type(err).__name__}: {detail}).",
+                         "Reconstruct its video again with `strcli reconstruct VIDEO -o OUT --overwrite`.") from err
 
 
 class VideoFolder:

@@ -28,7 +28,7 @@ from strcli.body import Body, find_smpl_file
 from strcli.camera import Intrinsics
 from strcli.errors import UsageError, VideoError, writing
 from strcli.locks import video_lock
-from strcli.outputs import MANIFEST, output_error, read_manifest
+from strcli.outputs import MANIFEST, output_error, read_manifest, reading_output
 from strcli.overlap import ReadAhead, WriteBehind
 from strcli.rasterize import rasterize, vertex_normals
 from strcli.video import VideoInfo, VideoReader, VideoWriter
@@ -419,7 +419,12 @@ def check_same_video(manifest: dict, info: VideoInfo, name: str) -> None:
 
 def _load(folder: Path, options: RenderOptions, source: Path | None) -> tuple[dict, list[Panel], Path]:
     """The manifest, the panels to draw (one, or one per model with `compare`) and the
-    source video of an output folder."""
+    source video of an output folder. A damaged folder is a UsageError (exit 2)."""
+    with reading_output(folder):
+        return _read_folder(folder, options, source)
+
+
+def _read_folder(folder: Path, options: RenderOptions, source: Path | None) -> tuple[dict, list[Panel], Path]:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError) as err:

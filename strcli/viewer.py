@@ -29,7 +29,7 @@ from strcli.body import Body
 from strcli.camera import Intrinsics
 from strcli.errors import UsageError, VideoError
 from strcli.export.gltf import camera_yfov
-from strcli.outputs import MANIFEST
+from strcli.outputs import MANIFEST, reading_output
 from strcli.render import PALETTE, TrackMotion
 
 FRAME_WIDTH = 480  # pixels: the frustum image is downscaled to this width
@@ -97,6 +97,10 @@ class Scene:
     """What the viewer shows of one output folder, frame by frame."""
 
     def __init__(self, folder: Path, body: Body, source: Path | None = None) -> None:
+        with reading_output(folder):  # a damaged folder: UsageError (exit 2)
+            self._read(folder, body, source)
+
+    def _read(self, folder: Path, body: Body, source: Path | None) -> None:
         try:
             manifest = json.loads((folder / MANIFEST).read_text())
         except (OSError, ValueError) as err:

@@ -130,3 +130,40 @@ def test_a_variable_rate_motion_is_resampled_with_slerp_and_linear_translation()
     constant = to_amass(turn.as_rotvec(), body_pose, np.zeros((len(times), 10)), transl, np.zeros(3), 30.0,
                         np.arange(len(times)))
     assert not bool(constant["resampled"]) and constant["poses"].shape == (len(times), 72)
+
+
+def _damaged_folders(root):
+    """Output folders damaged in the ways users hit: a track file gone, a manifest of the
+    wrong types or shape, a track file that is not an npz."""
+    import json as _json
+
+    good = {"input": {"path": str(root / "video.mp4")}, "video": {"fps": 30.0, "rotation": 0},
+            "options": {"stride": 1, "start_frame": 0, "end_frame": None},
+            "intrinsics": {"focal": 1000.0, "width": 64, "height": 48},
+            "tracks": [{"id": 0, "npz": "tracks/0.npz"}], "counts": {"frames_processed": 1}}
+    cases = {"no_track_file": good, "wrong_types": {"tracks": "banana", "video": 5, "input": None},
+             "a_list": [], "garbage_npz": good}
+    for name, manifest in cases.items():
+        folder = root / name
+        (folder / "tracks").mkdir(parents=True)
+        (folder / "manifest.json").write_text(_json.dumps(manifest))
+        if name == "garbage_npz":
+            (folder / "tracks" / "0.npz").write_text("garbage")
+        yield folder
+
+
+def test_a_damaged_output_folder_is_one_usage_error_in_render_export_and_view(tmp_path):
+    import pytest
+
+    from strcli.errors import UsageError
+    from strcli.export import load_tracks
+    from strcli.render import RenderOptions, _load
+    from strcli.viewer import Scene
+
+    (tmp_path / "video.mp4").write_bytes(b"")  # exists: the damage, not the video, must be reported
+    for folder in _damaged_folders(tmp_path):
+        for read in (lambda f: _load(f, RenderOptions(), None), lambda f: load_tracks(f, None),
+                     lambda f: Scene(f, None)):
+            with pytest.raises(UsageError) as err:
+                read(folder)
+            assert "is a damaged strcli output" in str(err.value) and str(folder) in str(err.value)

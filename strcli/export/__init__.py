@@ -20,7 +20,7 @@ from strcli.export.bvh import write_bvh
 from strcli.export.gltf import GLB_NAME, build_gltf, write_glb
 from strcli.export.motion import RestBody, TrackMotion, rest_body
 from strcli.locks import sweep_stale, video_lock
-from strcli.outputs import MANIFEST, read_manifest
+from strcli.outputs import MANIFEST, read_manifest, reading_output
 from strcli.render import PALETTE
 
 if TYPE_CHECKING:
@@ -67,8 +67,9 @@ def load_tracks(folder: Path, body: Body) -> tuple[dict, list[tuple[TrackMotion,
     manifest = read_manifest(folder)
     if manifest is None:
         raise UsageError(f"{folder} has no readable {MANIFEST}: is it an output of `strcli reconstruct`?")
-    tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
-    return manifest, [(t, rest_body(body, t.mean_betas)) for t in tracks]
+    with reading_output(folder):
+        tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
+        return manifest, [(t, rest_body(body, t.mean_betas)) for t in tracks]
 
 
 def export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportResult:
@@ -85,14 +86,15 @@ def export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportRe
 def _export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportResult:
     started = time.perf_counter()
     manifest, tracks = load_tracks(folder, body)
-    step = int(manifest["options"].get("stride", 1))
-    cam = manifest["intrinsics"]
+    with reading_output(folder):
+        step = int(manifest["options"].get("stride", 1))
+        cam = manifest["intrinsics"]
+        intrinsics = Intrinsics(float(cam["focal"]), int(cam["width"]), int(cam["height"]))
     glb, bvh = None, []
     if "glb" in formats:
         colours = np.stack([PALETTE[t.track_id % len(PALETTE)] for t, _ in tracks]) if tracks \
             else np.zeros((0, 3))
-        gltf = build_gltf(tracks, step, colours, folder.name,
-                          Intrinsics(float(cam["focal"]), int(cam["width"]), int(cam["height"])))
+        gltf = build_gltf(tracks, step, colours, folder.name, intrinsics)
         glb = write_glb(gltf, folder / GLB_NAME)
     if "bvh" in formats:
         bvh = [folder / info.file for info in write_bvh(folder, tracks, step)]
