@@ -581,7 +581,7 @@ BatchOpt = Annotated[int | None, typer.Option(help="Clips per iteration (recipe:
 ModelConfigOpt = Annotated[Path | None, typer.Option(help="JSON of STRConfig fields (widths), for "
                                                           "experiments; default: docs/model.md's.")]
 NoSpinOpt = Annotated[bool, typer.Option("--no-spin", help="Start the regressor from random weights.")]
-SmplDirOpt = Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")]
+SmplDirOpt = Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's model folder (DIR/smpl/SMPL_NEUTRAL.pkl) or the file.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the initialisation and of the clip order.")]
 WorkersOpt = Annotated[int, typer.Option(help="Data loading processes.")]
 DataDirOpt = Annotated[Path, typer.Option(help="Folder of the pre-processed data (TCMR/VIBE layout).")]
@@ -841,7 +841,7 @@ def export_motion(
                                                        "in it) or OUT/<video-stem>.")],
     formats: Annotated[str, typer.Option("--format", help="glb (glTF 2.0 binary: skinned SMPL bodies, one "
                        "animation, the camera), bvh (one file per track), or glb,bvh.")] = "glb,bvh",
-    smpl_dir: Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")] = None,
+    smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's model folder (DIR/smpl/SMPL_NEUTRAL.pkl) or the file.")] = None,
 ) -> None:
     """Write OUT/<stem>/animation.glb and OUT/<stem>/bvh/<id>.bvh for Blender, three.js, game engines."""
     from strcli.body import Body, find_smpl_file
@@ -872,7 +872,7 @@ def view(
     host: Annotated[str, typer.Option(help="Address to serve on; 127.0.0.1 keeps it to this machine "
                     "(0.0.0.0 to reach it from others).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8080,
-    smpl_dir: Annotated[Path | None, typer.Option(help="Folder holding the SMPL neutral model.")] = None,
+    smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's model folder (DIR/smpl/SMPL_NEUTRAL.pkl) or the file.")] = None,
     video_file: Annotated[Path | None, typer.Option("--video-file", help="The source video, if it moved "
                           "since reconstruct.")] = None,
 ) -> None:

@@ -412,7 +412,9 @@ def _mean_params(sources: ModelSources, weights: list[WeightsUsed], warnings: li
         mean = MeanParams.neutral()
         used = WeightsUsed("mean_params", None, "", "built-in fallback (MeanParams.neutral: zero pose, "
                            "zero shape)")
-        note = f"SPIN's mean parameters are not available ({err.message}); the built-in fallback is used."
+        note = (f"SPIN's mean parameters are not available: {err.message.rstrip('.')}. The built-in fallback "
+                "(zero pose and shape) is used; get them with `strcli weights fetch smpl_mean_params` or "
+                "`strcli weights import smpl_mean_params.npz`.")
         if note not in warnings:
             warnings.append(note)
     if all(w.name != "mean_params" for w in weights):
