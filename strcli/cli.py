@@ -514,21 +514,13 @@ def render(
     from strcli.body import Body
     from strcli.devices import resolve_device
     from strcli.errors import UsageError
-    from strcli.outputs import MANIFEST
+    from strcli.outputs import output_folders
     from strcli.render import RenderOptions, parse_frames, parse_tracks, render_video, smpl_file_for
 
     options = RenderOptions(overlay=overlay, side_view=side_view, tracks=parse_tracks(tracks), alpha=alpha,
                             joints=joints, video=video, frames=parse_frames(frames), crf=crf, fps=fps,
                             preset=preset, compare=compare)
-    folders: list[Path] = []
-    for path in outputs:
-        if (path / MANIFEST).is_file():
-            folders.append(path)
-        elif path.is_dir():
-            folders += sorted(p for p in path.iterdir() if (p / MANIFEST).is_file())
-    if not folders:
-        raise UsageError(f"no reconstruct outputs (folders with {MANIFEST}) in {', '.join(map(str, outputs))}.",
-                         "Run `strcli reconstruct VIDEO -o OUT` first, then `strcli render OUT`.")
+    folders = output_folders(outputs)
     if source is not None and len(folders) > 1:
         raise UsageError("--video-file works with one output folder.")
     torch_device = resolve_device(device)

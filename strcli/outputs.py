@@ -116,6 +116,20 @@ class VideoManifest:
         return json.dumps(asdict(self), indent=2, default=str)
 
 
+def output_folders(paths: list[Path]) -> list[Path]:
+    """reconstruct output folders given as OUT (every video in it) or OUT/<stem>."""
+    folders: list[Path] = []
+    for path in paths:
+        if (path / MANIFEST).is_file():
+            folders.append(path)
+        elif path.is_dir():
+            folders += sorted(p for p in path.iterdir() if (p / MANIFEST).is_file())
+    if not folders:
+        raise UsageError(f"no reconstruct outputs (folders with {MANIFEST}) in {', '.join(map(str, paths))}.",
+                         "Run `strcli reconstruct VIDEO -o OUT` first.")
+    return folders
+
+
 def read_manifest(folder: Path) -> dict[str, Any] | None:
     """The manifest of a finished video folder, or None (missing, unreadable)."""
     try:

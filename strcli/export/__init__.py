@@ -20,7 +20,7 @@ from strcli.export.bvh import write_bvh
 from strcli.export.gltf import GLB_NAME, build_gltf, write_glb
 from strcli.export.motion import RestBody, TrackMotion, rest_body
 from strcli.locks import sweep_stale, video_lock
-from strcli.outputs import MANIFEST, read_manifest, reading_output
+from strcli.outputs import MANIFEST, output_folders, read_manifest, reading_output  # noqa: F401 (output_folders: export's API)
 from strcli.render import PALETTE
 
 if TYPE_CHECKING:
@@ -37,20 +37,6 @@ def parse_formats(text: str) -> tuple[str, ...]:
         raise UsageError(f"unknown export format {(unknown or [text])[0]!r}: use {', '.join(EXPORT_FORMATS)} "
                          "or both (glb,bvh).")
     return formats
-
-
-def output_folders(paths: list[Path]) -> list[Path]:
-    """reconstruct output folders given as OUT (every video in it) or OUT/<stem>."""
-    folders: list[Path] = []
-    for path in paths:
-        if (path / MANIFEST).is_file():
-            folders.append(path)
-        elif path.is_dir():
-            folders += sorted(p for p in path.iterdir() if (p / MANIFEST).is_file())
-    if not folders:
-        raise UsageError(f"no reconstruct outputs (folders with {MANIFEST}) in {', '.join(map(str, paths))}.",
-                         "Run `strcli reconstruct VIDEO -o OUT` first.")
-    return folders
 
 
 @dataclass(frozen=True)
