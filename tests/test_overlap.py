@@ -78,11 +78,12 @@ def test_write_behind_raises_the_consumers_error_in_the_caller():
 
 
 def test_abort_drops_what_waits():
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
     done = []
-    sink = WriteBehind(lambda item: (release.wait(5), done.append(item)), depth=5)
+    sink = WriteBehind(lambda item: (started.set(), release.wait(5), done.append(item)), depth=5)
     for k in range(5):
         sink.put(k)
+    assert started.wait(5)  # the consumer holds item 0 before the abort (else abort may drop it too)
     threading.Timer(0.2, release.set).start()  # the consumer is stuck on item 0 until then
     sink.abort()
     assert not sink.thread.is_alive() and done == [0]
