@@ -78,7 +78,8 @@ def find_smpl_file(gender: str = "neutral", smpl_dir: str | Path | None = None,
 
     given = [(label, Path(d).expanduser()) for label, d in
              (("--smpl-dir", smpl_dir), (f"${SMPL_DIR_ENV}", os.environ.get(SMPL_DIR_ENV))) if d]
-    given.append(("weights", Path(weights_dir) if weights_dir else weights_root() / "smpl"))
+    weights = Path(weights_dir) if weights_dir else weights_root() / "smpl"
+    given.append(("strcli's weights folder", weights))
     wanted = {name.lower(): k for k, name in enumerate(SMPL_FILE_NAMES[gender])}
     looked: list[str] = []
     for label, place in given:
@@ -88,10 +89,11 @@ def find_smpl_file(gender: str = "neutral", smpl_dir: str | Path | None = None,
             looked.append(f"{place} ({label}: not a .pkl or .npz file)")
             continue
         if not place.exists():
-            looked.append(f"{place} ({label}: does not exist)")
+            looked.append(f"{place} ({label}: " + ("not created yet)" if place == weights else "does not exist)"))
             continue
         for folder in (place, place / "smpl", place / "models" / "smpl"):
-            looked.append(f"{folder}" + ("" if folder.is_dir() or folder == place else " (no such folder)"))
+            looked.append(f"{folder}" + (f" ({label})" if folder == place else "" if folder.is_dir()
+                                         else " (no such folder)"))
             if not folder.is_dir():
                 continue
             found = sorted((wanted[f.name.lower()], f) for f in folder.iterdir()
@@ -99,12 +101,14 @@ def find_smpl_file(gender: str = "neutral", smpl_dir: str | Path | None = None,
             if found:
                 return found[0][1]
     names = SMPL_FILE_NAMES[gender]
+    official = names[2] if gender == "neutral" else names[3]
     raise MissingAssetError(
-        f"SMPL model file not found: looked for {names[0]} (or {', '.join(names[1:])}) in: "
-        f"{'; '.join(looked)}.",
-        f"SMPL's licence forbids redistribution, so this is a manual step: register at "
-        f"{SMPL_HOMEPAGE[gender]}, download the model, then `strcli weights import FILE` "
-        f"(or put it in weights/smpl/, pass --smpl-dir DIR or FILE, or set ${SMPL_DIR_ENV}).",
+        f"the SMPL {gender} body model file is missing: strcli looked for {', '.join(names)} (letter case "
+        f"ignored) in {'; '.join(looked)}.",
+        f"SMPL's licence forbids redistribution, so strcli cannot download it; it is the one manual "
+        f"step: register at {SMPL_HOMEPAGE[gender]}, download {official}, then `strcli weights import "
+        f"{official}` (it is copied to {weights / names[0]}), or pass --smpl-dir with the file or its "
+        f"folder, or set ${SMPL_DIR_ENV}.",
     )
 
 

@@ -17,13 +17,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn,
-                           TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn)
+from rich.progress import Progress
+from rich import box
 from rich.table import Table
-from rich.text import Text
 
 from strcli import __version__
-from strcli.errors import StrcliError, write_failure
+from strcli.errors import INTERRUPTED_HINT, Interrupted, StrcliError, write_failure
+from strcli.progress import LineProgress, StageNotes, count_progress, download_progress, work_progress
 
 def _flags_take_no_value() -> None:
     """typer 0.29 prints every flag's type in --help as `<bool>` (its own --help too), as if
@@ -41,7 +41,26 @@ def _flags_take_no_value() -> None:
     option.display_type_rich = display_type_rich
 
 
+def _plain_argument_usage() -> None:
+    """typer 0.29 writes a required argument as `{file}` in the usage line, a shape no
+    other tool uses; write it FILE (required), [FILE] (optional), FILE... (several), as
+    click and man pages do (a no-op where typer has no such method)."""
+    argument = getattr(getattr(typer, "core", None), "TyperArgument", None)
+    shown = getattr(argument, "_usage_display_name", None)
+    if argument is None or shown is None or getattr(shown, "_strcli", False):
+        return
+
+    def usage_name(self: Any) -> str:
+        name = str(getattr(self, "display_name_raw", None) or self.name).upper()
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    usage_name._strcli = True  # type: ignore[attr-defined]
+    argument._usage_display_name = usage_name
+
+
 _flags_take_no_value()
+_plain_argument_usage()
 app = typer.Typer(help="strcli: 3D human bodies (SMPL) from videos with the STR network.",
                   no_args_is_help=True, add_completion=False)
 weights_app = typer.Typer(help="List, download and import weights files.", no_args_is_help=True)
@@ -59,7 +78,12 @@ def reports_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with _terminate_as_interrupt():
+                return fn(*args, **kwargs)
+        except (KeyboardInterrupt, Interrupted) as err:  # Ctrl-C (130) or SIGTERM (143): one line
+            stop = err if isinstance(err, Interrupted) else Interrupted("Ctrl-C", 130)
+            print(f"error: interrupted ({stop.signal_name}); {INTERRUPTED_HINT}", file=sys.stderr, flush=True)
+            raise typer.Exit(stop.exit_code) from None
         except StrcliError as err:
             print(f"error: {err}", file=sys.stderr)
             raise typer.Exit(err.exit_code) from None
@@ -71,6 +95,28 @@ def reports_errors(fn: F) -> F:
             raise typer.Exit(mapped.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Any:
+    """While a command runs, SIGTERM (kill, Slurm's scancel, a CI timeout) raises
+    `Interrupted` as Ctrl-C raises KeyboardInterrupt, so temporary outputs are removed and
+    locks released on the way out. Only in the main thread (where Python runs handlers)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Interrupted("SIGTERM", 128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _version(value: bool) -> None:
@@ -140,16 +186,29 @@ def weights_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
                            "needed_by": list(s.asset.needed_by), "manual": s.asset.manual}
                           for s in states], indent=2))
         return
-    table = Table(title=f"weights in {weights_root()}")
-    table.add_column("name", no_wrap=True)
+    # Names and files stay whole: below 120 columns the table drops "needed by" and
+    # "licence" (in --json), and the status detail goes to a line of its own.
+    wide = stdout.width >= 120
+    table = Table(title=f"weights in {weights_root()}", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("name", no_wrap=True, overflow="fold")
     table.add_column("status", no_wrap=True)
-    for column in ("file", "needed by", "licence"):
+    table.add_column("file", no_wrap=True, overflow="fold")
+    for column in ("needed by", "licence") if wide else ():
         table.add_column(column)
     colours = {"present": "green", "missing": "red", "corrupt": "red", "unverified": "yellow"}
     for s in states:
-        status = f"[{colours[s.status.value]}]{s.status.value}[/]" + (f" ({s.detail})" if s.detail else "")
-        table.add_row(s.asset.name, status, s.asset.file, ", ".join(s.asset.needed_by), s.asset.licence)
+        status = f"[{colours[s.status.value]}]{s.status.value}[/]"
+        if wide:
+            table.add_row(s.asset.name, status + (f" ({s.detail})" if s.detail else ""), s.asset.file,
+                          ", ".join(s.asset.needed_by), s.asset.licence)
+            continue
+        table.add_row(s.asset.name, status, s.asset.file)
+        if s.detail:
+            table.add_row("", "", f"({s.detail})")
     stdout.print(table)
+    if not wide:
+        stdout.print("(which commands need each file, and its licence: a wider terminal, or --json)",
+                     highlight=False)
     for s in states:
         if s.status.value in ("missing", "corrupt"):
             how = s.asset.instructions if s.asset.manual else f"strcli weights fetch {s.asset.name}"
@@ -159,7 +218,7 @@ def weights_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
 @weights_app.command("fetch")
 @reports_errors
 def weights_fetch(
-    names: Annotated[list[str] | None, typer.Argument(help="Assets to fetch (default: every "
+    names: Annotated[list[str] | None, typer.Argument(metavar="NAME", help="Assets to fetch (default: every "
                                                            "downloadable one not yet present, except "
                                                            "the optional TCMR/VIBE files).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -175,11 +234,10 @@ def weights_fetch(
         if check_asset(asset).status == Status.PRESENT:
             stderr.print(f"{asset.name}: present")
             continue
-        with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                      TransferSpeedColumn(), console=stderr, disable=quiet, transient=True) as bar:
-            task = bar.add_task(asset.name, total=asset.size or None)
+        with download_progress(stderr, quiet) as bar:
+            task = bar.add_task(asset.name, total=asset.size or None, unit="bytes")
 
-            def update(done: int, total: int | None, task: Any = task, bar: Progress = bar) -> None:
+            def update(done: int, total: int | None, task: Any = task, bar: Any = bar) -> None:
                 bar.update(task, completed=done, total=total)
 
             try:
@@ -196,7 +254,7 @@ def weights_fetch(
 @weights_app.command("import")
 @reports_errors
 def weights_import(
-    file: Annotated[Path, typer.Argument(help="A weights or SMPL file you already have.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A weights or SMPL file you already have.")],
     name: Annotated[str | None, typer.Option(help="The manifest asset it is (default: recognised "
                                                   "by checksum or file name).")] = None,
 ) -> None:
@@ -208,14 +266,15 @@ def weights_import(
 
 
 class _RichProgress:
-    """`strcli.reconstruct.Progress` on a rich progress display (stderr)."""
+    """`strcli.reconstruct.Progress` on a progress display (stderr): rich bars or plain lines."""
 
-    def __init__(self, bar: Progress | None, video: str) -> None:
+    def __init__(self, bar: Progress | LineProgress | None, video: str) -> None:
         self.bar, self.video, self.task = bar, video, None
 
     def start(self, stage: str, total: int | None) -> None:
         if self.bar is not None:
-            self.task = self.bar.add_task(f"{self.video}: {stage}", total=total)
+            self.task = self.bar.add_task(f"{self.video}: {stage}", total=total,
+                                          unit="bodies" if stage.startswith("bodies") else "frames")
 
     def advance(self, count: int = 1) -> None:
         if self.bar is not None and self.task is not None:
@@ -230,7 +289,8 @@ class _RichProgress:
 @app.command()
 @reports_errors
 def reconstruct(
-    inputs: Annotated[list[Path] | None, typer.Argument(help="Video files and/or folders of videos.")] = None,
+    inputs: Annotated[list[Path] | None, typer.Argument(metavar="VIDEO",
+                                                        help="Video files and/or folders of videos.")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; each video gets "
                                          "<output>/<video-stem>/.")] = Path("out"),
     example: Annotated[bool, typer.Option("--example", help="Add the public sample video (downloaded "
@@ -308,7 +368,7 @@ def reconstruct(
     from strcli.errors import UsageError
     from strcli.inputs import (Shard, check_detections, check_file, check_output_folder, find_videos,
                                select_shard, video_problem)
-    from strcli.weights import ensure
+    from strcli.weights import Manifest
 
     # Everything about the command line and its files first: no torch, no model, no download.
     formats = tuple(f.strip().lower() for f in mesh_format.split(",") if f.strip())
@@ -333,8 +393,8 @@ def reconstruct(
     paths = list(inputs or [])
     found = find_videos(paths) if paths else []
     refused = {video: problem for video in found if (problem := video_problem(video)) is not None}
-    if example:  # downloaded on first use, after the paths given were checked
-        found.append(ensure("sample_video", download=not offline).path)
+    if example:  # downloaded with the weights (every missing file named at once), after the paths were checked
+        found.append(Manifest.load().get("sample_video").path())
     candidates = select_shard(found, shard_spec)
     refused = {video: problem for video, problem in refused.items() if video in candidates}
     videos = [v for v in candidates if v not in refused]
@@ -351,7 +411,8 @@ def reconstruct(
             device=device, batch_size=batch_size, detector_batch=detector_batch, window_stride=window_stride,
             fast=fast, detect_every=detect_every, detector_imgsz=detector_imgsz, model=model,
             checkpoint=checkpoint, backbone=backbone, detector=detector, smpl_dir=smpl_dir,
-            untrained=untrained, seed=seed, offline=offline, compile_backbone=compile_backbone)
+            untrained=untrained, seed=seed, offline=offline, compile_backbone=compile_backbone,
+            also=("sample_video",) if example else ())
     done = {r.video: r for r in results}
     results = [done[v] if v in done else _Refused(v, str(refused[v]), refused[v].exit_code) for v in candidates]
     _print_results(results, as_json, quiet)
@@ -382,8 +443,8 @@ def _reconstruct_videos(videos: list[Path], output: Path, quiet: bool, detection
                         ) -> tuple[list[Any], list[int]]:
     """Import and load what the run needs (saying so on stderr), then run the batch: the
     results, and the exit codes of failed exports (--export)."""
-    with stderr.status("loading torch and ultralytics...", spinner="dots") if not quiet else \
-            contextlib.nullcontext() as status:
+    notes = StageNotes(stderr, quiet)
+    with notes.showing("loading torch and ultralytics..."):
         from strcli.batch import run_batch
         from strcli.devices import resolve_device
         from strcli.reconstruct import ModelSources, ReconstructOptions, load_models
@@ -407,11 +468,11 @@ def _reconstruct_videos(videos: list[Path], output: Path, quiet: bool, detection
                                checkpoints=tuple(f["checkpoint"] or ()), backbone=f["backbone"],
                                detector=f["detector"], smpl_dir=f["smpl_dir"], untrained=f["untrained"],
                                seed=f["seed"], download=not f["offline"])
-        if status is not None:
-            status.update("finding and checking the weights (downloaded on first use)...")
+        notes.note("finding and checking the weights (downloaded on first use)...")
         # The networks are built when the first video that is not skipped needs them.
         models = load_models(sources, f["device"], f["batch_size"], need_detector=detections is None,
-                             compile_backbone=f["compile_backbone"], lazy=True)
+                             compile_backbone=f["compile_backbone"], lazy=True, also=f["also"],
+                             download_progress=notes.download)
     for warning in models.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     shown = set(models.warnings)
@@ -429,26 +490,11 @@ def _reconstruct_videos(videos: list[Path], output: Path, quiet: bool, detection
         if result.status == "failed":
             print(f"error: {result.video.name}: {result.message}", file=sys.stderr)
 
-    with _work_progress(quiet) as bar:
+    with work_progress(stderr, quiet) as bar:
         results = run_batch(videos, output, options, models, detections, overwrite,
                             progress_for=lambda v: _RichProgress(None if quiet else bar, v.name),
                             on_result=report, render=RenderOptions() if render_overlay else None)
     return results, export_failures
-
-
-def _work_progress(quiet: bool) -> Progress:
-    """A progress display on stderr: what, bar, done/total, rate, elapsed and time left."""
-    return Progress(SpinnerColumn(), "[progress.description]{task.description}", BarColumn(),
-                    MofNCompleteColumn(), _RateColumn(), TimeElapsedColumn(), "eta", TimeRemainingColumn(),
-                    console=stderr, disable=quiet, transient=True)
-
-
-class _RateColumn(ProgressColumn):
-    """Items per second (frames, bodies), once rich has measured a speed."""
-
-    def render(self, task: Any) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:.1f}/s", style="progress.data.speed")
 
 
 def _print_results(results: list[Any], as_json: bool, quiet: bool) -> None:
@@ -485,7 +531,7 @@ def _size(count: int) -> str:
 @app.command()
 @reports_errors
 def render(
-    outputs: Annotated[list[Path], typer.Argument(help="reconstruct output folders: OUT (every video "
+    outputs: Annotated[list[Path], typer.Argument(metavar="OUTPUT", help="reconstruct output folders: OUT (every video "
                                                        "in it) or OUT/<video-stem>.")],
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Draw over the video (default) "
                        "or on a plain background.")] = True,
@@ -526,9 +572,9 @@ def render(
     torch_device = resolve_device(device)
     body = Body.from_file(smpl_file_for(folders, smpl_dir)).to(torch_device)
     failed = 0
-    with _work_progress(quiet) as bar:
+    with work_progress(stderr, quiet) as bar:
         for folder in folders:
-            task = bar.add_task(f"{folder.name}: render", total=None)
+            task = bar.add_task(f"{folder.name}: render", total=None, unit="frames")
             try:
                 result = render_video(folder, body, options, torch_device, source,
                                       progress=lambda done, total, t=task: bar.update(t, completed=done,
@@ -658,9 +704,8 @@ def train(
             stderr.print(note, markup=False, highlight=False, soft_wrap=True)
     if resume:
         trainer.resume(out / "last.pt")
-    with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed}/{task.total}",
-                  console=stderr, disable=quiet or trainer.rank != 0, transient=True) as bar:
-        task = bar.add_task(f"epoch {trainer.epoch + 1}", total=chosen.iterations)
+    with count_progress(stderr, quiet or trainer.rank != 0) as bar:
+        task = bar.add_task(f"epoch {trainer.epoch + 1}", total=chosen.iterations, unit="iterations")
 
         def iteration(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total, description=f"epoch {trainer.epoch + 1}")
@@ -734,13 +779,12 @@ def evaluate(
     network, kind, meta = load_temporal(checkpoint, model)
     network = network.to(torch_device)
     body = assets.body.to(torch_device)
-    with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed}/{task.total}",
-                  console=stderr, disable=quiet, transient=True) as bar:
+    with count_progress(stderr, quiet) as bar:
         tasks: dict[str, Any] = {}
 
         def progress(name: str, done: int, total: int) -> None:
             if name not in tasks:
-                tasks[name] = bar.add_task(name, total=total)
+                tasks[name] = bar.add_task(name, total=total, unit="sequences")
             bar.update(tasks[name], completed=done)
 
         scores = score(network, body, data_dir, torch_device, names, progress, precision)
@@ -829,7 +873,7 @@ def _write_text(path: Path, text: str) -> None:
 @app.command("export")
 @reports_errors
 def export_motion(
-    outputs: Annotated[list[Path], typer.Argument(help="reconstruct output folders: OUT (every video "
+    outputs: Annotated[list[Path], typer.Argument(metavar="OUTPUT", help="reconstruct output folders: OUT (every video "
                                                        "in it) or OUT/<video-stem>.")],
     formats: Annotated[str, typer.Option("--format", help="glb (glTF 2.0 binary: skinned SMPL bodies, one "
                        "animation, the camera), bvh (one file per track), or glb,bvh.")] = "glb,bvh",
@@ -860,7 +904,7 @@ def export_motion(
 @app.command()
 @reports_errors
 def view(
-    folder: Annotated[Path, typer.Argument(help="One reconstruct output folder, OUT/<video-stem>.")],
+    folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="One reconstruct output folder, OUT/<video-stem>.")],
     host: Annotated[str, typer.Option(help="Address to serve on; 127.0.0.1 keeps it to this machine "
                     "(0.0.0.0 to reach it from others).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8080,

@@ -74,6 +74,21 @@ class BusyError(StrcliError):
     exit_code = 9
 
 
+class Interrupted(BaseException):
+    """The user or the system stopped the run (SIGINT: Ctrl-C, exit 130; SIGTERM: exit
+    143, 128 + the signal's number as shells report it). A BaseException, as
+    KeyboardInterrupt is, so no `except Exception` swallows it and every `finally` (the
+    removal of temporary outputs, the release of locks) runs on the way out."""
+
+    def __init__(self, signal_name: str, exit_code: int) -> None:
+        super().__init__(signal_name)
+        self.signal_name, self.exit_code = signal_name, exit_code
+
+
+INTERRUPTED_HINT = ("finished work is kept, the work in progress was removed and nothing half-written has its "
+                    "final name; rerun the same command to go on (finished videos are skipped, downloads resume).")
+
+
 # Errors of writing that the user fixes on their side (free space, another folder): one
 # line and exit 6, wherever they come from (Python's own I/O, numpy, torch.save, FFmpeg
 # through PyAV, whose errors carry the errno too, or a writer thread).

@@ -86,7 +86,8 @@ from strcli.tracking import (
     read_mot_detections,
 )
 from strcli.video import Position, VideoInfo, VideoReader, is_truncated, length_warning, parse_position, probe
-from strcli.weights import Status, ensure, recorded_sha256, sha256_file
+from strcli.weights import (Manifest, Need, Progress as DownloadProgress, Status, check_asset, ensure, gather,
+                            recorded_sha256, sha256_file)
 from strcli.windows import StreamingWindows
 
 # ----------------------------------------------------------------------------- options
@@ -270,12 +271,17 @@ def _asset_weights(name: str, asset: str, download: bool) -> WeightsUsed:
 
 
 def load_models(sources: ModelSources, device_name: str = "auto", batch_size: int = 64,
-                need_detector: bool = True, compile_backbone: bool = False, lazy: bool = False) -> Models:
-    """Everything `reconstruct_video` needs; each missing file gets an error saying how to get it.
+                need_detector: bool = True, compile_backbone: bool = False, lazy: bool = False,
+                also: tuple[str, ...] = (),
+                download_progress: Callable[[str], DownloadProgress] | None = None) -> Models:
+    """Everything `reconstruct_video` needs. Every missing file (and the assets named in
+    `also`, e.g. the sample video) is found before anything is downloaded, and all of them
+    are named in one error (`strcli.weights.gather`: exit 3, or 5 when a download failed).
     With `lazy`, the files are found, read and checksummed now and the networks built on
-    `Models.ready()`."""
+    `Models.ready()`. `download_progress(name)` gets each download's (bytes done, total)."""
     device = resolve_device(device_name)
-    smpl = find_smpl_file("neutral", sources.smpl_dir)  # the manual step: fail before any download
+    files = _checkpoints_by_model(sources)
+    smpl = _gather_files(sources, need_detector, set(files), also, download_progress)
     weights: list[WeightsUsed] = []
     warnings: list[str] = []
 
@@ -313,7 +319,6 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
         weights.append(WeightsUsed("backbone", None, "", f"random init (seed {sources.seed})"))
         warnings.append("the ResNet-50 backbone is randomly initialised (no SPIN checkpoint).")
 
-    files = _checkpoints_by_model(sources)
     plans: list[tuple[str, Path | None, dict[str, Any] | None]] = []
     for name in sources.models:
         path, raw = files.pop(name, (None, None))
@@ -343,6 +348,48 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
 
     models = Models(device, detector, weights, warnings, builder=build, detector_hint=detector_hint)
     return models if lazy else models.ready()
+
+
+def files_needed(sources: ModelSources, need_detector: bool, given: set[str]) -> list[Need]:
+    """The manifest assets a run with `sources` uses (`given`: the models a --checkpoint file
+    is for), in the order the road uses them, each with what the run does without it."""
+    needs = []
+    if need_detector and sources.detector is None:
+        needs.append(Need("detector"))
+    if sources.backbone is None:
+        needs.append(Need("spin_checkpoint", "a randomly initialised backbone" if sources.untrained else ""))
+    random = "a randomly initialised {}" if sources.untrained else ""
+    for name in sources.models:
+        if name in given:
+            continue
+        if name == "str":
+            needs.append(Need(DEFAULT_ASSETS["str"], random.format("STR"),
+                              "or pass --checkpoint FILE, or --untrained to run a randomly initialised STR (the "
+                              "bodies are then meaningless: for testing the pipeline only)",
+                              "no trained STR weights: the STR authors published none, and no str_checkpoint was "
+                              "imported"))
+            if sources.untrained and check_asset(Manifest.load().get(DEFAULT_ASSETS["str"])).status == Status.MISSING:
+                needs.append(Need("smpl_mean_params", "the built-in zero pose and mean shape"))
+        else:
+            needs.append(Need(DEFAULT_ASSETS[name], random.format(name.upper())))
+    return needs
+
+
+def _gather_files(sources: ModelSources, need_detector: bool, given: set[str], also: tuple[str, ...],
+                  download_progress: Callable[[str], DownloadProgress] | None) -> Path:
+    """Every file of the run present (downloaded if allowed), or one error naming all that
+    are missing (`strcli.weights.gather`); the SMPL file's path."""
+    try:
+        smpl = find_smpl_file("neutral", sources.smpl_dir)
+        elsewhere = []
+    except MissingAssetError as err:
+        smpl, elsewhere = None, [err]
+    gather([Need(name) for name in also] + files_needed(sources, need_detector, given), sources.download,
+           elsewhere, download_progress)
+    for name in also:
+        ensure(name, download=False)  # present now; a corrupt one is refused here (exit 4)
+    assert smpl is not None  # gather raised otherwise
+    return smpl
 
 
 def _checkpoints_by_model(sources: ModelSources) -> dict[str, tuple[Path, dict[str, Any]]]:

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -268,8 +268,10 @@ def download_failed(asset: Asset, final: Path, reason: str) -> DownloadError:
             f"`strcli weights import FILE`"]
     if asset.offline:
         ways.append(asset.offline)
-    return DownloadError(f"cannot download {asset.name} ({Path(asset.file).name}, to {final}): {reason}.",
-                         "To go on: " + "; ".join(ways) + ".")
+    error = DownloadError(f"cannot download {asset.name} ({Path(asset.file).name}, to {final}): {reason}.",
+                          "To go on: " + "; ".join(ways) + ".")
+    error.reason = reason  # type: ignore[attr-defined]  # for `gather`'s one message
+    return error
 
 
 def archive_name(url: str) -> str:
@@ -521,3 +523,106 @@ def recorded_sha256(name: str, manifest: Manifest | None = None, root: Path | No
     """The checksum a present asset was verified against ("" if none is known)."""
     manifest = manifest or Manifest.load()
     return Registry(root or weights_root()).expected_sha256(manifest.get(name))
+
+
+@dataclass(frozen=True)
+class Need:
+    """A manifest asset a run needs. `fallback` says what the run does without it when it
+    cannot be had ("" = the run cannot go on); `way` is a further way around its absence
+    (a sentence), besides the asset's own (`Asset.offline`, `Asset.instructions`)."""
+
+    asset: str
+    fallback: str = ""
+    way: str = ""
+    what: str = ""  # what the file is, for the message (default: the asset's description)
+
+
+def gather(needs: Sequence[Need], download: bool, elsewhere: Sequence[MissingAssetError] = (),
+           progress_for: Callable[[str], Progress] | None = None, manifest: Manifest | None = None,
+           root: Path | None = None) -> list[str]:
+    """Make every asset of `needs` present before a run starts, or fail once, naming every
+    file it lacks. Returns the names of the assets that stay missing and have a fallback.
+
+    First every asset is checked; nothing is downloaded while a file is missing that no
+    download brings: one of `elsewhere` (the SMPL model, found by `find_smpl_file`) or a
+    manual asset without a fallback. Then, with `download`, each missing downloadable asset
+    is fetched (`progress_for(name)` gets its bytes), the others still tried when one fails.
+    Corrupt files are left to `ensure` (exit 4).
+
+    Raises MissingAssetError (exit 3) when a missing file needs a manual step, or when
+    `download` is False and a file without a fallback is missing; DownloadError (exit 5)
+    when every missing file could be downloaded but a download failed. The message names
+    each missing file, where it goes, and every way around it.
+    """
+    manifest = manifest or Manifest.load()
+    root = root or weights_root()
+    registry = Registry(root)
+    missing: list[tuple[Need, Asset]] = []
+    for need in needs:
+        asset = manifest.get(need.asset)
+        if all(n.asset != need.asset for n, _ in missing) and \
+                check_asset(asset, root, registry).status == Status.MISSING:
+            missing.append((need, asset))
+    fetchable = [(n, a) for n, a in missing if not a.manual and a.urls]
+    blocking = [(n, a) for n, a in missing if (a.manual or not a.urls) and not n.fallback]
+    if elsewhere or blocking:  # a manual step comes first: download nothing yet
+        listed = blocking + [(n, a) for n, a in fetchable if download or not n.fallback]
+        raise _missing_files(listed, elsewhere, {}, root, download, manual_first=True)
+    if not download:
+        listed = [(n, a) for n, a in fetchable if not n.fallback]
+        if listed:
+            raise _missing_files(listed, (), {}, root, download)
+        return [n.asset for n, _ in missing]
+    failures: dict[str, str] = {}
+    for need, asset in fetchable:
+        try:
+            fetch_asset(asset, root, progress_for(asset.name) if progress_for else None)
+        except DownloadError as err:
+            reason = getattr(err, "reason", err.message).rstrip(".")
+            failures[asset.name] = reason + (" (the partial file is kept: a rerun resumes it)"
+                                             if isinstance(err, InterruptedDownload) else "")
+    if failures:
+        raise _missing_files([(n, a) for n, a in fetchable if a.name in failures], (), failures, root, download)
+    return [n.asset for n, a in missing if (a.manual or not a.urls)]
+
+
+def _missing_files(listed: list[tuple[Need, Asset]], elsewhere: Sequence[MissingAssetError],
+                   failures: dict[str, str], root: Path, download: bool,
+                   manual_first: bool = False) -> MissingAssetError | DownloadError:
+    """One error naming every missing file of a run (`gather`): what, where it would go,
+    why it is missing, and each way around it."""
+    count = len(listed) + len(elsewhere)
+    files = [err.message.rstrip(".") for err in elsewhere]
+    ways = [err.hint.rstrip(".") for err in elsewhere if err.hint]
+    for need, asset in listed:
+        where = f"{Path(asset.file).name}, to {asset.path(root)}"
+        if asset.manual or not asset.urls:
+            files.append(f"{asset.name} ({need.what or asset.description}; {where})")
+            ways.append(f"{asset.name}: " + (asset.instructions or f"see {asset.homepage}")
+                        + (f"; {need.way}" if need.way else ""))
+            continue
+        why = (f": download failed: {failures[asset.name]}" if asset.name in failures
+               else ": not downloaded yet" if manual_first and download else "")
+        files.append(f"{asset.name} ({where}){why}")
+        source = asset.urls[0] + (f" (member {asset.archive_member} of it)" if asset.archive_member else "")
+        named = Path(asset.archive_member).name if asset.archive_member else archive_name(asset.urls[0])
+        file = named if "-" not in named or "." in named.split("-")[-1] else Path(asset.file).name
+        way = (f"{asset.name}: download {source} where there is network, then "
+               f"`strcli weights import {file} --name {asset.name}`")
+        ways.append(way + "".join(f"; {extra}" for extra in (asset.offline, need.way) if extra))
+    fetch = [a.name for n, a in listed if not a.manual and a.urls]
+    if fetch and not download:
+        ways.insert(0, f"rerun without --offline where there is network, or run `strcli weights fetch "
+                       f"{' '.join(fetch)}` there")
+    elif fetch and failures:
+        ways.insert(0, "check the network and rerun (downloads resume)")
+    elif fetch:
+        ways.insert(0, "the files not downloaded yet are fetched when you rerun with network")
+    why = ("" if failures else " (nothing was downloaded: a manual step comes first)" if manual_first and download
+           else " and --offline downloads nothing" if not download else "")
+    message = (f"{count} file{'s' if count > 1 else ''} this run needs {'are' if count > 1 else 'is'} "
+               f"missing{why}: " + "; ".join(files) + ".")
+    hint = "To go on: " + "; ".join(ways) + "."
+    if failures and not manual_first:
+        return DownloadError(message, hint)
+    return MissingAssetError(message, hint)

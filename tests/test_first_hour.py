@@ -15,6 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 import strcli.features
+import strcli.progress
 import strcli.tracking
 import strcli.weights
 import strcli.outputs
@@ -103,36 +104,171 @@ def test_render_progress_knows_its_frame_count_before_the_first_frame(setup, tmp
     assert calls[0] == (0, 6) and calls[-1] == (6, 6)
 
 
+_LINE = re.compile(r"^running\.mp4: (tracking|bodies \(crop, ResNet-50, STR\)) (\d+)/(\d+) \((\d+)%\), "
+                   r"(?:[\d.]+ (?:frames|bodies)/s, )?elapsed \d:\d\d:\d\d, (eta \d:\d\d:\d\d|done)$")
+
+
+def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(setup, monkeypatch):
+    monkeypatch.setenv("STRCLI_PROGRESS_INTERVAL", "0")  # a line at every step (default: one per 10 s)
+    result = setup["run"]("--end", 24)  # CliRunner's stderr is no terminal, as a file or a CI log is not
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[:2] == ["loading torch and ultralytics...",
+                         "finding and checking the weights (downloaded on first use)..."]
+    stages = {}
+    for line in lines[2:]:
+        if line.startswith("warning:"):
+            continue
+        match = _LINE.match(line)
+        assert match, line
+        stages.setdefault(match.group(1), []).append((int(match.group(2)), int(match.group(3)), match.group(5)))
+    tracking = stages["tracking"]
+    assert [done for done, _, _ in tracking] == [*range(1, 25), 24]  # every frame, then the end
+    assert all(total == 24 for _, total, _ in tracking)
+    assert tracking[-1] == (24, 24, "done") and all(end != "done" for *_, end in tracking[:-1])
+    bodies = stages["bodies (crop, ResNet-50, STR)"]
+    assert len(bodies) >= 3 and 0 < bodies[0][0] < bodies[-1][0] == bodies[-1][1] and bodies[-1][2] == "done"
+
+
+def test_plain_progress_lines_are_spaced_by_the_interval(monkeypatch):
+    import io
+
+    from strcli.progress import LineProgress
+
+    now = [100.0]
+    monkeypatch.setattr(strcli.progress.time, "monotonic", lambda: now[0])
+    out = io.StringIO()
+    with LineProgress(out, every=10) as bar:
+        task = bar.add_task("clip.mp4: tracking", total=795, unit="frames")
+        for _ in range(795):
+            now[0] += 0.25  # 4 frames/s
+            bar.advance(task)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "clip.mp4: tracking 1/795 (0%), 4.0 frames/s, elapsed 0:00:00, eta 0:03:18"
+    assert lines[1] == "clip.mp4: tracking 41/795 (5%), 4.0 frames/s, elapsed 0:00:10, eta 0:03:08"
+    assert lines[-1] == "clip.mp4: tracking 795/795 (100%), 4.0 frames/s, elapsed 0:03:18, done"
+    assert len(lines) == 1 + 795 // 40 + 1  # the first, one every 10 s (40 frames), and the end
+
+
+@pytest.mark.parametrize("signal_number,code,name", [(2, 130, "Ctrl-C"), (15, 143, "SIGTERM")])
+def test_an_interrupted_run_says_so_leaves_nothing_half_written_and_a_rerun_completes(setup, tmp_path, signal_number,
+                                                                                    code, name):
+    import os
+    import signal
+
+    out = tmp_path / "out"
+    args = [str(setup["video"]), "-o", str(out), "--detections", str(setup["detections"]), "--smpl-dir",
+            str(setup["smpl"]), "--checkpoint", str(setup["checkpoint"]), "--untrained", "--offline", "--device",
+            "cpu", "--mesh-format", "none"]
+    env = {**os.environ, "STRCLI_PROGRESS_INTERVAL": "0.2"}
+    run = subprocess.Popen([sys.executable, "-m", "strcli", "reconstruct", *args, "--end", "400"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in run.stderr:  # interrupt once the bodies are being written (into the partial folder)
+        seen.append(line)
+        if line.startswith("running.mp4: bodies") and not line.startswith("running.mp4: bodies (crop, ResNet-50, "
+                                                                            "STR) 0/"):
+            break
+    assert list(out.glob(".running.partial-*")), "".join(seen)
+    run.send_signal(signal_number)
+    rest = run.stderr.read()
+    assert run.wait(timeout=120) == code, "".join(seen) + rest
+    errors = [line for line in rest.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: interrupted ({name}); finished work is kept, the work in progress was removed and "
+                      "nothing half-written has its final name; rerun the same command to go on (finished videos "
+                      "are skipped, downloads resume)."]
+    assert not (out / "running").exists() and not list(out.glob(".running.*"))  # no partial folder, no lock
+    rerun = runner.invoke(app, ["reconstruct", *args, "--end", "16", "-q"])
+    assert rerun.exit_code == 0, rerun.output
+    assert (out / "running" / "manifest.json").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["running"]
+
+
 # ---------------------------------------------------------------- 2. offline
 
 
-def test_a_failed_download_names_the_file_its_place_and_every_way_around(setup, tmp_path, monkeypatch):
+def _unreachable_manifest(tmp_path, monkeypatch) -> int:
+    """The shipped manifest with every URL on a closed port of 127.0.0.1 (connection refused)."""
     manifest = (Path(strcli.reconstruct.__file__).parent.parent / "weights" / "manifest.toml").read_text()
     port = _closed_port()
     manifest = re.sub(r'urls = \["[^"]*"\]', f'urls = ["http://127.0.0.1:{port}/file"]', manifest)
     (tmp_path / "manifest.toml").write_text(manifest)
     monkeypatch.setenv("STRCLI_MANIFEST", str(tmp_path / "manifest.toml"))
+    return port
+
+
+def test_a_failed_download_names_the_file_its_place_and_every_way_around(setup, tmp_path, monkeypatch):
+    port = _unreachable_manifest(tmp_path, monkeypatch)
     # --untrained without --offline downloads SPIN (the untrained STR starts from its regressor)
     result = runner.invoke(app, ["reconstruct", str(setup["video"]), "-o", str(tmp_path / "o"), "--smpl-dir",
                                  str(setup["smpl"]), "--untrained", "--device", "cpu", "--end", "4"])
     assert result.exit_code == DownloadError.exit_code, result.output
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: cannot download detector (yolo11m.pt, to ")
+    assert line.startswith("error: 3 files this run needs are missing: detector (yolo11m.pt, to ")
     assert str(tmp_path / "weights" / "yolo11m.pt") in line
-    assert "strcli weights import FILE" in line and "--detections FILE" in line
+    assert "strcli weights import yolo11m.pt --name detector" in line and "--detections FILE" in line
     result = runner.invoke(app, ["reconstruct", str(setup["video"]), "-o", str(tmp_path / "o"), "--smpl-dir",
                                  str(setup["smpl"]), "--untrained", "--device", "cpu", "--end", "4",
                                  "--detections", str(setup["detections"])])
     assert result.exit_code == DownloadError.exit_code
     line = result.stderr.strip().splitlines()[-1]
-    assert "cannot download spin_checkpoint (spin_model_checkpoint.pt" in line and f":{port}/file" in line
-    assert "strcli weights import FILE" in line and "--offline" in line and "--untrained" in line
+    assert "spin_checkpoint (spin_model_checkpoint.pt, to" in line and f":{port}/file" in line
+    assert "yolo11m" not in line  # --detections: no detector needed
+    assert "strcli weights import spin_model_checkpoint.pt --name spin_checkpoint" in line
+    assert "--offline" in line and "--untrained" in line
     # ... and --offline is the way through, with a random backbone and a warning
     result = runner.invoke(app, ["reconstruct", str(setup["video"]), "-o", str(tmp_path / "o"), "--smpl-dir",
                                  str(setup["smpl"]), "--untrained", "--offline", "--device", "cpu", "--end", "4",
                                  "--detections", str(setup["detections"]), "--mesh-format", "none", "-q"])
     assert result.exit_code == 0, result.output
     assert "backbone is randomly initialised" in result.stderr
+
+
+def _error_line(result) -> str:
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr  # one message, not one per rerun
+    return errors[0]
+
+
+def test_without_network_one_message_names_every_missing_file(setup, tmp_path, monkeypatch):
+    port = _unreachable_manifest(tmp_path, monkeypatch)
+    weights = tmp_path / "weights"
+    base = ["reconstruct", "--example", "-o", str(tmp_path / "o"), "--untrained", "--device", "cpu"]
+    # No SMPL file: the manual step comes first, nothing is downloaded, and every other missing file is named too.
+    result = runner.invoke(app, base)
+    assert result.exit_code == 3, result.output
+    line = _error_line(result)
+    assert line.startswith("error: 5 files this run needs are missing (nothing was downloaded: a manual step comes "
+                           "first): the SMPL neutral body model file is missing: strcli looked for SMPL_NEUTRAL.pkl")
+    for name, file in (("sample_video", "vtest.avi"), ("detector", "yolo11m.pt"),
+                       ("spin_checkpoint", "spin_model_checkpoint.pt"), ("smpl_mean_params", "smpl_mean_params.npz")):
+        assert f"{name} ({file}, to {weights}/" in line and f"--name {name}`" in line
+    assert "`strcli weights import smpl_mean_params.npz --name smpl_mean_params`" in line
+    assert "register at https://smplify.is.tue.mpg.de" in line and "--detections FILE" in line
+    assert not list(weights.rglob("*.part")) and not (weights / ".downloads").exists()  # nothing was tried
+    # With SMPL: each download is tried once, and the failures are one message, exit 5.
+    result = runner.invoke(app, [*base, "--smpl-dir", str(setup["smpl"])])
+    assert result.exit_code == DownloadError.exit_code, result.output
+    line = _error_line(result)
+    assert line.startswith("error: 4 files this run needs are missing: sample_video (vtest.avi, to ")
+    assert line.count(f"download failed: http://127.0.0.1:{port}/file: cannot connect") == 4
+    assert "check the network and rerun (downloads resume)" in line
+    # --offline: no download is tried; the SPIN files have fallbacks with --untrained, the others are named.
+    result = runner.invoke(app, [*base, "--smpl-dir", str(setup["smpl"]), "--offline"])
+    assert result.exit_code == 3, result.output
+    line = _error_line(result)
+    assert line.startswith("error: 2 files this run needs are missing and --offline downloads nothing: "
+                           f"sample_video (vtest.avi, to {weights / 'samples' / 'vtest.avi'}); detector (yolo11m.pt")
+    assert "run `strcli weights fetch sample_video detector` there" in line
+    assert "or pass a video of your own instead of --example" in line and "spin_checkpoint" not in line
+    # Without --untrained, the missing STR checkpoint (a manual step) is named with the rest.
+    result = runner.invoke(app, [*base[:-3], "--device", "cpu", "--smpl-dir", str(setup["smpl"]), "--offline"])
+    assert result.exit_code == 3
+    line = _error_line(result)
+    assert line.startswith("error: 4 files this run needs are missing")
+    for name in ("sample_video", "detector", "spin_checkpoint", "str_checkpoint (no trained STR weights"):
+        assert name in line
+    assert "or --untrained to run a randomly initialised STR" in line
 
 
 # ---------------------------------------------------------------- 3. errors about the input first
@@ -332,6 +468,32 @@ def test_help_shows_no_value_for_flags(command):
     assert result.exit_code == 0
     assert "<bool>" not in result.output
     assert "--help" in result.output
+
+
+@pytest.mark.parametrize("command,usage", [(["render"], "[OPTIONS] OUTPUT..."), (["export"], "[OPTIONS] OUTPUT..."),
+                                           (["view"], "[OPTIONS] FOLDER"), (["weights", "import"], "[OPTIONS] FILE"),
+                                           (["weights", "fetch"], "[OPTIONS] [NAME]..."),
+                                           (["reconstruct"], "[OPTIONS] [VIDEO]...")])
+def test_help_names_the_arguments_in_capitals(command, usage):
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"}, terminal_width=80, prog_name="strcli")
+    assert f"Usage: strcli {' '.join(command)} {usage}" in result.output
+    assert "{" not in result.output.split("Usage:")[1].splitlines()[0]
+
+
+def test_weights_list_keeps_every_name_and_file_whole_at_80_columns(tmp_path):
+    import os
+
+    from strcli.weights import Manifest
+
+    done = subprocess.run([sys.executable, "-m", "strcli", "weights", "list"], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "80"}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    table = done.stdout.split("(which commands need each file")[0]
+    rows = {line.split()[0]: line.split() for line in table.splitlines() if len(line.split()) == 3}
+    for asset in Manifest.load().assets.values():
+        assert rows[asset.name] == [asset.name, "missing", asset.file]
+    assert max(len(line) for line in table.splitlines()) <= 80
+    assert "--json" in done.stdout  # where the columns left out are
 
 
 def test_top_level_help_gives_each_command_one_line():

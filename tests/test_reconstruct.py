@@ -250,7 +250,7 @@ def test_missing_smpl_spin_and_str_are_refused_with_how_to_get_them(workspace, a
             str(assets / "detections" / "running.det.txt"), "--offline", "-o", str(tmp_path / "out")]
     no_smpl = runner.invoke(app, [*base, "--untrained"])
     assert no_smpl.exit_code == MissingAssetError.exit_code
-    assert "SMPL model file not found" in no_smpl.stderr and "strcli weights import" in no_smpl.stderr
+    assert "the SMPL neutral body model file is missing" in no_smpl.stderr and "strcli weights import" in no_smpl.stderr
     smpl = ["--smpl-dir", str(workspace["smpl_dir"])]
     no_spin = runner.invoke(app, [*base, *smpl])
     assert no_spin.exit_code == MissingAssetError.exit_code
