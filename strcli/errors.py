@@ -23,7 +23,8 @@ class StrcliError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return f"{self.message} {self.hint}".strip()
+        sep = "" if self.hint.startswith("\n") else " "  # a hint on lines of its own (a list of files)
+        return f"{self.message}{sep}{self.hint}".strip()
 
 
 class UsageError(StrcliError):

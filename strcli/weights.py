@@ -591,38 +591,41 @@ def _missing_files(listed: list[tuple[Need, Asset]], elsewhere: Sequence[Missing
                    manual_first: bool = False) -> MissingAssetError | DownloadError:
     """One error naming every missing file of a run (`gather`): what, where it would go,
     why it is missing, and each way around it."""
-    count = len(listed) + len(elsewhere)
-    files = [err.message.rstrip(".") for err in elsewhere]
-    ways = [err.hint.rstrip(".") for err in elsewhere if err.hint]
+    # One entry per file: what it is and where it goes, then every way around it.
+    entries = [(err.message.rstrip("."), err.hint.rstrip(".")) for err in elsewhere]
     for need, asset in listed:
         where = f"{Path(asset.file).name}, to {asset.path(root)}"
         if asset.manual or not asset.urls:
-            files.append(f"{asset.name} ({need.what or asset.description}; {where})")
-            ways.append(f"{asset.name}: " + (asset.instructions or f"see {asset.homepage}")
-                        + (f"; {need.way}" if need.way else ""))
+            entries.append((f"{asset.name} ({need.what or asset.description}; {where})",
+                            (asset.instructions or f"see {asset.homepage}") + (f"; {need.way}" if need.way else "")))
             continue
         why = (f": download failed: {failures[asset.name]}" if asset.name in failures
                else ": not downloaded yet" if manual_first and download else "")
-        files.append(f"{asset.name} ({where}){why}")
         source = asset.urls[0] + (f" (member {asset.archive_member} of it)" if asset.archive_member else "")
         named = Path(asset.archive_member).name if asset.archive_member else archive_name(asset.urls[0])
         file = named if "-" not in named or "." in named.split("-")[-1] else Path(asset.file).name
-        way = (f"{asset.name}: download {source} where there is network, then "
-               f"`strcli weights import {file} --name {asset.name}`")
-        ways.append(way + "".join(f"; {extra}" for extra in (asset.offline, need.way) if extra))
+        way = f"download {source} where there is network, then `strcli weights import {file} --name {asset.name}`"
+        entries.append((f"{asset.name} ({where}){why}",
+                        way + "".join(f"; {extra}" for extra in (asset.offline, need.way) if extra)))
     fetch = [a.name for n, a in listed if not a.manual and a.urls]
+    first = ""
     if fetch and not download:
-        ways.insert(0, f"rerun without --offline where there is network, or run `strcli weights fetch "
-                       f"{' '.join(fetch)}` there")
+        first = (f"rerun without --offline where there is network, or run `strcli weights fetch "
+                 f"{' '.join(fetch)}` there")
     elif fetch and failures:
-        ways.insert(0, "check the network and rerun (downloads resume)")
+        first = "check the network and rerun (downloads resume)"
     elif fetch:
-        ways.insert(0, "the files not downloaded yet are fetched when you rerun with network")
+        first = "rerun with network: the files not downloaded yet are fetched then"
     why = ("" if failures else " (nothing was downloaded: a manual step comes first)" if manual_first and download
            else " and --offline downloads nothing" if not download else "")
-    message = (f"{count} file{'s' if count > 1 else ''} this run needs {'are' if count > 1 else 'is'} "
-               f"missing{why}: " + "; ".join(files) + ".")
-    hint = "To go on: " + "; ".join(ways) + "."
+    if len(entries) == 1:  # one file: one line
+        (what, way), = entries
+        message = f"1 file this run needs is missing{why}: {what}."
+        hint = "To go on: " + "; ".join(w for w in (first, way) if w) + "."
+    else:  # several: a headline, then one indented line per file, so that each stays readable
+        message = (f"{len(entries)} files this run needs are missing{why}:\n"
+                   + "\n".join(f"  - {what}.\n      To go on: {way}." for what, way in entries))
+        hint = f"\n  Then {first}." if first else "\n  Then rerun."
     if failures and not manual_first:
         return DownloadError(message, hint)
     return MissingAssetError(message, hint)

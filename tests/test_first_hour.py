@@ -203,15 +203,15 @@ def test_a_failed_download_names_the_file_its_place_and_every_way_around(setup, 
     result = runner.invoke(app, ["reconstruct", str(setup["video"]), "-o", str(tmp_path / "o"), "--smpl-dir",
                                  str(setup["smpl"]), "--untrained", "--device", "cpu", "--end", "4"])
     assert result.exit_code == DownloadError.exit_code, result.output
-    line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: 3 files this run needs are missing: detector (yolo11m.pt, to ")
+    line = _error_line(result)
+    assert line.startswith("error: 3 files this run needs are missing:\n  - detector (yolo11m.pt, to ")
     assert str(tmp_path / "weights" / "yolo11m.pt") in line
     assert "strcli weights import yolo11m.pt --name detector" in line and "--detections FILE" in line
     result = runner.invoke(app, ["reconstruct", str(setup["video"]), "-o", str(tmp_path / "o"), "--smpl-dir",
                                  str(setup["smpl"]), "--untrained", "--device", "cpu", "--end", "4",
                                  "--detections", str(setup["detections"])])
     assert result.exit_code == DownloadError.exit_code
-    line = result.stderr.strip().splitlines()[-1]
+    line = _error_line(result)
     assert "spin_checkpoint (spin_model_checkpoint.pt, to" in line and f":{port}/file" in line
     assert "yolo11m" not in line  # --detections: no detector needed
     assert "strcli weights import spin_model_checkpoint.pt --name spin_checkpoint" in line
@@ -225,9 +225,16 @@ def test_a_failed_download_names_the_file_its_place_and_every_way_around(setup, 
 
 
 def _error_line(result) -> str:
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    """The error message: its `error:` line and the indented lines after it (a list of files)."""
+    lines = result.stderr.splitlines()
+    errors = [k for k, line in enumerate(lines) if line.startswith("error:")]
     assert len(errors) == 1, result.stderr  # one message, not one per rerun
-    return errors[0]
+    block = [lines[errors[0]]]
+    for line in lines[errors[0] + 1:]:
+        if not line.startswith("  "):
+            break
+        block.append(line)
+    return "\n".join(block)
 
 
 def test_without_network_one_message_names_every_missing_file(setup, tmp_path, monkeypatch):
@@ -239,7 +246,7 @@ def test_without_network_one_message_names_every_missing_file(setup, tmp_path, m
     assert result.exit_code == 3, result.output
     line = _error_line(result)
     assert line.startswith("error: 5 files this run needs are missing (nothing was downloaded: a manual step comes "
-                           "first): the SMPL neutral body model file is missing: strcli looked for SMPL_NEUTRAL.pkl")
+                           "first):\n  - the SMPL neutral body model file is missing: strcli looked for SMPL_NEUTRAL.pkl")
     for name, file in (("sample_video", "vtest.avi"), ("detector", "yolo11m.pt"),
                        ("spin_checkpoint", "spin_model_checkpoint.pt"), ("smpl_mean_params", "smpl_mean_params.npz")):
         assert f"{name} ({file}, to {weights}/" in line and f"--name {name}`" in line
@@ -250,15 +257,16 @@ def test_without_network_one_message_names_every_missing_file(setup, tmp_path, m
     result = runner.invoke(app, [*base, "--smpl-dir", str(setup["smpl"])])
     assert result.exit_code == DownloadError.exit_code, result.output
     line = _error_line(result)
-    assert line.startswith("error: 4 files this run needs are missing: sample_video (vtest.avi, to ")
+    assert line.startswith("error: 4 files this run needs are missing:\n  - sample_video (vtest.avi, to ")
     assert line.count(f"download failed: http://127.0.0.1:{port}/file: cannot connect") == 4
-    assert "check the network and rerun (downloads resume)" in line
+    assert line.endswith("\n  Then check the network and rerun (downloads resume).")
     # --offline: no download is tried; the SPIN files have fallbacks with --untrained, the others are named.
     result = runner.invoke(app, [*base, "--smpl-dir", str(setup["smpl"]), "--offline"])
     assert result.exit_code == 3, result.output
     line = _error_line(result)
-    assert line.startswith("error: 2 files this run needs are missing and --offline downloads nothing: "
-                           f"sample_video (vtest.avi, to {weights / 'samples' / 'vtest.avi'}); detector (yolo11m.pt")
+    assert line.startswith("error: 2 files this run needs are missing and --offline downloads nothing:\n"
+                           f"  - sample_video (vtest.avi, to {weights / 'samples' / 'vtest.avi'}).\n")
+    assert "\n  - detector (yolo11m.pt" in line
     assert "run `strcli weights fetch sample_video detector` there" in line
     assert "or pass a video of your own instead of --example" in line and "spin_checkpoint" not in line
     # Without --untrained, the missing STR checkpoint (a manual step) is named with the rest.
