@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,6 +24,10 @@ from rich.table import Table
 from strcli import __version__
 from strcli.errors import INTERRUPTED_HINT, Interrupted, StrcliError, write_failure
 from strcli.progress import LineProgress, StageNotes, count_progress, download_progress, work_progress
+
+if TYPE_CHECKING:
+    from strcli.options import ModelSources, ReconstructOptions
+
 
 def _flags_take_no_value() -> None:
     """typer 0.29 prints every flag's type in --help as `<bool>` (its own --help too), as if
@@ -367,16 +371,31 @@ def reconstruct(
     """Reconstruct every person in the videos: tracks, per-frame SMPL, meshes, manifest."""
     from strcli.errors import UsageError
     from strcli.inputs import (Shard, check_detections, check_file, check_output_folder, find_videos,
-                               select_shard, video_problem)
+                               missing_folders, remove_empty, run_problem, select_shard, video_problem)
+    from strcli.options import (ModelSources, ReconstructOptions, parse_export_formats, parse_mesh_formats,
+                                parse_models)
+    from strcli.tracking import TrackingConfig
     from strcli.weights import Manifest
 
     # Everything about the command line and its files first: no torch, no model, no download.
-    formats = tuple(f.strip().lower() for f in mesh_format.split(",") if f.strip())
-    formats = () if formats == ("none",) else formats
     if not inputs and not example:
         raise UsageError("no input videos given.", "Pass video files or folders, or --example.")
     if max_people is not None and max_people < 1:
         raise UsageError(f"--max-people {max_people}: must be at least 1.")
+    options = ReconstructOptions(
+        start=start, end=end, stride=stride, detector_conf=detector_conf, min_score=min_score,
+        tracking=TrackingConfig(min_length=min_track_length, max_gap=max_gap, smooth_window=smooth,
+                                max_people=max_people),
+        focal=focal, mesh_formats=parse_mesh_formats(mesh_format), device=device, batch_size=batch_size,
+        detector_batch=detector_batch,
+        window_stride=window_stride if window_stride is not None else 16 if fast else 8,
+        detect_every=detect_every or 0,  # 0 = auto; every frame on a GPU (set once torch says there is one)
+        detect_hz=7.5 if fast else 10.0, detector_imgsz=detector_imgsz or (320 if fast else 640))
+    sources = ModelSources(models=parse_models(model), checkpoints=tuple(checkpoint or ()), backbone=backbone,
+                           detector=detector, smpl_dir=smpl_dir, untrained=untrained, seed=seed,
+                           download=not offline)
+    if export:
+        parse_export_formats(export)
     shard_spec = Shard.parse(shard)
     check_detections(detections)
     for path in checkpoint or ():
@@ -385,37 +404,38 @@ def reconstruct(
     if detections is None:
         check_file(detector, "--detector", allow_suffix=".yaml")
     check_output_folder(output)
-    exporter = None
-    if export is not None:  # checked before any work (imports torch: only when asked for)
-        from strcli.export import export_after
+    created = missing_folders(output)  # removed at the end if the run leaves them empty
+    try:
+        paths = list(inputs or [])
+        found = find_videos(paths) if paths else []
+        refused = {video: problem for video in found if (problem := video_problem(video)) is not None}
+        sample = Manifest.load().get("sample_video").path() if example else None
+        if sample is not None:  # downloaded with the weights (every missing file named at once)
+            found.append(sample)
+        candidates = select_shard(found, shard_spec)
+        for video in candidates:  # decoded (header and first frame), and not busy in another process
+            if video == sample and not video.exists():
+                continue  # not downloaded yet: checked once it is
+            if video not in refused and (problem := run_problem(video, output, overwrite)) is not None:
+                refused[video] = problem
+        videos = [v for v in candidates if v not in refused]
+        for video in candidates:
+            if video in refused:
+                print(f"error: {video.name}: {refused[video]}", file=sys.stderr)
 
-        exporter = export_after(export)
-    paths = list(inputs or [])
-    found = find_videos(paths) if paths else []
-    refused = {video: problem for video in found if (problem := video_problem(video)) is not None}
-    if example:  # downloaded with the weights (every missing file named at once), after the paths were checked
-        found.append(Manifest.load().get("sample_video").path())
-    candidates = select_shard(found, shard_spec)
-    refused = {video: problem for video, problem in refused.items() if video in candidates}
-    videos = [v for v in candidates if v not in refused]
-    for video, problem in refused.items():
-        print(f"error: {video.name}: {problem}", file=sys.stderr)
-
-    results: list[Any] = []
-    export_failures: list[int] = []
-    if videos:
-        results, export_failures = _reconstruct_videos(
-            videos, output, quiet, detections, overwrite, render_overlay, exporter, start=start, end=end, stride=stride,
-            detector_conf=detector_conf, min_score=min_score, min_track_length=min_track_length,
-            max_gap=max_gap, smooth=smooth, max_people=max_people, focal=focal, formats=formats,
-            device=device, batch_size=batch_size, detector_batch=detector_batch, window_stride=window_stride,
-            fast=fast, detect_every=detect_every, detector_imgsz=detector_imgsz, model=model,
-            checkpoint=checkpoint, backbone=backbone, detector=detector, smpl_dir=smpl_dir,
-            untrained=untrained, seed=seed, offline=offline, compile_backbone=compile_backbone,
-            also=("sample_video",) if example else ())
-    done = {r.video: r for r in results}
-    results = [done[v] if v in done else _Refused(v, str(refused[v]), refused[v].exit_code) for v in candidates]
-    _print_results(results, as_json, quiet)
+        results: list[Any] = []
+        export_failures: list[int] = []
+        if videos:
+            results, export_failures = _reconstruct_videos(
+                videos, output, options, sources, detections, quiet=quiet, overwrite=overwrite,
+                render_overlay=render_overlay, export=export, fast=fast, compile_backbone=compile_backbone,
+                also=("sample_video",) if example else ())
+        done = {r.video: r for r in results}
+        results = [done[v] if v in done else _Refused(v, str(refused[v]), refused[v].exit_code)
+                   for v in candidates]
+        _print_results(results, as_json, quiet)
+    finally:
+        remove_empty(created)
     code = next((r.exit_code for r in results if r.status == "failed"), 0) or next(iter(export_failures), 0)
     if code:
         raise typer.Exit(code)
@@ -423,7 +443,8 @@ def reconstruct(
 
 @dataclasses.dataclass(frozen=True)
 class _Refused:
-    """A video refused before anything was loaded (missing, empty, unreadable)."""
+    """A video refused before anything was loaded: missing, empty, unreadable, undecodable,
+    a still image, or its folder busy in another process."""
 
     video: Path
     message: str
@@ -438,40 +459,30 @@ class _Refused:
     bytes: int = 0
 
 
-def _reconstruct_videos(videos: list[Path], output: Path, quiet: bool, detections: Path | None,
-                        overwrite: bool, render_overlay: bool, exporter: Any, **flags: Any
+def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOptions, sources: ModelSources,
+                        detections: Path | None, *, quiet: bool, overwrite: bool, render_overlay: bool,
+                        export: str | None, fast: bool, compile_backbone: bool, also: tuple[str, ...] = ()
                         ) -> tuple[list[Any], list[int]]:
-    """Import and load what the run needs (saying so on stderr), then run the batch: the
-    results, and the exit codes of failed exports (--export)."""
+    """Import and load what the run needs (saying so on stderr), then run the batch of the
+    checked `videos` with the checked `options` (`strcli.options.ReconstructOptions`) and
+    `sources` (`ModelSources`); `also` names further assets gathered with the weights (the
+    sample video of --example). Returns the results, and the exit codes of failed exports
+    (--export)."""
     notes = StageNotes(stderr, quiet)
     with notes.showing("loading torch and ultralytics..."):
         from strcli.batch import run_batch
         from strcli.devices import resolve_device
-        from strcli.reconstruct import ModelSources, ReconstructOptions, load_models
+        from strcli.export import export_after
+        from strcli.reconstruct import load_models
         from strcli.render import RenderOptions
-        from strcli.tracking import TrackingConfig
 
-        f = flags
-        on_gpu = resolve_device(f["device"]).type == "cuda"
-        options = ReconstructOptions(
-            start=f["start"], end=f["end"], stride=f["stride"], detector_conf=f["detector_conf"],
-            min_score=f["min_score"],
-            tracking=TrackingConfig(min_length=f["min_track_length"], max_gap=f["max_gap"],
-                                    smooth_window=f["smooth"], max_people=f["max_people"]),
-            focal=f["focal"], mesh_formats=f["formats"], device=f["device"], batch_size=f["batch_size"],
-            detector_batch=f["detector_batch"], window_stride=(f["window_stride"] if f["window_stride"] is not None
-                                          else 16 if f["fast"] else 8),
-            detect_every=f["detect_every"] or (1 if on_gpu and not f["fast"] else 0),
-            detect_hz=7.5 if f["fast"] else 10.0,
-            detector_imgsz=f["detector_imgsz"] or (320 if f["fast"] else 640))
-        sources = ModelSources(models=tuple(m.strip().lower() for m in f["model"].split(",") if m.strip()),
-                               checkpoints=tuple(f["checkpoint"] or ()), backbone=f["backbone"],
-                               detector=f["detector"], smpl_dir=f["smpl_dir"], untrained=f["untrained"],
-                               seed=f["seed"], download=not f["offline"])
+        exporter = export_after(export)
+        if not options.detect_every and resolve_device(options.device).type == "cuda" and not fast:
+            options = dataclasses.replace(options, detect_every=1)  # a GPU detects every frame
         notes.note("finding and checking the weights (downloaded on first use)...")
         # The networks are built when the first video that is not skipped needs them.
-        models = load_models(sources, f["device"], f["batch_size"], need_detector=detections is None,
-                             compile_backbone=f["compile_backbone"], lazy=True, also=f["also"],
+        models = load_models(sources, options.device, options.batch_size, need_detector=detections is None,
+                             compile_backbone=compile_backbone, lazy=True, also=also,
                              download_progress=notes.download)
     for warning in models.warnings:
         print(f"warning: {warning}", file=sys.stderr)

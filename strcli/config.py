@@ -30,3 +30,6 @@ CROP_FOCAL = 5000.0  # focal length (px) of the 224 px crop camera
 # Temporal side.
 WINDOW = 16  # frames per STR window (the paper's T)
 FEATURE_DIM = 2048  # ResNet-50 pooled feature
+
+# Output folders.
+MANIFEST = "manifest.json"  # written last into OUT/<stem>/: a folder holding it is complete

@@ -5,20 +5,19 @@ from __future__ import annotations
 import torch
 
 from strcli.errors import UsageError
+from strcli.options import check_device_name
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    name = (name or "auto").strip().lower()
+    """`name` -> a torch device that exists: UsageError (exit 2) for a name that is not
+    auto, cpu, cuda or cuda:N (`strcli.options.check_device_name`, checked without torch
+    before anything loads) or for a GPU that is not there."""
+    name = check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise UsageError(f"bad --device {name!r}: use auto, cpu, cuda or cuda:N.") from err
+    device = torch.device(name)
     if device.type == "cpu":
         return device
-    if device.type != "cuda":
-        raise UsageError(f"bad --device {name!r}: use auto, cpu, cuda or cuda:N.")
     if not torch.cuda.is_available():
         raise UsageError(f"--device {name}: no CUDA GPU is visible to PyTorch.",
                          "Use --device cpu, or check the driver and CUDA_VISIBLE_DEVICES.")

@@ -1,9 +1,12 @@
 """The command line's inputs, checked before anything heavy is imported or built.
 
-Everything here is cheap (no torch, no video decoding): the videos and files named on the
-command line exist, are files, are not empty and can be read, and the output folder can
-be written. `strcli reconstruct` runs these checks first, so a mistyped path is refused
-in well under a second, before any model is loaded or downloaded.
+Everything here is cheap (no torch): the videos and files named on the command line
+exist, are files, are not empty and can be read (`video_problem`, the file system alone),
+each video's header and first frame decode and it is not a still image, and no other
+process is writing its output folder (`run_problem`, PyAV and a look at the lock), and
+the output folder can be written. `strcli reconstruct` runs these checks first, so a
+mistyped path or an undecodable file is refused in about a second, before any model is
+loaded or downloaded.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from strcli.errors import MissingAssetError, OutputError, UsageError, VideoError
+from strcli.config import MANIFEST
+from strcli.errors import MissingAssetError, OutputError, StrcliError, UsageError, VideoError
+from strcli.locks import busy_error, lock_holder
+from strcli.video import probe
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
                   ".ts", ".mts", ".3gp")
@@ -76,6 +82,47 @@ def video_problem(path: Path) -> VideoError | None:
     if path.stat().st_size == 0:
         return VideoError(f"video {path} is empty (0 bytes).", "Re-copy or re-export it.")
     return None
+
+
+def run_problem(video: Path, out_root: Path, overwrite: bool) -> StrcliError | None:
+    """Why `video`, which passed `video_problem`, cannot run into `out_root/<stem>/` now, or
+    None: VideoError (exit 7) when its contents cannot be decoded (text or garbage under a
+    video's name, an MP4 cut before its index, no video stream) or it is a still image
+    (`strcli.video.probe`); BusyError (exit 9) when another process holds the folder's lock
+    and the video must be written (`overwrite`, or no finished folder that could be
+    skipped). A look at the lock, as the run starts: a video is refused at once rather
+    than after the models are loaded, even if its holder would be done by its turn."""
+    try:
+        probe(video)
+    except VideoError as err:
+        return err
+    if overwrite or not (out_root / video.stem / MANIFEST).is_file():
+        holder = lock_holder(out_root, video.stem)
+        if holder is not None:
+            return busy_error(out_root / video.stem, holder)
+    return None
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first: what a run
+    writing into `folder` creates, and removes again if it leaves them empty."""
+    missing = []
+    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def remove_empty(folders: Sequence[Path]) -> None:
+    """Remove the `folders` (deepest first, as `missing_folders` gives them) that exist and
+    are empty; stop at the first that holds something. Never raises."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:  # not empty (another process's outputs too), or not ours to remove
+            return
 
 
 def check_file(path: Path | None, what: str, error: type = MissingAssetError, allow_suffix: str = "") -> None:

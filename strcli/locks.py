@@ -36,6 +36,7 @@ _STALE_AFTER = 86400.0  # seconds: a live pid's temporary older than this is a r
 
 _held: dict[Path, int] = {}  # lock path -> nesting depth, in this process
 _held_lock = threading.Lock()
+_LOOK_PATIENCE = 0.3  # seconds a refused lock is retried: longer than a look (lock_holder), far shorter than a write
 
 
 def temporary_owner(path: Path) -> int | None:
@@ -125,9 +126,42 @@ def video_lock(out_root: Path, stem: str, purpose: str) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
+def lock_holder(out_root: Path, stem: str) -> str | None:
+    """Who holds the lock of `out_root/<stem>/` now, another process ("strcli render (pid
+    4242)"), or None when nobody else does. A look, not a claim: it creates nothing and
+    holds a shared lock for an instant only (`video_lock` still decides when the video's
+    turn comes); `strcli reconstruct` uses it to refuse a busy video before loading a model."""
+    path = lock_path(out_root, stem)
+    with _held_lock:
+        if path.absolute() in _held:
+            return None  # this process holds it
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None  # no lock file: nobody holds it (or it cannot be read: video_lock will say)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another strcli process"
+        except OSError:
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def busy_error(folder: Path, holder: str) -> BusyError:
+    """The one line (exit 9) for a video's folder that `holder` is writing."""
+    return BusyError(f"{folder} is being written by {holder}.", "Wait for it to finish, then run this again.")
+
+
 def _acquire(path: Path, folder: Path) -> int:
     """A descriptor of `path` holding its flock, and `path` still names that file (a holder
     removes the file as it lets go; whoever locked the removed file tries again)."""
+    # `lock_holder`'s look holds a shared lock for an instant: a refusal waits that out first.
+    patience = time.monotonic() + _LOOK_PATIENCE
     while True:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,10 +171,12 @@ def _acquire(path: Path, folder: Path) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another strcli process"
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
             os.close(fd)
-            raise BusyError(f"{folder} is being written by {holder}.",
-                            "Wait for it to finish, then run this again.") from None
+            if time.monotonic() < patience:
+                time.sleep(0.01)
+                continue
+            raise busy_error(folder, holder or "another strcli process") from None
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 return fd

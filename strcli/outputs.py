@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import trimesh
 
+from strcli.config import MANIFEST  # noqa: F401 (re-exported)
 from strcli.errors import OutputError, StrcliError, UsageError, output_error  # noqa: F401 (output_error: shared by the writers)
 from strcli.locks import sweep_stale
+from strcli.options import MESH_FORMATS  # noqa: F401 (re-exported)
 from strcli.posing import PosedFrames
 
-MANIFEST = "manifest.json"
-MESH_FORMATS = ("obj", "ply")
 # Camera frame (x right, y down, z forward) -> AMASS world (z up, y forward).
 CAMERA_TO_ZUP = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], np.float64)
 

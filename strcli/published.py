@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from strcli.checkpoints import FORMAT, TRAIN_STATE_FORMAT, load_state_dict_checked, read_checkpoint_file
 from strcli.errors import CorruptAssetError
+from strcli.options import TEMPORAL_MODELS  # noqa: F401 (the --model names, re-exported)
 from strcli.model.regressor import MeanParams
 from strcli.model.tcmr import TCMR
 from strcli.model.vibe import VIBE
@@ -32,7 +33,6 @@ KIND_NAMES = {
     "str": "strcli STR checkpoint", "train_state": "strcli training state (last.pt of `strcli train`)",
     "tcmr": "TCMR checkpoint", "vibe": "VIBE checkpoint", "spin": "SPIN checkpoint",
 }
-TEMPORAL_MODELS = ("str", "tcmr", "vibe")
 
 
 def recognise(raw: Mapping[str, Any]) -> str | None:

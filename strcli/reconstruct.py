@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -42,9 +41,9 @@ from strcli.errors import CorruptAssetError, MissingAssetError, ResourceError, S
 from strcli.features import Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
 from strcli.locks import video_lock
 from strcli.model import STR, MeanParams, STRConfig, build_model
+from strcli.options import ModelSources, ReconstructOptions  # noqa: F401 (checked without torch; re-exported)
 from strcli.overlap import ReadAhead
 from strcli.outputs import (
-    MESH_FORMATS,
     Counts,
     InputFile,
     ModelOutput,
@@ -75,7 +74,6 @@ from strcli.tracking import (
     Detections,
     Track,
     TrackedBox,
-    TrackingConfig,
     USER_DETECTOR_HINT,
     YoloPersonDetector,
     check_detector_file,
@@ -89,91 +87,6 @@ from strcli.video import Position, VideoInfo, VideoReader, is_truncated, length_
 from strcli.weights import (Manifest, Need, Progress as DownloadProgress, Status, check_asset, ensure, gather,
                             recorded_sha256, sha256_file)
 from strcli.windows import StreamingWindows
-
-# ----------------------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class ReconstructOptions:
-    """What changes the results (all of it goes into the fingerprint) ..."""
-
-    start: str | None = None  # frame (120) or seconds (4.5s)
-    end: str | None = None
-    stride: int = 1
-    tracking: TrackingConfig = TrackingConfig()
-    detector_conf: float = 0.25  # YOLO confidence threshold
-    detector_imgsz: int = 640  # YOLO's input size (longest side, pixels)
-    detect_every: int = 1  # run the detector on every N-th processed frame; ByteTrack and the
-    # gap filling carry the boxes over the frames between (at most tracking.max_gap + 1);
-    # 0 = auto: the largest N that still detects `detect_hz` times per second of video
-    detect_hz: float = 10.0  # auto's target (10 on a CPU, 7.5 with --fast): docs/performance.md
-    min_score: float = 0.0  # detections below this score in a --detections file are ignored
-    focal: float | None = None  # pixels; default: the image diagonal
-    mesh_formats: tuple[str, ...] = ("obj",)
-    window_stride: int = WINDOW // 2
-    # ... and what does not.
-    device: str = "auto"
-    batch_size: int = 64
-    detector_batch: int = 0  # frames per detector call; 0 = auto: 16 on a GPU, 1 on a CPU
-
-    def __post_init__(self) -> None:
-        if self.stride < 1:
-            raise UsageError(f"--stride {self.stride}: must be at least 1.")
-        if not 1 <= self.window_stride <= WINDOW:
-            raise UsageError(f"--window-stride {self.window_stride}: must be 1..{WINDOW}.")
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size {self.batch_size}: must be at least 1.")
-        if self.detector_batch < 0:
-            raise UsageError(f"--detector-batch {self.detector_batch}: must be 0 (auto) or more.")
-        if self.detect_hz <= 0:
-            raise UsageError(f"detect_hz {self.detect_hz}: must be positive.")
-        if not 0 <= self.detect_every <= max(1, self.tracking.max_gap + 1):
-            raise UsageError(f"--detect-every {self.detect_every}: must be 1..{self.tracking.max_gap + 1} "
-                             "(--max-gap + 1), or the frames between detections could not be filled.")
-        if not 32 <= self.detector_imgsz <= 4096 or self.detector_imgsz % 32:
-            raise UsageError(f"--detector-imgsz {self.detector_imgsz}: a multiple of 32 from 32 to 4096.")
-        if not 0.0 <= self.detector_conf <= 1.0:  # also refuses NaN
-            raise UsageError(f"--detector-conf {self.detector_conf}: a score from 0 to 1.")
-        if not 0.0 <= self.min_score <= 1.0:
-            raise UsageError(f"--min-score {self.min_score}: a score from 0 to 1.")
-        if self.focal is not None and not (math.isfinite(self.focal) and self.focal > 0):
-            raise UsageError(f"--focal {self.focal}: must be a positive number of pixels.")
-        bad = [f for f in self.mesh_formats if f not in MESH_FORMATS]
-        if bad:
-            raise UsageError(f"--mesh-format {','.join(bad)}: use obj, ply, obj,ply or none.")
-
-    def detection_interval(self, fps: float) -> int:
-        """Frames from one detection to the next for a video at `fps` (after --stride)."""
-        if self.detect_every:
-            return self.detect_every
-        return max(1, min(self.tracking.max_gap + 1, int(fps / self.detect_hz)))
-
-    def result_options(self) -> dict[str, Any]:
-        options = asdict(self)
-        del options["device"], options["batch_size"], options["detector_batch"]
-        return options
-
-
-@dataclass(frozen=True)
-class ModelSources:
-    """Where the networks' weights come from."""
-
-    models: tuple[str, ...] = ("str",)  # temporal models to run, the first's files at the folder's top
-    checkpoints: tuple[Path, ...] = ()  # files for them, each recognised by its structure;
-    # default per model: the str_checkpoint, tcmr_demo, vibe_wo_3dpw assets
-    backbone: Path | None = None  # SPIN checkpoint; default: the spin_checkpoint asset
-    detector: Path | None = None  # ultralytics weights; default: the detector asset
-    smpl_dir: Path | None = None
-    untrained: bool = False  # allow randomly initialised STR (and backbone): tests, demos
-    seed: int = 0
-    download: bool = True  # fetch missing public weights on first use
-
-    def __post_init__(self) -> None:
-        unknown = [m for m in self.models if m not in TEMPORAL_MODELS]
-        if unknown or not self.models or len(set(self.models)) != len(self.models):
-            raise UsageError(f"--model {','.join(self.models)}: name each of {', '.join(TEMPORAL_MODELS)} "
-                             "at most once, comma-separated.")
-
 
 # ----------------------------------------------------------------------------- progress
 

@@ -79,19 +79,43 @@ def _open(path: Path) -> av.container.InputContainer:
     return container
 
 
+def _still_image(container: av.container.InputContainer, frames: Iterator[av.VideoFrame]) -> bool:
+    """Whether a file FFmpeg read with an image demuxer (`image2`, `png_pipe`, `jpeg_pipe`,
+    ..., or `gif`) holds one picture only: a photo, not a video. `frames` is the decoder past
+    the first frame; one more is decoded. Several pictures in one file (a raw MJPEG stream,
+    an animated GIF) are a video."""
+    name = container.format.name
+    if name not in ("image2", "gif") and not name.endswith("_pipe"):
+        return False
+    try:
+        return next(frames, None) is None
+    except av.error.FFmpegError:
+        return True  # nothing decodable after the one picture
+
+
 def probe(path: str | Path) -> VideoInfo:
-    """Size, rotation, frame rate and length of a video, from its header and first frame."""
+    """Size, rotation, frame rate and length of a video, from its header and first frame.
+
+    Cheap (no torch; decodes one frame, two for an image file), so `strcli reconstruct`
+    probes every video before it loads a model. Raises VideoError (exit 7) for a file that
+    is missing, empty, not a container FFmpeg can read (text, garbage, an MP4 cut before its
+    index), without a video stream or a decodable first frame, or a still image (PNG, JPEG).
+    """
     path = Path(path)
     with _open(path) as container:
         stream = container.streams.video[0]
         rotation = 0
+        frames = container.decode(stream)
         try:
-            first = next(container.decode(stream))
+            first = next(frames)
             rotation = int(getattr(first, "rotation", 0) or 0) % 360
         except StopIteration:
             raise VideoError(f"{path} has no decodable frames.") from None
         except av.error.FFmpegError as err:
             raise VideoError(f"{path}: the first frame cannot be decoded ({ffmpeg_reason(err)}).") from err
+        if _still_image(container, frames):
+            raise VideoError(f"{path} is a still image ({stream.codec_context.name}), not a video.",
+                             "Pass a video file (MP4, MOV, AVI, MKV, ...).")
         width, height = stream.codec_context.width, stream.codec_context.height
         if rotation in (90, 270):
             width, height = height, width
@@ -136,20 +160,21 @@ class Position:
     seconds: float | None = None
 
 
-def parse_position(text: str | None) -> Position | None:
+def parse_position(text: str | None, flag: str = "frame position") -> Position | None:
     """'120' (a frame index) or '4.5s' (seconds from the first frame) -> a `Position`; None
     stays None. Seconds select frames by their timestamps, not by seconds x frame rate
-    (`VideoReader`), so a variable frame rate is cut where the user means."""
+    (`VideoReader`), so a variable frame rate is cut where the user means. Anything else is
+    a UsageError naming `flag` (e.g. '--start')."""
     if text is None or text == "":
         return None
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s?)\s*", str(text))
     if not match:
-        raise UsageError(f"bad frame position {text!r}: use a frame number (120) or seconds (4.5s).")
+        raise UsageError(f"bad {flag} {text!r}: use a frame number (120) or seconds (4.5s).")
     value, seconds = float(match.group(1)), bool(match.group(2))
     if seconds:
         return Position(seconds=value)
     if not value.is_integer():
-        raise UsageError(f"bad frame position {text!r}: frame numbers are whole; add 's' for seconds.")
+        raise UsageError(f"bad {flag} {text!r}: frame numbers are whole; add 's' for seconds.")
     return Position(frame=int(value))
 
 

@@ -323,6 +323,166 @@ def test_a_missing_video_is_refused_without_importing_torch(tmp_path):
     assert done.stderr.strip() == "error: missing.mp4: video missing.mp4 does not exist. Check the path."
 
 
+@pytest.mark.parametrize("flags,text", [
+    (["--start", "10", "--end", "5"], "--start 10 --end 5: no frame in between (--end is exclusive"),
+    (["--start", "10", "--end", "10"], "--start 10 --end 10: no frame in between"),
+    (["--start", "2s", "--end", "1.5s"], "--start 2s --end 1.5s: no frame in between"),
+    (["--start", "abc"], "bad --start 'abc': use a frame number (120) or seconds (4.5s)."),
+    (["--end", "2.5"], "bad --end '2.5': frame numbers are whole"),
+    (["--stride", "0"], "--stride 0: must be at least 1."),
+    (["--batch-size", "0"], "--batch-size 0: must be at least 1."),
+    (["--window-stride", "0"], "--window-stride 0: must be 1..16."),
+    (["--detector-imgsz", "33"], "--detector-imgsz 33: a multiple of 32 from 32 to 4096."),
+    (["--detect-every", "20"], "--detect-every 20: must be 1..9"),
+    (["--model", "foo"], "--model foo: name each of str, tcmr, vibe at most once"),
+    (["--model", "str,str"], "--model str,str: name each of"),
+    (["--device", "gpu7"], "bad --device 'gpu7': use auto, cpu, cuda or cuda:N."),
+    (["--device", "cuda:x"], "bad --device 'cuda:x'"),
+    (["--mesh-format", "stl"], "--mesh-format stl: use obj, ply, obj,ply or none."),
+    (["--export", "fbx"], "unknown export format 'fbx': use glb, bvh"),
+])
+def test_a_bad_flag_value_is_refused_before_torch_or_any_model(setup, tmp_path, monkeypatch, flags, text):
+    _heavy_work_forbidden(monkeypatch)
+    result = runner.invoke(app, ["reconstruct", str(setup["video"]), "-o", str(tmp_path / "new" / "out"),
+                                 "--smpl-dir", str(setup["smpl"]), "--untrained", *flags])
+    assert result.exit_code == UsageError.exit_code, result.output
+    assert result.stderr.startswith("error: " + text) and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "new").exists()
+
+
+def _undecodable(kind: str, folder: Path, assets: Path) -> Path:
+    """A file that is no video although it may be named like one."""
+    if kind == "text":
+        path = folder / "notes.mp4"
+        path.write_text("not a video, only its name\n" * 20)
+    elif kind == "truncated":  # running.mp4 keeps its index (moov) at the end: half the file has none
+        data = (assets / "videos" / "running.mp4").read_bytes()
+        assert data.rfind(b"moov") > len(data) // 2
+        path = folder / "cut.mp4"
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "garbage":
+        path = folder / "noise.mp4"
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    else:  # a photo: as .png, or a JPEG renamed .mp4
+        import cv2
+
+        image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        path = folder / ("photo.png" if kind == "png" else "photo.mp4")
+        path.write_bytes(cv2.imencode(".png" if kind == "png" else ".jpg", image)[1].tobytes())
+    return path
+
+
+UNDECODABLE = [("text", "is not a readable video (invalid data found when processing input)"),
+               ("truncated", "is not a readable video (invalid data found when processing input)"),
+               ("garbage", "is not a readable video"),
+               ("png", "is a still image (png), not a video. Pass a video file"),
+               ("jpeg", "is a still image (mjpeg), not a video.")]
+
+
+@pytest.mark.parametrize("kind,text", UNDECODABLE)
+def test_a_file_that_does_not_decode_is_refused_before_any_model(setup, tmp_path, monkeypatch, kind, text):
+    _heavy_work_forbidden(monkeypatch)
+    video = _undecodable(kind, tmp_path, setup["video"].parent.parent)
+    result = runner.invoke(app, ["reconstruct", str(video), "-o", str(tmp_path / "out"), "--smpl-dir",
+                                 str(setup["smpl"]), "--untrained", "--json"])
+    assert result.exit_code == VideoError.exit_code == 7, result.output
+    assert result.stderr.strip() == f"error: {video.name}: {video} {text}" + result.stderr.strip().split(text)[1]
+    row = json.loads(result.stdout)[0]
+    assert row["status"] == "failed" and row["exit_code"] == 7 and text in row["message"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_real_one_frame_video_is_still_a_video(tmp_path):
+    from test_video import write_video
+
+    from strcli.video import probe
+
+    assert probe(write_video(tmp_path / "one.mp4", frames=1)).frames_in_file == 1
+    import cv2
+
+    image = cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))[1].tobytes()
+    (tmp_path / "three.mjpeg").write_bytes(image * 3)  # a raw MJPEG stream: pictures one after another
+    assert probe(tmp_path / "three.mjpeg").codec == "mjpeg"
+
+
+def test_a_batch_goes_on_past_an_undecodable_video_and_loads_the_models_once(setup, tmp_path, monkeypatch):
+    dets = tmp_path / "dets"
+    dets.mkdir()
+    (dets / "running.det.txt").write_bytes(setup["detections"].read_bytes())
+    bad = _undecodable("truncated", tmp_path, setup["video"].parent.parent)
+    loaded = []
+    load = strcli.reconstruct.load_models
+    monkeypatch.setattr(strcli.reconstruct, "load_models", lambda *a, **k: (loaded.append(1), load(*a, **k))[1])
+    result = runner.invoke(app, ["reconstruct", str(bad), str(setup["video"]), "-o", str(setup["out"]),
+                                 "--detections", str(dets), "--smpl-dir", str(setup["smpl"]), "--checkpoint",
+                                 str(setup["checkpoint"]), "--untrained", "--offline", "--device", "cpu",
+                                 "--mesh-format", "none", "--end", "8", "--json"])
+    assert result.exit_code == VideoError.exit_code, result.output
+    rows = {Path(r["video"]).name: r for r in json.loads(result.stdout)}
+    assert rows["running.mp4"]["status"] == "done" and rows["running.mp4"]["frames"] == 8
+    assert rows["cut.mp4"]["status"] == "failed" and "is not a readable video" in rows["cut.mp4"]["message"]
+    assert loaded == [1]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: cut.mp4: {bad} is not a readable video (invalid data found when processing input). "
+                      "Is it corrupt or truncated? Try re-exporting it as H.264 MP4."]
+    assert (setup["out"] / "running" / "manifest.json").is_file()
+
+
+def test_the_checks_before_loading_import_no_torch(tmp_path):
+    (tmp_path / "notes.mp4").write_text("not a video\n")
+    script = ("import sys\nimport strcli.options, strcli.inputs, strcli.video\n"
+              "assert 'torch' not in sys.modules, 'imported torch'\n"
+              "from strcli.cli import app\n"
+              "for argv in (['x.mp4', '--stride', '0'], ['notes.mp4', '-q']):\n"
+              "    try:\n        app(['reconstruct', *argv])\n    except SystemExit as e:\n"
+              "        print('CODE', e.code)\n"
+              "print('TORCH', 'torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["CODE", "2", "CODE", "7", "TORCH", "False"], done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        "error: --stride 0: must be at least 1.",
+        f"error: notes.mp4: {(tmp_path / 'notes.mp4').resolve()} is not a readable video (invalid data found when "
+        "processing input). Is it corrupt or truncated? Try re-exporting it as H.264 MP4."]
+
+
+def test_a_video_another_process_is_writing_is_refused_before_any_model(setup, tmp_path, monkeypatch):
+    from strcli.inputs import run_problem
+
+    out = setup["out"]
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from pathlib import Path\n"
+                               "from strcli.locks import video_lock\n"
+                               f"with video_lock(Path({str(out)!r}), 'running', 'reconstruct'):\n"
+                               "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        _heavy_work_forbidden(monkeypatch)
+        result = setup["run"]("--end", 8)
+        assert result.exit_code == 9, result.output
+        assert result.stderr.strip() == (f"error: running.mp4: {out / 'running'} is being written by strcli "
+                                         f"reconstruct (pid {holder.pid}). Wait for it to finish, then run this again.")
+        # a finished folder may be skipped without the lock: only --overwrite must wait for it
+        (out / "running").mkdir()
+        (out / "running" / "manifest.json").write_text("{}")
+        assert run_problem(setup["video"], out, overwrite=False) is None
+        assert run_problem(setup["video"], out, overwrite=True).exit_code == 9
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_problem(setup["video"], out, overwrite=True) is None  # the kernel let go with the process
+
+
+def test_a_failed_run_removes_the_output_folder_it_made_when_empty(setup, tmp_path):
+    result = setup["run"]("--start", 1000, out=tmp_path / "new" / "out")  # the clip has 180 frames
+    assert result.exit_code == UsageError.exit_code, result.output
+    assert "no frame in the range --start 1000" in result.stderr
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()  # a folder that was there before the run stays
+    assert setup["run"]("--start", 1000, out=tmp_path / "mine").exit_code == UsageError.exit_code
+    assert (tmp_path / "mine").is_dir()
+    result = runner.invoke(app, ["reconstruct", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "new")])
+    assert result.exit_code == VideoError.exit_code and not (tmp_path / "new").exists()
+
+
 # ---------------------------------------------------------------- 4. train --data-dir
 
 

@@ -20,24 +20,12 @@ from strcli.export.bvh import write_bvh
 from strcli.export.gltf import GLB_NAME, build_gltf, write_glb
 from strcli.export.motion import RestBody, TrackMotion, rest_body
 from strcli.locks import sweep_stale, video_lock
+from strcli.options import EXPORT_FORMATS, parse_export_formats as parse_formats  # noqa: F401 (re-exported)
 from strcli.outputs import MANIFEST, output_folders, read_manifest, reading_output  # noqa: F401 (output_folders: export's API)
 from strcli.render import PALETTE
 
 if TYPE_CHECKING:
     from strcli.reconstruct import VideoResult
-
-EXPORT_FORMATS = ("glb", "bvh")
-
-
-def parse_formats(text: str) -> tuple[str, ...]:
-    """'glb,bvh' -> ('glb', 'bvh'); an unknown name is a usage error."""
-    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
-    unknown = [f for f in formats if f not in EXPORT_FORMATS]
-    if unknown or not formats:
-        raise UsageError(f"unknown export format {(unknown or [text])[0]!r}: use {', '.join(EXPORT_FORMATS)} "
-                         "or both (glb,bvh).")
-    return formats
-
 
 @dataclass(frozen=True)
 class ExportResult:
