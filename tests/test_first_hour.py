@@ -154,7 +154,6 @@ def test_plain_progress_lines_are_spaced_by_the_interval(monkeypatch):
 def test_an_interrupted_run_says_so_leaves_nothing_half_written_and_a_rerun_completes(setup, tmp_path, signal_number,
                                                                                     code, name):
     import os
-    import signal
 
     out = tmp_path / "out"
     args = [str(setup["video"]), "-o", str(out), "--detections", str(setup["detections"]), "--smpl-dir",
