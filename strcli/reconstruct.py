@@ -588,6 +588,8 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
     start_at, end_at = parse_position(options.start), parse_position(options.end)
     timer = StageTimer(models.device)
     warnings = list(models.warnings)
+    if info.rotation_warning:
+        warnings.append(info.rotation_warning)
 
     tracked = track_video(info, start_at, end_at, options, models.detector, detections, models.device, timer,
                           progress, models.detector_hint)
