@@ -337,8 +337,13 @@ def check_detector_file(path: Path, hint: str = USER_DETECTOR_HINT) -> None:
         raise CorruptAssetError(f"the detector {path} is a {path.suffix or 'suffix-less'} file; strcli loads "
                                 f"only {', '.join(DETECTOR_SUFFIXES)} detectors (formats that load without "
                                 "running code).", hint)
-    if path.suffix.lower() != ".pt":
-        return
+    if path.suffix.lower() == ".pt":
+        check_detector_checkpoint(path, hint)
+
+
+def check_detector_checkpoint(path: Path, hint: str = USER_DETECTOR_HINT) -> None:
+    """The pickle scan of `check_detector_file`, whatever the file's suffix (`weights import`
+    stores any detector it is given as the manifest's .pt). Raises CorruptAssetError."""
     import torch
 
     try:
