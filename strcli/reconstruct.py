@@ -80,7 +80,6 @@ from strcli.tracking import (
     YoloPersonDetector,
     check_detector_file,
     check_fit,
-    count_past_end,
     drop_outside,
     finalize_tracks,
     read_mot_detections,
@@ -672,14 +671,15 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
     lost = options.tracking.lost_seconds
     given: dict[int, Detections] | None = None
     every = 1  # a detections file has every frame's boxes already
-    outside = mostly_outside = 0
+    outside = 0
+    mostly_outside: dict[int, int] = {}
     if detections is not None:
         given = read_mot_detections(detections, options.min_score)
         in_file = sum(len(found) for found in given.values())
         given, outside, mostly_outside = drop_outside(given, info.width, info.height)
         if info.frames_expected:  # refuse a file of another video before decoding it
-            check_fit(DetectionFit(in_file, outside, count_past_end(given, info.frames_expected - 1),
-                                   info.frames_expected - 1, mostly_outside), detections, info.width, info.height)
+            check_fit(DetectionFit.of(in_file, given, outside, mostly_outside, info.frames_expected - 1),
+                      detections, info.width, info.height)
         tracker = DetectionTracker(fps, lost)
     else:
         if detector is None:
@@ -734,8 +734,7 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
         # end and its announced length are the truncation's, warned about as such), else
         # the last decoded, when decoding reached the end.
         last = max((info.frames_expected or 0) - 1, reader.decoded - 1 if reader.finished else -1)
-        fit = DetectionFit(in_file, outside, count_past_end(given, last) if last >= 0 else 0,
-                           last if last >= 0 else None, mostly_outside)
+        fit = DetectionFit.of(in_file, given, outside, mostly_outside, last if last >= 0 else None)
         check_fit(fit, detections, info.width, info.height)
         if (warning := fit.warning(info.width, info.height)) is not None:
             warnings.append(warning)
