@@ -78,7 +78,6 @@ from strcli.tracking import (
     YoloPersonDetector,
     check_detector_file,
     check_fit,
-    count_past_end,
     drop_outside,
     finalize_tracks,
     read_mot_detections,
@@ -513,7 +512,16 @@ def reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, 
 
 
 def _already_done(video: Path, out_root: Path, key: str) -> VideoResult | None:
+    """The skipped result when `OUT/<stem>/` holds this video's run with the same
+    fingerprint; None when it is to be (re)done. A folder that holds another video of the
+    same stem (another path) is refused: UsageError (exit 2), redoing would replace it."""
     previous = read_manifest(out_root / video.stem)
+    recorded = previous.get("input") if isinstance(previous, dict) else None
+    if isinstance(recorded, dict) and isinstance(recorded.get("path"), str):
+        if Path(recorded["path"]) != video.resolve():
+            raise UsageError(f"{out_root / video.stem} holds the results of another video, {recorded['path']}, "
+                             "not of this one (same stem).",
+                             "Write this one elsewhere with -o ANOTHER_FOLDER, or pass --overwrite to replace them.")
     if previous is not None and previous.get("fingerprint") == key:
         folder = out_root / video.stem
         overlay = folder / OVERLAY
@@ -548,6 +556,8 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
     start_at, end_at = parse_position(options.start), parse_position(options.end)
     timer = StageTimer(models.device)
     warnings = list(models.warnings)
+    if info.rotation_warning:
+        warnings.append(info.rotation_warning)
 
     tracked = track_video(info, start_at, end_at, options, models.detector, detections, models.device, timer,
                           progress, models.detector_hint)
@@ -630,14 +640,15 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
     lost = options.tracking.lost_seconds
     given: dict[int, Detections] | None = None
     every = 1  # a detections file has every frame's boxes already
-    outside = mostly_outside = 0
+    outside = 0
+    mostly_outside: dict[int, int] = {}
     if detections is not None:
         given = read_mot_detections(detections, options.min_score)
         in_file = sum(len(found) for found in given.values())
         given, outside, mostly_outside = drop_outside(given, info.width, info.height)
         if info.frames_expected:  # refuse a file of another video before decoding it
-            check_fit(DetectionFit(in_file, outside, count_past_end(given, info.frames_expected - 1),
-                                   info.frames_expected - 1, mostly_outside), detections, info.width, info.height)
+            check_fit(DetectionFit.of(in_file, given, outside, mostly_outside, info.frames_expected - 1),
+                      detections, info.width, info.height)
         tracker = DetectionTracker(fps, lost)
     else:
         if detector is None:
@@ -692,8 +703,7 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
         # end and its announced length are the truncation's, warned about as such), else
         # the last decoded, when decoding reached the end.
         last = max((info.frames_expected or 0) - 1, reader.decoded - 1 if reader.finished else -1)
-        fit = DetectionFit(in_file, outside, count_past_end(given, last) if last >= 0 else 0,
-                           last if last >= 0 else None, mostly_outside)
+        fit = DetectionFit.of(in_file, given, outside, mostly_outside, last if last >= 0 else None)
         check_fit(fit, detections, info.width, info.height)
         if (warning := fit.warning(info.width, info.height)) is not None:
             warnings.append(warning)

@@ -11,6 +11,7 @@ N longest tracks and renumbers them 0..K-1 in order of first appearance.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -129,42 +130,102 @@ class Track:
         return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
+MOT_FORMAT = ("Each line must be frame,-1,x,y,w,h,score[,...] (MOT format): a whole frame number from 1, "
+              "a box of positive width and height (numbers within a million pixels), a finite score.")
+# Coordinates further than this from the image (pixels) are no box of any video: refused as
+# malformed rather than computed with (1e308 + 1e308 overflows).
+MAX_COORDINATE = 1e6
+
+
+def _mot_line_problem(fields: list[str]) -> tuple[str | None, tuple[float, ...]]:
+    """What is wrong with one MOT line's fields (None if nothing), and its numbers
+    (frame, x, y, w, h, score)."""
+    if len(fields) < 7:
+        return f"{len(fields)} column(s), MOT detections have at least 7 (frame,-1,x,y,w,h,score)", ()
+    values = []
+    for name, text in zip(("frame", "id", "x", "y", "width", "height", "score"), fields):
+        try:
+            values.append(float(text))
+        except ValueError:
+            return f"the {name} {text.strip()!r} is not a number", ()
+    frame, _, x, y, w, h, score = values
+    for name, value in (("frame", frame), ("x", x), ("y", y), ("width", w), ("height", h), ("score", score)):
+        if not math.isfinite(value):
+            return f"the {name} is {value}", ()
+    if not frame.is_integer():
+        return f"the frame number {frame:g} is not a whole number", ()
+    if frame < 1:
+        return f"the frame number {frame:g} is below 1 (MOT frame numbers start at 1)", ()
+    for name, value in (("x", x), ("y", y), ("width", w), ("height", h)):
+        if abs(value) > MAX_COORDINATE:
+            return f"the {name} {value:g} is beyond a million pixels", ()
+    if w <= 0 or h <= 0:
+        return f"the box is {w:g}x{h:g} pixels (width and height must be positive)", ()
+    return None, (frame, x, y, w, h, score)
+
+
 def read_mot_detections(path: str | Path, min_score: float = 0.0) -> dict[int, Detections]:
-    """MOT Challenge detections `frame,-1,x,y,w,h,score,...` (frame from 1) -> 0-based frames."""
+    """MOT Challenge detections `frame,-1,x,y,w,h,score,...` (frame from 1) -> 0-based frames.
+
+    Blank lines, `#` comments and a UTF-8 byte order mark are skipped. A malformed line (too
+    few fields, not a number, NaN or infinite, a fractional frame number, a box of no or
+    negative size, coordinates beyond `MAX_COORDINATE`) is refused with its line number:
+    UsageError (exit 2)."""
     path = Path(path)
     try:
-        if not path.read_text().strip():
-            return {}  # no detections at all: a valid file
-        table = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, ValueError) as err:
-        raise UsageError(f"cannot read detections {path} ({err}).",
-                         "Expected MOT format: frame,-1,x,y,w,h,score,-1,-1,-1 per line.") from err
-    if table.size == 0:
-        return {}
-    if table.shape[1] < 7:
-        raise UsageError(f"{path}: {table.shape[1]} columns, MOT detections have at least 7 "
-                         "(frame,-1,x,y,w,h,score).")
-    table = table[table[:, 6] >= min_score]
+        raise UsageError(f"cannot read detections {path} ({err}).", MOT_FORMAT) from err
+    rows: list[tuple[float, ...]] = []
+    bad: list[tuple[int, str]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        problem, row = _mot_line_problem(line.split(","))
+        if problem is None:
+            rows.append(row)
+        else:
+            bad.append((number, problem))
+    if bad:
+        more = f" (and {len(bad) - 1} more malformed line(s))" if len(bad) > 1 else ""
+        raise UsageError(f"--detections {path.name}, line {bad[0][0]}: {bad[0][1]}{more}.", MOT_FORMAT)
+    if not rows:
+        return {}  # no detections at all: a valid file
+    table = np.array(rows, np.float64)  # (N, 6) frame, x, y, w, h, score
+    table = table[table[:, 5] >= min_score]
     frames = table[:, 0].astype(np.int64) - 1
-    if (frames < 0).any():
-        raise UsageError(f"{path}: frame numbers start at 1 in the MOT format.")
-    xyxy = np.concatenate((table[:, 2:4], table[:, 2:4] + table[:, 4:6]), axis=1).astype(np.float32)
-    out: dict[int, Detections] = {}
-    for frame in np.unique(frames):
-        rows = frames == frame
-        out[int(frame)] = Detections(xyxy[rows], table[rows, 6].astype(np.float32))
-    return out
+    xyxy = np.concatenate((table[:, 1:3], table[:, 1:3] + table[:, 3:5]), axis=1).astype(np.float32)
+    order = np.argsort(frames, kind="stable")  # each frame's boxes in the file's order
+    unique, first = np.unique(frames[order], return_index=True)
+    scores = table[:, 5].astype(np.float32)
+    return {int(frame): Detections(xyxy[rows], scores[rows])
+            for frame, rows in zip(unique, np.split(order, first[1:]))}
 
 
 @dataclass(frozen=True)
 class DetectionFit:
-    """How a detections file fits its video: boxes and lines that cannot be of it."""
+    """How a detections file fits its video: boxes and lines that cannot be of it. Each box
+    is counted once, so `misfits` never exceeds `boxes`: a box wholly outside the frame is
+    `outside` wherever it is; of the others, one after the last frame is `past_end`, one
+    on a frame of the video with less than half its area inside is `mostly_outside`."""
 
     boxes: int  # boxes in the file (after --min-score)
     outside: int  # boxes wholly outside the frame (dropped)
     past_end: int  # boxes on frames after the video's last (dropped)
     last_frame: int | None  # the video's last frame (0-based), None where unknown
-    mostly_outside: int = 0  # boxes with less than half their area in the frame (kept)
+    mostly_outside: int = 0  # boxes on the video's frames with less than half their area in the frame (kept)
+
+    @classmethod
+    def of(cls, boxes: int, kept: dict[int, Detections], outside: int, mostly_outside: dict[int, int],
+           last_frame: int | None) -> DetectionFit:
+        """The fit of a file of `boxes` boxes, from `drop_outside`'s results (`kept`, the
+        `outside` count, the per-frame counts of boxes mostly outside) and the video's
+        `last_frame` (0-based; None where unknown: nothing is past the end)."""
+        if last_frame is None:
+            return cls(boxes, outside, 0, None, sum(mostly_outside.values()))
+        return cls(boxes, outside, count_past_end(kept, last_frame), last_frame,
+                   sum(n for frame, n in mostly_outside.items() if frame <= last_frame))
 
     @property
     def misfits(self) -> int:
@@ -186,19 +247,21 @@ class DetectionFit:
 
 
 def drop_outside(detections: dict[int, Detections], width: int,
-                 height: int) -> tuple[dict[int, Detections], int, int]:
+                 height: int) -> tuple[dict[int, Detections], int, dict[int, int]]:
     """Remove the boxes that do not overlap the (width, height) frame at all (pixels,
-    upright; empty boxes too); returns the rest, how many were removed, and how many of
-    the rest have less than half their area inside the frame."""
+    upright; empty boxes too); returns the rest, how many were removed, and per frame how
+    many of the rest have less than half their area inside the frame."""
     kept: dict[int, Detections] = {}
-    dropped = mostly_outside = 0
+    dropped = 0
+    mostly_outside: dict[int, int] = {}
     for frame, found in detections.items():
         x1, y1, x2, y2 = found.xyxy.T.astype(np.float64)
         visible = (np.clip(x2, 0, width) - np.clip(x1, 0, width)) * (np.clip(y2, 0, height) - np.clip(y1, 0, height))
         area = (x2 - x1) * (y2 - y1)
         inside = (visible > 0) & (area > 0)
         dropped += int((~inside).sum())
-        mostly_outside += int((inside & (visible < 0.5 * area)).sum())
+        if (mostly := int((inside & (visible < 0.5 * area)).sum())):
+            mostly_outside[frame] = mostly
         if inside.any():
             kept[frame] = found[inside]
     return kept, dropped, mostly_outside
@@ -337,8 +400,13 @@ def check_detector_file(path: Path, hint: str = USER_DETECTOR_HINT) -> None:
         raise CorruptAssetError(f"the detector {path} is a {path.suffix or 'suffix-less'} file; strcli loads "
                                 f"only {', '.join(DETECTOR_SUFFIXES)} detectors (formats that load without "
                                 "running code).", hint)
-    if path.suffix.lower() != ".pt":
-        return
+    if path.suffix.lower() == ".pt":
+        check_detector_checkpoint(path, hint)
+
+
+def check_detector_checkpoint(path: Path, hint: str = USER_DETECTOR_HINT) -> None:
+    """The pickle scan of `check_detector_file`, whatever the file's suffix (`weights import`
+    stores any detector it is given as the manifest's .pt). Raises CorruptAssetError."""
     import torch
 
     try:

@@ -8,8 +8,10 @@ and counts what it decoded, skipped and could not decode, so nothing is truncate
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -33,6 +35,7 @@ class VideoInfo:
     codec: str
     size_bytes: int
     timed: bool = True  # False: the frames carry no timestamps (raw elementary stream)
+    rotation_warning: str | None = None  # a display rotation that was ignored, and why (`upright_rotation`)
 
     @property
     def frames_expected(self) -> int | None:
@@ -93,6 +96,43 @@ def _still_image(container: av.container.InputContainer, frames: Iterator[av.Vid
         return True  # nothing decodable after the one picture
 
 
+# A display rotation within this many degrees of a quarter turn is that quarter turn; any
+# other angle cannot be shown by turning the frame, so it is ignored, as players ignore it.
+ROTATION_TOLERANCE = 1.0
+
+
+def display_rotation(frame: av.VideoFrame) -> float:
+    """The counter-clockwise angle in degrees, in (-180, 180], of the frame's display matrix
+    (FFmpeg's `av_display_rotation_get`, without PyAV's rounding to a whole degree); 0.0 when
+    the frame has no matrix, NaN when its matrix is degenerate (a zero column: no angle)."""
+    for side in frame.side_data:
+        if side.type != av.sidedata.sidedata.Type.DISPLAYMATRIX:
+            continue
+        m = [v / 65536 for v in struct.unpack("<9i", bytes(side)[:36])]  # 16.16 fixed point, row-major
+        scale0, scale1 = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+        if scale0 == 0 or scale1 == 0:
+            return math.nan
+        return -math.degrees(math.atan2(m[1] / scale1, m[0] / scale0))
+    return 0.0
+
+
+def upright_rotation(degrees: float | None) -> tuple[int, str | None]:
+    """A display rotation (degrees counter-clockwise) -> the quarter turn applied to decoded
+    frames (0, 90, 180 or 270) and a warning when the rotation is ignored. An angle within
+    `ROTATION_TOLERANCE` of a multiple of 90 is snapped to it; any other angle (45, or a
+    degenerate matrix's NaN) turns nothing: the frames are used as stored, with a warning."""
+    if degrees is None:
+        return 0, None
+    if not math.isfinite(degrees):
+        return 0, ("the display rotation cannot be read (a degenerate display matrix) and was ignored: "
+                   "frames are used as stored.")
+    quarter = round(degrees / 90)
+    if abs(degrees - 90 * quarter) <= ROTATION_TOLERANCE:
+        return (90 * quarter) % 360, None
+    return 0, (f"the display rotation {round(degrees % 360, 1):g}° is not a multiple of 90° and was ignored: "
+               "frames are used as stored.")
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Size, rotation, frame rate and length of a video, from its header and first frame.
 
@@ -104,11 +144,9 @@ def probe(path: str | Path) -> VideoInfo:
     path = Path(path)
     with _open(path) as container:
         stream = container.streams.video[0]
-        rotation = 0
         frames = container.decode(stream)
         try:
             first = next(frames)
-            rotation = int(getattr(first, "rotation", 0) or 0) % 360
         except StopIteration:
             raise VideoError(f"{path} has no decodable frames.") from None
         except av.error.FFmpegError as err:
@@ -116,6 +154,7 @@ def probe(path: str | Path) -> VideoInfo:
         if _still_image(container, frames):
             raise VideoError(f"{path} is a still image ({stream.codec_context.name}), not a video.",
                              "Pass a video file (MP4, MOV, AVI, MKV, ...).")
+        rotation, rotation_warning = upright_rotation(display_rotation(first))
         width, height = stream.codec_context.width, stream.codec_context.height
         if rotation in (90, 270):
             width, height = height, width
@@ -129,7 +168,7 @@ def probe(path: str | Path) -> VideoInfo:
         return VideoInfo(path=path, width=width, height=height, rotation=rotation,
                          fps=rate, frames_in_file=stream.frames or None,
                          duration=duration, codec=stream.codec_context.name,
-                         size_bytes=path.stat().st_size, timed=timed)
+                         size_bytes=path.stat().st_size, timed=timed, rotation_warning=rotation_warning)
 
 
 def stream_rate(stream: av.video.stream.VideoStream, timed: bool = True) -> float:

@@ -31,6 +31,7 @@ from strcli.errors import UsageError, VideoError
 from strcli.export.gltf import camera_yfov
 from strcli.outputs import MANIFEST, reading_output
 from strcli.render import PALETTE, TrackMotion
+from strcli.video import upright_rotation
 
 FRAME_WIDTH = 480  # pixels: the frustum image is downscaled to this width
 _SEEK_AHEAD = 2.0  # seconds: a jump further than this (or backwards) seeks instead of decoding on
@@ -126,7 +127,9 @@ class Scene:
         self.floor = self._floor(folder, manifest)
         self.depth = self._depth(folder, manifest)
         video = source or Path(manifest["input"]["path"])
-        self.video = FrameSource(video, int(manifest["video"].get("rotation", 0))) if video.is_file() else None
+        # The rule of `probe` again: a manifest of an older strcli may record any angle.
+        rotation = upright_rotation(float(manifest["video"].get("rotation") or 0))[0]
+        self.video = FrameSource(video, rotation) if video.is_file() else None
 
     @staticmethod
     def _floor(folder: Path, manifest: dict) -> float:

@@ -454,10 +454,7 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
     if pinned and digest != pinned:
         raise CorruptAssetError(f"{source} does not match {asset.name}: sha256 {digest}, "
                                 f"expected {pinned}.", "Check you have the right file.")
-    from strcli.body import SMPL_GENDERS, load_smpl_arrays
-
-    if asset.name in {smpl_asset_name(g) for g in SMPL_GENDERS}:
-        load_smpl_arrays(source)  # refuse a file that is not an SMPL model
+    check_loadable(asset, source)
     dest = asset.path(root)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
@@ -471,6 +468,34 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
         raise output_error(err, dest) from err
     registry.record(asset, dest, digest, f"import:{source}")
     return AssetState(asset, dest, Status.PRESENT)
+
+
+def check_loadable(asset: Asset, source: Path) -> None:
+    """Refuse (CorruptAssetError, exit 4), before it is copied, a file that the commands using
+    `asset` would refuse to load, a file that would run code among them: the detector's
+    pickle scan, the restricted SMPL unpickler, numpy without pickles. Checkpoints (`model`)
+    were read with `weights_only` by `import_file` already."""
+    from strcli.body import SMPL_GENDERS, load_smpl_arrays
+
+    if asset.name == "detector":
+        from strcli.tracking import check_detector_checkpoint
+
+        check_detector_checkpoint(source, "Import an Ultralytics YOLO detection checkpoint (.pt), or "
+                                          "`strcli weights fetch detector` for yolo11m.pt.")
+    elif asset.name in {smpl_asset_name(g) for g in SMPL_GENDERS}:
+        load_smpl_arrays(source)  # refuse a file that is not an SMPL model
+    elif asset.file.endswith((".npy", ".npz")):
+        import numpy as np
+
+        try:
+            loaded = np.load(source, allow_pickle=False)
+            if not isinstance(loaded, np.ndarray):  # an .npz: its arrays are read on access
+                with loaded:
+                    for key in loaded.files:
+                        loaded[key]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise CorruptAssetError(f"{source} is not a readable {Path(asset.file).suffix} without pickles "
+                                    f"({err}), as {asset.name} must be.", "Check you have the right file.") from err
 
 
 def list_states(manifest: Manifest | None = None, root: Path | None = None) -> list[AssetState]:

@@ -127,6 +127,8 @@ def _cli_cases(tmp_path: Path, marker: Path, smpl: Path, clip: Path) -> dict[str
     evil_npz = tmp_path / "evil_npz"
     evil_npz.mkdir()
     np.savez(evil_npz / "SMPL_NEUTRAL.npz", J_regressor=np.array([Payload(marker)], dtype=object))
+    evil_npy = tmp_path / "J_regressor_extra.npy"
+    np.save(evil_npy, np.array([Payload(marker)], dtype=object), allow_pickle=True)
     base = ["reconstruct", str(clip), "-o", str(tmp_path / "out"), "--offline", "--untrained", "--device", "cpu",
             "-q", "--end", "2"]
     return {
@@ -142,11 +144,20 @@ def _cli_cases(tmp_path: Path, marker: Path, smpl: Path, clip: Path) -> dict[str
         "info": ["info", "--checkpoint", str(evil)],
         "weights_import": ["weights", "import", str(evil), "--name", "str_checkpoint"],
         "weights_import_smpl": ["weights", "import", str(evil_smpl / "SMPL_NEUTRAL.pkl"), "--name", "smpl_neutral"],
+        **{f"weights_import_{name}": ["weights", "import", str(evil), "--name", name]
+           for name in ("detector", "spin_checkpoint", "tcmr_demo", "vibe_wo_3dpw")},
+        "weights_import_detector_by_its_name": ["weights", "import", str(evil_torch(tmp_path / "yolo11m.pt", marker))],
+        "weights_import_npy": ["weights", "import", str(evil_npy), "--name", "j_regressor_extra"],
     }
 
 
+IMPORTS = ["weights_import", "weights_import_smpl", "weights_import_detector", "weights_import_spin_checkpoint",
+           "weights_import_tcmr_demo", "weights_import_vibe_wo_3dpw", "weights_import_detector_by_its_name",
+           "weights_import_npy"]
+
+
 @pytest.mark.parametrize("case", ["detector", "checkpoint", "tcmr", "backbone", "smpl_pkl", "smpl_npz", "info",
-                                  "weights_import", "weights_import_smpl"])
+                                  *IMPORTS])
 def test_every_cli_loader_refuses_a_file_that_runs_code(tmp_path, marker, smpl_files, clip, case):
     (tmp_path / "d.txt").write_text("1,-1,10,10,50,100,0.9,-1,-1,-1\n")
     args = _cli_cases(tmp_path, marker, smpl_files["chumpy"].parent, clip)[case]
@@ -154,6 +165,12 @@ def test_every_cli_loader_refuses_a_file_that_runs_code(tmp_path, marker, smpl_f
     assert result.exit_code == 4, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines and lines[-1].startswith("error: ") and "Traceback" not in result.output
+    if case in IMPORTS:  # refused before anything is copied or recorded
+        assert len(lines) == 1
+        weights = tmp_path / "weights"
+        assert not weights.exists() or [p.name for p in weights.rglob("*") if p.is_file()] == []
+    if case.startswith("weights_import_detector"):
+        assert "posix.system" in lines[0] and "could run code" in lines[0]
     if case == "detector":
         assert "weights fetch detector" not in result.output  # the user's own file: not ours to fetch
 
@@ -180,3 +197,15 @@ def test_every_library_loader_refuses_a_file_that_runs_code(tmp_path, marker, lo
     with pytest.raises(StrcliError) as info:
         call(path)
     assert info.value.exit_code == 4
+
+
+def test_weights_import_still_takes_a_real_detector_and_plain_arrays(tmp_path):
+    good = yolo_checkpoint(tmp_path / "my_yolo.pt")
+    result = runner.invoke(app, ["weights", "import", str(good), "--name", "detector"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "weights" / "yolo11m.pt").read_bytes() == good.read_bytes()
+    extra = tmp_path / "J_regressor_extra.npy"
+    np.save(extra, np.eye(9, 20, dtype=np.float32))
+    result = runner.invoke(app, ["weights", "import", str(extra)])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(np.load(tmp_path / "weights" / "J_regressor_extra.npy"), np.eye(9, 20, dtype=np.float32))

@@ -489,6 +489,36 @@ def test_a_changed_detections_file_of_the_same_size_and_time_redoes_the_run(work
     assert json.loads(reconstruct(workspace, *args).stdout)[0]["status"] == "done"
 
 
+def test_another_video_of_the_same_stem_does_not_replace_a_folders_results(workspace, assets, tmp_path):
+    """a/clip.mp4 then, in a separate run, b/clip.mp4 into the same -o: the second was
+    silently redone over the first (another fingerprint); it is now refused (exit 2)."""
+    import os
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4"
+    shutil.copyfile(assets / "videos" / "running.mp4", first)
+    shutil.copyfile(assets / "videos" / "running.mp4", second)
+    out = tmp_path / "out"
+    common = ("-o", out, "--end", 8, "--detections", assets / "detections" / "running.det.txt",
+              "--mesh-format", "none", "--json")
+    assert json.loads(reconstruct(workspace, first, *common).stdout)[0]["status"] == "done"
+    manifest = (out / "clip" / "manifest.json").read_text()
+    refused = reconstruct(workspace, second, *common)
+    assert refused.exit_code == UsageError.exit_code == 2, refused.output
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"holds the results of another video, {first.resolve()}" in errors[0]
+    assert "-o ANOTHER_FOLDER" in errors[0] and "--overwrite" in errors[0]
+    assert (out / "clip" / "manifest.json").read_text() == manifest  # untouched
+    # The same path with new contents is redone; --overwrite replaces the other video's results.
+    os.utime(first, (1_000_000_000, 1_000_000_000))
+    assert json.loads(reconstruct(workspace, first, *common).stdout)[0]["status"] == "done"
+    replaced = reconstruct(workspace, second, *common, "--overwrite")
+    assert json.loads(replaced.stdout)[0]["status"] == "done"
+    recorded = json.loads((out / "clip" / "manifest.json").read_text())["input"]["path"]
+    assert recorded == str(second.resolve())
+
+
 def test_detections_that_do_not_fit_are_warned_in_the_manifest_or_refused(workspace, assets, tmp_path):
     own = (assets / "detections" / "running.det.txt").read_text()
     doctored = tmp_path / "doctored.txt"

@@ -195,6 +195,43 @@ def test_rotated_source_gives_an_upright_overlay_with_its_audio(reconstructed, t
     assert kinds == ["video", "audio"]
 
 
+@pytest.mark.parametrize("rotation, matrix", [(135, None), (45, None), (0, [0] * 9)])
+def test_a_rotation_that_is_no_quarter_turn_is_ignored_end_to_end(reconstructed, tmp_path, rotation, matrix):
+    """135 degrees turned the frames without swapping the size (render crashed); a zeroed
+    matrix (PyAV: 232 degrees) turned them upside down: both are now used as stored, as
+    players show them, with a warning."""
+    run, smpl = reconstructed
+    video = tmp_path / "skewed.mp4"
+    with av.open(str(video), "w") as out:
+        vs = out.add_stream("libx264", rate=30)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        if matrix is None:
+            vs.set_display_rotation(rotation)
+        else:
+            vs.set_display_matrix(matrix)
+        for i in range(12):
+            image = np.full((48, 64, 3), 90, np.uint8)
+            image[:8, :8] = 255
+            for packet in vs.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+    dets = tmp_path / "skewed.txt"
+    dets.write_text("".join(f"{f + 1},-1,20,6,24,36,0.9,-1,-1,-1\n" for f in range(12)))
+    folder = run(video, dets)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert (manifest["video"]["rotation"], manifest["video"]["width"], manifest["video"]["height"]) == (0, 64, 48)
+    said = [w for w in manifest["warnings"] if "display rotation" in w]
+    assert len(said) == 1 and said[0] == manifest["video"]["rotation_warning"] and "was ignored" in said[0]
+    with np.load(folder / "tracks" / "0.npz") as track:
+        assert track["image_size"].tolist() == [64, 48]
+    result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    _, frames, _ = decoded(folder / "overlay.mp4")
+    assert len(frames) == 12 and frames[0].shape == (48, 64, 3)
+    assert frames[0][3, 3].mean() > 200  # the white block stays at the top left, as stored
+
+
 def test_reconstruct_render_writes_the_overlay_and_a_rerun_keeps_it(reconstructed, assets):
     run, smpl = reconstructed
     video, dets = assets / "videos" / "running.mp4", assets / "detections" / "running.det.txt"

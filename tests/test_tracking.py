@@ -1,17 +1,20 @@
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 
 from strcli.errors import UsageError
 from strcli.tracking import (
+    DetectionFit,
     DetectionTracker,
     Detections,
     TrackedBox,
     TrackingConfig,
     YoloPersonDetector,
+    drop_outside,
     finalize_tracks,
     read_mot_detections,
     track_detections,
@@ -27,8 +30,70 @@ def test_mot_file_is_parsed_to_zero_based_xyxy(tmp_path):
     assert np.allclose(det[0].xywh[0], [25, 40, 30, 40])
     assert len(read_mot_detections(path, min_score=0.3)[0]) == 1
     (tmp_path / "bad.txt").write_text("1,2,3\n")
-    with pytest.raises(UsageError, match="columns"):
+    with pytest.raises(UsageError, match="bad.txt, line 1: 3 column"):
         read_mot_detections(tmp_path / "bad.txt")
+
+
+GOOD = "1,-1,10,20,30,40,0.9,-1,-1,-1\n"
+
+
+@pytest.mark.parametrize("line, said", [
+    ("5,-1,nan,20,30,40,0.9,-1,-1,-1", "the x is nan"),
+    ("5,-1,10,20,inf,40,0.9,-1,-1,-1", "the width is inf"),
+    ("5,-1,10,-inf,30,40,0.9,-1,-1,-1", "the y is -inf"),
+    ("5,-1,10,20,-30,40,0.9,-1,-1,-1", "the box is -30x40 pixels (width and height must be positive)"),
+    ("5,-1,10,20,0,0,0.9,-1,-1,-1", "the box is 0x0 pixels (width and height must be positive)"),
+    ("5,-1,1e308,20,1e308,40,0.9,-1,-1,-1", "the x 1e+308 is beyond a million pixels"),
+    ("5,-1,10,20,30,1e39,0.9,-1,-1,-1", "the height 1e+39 is beyond a million pixels"),  # float32 overflow
+    ("5,-1,10,20,30,40,nan,-1,-1,-1", "the score is nan"),
+    ("12.5,-1,10,20,30,40,0.9,-1,-1,-1", "the frame number 12.5 is not a whole number"),
+    ("0,-1,10,20,30,40,0.9,-1,-1,-1", "the frame number 0 is below 1 (MOT frame numbers start at 1)"),
+    ("5,-1,ten,20,30,40,0.9,-1,-1,-1", "the x 'ten' is not a number"),
+])
+def test_a_malformed_line_is_named_with_what_is_wrong(tmp_path, line, said):
+    path = tmp_path / "d.txt"
+    path.write_text(GOOD + "\n" + line + "\n" + GOOD)  # line 3: blank lines count
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy overflow warning leaks
+        with pytest.raises(UsageError) as error:
+            read_mot_detections(path)
+    assert str(error.value).startswith(f"--detections d.txt, line 3: {said}.")
+    assert "another video" not in str(error.value) and "\n" not in str(error.value)
+    assert error.value.exit_code == 2
+
+
+def test_every_malformed_line_is_counted_and_all_nan_scores_are_refused(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_text("".join(f"{f},-1,10,20,30,40,nan,-1,-1,-1\n" for f in range(1, 6)))
+    with pytest.raises(UsageError, match=r"line 1: the score is nan \(and 4 more malformed line\(s\)\)\."):
+        read_mot_detections(path, min_score=0.5)  # was: silently no person found
+
+
+def test_whole_frame_numbers_written_as_decimals_and_a_byte_order_mark_are_accepted(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_bytes("\ufeff1,-1,10,20,30,40,0.9,-1,-1,-1\r\n12.0,-1,1,2,3,4,0.5,-1,-1,-1\r\n".encode())
+    det = read_mot_detections(path)
+    assert sorted(det) == [0, 11] and np.allclose(det[11].xyxy[0], [1, 2, 4, 6])
+
+
+def test_misfits_never_outnumber_the_boxes(tmp_path, assets):
+    """Boxes mostly outside the frame on frames after the video's last were counted twice
+    ("5617 of its 5404 boxes"): each box now counts once."""
+    from strcli.reconstruct import ReconstructOptions, track_video
+    from strcli.video import probe
+
+    own = (assets / "detections" / "running.det.txt").read_text().splitlines()[:20]
+    late = [f"{f},-1,1900,300,200,200,0.9,-1,-1,-1" for f in range(181, 301)]  # 10% inside, after frame 180
+    path = tmp_path / "d.txt"
+    path.write_text("\n".join(own + late) + "\n")
+    info = probe(assets / "videos" / "running.mp4")
+    with pytest.raises(UsageError) as error:
+        track_video(info, 0, None, ReconstructOptions(), detections=path)
+    assert "does not fit this video: 120 of its 140 boxes" in str(error.value)
+    given, outside, mostly = drop_outside(read_mot_detections(path), 1920, 1088)
+    fit = DetectionFit.of(140, given, outside, mostly, 179)
+    assert (fit.outside, fit.past_end, fit.mostly_outside, fit.misfits) == (0, 120, 0, 120)
+    assert DetectionFit.of(140, given, outside, mostly, None).mostly_outside == 120
 
 
 def walking(x0, dx, y, frames):

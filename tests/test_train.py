@@ -329,27 +329,33 @@ def test_the_nine_extra_joints_come_from_j_regressor_extra(mini, assets, smpl_fi
     assert extra_regressor(bare) is None and float(STRLoss(bare)(pred, clip).kp3d) > 1e-4
 
 
-def test_missing_j_regressor_extra_is_exit_3_or_with_offline_a_warning(mini, tmp_path, monkeypatch, assets,
-                                                                       smpl_files):
+def test_missing_j_regressors_are_exit_5_when_the_download_fails_or_with_offline_a_warning(
+        mini, tmp_path, monkeypatch, assets, smpl_files):
+    """Both regressors come from SPIN's data.tar.gz: a failed download of either is exit 5
+    (the README's "a download failed"; J_regressor_extra's was 3, J_regressor_h36m's 5)."""
+    from strcli.errors import DownloadError
     from strcli.weights import manifest_path
 
     run = trainer(mini, tmp_path / "run")
     from strcli.checkpoints import save_checkpoint
 
     save_checkpoint(tmp_path / "str.pt", run.model)
-    for name in ("smpl_mean_params.npz", "J_regressor_h36m.npy"):
-        assert runner.invoke(app, ["weights", "import", str(assets / "smpl_helpers" / name)]).exit_code == 0
     unreachable = manifest_path().read_text().replace(
-        'urls = ["http://visiondata.cis.upenn.edu/spin/data.tar.gz"]\narchive_member = "data/J_regressor_extra.npy"',
-        'urls = ["http://127.0.0.1:9/data.tar.gz"]\narchive_member = "data/J_regressor_extra.npy"')
-    assert "127.0.0.1:9" in unreachable
+        'urls = ["http://visiondata.cis.upenn.edu/spin/data.tar.gz"]', 'urls = ["http://127.0.0.1:9/data.tar.gz"]')
+    assert unreachable.count("127.0.0.1:9") == 3  # mean params, both regressors
     (tmp_path / "manifest.toml").write_text(unreachable)
     monkeypatch.setenv("STRCLI_MANIFEST", str(tmp_path / "manifest.toml"))
     args = ["evaluate", "--data-dir", str(mini["data"]), "--checkpoint", str(tmp_path / "str.pt"), "--datasets",
             "mpii3d", "--smpl-dir", str(smpl_files["chumpy"].parent), "--device", "cpu", "-q"]
+    no_h36m = runner.invoke(app, args)
+    assert no_h36m.exit_code == DownloadError.exit_code == 5, no_h36m.output
+    assert "J_regressor_h36m.npy" in no_h36m.output and "weights import" in no_h36m.output
+    for name in ("smpl_mean_params.npz", "J_regressor_h36m.npy"):
+        assert runner.invoke(app, ["weights", "import", str(assets / "smpl_helpers" / name)]).exit_code == 0
     missing = runner.invoke(app, args)
-    assert missing.exit_code == 3, missing.output
+    assert missing.exit_code == 5, missing.output
     assert "J_regressor_extra.npy" in missing.output and "weights import" in missing.output
+    assert "--offline" in missing.output
     offline = runner.invoke(app, args + ["--offline", "--json-out", str(tmp_path / "fallback.json")])
     assert offline.exit_code == 0, offline.output
     assert "warning: SPIN's J_regressor_extra.npy is missing" in offline.output

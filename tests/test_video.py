@@ -6,17 +6,20 @@ import numpy as np
 import pytest
 
 from strcli.errors import UsageError, VideoError
-from strcli.video import Position, VideoReader, parse_position, probe
+from strcli.video import Position, VideoReader, parse_position, probe, upright_rotation
 
 
-def write_video(path, frames=20, size=(64, 48), rate=30, rotation=0, pts_ms=None, codec="libx264"):
-    """A small H.264 MP4 whose frame i has brightness 10 i and a white block at the top left."""
+def write_video(path, frames=20, size=(64, 48), rate=30, rotation=0, pts_ms=None, codec="libx264", matrix=None):
+    """A small H.264 MP4 whose frame i has brightness 10 i and a white block at the top left;
+    `matrix`: a display matrix of 9 integers in FFmpeg's layout (e.g. all zeros)."""
     w, h = size
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         if rotation:
             stream.set_display_rotation(rotation)
+        if matrix is not None:
+            stream.set_display_matrix(matrix)
         if pts_ms is not None:
             stream.time_base = Fraction(1, 1000)
         for i in range(frames):
@@ -67,6 +70,38 @@ def test_rotated_video_comes_out_upright(tmp_path):
     # The block at the top left of the stored frame is at the bottom left once turned 90 degrees
     # counter-clockwise, as players show it.
     assert image[-4, 4].mean() > 200 and image[4, 4].mean() < 100
+
+
+@pytest.mark.parametrize("rotation, applied", [(90.4, 90), (89.6, 90), (-90, 270), (180.7, 180), (-0.5, 0)])
+def test_a_rotation_within_a_degree_of_a_quarter_turn_is_snapped_to_it(tmp_path, rotation, applied):
+    path = write_video(tmp_path / "turned.mp4", frames=2, rotation=rotation)
+    info = probe(path)
+    upright = (48, 64) if applied in (90, 270) else (64, 48)
+    assert (info.rotation, info.width, info.height, info.rotation_warning) == (applied, *upright, None)
+    assert next(iter(VideoReader(path))).image.shape == (upright[1], upright[0], 3)
+
+
+@pytest.mark.parametrize("rotation, matrix, said", [
+    (45, None, "the display rotation 45° is not a multiple of 90°"),
+    (135, None, "the display rotation 135° is not a multiple of 90°"),
+    (-88.5, None, "the display rotation 271.5° is not a multiple of 90°"),
+    (0, [0] * 9, "the display rotation cannot be read (a degenerate display matrix)"),  # PyAV says 232
+])
+def test_a_rotation_that_is_no_quarter_turn_is_ignored_with_a_warning(tmp_path, rotation, matrix, said):
+    path = write_video(tmp_path / "skewed.mp4", frames=3, rotation=rotation, matrix=matrix)
+    info = probe(path)
+    assert (info.rotation, info.width, info.height) == (0, 64, 48)
+    assert info.rotation_warning.startswith(said) and "was ignored" in info.rotation_warning
+    images = [f.image for f in VideoReader(path)]
+    assert [i.shape for i in images] == [(48, 64, 3)] * 3
+    assert images[0][4, 4].mean() > 200 and images[0][-4, -4].mean() < 100  # as stored: block top left
+
+
+def test_upright_rotation_rule():
+    assert upright_rotation(None) == (0, None) and upright_rotation(0.0) == (0, None)
+    assert upright_rotation(-179.2) == (180, None) and upright_rotation(270.9) == (270, None)
+    assert upright_rotation(91.5)[0] == 0 and "91.5°" in upright_rotation(91.5)[1]
+    assert upright_rotation(232)[0] == 0 and upright_rotation(math.nan)[0] == 0
 
 
 def test_variable_frame_rate_keeps_timestamps(tmp_path):

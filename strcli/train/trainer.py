@@ -396,7 +396,7 @@ def training_assets(smpl_dir: Path | None, spin: Path | None, use_spin: bool = T
                     download: bool = True) -> TrainingAssets:
     """What training and evaluation need besides the data: found (or fetched on first use)
     through the weights manifest, or given as paths. SPIN's J_regressor_extra is required
-    (MissingAssetError, exit 3, saying how to get it, when it can be neither found nor
+    (DownloadError, exit 5, saying how to get it, when it can be neither found nor
     fetched); with `download` False (--offline) a missing one is a warning (`notes`) and the
     documented fallback (`strcli.train.joints.FALLBACK_H36M`)."""
     from strcli.body import find_smpl_file
@@ -424,8 +424,9 @@ def training_assets(smpl_dir: Path | None, spin: Path | None, use_spin: bool = T
 
 def extra_regressor_file(download: bool = True) -> Path | None:
     """The path of SPIN's J_regressor_extra.npy, fetched on first use; None when it is
-    missing and `download` is False (--offline). Raises MissingAssetError (exit 3) with how
-    to get it when it is missing and cannot be fetched."""
+    missing and `download` is False (--offline). Raises DownloadError (exit 5, as for every
+    asset whose download fails: J_regressor_h36m.npy comes from the same archive) saying
+    how to get it when it is missing and cannot be fetched."""
     from strcli.errors import DownloadError, MissingAssetError
     from strcli.weights import Manifest, ensure
 
@@ -437,7 +438,7 @@ def extra_regressor_file(download: bool = True) -> Path | None:
         raise
     except DownloadError as err:
         instructions = Manifest.load().get("j_regressor_extra").instructions
-        raise MissingAssetError(f"SPIN's J_regressor_extra.npy is missing and could not be downloaded "
+        raise DownloadError(f"SPIN's J_regressor_extra.npy is missing and could not be downloaded "
                                 f"({err.message}).",
                                 f"To get it, {instructions}; or pass --offline to use the documented "
                                 "fallback (docs/training.md).") from err
