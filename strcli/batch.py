@@ -14,30 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from strcli.errors import StrcliError, UsageError, write_failure
-from strcli.inputs import VIDEO_SUFFIXES, Shard, find_videos, select_shard  # noqa: F401 (re-exported)
+from strcli.inputs import VIDEO_SUFFIXES, Shard, detections_for, find_videos, select_shard  # noqa: F401 (re-exported)
 from strcli.outputs import MANIFEST, folder_bytes
 from strcli.reconstruct import Models, Progress, ReconstructOptions, VideoResult, reconstruct_video
 from strcli.render import OVERLAY, RenderOptions, render_video
-
-def detections_for(video: Path, detections: Path | None, single: bool) -> Path | None:
-    """The MOT detection file of `video`: the file given (one video only) or, for a folder
-    of detection files, `<stem>.det.txt`, `<stem>.txt` or `<stem>/det/det.txt` (MOT layout)."""
-    if detections is None:
-        return None
-    if detections.is_file():
-        if not single:
-            raise UsageError("--detections FILE works with one video; for several, pass a folder "
-                             "holding <video-stem>.det.txt files.")
-        return detections
-    if detections.is_dir():
-        for candidate in (detections / f"{video.stem}.det.txt", detections / f"{video.stem}.txt",
-                          detections / video.stem / "det" / "det.txt"):
-            if candidate.is_file():
-                return candidate
-        raise UsageError(f"no detections for {video.name} in {detections} (looked for "
-                         f"{video.stem}.det.txt, {video.stem}.txt, {video.stem}/det/det.txt).")
-    raise UsageError(f"--detections {detections} does not exist.")
-
 
 def check_stems(videos: Sequence[Path]) -> dict[Path, str]:
     """Outputs are named by stem: two inputs with one stem would overwrite each other."""

@@ -413,10 +413,16 @@ def reconstruct(
         if sample is not None:  # downloaded with the weights (every missing file named at once)
             found.append(sample)
         candidates = select_shard(found, shard_spec)
-        for video in candidates:  # decoded (header and first frame), and not busy in another process
+        if detections is not None and detections.is_file() and len(candidates) > 1:
+            raise UsageError(f"--detections {detections} is one file for {len(candidates)} videos.",
+                             "For several videos, pass a folder holding <video-stem>.det.txt files.")
+        # Each video decoded (header and first frame), its detections read and fitted, its
+        # folder not busy in another process.
+        for video in candidates:
             if video == sample and not video.exists():
                 continue  # not downloaded yet: checked once it is
-            if video not in refused and (problem := run_problem(video, output, overwrite)) is not None:
+            if video not in refused and (problem := run_problem(
+                    video, output, overwrite, detections, min_score=min_score)) is not None:
                 refused[video] = problem
         videos = [v for v in candidates if v not in refused]
         for video in candidates:

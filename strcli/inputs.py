@@ -84,18 +84,51 @@ def video_problem(path: Path) -> VideoError | None:
     return None
 
 
-def run_problem(video: Path, out_root: Path, overwrite: bool) -> StrcliError | None:
+def detections_for(video: Path, detections: Path | None, single: bool) -> Path | None:
+    """The MOT detection file of `video`: the file given (one video only) or, for a folder
+    of detection files, `<stem>.det.txt`, `<stem>.txt` or `<stem>/det/det.txt` (MOT layout).
+    Raises UsageError (exit 2) when there is none."""
+    if detections is None:
+        return None
+    if detections.is_file():
+        if not single:
+            raise UsageError("--detections FILE works with one video; for several, pass a folder "
+                             "holding <video-stem>.det.txt files.")
+        return detections
+    if detections.is_dir():
+        for candidate in (detections / f"{video.stem}.det.txt", detections / f"{video.stem}.txt",
+                          detections / video.stem / "det" / "det.txt"):
+            if candidate.is_file():
+                return candidate
+        raise UsageError(f"no detections for {video.name} in {detections} (looked for "
+                         f"{video.stem}.det.txt, {video.stem}.txt, {video.stem}/det/det.txt).")
+    raise UsageError(f"--detections {detections} does not exist.")
+
+
+def run_problem(video: Path, out_root: Path, overwrite: bool, detections: Path | None = None,
+                single: bool = True, min_score: float = 0.0) -> StrcliError | None:
     """Why `video`, which passed `video_problem`, cannot run into `out_root/<stem>/` now, or
     None: VideoError (exit 7) when its contents cannot be decoded (text or garbage under a
     video's name, an MP4 cut before its index, no video stream) or it is a still image
-    (`strcli.video.probe`); BusyError (exit 9) when another process holds the folder's lock
-    and the video must be written (`overwrite`, or no finished folder that could be
-    skipped). A look at the lock, as the run starts: a video is refused at once rather
-    than after the models are loaded, even if its holder would be done by its turn."""
+    (`strcli.video.probe`); UsageError (exit 2) when `detections` (the --detections file or
+    folder; `single`: one video in the run) holds no file for it, or its file has a
+    malformed line or does not fit the video (`strcli.tracking.check_detections_fit`);
+    BusyError (exit 9) when another process holds the folder's lock and the video must be
+    written (`overwrite`, or no finished folder that could be skipped). A look at the lock,
+    as the run starts: a video is refused at once rather than after the models are loaded,
+    even if its holder would be done by its turn."""
     try:
-        probe(video)
+        info = probe(video)
     except VideoError as err:
         return err
+    if detections is not None:
+        from strcli.tracking import check_detections_fit  # numpy only; sets ultralytics' settings
+
+        try:
+            check_detections_fit(detections_for(video, detections, single), info.width, info.height,
+                                 info.frames_expected, min_score)
+        except UsageError as err:
+            return err
     if overwrite or not (out_root / video.stem / MANIFEST).is_file():
         holder = lock_holder(out_root, video.stem)
         if holder is not None:

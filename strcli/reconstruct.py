@@ -514,11 +514,12 @@ def reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, 
 def _already_done(video: Path, out_root: Path, key: str) -> VideoResult | None:
     """The skipped result when `OUT/<stem>/` holds this video's run with the same
     fingerprint; None when it is to be (re)done. A folder that holds another video of the
-    same stem (another path) is refused: UsageError (exit 2), redoing would replace it."""
+    same stem (another path that still exists) is refused: UsageError (exit 2), redoing would
+    replace it. When the recorded video is gone (moved or renamed), the folder is redone."""
     previous = read_manifest(out_root / video.stem)
     recorded = previous.get("input") if isinstance(previous, dict) else None
     if isinstance(recorded, dict) and isinstance(recorded.get("path"), str):
-        if Path(recorded["path"]) != video.resolve():
+        if Path(recorded["path"]) != video.resolve() and Path(recorded["path"]).exists():
             raise UsageError(f"{out_root / video.stem} holds the results of another video, {recorded['path']}, "
                              "not of this one (same stem).",
                              "Write this one elsewhere with -o ANOTHER_FOLDER, or pass --overwrite to replace them.")

@@ -281,6 +281,21 @@ def check_fit(fit: DetectionFit, path: Path, width: int, height: int) -> None:
                          "Is it the detections file of another video? Pass the one made for this video.")
 
 
+def check_detections_fit(path: Path | None, width: int, height: int, frames_expected: int | None,
+                         min_score: float = 0.0) -> None:
+    """Read a MOT detections file and refuse it (UsageError, exit 2) when a line is malformed
+    or, where the video's frame count is known (`frames_expected`), when most of its boxes do
+    not fit the (width, height) video: the check pass 1 makes, done before any model is
+    loaded. None: nothing to check."""
+    if path is None:
+        return
+    given = read_mot_detections(path, min_score)
+    in_file = sum(len(found) for found in given.values())
+    kept, outside, mostly_outside = drop_outside(given, width, height)
+    if frames_expected:
+        check_fit(DetectionFit.of(in_file, kept, outside, mostly_outside, frames_expected - 1), path, width, height)
+
+
 def _bytetrack_config(fps: float, lost_seconds: float):
     import_ultralytics()
     from ultralytics.utils import YAML, IterableSimpleNamespace

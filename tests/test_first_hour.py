@@ -3,6 +3,7 @@ through offline, disk use said before writing, no work that was not asked for, m
 in words, side view framed."""
 
 import json
+import shutil
 import re
 import socket
 import subprocess
@@ -388,6 +389,35 @@ def test_a_file_that_does_not_decode_is_refused_before_any_model(setup, tmp_path
     assert result.stderr.strip() == f"error: {video.name}: {video} {text}" + result.stderr.strip().split(text)[1]
     row = json.loads(result.stdout)[0]
     assert row["status"] == "failed" and row["exit_code"] == 7 and text in row["message"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind,text", [
+    ("malformed", "--detections dets.txt, line 2: the score is nan."),
+    ("another", "--detections dets.txt does not fit this video: 20 of its 20 boxes are (mostly) outside"),
+    ("folder", "no detections for running.mp4 in {tmp}/dets (looked for running.det.txt"),
+    ("two", "--detections {tmp}/dets.txt is one file for 2 videos."),
+])
+def test_detections_that_cannot_be_of_the_video_are_refused_before_any_model(setup, tmp_path, monkeypatch, kind,
+                                                                            text):
+    _heavy_work_forbidden(monkeypatch)
+    own = setup["detections"].read_text().splitlines()
+    inputs = [str(setup["video"])]
+    if kind == "malformed":
+        (tmp_path / "dets.txt").write_text(own[0] + "\n" + own[1].rsplit(",", 4)[0] + ",nan,-1,-1,-1\n")
+    elif kind == "another":  # 20 boxes far right of the 640-pixel-wide frame
+        (tmp_path / "dets.txt").write_text("".join(f"{f},-1,5000,100,50,120,0.9,-1,-1,-1\n" for f in range(1, 21)))
+    elif kind == "two":
+        (tmp_path / "dets.txt").write_text("\n".join(own) + "\n")
+        shutil.copyfile(setup["video"], tmp_path / "other.mp4")
+        inputs.append(str(tmp_path / "other.mp4"))
+    dets = tmp_path / ("dets" if kind == "folder" else "dets.txt")
+    dets.mkdir(exist_ok=True) if kind == "folder" else None
+    result = runner.invoke(app, ["reconstruct", *inputs, "-o", str(tmp_path / "out"), "--detections", str(dets),
+                                 "--smpl-dir", str(setup["smpl"]), "--untrained"])
+    assert result.exit_code == UsageError.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and text.format(tmp=tmp_path) in errors[0], result.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -517,6 +517,12 @@ def test_another_video_of_the_same_stem_does_not_replace_a_folders_results(works
     assert json.loads(replaced.stdout)[0]["status"] == "done"
     recorded = json.loads((out / "clip" / "manifest.json").read_text())["input"]["path"]
     assert recorded == str(second.resolve())
+    # A video that was moved (its recorded path is gone) is redone in place, not refused.
+    moved = tmp_path / "c" / "clip.mp4"
+    moved.parent.mkdir()
+    second.rename(moved)
+    assert json.loads(reconstruct(workspace, moved, *common).stdout)[0]["status"] == "done"
+    assert json.loads((out / "clip" / "manifest.json").read_text())["input"]["path"] == str(moved.resolve())
 
 
 def test_detections_that_do_not_fit_are_warned_in_the_manifest_or_refused(workspace, assets, tmp_path):
