@@ -62,7 +62,7 @@ def main() -> None:
 
 def _generated_smpl(folder: Path) -> Path:
     sys.path.insert(0, str(REPO / "tests"))
-    from generated_smpl import make_smpl_arrays, write_chumpy_pickle
+    from strcli.generated_smpl import make_smpl_arrays, write_chumpy_pickle
 
     write_chumpy_pickle(make_smpl_arrays(0), folder / "SMPL_NEUTRAL.pkl")
     return folder

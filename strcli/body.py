@@ -33,83 +33,11 @@ from strcli.config import (
     SMPL_VERTICES,
 )
 from strcli.errors import CorruptAssetError, MissingAssetError
-
-SMPL_GENDERS = ("neutral", "male", "female")
-# File names users have, by gender: smplx's names first, then the official downloads.
-SMPL_FILE_NAMES: dict[str, tuple[str, ...]] = {
-    "neutral": ("SMPL_NEUTRAL.pkl", "SMPL_NEUTRAL.npz",
-                "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl",
-                "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl"),
-    "male": ("SMPL_MALE.pkl", "SMPL_MALE.npz", "basicmodel_m_lbs_10_207_0_v1.0.0.pkl",
-             "basicmodel_m_lbs_10_207_0_v1.1.0.pkl"),
-    "female": ("SMPL_FEMALE.pkl", "SMPL_FEMALE.npz", "basicModel_f_lbs_10_207_0_v1.0.0.pkl",
-               "basicmodel_f_lbs_10_207_0_v1.1.0.pkl"),
-}
-SMPL_HOMEPAGE = {
-    "neutral": "https://smplify.is.tue.mpg.de (SMPLify's basicModel_neutral_lbs_10_207_0_v1.0.0.pkl) "
-               "or https://smpl.is.tue.mpg.de (SMPL v1.1.0)",
-    "male": "https://smpl.is.tue.mpg.de",
-    "female": "https://smpl.is.tue.mpg.de",
-}
-SMPL_DIR_ENV = "STRCLI_SMPL_DIR"
-CACHE_DIR_ENV = "STRCLI_CACHE_DIR"
+from strcli.smpl_files import (  # noqa: F401 (re-exported: where the SMPL file is found, torch-free)
+    CACHE_DIR_ENV, SMPL_DIR_ENV, SMPL_FILE_NAMES, SMPL_GENDERS, SMPL_HOMEPAGE, find_smpl_file)
 
 # Arrays of an SMPL model file and the shape each must have (V vertices, F faces).
 _POSE_BASIS = SMPL_BODY_JOINTS * 9  # 207
-
-
-def find_smpl_file(gender: str = "neutral", smpl_dir: str | Path | None = None,
-                   weights_dir: str | Path | None = None) -> Path:
-    """The SMPL model file for `gender`. Looked up, in order, in `smpl_dir` (--smpl-dir),
-    $STRCLI_SMPL_DIR, then `<weights>/smpl/`. Each of the first two may be:
-
-    - the model file itself (.pkl or .npz, whatever its name);
-    - a folder holding it under one of `SMPL_FILE_NAMES` (smplx's SMPL_NEUTRAL.pkl, the
-      official v1.0.0 and v1.1.0 download names; letter case ignored);
-    - a folder in smplx's layout, with the file in its `smpl/` subfolder (what
-      `smplx.create(DIR, "smpl")` reads), or in `models/smpl/`.
-
-    Raises MissingAssetError (exit 3) listing every place looked in, and saying which of
-    the given places do not exist.
-    """
-    if gender not in SMPL_GENDERS:
-        raise MissingAssetError(f"unknown SMPL gender {gender!r}; use one of {SMPL_GENDERS}.")
-    from strcli.weights import weights_root  # the weights module owns where weights live
-
-    given = [(label, Path(d).expanduser()) for label, d in
-             (("--smpl-dir", smpl_dir), (f"${SMPL_DIR_ENV}", os.environ.get(SMPL_DIR_ENV))) if d]
-    weights = Path(weights_dir) if weights_dir else weights_root() / "smpl"
-    given.append(("strcli's weights folder", weights))
-    wanted = {name.lower(): k for k, name in enumerate(SMPL_FILE_NAMES[gender])}
-    looked: list[str] = []
-    for label, place in given:
-        if place.is_file():
-            if place.suffix.lower() in (".pkl", ".npz"):
-                return place
-            looked.append(f"{place} ({label}: not a .pkl or .npz file)")
-            continue
-        if not place.exists():
-            looked.append(f"{place} ({label}: " + ("not created yet)" if place == weights else "does not exist)"))
-            continue
-        for folder in (place, place / "smpl", place / "models" / "smpl"):
-            looked.append(f"{folder}" + (f" ({label})" if folder == place else "" if folder.is_dir()
-                                         else " (no such folder)"))
-            if not folder.is_dir():
-                continue
-            found = sorted((wanted[f.name.lower()], f) for f in folder.iterdir()
-                           if f.name.lower() in wanted and f.is_file())
-            if found:
-                return found[0][1]
-    names = SMPL_FILE_NAMES[gender]
-    official = names[2] if gender == "neutral" else names[3]
-    raise MissingAssetError(
-        f"the SMPL {gender} body model file is missing: strcli looked for {', '.join(names)} (letter case "
-        f"ignored) in {'; '.join(looked)}.",
-        f"SMPL's licence forbids redistribution, so strcli cannot download it; it is the one manual "
-        f"step: register at {SMPL_HOMEPAGE[gender]}, download {official}, then `strcli weights import "
-        f"{official}` (it is copied to {weights / names[0]}), or pass --smpl-dir with the file or its "
-        f"folder, or set ${SMPL_DIR_ENV}.",
-    )
 
 
 class _ChumpyArray:
@@ -259,7 +187,7 @@ def load_smpl_arrays(path: str | Path, cache_dir: str | Path | None = None) -> S
     """Read an SMPL `.pkl` (converted once, cached as `.npz`) or an `.npz`."""
     path = Path(path)
     if not path.is_file():
-        raise MissingAssetError(f"SMPL model file {path} does not exist.")
+        raise MissingAssetError(f"SMPL model file {path} does not exist.", "Check the path.")
     if path.suffix == ".npz":
         return _load_npz(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]

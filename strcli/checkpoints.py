@@ -92,7 +92,7 @@ def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         from strcli.errors import MissingAssetError
 
-        raise MissingAssetError(f"checkpoint {path} does not exist.")
+        raise MissingAssetError(f"checkpoint {path} does not exist.", "Check the path.")
     try:
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
             raw = torch.load(path, map_location="cpu", weights_only=True)

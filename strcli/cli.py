@@ -22,7 +22,8 @@ from rich import box
 from rich.table import Table
 
 from strcli import __version__
-from strcli.errors import INTERRUPTED_HINT, Interrupted, StrcliError, write_failure
+from strcli.errors import INTERRUPTED_HINT, Interrupted, StrcliError, torch_mismatch, write_failure
+from strcli.options import X264_PRESETS
 from strcli.progress import LineProgress, StageNotes, count_progress, download_progress, work_progress
 
 if TYPE_CHECKING:
@@ -32,17 +33,26 @@ if TYPE_CHECKING:
 def _flags_take_no_value() -> None:
     """typer 0.29 prints every flag's type in --help as `<bool>` (its own --help too), as if
     the flag took a value; a flag takes none, so no type is shown for it (older typers show
-    none either; this is a no-op where the method does not exist)."""
-    option = getattr(getattr(typer, "core", None), "TyperOption", None)
-    shown = getattr(option, "display_type_rich", None)
-    if option is None or shown is None or getattr(shown, "_strcli", False):
-        return
+    none either). It prints a list's type as `<list[Path]>`, Python's spelling: an argument
+    shows none (its name, VIDEO..., says it), a repeatable option its item's (`<path>`).
+    A no-op where the methods do not exist."""
+    core = getattr(typer, "core", None)
+    for cls in (getattr(core, "TyperOption", None), getattr(core, "TyperArgument", None)):
+        shown = getattr(cls, "display_type_rich", None)
+        if cls is None or shown is None or getattr(shown, "_strcli", False):
+            continue
 
-    def display_type_rich(self: Any, ctx: Any) -> str | None:
-        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+        def display_type_rich(self: Any, ctx: Any, shown: Any = shown, argument: bool = cls is core.TyperArgument
+                              ) -> str | None:
+            if getattr(self, "is_flag", False):
+                return None
+            text = shown(self, ctx)
+            if isinstance(text, str) and text.startswith("<list[") and text.endswith("]>"):
+                return None if argument else f"<{text[6:-2].lower()}>"
+            return text
 
-    display_type_rich._strcli = True  # type: ignore[attr-defined]
-    option.display_type_rich = display_type_rich
+        display_type_rich._strcli = True  # type: ignore[attr-defined]
+        cls.display_type_rich = display_type_rich
 
 
 def _plain_argument_usage() -> None:
@@ -89,16 +99,23 @@ def reports_errors(fn: F) -> F:
             print(f"error: interrupted ({stop.signal_name}); {INTERRUPTED_HINT}", file=sys.stderr, flush=True)
             raise typer.Exit(stop.exit_code) from None
         except StrcliError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise typer.Exit(err.exit_code) from None
+            _refuse(err, kwargs.get("as_json", False))
         except Exception as err:
-            mapped = write_failure(err)
+            mapped = write_failure(err) or torch_mismatch(err)
             if mapped is None:
                 raise
-            print(f"error: {mapped}", file=sys.stderr)
-            raise typer.Exit(mapped.exit_code) from None
+            _refuse(mapped, kwargs.get("as_json", False))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _refuse(err: StrcliError, as_json: bool) -> None:
+    """The command failed as a whole: `error: ...` on stderr and its exit code; with
+    --json also a JSON object {"error", "exit_code"} on stdout, for the script reading it."""
+    if as_json:
+        print(json.dumps({"error": str(err), "exit_code": err.exit_code}, indent=2))
+    print(f"error: {err}", file=sys.stderr)
+    raise typer.Exit(err.exit_code) from None
 
 
 @contextlib.contextmanager
@@ -121,6 +138,17 @@ def _terminate_as_interrupt() -> Any:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _print_table(table: Table) -> None:
+    """A rich table on stdout; when stdout is no terminal (a file, a pipe), without the
+    spaces rich pads every line with to the console's width."""
+    if stdout.is_terminal:
+        stdout.print(table)
+        return
+    with stdout.capture() as captured:
+        stdout.print(table)
+    print("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def _version(value: bool) -> None:
@@ -209,7 +237,7 @@ def weights_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
         table.add_row(s.asset.name, status, s.asset.file)
         if s.detail:
             table.add_row("", "", f"({s.detail})")
-    stdout.print(table)
+    _print_table(table)
     if not wide:
         stdout.print("(which commands need each file, and its licence: a wider terminal, or --json)",
                      highlight=False)
@@ -235,8 +263,9 @@ def weights_fetch(
               [a for a in manifest.assets.values() if not a.manual and not a.optional])
     failures: list[StrcliError] = []
     for asset in assets:
-        if check_asset(asset).status == Status.PRESENT:
-            stderr.print(f"{asset.name}: present")
+        state = check_asset(asset)
+        if state.status == Status.PRESENT:
+            print(f"{asset.name}: {state.path} (present)")  # a result: stdout, as a fetched file's line
             continue
         with download_progress(stderr, quiet) as bar:
             task = bar.add_task(asset.name, total=asset.size or None, unit="bytes")
@@ -253,6 +282,41 @@ def weights_fetch(
         print(f"{asset.name}: {path}")
     if failures:
         raise typer.Exit(failures[0].exit_code)
+
+
+@weights_app.command("make-test-smpl")
+@reports_errors
+def weights_make_test_smpl(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Folder to write SMPL_NEUTRAL.pkl into (made if "
+                                                               "missing); then pass --smpl-dir DIR.")],
+    into_weights: Annotated[bool, typer.Option("--into-weights", help="Allow DIR to be strcli's weights/smpl/ "
+                            "folder, where every command then finds the test body without --smpl-dir.")] = False,
+) -> None:
+    """Write a generated SMPL-format test body (NOT SMPL: meaningless shapes) to try the pipeline without the SMPL file."""
+    from strcli.errors import UsageError, output_error
+    from strcli.generated_smpl import TEST_BODY_KEY, TEST_BODY_NOTE, write_test_body
+    from strcli.smpl_files import SMPL_FILE_NAMES
+    from strcli.weights import weights_root
+
+    real_place = (weights_root() / "smpl").resolve()
+    if folder.resolve() == real_place and not into_weights:
+        raise UsageError(f"{folder} is strcli's weights/smpl/ folder, where the real SMPL file goes.",
+                         "Write the test body elsewhere and pass --smpl-dir DIR, or add --into-weights to put it "
+                         "there anyway (remove it before you import the real file).")
+    target = folder / SMPL_FILE_NAMES["neutral"][0]
+    for name in SMPL_FILE_NAMES["neutral"]:
+        present = folder / name
+        if present.is_file() and TEST_BODY_KEY.encode() not in present.read_bytes():
+            raise UsageError(f"{present} is there already and is not a generated test body; strcli does not "
+                             "replace an SMPL file with one.", "Choose another folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_test_body(target)
+    except OSError as err:
+        raise output_error(err, target) from err
+    print(target)
+    print(f"warning: {target} is {TEST_BODY_NOTE}: use it to try the pipeline only (--smpl-dir {folder}).",
+          file=sys.stderr)
 
 
 @weights_app.command("import")
@@ -301,7 +365,8 @@ def reconstruct(
                                           "and checksummed on first use) to the inputs.")] = False,
     detections: Annotated[Path | None, typer.Option(help="MOT Challenge detections "
                           "(frame,-1,x,y,w,h,score,...) instead of the detector: a file for one "
-                          "video, or a folder of <video-stem>.det.txt files.")] = None,
+                          "video, or a folder of <video-stem>.det.txt, <video-stem>.txt or "
+                          "<video-stem>/det/det.txt files.")] = None,
     detector: Annotated[Path | None, typer.Option(help="Ultralytics YOLO weights (.pt) or model "
                         "yaml (untrained); default: the manifest's yolo11m.pt.")] = None,
     model: Annotated[str, typer.Option("--model", help="Temporal model(s): str, tcmr, vibe, or several "
@@ -347,9 +412,9 @@ def reconstruct(
     compile_backbone: Annotated[bool, typer.Option("--compile", help="torch.compile the ResNet-50: about "
                                 "25 s once per run, then about 20% faster on a CPU; pays for long "
                                 "videos or many of them (docs/performance.md).")] = False,
-    fast: Annotated[bool, typer.Option("--fast", help="Trade accuracy for speed: detector every 4th frame "
-                    "at 320 px, STR windows every 16 frames (see docs/performance.md for the "
-                    "trade-off measured).")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="Trade accuracy for speed: the detector 7.5 times per "
+                    "second of video (every 4th frame at 30 fps) at 320 px, STR windows every 16 frames (see "
+                    "docs/performance.md for the trade-off measured).")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Crops per ResNet-50 batch on a GPU (a CPU runs "
                           "them 8 at a time) and windows per STR batch; lower it if the GPU runs out of "
@@ -358,8 +423,8 @@ def reconstruct(
                               "1 on a CPU); lower it if the GPU runs out of memory on 4K video.")] = 0,
     shard: Annotated[str | None, typer.Option(help="i/n: process only every n-th video from the "
                      "i-th (0-based), to split a folder across machines.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos that are already "
-                         "done.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos that are already done, and "
+                         "replace a folder that holds another video of the same stem.")] = False,
     render_overlay: Annotated[bool, typer.Option("--render", help="Also write <output>/<video-stem>/"
                               "overlay.mp4 right away (`strcli render` defaults; for its options run "
                               "`strcli render` instead).")] = False,
@@ -374,6 +439,7 @@ def reconstruct(
                                missing_folders, remove_empty, run_problem, select_shard, video_problem)
     from strcli.options import (ModelSources, ReconstructOptions, parse_export_formats, parse_mesh_formats,
                                 parse_models)
+    from strcli.smpl_files import find_smpl_file, named_smpl_place
     from strcli.tracking import TrackingConfig
     from strcli.weights import Manifest
 
@@ -401,6 +467,8 @@ def reconstruct(
     for path in checkpoint or ():
         check_file(path, "checkpoint")
     check_file(backbone, "--backbone")
+    if named_smpl_place(smpl_dir) is not None:  # a place the user named must hold the file: no other is taken
+        find_smpl_file("neutral", smpl_dir)
     if detections is None:
         check_file(detector, "--detector", allow_suffix=".yaml")
     check_output_folder(output)
@@ -490,9 +558,15 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
         models = load_models(sources, options.device, options.batch_size, need_detector=detections is None,
                              compile_backbone=compile_backbone, lazy=True, also=also,
                              download_progress=notes.download)
-    for warning in models.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    # The networks' warnings (an untrained STR, a random backbone) once they are built: not
+    # for a batch whose videos are all skipped. -q prints no warning: the manifests keep them.
     shown = set(models.warnings)
+
+    def built() -> None:
+        for warning in models.warnings if not quiet else ():
+            print(f"warning: {warning}", file=sys.stderr)
+
+    models.on_built = built
 
     export_failures: list[int] = []
 
@@ -501,7 +575,7 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
         if failure is not None:
             print(f"error: {result.video.name}: export failed: {failure}", file=sys.stderr)
             export_failures.append(failure.exit_code)
-        for warning in result.warnings:
+        for warning in result.warnings if not quiet else ():
             if warning not in shown:
                 print(f"warning: {result.video.name}: {warning}", file=sys.stderr)
         if result.status == "failed":
@@ -562,8 +636,8 @@ def render(
     frames: Annotated[str | None, typer.Option(help="Also write these frames as PNG: 0,10,20 or "
                       "start:stop[:step].")] = None,
     crf: Annotated[int, typer.Option(help="x264 quality (0-51, lower is better).")] = 20,
-    preset: Annotated[str, typer.Option(help="x264 speed: ultrafast, superfast, veryfast, faster, "
-                      "fast, medium, slow (slower = smaller files at the same quality).")] = "veryfast",
+    preset: Annotated[str, typer.Option(help=f"x264 speed: {', '.join(X264_PRESETS)} (slower = smaller "
+                      "files at the same quality).")] = "veryfast",
     fps: Annotated[float | None, typer.Option(help="Output a constant frame rate (default: each frame "
                    "keeps its source time, a variable rate included).")] = None,
     source: Annotated[Path | None, typer.Option("--video-file", help="The source video, if it moved "
@@ -574,20 +648,32 @@ def render(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Overlay videos (and PNGs) of the reconstructed bodies on their input videos, headless."""
-    from strcli.body import Body
-    from strcli.devices import resolve_device
     from strcli.errors import UsageError
-    from strcli.outputs import output_folders
-    from strcli.render import RenderOptions, parse_frames, parse_tracks, render_video, smpl_file_for
+    from strcli.inputs import output_folders
+    from strcli.options import check_device_name, check_render_values, parse_frames, parse_tracks
+    from strcli.smpl_files import smpl_file_for_outputs
 
-    options = RenderOptions(overlay=overlay, side_view=side_view, tracks=parse_tracks(tracks), alpha=alpha,
-                            joints=joints, video=video, frames=parse_frames(frames), crf=crf, fps=fps,
-                            preset=preset, compare=compare)
+    # The flags, the folders and the SMPL file first, without torch: a bad value is refused at once.
+    chosen_tracks, chosen_frames = parse_tracks(tracks), parse_frames(frames)
+    check_render_values(alpha=alpha, crf=crf, fps=fps, preset=preset, video=video, frames=chosen_frames,
+                        compare=compare, side_view=side_view)
+    check_device_name(device)
     folders = output_folders(outputs)
     if source is not None and len(folders) > 1:
-        raise UsageError("--video-file works with one output folder.")
+        raise UsageError("--video-file works with one output folder.", "Render the folders one at a time.")
+    smpl_file, smpl_note = smpl_file_for_outputs(folders, smpl_dir)
+    if smpl_note:
+        print(f"warning: {smpl_note}", file=sys.stderr)
+
+    from strcli.body import Body
+    from strcli.devices import resolve_device
+    from strcli.render import RenderOptions, render_video
+
+    options = RenderOptions(overlay=overlay, side_view=side_view, tracks=chosen_tracks, alpha=alpha,
+                            joints=joints, video=video, frames=chosen_frames, crf=crf, fps=fps,
+                            preset=preset, compare=compare)
     torch_device = resolve_device(device)
-    body = Body.from_file(smpl_file_for(folders, smpl_dir)).to(torch_device)
+    body = Body.from_file(smpl_file).to(torch_device)
     failed = 0
     with work_progress(stderr, quiet) as bar:
         for folder in folders:
@@ -626,7 +712,8 @@ def _model_config(path: Path | None) -> Any:
     try:
         return STRConfig.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError) as err:
-        raise UsageError(f"--model-config {path}: not a readable STR config ({err}).") from err
+        raise UsageError(f"--model-config {path}: not a readable STR config ({err}).",
+                         "Pass a JSON object of STRConfig fields (docs/model.md).") from err
 
 
 # Options shared by `train` and `evaluate --ablation` (which trains).
@@ -773,7 +860,8 @@ def evaluate(
     """Score a checkpoint Table-1 style (MPJPE, PA-MPJPE, MPVPE, Accel in mm), or train and score the Table 2 variants (--ablation)."""
     from strcli.errors import UsageError
     from strcli.published import TEMPORAL_MODELS, load_temporal
-    from strcli.train.evaluate import DATASET_TITLES, check_precision, evaluate as score, scores_json, table_rows
+    from strcli.train.evaluate import (DATASET_TITLES, check_precision, evaluate as score, scores_json, table_rows,
+                                       test_data_problem)
     from strcli.train.trainer import training_assets
 
     check_precision(precision)
@@ -788,8 +876,9 @@ def evaluate(
         raise UsageError("evaluate needs --checkpoint FILE (or --ablation NAME).")
     if model is not None and model not in TEMPORAL_MODELS:
         raise UsageError(f"--model {model}: choose {', '.join(TEMPORAL_MODELS)}.")
+    names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
+    _check_evaluate_paths(test_data_problem(data_dir, names), checkpoint)  # before any weights are fetched
     torch_device = _train_device(device)
-    names = [d.strip() for d in datasets.split(",")] if datasets else None
     assets = training_assets(smpl_dir, None, use_spin=False, download=not offline)
     for note in assets.notes:
         stderr.print(note, markup=False, highlight=False, soft_wrap=True)
@@ -825,6 +914,23 @@ def evaluate(
     print(f"{target}")
 
 
+def _check_evaluate_paths(data_problem: str | None, checkpoint: Path) -> None:
+    """Refuse, in one message, the data folder's problem (`test_data_problem`) and a
+    --checkpoint that is missing: exit 2 when the data is wrong, else 3 (a missing
+    weights file, as for reconstruct --checkpoint)."""
+    from strcli.errors import MissingAssetError, UsageError
+
+    checkpoint_problem = (f"--checkpoint {checkpoint} does not exist" if not checkpoint.exists() else
+                          f"--checkpoint {checkpoint} is a folder, not a file" if checkpoint.is_dir() else None)
+    data_hint = "See README, 'Reproducing the paper', for where to get the test files."
+    if data_problem and checkpoint_problem:
+        raise UsageError(f"{data_problem}; and {checkpoint_problem}.", f"Check both paths. {data_hint}")
+    if data_problem:
+        raise UsageError(f"{data_problem}.", data_hint)
+    if checkpoint_problem:
+        raise MissingAssetError(f"{checkpoint_problem}.", "Check the path (e.g. runs/w3dpw/best.pt).")
+
+
 def _evaluate_ablations(ablation: str, data_dir: Path, runs_dir: Path, epochs: int | None,
                         iterations: int | None, batch_size: int | None, model_config: Path | None,
                         no_spin: bool, seed: int, workers: int, json_out: Path | None, smpl_dir: Path | None,
@@ -832,8 +938,11 @@ def _evaluate_ablations(ablation: str, data_dir: Path, runs_dir: Path, epochs: i
     from strcli.train.ablations import parse_variants, run_ablations
     from strcli.train.trainer import RECIPES, training_assets
 
+    from strcli.train.trainer import check_data_dir
+
     variants = parse_variants(ablation)
     recipe = RECIPES["wo3dpw"].replace(epochs=epochs, iterations=iterations, batch_size=batch_size)
+    check_data_dir(recipe, data_dir)  # the variants train: every missing file named, before any download
     assets = training_assets(smpl_dir, None, use_spin=not no_spin, download=not offline)
     for note in assets.notes:
         stderr.print(note, markup=False, highlight=False, soft_wrap=True)
@@ -897,12 +1006,19 @@ def export_motion(
     smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's model folder (DIR/smpl/SMPL_NEUTRAL.pkl) or the file.")] = None,
 ) -> None:
     """Write OUT/<stem>/animation.glb and OUT/<stem>/bvh/<id>.bvh for Blender, three.js, game engines."""
-    from strcli.body import Body, find_smpl_file
-    from strcli.export import export_video, output_folders, parse_formats
+    from strcli.inputs import output_folders
+    from strcli.options import parse_export_formats
+    from strcli.smpl_files import find_smpl_file
 
-    wanted = parse_formats(formats)
+    # The flags, the folders and the SMPL file first, without torch: a bad value is refused at once.
+    wanted = parse_export_formats(formats)
     folders = output_folders(outputs)
-    body = Body.from_file(find_smpl_file("neutral", smpl_dir))
+    smpl_file = find_smpl_file("neutral", smpl_dir)
+
+    from strcli.body import Body
+    from strcli.export import export_video
+
+    body = Body.from_file(smpl_file)
     failed = 0
     for folder in folders:
         try:

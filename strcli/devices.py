@@ -23,5 +23,6 @@ def resolve_device(name: str = "auto") -> torch.device:
                          "Use --device cpu, or check the driver and CUDA_VISIBLE_DEVICES.")
     index = device.index or 0
     if index >= torch.cuda.device_count():
-        raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible.")
+        raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible.",
+                         f"Use cuda:0 to cuda:{torch.cuda.device_count() - 1}, or check CUDA_VISIBLE_DEVICES.")
     return torch.device("cuda", index)

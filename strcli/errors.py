@@ -147,3 +147,33 @@ def failed_write(err: BaseException, path: str | os.PathLike[str] | None = None)
     """For an error caught while writing `path`: `write_failure`'s OutputError, or for any
     other OSError a plain 'cannot write'; None for errors that are not about writing."""
     return write_failure(err, path) or (output_error(err, path) if isinstance(err, OSError) else None)
+
+
+def torch_mismatch(err: BaseException) -> StrcliError | None:
+    """For the error importing torchvision (or ultralytics, which imports it) raises when
+    the installed torchvision was built for another torch (`RuntimeError: operator
+    torchvision::nms does not exist`): one line naming both versions and how to install a
+    matching pair (exit 1); None for any other error."""
+    text = str(err)
+    if not isinstance(err, RuntimeError) or "torchvision::" not in text or "does not exist" not in text:
+        return None
+    from importlib import metadata
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "(not installed)"
+
+    torch_version, vision_version = installed("torch"), installed("torchvision")
+    release = torch_version.split("+")[0]
+    parts = release.split(".")
+    # torchvision 0.N+15 is made for torch 2.N (0.15 for 2.0, 0.20 for 2.5, ...).
+    matching = (f"torchvision==0.{int(parts[1]) + 15}.*" if len(parts) > 1 and parts[0] == "2"
+                and parts[1].isdigit() else "torchvision")
+    return StrcliError(
+        f"torchvision {vision_version} does not match torch {torch_version} ({text.strip().splitlines()[0]}: "
+        "this torchvision was built for another torch).",
+        f'Install them as a pair: pip install "torch=={release}" "{matching}" (for the CPU-only build add '
+        "--index-url https://download.pytorch.org/whl/cpu), or reinstall both with the README's command "
+        "(Set up).")

@@ -11,6 +11,7 @@ loaded or downloaded.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -54,7 +55,8 @@ def find_videos(inputs: Sequence[Path]) -> list[Path]:
             videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
                             and not p.name.startswith("."))
             if not videos:
-                raise UsageError(f"folder {path} holds no video files ({', '.join(VIDEO_SUFFIXES[:5])}, ...).")
+                raise UsageError(f"folder {path} holds no video files ({', '.join(VIDEO_SUFFIXES[:5])}, ...).",
+                                 "Pass the video files themselves, or a folder that holds them.")
             found += videos
         else:
             found.append(path)
@@ -101,8 +103,10 @@ def detections_for(video: Path, detections: Path | None, single: bool) -> Path |
             if candidate.is_file():
                 return candidate
         raise UsageError(f"no detections for {video.name} in {detections} (looked for "
-                         f"{video.stem}.det.txt, {video.stem}.txt, {video.stem}/det/det.txt).")
-    raise UsageError(f"--detections {detections} does not exist.")
+                         f"{video.stem}.det.txt, {video.stem}.txt, {video.stem}/det/det.txt).",
+                         f"Write {video.stem}.det.txt there with your detector (MOT format: frame,-1,x,y,w,h,"
+                         "score per line), or drop --detections to run strcli's detector.")
+    raise UsageError(f"--detections {detections} does not exist.", "Check the path.")
 
 
 def run_problem(video: Path, out_root: Path, overwrite: bool, detections: Path | None = None,
@@ -113,7 +117,8 @@ def run_problem(video: Path, out_root: Path, overwrite: bool, detections: Path |
     (`strcli.video.probe`); UsageError (exit 2) when `detections` (the --detections file or
     folder; `single`: one video in the run) holds no file for it, or its file has a
     malformed line or does not fit the video (`strcli.tracking.check_detections_fit`);
-    BusyError (exit 9) when another process holds the folder's lock and the video must be
+    UsageError too when its folder holds another video of the same stem and not
+    `overwrite` (`another_video_problem`); BusyError (exit 9) when another process holds the folder's lock and the video must be
     written (`overwrite`, or no finished folder that could be skipped). A look at the lock,
     as the run starts: a video is refused at once rather than after the models are loaded,
     even if its holder would be done by its turn."""
@@ -129,10 +134,46 @@ def run_problem(video: Path, out_root: Path, overwrite: bool, detections: Path |
                                  info.frames_expected, min_score)
         except UsageError as err:
             return err
+    if not overwrite and (other := another_video_problem(video, out_root)) is not None:
+        return other
     if overwrite or not (out_root / video.stem / MANIFEST).is_file():
         holder = lock_holder(out_root, video.stem)
         if holder is not None:
             return busy_error(out_root / video.stem, holder)
+    return None
+
+
+def output_folders(paths: Sequence[Path]) -> list[Path]:
+    """reconstruct output folders given as OUT (every video in it) or OUT/<stem>, for
+    `render`, `export` and `view`; UsageError (exit 2) when none holds a manifest."""
+    folders: list[Path] = []
+    for path in paths:
+        if (path / MANIFEST).is_file():
+            folders.append(path)
+        elif path.is_dir():
+            folders += sorted(p for p in path.iterdir() if (p / MANIFEST).is_file())
+    if not folders:
+        missing = [str(p) for p in paths if not p.exists()]
+        raise UsageError(f"no reconstruct outputs (folders with {MANIFEST}) in {', '.join(map(str, paths))}"
+                         + (f" ({', '.join(missing)}: does not exist)" if missing else "") + ".",
+                         "Run `strcli reconstruct VIDEO -o OUT` first, then pass OUT or OUT/<video-stem>.")
+    return folders
+
+
+def another_video_problem(video: Path, out_root: Path) -> UsageError | None:
+    """UsageError (exit 2) when `out_root/<stem>/` holds the results of another video of
+    the same stem: its manifest records another input path (compared resolved) that still
+    exists, so redoing this one would replace them. None otherwise: no manifest, this
+    video's, or a recorded video that is gone (moved or renamed: the folder is redone)."""
+    try:
+        recorded = json.loads((out_root / video.stem / MANIFEST).read_text()).get("input")
+    except (OSError, ValueError, AttributeError):
+        return None
+    path = recorded.get("path") if isinstance(recorded, dict) else None
+    if isinstance(path, str) and Path(path) != video.resolve() and Path(path).exists():
+        return UsageError(f"{out_root / video.stem} holds the results of another video, {path}, not of this one "
+                          "(same stem).",
+                          "Write this one elsewhere with -o ANOTHER_FOLDER, or pass --overwrite to replace them.")
     return None
 
 
@@ -167,9 +208,9 @@ def check_file(path: Path | None, what: str, error: type = MissingAssetError, al
     if not path.exists():
         raise error(f"{what} {path} does not exist.", "Check the path.")
     if path.is_dir():
-        raise error(f"{what} {path} is a folder, not a file.")
+        raise error(f"{what} {path} is a folder, not a file.", "Name the file itself.")
     if not os.access(path, os.R_OK):
-        raise error(f"{what} {path} cannot be read (permission denied).")
+        raise error(f"{what} {path} cannot be read (permission denied).", "Check its permissions.")
     if path.stat().st_size == 0:
         raise error(f"{what} {path} is empty (0 bytes).", "Re-copy or re-download it.")
 
@@ -181,7 +222,7 @@ def check_detections(path: Path | None) -> None:
     if not path.exists():
         raise UsageError(f"--detections {path} does not exist.", "Check the path.")
     if path.is_file() and not os.access(path, os.R_OK):
-        raise UsageError(f"--detections {path} cannot be read (permission denied).")
+        raise UsageError(f"--detections {path} cannot be read (permission denied).", "Check its permissions.")
 
 
 def check_output_folder(folder: Path) -> None:

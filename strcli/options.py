@@ -24,6 +24,9 @@ from strcli.video import parse_position
 MESH_FORMATS = ("obj", "ply")  # `--mesh-format`: the mesh files a video's folder may hold
 TEMPORAL_MODELS = ("str", "tcmr", "vibe")  # `--model`: the temporal networks strcli runs
 EXPORT_FORMATS = ("glb", "bvh")  # `--export` / `strcli export --format`
+# `strcli render --preset`: x264's speed presets, fastest first.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow")
 # `--device`: what `strcli.devices.resolve_device` accepts (whether it exists is its business).
 _DEVICE_NAME = re.compile(r"auto|cpu|cuda(?::\d+)?")
 
@@ -152,3 +155,44 @@ class ModelSources:
         if unknown or not self.models or len(set(self.models)) != len(self.models):
             raise UsageError(f"--model {','.join(self.models)}: name each of {', '.join(TEMPORAL_MODELS)} "
                              "at most once, comma-separated.")
+
+
+def parse_frames(text: str | None) -> tuple[int, ...]:
+    """`render --frames` '0,10,20' or 'start:stop[:step]' -> frame indices."""
+    if not text:
+        return ()
+    try:
+        if ":" in text:
+            parts = [int(p) for p in text.split(":")]
+            return tuple(range(*parts))
+        return tuple(int(p) for p in text.split(","))
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"bad --frames {text!r}: use 0,10,20 or start:stop[:step].") from err
+
+
+def parse_tracks(text: str | None) -> tuple[int, ...] | None:
+    """`render --tracks` '0,2' -> track ids; None (all) when not given."""
+    if not text:
+        return None
+    try:
+        return tuple(int(p) for p in text.split(","))
+    except ValueError as err:
+        raise UsageError(f"bad --tracks {text!r}: use track ids like 0,2.") from err
+
+
+def check_render_values(*, alpha: float, crf: int, fps: float | None, preset: str, video: bool,
+                        frames: tuple[int, ...], compare: bool, side_view: bool) -> None:
+    """`strcli render`'s values, checked before torch is imported (the same rules as
+    `strcli.render.RenderOptions`, which checks them again when it is made)."""
+    if not 0 < alpha <= 1:
+        raise UsageError(f"--alpha {alpha}: must be in (0, 1].")
+    if not 0 <= crf <= 51:
+        raise UsageError(f"--crf {crf}: x264 takes 0 (lossless) to 51.")
+    if fps is not None and not fps > 0:
+        raise UsageError(f"--fps {fps}: must be positive.")
+    if preset not in X264_PRESETS:
+        raise UsageError(f"--preset {preset}: x264 has {', '.join(X264_PRESETS)}.")
+    if not video and not frames:
+        raise UsageError("--no-video writes nothing without --frames.", "Add --frames 0,100,200 or 0:300:10.")
+    if compare and side_view:
+        raise UsageError("--compare and --side-view do not go together (one panel per model).")

@@ -26,6 +26,7 @@ import trimesh
 
 from strcli.config import MANIFEST  # noqa: F401 (re-exported)
 from strcli.errors import OutputError, StrcliError, UsageError, output_error  # noqa: F401 (output_error: shared by the writers)
+from strcli.inputs import output_folders  # noqa: F401 (re-exported: found torch-free, before render/export load)
 from strcli.locks import sweep_stale
 from strcli.options import MESH_FORMATS  # noqa: F401 (re-exported)
 from strcli.posing import PosedFrames
@@ -114,20 +115,6 @@ class VideoManifest:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
-
-
-def output_folders(paths: list[Path]) -> list[Path]:
-    """reconstruct output folders given as OUT (every video in it) or OUT/<stem>."""
-    folders: list[Path] = []
-    for path in paths:
-        if (path / MANIFEST).is_file():
-            folders.append(path)
-        elif path.is_dir():
-            folders += sorted(p for p in path.iterdir() if (p / MANIFEST).is_file())
-    if not folders:
-        raise UsageError(f"no reconstruct outputs (folders with {MANIFEST}) in {', '.join(map(str, paths))}.",
-                         "Run `strcli reconstruct VIDEO -o OUT` first.")
-    return folders
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:

@@ -39,6 +39,7 @@ from strcli.crops import crop_frame, square_boxes
 from strcli.devices import resolve_device
 from strcli.errors import CorruptAssetError, MissingAssetError, ResourceError, StrcliError, UsageError, writing
 from strcli.features import Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
+from strcli.inputs import another_video_problem
 from strcli.locks import video_lock
 from strcli.model import STR, MeanParams, STRConfig, build_model
 from strcli.options import ModelSources, ReconstructOptions  # noqa: F401 (checked without torch; re-exported)
@@ -153,6 +154,7 @@ class Models:
         self.extractor = extractor
         self.body = body
         self._builder = builder
+        self.on_built: Callable[[], None] | None = None  # called once the lazy networks are built
 
     @property
     def built(self) -> bool:
@@ -167,6 +169,8 @@ class Models:
                 self.build_error = err  # the batch stops: no video can run without the networks
                 raise
             self._builder = None
+            if self.on_built is not None:
+                self.on_built()
         return self
 
     build_error: StrcliError | None = None
@@ -202,7 +206,8 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
     if need_detector:
         if sources.detector is not None:
             if not sources.detector.is_file() and sources.detector.suffix != ".yaml":
-                raise MissingAssetError(f"detector weights {sources.detector} do not exist.")
+                raise MissingAssetError(f"detector weights {sources.detector} do not exist.",
+                                        "Check the path, or leave --detector out to use the manifest's detector.")
             detector = sources.detector
             check_detector_file(detector)  # before any video: a file that would run code is refused
             if detector.is_file():
@@ -318,7 +323,8 @@ def _checkpoints_by_model(sources: ModelSources) -> dict[str, tuple[Path, dict[s
             raise UsageError(f"{path} is a {KIND_NAMES[kind]}, but --model is {','.join(sources.models)}.",
                              f"Add {kind} to --model, or leave the file out.")
         if kind in files:
-            raise UsageError(f"two --checkpoint files for {kind}: {files[kind][0]} and {path}.")
+            raise UsageError(f"two --checkpoint files for {kind}: {files[kind][0]} and {path}.",
+                             "Pass one file per --model.")
         files[kind] = (path, raw)
     return files
 
@@ -516,13 +522,10 @@ def _already_done(video: Path, out_root: Path, key: str) -> VideoResult | None:
     fingerprint; None when it is to be (re)done. A folder that holds another video of the
     same stem (another path that still exists) is refused: UsageError (exit 2), redoing would
     replace it. When the recorded video is gone (moved or renamed), the folder is redone."""
+    other = another_video_problem(video, out_root)  # checked before torch by the CLI too (inputs.run_problem)
+    if other is not None:
+        raise other
     previous = read_manifest(out_root / video.stem)
-    recorded = previous.get("input") if isinstance(previous, dict) else None
-    if isinstance(recorded, dict) and isinstance(recorded.get("path"), str):
-        if Path(recorded["path"]) != video.resolve() and Path(recorded["path"]).exists():
-            raise UsageError(f"{out_root / video.stem} holds the results of another video, {recorded['path']}, "
-                             "not of this one (same stem).",
-                             "Write this one elsewhere with -o ANOTHER_FOLDER, or pass --overwrite to replace them.")
     if previous is not None and previous.get("fingerprint") == key:
         folder = out_root / video.stem
         overlay = folder / OVERLAY
@@ -575,7 +578,8 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
         warnings.append(f"{tracked.damaged} damaged packet(s) could not be decoded; their frames are missing.")
     if len(tracked.frame_of) == 0:
         raise UsageError(f"{video.name}: no frame in the range --start {options.start} --end "
-                         f"{options.end} (the video has {tracked.decoded} frames).")
+                         f"{options.end} (the video has {tracked.decoded} frames).",
+                         "Choose a --start and --end within the video.")
     # The range as frame indices (seconds were resolved by timestamp in pass 1).
     start, end = int(tracked.frame_of[0]), int(tracked.frame_of[-1]) + 1
     amass_rate = constant_rate(tracked.times, tracked.frame_of)

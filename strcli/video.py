@@ -78,7 +78,7 @@ def _open(path: Path) -> av.container.InputContainer:
                          "Is it corrupt or truncated? Try re-exporting it as H.264 MP4.") from err
     if not container.streams.video:
         container.close()
-        raise VideoError(f"{path} has no video stream.")
+        raise VideoError(f"{path} has no video stream.", "Is it an audio file? Pass a video.")
     return container
 
 
@@ -148,9 +148,11 @@ def probe(path: str | Path) -> VideoInfo:
         try:
             first = next(frames)
         except StopIteration:
-            raise VideoError(f"{path} has no decodable frames.") from None
+            raise VideoError(f"{path} has no decodable frames.",
+                             "Is it corrupt or truncated? Try re-exporting it as H.264 MP4.") from None
         except av.error.FFmpegError as err:
-            raise VideoError(f"{path}: the first frame cannot be decoded ({ffmpeg_reason(err)}).") from err
+            raise VideoError(f"{path}: the first frame cannot be decoded ({ffmpeg_reason(err)}).",
+                             "Is it corrupt? Try re-exporting it as H.264 MP4.") from err
         if _still_image(container, frames):
             raise VideoError(f"{path} is a still image ({stream.codec_context.name}), not a video.",
                              "Pass a video file (MP4, MOV, AVI, MKV, ...).")

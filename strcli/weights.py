@@ -108,7 +108,8 @@ class Manifest:
 
     def get(self, name: str) -> Asset:
         if name not in self.assets:
-            raise UsageError(f"unknown asset {name!r}; known: {', '.join(self.assets)}.")
+            raise UsageError(f"unknown asset {name!r}; known: {', '.join(self.assets)}.",
+                             "`strcli weights list` shows each with its file.")
         return self.assets[name]
 
 
@@ -426,7 +427,7 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
     under its manifest name."""
     source = Path(source)
     if not source.is_file():
-        raise MissingAssetError(f"{source} does not exist.")
+        raise MissingAssetError(f"{source} does not exist.", "Check the path.")
     manifest = manifest or Manifest.load()
     root = root or weights_root()
     registry = Registry(root)
@@ -501,7 +502,7 @@ def check_loadable(asset: Asset, source: Path) -> None:
 def list_states(manifest: Manifest | None = None, root: Path | None = None) -> list[AssetState]:
     """Every asset's state. The SMPL files are reported where strcli will take them from:
     through $STRCLI_SMPL_DIR when set, or under an official download name in
-    weights/smpl/ (`strcli.body.find_smpl_file`), as UNVERIFIED (SMPL has no pinned
+    weights/smpl/ (`strcli.smpl_files.find_smpl_file`), as UNVERIFIED (SMPL has no pinned
     checksum) with the place in the detail."""
     manifest = manifest or Manifest.load()
     root = root or weights_root()
@@ -510,7 +511,7 @@ def list_states(manifest: Manifest | None = None, root: Path | None = None) -> l
 
 
 def _smpl_state(state: AssetState, root: Path) -> AssetState:
-    from strcli.body import SMPL_DIR_ENV, SMPL_GENDERS, find_smpl_file
+    from strcli.smpl_files import SMPL_DIR_ENV, SMPL_GENDERS, find_smpl_file
 
     gender = state.asset.name.removeprefix("smpl_")
     if state.asset.name != smpl_asset_name(gender) or gender not in SMPL_GENDERS:

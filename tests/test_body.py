@@ -110,9 +110,9 @@ def test_pickle_is_converted_once_to_a_cached_npz(smpl_files, isolated_dirs, mon
 
 def test_lookup_order_and_missing_message(tmp_path, smpl_files, monkeypatch):
     with pytest.raises(MissingAssetError) as info:
-        find_smpl_file("neutral", smpl_dir=tmp_path / "nowhere")
+        find_smpl_file("neutral")  # nothing named, weights/smpl/ empty: the licence step
     message = str(info.value)
-    assert "SMPL_NEUTRAL.pkl" in message and str(tmp_path / "nowhere") in message
+    assert "SMPL_NEUTRAL.pkl" in message and str(tmp_path / "weights" / "smpl") in message
     assert "smplify.is.tue.mpg.de" in message and "strcli weights import" in message
 
     weights_smpl = tmp_path / "weights" / "smpl"
@@ -199,15 +199,37 @@ def test_official_gendered_names_are_found_in_smplx_layout(tmp_path, gender, nam
     assert find_smpl_file(gender, smpl_dir=tmp_path) == tmp_path / "smpl" / name
 
 
-def test_the_error_lists_every_place_looked_in_and_calls_a_missing_folder_missing(tmp_path, monkeypatch):
+def test_a_named_place_without_the_file_is_refused_never_passed_over(tmp_path, monkeypatch):
+    """--smpl-dir, else $STRCLI_SMPL_DIR, is the only place looked in: when it does not
+    exist or holds no SMPL file, strcli's weights folder is not used instead."""
+    weights_smpl = tmp_path / "weights" / "smpl"
+    weights_smpl.mkdir(parents=True)
+    (weights_smpl / "SMPL_NEUTRAL.pkl").write_bytes(b"w")
     empty = tmp_path / "empty"
     empty.mkdir()
-    monkeypatch.setenv("STRCLI_SMPL_DIR", str(empty))
     with pytest.raises(MissingAssetError) as info:
         find_smpl_file("neutral", smpl_dir=tmp_path / "nowhere")
     message = str(info.value)
-    assert f"{tmp_path / 'nowhere'} (--smpl-dir: does not exist)" in message
-    for place in (empty, empty / "smpl", empty / "models" / "smpl", tmp_path / "weights" / "smpl"):
-        assert str(place) in message
-    assert "$STRCLI_SMPL_DIR" in message and "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl" in message
+    assert message.startswith(f"--smpl-dir {tmp_path / 'nowhere'} does not exist: strcli looked there for the SMPL "
+                              "neutral body model file and uses no other SMPL file when you name a place.")
+    assert str(weights_smpl) not in message and "make-test-smpl" in message
+    with pytest.raises(MissingAssetError) as info:
+        find_smpl_file("neutral", smpl_dir=empty)
+    assert str(info.value).startswith(f"no SMPL neutral body model file in --smpl-dir {empty}: strcli looked for "
+                                      "SMPL_NEUTRAL.pkl, SMPL_NEUTRAL.npz, ")
+    monkeypatch.setenv("STRCLI_SMPL_DIR", str(tmp_path / "gone"))
+    with pytest.raises(MissingAssetError) as info:
+        find_smpl_file("neutral")
+    assert str(info.value).startswith(f"$STRCLI_SMPL_DIR {tmp_path / 'gone'} does not exist")
+    assert "unset it" in str(info.value)
     assert MissingAssetError.exit_code == 3
+
+
+def test_a_missing_weights_smpl_folder_is_called_missing(tmp_path):
+    (tmp_path / "weights").mkdir()  # weights/ is there, weights/smpl/ is not
+    with pytest.raises(MissingAssetError) as info:
+        find_smpl_file("neutral")
+    message = str(info.value)
+    assert f"in {tmp_path / 'weights' / 'smpl'} (does not exist)." in message
+    assert "not created yet" not in message and "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl" in message
+    assert "strcli weights make-test-smpl DIR" in message  # the testing-only alternative

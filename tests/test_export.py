@@ -331,7 +331,7 @@ def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("no chromium to load the page (CI installs Debian's chromium: apt-get install chromium)")
-    from generated_smpl import HUMAN_RADII, make_smpl_arrays, write_chumpy_pickle
+    from strcli.generated_smpl import HUMAN_RADII, make_smpl_arrays, write_chumpy_pickle
 
     # The generated body with a person's girth (the default tubes are 4 cm thin).
     smpl = tmp_path / "smpl"

@@ -40,7 +40,8 @@ def load_tracks(folder: Path, body: Body) -> tuple[dict, list[tuple[TrackMotion,
     """The manifest of an output folder and each track with its mean-betas rest body."""
     manifest = read_manifest(folder)
     if manifest is None:
-        raise UsageError(f"{folder} has no readable {MANIFEST}: is it an output of `strcli reconstruct`?")
+        raise UsageError(f"{folder} has no readable {MANIFEST}: is it an output of `strcli reconstruct`?",
+                         "Reconstruct its video again with `strcli reconstruct VIDEO -o OUT --overwrite`.")
     with reading_output(folder):
         tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
         return manifest, [(t, rest_body(body, t.mean_betas)) for t in tracks]

@@ -161,6 +161,34 @@ def find_test_sets(data_dir: Path) -> dict[str, Path]:
     return {name: data_dir / file for name, file in TEST_SETS.items() if (data_dir / file).is_file()}
 
 
+def test_data_problem(data_dir: Path, datasets: list[str] | None = None) -> str | None:
+    """What is wrong with `data_dir` for scoring `datasets` (default: every test file
+    found), in words, or None: a folder that does not exist or is a file, a named test file
+    it lacks (all of them named), none of the test files at all, an empty one. Cheap: the
+    file system only, so `evaluate` says it before any weights are fetched. An unknown
+    data set name is a UsageError (exit 2)."""
+    from strcli.errors import UsageError
+
+    unknown = [d for d in datasets or () if d not in TEST_SETS]
+    if unknown:
+        raise UsageError(f"unknown --datasets {','.join(unknown)}: use {', '.join(TEST_SETS)}.")
+    files = [TEST_SETS[d] for d in (datasets or TEST_SETS)]
+    needs = f"{' or '.join(files) if not datasets else ', '.join(files)}"
+    if not data_dir.exists():
+        return f"--data-dir {data_dir} does not exist (evaluate reads {needs} from it)"
+    if not data_dir.is_dir():
+        return f"--data-dir {data_dir} is a file, not a folder"
+    missing = [f for f in files if not (data_dir / f).is_file()]
+    if datasets and missing:
+        return f"{data_dir} lacks {len(missing)} of the {len(files)} test files asked for: {', '.join(missing)}"
+    if len(missing) == len(files):
+        return f"{data_dir} holds none of the test files ({', '.join(files)})"
+    empty = [f for f in files if (data_dir / f).is_file() and (data_dir / f).stat().st_size == 0]
+    if empty:
+        return f"{', '.join(empty)} in {data_dir} {'is' if len(empty) == 1 else 'are'} empty (0 bytes)"
+    return None
+
+
 def evaluate(model: nn.Module, body: Body, data_dir: Path, device: torch.device, datasets: list[str] | None = None,
              progress: Callable[[str, int, int], None] | None = None, precision: str = "fp32") -> list[DatasetScore]:
     from strcli.errors import UsageError

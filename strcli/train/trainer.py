@@ -180,7 +180,8 @@ def val_path(recipe: Recipe, data_dir: Path) -> Path:
     for split in ("val", "test"):
         if (recipe.val_dataset, split) in FILES and (data_dir / FILES[(recipe.val_dataset, split)]).is_file():
             return data_dir / FILES[(recipe.val_dataset, split)]
-    raise UsageError(f"no validation file for {recipe.val_dataset} in {data_dir}.")
+    raise UsageError(f"no validation file for {recipe.val_dataset} in {data_dir}.",
+                     "See README, 'Reproducing the paper', for where to get it.")
 
 
 def epoch_batches(sizes: tuple[int, int], counts: tuple[int, int], iterations: int, seed: int,
@@ -439,6 +440,6 @@ def extra_regressor_file(download: bool = True) -> Path | None:
     except DownloadError as err:
         instructions = Manifest.load().get("j_regressor_extra").instructions
         raise DownloadError(f"SPIN's J_regressor_extra.npy is missing and could not be downloaded "
-                                f"({err.message}).",
+                                f"({err.message.rstrip('.')}).",
                                 f"To get it, {instructions}; or pass --offline to use the documented "
                                 "fallback (docs/training.md).") from err

@@ -1,4 +1,8 @@
-"""A small SMPL-format body the tests generate, since the real one cannot be shipped.
+"""A generated SMPL-format test body, since the real SMPL model cannot be shipped.
+
+It is NOT SMPL: its shapes are meaningless. It lets the pipeline run end to end without
+the SMPL file (`strcli weights make-test-smpl DIR`, then `--smpl-dir DIR`), and the tests
+and benchmarks use it.
 
 It has SMPL's array names, shapes, dtypes and kinematic tree (6890 vertices, 24 joints,
 13776 faces) so that smplx and the Human3.6M joint regressor accept it, but its geometry is
@@ -108,8 +112,9 @@ def _official_dict(arrays: dict[str, np.ndarray], chumpy_class: type | None) -> 
     return data
 
 
-def write_chumpy_pickle(arrays: dict[str, np.ndarray], path: Path) -> Path:
-    """Write `arrays` as the official SMPL files are: shapedirs as a chumpy.ch.Ch."""
+def write_chumpy_pickle(arrays: dict[str, np.ndarray], path: Path, extra: dict[str, str] | None = None) -> Path:
+    """Write `arrays` (and the `extra` entries) as the official SMPL files are: shapedirs
+    as a chumpy.ch.Ch."""
     chumpy = types.ModuleType("chumpy")
     chumpy_ch = types.ModuleType("chumpy.ch")
 
@@ -123,7 +128,7 @@ def write_chumpy_pickle(arrays: dict[str, np.ndarray], path: Path) -> Path:
     saved = {k: sys.modules.get(k) for k in ("chumpy", "chumpy.ch")}
     sys.modules.update({"chumpy": chumpy, "chumpy.ch": chumpy_ch})
     try:
-        path.write_bytes(pickle.dumps(_official_dict(arrays, Ch), protocol=2))
+        path.write_bytes(pickle.dumps({**_official_dict(arrays, Ch), **(extra or {})}, protocol=2))
     finally:
         for key, module in saved.items():
             if module is None:
@@ -131,6 +136,18 @@ def write_chumpy_pickle(arrays: dict[str, np.ndarray], path: Path) -> Path:
             else:
                 sys.modules[key] = module
     return path
+
+
+# The key that labels a file `write_test_body` wrote, and what it says.
+TEST_BODY_KEY = "strcli_generated_test_body"
+TEST_BODY_NOTE = "a generated test body, not SMPL: meaningless shapes (strcli weights make-test-smpl)"
+
+
+def write_test_body(path: Path, seed: int = 0) -> Path:
+    """Write the generated body to `path` as an official-style SMPL pickle, labelled inside
+    (`TEST_BODY_KEY`) as a generated test body."""
+    arrays = make_smpl_arrays(seed)
+    return write_chumpy_pickle(arrays, path, {TEST_BODY_KEY: TEST_BODY_NOTE})
 
 
 def write_plain_pickle(arrays: dict[str, np.ndarray], path: Path) -> Path:
