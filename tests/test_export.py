@@ -290,7 +290,7 @@ def test_export_command_rewrites_and_needs_smpl(exported, tmp_path):
     assert (folder / "animation.glb").read_bytes() == before  # deterministic
     assert not list(folder.glob(".*tmp*"))
     missing = runner.invoke(app, ["export", str(folder), "--smpl-dir", str(tmp_path)])
-    assert missing.exit_code == 3 and "the SMPL neutral body model file is missing" in missing.output
+    assert missing.exit_code == 3 and f"no SMPL neutral body model file in --smpl-dir {tmp_path}" in missing.output
     bad = runner.invoke(app, ["export", str(folder), "--format", "fbx", "--smpl-dir", str(exported["smpl"])])
     assert bad.exit_code == 2 and "unknown export format 'fbx'" in bad.output
 

@@ -179,10 +179,8 @@ def test_data_problem(data_dir: Path, datasets: list[str] | None = None) -> str 
     if not data_dir.is_dir():
         return f"--data-dir {data_dir} is a file, not a folder"
     missing = [f for f in files if not (data_dir / f).is_file()]
-    if datasets and missing:
-        return f"{data_dir} lacks {len(missing)} of the {len(files)} test files asked for: {', '.join(missing)}"
-    if len(missing) == len(files):
-        return f"{data_dir} holds none of the test files ({', '.join(files)})"
+    if (datasets and missing) or len(missing) == len(files):
+        return f"no test data in {data_dir} (looked for {', '.join(missing)})"
     empty = [f for f in files if (data_dir / f).is_file() and (data_dir / f).stat().st_size == 0]
     if empty:
         return f"{', '.join(empty)} in {data_dir} {'is' if len(empty) == 1 else 'are'} empty (0 bytes)"
