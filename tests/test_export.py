@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -384,3 +385,74 @@ def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
         output, _ = view.communicate(timeout=60)
     assert view.returncode == 0, output
     assert "Traceback" not in output
+
+
+def _view(folder, smpl, *args, env_dir):
+    env = {**os.environ, "STRCLI_CACHE_DIR": str(env_dir / "cache")}
+    return subprocess.Popen([sys.executable, "-m", "strcli", "view", str(folder), "--smpl-dir", str(smpl), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_view_refuses_a_port_out_of_range_at_once(exported, tmp_path, port):
+    view = _view(exported["folder"], exported["smpl"], "--port", port, env_dir=tmp_path)
+    try:
+        output, _ = view.communicate(timeout=60)  # it once printed a thread's traceback and hung
+    finally:
+        view.kill()
+    assert view.returncode == 2, output
+    assert output.strip().splitlines() == [f"error: --port {port}: a port is 1-65535 (0: any free port)."]
+
+
+def test_view_refuses_a_port_in_use_with_one_line(exported, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        view = _view(exported["folder"], exported["smpl"], "--port", str(port), env_dir=tmp_path)
+        try:
+            output, _ = view.communicate(timeout=60)  # it once served on the next port instead
+        finally:
+            view.kill()
+    assert view.returncode == 2, output
+    assert output.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use by another program. Choose another --port (--port 0: any "
+        "free one)."]
+
+
+def _cpu_seconds(pid):
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads CPU time from Linux's /proc")
+def test_view_is_idle_with_no_browser(exported, tmp_path):
+    """With nobody connected the viewer sleeps: it once used most of a core, posing and
+    decoding frames for no one at 200 loop turns a second. Port 0: any free port."""
+    import selectors
+
+    view = _view(exported["folder"], exported["smpl"], "--port", "0", env_dir=tmp_path)
+    try:
+        said, url = [], None
+        with selectors.DefaultSelector() as wait:
+            wait.register(view.stdout, selectors.EVENT_READ)
+            while url is None and wait.select(timeout=120):
+                line = view.stdout.readline()
+                if not line:
+                    break
+                said.append(line)
+                if line.startswith("strcli view: open "):
+                    url = line.split()[3]
+        assert url is not None and url.startswith("http://127.0.0.1:"), "".join(said)
+        assert int(url.rsplit(":", 1)[1]) > 0  # the port it got, not 0
+        time.sleep(1.0)  # startup done
+        before, started = _cpu_seconds(view.pid), time.monotonic()
+        time.sleep(5.0)
+        used, elapsed = _cpu_seconds(view.pid) - before, time.monotonic() - started
+        assert view.poll() is None
+        assert used < 0.5, f"{used:.2f} s of CPU in {elapsed:.1f} s with no browser"
+    finally:
+        view.send_signal(signal.SIGINT)
+        output, _ = view.communicate(timeout=60)
+    assert view.returncode == 0, output
