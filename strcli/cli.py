@@ -23,7 +23,7 @@ from rich.table import Table
 
 from strcli import __version__
 from strcli.errors import INTERRUPTED_HINT, Interrupted, StrcliError, write_failure
-from strcli.progress import LineProgress, StageNotes, count_progress, download_progress, work_progress
+from strcli.progress import LineProgress, StageNotes, count_progress, download_progress, end_task, work_progress
 
 if TYPE_CHECKING:
     from strcli.options import ModelSources, ReconstructOptions
@@ -247,6 +247,7 @@ def weights_fetch(
             try:
                 path = fetch_asset(asset, progress=update)
             except StrcliError as err:
+                end_task(bar, task, failed=True)  # no `done` line for it
                 print(f"error: {asset.name}: {err}", file=sys.stderr)
                 failures.append(err)
                 continue
@@ -284,10 +285,13 @@ class _RichProgress:
         if self.bar is not None and self.task is not None:
             self.bar.advance(self.task, count)
 
-    def finish(self) -> None:
+    def finish(self, failed: bool = False) -> None:
         if self.bar is not None and self.task is not None:
-            self.bar.remove_task(self.task)
+            end_task(self.bar, self.task, failed)
             self.task = None
+
+    def fail(self) -> None:
+        self.finish(failed=True)
 
 
 @app.command()
@@ -596,12 +600,14 @@ def render(
                 result = render_video(folder, body, options, torch_device, source,
                                       progress=lambda done, total, t=task: bar.update(t, completed=done,
                                                                                       total=total))
-            except StrcliError as err:
+            except BaseException as err:
+                end_task(bar, task, failed=True)  # no `done` line for it
+                if not isinstance(err, StrcliError):
+                    raise
                 print(f"error: {folder.name}: {err}", file=sys.stderr)
                 failed = failed or err.exit_code
                 continue
-            finally:
-                bar.remove_task(task)
+            end_task(bar, task)
             print(_render_line(folder.name, result))
     if failed:
         raise typer.Exit(failed)

@@ -94,6 +94,7 @@ class Progress(Protocol):
     def start(self, stage: str, total: int | None) -> None: ...
     def advance(self, count: int = 1) -> None: ...
     def finish(self) -> None: ...
+    def fail(self) -> None: ...  # the stage stopped because of an error: it is not `done`
 
 
 class NoProgress:
@@ -104,6 +105,9 @@ class NoProgress:
         pass
 
     def finish(self) -> None:
+        pass
+
+    def fail(self) -> None:
         pass
 
 

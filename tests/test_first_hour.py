@@ -15,6 +15,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import strcli.batch
 import strcli.features
 import strcli.progress
 import strcli.tracking
@@ -74,6 +75,9 @@ class Recorder:
 
     def finish(self):
         self.events.append(("finish",))
+
+    def fail(self):
+        self.events.append(("fail",))
 
 
 def test_progress_advances_before_the_last_str_window_of_a_one_window_clip(setup, tmp_path):
@@ -149,6 +153,61 @@ def test_plain_progress_lines_are_spaced_by_the_interval(monkeypatch):
     assert lines[1] == "clip.mp4: tracking 41/795 (5%), 4.0 frames/s, elapsed 0:00:10, eta 0:03:08"
     assert lines[-1] == "clip.mp4: tracking 795/795 (100%), 4.0 frames/s, elapsed 0:03:18, done"
     assert len(lines) == 1 + 795 // 40 + 1  # the first, one every 10 s (40 frames), and the end
+
+
+def test_a_task_that_fails_prints_no_done_line(setup, tmp_path, monkeypatch):
+    """Plain lines: a stage that ends because of an error ends without `done` (it said
+    `done` after the error), for reconstruct, render and weights fetch alike."""
+    import io
+    import shutil
+
+    from strcli.errors import VideoError
+    from strcli.progress import LineProgress, end_task
+
+    out = io.StringIO()
+    with LineProgress(out, every=10) as bar:
+        ok, broken = bar.add_task("a: render", unit="frames"), bar.add_task("b: render", unit="frames")
+        end_task(bar, broken, failed=True)
+        end_task(bar, broken, failed=True)  # ending it twice is harmless
+        end_task(bar, ok)
+    assert [line.rsplit(", ", 1)[1] for line in out.getvalue().splitlines()] == ["done"]
+    assert out.getvalue().startswith("a: render 0, elapsed 0:00:00, done")
+
+    monkeypatch.setenv("STRCLI_PROGRESS_INTERVAL", "0")
+
+    def failing(video, out_root, options, models, dets, overwrite, progress):
+        progress.start("tracking", 10)
+        progress.advance()
+        raise VideoError(f"{video.name} is damaged at frame 1.")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(strcli.batch, "reconstruct_video", failing)
+        failed = setup["run"]("--end", 10)
+    assert failed.exit_code == VideoError.exit_code, failed.output
+    lines = failed.stderr.splitlines()
+    assert [line.split(", ")[0] for line in lines if line.startswith("running.mp4")] == [
+        "running.mp4: tracking 1/10 (10%)"], failed.stderr  # and no `done` line after the error
+    assert lines[-1] == "error: running.mp4: running.mp4 is damaged at frame 1."
+
+    assert setup["run"]("--end", 4, "-q").exit_code == 0
+    gone = setup["out"] / "gone"  # a second folder, whose video is no more
+    shutil.copytree(setup["out"] / "running", gone)
+    manifest = json.loads((gone / "manifest.json").read_text())
+    manifest["input"]["path"] = str(tmp_path / "gone.mp4")
+    (gone / "manifest.json").write_text(json.dumps(manifest))
+    rendered = runner.invoke(app, ["render", str(setup["out"]), "--smpl-dir", str(setup["smpl"]), "--device", "cpu",
+                                   "--preset", "ultrafast"])
+    assert rendered.exit_code == VideoError.exit_code, rendered.output
+    lines = rendered.stderr.splitlines()
+    assert [line for line in lines if "gone" in line] == [
+        f"error: gone: the source video {tmp_path / 'gone.mp4'} of gone is gone. Pass its new location with "
+        "--video-file."]  # its render task ends without a line
+    assert lines[-1].startswith("running: render 4/4 (100%), ") and lines[-1].endswith(", done")
+
+    _unreachable_manifest(tmp_path, monkeypatch)
+    fetched = runner.invoke(app, ["weights", "fetch", "detector"])
+    assert fetched.exit_code == DownloadError.exit_code, fetched.output
+    assert [line.split(":")[:2] for line in fetched.stderr.splitlines()] == [["error", " detector"]], fetched.stderr
 
 
 @pytest.mark.parametrize("signal_number,code,name", [(2, 130, "Ctrl-C"), (15, 143, "SIGTERM")])
