@@ -529,18 +529,30 @@ def _print_results(results: list[Any], as_json: bool, quiet: bool) -> None:
     elif not quiet:
         table = Table(title="strcli reconstruct")
         for column in ("video", "status", "tracks", "frames", "seconds", "size", "output / reason"):
+            # Names, paths and reasons fold onto more lines when the terminal is narrow: never cut.
+            folds = column in ("video", "output / reason")
             table.add_column(column, justify="right" if column in ("tracks", "frames", "seconds", "size")
-                             else "left")
+                             else "left", overflow="fold" if folds else "ellipsis", no_wrap=not folds)
         colours = {"done": "green", "skipped": "cyan", "failed": "red"}
         for r in results:
             table.add_row(r.video.name, f"[{colours[r.status]}]{r.status}[/]", str(r.tracks), str(r.frames),
                           f"{r.seconds:.1f}", _size(r.bytes) if r.output else "",
                           str(r.output) if r.status != "failed" else r.message)
-        stdout.print(table)
+        console = _results_console()
+        console.print(table)
         failed = sum(r.status == "failed" for r in results)
         total = sum(r.bytes for r in results)
-        stdout.print(f"{len(results) - failed} of {len(results)} video(s) ok"
-                     + (f", {failed} failed" if failed else "") + (f"; outputs take {_size(total)}" if total else ""))
+        console.print(f"{len(results) - failed} of {len(results)} video(s) ok"
+                      + (f", {failed} failed" if failed else "") + (f"; outputs take {_size(total)}" if total else ""),
+                      soft_wrap=True)
+
+
+def _results_console() -> Console:
+    """stdout for a results table: the terminal's width on a terminal; anywhere else (a file,
+    a pipe, a log) no width limit, so paths and reasons are never folded or cut."""
+    if stdout.is_terminal:
+        return stdout
+    return Console(width=100_000, no_color=True, highlight=False)
 
 
 def _size(count: int) -> str:

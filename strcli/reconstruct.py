@@ -838,7 +838,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
 
     reader = VideoReader(info.path, start, end, options.stride)
     total = sum(len(t) for t in tracks)
-    progress.start("bodies (crop, ResNet-50, STR)", total)
+    progress.start("bodies", total)  # cropped, through the ResNet-50 and STR, posed, written
     frames = iter(ReadAhead(reader, depth=4))  # decoding runs ahead in its own thread
     for position in range(len(tracked.frame_of)):
         with timer("decode"):

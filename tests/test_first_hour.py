@@ -109,7 +109,7 @@ def test_render_progress_knows_its_frame_count_before_the_first_frame(setup, tmp
     assert calls[0] == (0, 6) and calls[-1] == (6, 6)
 
 
-_LINE = re.compile(r"^running\.mp4: (tracking|bodies \(crop, ResNet-50, STR\)) (\d+)/(\d+) \((\d+)%\), "
+_LINE = re.compile(r"^running\.mp4: (tracking|bodies) (\d+)/(\d+) \((\d+)%\), "
                    r"(?:[\d.]+ (?:frames|bodies)/s, )?elapsed \d:\d\d:\d\d, (eta \d:\d\d:\d\d|done)$")
 
 
@@ -131,7 +131,7 @@ def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(setup, monkeypatc
     assert [done for done, _, _ in tracking] == [*range(1, 25), 24]  # every frame, then the end
     assert all(total == 24 for _, total, _ in tracking)
     assert tracking[-1] == (24, 24, "done") and all(end != "done" for *_, end in tracking[:-1])
-    bodies = stages["bodies (crop, ResNet-50, STR)"]
+    bodies = stages["bodies"]
     assert len(bodies) >= 3 and 0 < bodies[0][0] < bodies[-1][0] == bodies[-1][1] and bodies[-1][2] == "done"
 
 
@@ -225,8 +225,7 @@ def test_an_interrupted_run_says_so_leaves_nothing_half_written_and_a_rerun_comp
     seen = []
     for line in run.stderr:  # interrupt once the bodies are being written (into the partial folder)
         seen.append(line)
-        if line.startswith("running.mp4: bodies") and not line.startswith("running.mp4: bodies (crop, ResNet-50, "
-                                                                            "STR) 0/"):
+        if line.startswith("running.mp4: bodies") and not line.startswith("running.mp4: bodies 0/"):
             break
     assert list(out.glob(".running.partial-*")), "".join(seen)
     run.send_signal(signal_number)
@@ -642,6 +641,36 @@ def test_the_estimate_matches_what_is_written_and_the_summary_gives_the_size(set
     assert 0.9 * written < estimate < 1.25 * written  # an upper bound, not far above
     table = setup["run"]("--end", 12, "--mesh-format", "obj,ply", "--overwrite")
     assert re.search(r"outputs take \d+\.\d MB", table.stdout)
+
+
+def test_the_summary_keeps_the_output_path_whole(setup, tmp_path, monkeypatch):
+    """Written to a file or a pipe, the table has no width limit; on an 80-column terminal
+    the video name and the output path fold onto more lines instead of being cut."""
+    import io
+
+    from rich.console import Console
+
+    import strcli.cli
+    from strcli.reconstruct import VideoResult
+
+    monkeypatch.setenv("COLUMNS", "80")
+    out = tmp_path / "a-folder-with-a-long-name-as-a-trial-would-make" / "and-deeper-still-for-the-outputs"
+    result = setup["run"]("--end", 4, out=out)  # CliRunner's stdout is no terminal, like a file
+    assert result.exit_code == 0, result.output
+    assert f"│ {out / 'running'} │" in result.stdout and "…" not in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("1 of 1 video(s) ok; outputs take ")
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(strcli.cli, "stdout", Console(file=terminal, width=80, force_terminal=True, no_color=True))
+    long_name = Path("pedestrians-walking-past-the-station-at-noon.mp4")
+    strcli.cli._print_results([VideoResult(long_name, "done", out / long_name.stem, 3, 100, 12.5, bytes=4096)],
+                              as_json=False, quiet=False)
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", terminal.getvalue())  # the terminal's styles aside
+    lines = shown.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in shown
+    rows = [line.split("│")[1:-1] for line in lines if line.startswith("│")]
+    assert "".join(row[0].strip() for row in rows) == long_name.name  # folded, whole
+    assert "".join(row[-1].strip() for row in rows) == str(out / long_name.stem)
 
 
 # ---------------------------------------------------------------- 6. work that is not needed
