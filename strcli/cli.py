@@ -467,6 +467,7 @@ class _Refused:
     warnings: tuple[str, ...] = ()
     rendered: Path | None = None
     bytes: int = 0
+    exported: tuple[Path, ...] = ()
 
 
 def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOptions, sources: ModelSources,
@@ -499,9 +500,12 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
     shown = set(models.warnings)
 
     export_failures: list[int] = []
+    exported: dict[Path, Any] = {}  # video -> its result after --export (files, size counted again)
 
     def report(result: Any) -> None:
-        failure = exporter(result, models.ready().body) if exporter is not None else None
+        failure = None
+        if exporter is not None:
+            exported[result.video], failure = exporter(result, models.ready().body)
         if failure is not None:
             print(f"error: {result.video.name}: export failed: {failure}", file=sys.stderr)
             export_failures.append(failure.exit_code)
@@ -515,7 +519,7 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
         results = run_batch(videos, output, options, models, detections, overwrite,
                             progress_for=lambda v: _RichProgress(None if quiet else bar, v.name),
                             on_result=report, render=RenderOptions() if render_overlay else None)
-    return results, export_failures
+    return [exported.get(r.video, r) for r in results], export_failures
 
 
 def _print_results(results: list[Any], as_json: bool, quiet: bool) -> None:
@@ -523,7 +527,8 @@ def _print_results(results: list[Any], as_json: bool, quiet: bool) -> None:
         print(json.dumps([{"video": str(r.video), "status": r.status,
                            "output": str(r.output) if r.output else None, "tracks": r.tracks,
                            "frames": r.frames, "seconds": round(r.seconds, 3), "message": r.message,
-                           "overlay": str(r.rendered) if r.rendered else None, "bytes": r.bytes,
+                           "overlay": str(r.rendered) if r.rendered else None,
+                           "exported": [str(p) for p in r.exported], "bytes": r.bytes,
                            "exit_code": r.exit_code, "warnings": list(r.warnings)} for r in results],
                          indent=2))
     elif not quiet:
@@ -540,6 +545,10 @@ def _print_results(results: list[Any], as_json: bool, quiet: bool) -> None:
                           str(r.output) if r.status != "failed" else r.message)
         console = _results_console()
         console.print(table)
+        for r in results:
+            if r.exported:
+                files = ", ".join(f"{p}/" if p.is_dir() else str(p) for p in r.exported)
+                console.print(f"{r.video.name}: exported {files}", soft_wrap=True, markup=False)
         failed = sum(r.status == "failed" for r in results)
         total = sum(r.bytes for r in results)
         console.print(f"{len(results) - failed} of {len(results)} video(s) ok"

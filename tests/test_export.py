@@ -53,20 +53,48 @@ def exported(tmp_path_factory, assets, smpl_files):
         model.regressor.decpose.weight.mul_(50.0)
     checkpoint = save_checkpoint(root / "random.pt", model, {"note": "test: random poses"})
     smpl = smpl_files["chumpy"].parent
+    args = ["reconstruct", str(assets / "videos" / "pedestrians.avi"), "-o", str(root / "out"), "--detections",
+            str(assets / "detections" / "pedestrians.det.txt"), "--smpl-dir", str(smpl), "--checkpoint",
+            str(checkpoint), "--untrained", "--offline", "--device", "cpu", "--mesh-format", "none", "--end", "30",
+            "--quiet", "--export", "glb,bvh", "--json"]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STRCLI_WEIGHTS_DIR", str(root / "weights"))
         mp.setenv("STRCLI_CACHE_DIR", str(root / "cache"))
-        result = runner.invoke(app, [
-            "reconstruct", str(assets / "videos" / "pedestrians.avi"), "-o", str(root / "out"), "--detections",
-            str(assets / "detections" / "pedestrians.det.txt"), "--smpl-dir", str(smpl), "--checkpoint",
-            str(checkpoint), "--untrained", "--offline", "--device", "cpu", "--mesh-format", "none", "--end", "30",
-            "--quiet", "--export", "glb,bvh"])
+        result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     folder = root / "out" / "pedestrians"
     manifest = json.loads((folder / "manifest.json").read_text())
     tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
-    return {"folder": folder, "smpl": smpl, "tracks": tracks, "manifest": manifest,
-            "arrays": load_smpl_arrays(smpl_files["chumpy"], root / "cache")}
+    return {"folder": folder, "smpl": smpl, "tracks": tracks, "manifest": manifest, "summary": json.loads(result.stdout),
+            "args": args, "root": root, "arrays": load_smpl_arrays(smpl_files["chumpy"], root / "cache")}
+
+
+def _folder_size(folder):
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_the_reported_size_counts_the_exports(exported):
+    """`bytes` (README: each video's output size) is the folder's size with animation.glb
+    and bvh/ in it, done or skipped; the exports are named."""
+    from strcli.outputs import human_bytes
+
+    (row,) = exported["summary"]
+    folder = exported["folder"]
+    assert row["status"] == "done"
+    assert row["exported"] == [str(folder / "animation.glb"), str(folder / "bvh")]
+    exports = (folder / "animation.glb").stat().st_size + _folder_size(folder / "bvh")
+    assert exports > 10_000 and row["bytes"] == _folder_size(folder)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STRCLI_WEIGHTS_DIR", str(exported["root"] / "weights"))
+        mp.setenv("STRCLI_CACHE_DIR", str(exported["root"] / "cache"))
+        skipped = runner.invoke(app, exported["args"])  # a rerun: skipped, exported again
+        table = runner.invoke(app, [a for a in exported["args"] if a not in ("--json", "--quiet")])
+    assert skipped.exit_code == 0 and table.exit_code == 0, skipped.output + table.output
+    (row,) = json.loads(skipped.stdout)
+    assert row["status"] == "skipped" and row["exported"] == [str(folder / "animation.glb"), str(folder / "bvh")]
+    assert row["bytes"] == _folder_size(folder)
+    assert f"pedestrians.avi: exported {folder / 'animation.glb'}, {folder / 'bvh'}/" in table.stdout
+    assert f"outputs take {human_bytes(_folder_size(folder))}" in table.stdout
 
 
 def accessor_data(gltf, blob, index):
