@@ -165,14 +165,22 @@ def info(
     for name, count in report["parameters"].items():
         params.add_row(name, f"{count:,}")
     authors = report["authors_parameters"]
-    params.add_row("the authors' STR (about)", f"{authors['str'] / 1e6:.1f}M")
+    comparable = report["comparable_with_authors"]
+    params.add_row("the authors' STR (about)" if comparable else "the authors' full STR (about)",
+                   f"{authors['str'] / 1e6:.1f}M")
     ours = report["parameters"]["total"]
     stdout.print(config)
     stdout.print(params)
-    stdout.print(f"STR's own network (no backbone): {ours / 1e6:.1f}M parameters; the authors': about "
-                 f"{authors['str'] / 1e6:.1f}M ({authors['counted_with_hmr'] / 1e6:.2f}M counted with SPIN's "
-                 f"HMR, {authors['spin_hmr'] / 1e6:.2f}M); {100 * (ours / authors['str'] - 1):+.1f}%",
-                 highlight=False)
+    theirs = (f"about {authors['str'] / 1e6:.1f}M ({authors['counted_with_hmr'] / 1e6:.2f}M counted with SPIN's "
+              f"HMR, {authors['spin_hmr'] / 1e6:.2f}M)")
+    if comparable:
+        stdout.print(f"STR's own network (no backbone): {ours / 1e6:.1f}M parameters; the authors': {theirs}; "
+                     f"{100 * (ours / authors['str'] - 1):+.1f}%", highlight=False)
+    else:  # an ablation (or other widths) against the full model's count would be a false difference
+        what = (f"ablation {report['ablation']}" if report["ablation"] != "full"
+                else "the widths of this checkpoint")
+        stdout.print(f"STR's own network (no backbone), {what}: {ours / 1e6:.1f}M parameters; the authors' "
+                     f"{theirs} is the full model's, with the paper's widths", highlight=False)
     stdout.print(f"strcli {report['strcli']}  torch {report['torch']}  devices: {report['devices']}")
 
 
