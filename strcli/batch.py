@@ -46,6 +46,7 @@ def run_batch(videos: Sequence[Path], out_root: Path, options: ReconstructOption
         if video in clashes:
             result = VideoResult(video, "failed", message=clashes[video], exit_code=UsageError.exit_code)
         else:
+            progress = None
             try:
                 dets = detections_for(video, detections, single=len(videos) == 1)
                 progress = progress_for(video) if progress_for else None
@@ -53,6 +54,8 @@ def run_batch(videos: Sequence[Path], out_root: Path, options: ReconstructOption
                 if render is not None and result.output is not None:
                     result = _render(result, models, render, progress)
             except Exception as err:  # a full disk from any stage is one line too, and the batch goes on
+                if progress is not None:
+                    progress.fail()  # the stage it stopped in is not `done`
                 if err is models.build_error:
                     raise  # the networks could not be built: no video can run
                 failure = err if isinstance(err, StrcliError) else write_failure(err)
@@ -84,13 +87,14 @@ def _render(result: VideoResult, models: Models, options: RenderOptions, progres
     try:
         rendered = render_video(result.output, models.ready().body, options, models.device, progress=advance)
     except Exception as err:  # the reconstruction stands; the video counts as failed
+        if progress is not None:
+            progress.fail()
         failure = err if isinstance(err, StrcliError) else write_failure(err)
         if failure is None:
             raise
         return replace(result, status="failed", message=f"rendering failed: {failure}", exit_code=failure.exit_code)
-    finally:
-        if progress is not None:
-            progress.finish()
+    if progress is not None:
+        progress.finish()
     return replace(result, rendered=rendered.video, seconds=result.seconds + rendered.seconds,
                    bytes=folder_bytes(result.output))
 

@@ -24,7 +24,7 @@ from rich.table import Table
 from strcli import __version__
 from strcli.errors import INTERRUPTED_HINT, Interrupted, StrcliError, torch_mismatch, write_failure
 from strcli.options import X264_PRESETS
-from strcli.progress import LineProgress, StageNotes, count_progress, download_progress, work_progress
+from strcli.progress import LineProgress, StageNotes, count_progress, download_progress, end_task, work_progress
 
 if TYPE_CHECKING:
     from strcli.options import ModelSources, ReconstructOptions
@@ -193,14 +193,22 @@ def info(
     for name, count in report["parameters"].items():
         params.add_row(name, f"{count:,}")
     authors = report["authors_parameters"]
-    params.add_row("the authors' STR (about)", f"{authors['str'] / 1e6:.1f}M")
+    comparable = report["comparable_with_authors"]
+    params.add_row("the authors' STR (about)" if comparable else "the authors' full STR (about)",
+                   f"{authors['str'] / 1e6:.1f}M")
     ours = report["parameters"]["total"]
     stdout.print(config)
     stdout.print(params)
-    stdout.print(f"STR's own network (no backbone): {ours / 1e6:.1f}M parameters; the authors': about "
-                 f"{authors['str'] / 1e6:.1f}M ({authors['counted_with_hmr'] / 1e6:.2f}M counted with SPIN's "
-                 f"HMR, {authors['spin_hmr'] / 1e6:.2f}M); {100 * (ours / authors['str'] - 1):+.1f}%",
-                 highlight=False)
+    theirs = (f"about {authors['str'] / 1e6:.1f}M ({authors['counted_with_hmr'] / 1e6:.2f}M counted with SPIN's "
+              f"HMR, {authors['spin_hmr'] / 1e6:.2f}M)")
+    if comparable:
+        stdout.print(f"STR's own network (no backbone): {ours / 1e6:.1f}M parameters; the authors': {theirs}; "
+                     f"{100 * (ours / authors['str'] - 1):+.1f}%", highlight=False)
+    else:  # an ablation (or other widths) against the full model's count would be a false difference
+        what = (f"ablation {report['ablation']}" if report["ablation"] != "full"
+                else "the widths of this checkpoint")
+        stdout.print(f"STR's own network (no backbone), {what}: {ours / 1e6:.1f}M parameters; the authors' "
+                     f"{theirs} is the full model's, with the paper's widths", highlight=False)
     stdout.print(f"strcli {report['strcli']}  torch {report['torch']}  devices: {report['devices']}")
 
 
@@ -276,6 +284,7 @@ def weights_fetch(
             try:
                 path = fetch_asset(asset, progress=update)
             except StrcliError as err:
+                end_task(bar, task, failed=True)  # no `done` line for it
                 print(f"error: {asset.name}: {err}", file=sys.stderr)
                 failures.append(err)
                 continue
@@ -348,10 +357,13 @@ class _RichProgress:
         if self.bar is not None and self.task is not None:
             self.bar.advance(self.task, count)
 
-    def finish(self) -> None:
+    def finish(self, failed: bool = False) -> None:
         if self.bar is not None and self.task is not None:
-            self.bar.remove_task(self.task)
+            end_task(self.bar, self.task, failed)
             self.task = None
+
+    def fail(self) -> None:
+        self.finish(failed=True)
 
 
 @app.command()
@@ -531,6 +543,7 @@ class _Refused:
     warnings: tuple[str, ...] = ()
     rendered: Path | None = None
     bytes: int = 0
+    exported: tuple[Path, ...] = ()
 
 
 def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOptions, sources: ModelSources,
@@ -569,9 +582,12 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
     models.on_built = built
 
     export_failures: list[int] = []
+    exported: dict[Path, Any] = {}  # video -> its result after --export (files, size counted again)
 
     def report(result: Any) -> None:
-        failure = exporter(result, models.ready().body) if exporter is not None else None
+        failure = None
+        if exporter is not None:
+            exported[result.video], failure = exporter(result, models.ready().body)
         if failure is not None:
             print(f"error: {result.video.name}: export failed: {failure}", file=sys.stderr)
             export_failures.append(failure.exit_code)
@@ -585,7 +601,7 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
         results = run_batch(videos, output, options, models, detections, overwrite,
                             progress_for=lambda v: _RichProgress(None if quiet else bar, v.name),
                             on_result=report, render=RenderOptions() if render_overlay else None)
-    return results, export_failures
+    return [exported.get(r.video, r) for r in results], export_failures
 
 
 def _print_results(results: list[Any], as_json: bool, quiet: bool) -> None:
@@ -593,24 +609,41 @@ def _print_results(results: list[Any], as_json: bool, quiet: bool) -> None:
         print(json.dumps([{"video": str(r.video), "status": r.status,
                            "output": str(r.output) if r.output else None, "tracks": r.tracks,
                            "frames": r.frames, "seconds": round(r.seconds, 3), "message": r.message,
-                           "overlay": str(r.rendered) if r.rendered else None, "bytes": r.bytes,
+                           "overlay": str(r.rendered) if r.rendered else None,
+                           "exported": [str(p) for p in r.exported], "bytes": r.bytes,
                            "exit_code": r.exit_code, "warnings": list(r.warnings)} for r in results],
                          indent=2))
     elif not quiet:
         table = Table(title="strcli reconstruct")
         for column in ("video", "status", "tracks", "frames", "seconds", "size", "output / reason"):
+            # Names, paths and reasons fold onto more lines when the terminal is narrow: never cut.
+            folds = column in ("video", "output / reason")
             table.add_column(column, justify="right" if column in ("tracks", "frames", "seconds", "size")
-                             else "left")
+                             else "left", overflow="fold" if folds else "ellipsis", no_wrap=not folds)
         colours = {"done": "green", "skipped": "cyan", "failed": "red"}
         for r in results:
             table.add_row(r.video.name, f"[{colours[r.status]}]{r.status}[/]", str(r.tracks), str(r.frames),
                           f"{r.seconds:.1f}", _size(r.bytes) if r.output else "",
                           str(r.output) if r.status != "failed" else r.message)
-        stdout.print(table)
+        console = _results_console()
+        console.print(table)
+        for r in results:
+            if r.exported:
+                files = ", ".join(f"{p}/" if p.is_dir() else str(p) for p in r.exported)
+                console.print(f"{r.video.name}: exported {files}", soft_wrap=True, markup=False)
         failed = sum(r.status == "failed" for r in results)
         total = sum(r.bytes for r in results)
-        stdout.print(f"{len(results) - failed} of {len(results)} video(s) ok"
-                     + (f", {failed} failed" if failed else "") + (f"; outputs take {_size(total)}" if total else ""))
+        console.print(f"{len(results) - failed} of {len(results)} video(s) ok"
+                      + (f", {failed} failed" if failed else "") + (f"; outputs take {_size(total)}" if total else ""),
+                      soft_wrap=True)
+
+
+def _results_console() -> Console:
+    """stdout for a results table: the terminal's width on a terminal; anywhere else (a file,
+    a pipe, a log) no width limit, so paths and reasons are never folded or cut."""
+    if stdout.is_terminal:
+        return stdout
+    return Console(width=100_000, no_color=True, highlight=False)
 
 
 def _size(count: int) -> str:
@@ -682,12 +715,14 @@ def render(
                 result = render_video(folder, body, options, torch_device, source,
                                       progress=lambda done, total, t=task: bar.update(t, completed=done,
                                                                                       total=total))
-            except StrcliError as err:
+            except BaseException as err:
+                end_task(bar, task, failed=True)  # no `done` line for it
+                if not isinstance(err, StrcliError):
+                    raise
                 print(f"error: {folder.name}: {err}", file=sys.stderr)
                 failed = failed or err.exit_code
                 continue
-            finally:
-                bar.remove_task(task)
+            end_task(bar, task)
             print(_render_line(folder.name, result))
     if failed:
         raise typer.Exit(failed)
@@ -1040,12 +1075,16 @@ def view(
     folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="One reconstruct output folder, OUT/<video-stem>.")],
     host: Annotated[str, typer.Option(help="Address to serve on; 127.0.0.1 keeps it to this machine "
                     "(0.0.0.0 to reach it from others).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8080,
+    port: Annotated[int, typer.Option(help="Port to serve on (1-65535; 0: any free port). One in use is "
+                                           "refused (exit 2).")] = 8080,
     smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's model folder (DIR/smpl/SMPL_NEUTRAL.pkl) or the file.")] = None,
     video_file: Annotated[Path | None, typer.Option("--video-file", help="The source video, if it moved "
                           "since reconstruct.")] = None,
 ) -> None:
     """Look at the bodies in 3D in the browser (viser): play/pause, frame slider, camera, tracks."""
+    from strcli.options import check_serve_address
+
+    check_serve_address(host, port)  # before torch and the body load: a bad port is refused at once
     from strcli.body import Body, find_smpl_file
     from strcli.viewer import serve
 

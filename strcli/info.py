@@ -35,4 +35,6 @@ def describe_model(ablation: str = "full", checkpoint: Path | None = None) -> di
         "parameters": dict(parameter_table(model)),
         "authors_parameters": {"str": AUTHORS_STR_PARAMETERS, "counted_with_hmr": AUTHORS_TOTAL,
                                "spin_hmr": AUTHORS_HMR},
+        # The authors counted their full model only: an ablation, or other widths, is not theirs.
+        "comparable_with_authors": config == STRConfig(),
     }

@@ -40,6 +40,34 @@ def check_device_name(name: str) -> str:
     return normal
 
 
+def check_serve_address(host: str, port: int) -> None:
+    """`strcli view --host/--port`: a port in 0-65535 (0: any free one) that can be bound on
+    `host` now, else UsageError (exit 2). viser binds in a thread of its own, where a bad
+    port kills the thread and leaves the command waiting for ever, and a port in use is
+    silently replaced by the next free one: both are refused here, before anything loads."""
+    import errno
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: a port is 1-65535 (0: any free port).")
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as err:
+        raise UsageError(f"--host {host}: not an address to serve on ({err}).",
+                         "Use 127.0.0.1 (this machine) or 0.0.0.0 (every network).") from err
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+            try:
+                probe.bind(address)
+            except OSError as err:
+                if err.errno == errno.EADDRINUSE:
+                    raise UsageError(f"port {port} on {host} is in use by another program.",
+                                     "Choose another --port (--port 0: any free one).") from err
+                raise UsageError(f"cannot serve on {host}:{port} ({err.strerror or err}).",
+                                 "Choose another --port or --host.") from err
+
+
 def parse_mesh_formats(text: str) -> tuple[str, ...]:
     """`--mesh-format` 'obj', 'ply', 'obj,ply' or 'none' -> the formats to write (() for
     none); an unknown name is checked by `ReconstructOptions`."""

@@ -118,6 +118,12 @@ class LineProgress:
             if task is not None:
                 self._print(task, time.monotonic(), done=True)
 
+    def fail_task(self, task_id: TaskID) -> None:
+        """End a task that stopped because of an error: no last line (the error is the
+        caller's line to print), and never `done`."""
+        with self._lock:
+            self.tasks.pop(task_id, None)
+
     def line(self, task: _LineTask, now: float, done: bool = False) -> str:
         """`what done/total (pct%), rate unit/s, elapsed H:MM:SS, eta H:MM:SS` (no total: no
         percentage and no eta; bytes in MB)."""
@@ -143,6 +149,15 @@ class LineProgress:
     def _print(self, task: _LineTask, now: float, done: bool = False) -> None:
         print(self.line(task, now, done), file=self.stream or sys.stderr, flush=True)
         task.printed, task.printed_completed = now, task.completed
+
+
+def end_task(bar: Progress | LineProgress, task_id: TaskID, failed: bool = False) -> None:
+    """End `task_id` on a rich display or plain lines: its `done` line, or with `failed`
+    none. A task already ended is left alone."""
+    if isinstance(bar, LineProgress):
+        (bar.fail_task if failed else bar.remove_task)(task_id)
+    elif task_id in bar.task_ids:
+        bar.remove_task(task_id)
 
 
 class RateColumn(ProgressColumn):

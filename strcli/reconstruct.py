@@ -95,6 +95,7 @@ class Progress(Protocol):
     def start(self, stage: str, total: int | None) -> None: ...
     def advance(self, count: int = 1) -> None: ...
     def finish(self) -> None: ...
+    def fail(self) -> None: ...  # the stage stopped because of an error: it is not `done`
 
 
 class NoProgress:
@@ -105,6 +106,9 @@ class NoProgress:
         pass
 
     def finish(self) -> None:
+        pass
+
+    def fail(self) -> None:
         pass
 
 
@@ -449,6 +453,7 @@ class VideoResult:
     warnings: tuple[str, ...] = ()
     rendered: Path | None = None  # overlay.mp4 (with --render, or a skipped video's existing one)
     bytes: int = 0  # size of the output folder
+    exported: tuple[Path, ...] = ()  # files written by --export (animation.glb, the bvh/ folder)
 
 
 @dataclass(frozen=True)
@@ -838,7 +843,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
 
     reader = VideoReader(info.path, start, end, options.stride)
     total = sum(len(t) for t in tracks)
-    progress.start("bodies (crop, ResNet-50, STR)", total)
+    progress.start("bodies", total)  # cropped, through the ResNet-50 and STR, posed, written
     frames = iter(ReadAhead(reader, depth=4))  # decoding runs ahead in its own thread
     for position in range(len(tracked.frame_of)):
         with timer("decode"):

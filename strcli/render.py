@@ -150,7 +150,8 @@ def shade_fragments(normals: Tensor, colours: Tensor) -> Tensor:
 def draw_people(image: Tensor, people: list[Person], faces: Tensor, intrinsics: Intrinsics,
                 alpha: float) -> Tensor:
     """Blend the shaded bodies over `image` ((H, W, 3) uint8 on the render device), in
-    place; returns it."""
+    place (a tensor made by `torch.from_numpy` shares its array: pass a copy to keep the
+    array); returns it."""
     if not people:
         return image
     device = image.device
@@ -458,7 +459,9 @@ def _draw_frame(frame: np.ndarray, people: list[Person], faces: Tensor, intrinsi
                 options: RenderOptions, label: str | None = None, side: SideFraming | None = None) -> np.ndarray:
     """One output panel (H, W or 2W, 3) uint8: the overlay, the side view beside it, and
     the model's name in the corner when comparing."""
-    image = torch.from_numpy(frame).to(faces.device)
+    # A copy, always: on a CPU `.to` would share `frame`, and each panel (each model of
+    # --compare) must start from the untouched source picture, not from the last one drawn.
+    image = torch.from_numpy(frame).to(faces.device, copy=True)
     base = image if options.overlay else torch.full_like(image, SIDE_BACKGROUND)
     drawn = draw_people(base, people, faces, intrinsics, options.alpha).cpu().numpy()
     if options.joints:

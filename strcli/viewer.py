@@ -29,12 +29,14 @@ from strcli.body import Body
 from strcli.camera import Intrinsics
 from strcli.errors import UsageError, VideoError
 from strcli.export.gltf import camera_yfov
+from strcli.options import check_serve_address
 from strcli.outputs import MANIFEST, reading_output
 from strcli.render import PALETTE, TrackMotion
 from strcli.video import upright_rotation
 
 FRAME_WIDTH = 480  # pixels: the frustum image is downscaled to this width
 _SEEK_AHEAD = 2.0  # seconds: a jump further than this (or backwards) seeks instead of decoding on
+IDLE_POLL = 0.25  # seconds: how often an idle viewer looks whether it is to stop
 
 
 class FrameSource:
@@ -165,9 +167,11 @@ class Scene:
 
 def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, source: Path | None = None,
           announce: Callable[[str], None] = print, stop: threading.Event | None = None) -> None:
-    """Serve the viewer of `folder` until Ctrl-C (or `stop` is set)."""
+    """Serve the viewer of `folder` until Ctrl-C (or `stop` is set). `port` 0 takes any free
+    port; a port out of range or in use is a UsageError (exit 2), before anything loads."""
     import viser
 
+    check_serve_address(host, port)
     scene = Scene(folder, body, source)
     if len(scene.frames) == 0:
         raise UsageError(f"{folder.name} has no tracks to show.")
@@ -177,7 +181,9 @@ def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, s
         raise UsageError(f"cannot serve on {host}:{port} ({err.strerror or err}).",
                          "Choose another --port.") from err
     try:
-        # viser moves to the next free port when `port` is taken: announce the one it got.
+        if port and server.get_port() != port:  # taken since the check: viser moved on to another
+            raise UsageError(f"port {port} on {host} is in use by another program.",
+                             "Choose another --port (--port 0: any free one).")
         _build(server, scene, stop or threading.Event(), announce, host, server.get_port())
     except KeyboardInterrupt:
         pass
@@ -233,13 +239,33 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
                 frustum.image = image
         shown["state"] = state()
 
+    # Idle unless someone watches: with no browser connected, or paused, the loop sleeps
+    # until a client connects or a control changes (`wake`); playing, it sleeps until the
+    # next frame is due. `stop` is looked at every IDLE_POLL seconds.
+    wake = threading.Event()
+
+    def poke(*_: object) -> None:
+        wake.set()
+
+    server.on_client_connect(poke)
+    server.on_client_disconnect(poke)
+    for control in (playing, slider, speed, *toggles.values()):
+        control.on_update(poke)
+    show(int(slider.value))  # the scene a first client gets
     announce(f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}")
-    last = time.perf_counter()
+    due = time.perf_counter()
     while not stop.is_set():
-        now = time.perf_counter()
-        if playing.value and now - last >= 1.0 / (scene.fps * speed.value):
-            slider.value = (slider.value + 1) % len(scene.frames)
-            last = now
+        wake.clear()
         if state() != shown["state"]:
             show(int(slider.value))
-        time.sleep(0.005)
+        if not playing.value or not server.get_clients():
+            wake.wait(IDLE_POLL)
+            due = time.perf_counter()
+            continue
+        now = time.perf_counter()
+        if now < due:
+            wake.wait(min(due - now, IDLE_POLL))
+            continue
+        slider.value = (int(slider.value) + 1) % len(scene.frames)
+        period = 1.0 / (scene.fps * speed.value)
+        due = due + period if due + period > now else now + period  # a late frame is not caught up

@@ -40,6 +40,26 @@ def test_info_table_and_ablation():
     assert report["authors_parameters"]["str"] == 100_210_000 and full == 100_987_311
 
 
+def test_info_compares_only_the_full_model_with_the_authors_count():
+    """The authors' 100.2M is their full model's: an ablation is not set against it."""
+    no_ttr = runner.invoke(app, ["info", "--ablation", "no_ttr"], env={"COLUMNS": "200"})
+    assert no_ttr.exit_code == 0, no_ttr.output
+    total = json.loads(runner.invoke(app, ["info", "--json", "--ablation", "no_ttr"]).stdout)["parameters"]["total"]
+    (line,) = [line for line in no_ttr.stdout.splitlines() if line.startswith("STR's own network")]
+    assert line == (f"STR's own network (no backbone), ablation no_ttr: {total / 1e6:.1f}M parameters; the authors' "
+                    "about 100.2M (127.19M counted with SPIN's HMR, 26.98M) is the full model's, with the paper's "
+                    "widths")
+    assert "%" not in no_ttr.stdout and "the authors' full STR (about)" in no_ttr.stdout
+    full = runner.invoke(app, ["info"], env={"COLUMNS": "200"})
+    ours = json.loads(runner.invoke(app, ["info", "--json"]).stdout)["parameters"]["total"]
+    (line,) = [line for line in full.stdout.splitlines() if line.startswith("STR's own network")]
+    assert line == (f"STR's own network (no backbone): {ours / 1e6:.1f}M parameters; the authors': about 100.2M "
+                    f"(127.19M counted with SPIN's HMR, 26.98M); {100 * (ours / 100_210_000 - 1):+.1f}%")
+    assert json.loads(runner.invoke(app, ["info", "--json"]).stdout)["comparable_with_authors"] is True
+    assert json.loads(runner.invoke(app, ["info", "--json", "--ablation", "no_ttr"]).stdout)[
+        "comparable_with_authors"] is False
+
+
 def test_info_reads_a_checkpoint(tmp_path):
     config = STRConfig(feature_dim=16, gru_hidden=8, integration_dim=4, integration_hidden=4,
                        regressor_hidden=16)

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,20 +53,48 @@ def exported(tmp_path_factory, assets, smpl_files):
         model.regressor.decpose.weight.mul_(50.0)
     checkpoint = save_checkpoint(root / "random.pt", model, {"note": "test: random poses"})
     smpl = smpl_files["chumpy"].parent
+    args = ["reconstruct", str(assets / "videos" / "pedestrians.avi"), "-o", str(root / "out"), "--detections",
+            str(assets / "detections" / "pedestrians.det.txt"), "--smpl-dir", str(smpl), "--checkpoint",
+            str(checkpoint), "--untrained", "--offline", "--device", "cpu", "--mesh-format", "none", "--end", "30",
+            "--quiet", "--export", "glb,bvh", "--json"]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STRCLI_WEIGHTS_DIR", str(root / "weights"))
         mp.setenv("STRCLI_CACHE_DIR", str(root / "cache"))
-        result = runner.invoke(app, [
-            "reconstruct", str(assets / "videos" / "pedestrians.avi"), "-o", str(root / "out"), "--detections",
-            str(assets / "detections" / "pedestrians.det.txt"), "--smpl-dir", str(smpl), "--checkpoint",
-            str(checkpoint), "--untrained", "--offline", "--device", "cpu", "--mesh-format", "none", "--end", "30",
-            "--quiet", "--export", "glb,bvh"])
+        result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     folder = root / "out" / "pedestrians"
     manifest = json.loads((folder / "manifest.json").read_text())
     tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
-    return {"folder": folder, "smpl": smpl, "tracks": tracks, "manifest": manifest,
-            "arrays": load_smpl_arrays(smpl_files["chumpy"], root / "cache")}
+    return {"folder": folder, "smpl": smpl, "tracks": tracks, "manifest": manifest, "summary": json.loads(result.stdout),
+            "args": args, "root": root, "arrays": load_smpl_arrays(smpl_files["chumpy"], root / "cache")}
+
+
+def _folder_size(folder):
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_the_reported_size_counts_the_exports(exported):
+    """`bytes` (README: each video's output size) is the folder's size with animation.glb
+    and bvh/ in it, done or skipped; the exports are named."""
+    from strcli.outputs import human_bytes
+
+    (row,) = exported["summary"]
+    folder = exported["folder"]
+    assert row["status"] == "done"
+    assert row["exported"] == [str(folder / "animation.glb"), str(folder / "bvh")]
+    exports = (folder / "animation.glb").stat().st_size + _folder_size(folder / "bvh")
+    assert exports > 10_000 and row["bytes"] == _folder_size(folder)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STRCLI_WEIGHTS_DIR", str(exported["root"] / "weights"))
+        mp.setenv("STRCLI_CACHE_DIR", str(exported["root"] / "cache"))
+        skipped = runner.invoke(app, exported["args"])  # a rerun: skipped, exported again
+        table = runner.invoke(app, [a for a in exported["args"] if a not in ("--json", "--quiet")])
+    assert skipped.exit_code == 0 and table.exit_code == 0, skipped.output + table.output
+    (row,) = json.loads(skipped.stdout)
+    assert row["status"] == "skipped" and row["exported"] == [str(folder / "animation.glb"), str(folder / "bvh")]
+    assert row["bytes"] == _folder_size(folder)
+    assert f"pedestrians.avi: exported {folder / 'animation.glb'}, {folder / 'bvh'}/" in table.stdout
+    assert f"outputs take {human_bytes(_folder_size(folder))}" in table.stdout
 
 
 def accessor_data(gltf, blob, index):
@@ -384,3 +413,74 @@ def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
         output, _ = view.communicate(timeout=60)
     assert view.returncode == 0, output
     assert "Traceback" not in output
+
+
+def _view(folder, smpl, *args, env_dir):
+    env = {**os.environ, "STRCLI_CACHE_DIR": str(env_dir / "cache")}
+    return subprocess.Popen([sys.executable, "-m", "strcli", "view", str(folder), "--smpl-dir", str(smpl), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_view_refuses_a_port_out_of_range_at_once(exported, tmp_path, port):
+    view = _view(exported["folder"], exported["smpl"], "--port", port, env_dir=tmp_path)
+    try:
+        output, _ = view.communicate(timeout=60)  # it once printed a thread's traceback and hung
+    finally:
+        view.kill()
+    assert view.returncode == 2, output
+    assert output.strip().splitlines() == [f"error: --port {port}: a port is 1-65535 (0: any free port)."]
+
+
+def test_view_refuses_a_port_in_use_with_one_line(exported, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        view = _view(exported["folder"], exported["smpl"], "--port", str(port), env_dir=tmp_path)
+        try:
+            output, _ = view.communicate(timeout=60)  # it once served on the next port instead
+        finally:
+            view.kill()
+    assert view.returncode == 2, output
+    assert output.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use by another program. Choose another --port (--port 0: any "
+        "free one)."]
+
+
+def _cpu_seconds(pid):
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads CPU time from Linux's /proc")
+def test_view_is_idle_with_no_browser(exported, tmp_path):
+    """With nobody connected the viewer sleeps: it once used most of a core, posing and
+    decoding frames for no one at 200 loop turns a second. Port 0: any free port."""
+    import selectors
+
+    view = _view(exported["folder"], exported["smpl"], "--port", "0", env_dir=tmp_path)
+    try:
+        said, url = [], None
+        with selectors.DefaultSelector() as wait:
+            wait.register(view.stdout, selectors.EVENT_READ)
+            while url is None and wait.select(timeout=120):
+                line = view.stdout.readline()
+                if not line:
+                    break
+                said.append(line)
+                if line.startswith("strcli view: open "):
+                    url = line.split()[3]
+        assert url is not None and url.startswith("http://127.0.0.1:"), "".join(said)
+        assert int(url.rsplit(":", 1)[1]) > 0  # the port it got, not 0
+        time.sleep(1.0)  # startup done
+        before, started = _cpu_seconds(view.pid), time.monotonic()
+        time.sleep(5.0)
+        used, elapsed = _cpu_seconds(view.pid) - before, time.monotonic() - started
+        assert view.poll() is None
+        assert used < 0.5, f"{used:.2f} s of CPU in {elapsed:.1f} s with no browser"
+    finally:
+        view.send_signal(signal.SIGINT)
+        output, _ = view.communicate(timeout=60)
+    assert view.returncode == 0, output

@@ -15,6 +15,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import strcli.batch
 import strcli.features
 import strcli.progress
 import strcli.tracking
@@ -75,6 +76,9 @@ class Recorder:
     def finish(self):
         self.events.append(("finish",))
 
+    def fail(self):
+        self.events.append(("fail",))
+
 
 def test_progress_advances_before_the_last_str_window_of_a_one_window_clip(setup, tmp_path):
     models = load_models(ModelSources(checkpoints=(setup["checkpoint"],), smpl_dir=setup["smpl"], untrained=True,
@@ -105,7 +109,7 @@ def test_render_progress_knows_its_frame_count_before_the_first_frame(setup, tmp
     assert calls[0] == (0, 6) and calls[-1] == (6, 6)
 
 
-_LINE = re.compile(r"^running\.mp4: (tracking|bodies \(crop, ResNet-50, STR\)) (\d+)/(\d+) \((\d+)%\), "
+_LINE = re.compile(r"^running\.mp4: (tracking|bodies) (\d+)/(\d+) \((\d+)%\), "
                    r"(?:[\d.]+ (?:frames|bodies)/s, )?elapsed \d:\d\d:\d\d, (eta \d:\d\d:\d\d|done)$")
 
 
@@ -127,7 +131,7 @@ def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(setup, monkeypatc
     assert [done for done, _, _ in tracking] == [*range(1, 25), 24]  # every frame, then the end
     assert all(total == 24 for _, total, _ in tracking)
     assert tracking[-1] == (24, 24, "done") and all(end != "done" for *_, end in tracking[:-1])
-    bodies = stages["bodies (crop, ResNet-50, STR)"]
+    bodies = stages["bodies"]
     assert len(bodies) >= 3 and 0 < bodies[0][0] < bodies[-1][0] == bodies[-1][1] and bodies[-1][2] == "done"
 
 
@@ -151,6 +155,61 @@ def test_plain_progress_lines_are_spaced_by_the_interval(monkeypatch):
     assert len(lines) == 1 + 795 // 40 + 1  # the first, one every 10 s (40 frames), and the end
 
 
+def test_a_task_that_fails_prints_no_done_line(setup, tmp_path, monkeypatch):
+    """Plain lines: a stage that ends because of an error ends without `done` (it said
+    `done` after the error), for reconstruct, render and weights fetch alike."""
+    import io
+    import shutil
+
+    from strcli.errors import VideoError
+    from strcli.progress import LineProgress, end_task
+
+    out = io.StringIO()
+    with LineProgress(out, every=10) as bar:
+        ok, broken = bar.add_task("a: render", unit="frames"), bar.add_task("b: render", unit="frames")
+        end_task(bar, broken, failed=True)
+        end_task(bar, broken, failed=True)  # ending it twice is harmless
+        end_task(bar, ok)
+    assert [line.rsplit(", ", 1)[1] for line in out.getvalue().splitlines()] == ["done"]
+    assert out.getvalue().startswith("a: render 0, elapsed 0:00:00, done")
+
+    monkeypatch.setenv("STRCLI_PROGRESS_INTERVAL", "0")
+
+    def failing(video, out_root, options, models, dets, overwrite, progress):
+        progress.start("tracking", 10)
+        progress.advance()
+        raise VideoError(f"{video.name} is damaged at frame 1.")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(strcli.batch, "reconstruct_video", failing)
+        failed = setup["run"]("--end", 10)
+    assert failed.exit_code == VideoError.exit_code, failed.output
+    lines = failed.stderr.splitlines()
+    assert [line.split(", ")[0] for line in lines if line.startswith("running.mp4")] == [
+        "running.mp4: tracking 1/10 (10%)"], failed.stderr  # and no `done` line after the error
+    assert lines[-1] == "error: running.mp4: running.mp4 is damaged at frame 1."
+
+    assert setup["run"]("--end", 4, "-q").exit_code == 0
+    gone = setup["out"] / "gone"  # a second folder, whose video is no more
+    shutil.copytree(setup["out"] / "running", gone)
+    manifest = json.loads((gone / "manifest.json").read_text())
+    manifest["input"]["path"] = str(tmp_path / "gone.mp4")
+    (gone / "manifest.json").write_text(json.dumps(manifest))
+    rendered = runner.invoke(app, ["render", str(setup["out"]), "--smpl-dir", str(setup["smpl"]), "--device", "cpu",
+                                   "--preset", "ultrafast"])
+    assert rendered.exit_code == VideoError.exit_code, rendered.output
+    lines = rendered.stderr.splitlines()
+    assert [line for line in lines if "gone" in line] == [
+        f"error: gone: the source video {tmp_path / 'gone.mp4'} of gone is gone. Pass its new location with "
+        "--video-file."]  # its render task ends without a line
+    assert lines[-1].startswith("running: render 4/4 (100%), ") and lines[-1].endswith(", done")
+
+    _unreachable_manifest(tmp_path, monkeypatch)
+    fetched = runner.invoke(app, ["weights", "fetch", "detector"])
+    assert fetched.exit_code == DownloadError.exit_code, fetched.output
+    assert [line.split(":")[:2] for line in fetched.stderr.splitlines()] == [["error", " detector"]], fetched.stderr
+
+
 @pytest.mark.parametrize("signal_number,code,name", [(2, 130, "Ctrl-C"), (15, 143, "SIGTERM")])
 def test_an_interrupted_run_says_so_leaves_nothing_half_written_and_a_rerun_completes(setup, tmp_path, signal_number,
                                                                                     code, name):
@@ -166,8 +225,7 @@ def test_an_interrupted_run_says_so_leaves_nothing_half_written_and_a_rerun_comp
     seen = []
     for line in run.stderr:  # interrupt once the bodies are being written (into the partial folder)
         seen.append(line)
-        if line.startswith("running.mp4: bodies") and not line.startswith("running.mp4: bodies (crop, ResNet-50, "
-                                                                            "STR) 0/"):
+        if line.startswith("running.mp4: bodies") and not line.startswith("running.mp4: bodies 0/"):
             break
     assert list(out.glob(".running.partial-*")), "".join(seen)
     run.send_signal(signal_number)
@@ -583,6 +641,36 @@ def test_the_estimate_matches_what_is_written_and_the_summary_gives_the_size(set
     assert 0.9 * written < estimate < 1.25 * written  # an upper bound, not far above
     table = setup["run"]("--end", 12, "--mesh-format", "obj,ply", "--overwrite")
     assert re.search(r"outputs take \d+\.\d MB", table.stdout)
+
+
+def test_the_summary_keeps_the_output_path_whole(setup, tmp_path, monkeypatch):
+    """Written to a file or a pipe, the table has no width limit; on an 80-column terminal
+    the video name and the output path fold onto more lines instead of being cut."""
+    import io
+
+    from rich.console import Console
+
+    import strcli.cli
+    from strcli.reconstruct import VideoResult
+
+    monkeypatch.setenv("COLUMNS", "80")
+    out = tmp_path / "a-folder-with-a-long-name-as-a-trial-would-make" / "and-deeper-still-for-the-outputs"
+    result = setup["run"]("--end", 4, out=out)  # CliRunner's stdout is no terminal, like a file
+    assert result.exit_code == 0, result.output
+    assert f"│ {out / 'running'} │" in result.stdout and "…" not in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("1 of 1 video(s) ok; outputs take ")
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(strcli.cli, "stdout", Console(file=terminal, width=80, force_terminal=True, no_color=True))
+    long_name = Path("pedestrians-walking-past-the-station-at-noon.mp4")
+    strcli.cli._print_results([VideoResult(long_name, "done", out / long_name.stem, 3, 100, 12.5, bytes=4096)],
+                              as_json=False, quiet=False)
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", terminal.getvalue())  # the terminal's styles aside
+    lines = shown.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in shown
+    rows = [line.split("│")[1:-1] for line in lines if line.startswith("│")]
+    assert "".join(row[0].strip() for row in rows) == long_name.name  # folded, whole
+    assert "".join(row[-1].strip() for row in rows) == str(out / long_name.stem)
 
 
 # ---------------------------------------------------------------- 6. work that is not needed

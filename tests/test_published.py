@@ -228,6 +228,40 @@ def test_render_compare_draws_the_models_side_by_side(compared, smpl_files):
     assert single.exit_code == 2 and "--compare and --side-view" in single.output
 
 
+def test_each_compare_panel_is_that_models_own_render(compared, smpl_files, tmp_path):
+    """Panel k of --compare is what `strcli render` draws of model k alone (its label's corner
+    aside): on a CPU the panels once all showed every model's bodies and the last label."""
+    import shutil
+
+    import cv2
+
+    folder = compared["out"] / "running"
+    smpl = str(smpl_files["chumpy"].parent)
+    result = runner.invoke(app, ["render", str(folder), "--compare", "--smpl-dir", smpl, "--device", "cpu", "-q",
+                                 "--no-video", "--frames", "12"])
+    assert result.exit_code == 0, result.output
+    both = cv2.imread(str(folder / "frames" / "000012.png"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    alone = []
+    for model in manifest["models"]:  # a copy of the folder holding this model's tracks only
+        copy = tmp_path / model["name"] / "running"
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("frames", "*.mp4"))
+        tracks = [dict(t, npz=f"{model['folder']}/{t['npz']}") for t in model["tracks"]]
+        (copy / "manifest.json").write_text(json.dumps(dict(manifest, tracks=tracks, models=[])))
+        one = runner.invoke(app, ["render", str(copy), "--smpl-dir", smpl, "--device", "cpu", "-q", "--no-video",
+                                  "--frames", "12"])
+        assert one.exit_code == 0, one.output
+        alone.append(cv2.imread(str(copy / "frames" / "000012.png")))
+    label = np.zeros(alone[0].shape[:2], bool)
+    label[:100, :300] = True  # the name's box in the corner
+    for k, image in enumerate(alone):
+        panel = both[:, k * 1920:(k + 1) * 1920]
+        assert np.array_equal(panel[~label], image[~label]), manifest["models"][k]["name"]
+    for a in range(3):  # and the models' bodies differ, so the panels do
+        for b in range(a + 1, 3):
+            assert (np.abs(alone[a].astype(int) - alone[b]).sum(2) > 30).sum() > 500
+
+
 def test_wrong_files_for_a_model_say_what_they_are(compared, released, assets, tmp_path):
     video = assets / "videos" / "running.mp4"
     wrong = _reconstruct(compared["base"], video, "-o", tmp_path, "--end", 16, "--model", "tcmr",

@@ -111,6 +111,36 @@ def test_mesh_behind_the_camera_is_not_drawn():
     assert len(rasterize(vertices, faces, K).pixel) == 0
 
 
+@pytest.mark.parametrize("joints, side_view", [(False, False), (True, False), (False, True)])
+def test_each_panel_is_drawn_on_its_own_copy_of_the_frame(joints, side_view):
+    """--compare draws one frame once per model: each panel must hold its own model's body
+    and label only, and the decoded frame must stay untouched (on a CPU a tensor made from
+    it shares its memory)."""
+    from strcli.render import RenderOptions, _draw_frame
+
+    ball, faces = mesh("sphere", (0.0, 0.0, 0.0))
+    left = ball * 0.25 + torch.tensor([-0.35, 0.0, 5.0])  # model A's body, left of the centre
+    right = ball * 0.25 + torch.tensor([0.35, 0.0, 5.0])  # model B's, right
+    joints2d = np.tile(np.array([[160.0, 225.0]]), (24, 1))  # below both bodies
+    frame = np.random.default_rng(0).integers(0, 256, (K.height, K.width, 3), dtype=np.uint8)
+    source = frame.copy()
+    options = RenderOptions(joints=joints, side_view=side_view, compare=not side_view)
+    panels = [_draw_frame(frame, [Person(0, vertices, joints2d, 180.0)], faces, K, options, label)
+              for vertices, label in ((left, "A"), (right, "B"))]
+    assert np.array_equal(frame, source)  # the source picture is not drawn on
+    alone = [silhouette(v, faces) for v in (left, right)]
+    for panel, mine, other in ((panels[0], alone[0], alone[1]), (panels[1], alone[1], alone[0])):
+        overlay = panel[:, :K.width]
+        changed = (overlay != source).any(axis=2)
+        assert changed[mine].mean() > 0.95  # its own body is drawn
+        untouched = other & ~mine
+        untouched[:60, :] = False  # the label's corner
+        assert untouched.sum() > 500 and not changed[untouched].any()  # the other model's body is not
+    assert not np.array_equal(panels[0], panels[1])
+    if not side_view:  # each label in its own panel: "A" and "B" differ in their corner
+        assert not np.array_equal(panels[0][:40, :40], panels[1][:40, :40])
+
+
 @pytest.fixture
 def reconstructed(tmp_path, assets, smpl_files):
     """A video reconstructed with the mean-predicting STR."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,7 @@ from strcli.export.gltf import GLB_NAME, build_gltf, write_glb
 from strcli.export.motion import RestBody, TrackMotion, rest_body
 from strcli.locks import sweep_stale, video_lock
 from strcli.options import EXPORT_FORMATS, parse_export_formats as parse_formats  # noqa: F401 (re-exported)
-from strcli.outputs import MANIFEST, output_folders, read_manifest, reading_output  # noqa: F401 (output_folders: export's API)
+from strcli.outputs import MANIFEST, folder_bytes, output_folders, read_manifest, reading_output  # noqa: F401 (output_folders: export's API)
 from strcli.render import PALETTE
 
 if TYPE_CHECKING:
@@ -76,21 +76,23 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportR
     return ExportResult(folder, len(tracks), glb, bvh, time.perf_counter() - started)
 
 
-def export_after(text: str | None) -> Callable[[VideoResult, Body], StrcliError | None] | None:
+def export_after(text: str | None) -> Callable[[VideoResult, Body], tuple[VideoResult, StrcliError | None]] | None:
     """`reconstruct --export glb,bvh`: None without the option, else a function that exports a
-    finished (or skipped) video and returns the error instead of raising it, so the batch
-    goes on. The formats are checked now, before any work."""
+    finished (or skipped) video and returns its result with the files written (`exported`)
+    and the folder's size counted again (`bytes`), and the error instead of raising it, so
+    the batch goes on. The formats are checked now, before any work."""
     if not text:
         return None
     formats = parse_formats(text)
 
-    def run(result: VideoResult, body: Body) -> StrcliError | None:
+    def run(result: VideoResult, body: Body) -> tuple[VideoResult, StrcliError | None]:
         if result.status == "failed" or result.output is None:
-            return None
+            return result, None
         try:
-            export_video(result.output, body, formats)
+            written = export_video(result.output, body, formats)
         except StrcliError as err:
-            return err
-        return None
+            return replace(result, bytes=folder_bytes(result.output)), err
+        files = ((written.glb,) if written.glb else ()) + ((result.output / "bvh",) if "bvh" in formats else ())
+        return replace(result, exported=files, bytes=folder_bytes(result.output)), None
 
     return run
