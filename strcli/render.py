@@ -24,12 +24,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from strcli.body import Body, find_smpl_file
+from strcli.body import Body
 from strcli.camera import Intrinsics
 from strcli.errors import UsageError, VideoError, writing
 from strcli.locks import video_lock
-from strcli.outputs import MANIFEST, output_error, read_manifest, reading_output
+from strcli.outputs import MANIFEST, output_error, reading_output
 from strcli.overlap import ReadAhead, WriteBehind
+from strcli.options import check_render_values
 from strcli.rasterize import rasterize, vertex_normals
 from strcli.video import VideoInfo, VideoReader, VideoWriter
 
@@ -38,8 +39,6 @@ from strcli.video import VideoInfo, VideoReader, VideoWriter
 PALETTE = np.array([[0.65, 0.74, 0.86], [0.93, 0.71, 0.55], [0.62, 0.84, 0.64], [0.89, 0.64, 0.72],
                     [0.79, 0.72, 0.90], [0.93, 0.86, 0.55], [0.58, 0.83, 0.83], [0.85, 0.78, 0.68]],
                    np.float32)
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
-                "veryslow")
 OVERLAY = "overlay.mp4"  # in each video's output folder
 COMPARE = "compare.mp4"  # --compare: the models of `reconstruct --model str,tcmr` side by side
 SIDE_BACKGROUND = 235  # grey level of the side-view panel
@@ -65,18 +64,8 @@ class RenderOptions:
     compare: bool = False  # one labelled panel per model of the folder, side by side
 
     def __post_init__(self) -> None:
-        if not 0 < self.alpha <= 1:
-            raise UsageError(f"--alpha {self.alpha}: must be in (0, 1].")
-        if not 0 <= self.crf <= 51:
-            raise UsageError(f"--crf {self.crf}: x264 takes 0 (lossless) to 51.")
-        if self.fps is not None and self.fps <= 0:
-            raise UsageError(f"--fps {self.fps}: must be positive.")
-        if self.preset not in X264_PRESETS:
-            raise UsageError(f"--preset {self.preset}: x264 has {', '.join(X264_PRESETS)}.")
-        if not self.video and not self.frames:
-            raise UsageError("--no-video writes nothing without --frames.", "Add --frames 0,100,200 or 0:300:10.")
-        if self.compare and self.side_view:
-            raise UsageError("--compare and --side-view do not go together (one panel per model).")
+        check_render_values(alpha=self.alpha, crf=self.crf, fps=self.fps, preset=self.preset, video=self.video,
+                            frames=self.frames, compare=self.compare, side_view=self.side_view)
 
 
 @dataclass(frozen=True)
@@ -112,28 +101,6 @@ class Person:
     vertices: Tensor  # (V, 3) camera frame
     joints2d: np.ndarray  # (24, 2) pixels
     height: float = 0.0  # the person's box height in pixels (0: unknown): sizes the joint markers
-
-
-def parse_frames(text: str | None) -> tuple[int, ...]:
-    """'0,10,20' or 'start:stop[:step]' -> frame indices."""
-    if not text:
-        return ()
-    try:
-        if ":" in text:
-            parts = [int(p) for p in text.split(":")]
-            return tuple(range(*parts))
-        return tuple(int(p) for p in text.split(","))
-    except (ValueError, TypeError) as err:
-        raise UsageError(f"bad --frames {text!r}: use 0,10,20 or start:stop[:step].") from err
-
-
-def parse_tracks(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(int(p) for p in text.split(","))
-    except ValueError as err:
-        raise UsageError(f"bad --tracks {text!r}: use track ids like 0,2.") from err
 
 
 def shade_fragments(normals: Tensor, colours: Tensor) -> Tensor:
@@ -382,20 +349,6 @@ def _replace_frames(fresh: Path, frames: Path) -> None:
 
 
 Panel = tuple[str | None, list[TrackMotion]]  # (label, tracks to draw)
-
-
-def smpl_file_for(folders: list[Path], smpl_dir: Path | None = None) -> Path:
-    """The SMPL file to draw `folders` with: --smpl-dir's when given, else the one their
-    manifest records (the file the bodies were made with, so --smpl-dir need not be
-    repeated), else `find_smpl_file`'s usual places."""
-    if smpl_dir is None:
-        for folder in folders:
-            manifest = read_manifest(folder) or {}
-            for used in manifest.get("weights", []):
-                if isinstance(used, dict) and used.get("name") == "smpl" and used.get("path"):
-                    if Path(used["path"]).is_file():
-                        return Path(used["path"])
-    return find_smpl_file("neutral", smpl_dir)
 
 
 def check_same_video(manifest: dict, info: VideoInfo, name: str) -> None:

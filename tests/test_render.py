@@ -417,6 +417,6 @@ def test_render_reuses_the_smpl_file_the_manifest_records(reconstructed, assets)
     result = runner.invoke(app, ["render", str(folder), "--device", "cpu", "-q"])  # no --smpl-dir
     assert result.exit_code == 0, result.output
     assert (folder / "overlay.mp4").is_file()
-    from strcli.render import smpl_file_for
+    from strcli.smpl_files import smpl_file_for_outputs
 
-    assert smpl_file_for([folder]) == (smpl / "SMPL_NEUTRAL.pkl").resolve()
+    assert smpl_file_for_outputs([folder]) == ((smpl / "SMPL_NEUTRAL.pkl").resolve(), None)
