@@ -134,6 +134,8 @@ def run_problem(video: Path, out_root: Path, overwrite: bool, detections: Path |
                                  info.frames_expected, min_score)
         except UsageError as err:
             return err
+    if (foreign := foreign_folder_problem(out_root / video.stem)) is not None:
+        return foreign
     if not overwrite and (other := another_video_problem(video, out_root)) is not None:
         return other
     if overwrite or not (out_root / video.stem / MANIFEST).is_file():
@@ -158,6 +160,31 @@ def output_folders(paths: Sequence[Path]) -> list[Path]:
                          + (f" ({', '.join(missing)}: does not exist)" if missing else "") + ".",
                          "Run `strcli reconstruct VIDEO -o OUT` first, then pass OUT or OUT/<video-stem>.")
     return folders
+
+
+def is_strcli_output(folder: Path) -> bool:
+    """Whether `folder` is a video's folder that `strcli reconstruct` wrote: its manifest.json
+    is a JSON object with a fingerprint, or (a damaged output, which --overwrite redoes) it
+    holds a manifest.json and a tracks/ folder."""
+    if (folder / MANIFEST).is_file() and (folder / "tracks").is_dir():
+        return True
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "fingerprint" in manifest
+
+
+def foreign_folder_problem(folder: Path) -> UsageError | None:
+    """UsageError (exit 2) when `folder` (a video's OUT/<stem>) exists and is not a strcli
+    output (a file, a symlink, or a folder without strcli's manifest: the user's own data,
+    perhaps the video itself): strcli never replaces it, not even with --overwrite."""
+    if not (folder.exists() or folder.is_symlink()) or (folder.is_dir() and not folder.is_symlink()
+                                                        and is_strcli_output(folder)):
+        return None
+    kind = "a file" if folder.is_file() else "a link" if folder.is_symlink() else "a folder strcli did not write"
+    return UsageError(f"{folder} exists and is {kind} (no strcli manifest.json): strcli will not replace it.",
+                      "Write the outputs elsewhere with -o ANOTHER_FOLDER, or move it away.")
 
 
 def another_video_problem(video: Path, out_root: Path) -> UsageError | None:

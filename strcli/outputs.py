@@ -26,7 +26,7 @@ import trimesh
 
 from strcli.config import MANIFEST  # noqa: F401 (re-exported)
 from strcli.errors import OutputError, StrcliError, UsageError, output_error  # noqa: F401 (output_error: shared by the writers)
-from strcli.inputs import output_folders  # noqa: F401 (re-exported: found torch-free, before render/export load)
+from strcli.inputs import foreign_folder_problem, output_folders  # noqa: F401 (output_folders re-exported: found torch-free)
 from strcli.locks import sweep_stale
 from strcli.options import MESH_FORMATS  # noqa: F401 (re-exported)
 from strcli.posing import PosedFrames
@@ -171,6 +171,8 @@ class VideoFolder:
     def commit(self) -> Path:
         """Replace any previous folder of this video by the finished one."""
         old = None
+        if (foreign := foreign_folder_problem(self.final)) is not None:
+            raise foreign  # the user's own file or folder under the video's name: never replaced
         try:
             if self.final.exists():
                 old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}-{secrets.token_hex(3)}")

@@ -39,7 +39,7 @@ from strcli.crops import crop_frame, square_boxes
 from strcli.devices import resolve_device
 from strcli.errors import CorruptAssetError, MissingAssetError, ResourceError, StrcliError, UsageError, writing
 from strcli.features import Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
-from strcli.inputs import another_video_problem
+from strcli.inputs import another_video_problem, foreign_folder_problem
 from strcli.locks import video_lock
 from strcli.model import STR, MeanParams, STRConfig, build_model
 from strcli.options import ModelSources, ReconstructOptions  # noqa: F401 (checked without torch; re-exported)
@@ -514,6 +514,8 @@ def reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, 
     started = time.perf_counter()
     key = fingerprint(video, detections, options, models.weights, models.device) if video.is_file() else ""
     with writing(out_root / video.stem):
+        if (foreign := foreign_folder_problem(out_root / video.stem)) is not None:
+            raise foreign  # the user's own file or folder under the video's name (also checked at commit)
         skipped = None if overwrite else _already_done(video, out_root, key)
         if skipped is not None:
             return skipped

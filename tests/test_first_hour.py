@@ -549,7 +549,7 @@ def test_a_video_another_process_is_writing_is_refused_before_any_model(setup, t
                                          f"reconstruct (pid {holder.pid}). Wait for it to finish, then run this again.")
         # a finished folder may be skipped without the lock: only --overwrite must wait for it
         (out / "running").mkdir()
-        (out / "running" / "manifest.json").write_text("{}")
+        (out / "running" / "manifest.json").write_text('{"fingerprint": "of an earlier run"}')
         assert run_problem(setup["video"], out, overwrite=False) is None
         assert run_problem(setup["video"], out, overwrite=True).exit_code == 9
     finally:

@@ -38,7 +38,7 @@ def _fake_output(out: Path, stem: str = "clip", smpl: Path | None = None, video:
     folder.mkdir(parents=True)
     weights = [{"name": "smpl", "path": str(smpl), "sha256": ""}] if smpl is not None else []
     (folder / "manifest.json").write_text(json.dumps({"input": {"path": str(video or out / f"{stem}.mp4")},
-                                                      "weights": weights, "tracks": []}))
+                                                      "weights": weights, "tracks": [], "fingerprint": "x"}))
     return folder
 
 

@@ -39,6 +39,7 @@ def test_amass_file_is_the_same_body_turned_z_up(smpl_files):
 def test_video_folder_appears_only_when_complete(tmp_path):
     (tmp_path / "clip").mkdir()
     (tmp_path / "clip" / "old.txt").write_text("previous run")
+    (tmp_path / "clip" / "manifest.json").write_text(json.dumps({"fingerprint": "old"}))  # strcli's own
     with VideoFolder(tmp_path, "clip") as folder:
         (folder.tmp / "a.npz").write_bytes(b"x")
         assert folder.tmp.name.startswith(".clip.partial-")

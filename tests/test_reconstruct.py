@@ -489,6 +489,49 @@ def test_a_changed_detections_file_of_the_same_size_and_time_redoes_the_run(work
     assert json.loads(reconstruct(workspace, *args).stdout)[0]["status"] == "done"
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_folder_or_file_strcli_did_not_write_is_never_replaced(workspace, assets, tmp_path, overwrite):
+    """-o . with the video in ./base/base.mp4: OUT/base/ is the user's folder (the video
+    itself inside), which a finished run used to replace and delete (found by the bad-input
+    trial). It is refused with one line and exit 2, and left as it was; so is a file."""
+    own = tmp_path / "work" / "base"
+    own.mkdir(parents=True)
+    video = own / "base.mp4"
+    shutil.copyfile(assets / "videos" / "running.mp4", video)
+    (own / "notes.txt").write_text("mine")
+    extra = ("--overwrite",) if overwrite else ()
+    result = reconstruct(workspace, video, "-o", tmp_path / "work", "--end", 8, "--detections",
+                         assets / "detections" / "running.det.txt", "--mesh-format", "none", *extra)
+    assert result.exit_code == UsageError.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: base.mp4: {own} exists and is a folder strcli did not write (no strcli "
+                      "manifest.json): strcli will not replace it. Write the outputs elsewhere with "
+                      "-o ANOTHER_FOLDER, or move it away."], result.stderr
+    assert sorted(p.name for p in own.iterdir()) == ["base.mp4", "notes.txt"]
+    assert video.read_bytes() == (assets / "videos" / "running.mp4").read_bytes()
+    assert not [p for p in (tmp_path / "work").iterdir() if p.name.startswith(".")]  # no temporaries left
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "running").write_text("a file of mine")
+    result = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", tmp_path / "out", "--end", 8,
+                         "--detections", assets / "detections" / "running.det.txt", "--mesh-format", "none", *extra)
+    assert result.exit_code == 2 and "exists and is a file (no strcli manifest.json)" in result.stderr
+    assert (tmp_path / "out" / "running").read_text() == "a file of mine"
+
+
+def test_the_last_step_never_replaces_a_folder_strcli_did_not_write(tmp_path):
+    """The same rule where the finished folder takes its name (a folder made meanwhile)."""
+    from strcli.outputs import VideoFolder
+
+    with pytest.raises(UsageError, match="a folder strcli did not write"):
+        with VideoFolder(tmp_path, "clip") as folder:
+            (folder.tmp / "manifest.json").write_text('{"fingerprint": "x"}')
+            (tmp_path / "clip").mkdir()
+            (tmp_path / "clip" / "mine.txt").write_text("mine")
+            folder.commit()
+    assert (tmp_path / "clip" / "mine.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["clip"]  # the partial folder was removed
+
+
 def test_another_video_of_the_same_stem_does_not_replace_a_folders_results(workspace, assets, tmp_path):
     """a/clip.mp4 then, in a separate run, b/clip.mp4 into the same -o: the second was
     silently redone over the first (another fingerprint); it is now refused (exit 2)."""
