@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from strcli.body import find_smpl_file, load_smpl_arrays
+from strcli.body.smpl import find_smpl_file, load_smpl_arrays
 from strcli.export.accuracy import approximation_error
 from strcli.export.motion import TrackMotion
 

@@ -33,7 +33,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def tracks_from(detections: Path, frames: int, fps: float, every: int) -> list:
     """Tracking as `reconstruct --detect-every N` does it with YOLO: the tracker sees every
     N-th frame only, at fps / N, and the gap filling restores the frames between."""
-    from strcli.tracking import DetectionTracker, Detections, TrackingConfig, finalize_tracks, read_mot_detections
+    from strcli.road.tracking import DetectionTracker, Detections, TrackingConfig, finalize_tracks, read_mot_detections
 
     config = TrackingConfig()
     given = read_mot_detections(detections)
@@ -45,7 +45,7 @@ def tracks_from(detections: Path, frames: int, fps: float, every: int) -> list:
 
 
 def compare(video: Path, detections: Path, every: int) -> tuple[float, float, float]:
-    from strcli.video import probe
+    from strcli.road.video import probe
 
     info = probe(video)
     frames = info.frames_in_file or 0

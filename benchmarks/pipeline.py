@@ -59,8 +59,8 @@ def make_clip(folder: Path, size: int, people: int, seconds: int) -> Clip:
     import av
     import cv2
 
-    from strcli.tracking import read_mot_detections
-    from strcli.video import VideoReader, VideoWriter
+    from strcli.road.tracking import read_mot_detections
+    from strcli.road.video import VideoReader, VideoWriter
 
     width, height = SIZES[size]
     source = [f.image for f in VideoReader(SOURCE)]
@@ -100,17 +100,17 @@ def rate(count: int, seconds: float) -> float:
 def time_stages(clip: Clip, frames: int, device: torch.device, detector: str, imgsz: int,
                 smpl_dir: Path, window_stride: int, compile_backbone: bool = False) -> dict[str, float]:
     """Frames per second of each stage run alone on the clip's first `frames` frames."""
-    from strcli.body import Body, find_smpl_file
-    from strcli.camera import Intrinsics
-    from strcli.crops import crop_frame, square_boxes
-    from strcli.features import Backbone, FeatureExtractor
+    from strcli.body.smpl import Body, find_smpl_file
+    from strcli.body.camera import Intrinsics
+    from strcli.road.crops import crop_frame, square_boxes
+    from strcli.road.features import Backbone, FeatureExtractor
     from strcli.model import MeanParams, STRConfig, build_model
-    from strcli.outputs import TrackFrames, TrackWriter
-    from strcli.posing import pose_frames
-    from strcli.render import RenderOptions, render_video
-    from strcli.tracking import DETECTOR_BATCH_GPU, DetectionTracker, YoloPersonDetector, read_mot_detections
-    from strcli.video import VideoReader
-    from strcli.windows import predict_sequences
+    from strcli.road.outputs import TrackFrames, TrackWriter
+    from strcli.road.posing import pose_frames
+    from strcli.render.overlay import RenderOptions, render_video
+    from strcli.road.tracking import DETECTOR_BATCH_GPU, DetectionTracker, YoloPersonDetector, read_mot_detections
+    from strcli.road.video import VideoReader
+    from strcli.road.windows import predict_sequences
 
     fps: dict[str, float] = {}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -183,8 +183,8 @@ def time_stages(clip: Clip, frames: int, device: torch.device, detector: str, im
 
 def _render_rate(clip: Clip, frames: int, device: torch.device, smpl_dir: Path, render_video, options) -> float:
     """Render alone: reconstruct (untimed) the first frames, then time `render_video`."""
-    from strcli.body import Body, find_smpl_file
-    from strcli.reconstruct import ModelSources, ReconstructOptions, load_models, reconstruct_video
+    from strcli.body.smpl import Body, find_smpl_file
+    from strcli.road.reconstruct import ModelSources, ReconstructOptions, load_models, reconstruct_video
 
     with tempfile.TemporaryDirectory() as tmp:
         models = load_models(ModelSources(smpl_dir=smpl_dir, untrained=True, download=False), str(device),
@@ -203,9 +203,9 @@ def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, compile_backb
     then reconstruct the whole clip and render its overlay, as `reconstruct --render` does.
     With `null_networks` the device's work is made free and nothing is rendered: what is
     left is the host's own work per frame, the most it could feed a GPU."""
-    from strcli.body import Body, find_smpl_file
-    from strcli.reconstruct import ModelSources, ReconstructOptions, load_models, reconstruct_video
-    from strcli.render import RenderOptions, render_video
+    from strcli.body.smpl import Body, find_smpl_file
+    from strcli.road.reconstruct import ModelSources, ReconstructOptions, load_models, reconstruct_video
+    from strcli.render.overlay import RenderOptions, render_video
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -235,14 +235,14 @@ def _make_device_work_free(models) -> None:
     """Swap the device's work for near-free stand-ins of the same shapes: zero crops, zero
     features, the mean SMPL parameters for every frame (a regressor of 0 iterations). Left
     as they are: decoding, tracking, the per-frame loop, SMPL posing, writing files."""
-    import strcli.crops
+    import strcli.road.crops
     from strcli.config import CROP_SIZE, FEATURE_DIM
     from strcli.model import Regressor
 
     def zero_crops(images, frame_index, boxes, size=CROP_SIZE, normalise=True):
         return images.new_zeros((len(frame_index), 3, size, size), dtype=torch.float32)
 
-    strcli.crops.crop_images = zero_crops
+    strcli.road.crops.crop_images = zero_crops
     models.extractor.run = lambda batch: batch.new_zeros((len(batch), FEATURE_DIM))
     models.temporal = {name: Regressor(FEATURE_DIM, iterations=0).to(models.device).eval()
                        for name in models.temporal}
@@ -290,7 +290,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
-    from strcli.devices import resolve_device
+    from strcli.utils.devices import resolve_device
 
     device = resolve_device(args.device)
     detect_every = 4 if args.fast else 1 if device.type == "cuda" else 3  # at 30 fps (auto: 7.5 or 10 per second)
@@ -370,7 +370,7 @@ def _device_name(device: torch.device) -> str:
 
 def _generated_smpl(folder: Path) -> Path:
     sys.path.insert(0, str(REPO / "tests"))
-    from strcli.generated_smpl import make_smpl_arrays, write_chumpy_pickle
+    from strcli.body.generated import make_smpl_arrays, write_chumpy_pickle
 
     write_chumpy_pickle(make_smpl_arrays(0), folder / "SMPL_NEUTRAL.pkl")
     return folder

@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
 
-    from strcli.reconstruct import ModelSources, ReconstructOptions, load_models, reconstruct_video
+    from strcli.road.reconstruct import ModelSources, ReconstructOptions, load_models, reconstruct_video
 
     with tempfile.TemporaryDirectory(prefix="strcli-bench-") as tmp:
         smpl_dir = args.smpl_dir or _generated_smpl(Path(tmp))
@@ -62,7 +62,7 @@ def main() -> None:
 
 def _generated_smpl(folder: Path) -> Path:
     sys.path.insert(0, str(REPO / "tests"))
-    from strcli.generated_smpl import make_smpl_arrays, write_chumpy_pickle
+    from strcli.body.generated import make_smpl_arrays, write_chumpy_pickle
 
     write_chumpy_pickle(make_smpl_arrays(0), folder / "SMPL_NEUTRAL.pkl")
     return folder

@@ -51,9 +51,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from strcli.body import Body, find_smpl_file
-    from strcli.devices import resolve_device
-    from strcli.render import RenderOptions, render_video
+    from strcli.body.smpl import Body, find_smpl_file
+    from strcli.utils.devices import resolve_device
+    from strcli.render.overlay import RenderOptions, render_video
 
     device = resolve_device(args.device)
     people_counts = [int(p) for p in args.people.split(",")]
@@ -100,7 +100,7 @@ def main() -> None:
 
 def _generated_smpl(folder: Path) -> Path:
     sys.path.insert(0, str(REPO / "tests"))
-    from strcli.generated_smpl import HUMAN_RADII, make_smpl_arrays, write_chumpy_pickle
+    from strcli.body.generated import HUMAN_RADII, make_smpl_arrays, write_chumpy_pickle
 
     write_chumpy_pickle(make_smpl_arrays(0, radii=HUMAN_RADII), folder / "SMPL_NEUTRAL.pkl")
     return folder
@@ -109,7 +109,7 @@ def _generated_smpl(folder: Path) -> Path:
 def _make_clip(source: Path | None, path: Path, width: int, height: int, frames: int) -> Path:
     import cv2
 
-    from strcli.video import VideoReader, VideoWriter
+    from strcli.road.video import VideoReader, VideoWriter
 
     writer = VideoWriter(path, width, height, 30.0, crf=18, preset="ultrafast")
     written = 0
@@ -154,9 +154,9 @@ def _walk(count: int, frames: int, focal: float, height: int) -> list[dict[str, 
 
 def _write_outputs(folder: Path, clip: Path, body, count: int, frames: int, device: torch.device) -> Path:
     """A reconstruct output folder (manifest + track files) for `count` walkers."""
-    from strcli.camera import Intrinsics
-    from strcli.outputs import MANIFEST, Counts, InputFile, TrackSummary, VideoManifest
-    from strcli.video import probe
+    from strcli.body.camera import Intrinsics
+    from strcli.road.outputs import MANIFEST, Counts, InputFile, TrackSummary, VideoManifest
+    from strcli.road.video import probe
 
     info = probe(clip)
     intrinsics = Intrinsics.default_for(info.width, info.height)
@@ -187,9 +187,9 @@ def _joints(body, motion: dict[str, np.ndarray], device: torch.device) -> np.nda
 
 def _stage_times(clip: Path, body, device: torch.device, people: int, frames: int) -> dict[str, float]:
     """Each stage alone, ms per frame."""
-    from strcli.camera import Intrinsics
-    from strcli.render import Person, draw_people
-    from strcli.video import VideoReader, VideoWriter, probe
+    from strcli.body.camera import Intrinsics
+    from strcli.render.overlay import Person, draw_people
+    from strcli.road.video import VideoReader, VideoWriter, probe
 
     info = probe(clip)
     intrinsics = Intrinsics.default_for(info.width, info.height)
@@ -232,8 +232,8 @@ def _candidates(body, device: torch.device, width: int, height: int, frames: int
     """Drawing one person, ms per frame, by each candidate renderer that installs from pip."""
     import cv2
 
-    from strcli.camera import Intrinsics
-    from strcli.rasterize import project_vertices, rasterize
+    from strcli.body.camera import Intrinsics
+    from strcli.render.rasterize import project_vertices, rasterize
 
     intrinsics = Intrinsics.default_for(width, height)
     motion = _walk(1, frames, intrinsics.focal, height)[0]

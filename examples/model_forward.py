@@ -12,8 +12,8 @@ import argparse
 
 import torch
 
-from strcli.body import Body, find_smpl_file
-from strcli.errors import StrcliError
+from strcli.body.smpl import Body, find_smpl_file
+from strcli.utils.errors import StrcliError
 from strcli.model import STR, STRConfig
 
 

@@ -1,5 +1,5 @@
 """`python -m strcli` is the `strcli` command."""
 
-from strcli.cli import run
+from strcli.cli.main import run
 
 run()

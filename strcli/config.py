@@ -33,3 +33,15 @@ FEATURE_DIM = 2048  # ResNet-50 pooled feature
 
 # Output folders.
 MANIFEST = "manifest.json"  # written last into OUT/<stem>/: a folder holding it is complete
+OVERLAY = "overlay.mp4"  # `strcli render`'s video in OUT/<stem>/
+TEMPORAL_MODELS = ("str", "tcmr", "vibe")  # `--model`: the temporal networks strcli runs
+
+# `strcli render --preset`: x264's speed presets, fastest first.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow")
+
+# Light, desaturated colours (RGB 0-1) in the spirit of the paper's figures; track k gets
+# TRACK_COLOURS[k % len(TRACK_COLOURS)] in every render, export and view, so a person keeps
+# their colour everywhere.
+TRACK_COLOURS = ((0.65, 0.74, 0.86), (0.93, 0.71, 0.55), (0.62, 0.84, 0.64), (0.89, 0.64, 0.72),
+                 (0.79, 0.72, 0.90), (0.93, 0.86, 0.55), (0.58, 0.83, 0.83), (0.85, 0.78, 0.68))

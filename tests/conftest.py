@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from strcli.generated_smpl import make_smpl_arrays, write_chumpy_pickle, write_plain_pickle  # noqa: E402
+from strcli.body.generated import make_smpl_arrays, write_chumpy_pickle, write_plain_pickle  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ASSETS = Path(os.environ.get("STRCLI_TEST_ASSETS", REPO.parent / "shared" / "assets"))

@@ -20,7 +20,7 @@ import joblib
 import numpy as np
 import torch
 
-from strcli.body import Body
+from strcli.body.smpl import Body
 from strcli.config import CROP_SIZE
 from strcli.train.data import FILES, INSTA_25
 from strcli.train.joints import SPIN_49, SPIN_TO_LSP14, SPIN_TO_MPII3D17, extra_regressor, lsp14, spin49

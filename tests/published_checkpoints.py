@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from strcli.model.regressor import MeanParams
-from strcli.published import build_published
+from strcli.model.published import build_published
 
 SMPL_BATCH = 64  # the SMPL layer's batch_size in both projects' Regressor
 

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from strcli.cli import app
-from strcli.errors import UsageError
+from strcli.cli.main import app
+from strcli.utils.errors import UsageError
 from strcli.model.config import ABLATIONS, AUTHORS_ABLATIONS, TABLE2_ABLATIONS
 from strcli.train.ablations import AUTHORS_EXTRA, PAPER_TABLE2, REPORTED, parse_variants, run_folder
 

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from strcli.batch import Shard, check_stems, detections_for, exit_code, find_videos, select_shard
-from strcli.errors import UsageError
-from strcli.reconstruct import VideoResult
+from strcli.road.batch import Shard, check_stems, detections_for, exit_code, find_videos, select_shard
+from strcli.utils.errors import UsageError
+from strcli.road.reconstruct import VideoResult
 
 
 def test_shards_split_a_folder_without_overlap(tmp_path):

@@ -5,15 +5,15 @@ import pytest
 import smplx
 import torch
 
-from strcli.body import (
+from strcli.body.smpl import (
     Body,
     find_smpl_file,
     load_smpl_arrays,
     read_smpl_pickle,
 )
 from strcli.config import H36M_TO_J14
-from strcli.errors import CorruptAssetError, MissingAssetError
-from strcli.rotations import axis_angle_to_rotmat
+from strcli.utils.errors import CorruptAssetError, MissingAssetError
+from strcli.body.rotations import axis_angle_to_rotmat
 
 
 def test_chumpy_pickle_reads_to_the_generated_arrays(smpl_files, smpl_arrays):
@@ -103,7 +103,7 @@ def test_pickle_is_converted_once_to_a_cached_npz(smpl_files, isolated_dirs, mon
     def must_not_unpickle(path):
         raise AssertionError("the cache was not used")
 
-    monkeypatch.setattr("strcli.body.read_smpl_pickle", must_not_unpickle)
+    monkeypatch.setattr("strcli.body.smpl.read_smpl_pickle", must_not_unpickle)
     second = load_smpl_arrays(smpl_files["chumpy"])
     assert np.array_equal(first.posedirs, second.posedirs)
 
@@ -141,8 +141,8 @@ def test_a_model_of_the_wrong_kind_is_refused(tmp_path, smpl_arrays):
 
 def test_posing_many_frames_in_slices_equals_posing_them_at_once(smpl_files, monkeypatch):
     # pose_frames poses POSE_CHUNK frames per body-model call (bounded memory): same result
-    import strcli.posing
-    from strcli.camera import Intrinsics
+    import strcli.road.posing
+    from strcli.body.camera import Intrinsics
     from strcli.model import MeanParams, Regressor
 
     torch.manual_seed(0)
@@ -154,9 +154,9 @@ def test_posing_many_frames_in_slices_equals_posing_them_at_once(smpl_files, mon
         prediction = regressor(torch.randn(150, 16))
     boxes = np.column_stack([np.arange(150), np.zeros(150), np.arange(150) + 200, np.full(150, 400)]).astype(np.float32)
     intrinsics = Intrinsics.default_for(1280, 720)
-    sliced = strcli.posing.pose_frames(prediction, boxes, body, intrinsics)
-    monkeypatch.setattr(strcli.posing, "POSE_CHUNK", 1000)
-    whole = strcli.posing.pose_frames(prediction, boxes, body, intrinsics)
+    sliced = strcli.road.posing.pose_frames(prediction, boxes, body, intrinsics)
+    monkeypatch.setattr(strcli.road.posing, "POSE_CHUNK", 1000)
+    whole = strcli.road.posing.pose_frames(prediction, boxes, body, intrinsics)
     assert sliced.vertices.shape == (150, body.faces.max() + 1, 3)
     for name in ("global_orient", "body_pose", "betas", "cam_crop", "transl", "joints3d", "joints2d", "vertices"):
         assert np.allclose(getattr(sliced, name), getattr(whole, name), atol=1e-5), name

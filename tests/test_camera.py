@@ -3,7 +3,7 @@ import math
 import numpy as np
 import torch
 
-from strcli.camera import (
+from strcli.body.camera import (
     Intrinsics,
     crop_camera_translation,
     project,

@@ -16,8 +16,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from strcli.cli import app
-from strcli.errors import OutputError
+from strcli.cli.main import app
+from strcli.utils.errors import OutputError
 
 runner = CliRunner()
 
@@ -127,7 +127,7 @@ def test_reconstruct_on_a_full_disk_leaves_no_partial_folder(disk, reconstructed
     assert sorted(p.name for p in out.iterdir()) == []
     # ... and when the disk fills up anyway (the estimate passed: another process wrote), the
     # writer's own ENOSPC is one line and nothing partial stays.
-    monkeypatch.setattr("strcli.reconstruct.check_free_space", lambda *args, **kwargs: None)
+    monkeypatch.setattr("strcli.road.reconstruct.check_free_space", lambda *args, **kwargs: None)
     line = one_line_exit_6(run(out, "--mesh-format", "obj"))
     assert "disk is full" in line
     assert sorted(p.name for p in out.iterdir()) == []
@@ -144,7 +144,7 @@ def test_reconstruct_into_a_read_only_folder(disk, reconstructed):
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES])
 def test_reconstruct_render_when_the_encoder_thread_fails(tmp_path, reconstructed, monkeypatch, error):
     """FFmpeg's failure in the write-behind thread at the 3rd frame, as PyAV raises it."""
-    from strcli.video import VideoWriter
+    from strcli.road.video import VideoWriter
 
     run, _ = reconstructed
     original = VideoWriter.write
@@ -191,8 +191,8 @@ def test_weights_fetch_on_a_full_disk_and_a_read_only_one(disk, tmp_path, monkey
 
 
 def test_train_checkpoint_and_evaluate_json_on_a_full_disk(disk):
-    from strcli.checkpoints import save_checkpoint
-    from strcli.cli import _write_text
+    from strcli.model.checkpoints import save_checkpoint
+    from strcli.cli.train import _write_text
     from strcli.model import STR, STRConfig
 
     full = disk(128)
@@ -220,7 +220,7 @@ def test_trainer_writes_last_pt_or_nothing(disk, tmp_path, monkeypatch):
 
 
 def test_errors_are_found_through_their_causes():
-    from strcli.errors import write_failure
+    from strcli.utils.errors import write_failure
 
     try:
         try:

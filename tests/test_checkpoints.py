@@ -6,9 +6,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from strcli.checkpoints import VERSION, load_checkpoint, load_model, save_checkpoint
-from strcli.cli import app
-from strcli.errors import CorruptAssetError, MissingAssetError
+from strcli.model.checkpoints import VERSION, load_checkpoint, load_model, save_checkpoint
+from strcli.cli.main import app
+from strcli.utils.errors import CorruptAssetError, MissingAssetError
 from strcli.model import STR, STRConfig
 
 TINY = STRConfig(feature_dim=16, gru_hidden=8, integration_dim=4, integration_hidden=4,

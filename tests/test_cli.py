@@ -7,9 +7,9 @@ import torch
 from typer.testing import CliRunner
 
 from strcli import __version__
-from strcli.cli import app
-from strcli.checkpoints import save_checkpoint
-from strcli.errors import CorruptAssetError, UsageError
+from strcli.cli.main import app
+from strcli.model.checkpoints import save_checkpoint
+from strcli.utils.errors import CorruptAssetError, UsageError
 from strcli.model import STR, STRConfig, count_parameters
 
 runner = CliRunner()
@@ -90,8 +90,8 @@ def test_console_script_is_installed():
                                   ["--max-gap", "-1"], ["--min-track-length", "0"], ["--smooth", "0"],
                                   ["--detector-conf", "2"], ["--min-score", "nan"]])
 def test_out_of_range_values_are_refused_with_exit_2(flag, tmp_path):
-    from strcli.reconstruct import ReconstructOptions
-    from strcli.tracking import TrackingConfig
+    from strcli.road.reconstruct import ReconstructOptions
+    from strcli.road.tracking import TrackingConfig
 
     names = {"--focal": "focal", "--window-stride": "window_stride", "--detector-conf": "detector_conf",
              "--min-score": "min_score"}

@@ -18,9 +18,9 @@ import av
 import pytest
 from typer.testing import CliRunner
 
-from strcli.cli import app
-from strcli.errors import BusyError
-from strcli.locks import lock_path, sweep_stale, video_lock
+from strcli.cli.main import app
+from strcli.utils.errors import BusyError
+from strcli.utils.locks import lock_path, sweep_stale, video_lock
 
 runner = CliRunner()
 DEAD_PID = 999_999_999  # above any pid_max: never a running process
@@ -117,12 +117,12 @@ def test_the_lock_is_one_holder_at_a_time_and_freed_when_its_process_dies(tmp_pa
     with video_lock(tmp_path, "clip", "render"):
         with video_lock(tmp_path, "clip", "render"):  # the same process may nest
             pass
-        child = subprocess.run([sys.executable, "-c", "from pathlib import Path; from strcli.locks import video_lock\n"
+        child = subprocess.run([sys.executable, "-c", "from pathlib import Path; from strcli.utils.locks import video_lock\n"
                                 f"with video_lock(Path({str(tmp_path)!r}), 'clip', 'reconstruct'): pass"],
                                capture_output=True, text=True)
         assert child.returncode != 0 and "BusyError" in child.stderr and f"pid {os.getpid()}" in child.stderr
     holder_process = subprocess.Popen([sys.executable, "-c", "import time; from pathlib import Path\n"
-                                       "from strcli.locks import video_lock\n"
+                                       "from strcli.utils.locks import video_lock\n"
                                        f"with video_lock(Path({str(tmp_path)!r}), 'clip', 'reconstruct'):\n"
                                        "    print('held', flush=True); time.sleep(60)"],
                                       stdout=subprocess.PIPE, text=True)
@@ -168,8 +168,8 @@ def test_a_killed_render_leaves_nothing_after_the_next_run(setup):
 
 
 def test_every_writer_sweeps_its_own_stale_temporaries(tmp_path):
-    from strcli.checkpoints import save_checkpoint
-    from strcli.cli import _write_text
+    from strcli.model.checkpoints import save_checkpoint
+    from strcli.cli.train import _write_text
     from strcli.model import STR
     from test_reconstruct import SMALL_STR
 
@@ -190,7 +190,7 @@ def test_export_takes_turns_with_render_and_reconstruct(setup):
     assert runner.invoke(app, [*setup["reconstruct"], "--end", "8", "--min-track-length", "2"]).exit_code == 0
     export = ["export", str(out / "running"), "--smpl-dir", setup["render"][3]]
     holder_process = subprocess.Popen([sys.executable, "-c", "import time; from pathlib import Path\n"
-                                       "from strcli.locks import video_lock\n"
+                                       "from strcli.utils.locks import video_lock\n"
                                        f"with video_lock(Path({str(out)!r}), 'running', 'render'):\n"
                                        "    print('held', flush=True); time.sleep(60)"],
                                       stdout=subprocess.PIPE, text=True)

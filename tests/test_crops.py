@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from strcli.config import IMAGENET_MEAN, IMAGENET_STD
-from strcli.crops import crop_frame, crop_images, square_boxes
+from strcli.road.crops import crop_frame, crop_images, square_boxes
 
 
 def test_square_boxes_enlarge_the_longer_side():

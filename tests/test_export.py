@@ -23,16 +23,16 @@ import torch
 from scipy.spatial.transform import Rotation
 from typer.testing import CliRunner
 
-from strcli.body import Body, load_smpl_arrays
-from strcli.camera import Intrinsics
-from strcli.checkpoints import save_checkpoint
-from strcli.cli import app
+from strcli.body.smpl import Body, load_smpl_arrays
+from strcli.body.camera import Intrinsics
+from strcli.model.checkpoints import save_checkpoint
+from strcli.cli.main import app
 from strcli.export.accuracy import approximation_error
-from strcli.export.gltf import top_weights, truncated_weights
+from strcli.export.gltf import top_weights, truncated_weights, vertex_normals
 from strcli.export.motion import CAMERA_TO_YUP, TrackMotion
 from strcli.model import STR, MeanParams
-from strcli.rasterize import project_vertices
-from strcli.render import PALETTE
+from strcli.render.rasterize import project_vertices
+from strcli.render.overlay import PALETTE
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ def _folder_size(folder):
 def test_the_reported_size_counts_the_exports(exported):
     """`bytes` (README: each video's output size) is the folder's size with animation.glb
     and bvh/ in it, done or skipped; the exports are named."""
-    from strcli.outputs import human_bytes
+    from strcli.road.outputs import human_bytes
 
     (row,) = exported["summary"]
     folder = exported["folder"]
@@ -208,6 +208,21 @@ def skin(gltf, blob, mesh_node, key):
     return np.einsum("vij,vj->vi", blended, np.c_[rest, np.ones(len(rest))])[:, :3]
 
 
+def test_vertex_normals_are_unit_and_point_out():
+    import trimesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=3)
+    vertices = np.vstack([sphere.vertices, [[5.0, 5.0, 5.0]]])  # one vertex no face uses
+    normals = vertex_normals(vertices, sphere.faces)
+    assert np.allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-12)
+    radial = sphere.vertices / np.linalg.norm(sphere.vertices, axis=1, keepdims=True)
+    angle = np.degrees(np.arccos(np.clip((normals[:-1] * radial).sum(axis=1), -1, 1)))
+    assert angle.max() < 1.0  # a sphere's vertex normals point away from its centre
+    assert normals[-1].tolist() == [0.0, 1.0, 0.0]
+    flipped = vertex_normals(vertices, sphere.faces[:, ::-1])  # the winding decides the side
+    assert np.allclose(flipped[:-1], -normals[:-1])
+
+
 def test_glb_skinning_gives_smpl_vertices_and_the_camera_the_overlay_pixels(exported):
     gltf, blob = load_glb(exported["folder"])
     names = {n.name: i for i, n in enumerate(gltf.nodes)}
@@ -335,8 +350,8 @@ def test_approximation_is_measured(exported):
 
 
 def test_frame_source_decodes_the_frame_at_a_time(exported, assets):
-    from strcli.video import VideoReader
-    from strcli.viewer import FrameSource
+    from strcli.road.video import VideoReader
+    from strcli.view.viewer import FrameSource
 
     source = FrameSource(assets / "videos" / "pedestrians.avi", 0, width=384)
     frames = {f.index: f.image for f in VideoReader(assets / "videos" / "pedestrians.avi", 0, 30)}
@@ -360,7 +375,7 @@ def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("no chromium to load the page (CI installs Debian's chromium: apt-get install chromium)")
-    from strcli.generated_smpl import HUMAN_RADII, make_smpl_arrays, write_chumpy_pickle
+    from strcli.body.generated import HUMAN_RADII, make_smpl_arrays, write_chumpy_pickle
 
     # The generated body with a person's girth (the default tubes are 4 cm thin).
     smpl = tmp_path / "smpl"

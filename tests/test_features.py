@@ -2,8 +2,8 @@ import pytest
 import torch
 import torchvision
 
-from strcli.errors import CorruptAssetError
-from strcli.features import CPU_BACKBONE_BATCH, Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
+from strcli.utils.errors import CorruptAssetError
+from strcli.road.features import CPU_BACKBONE_BATCH, Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
 from strcli.model import MeanParams
 from strcli.model.regressor import Regressor
 

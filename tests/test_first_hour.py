@@ -15,19 +15,21 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import strcli.batch
-import strcli.features
-import strcli.progress
-import strcli.tracking
-import strcli.weights
-import strcli.outputs
-import strcli.reconstruct
-import strcli.render
-from strcli.body import Body
-from strcli.cli import app
-from strcli.errors import DownloadError, OutputError, UsageError, VideoError
-from strcli.reconstruct import ModelSources, ReconstructOptions, load_models, reconstruct_video
-from strcli.render import (SIDE_BACKGROUND, SIDE_MARGIN, Person, TrackMotion, draw_people, frame_side_view,
+import strcli.body.smpl
+import strcli.road.batch
+import strcli.road.features
+import strcli.utils.progress
+import strcli.road.tracking
+import strcli.weights.registry
+import strcli.road.outputs
+import strcli.road.models
+import strcli.road.reconstruct
+import strcli.render.overlay
+from strcli.body.smpl import Body
+from strcli.cli.main import app
+from strcli.utils.errors import DownloadError, OutputError, UsageError, VideoError
+from strcli.road.reconstruct import ModelSources, ReconstructOptions, load_models, reconstruct_video
+from strcli.render.overlay import (SIDE_BACKGROUND, SIDE_MARGIN, Person, TrackMotion, draw_people, frame_side_view,
                            joint_radius, side_view)
 
 runner = CliRunner()
@@ -104,7 +106,7 @@ def test_render_progress_knows_its_frame_count_before_the_first_frame(setup, tmp
     assert setup["run"]("--end", 6, "-q").exit_code == 0
     calls = []
     body = Body.from_file(sorted(setup["smpl"].glob("*.pkl"))[0])
-    strcli.render.render_video(setup["out"] / "running", body, strcli.render.RenderOptions(),
+    strcli.render.overlay.render_video(setup["out"] / "running", body, strcli.render.overlay.RenderOptions(),
                                progress=lambda done, total: calls.append((done, total)))
     assert calls[0] == (0, 6) and calls[-1] == (6, 6)
 
@@ -138,10 +140,10 @@ def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(setup, monkeypatc
 def test_plain_progress_lines_are_spaced_by_the_interval(monkeypatch):
     import io
 
-    from strcli.progress import LineProgress
+    from strcli.utils.progress import LineProgress
 
     now = [100.0]
-    monkeypatch.setattr(strcli.progress.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(strcli.utils.progress.time, "monotonic", lambda: now[0])
     out = io.StringIO()
     with LineProgress(out, every=10) as bar:
         task = bar.add_task("clip.mp4: tracking", total=795, unit="frames")
@@ -161,8 +163,8 @@ def test_a_task_that_fails_prints_no_done_line(setup, tmp_path, monkeypatch):
     import io
     import shutil
 
-    from strcli.errors import VideoError
-    from strcli.progress import LineProgress, end_task
+    from strcli.utils.errors import VideoError
+    from strcli.utils.progress import LineProgress, end_task
 
     out = io.StringIO()
     with LineProgress(out, every=10) as bar:
@@ -181,7 +183,7 @@ def test_a_task_that_fails_prints_no_done_line(setup, tmp_path, monkeypatch):
         raise VideoError(f"{video.name} is damaged at frame 1.")
 
     with monkeypatch.context() as patch:
-        patch.setattr(strcli.batch, "reconstruct_video", failing)
+        patch.setattr(strcli.road.batch, "reconstruct_video", failing)
         failed = setup["run"]("--end", 10)
     assert failed.exit_code == VideoError.exit_code, failed.output
     lines = failed.stderr.splitlines()
@@ -247,7 +249,7 @@ def test_an_interrupted_run_says_so_leaves_nothing_half_written_and_a_rerun_comp
 
 def _unreachable_manifest(tmp_path, monkeypatch) -> int:
     """The shipped manifest with every URL on a closed port of 127.0.0.1 (connection refused)."""
-    manifest = (Path(strcli.reconstruct.__file__).parent.parent / "weights" / "manifest.toml").read_text()
+    manifest = (Path(strcli.road.reconstruct.__file__).parents[2] / "weights" / "manifest.toml").read_text()
     port = _closed_port()
     manifest = re.sub(r'urls = \["[^"]*"\]', f'urls = ["http://127.0.0.1:{port}/file"]', manifest)
     (tmp_path / "manifest.toml").write_text(manifest)
@@ -344,10 +346,10 @@ def _heavy_work_forbidden(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("heavy work before the inputs were checked")
 
-    monkeypatch.setattr(strcli.reconstruct, "load_models", refuse)
-    monkeypatch.setattr(strcli.reconstruct.Backbone, "__init__", refuse)
-    monkeypatch.setattr(strcli.tracking, "import_ultralytics", refuse)
-    monkeypatch.setattr(strcli.weights, "fetch_asset", refuse)
+    monkeypatch.setattr(strcli.road.models, "load_models", refuse)
+    monkeypatch.setattr(strcli.road.features.Backbone, "__init__", refuse)
+    monkeypatch.setattr(strcli.road.tracking, "import_ultralytics", refuse)
+    monkeypatch.setattr(strcli.weights.registry, "fetch_asset", refuse)
 
 
 @pytest.mark.parametrize("args,code,text", [
@@ -373,7 +375,7 @@ def test_a_bad_path_is_refused_before_any_model_or_detector(setup, tmp_path, mon
 
 
 def test_a_missing_video_is_refused_without_importing_torch(tmp_path):
-    script = ("import sys\nfrom strcli.cli import app\n"
+    script = ("import sys\nfrom strcli.cli.main import app\n"
               "try:\n    app(['reconstruct', 'missing.mp4'])\nexcept SystemExit as e:\n    code = e.code\n"
               "print('CODE', code, 'TORCH', 'torch' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -482,7 +484,7 @@ def test_detections_that_cannot_be_of_the_video_are_refused_before_any_model(set
 def test_a_real_one_frame_video_is_still_a_video(tmp_path):
     from test_video import write_video
 
-    from strcli.video import probe
+    from strcli.road.video import probe
 
     assert probe(write_video(tmp_path / "one.mp4", frames=1)).frames_in_file == 1
     import cv2
@@ -498,8 +500,8 @@ def test_a_batch_goes_on_past_an_undecodable_video_and_loads_the_models_once(set
     (dets / "running.det.txt").write_bytes(setup["detections"].read_bytes())
     bad = _undecodable("truncated", tmp_path, setup["video"].parent.parent)
     loaded = []
-    load = strcli.reconstruct.load_models
-    monkeypatch.setattr(strcli.reconstruct, "load_models", lambda *a, **k: (loaded.append(1), load(*a, **k))[1])
+    load = strcli.road.models.load_models
+    monkeypatch.setattr(strcli.road.models, "load_models", lambda *a, **k: (loaded.append(1), load(*a, **k))[1])
     result = runner.invoke(app, ["reconstruct", str(bad), str(setup["video"]), "-o", str(setup["out"]),
                                  "--detections", str(dets), "--smpl-dir", str(setup["smpl"]), "--checkpoint",
                                  str(setup["checkpoint"]), "--untrained", "--offline", "--device", "cpu",
@@ -517,9 +519,9 @@ def test_a_batch_goes_on_past_an_undecodable_video_and_loads_the_models_once(set
 
 def test_the_checks_before_loading_import_no_torch(tmp_path):
     (tmp_path / "notes.mp4").write_text("not a video\n")
-    script = ("import sys\nimport strcli.options, strcli.inputs, strcli.video\n"
+    script = ("import sys\nimport strcli.road.options, strcli.road.inputs, strcli.road.video\n"
               "assert 'torch' not in sys.modules, 'imported torch'\n"
-              "from strcli.cli import app\n"
+              "from strcli.cli.main import app\n"
               "for argv in (['x.mp4', '--stride', '0'], ['notes.mp4', '-q']):\n"
               "    try:\n        app(['reconstruct', *argv])\n    except SystemExit as e:\n"
               "        print('CODE', e.code)\n"
@@ -533,11 +535,11 @@ def test_the_checks_before_loading_import_no_torch(tmp_path):
 
 
 def test_a_video_another_process_is_writing_is_refused_before_any_model(setup, tmp_path, monkeypatch):
-    from strcli.inputs import run_problem
+    from strcli.road.inputs import run_problem
 
     out = setup["out"]
     holder = subprocess.Popen([sys.executable, "-c", "import time; from pathlib import Path\n"
-                               "from strcli.locks import video_lock\n"
+                               "from strcli.utils.locks import video_lock\n"
                                f"with video_lock(Path({str(out)!r}), 'running', 'reconstruct'):\n"
                                "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
@@ -574,7 +576,7 @@ def test_a_failed_run_removes_the_output_folder_it_made_when_empty(setup, tmp_pa
 
 
 def test_train_names_every_missing_data_file_at_once(tmp_path, monkeypatch):
-    monkeypatch.setattr(strcli.weights, "fetch_asset", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(strcli.weights.registry, "fetch_asset", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["train", "--data-dir", str(tmp_path / "empty")])
     assert result.exit_code == UsageError.exit_code
@@ -597,7 +599,7 @@ def test_train_names_every_missing_data_file_at_once(tmp_path, monkeypatch):
 
 
 def test_an_empty_or_truncated_data_file_is_named_with_what_is_wrong(tmp_path):
-    from strcli.errors import CorruptAssetError
+    from strcli.utils.errors import CorruptAssetError
     from strcli.train.data import load_db
 
     (tmp_path / "a_db.pt").write_bytes(b"")
@@ -620,7 +622,7 @@ def test_meshes_that_cannot_fit_stop_before_writing_with_exit_6(setup, monkeypat
     from collections import namedtuple
 
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(strcli.outputs.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    monkeypatch.setattr(strcli.road.outputs.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
     result = setup["run"]("--end", 12, "--mesh-format", "obj")
     assert result.exit_code == OutputError.exit_code, result.output
     assert "not enough disk space for running.mp4" in result.stderr and "1.0 MB free" in result.stderr
@@ -636,7 +638,7 @@ def test_the_estimate_matches_what_is_written_and_the_summary_gives_the_size(set
     assert row["bytes"] == written
     manifest = json.loads((folder / "manifest.json").read_text())
     body = Body.from_file(sorted(setup["smpl"].glob("*.pkl"))[0])
-    estimate = strcli.outputs.estimate_output_bytes(manifest["counts"]["person_frames"], np.asarray(body.faces),
+    estimate = strcli.road.outputs.estimate_output_bytes(manifest["counts"]["person_frames"], np.asarray(body.faces),
                                                     int(np.asarray(body.faces).max()) + 1, ("obj", "ply"))
     assert 0.9 * written < estimate < 1.25 * written  # an upper bound, not far above
     table = setup["run"]("--end", 12, "--mesh-format", "obj,ply", "--overwrite")
@@ -650,8 +652,9 @@ def test_the_summary_keeps_the_output_path_whole(setup, tmp_path, monkeypatch):
 
     from rich.console import Console
 
-    import strcli.cli
-    from strcli.reconstruct import VideoResult
+    import strcli.cli.common
+    import strcli.cli.reconstruct
+    from strcli.road.reconstruct import VideoResult
 
     monkeypatch.setenv("COLUMNS", "80")
     out = tmp_path / "a-folder-with-a-long-name-as-a-trial-would-make" / "and-deeper-still-for-the-outputs"
@@ -661,9 +664,9 @@ def test_the_summary_keeps_the_output_path_whole(setup, tmp_path, monkeypatch):
     assert result.stdout.splitlines()[-1].startswith("1 of 1 video(s) ok; outputs take ")
 
     terminal = io.StringIO()
-    monkeypatch.setattr(strcli.cli, "stdout", Console(file=terminal, width=80, force_terminal=True, no_color=True))
+    monkeypatch.setattr(strcli.cli.common, "stdout", Console(file=terminal, width=80, force_terminal=True, no_color=True))
     long_name = Path("pedestrians-walking-past-the-station-at-noon.mp4")
-    strcli.cli._print_results([VideoResult(long_name, "done", out / long_name.stem, 3, 100, 12.5, bytes=4096)],
+    strcli.cli.reconstruct._print_results([VideoResult(long_name, "done", out / long_name.stem, 3, 100, 12.5, bytes=4096)],
                               as_json=False, quiet=False)
     shown = re.sub(r"\x1b\[[0-9;]*m", "", terminal.getvalue())  # the terminal's styles aside
     lines = shown.splitlines()
@@ -679,16 +682,16 @@ def test_the_summary_keeps_the_output_path_whole(setup, tmp_path, monkeypatch):
 def test_no_video_frames_decodes_only_up_to_the_last_frame_and_draws_only_those(setup, monkeypatch):
     assert setup["run"]("--end", 30, "-q").exit_code == 0
     decoded, drawn = [], []
-    reader_iter = strcli.render.VideoReader.__iter__
+    reader_iter = strcli.render.overlay.VideoReader.__iter__
 
     def counting_iter(self):
         for frame in reader_iter(self):
             decoded.append(frame.index)
             yield frame
 
-    draw = strcli.render._draw_frame
-    monkeypatch.setattr(strcli.render.VideoReader, "__iter__", counting_iter)
-    monkeypatch.setattr(strcli.render, "_draw_frame", lambda *a, **k: (drawn.append(1), draw(*a, **k))[1])
+    draw = strcli.render.overlay._draw_frame
+    monkeypatch.setattr(strcli.render.overlay.VideoReader, "__iter__", counting_iter)
+    monkeypatch.setattr(strcli.render.overlay, "_draw_frame", lambda *a, **k: (drawn.append(1), draw(*a, **k))[1])
     folder = setup["out"] / "running"
     first = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(setup["smpl"]), "--device", "cpu",
                                 "--no-video", "--frames", "2,5", "-q"])
@@ -711,10 +714,10 @@ def test_a_run_where_every_video_is_skipped_builds_no_model(setup, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was built for a skipped video")
 
-    monkeypatch.setattr(strcli.reconstruct.Backbone, "__init__", refuse)
-    monkeypatch.setattr(strcli.reconstruct, "build_model", refuse)
-    monkeypatch.setattr(strcli.reconstruct, "load_model", refuse)
-    monkeypatch.setattr(strcli.reconstruct.Body, "from_file", refuse)
+    monkeypatch.setattr(strcli.road.features.Backbone, "__init__", refuse)
+    monkeypatch.setattr(strcli.road.models, "build_model", refuse)
+    monkeypatch.setattr(strcli.road.models, "load_model", refuse)
+    monkeypatch.setattr(strcli.body.smpl.Body, "from_file", refuse)
     result = setup["run"]("--end", 8, "--json")
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)[0]
@@ -737,7 +740,7 @@ def test_an_smpl_file_given_as_checkpoint_says_so_in_one_clean_line(smpl_files):
 
 
 def test_a_corrupt_video_is_described_without_errno_noise(tmp_path):
-    from strcli.video import probe
+    from strcli.road.video import probe
 
     (tmp_path / "bad.mp4").write_bytes(bytes(range(256)) * 40)
     with pytest.raises(VideoError) as err:
@@ -768,7 +771,7 @@ def test_help_names_the_arguments_in_capitals(command, usage):
 def test_weights_list_keeps_every_name_and_file_whole_at_80_columns(tmp_path):
     import os
 
-    from strcli.weights import Manifest
+    from strcli.weights.registry import Manifest
 
     done = subprocess.run([sys.executable, "-m", "strcli", "weights", "list"], capture_output=True, text=True,
                           env={**os.environ, "COLUMNS": "80"}, timeout=120)
@@ -837,5 +840,5 @@ def test_joint_markers_scale_with_the_person():
     assert joint_radius(180) == 3 and joint_radius(360) == 6 and joint_radius(30) == 1
     image = np.zeros((200, 200, 3), np.uint8)
     small = Person(0, torch.zeros(1, 3), np.tile(np.float32([[50, 50]]), (24, 1)), 40.0)
-    strcli.render.draw_joints(image, [small])
+    strcli.render.overlay.draw_joints(image, [small])
     assert (image == 255).all(axis=2).sum() <= 9  # a 1-pixel marker, not a blot over a small person

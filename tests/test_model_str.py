@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from strcli.errors import UsageError
+from strcli.utils.errors import UsageError
 from strcli.model import (
     ABLATIONS,
     STR,

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import strcli.body
-import strcli.reconstruct
-import strcli.tracking
-import strcli.weights
-from strcli.cli import app
-from strcli.errors import MissingAssetError, StrcliError, UsageError
+import strcli.body.smpl
+import strcli.road.models
+import strcli.road.reconstruct
+import strcli.road.tracking
+import strcli.weights.registry
+from strcli.cli.main import app
+from strcli.utils.errors import MissingAssetError, StrcliError, UsageError
 
 runner = CliRunner()
 
@@ -26,10 +27,10 @@ def _heavy_work_forbidden(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("heavy work before the inputs were checked")
 
-    monkeypatch.setattr(strcli.reconstruct, "load_models", refuse)
-    monkeypatch.setattr(strcli.tracking, "import_ultralytics", refuse)
-    monkeypatch.setattr(strcli.weights, "fetch_asset", refuse)
-    monkeypatch.setattr(strcli.body.Body, "from_file", refuse)
+    monkeypatch.setattr(strcli.road.models, "load_models", refuse)
+    monkeypatch.setattr(strcli.road.tracking, "import_ultralytics", refuse)
+    monkeypatch.setattr(strcli.weights.registry, "fetch_asset", refuse)
+    monkeypatch.setattr(strcli.body.smpl.Body, "from_file", refuse)
 
 
 def _fake_output(out: Path, stem: str = "clip", smpl: Path | None = None, video: Path | None = None) -> Path:
@@ -87,7 +88,7 @@ def test_a_named_smpl_place_without_the_file_is_refused_by_every_command(tmp_pat
 
 
 def test_reconstruct_refuses_a_missing_smpl_dir_without_importing_torch(tmp_path, assets):
-    script = ("import sys\nfrom strcli.cli import app\n"
+    script = ("import sys\nfrom strcli.cli.main import app\n"
               f"try:\n    app(['reconstruct', {str(assets / 'videos' / 'running.mp4')!r}, '--smpl-dir', "
               "'/nonexistent/dir', '--untrained', '--offline'])\nexcept SystemExit as e:\n    code = e.code\n"
               "print('CODE', code, 'TORCH', 'torch' in sys.modules)\n")
@@ -111,7 +112,7 @@ def test_render_names_the_manifests_missing_smpl_file_and_where_it_looked_next(t
 
 
 def test_render_says_which_file_it_uses_when_the_manifests_is_gone(tmp_path):
-    from strcli.smpl_files import smpl_file_for_outputs
+    from strcli.body.files import smpl_file_for_outputs
 
     weights = _weights_smpl(tmp_path)
     out = tmp_path / "out"
@@ -134,7 +135,7 @@ def test_a_torchvision_built_for_another_torch_is_one_line_saying_how_to_install
     real_import, real_version = builtins.__import__, metadata.version
 
     def mismatched_import(name, *args, **kwargs):
-        if name == "strcli.batch":  # the first module of the run that imports torchvision
+        if name == "strcli.road.batch":  # the first module of the run that imports torchvision
             raise RuntimeError("operator torchvision::nms does not exist")
         return real_import(name, *args, **kwargs)
 
@@ -155,7 +156,7 @@ def test_a_torchvision_built_for_another_torch_is_one_line_saying_how_to_install
 
 
 def test_other_runtime_errors_are_not_taken_for_a_mismatch():
-    from strcli.errors import torch_mismatch
+    from strcli.utils.errors import torch_mismatch
 
     assert torch_mismatch(RuntimeError("CUDA error: device-side assert triggered")) is None
     assert torch_mismatch(ValueError("operator torchvision::nms does not exist")) is None
@@ -166,8 +167,8 @@ def test_other_runtime_errors_are_not_taken_for_a_mismatch():
 
 
 def test_make_test_smpl_writes_a_labelled_body_that_smpl_dir_accepts(tmp_path):
-    from strcli.body import Body, load_smpl_arrays
-    from strcli.generated_smpl import TEST_BODY_KEY, TEST_BODY_NOTE, make_smpl_arrays
+    from strcli.body.smpl import Body, load_smpl_arrays
+    from strcli.body.generated import TEST_BODY_KEY, TEST_BODY_NOTE, make_smpl_arrays
 
     result = runner.invoke(app, ["weights", "make-test-smpl", str(tmp_path / "body")])
     assert result.exit_code == 0, result.output
@@ -177,7 +178,7 @@ def test_make_test_smpl_writes_a_labelled_body_that_smpl_dir_accepts(tmp_path):
                                      f"(strcli weights make-test-smpl): use it to try the pipeline only "
                                      f"(--smpl-dir {tmp_path / 'body'}).")
     assert TEST_BODY_KEY.encode() in target.read_bytes() and "not SMPL" in TEST_BODY_NOTE
-    assert strcli.body.find_smpl_file("neutral", tmp_path / "body") == target
+    assert strcli.body.smpl.find_smpl_file("neutral", tmp_path / "body") == target
     arrays = load_smpl_arrays(target)
     assert np.allclose(arrays.v_template, make_smpl_arrays(0)["v_template"])
     body = Body.from_file(target)
@@ -200,7 +201,7 @@ def test_make_test_smpl_writes_a_labelled_body_that_smpl_dir_accepts(tmp_path):
 def test_the_tests_use_the_packaged_generator():
     import conftest
 
-    assert conftest.make_smpl_arrays.__module__ == "strcli.generated_smpl"
+    assert conftest.make_smpl_arrays.__module__ == "strcli.body.generated"
     assert not (Path(__file__).parent / "generated_smpl.py").exists()
 
 
@@ -208,7 +209,7 @@ def test_the_tests_use_the_packaged_generator():
 
 
 def test_evaluate_names_a_missing_data_folder_and_checkpoint_before_any_download(tmp_path, monkeypatch):
-    monkeypatch.setattr(strcli.weights, "fetch_asset", lambda *a, **k: (_ for _ in ()).throw(AssertionError("fetch")))
+    monkeypatch.setattr(strcli.weights.registry, "fetch_asset", lambda *a, **k: (_ for _ in ()).throw(AssertionError("fetch")))
     result = runner.invoke(app, ["evaluate", "--data-dir", str(tmp_path / "missing"), "--checkpoint",
                                  str(tmp_path / "nope.pt")])
     assert result.exit_code == UsageError.exit_code, result.output
@@ -232,13 +233,13 @@ def test_evaluate_names_a_missing_data_folder_and_checkpoint_before_any_download
 
 
 def test_a_failed_extra_regressor_download_has_no_doubled_stop(monkeypatch):
-    from strcli.errors import DownloadError
+    from strcli.utils.errors import DownloadError
     from strcli.train import trainer
 
     def failing(name, download=True):
         raise DownloadError("download of J_regressor_extra.npy failed (HTTP 404).")
 
-    monkeypatch.setattr(strcli.weights, "ensure", failing)
+    monkeypatch.setattr(strcli.weights.registry, "ensure", failing)
     with pytest.raises(DownloadError) as info:
         trainer.extra_regressor_file(download=True)
     assert "could not be downloaded (download of J_regressor_extra.npy failed (HTTP 404))." in str(info.value)
@@ -264,7 +265,7 @@ def test_render_and_export_refuse_bad_values_without_importing_torch(tmp_path, a
     _fake_output(out)
     (tmp_path / "empty").mkdir()
     argv = [{"OUT": str(out), "EMPTY": str(tmp_path / "empty")}.get(a, a.format(tmp=tmp_path)) for a in args]
-    script = ("import sys\nfrom strcli.cli import app\n"
+    script = ("import sys\nfrom strcli.cli.main import app\n"
               f"try:\n    app({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
               "print('CODE', code, 'TORCH', 'torch' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -288,7 +289,7 @@ def test_a_folder_of_another_video_is_refused_before_any_model(tmp_path, assets,
 
 
 def test_the_other_video_rule_keeps_its_exceptions(tmp_path, assets):
-    from strcli.inputs import another_video_problem
+    from strcli.road.inputs import another_video_problem
 
     video = assets / "videos" / "running.mp4"
     out = tmp_path / "out"
@@ -325,7 +326,7 @@ def test_help_texts_say_what_the_readme_says():
 
 
 def test_errors_say_how_to_fix_them(tmp_path, assets, monkeypatch):
-    from strcli.inputs import detections_for
+    from strcli.road.inputs import detections_for
 
     with pytest.raises(UsageError) as info:
         detections_for(Path("vtest.avi"), tmp_path, single=False)
@@ -371,8 +372,8 @@ def test_weights_list_is_not_padded_and_fetch_says_present_on_stdout(tmp_path, m
     present = tmp_path / "weights" / "smpl_mean_params.npz"
     present.parent.mkdir(parents=True, exist_ok=True)
     np.savez(present, pose=np.zeros(72), shape=np.zeros(10), cam=np.zeros(3))
-    monkeypatch.setattr(strcli.weights, "check_asset",
-                        lambda asset, *a, **k: strcli.weights.AssetState(asset, present, strcli.weights.Status.PRESENT))
+    monkeypatch.setattr(strcli.weights.registry, "check_asset",
+                        lambda asset, *a, **k: strcli.weights.registry.AssetState(asset, present, strcli.weights.registry.Status.PRESENT))
     fetched = runner.invoke(app, ["weights", "fetch", "smpl_mean_params", "--quiet"])
     assert fetched.exit_code == 0, fetched.output
     assert fetched.stdout == f"smpl_mean_params: {present} (present)\n" and fetched.stderr == ""

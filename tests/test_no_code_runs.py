@@ -18,9 +18,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from strcli.cli import app
-from strcli.errors import CorruptAssetError, StrcliError
-from strcli.tracking import Detections, YoloPersonDetector, import_ultralytics
+from strcli.cli.main import app
+from strcli.utils.errors import CorruptAssetError, StrcliError
+from strcli.road.tracking import Detections, YoloPersonDetector, import_ultralytics
 
 runner = CliRunner()
 
@@ -96,7 +96,7 @@ def test_evil_detector_is_refused_before_any_code_runs(tmp_path, marker, make):
 
 def test_ultralytics_loads_the_detector_safely_even_without_strcli_s_scan(tmp_path, marker, monkeypatch):
     """The scan of the pickle's globals is a first guard; the load itself is weights_only."""
-    monkeypatch.setattr("strcli.tracking.check_detector_file", lambda path, hint="": None)
+    monkeypatch.setattr("strcli.road.tracking.check_detector_file", lambda path, hint="": None)
     with pytest.raises(CorruptAssetError):
         YoloPersonDetector(evil_torch(tmp_path / "evil.pt", marker))
 
@@ -176,15 +176,15 @@ def test_every_cli_loader_refuses_a_file_that_runs_code(tmp_path, marker, smpl_f
 
 
 def _resume(path: Path) -> None:
-    from strcli.checkpoints import read_checkpoint_file
+    from strcli.model.checkpoints import read_checkpoint_file
 
     read_checkpoint_file(path)  # what Trainer.resume reads last.pt with
 
 
 @pytest.mark.parametrize("loader", ["joblib_data", "train_resume", "published", "spin"])
 def test_every_library_loader_refuses_a_file_that_runs_code(tmp_path, marker, loader):
-    from strcli.features import spin_state_dict
-    from strcli.published import load_temporal
+    from strcli.road.features import spin_state_dict
+    from strcli.model.published import load_temporal
     from strcli.train.data import load_db
 
     if loader == "joblib_data":

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from strcli.body import Body
-from strcli.errors import OutputError
-from strcli.outputs import CAMERA_TO_ZUP, VideoFolder, output_error, read_manifest, to_amass
+from strcli.body.smpl import Body
+from strcli.utils.errors import OutputError
+from strcli.road.outputs import CAMERA_TO_ZUP, VideoFolder, output_error, read_manifest, to_amass
 
 
 def test_amass_file_is_the_same_body_turned_z_up(smpl_files):
@@ -82,7 +82,7 @@ def test_obj_meshes_read_back_exactly(tmp_path, scale):
     # the vertex lines are built digit by digit: every magnitude, sign and rounding edge
     import trimesh
 
-    from strcli.outputs import obj_face_lines, write_obj
+    from strcli.road.outputs import obj_face_lines, write_obj
 
     rng = np.random.default_rng(0)
     vertices = rng.uniform(-1, 1, (50, 3)) * scale
@@ -107,7 +107,7 @@ def test_a_variable_rate_motion_is_resampled_with_slerp_and_linear_translation()
     pose and position of its own time (slerp of a constant-speed turn is exact)."""
     from scipy.spatial.transform import Rotation
 
-    from strcli.outputs import resample_motion
+    from strcli.road.outputs import resample_motion
 
     times = np.concatenate([np.arange(15) / 30, 14 / 30 + np.arange(1, 16) / 10, 14 / 30 + 1.5 + np.arange(1, 16) / 30])
     turn = Rotation.from_rotvec(np.outer(2.0 * times, [0, 0, 1]))
@@ -156,10 +156,10 @@ def _damaged_folders(root):
 def test_a_damaged_output_folder_is_one_usage_error_in_render_export_and_view(tmp_path):
     import pytest
 
-    from strcli.errors import UsageError
-    from strcli.export import load_tracks
-    from strcli.render import RenderOptions, _load
-    from strcli.viewer import Scene
+    from strcli.utils.errors import UsageError
+    from strcli.export.writer import load_tracks
+    from strcli.render.overlay import RenderOptions, _load
+    from strcli.view.viewer import Scene
 
     (tmp_path / "video.mp4").write_bytes(b"")  # exists: the damage, not the video, must be reported
     for folder in _damaged_folders(tmp_path):

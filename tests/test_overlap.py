@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from strcli.overlap import ReadAhead, WriteBehind
+from strcli.utils.overlap import ReadAhead, WriteBehind
 
 
 def test_read_ahead_yields_everything_in_order_and_stays_bounded():

@@ -11,9 +11,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from strcli.body import Body
-from strcli.cli import app
-from strcli.rotations import axis_angle_to_rotmat
+from strcli.body.smpl import Body
+from strcli.cli.main import app
+from strcli.body.rotations import axis_angle_to_rotmat
 from strcli.train import metrics
 
 runner = CliRunner()

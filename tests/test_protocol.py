@@ -17,9 +17,9 @@ import torch
 from typer.testing import CliRunner
 
 from generated_dataset import make_extra_regressor, write_set
-from strcli.body import Body
-from strcli.checkpoints import save_checkpoint
-from strcli.cli import app
+from strcli.body.smpl import Body
+from strcli.model.checkpoints import save_checkpoint
+from strcli.cli.main import app
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams
 from strcli.model.str import STR

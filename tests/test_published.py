@@ -12,13 +12,13 @@ import torch
 from typer.testing import CliRunner
 
 from published_checkpoints import gen_state_dict, smpl_copy, write_released
-from strcli.checkpoints import read_checkpoint_file
-from strcli.cli import app
-from strcli.errors import CorruptAssetError, UsageError
+from strcli.model.checkpoints import read_checkpoint_file
+from strcli.cli.main import app
+from strcli.utils.errors import CorruptAssetError, UsageError
 from strcli.model.regressor import MeanParams
-from strcli.published import load_published, load_temporal, recognise
-from strcli.windows import StreamingWindows, predict_sequences
-from strcli.weights import import_file
+from strcli.model.published import load_published, load_temporal, recognise
+from strcli.road.windows import StreamingWindows, predict_sequences
+from strcli.road.assets import import_file
 
 runner = CliRunner()
 
@@ -280,7 +280,7 @@ def test_tcmr_demo_is_fetched_from_its_archive_on_first_use(released, assets, sm
     from test_features import write_spin_checkpoint
     from test_weights import FileServer
 
-    from strcli.weights import manifest_path
+    from strcli.weights.registry import manifest_path
 
     spin = tmp_path / "spin.pt"
     write_spin_checkpoint(spin, assets)
@@ -312,7 +312,7 @@ def test_tcmr_demo_is_fetched_from_its_archive_on_first_use(released, assets, sm
 def test_evaluate_scores_a_published_checkpoint(released, assets, smpl_files, tmp_path, monkeypatch):
     from generated_dataset import write_set
 
-    from strcli.body import Body
+    from strcli.body.smpl import Body
     from strcli.train.data import FILES
     from strcli.train.evaluate import score_dataset
     from strcli.train.data import eval_videos

@@ -13,15 +13,15 @@ import torch
 import trimesh
 from typer.testing import CliRunner
 
-from strcli.body import Body
-from strcli.camera import Intrinsics, project
-from strcli.checkpoints import save_checkpoint
-from strcli.cli import app
-from strcli.errors import MissingAssetError, OutputError, UsageError, VideoError
+from strcli.body.smpl import Body
+from strcli.body.camera import Intrinsics, project
+from strcli.model.checkpoints import save_checkpoint
+from strcli.cli.main import app
+from strcli.utils.errors import MissingAssetError, OutputError, UsageError, VideoError
 from strcli.model import STR, MeanParams, STRConfig
-from strcli.reconstruct import ReconstructOptions, track_video
-from strcli.tracking import TrackingConfig
-from strcli.video import VideoReader, probe
+from strcli.road.reconstruct import ReconstructOptions, track_video
+from strcli.road.tracking import TrackingConfig
+from strcli.road.video import VideoReader, probe
 
 runner = CliRunner()
 SMALL_STR = STRConfig(gru_hidden=16, integration_dim=8, integration_hidden=8, regressor_hidden=32)
@@ -294,7 +294,7 @@ def test_example_fetches_the_sample_video_and_spin_with_checksums(workspace, ass
     from test_features import write_spin_checkpoint
     from test_weights import FileServer
 
-    from strcli.weights import manifest_path
+    from strcli.weights.registry import manifest_path
 
     real = tomllib.loads(manifest_path().read_text())
     video_bytes = (assets / "videos" / "pedestrians.avi").read_bytes()
@@ -374,7 +374,7 @@ def test_detect_every_runs_the_detector_on_every_nth_frame_and_fills_the_rest(as
     """--detect-every 3: the detector (here a stand-in that finds one person moving one pixel
     a frame) sees frames 0, 3, 6, ...; the tracks still have every frame, the boxes between
     interpolated, and ByteTrack is told the detections' rate."""
-    from strcli.tracking import DetectionTracker, Detections
+    from strcli.road.tracking import DetectionTracker, Detections
 
     calls: list = []
     seen: list = []
@@ -404,9 +404,9 @@ def test_detect_every_runs_the_detector_on_every_nth_frame_and_fills_the_rest(as
                 frame.image[0, 0, 0] = frame.index
                 yield frame
 
-    monkeypatch.setattr("strcli.reconstruct.YoloPersonDetector", MovingPerson)
-    monkeypatch.setattr("strcli.reconstruct.DetectionTracker", Tracker)
-    monkeypatch.setattr("strcli.reconstruct.VideoReader", Numbered)
+    monkeypatch.setattr("strcli.road.reconstruct.YoloPersonDetector", MovingPerson)
+    monkeypatch.setattr("strcli.road.reconstruct.DetectionTracker", Tracker)
+    monkeypatch.setattr("strcli.road.reconstruct.VideoReader", Numbered)
     info = probe(assets / "videos" / "running.mp4")
     options = ReconstructOptions(detect_every=3, detector_imgsz=320, tracking=TrackingConfig(smooth_window=1))
     tracked = track_video(info, 0, 30, options, detector=Path("stand-in.pt"))
@@ -445,7 +445,7 @@ def test_fast_sets_the_speed_options_and_they_reach_the_manifest(workspace, asse
 def test_importing_other_mean_params_redoes_an_untrained_run(workspace, assets, tmp_path):
     """The mean parameters change an untrained run's numbers: the built-in fallback, then
     an imported file, are named in the manifest and the rerun is not skipped."""
-    from strcli.weights import sha256_file
+    from strcli.weights.registry import sha256_file
 
     args = ["reconstruct", str(assets / "videos" / "running.mp4"), "-o", str(tmp_path / "out"), "--end", "8",
             "--detections", str(assets / "detections" / "running.det.txt"), "--smpl-dir",
@@ -520,7 +520,7 @@ def test_a_folder_or_file_strcli_did_not_write_is_never_replaced(workspace, asse
 
 def test_the_last_step_never_replaces_a_folder_strcli_did_not_write(tmp_path):
     """The same rule where the finished folder takes its name (a folder made meanwhile)."""
-    from strcli.outputs import VideoFolder
+    from strcli.road.outputs import VideoFolder
 
     with pytest.raises(UsageError, match="a folder strcli did not write"):
         with VideoFolder(tmp_path, "clip") as folder:

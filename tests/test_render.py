@@ -12,10 +12,10 @@ import torch
 import trimesh
 from typer.testing import CliRunner
 
-from strcli.camera import Intrinsics
-from strcli.cli import app
-from strcli.rasterize import project_vertices, rasterize
-from strcli.render import PALETTE, Person, draw_people
+from strcli.body.camera import Intrinsics
+from strcli.cli.main import app
+from strcli.render.rasterize import project_vertices, rasterize
+from strcli.render.overlay import PALETTE, Person, draw_people
 
 runner = CliRunner()
 K = Intrinsics(800.0, 320, 240)
@@ -116,7 +116,7 @@ def test_each_panel_is_drawn_on_its_own_copy_of_the_frame(joints, side_view):
     """--compare draws one frame once per model: each panel must hold its own model's body
     and label only, and the decoded frame must stay untouched (on a CPU a tensor made from
     it shares its memory)."""
-    from strcli.render import RenderOptions, _draw_frame
+    from strcli.render.overlay import RenderOptions, _draw_frame
 
     ball, faces = mesh("sphere", (0.0, 0.0, 0.0))
     left = ball * 0.25 + torch.tensor([-0.35, 0.0, 5.0])  # model A's body, left of the centre
@@ -417,6 +417,6 @@ def test_render_reuses_the_smpl_file_the_manifest_records(reconstructed, assets)
     result = runner.invoke(app, ["render", str(folder), "--device", "cpu", "-q"])  # no --smpl-dir
     assert result.exit_code == 0, result.output
     assert (folder / "overlay.mp4").is_file()
-    from strcli.smpl_files import smpl_file_for_outputs
+    from strcli.body.files import smpl_file_for_outputs
 
     assert smpl_file_for_outputs([folder]) == ((smpl / "SMPL_NEUTRAL.pkl").resolve(), None)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from smplx.lbs import batch_rodrigues
 
-from strcli.rotations import (
+from strcli.body.rotations import (
     axis_angle_to_rotmat,
     rot6d_to_rotmat,
     rotmat_to_axis_angle,

@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-from strcli.errors import UsageError
-from strcli.tracking import (
+from strcli.utils.errors import UsageError
+from strcli.road.tracking import (
     DetectionFit,
     DetectionTracker,
     Detections,
@@ -79,8 +79,8 @@ def test_whole_frame_numbers_written_as_decimals_and_a_byte_order_mark_are_accep
 def test_misfits_never_outnumber_the_boxes(tmp_path, assets):
     """Boxes mostly outside the frame on frames after the video's last were counted twice
     ("5617 of its 5404 boxes"): each box now counts once."""
-    from strcli.reconstruct import ReconstructOptions, track_video
-    from strcli.video import probe
+    from strcli.road.reconstruct import ReconstructOptions, track_video
+    from strcli.road.video import probe
 
     own = (assets / "detections" / "running.det.txt").read_text().splitlines()[:20]
     late = [f"{f},-1,1900,300,200,200,0.9,-1,-1,-1" for f in range(181, 301)]  # 10% inside, after frame 180
@@ -195,7 +195,7 @@ def test_using_ultralytics_leaves_the_thread_setting_of_later_processes_alone(se
     if setting is not None:
         env["OMP_NUM_THREADS"] = setting
     script = ("import os, subprocess, sys\n"
-              "from strcli.tracking import make_bytetrack\n"
+              "from strcli.road.tracking import make_bytetrack\n"
               "make_bytetrack(30.0)\n"
               "import ultralytics\n"  # imported for real by now
               "print(os.environ.get('OMP_NUM_THREADS'))\n"
@@ -279,8 +279,8 @@ def test_boxes_outside_the_frame_and_lines_after_the_end_are_dropped_and_counted
     """Real video, doctored detections: its own boxes, plus boxes wholly outside the
     1920x1088 frame and lines after its last frame (180): those are dropped, counted in a
     warning, and make no track."""
-    from strcli.reconstruct import ReconstructOptions, track_video
-    from strcli.video import probe
+    from strcli.road.reconstruct import ReconstructOptions, track_video
+    from strcli.road.video import probe
 
     own = (assets / "detections" / "running.det.txt").read_text().splitlines()
     extra = [f"{f},-1,{x},{y},80,200,0.9,-1,-1,-1" for f in range(1, 41)
@@ -305,8 +305,8 @@ def test_boxes_outside_the_frame_and_lines_after_the_end_are_dropped_and_counted
 def test_the_detections_of_another_video_are_refused(assets, video, other):
     """pedestrians' file on running.mp4: 795 frames of boxes for a 180-frame video;
     running's on pedestrians.avi: boxes of a 1920x1088 frame in a 768x576 one."""
-    from strcli.reconstruct import ReconstructOptions, track_video
-    from strcli.video import probe
+    from strcli.road.reconstruct import ReconstructOptions, track_video
+    from strcli.road.video import probe
 
     info = probe(assets / "videos" / video)
     with pytest.raises(UsageError, match="does not fit this video") as error:

@@ -12,13 +12,13 @@ import torch
 from typer.testing import CliRunner
 
 from generated_dataset import make_extra_regressor, write_miniature, write_set
-from strcli.body import Body
-from strcli.checkpoints import load_model
-from strcli.cli import app
-from strcli.errors import CorruptAssetError
+from strcli.body.smpl import Body
+from strcli.model.checkpoints import load_model
+from strcli.cli.main import app
+from strcli.utils.errors import CorruptAssetError
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams, SMPLPrediction
-from strcli.rotations import axis_angle_to_rotmat
+from strcli.body.rotations import axis_angle_to_rotmat
 from strcli.train.data import (Clip, ClipDataset, FILES, OCC_FILES, H5Column, clip_starts, load_db,
                                normalise_keypoints, train_clip_starts)
 from strcli.train.joints import attach_extra_regressor
@@ -214,7 +214,7 @@ def test_evaluate_ablation_trains_each_variant_and_prints_table_2(mini, tmp_path
 DDP_SCRIPT = """
 import sys, torch
 from pathlib import Path
-from strcli.body import Body
+from strcli.body.smpl import Body
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams
 from strcli.train.trainer import RECIPES, Trainer
@@ -333,11 +333,11 @@ def test_missing_j_regressors_are_exit_5_when_the_download_fails_or_with_offline
         mini, tmp_path, monkeypatch, assets, smpl_files):
     """Both regressors come from SPIN's data.tar.gz: a failed download of either is exit 5
     (the README's "a download failed"; J_regressor_extra's was 3, J_regressor_h36m's 5)."""
-    from strcli.errors import DownloadError
-    from strcli.weights import manifest_path
+    from strcli.utils.errors import DownloadError
+    from strcli.weights.registry import manifest_path
 
     run = trainer(mini, tmp_path / "run")
-    from strcli.checkpoints import save_checkpoint
+    from strcli.model.checkpoints import save_checkpoint
 
     save_checkpoint(tmp_path / "str.pt", run.model)
     unreachable = manifest_path().read_text().replace(

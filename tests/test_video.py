@@ -5,8 +5,8 @@ import av
 import numpy as np
 import pytest
 
-from strcli.errors import UsageError, VideoError
-from strcli.video import Position, VideoReader, parse_position, probe, upright_rotation
+from strcli.utils.errors import UsageError, VideoError
+from strcli.road.video import Position, VideoReader, parse_position, probe, upright_rotation
 
 
 def write_video(path, frames=20, size=(64, 48), rate=30, rotation=0, pts_ms=None, codec="libx264", matrix=None):
@@ -174,7 +174,7 @@ def test_seconds_select_frames_by_timestamp_start_inclusive_end_exclusive(tmp_pa
 def test_the_writer_keeps_each_frames_time(tmp_path):
     from generated_video import VFR_TIMES
 
-    from strcli.video import VideoWriter
+    from strcli.road.video import VideoWriter
 
     writer = VideoWriter(tmp_path / "o.mp4", 64, 48, fps=17.8)
     for i, t in enumerate(VFR_TIMES):
@@ -211,7 +211,7 @@ def test_a_file_cut_short_is_reported_in_every_container(tmp_path, name, kind):
     nowhere (a raw stream), that a cut cannot be detected."""
     from generated_video import write_clip
 
-    from strcli.video import is_truncated, length_warning
+    from strcli.road.video import is_truncated, length_warning
 
     options = {"movflags": "faststart"} if "faststart" in kind else None
     codec = "mjpeg" if "mjpeg" in kind else "libx264"

@@ -13,17 +13,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from strcli.cli import app
-from strcli.errors import CorruptAssetError, DownloadError, MissingAssetError, UsageError
-from strcli.weights import (
+from strcli.cli.main import app
+from strcli.road.assets import import_file, list_states
+from strcli.utils.errors import CorruptAssetError, DownloadError, MissingAssetError, UsageError
+from strcli.weights.registry import (
     InterruptedDownload,
     Manifest,
     Registry,
     Status,
     check_asset,
     fetch_asset,
-    import_file,
-    list_states,
     require,
     sha256_file,
 )
@@ -275,7 +274,7 @@ def test_cli_list_fetch_and_import(tmp_path, server, monkeypatch, assets):
 
 
 def test_cached_archives_get_names_that_say_where_they_came_from():
-    from strcli.weights import archive_name
+    from strcli.weights.registry import archive_name
 
     assert archive_name("http://visiondata.cis.upenn.edu/spin/data.tar.gz") == "data.tar.gz"
     drive = archive_name("https://drive.google.com/uc?id=1WmSYmDWdMSXyNU6ZcFQVF8ULtR_S9L3b&export=download")

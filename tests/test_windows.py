@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from strcli.model import STR, SMPLPrediction, STRConfig
-from strcli.windows import StreamingWindows, plan_windows, predict_sequences, tcmr_window_index, tent_weights
+from strcli.road.windows import StreamingWindows, plan_windows, predict_sequences, tcmr_window_index, tent_weights
 
 FRAMEWISE = STRConfig(feature_dim=16, gru_hidden=8, integration_dim=4, integration_hidden=4,
                       regressor_hidden=16, use_ttr=False, use_ste_time=False, use_ste_frequency=False,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from strcli.body import Body, SMPLArrays
+from strcli.body.smpl import Body, SMPLArrays
 from strcli.export.gltf import truncated_weights
 from strcli.export.motion import TrackMotion
 

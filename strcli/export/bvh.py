@@ -33,7 +33,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from strcli.export.motion import SMPL_JOINT_NAMES, RestBody, TrackMotion
-from strcli.outputs import output_error
+from strcli.road.outputs import output_error
 
 BVH_DIR = "bvh"
 INFO_NAME = "info.json"

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from strcli.body import Body
+from strcli.body.smpl import Body
 from strcli.config import SMPL_JOINTS
 
 # Camera frame (x right, y down, z forward) -> y-up world (glTF, BVH): 180 degrees about x.

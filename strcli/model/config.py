@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strcli.config import FEATURE_DIM, WINDOW
-from strcli.errors import UsageError
+from strcli.utils.errors import UsageError
 
 # The paper's Table 2: name -> the config fields it changes.
 TABLE2_ABLATIONS: dict[str, dict[str, Any]] = {

@@ -14,8 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from strcli.config import CAMERA_PARAMS, SMPL_BETAS, SMPL_JOINTS, SMPL_POSE_6D
-from strcli.errors import CorruptAssetError
-from strcli.rotations import rot6d_to_rotmat, rotmat_to_axis_angle
+from strcli.utils.errors import CorruptAssetError
+from strcli.body.rotations import rot6d_to_rotmat, rotmat_to_axis_angle
 
 
 @dataclass(frozen=True)

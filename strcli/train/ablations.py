@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from strcli.checkpoints import load_model
-from strcli.errors import UsageError
+from strcli.model.checkpoints import load_model
+from strcli.utils.errors import UsageError
 from strcli.model.config import ABLATION_ALIASES, ABLATIONS, AUTHORS_ABLATIONS, TABLE2_ABLATIONS, STRConfig
 from strcli.train.data import eval_videos
 from strcli.train.evaluate import TEST_SETS, DatasetScore, score_dataset

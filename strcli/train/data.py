@@ -36,7 +36,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from strcli.config import BBOX_SCALE, CROP_SIZE
-from strcli.errors import CorruptAssetError, UsageError
+from strcli.utils.errors import CorruptAssetError, UsageError
 from strcli.train.joints import LSP_14, MPII3D_17, SPIN_49, SPIN_TO_LSP14, SPIN_TO_MPII3D17
 
 SEQLEN = 16

@@ -38,12 +38,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from strcli.body import Body
+from strcli.body.smpl import Body
 from strcli.model.regressor import SMPLPrediction
 from strcli.train import metrics
 from strcli.train.data import FILES, SEQLEN, EvalVideo, eval_videos
 from strcli.train.joints import SPIN_TO_MPII3D17, extra_regressor, lsp14, spin49
-from strcli.windows import tcmr_window_index, window_outputs
+from strcli.road.windows import tcmr_window_index, window_outputs
 
 # Table 1's columns, and the test file of each data set.
 TEST_SETS = {"3dpw": FILES[("3dpw", "test")], "mpii3d": FILES[("mpii3d", "val")], "h36m": FILES[("h36m", "test")]}
@@ -72,7 +72,7 @@ class DatasetScore:
 def check_precision(precision: str) -> str:
     """'fp32' or 'bf16' (autocast to bfloat16 on the model's device); else UsageError."""
     if precision not in PRECISIONS:
-        from strcli.errors import UsageError
+        from strcli.utils.errors import UsageError
 
         raise UsageError(f"--precision {precision!r}: choose fp32 or bf16.")
     return precision
@@ -167,7 +167,7 @@ def test_data_problem(data_dir: Path, datasets: list[str] | None = None) -> str 
     it lacks (all of them named), none of the test files at all, an empty one. Cheap: the
     file system only, so `evaluate` says it before any weights are fetched. An unknown
     data set name is a UsageError (exit 2)."""
-    from strcli.errors import UsageError
+    from strcli.utils.errors import UsageError
 
     unknown = [d for d in datasets or () if d not in TEST_SETS]
     if unknown:
@@ -189,7 +189,7 @@ def test_data_problem(data_dir: Path, datasets: list[str] | None = None) -> str 
 
 def evaluate(model: nn.Module, body: Body, data_dir: Path, device: torch.device, datasets: list[str] | None = None,
              progress: Callable[[str, int, int], None] | None = None, precision: str = "fp32") -> list[DatasetScore]:
-    from strcli.errors import UsageError
+    from strcli.utils.errors import UsageError
 
     found = find_test_sets(data_dir)
     wanted = datasets or list(found)

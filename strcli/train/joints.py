@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from strcli.body import H36M_TO_J14, BodyOutput
-from strcli.errors import CorruptAssetError
+from strcli.body.smpl import H36M_TO_J14, BodyOutput
+from strcli.utils.errors import CorruptAssetError
 
 # SPIN's 49 names in order (a fact of the data layout).
 SPIN_49 = (

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from strcli.body import Body
-from strcli.camera import crop_camera_translation
+from strcli.body.smpl import Body
+from strcli.body.camera import crop_camera_translation
 from strcli.config import CROP_FOCAL, CROP_SIZE
 from strcli.model.regressor import SMPLPrediction
-from strcli.rotations import axis_angle_to_rotmat
+from strcli.body.rotations import axis_angle_to_rotmat
 from strcli.train.data import Clip
 from strcli.train.joints import SPIN_TO_LSP14, extra_regressor, spin49
 

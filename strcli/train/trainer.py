@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
-from strcli.body import Body
-from strcli.checkpoints import TRAIN_STATE_FORMAT, read_checkpoint_file, save_checkpoint, save_file
-from strcli.errors import CorruptAssetError, UsageError, failed_write
-from strcli.locks import sweep_stale
+from strcli.body.smpl import Body
+from strcli.model.checkpoints import TRAIN_STATE_FORMAT, read_checkpoint_file, save_checkpoint, save_file
+from strcli.utils.errors import CorruptAssetError, UsageError, failed_write
+from strcli.utils.locks import sweep_stale
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams
 from strcli.model.str import STR
@@ -218,7 +218,7 @@ class Trainer:
         self.model = STR((config or STRConfig()).ablate(ablation), mean_params).to(device)
         self.spin = spin
         if spin is not None:
-            from strcli.features import load_spin_regressor
+            from strcli.road.features import load_spin_regressor
 
             load_spin_regressor(self.model.regressor, spin)
         self.net: torch.nn.Module = self.model
@@ -400,8 +400,8 @@ def training_assets(smpl_dir: Path | None, spin: Path | None, use_spin: bool = T
     (DownloadError, exit 5, saying how to get it, when it can be neither found nor
     fetched); with `download` False (--offline) a missing one is a warning (`notes`) and the
     documented fallback (`strcli.train.joints.FALLBACK_H36M`)."""
-    from strcli.body import find_smpl_file
-    from strcli.weights import ensure
+    from strcli.body.smpl import find_smpl_file
+    from strcli.weights.registry import ensure
 
     smpl = find_smpl_file("neutral", smpl_dir)
     regressor = ensure("j_regressor_h36m", download=download).path
@@ -428,8 +428,8 @@ def extra_regressor_file(download: bool = True) -> Path | None:
     missing and `download` is False (--offline). Raises DownloadError (exit 5, as for every
     asset whose download fails: J_regressor_h36m.npy comes from the same archive) saying
     how to get it when it is missing and cannot be fetched."""
-    from strcli.errors import DownloadError, MissingAssetError
-    from strcli.weights import Manifest, ensure
+    from strcli.utils.errors import DownloadError, MissingAssetError
+    from strcli.weights.registry import Manifest, ensure
 
     try:
         return Path(ensure("j_regressor_extra", download=download).path)

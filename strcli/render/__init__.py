@@ -1,0 +1,1 @@
+"""Outputs -> pictures: the z-buffer rasterizer (`rasterize`) and the overlay videos (`overlay`)."""

@@ -1,0 +1,507 @@
+"""Outputs -> videos: every tracked body drawn over the input frames, headless.
+
+`render_video` reads what `strcli reconstruct` wrote for one video (its manifest and
+track files), decodes the source again (streamed, upright), poses SMPL for the people of
+each frame, rasterizes them together in one z-buffer (`strcli.render.rasterize`, so nearer
+bodies and limbs hide farther ones), shades them light and matte in one stable colour per
+track id, blends them over the frame and encodes H.264 (`VideoWriter`, temporary name,
+renamed when complete). `--side-view` adds a panel of the same bodies turned 90 degrees
+about the vertical axis through their centre.
+
+Size (over 500 lines): one frame's drawing (projection, depth order, shading, panels)
+and the loop over a video's frames; no other module uses the parts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from strcli.body.smpl import Body
+from strcli.config import TRACK_COLOURS, OVERLAY
+from strcli.body.camera import Intrinsics
+from strcli.utils.errors import StrcliError, UsageError, VideoError, write_failure, writing
+from strcli.utils.locks import video_lock
+from strcli.road.outputs import MANIFEST, folder_bytes, output_error, reading_output
+from strcli.utils.overlap import ReadAhead, WriteBehind
+from strcli.road.options import check_render_values
+from strcli.render.rasterize import rasterize, vertex_normals
+from strcli.road.video import VideoInfo, VideoReader, VideoWriter
+
+if TYPE_CHECKING:
+    from strcli.road.reconstruct import Progress, VideoResult
+
+PALETTE = np.array(TRACK_COLOURS, np.float32)  # (8, 3) RGB 0-1; track k: PALETTE[k % 8]
+COMPARE = "compare.mp4"  # --compare: the models of `reconstruct --model str,tcmr` side by side
+SIDE_BACKGROUND = 235  # grey level of the side-view panel
+_KEY_LIGHT = (-0.35, -0.55, -0.76)  # from the upper left, in front (camera frame, y down)
+# SMPL's kinematic tree, for drawing 2D joints as a skeleton.
+_BONES = ((0, 1), (0, 2), (0, 3), (1, 4), (2, 5), (3, 6), (4, 7), (5, 8), (6, 9), (7, 10), (8, 11),
+          (9, 12), (9, 13), (9, 14), (12, 15), (13, 16), (14, 17), (16, 18), (17, 19), (18, 20),
+          (19, 21), (20, 22), (21, 23))
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    overlay: bool = True  # draw over the video; False: on a plain background
+    side_view: bool = False
+    tracks: tuple[int, ...] | None = None  # None: all
+    alpha: float = 0.8  # opacity of the bodies
+    joints: bool = False  # draw the 2D joints and bones
+    video: bool = True  # write overlay.mp4
+    frames: tuple[int, ...] = ()  # also write these frames as PNG (file frame indices)
+    crf: int = 20  # x264 quality: lower is better and larger
+    fps: float | None = None  # default: the source's (divided by the reconstruct stride)
+    preset: str = "veryfast"
+    compare: bool = False  # one labelled panel per model of the folder, side by side
+
+    def __post_init__(self) -> None:
+        check_render_values(alpha=self.alpha, crf=self.crf, fps=self.fps, preset=self.preset, video=self.video,
+                            frames=self.frames, compare=self.compare, side_view=self.side_view)
+
+
+@dataclass(frozen=True)
+class TrackMotion:
+    """One track's parameters, as `reconstruct` wrote them; N frames."""
+
+    track_id: int
+    frames: np.ndarray  # (N,) frame indices in the file
+    global_orient: np.ndarray  # (N, 3)
+    body_pose: np.ndarray  # (N, 69)
+    betas: np.ndarray  # (N, 10)
+    transl: np.ndarray  # (N, 3)
+    joints2d: np.ndarray  # (N, 24, 2)
+    boxes: np.ndarray | None = None  # (N, 4) x1 y1 x2 y2 pixels
+
+    @classmethod
+    def load(cls, path: Path) -> TrackMotion:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(int(data["track_id"]), data["frames"], data["global_orient"], data["body_pose"],
+                       data["betas"], data["transl"], data["joints2d"],
+                       data["boxes"] if "boxes" in data.files else None)
+
+    def row(self, frame: int) -> int | None:
+        k = int(np.searchsorted(self.frames, frame))
+        return k if k < len(self.frames) and self.frames[k] == frame else None
+
+
+@dataclass(frozen=True)
+class Person:
+    """A posed body to draw in one frame."""
+
+    track_id: int
+    vertices: Tensor  # (V, 3) camera frame
+    joints2d: np.ndarray  # (24, 2) pixels
+    height: float = 0.0  # the person's box height in pixels (0: unknown): sizes the joint markers
+
+
+def shade_fragments(normals: Tensor, colours: Tensor) -> Tensor:
+    """(M, 3) unit normals and base colours -> (M, 3) lit colours in [0, 1]: a matte
+    (Lambertian) body under a headlight and a key light, lifted towards white a little."""
+    view = normals.new_tensor([0.0, 0.0, -1.0])
+    key = torch.nn.functional.normalize(normals.new_tensor(_KEY_LIGHT), dim=0)
+    head = (normals @ view).abs()  # two-sided: a mesh seen from inside still reads
+    side = (normals @ key).clamp_min(0)
+    light = (0.35 + 0.45 * head + 0.35 * side).clamp(max=1.15)[:, None]
+    return (colours * light * 0.9 + 0.1).clamp(0, 1)
+
+
+def draw_people(image: Tensor, people: list[Person], faces: Tensor, intrinsics: Intrinsics,
+                alpha: float) -> Tensor:
+    """Blend the shaded bodies over `image` ((H, W, 3) uint8 on the render device), in
+    place (a tensor made by `torch.from_numpy` shares its array: pass a copy to keep the
+    array); returns it."""
+    if not people:
+        return image
+    device = image.device
+    vertex_count = people[0].vertices.shape[0]
+    vertices = torch.cat([p.vertices.to(device, torch.float32) for p in people])  # (P V, 3)
+    all_faces = torch.cat([faces + k * vertex_count for k in range(len(people))])  # (P F, 3)
+    fragments = rasterize(vertices, all_faces, intrinsics)
+    if len(fragments.pixel) == 0:
+        return image
+    normals = vertex_normals(vertices, all_faces)  # (P V, 3)
+    corners = all_faces.index_select(0, fragments.face).reshape(-1)  # (3 M,)
+    normal = torch.bmm(fragments.bary.unsqueeze(1), normals.index_select(0, corners).view(-1, 3, 3))
+    normal = torch.nn.functional.normalize(normal.squeeze(1), dim=1)  # (M, 3)
+    palette = torch.as_tensor(PALETTE, device=device)
+    colour_of = palette.index_select(0, torch.tensor([p.track_id % len(PALETTE) for p in people], device=device))
+    colours = shade_fragments(normal, colour_of.index_select(0, fragments.face // faces.shape[0]))
+    flat = image.reshape(-1, 3)
+    under = flat.index_select(0, fragments.pixel).float() / 255
+    blended = ((1 - alpha) * under + alpha * colours) * 255
+    flat.index_copy_(0, fragments.pixel, blended.round().clamp(0, 255).to(torch.uint8))
+    return image
+
+
+# A quarter turn about the vertical (y) axis of the camera frame: the side seen from the right.
+_QUARTER_TURN = ((0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (-1.0, 0.0, 0.0))
+SIDE_MARGIN = 0.08  # share of the side panel's width and height kept free on each side
+
+
+@dataclass(frozen=True)
+class SideFraming:
+    """The side panel's camera, one for the whole video: every body is turned 90 degrees
+    about the vertical axis through `centre` (camera frame, metres), moved by `offset`
+    (which centres the bodies and sets their distance) and seen by `intrinsics`, whose focal
+    length fits all the tracks' bodies in the panel with a margin of SIDE_MARGIN."""
+
+    centre: tuple[float, float, float]
+    offset: tuple[float, float, float]
+    intrinsics: Intrinsics
+
+    def apply(self, vertices: Tensor) -> Tensor:
+        """(V, 3) camera-frame vertices -> (V, 3) in the side camera's frame."""
+        turn = vertices.new_tensor(_QUARTER_TURN)
+        return (vertices - vertices.new_tensor(self.centre)) @ turn.T + vertices.new_tensor(self.offset)
+
+
+@torch.inference_mode()
+def frame_side_view(tracks: list[TrackMotion], body: Body, device: torch.device, width: int, height: int,
+                    samples: int = 32) -> SideFraming:
+    """A first pass over the tracks: SMPL posed on up to `samples` frames of each track
+    (evenly spread), turned, and the side camera chosen so that all of them fit the
+    `width` x `height` panel with a margin, as large as they can be."""
+    points = []
+    for track in tracks:
+        rows = np.unique(np.linspace(0, len(track.frames) - 1, min(samples, len(track.frames))).astype(int))
+        if len(rows) == 0:
+            continue
+
+        def stack(name: str, t: TrackMotion = track, r: np.ndarray = rows) -> Tensor:
+            return torch.from_numpy(np.asarray(getattr(t, name)[r])).to(device, torch.float32)
+
+        out = body.axis_angle(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
+        points.append(out.vertices.reshape(-1, 3)[::7].float())  # every 7th vertex is enough for extents
+    if not points:
+        return SideFraming((0.0, 0.0, 3.0), (0.0, 0.0, 3.0), Intrinsics(float(max(width, height)), width, height))
+    cloud = torch.cat(points)
+    centre = cloud.mean(dim=0)
+    turned = (cloud - centre) @ cloud.new_tensor(_QUARTER_TURN).T
+    lo, hi = turned.min(dim=0).values, turned.max(dim=0).values
+    span = float(max(hi[0] - lo[0], hi[1] - lo[1], 0.5))
+    distance = float(-lo[2]) + 3.0 * span  # far enough that the nearest body is not distorted
+    offset = torch.stack([-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, cloud.new_tensor(distance)])
+    seen = turned + offset
+    u = (seen[:, 0] / seen[:, 2]).abs().max().clamp_min(1e-6)
+    v = (seen[:, 1] / seen[:, 2]).abs().max().clamp_min(1e-6)
+    focal = min((0.5 - SIDE_MARGIN) * width / float(u), (0.5 - SIDE_MARGIN) * height / float(v))
+    return SideFraming(tuple(centre.tolist()), tuple(offset.tolist()), Intrinsics(focal, width, height))
+
+
+def side_view(people: list[Person], framing: SideFraming) -> list[Person]:
+    """The bodies seen from the side (turned 90 degrees about the vertical axis), framed by
+    the video's `framing`, so the panel shows depth."""
+    return [Person(p.track_id, framing.apply(p.vertices), p.joints2d, p.height) for p in people]
+
+
+def joint_radius(height: float) -> int:
+    """Radius in pixels of a joint marker for a person `height` pixels tall (box height):
+    proportional, 3 px for a 180 px person, at least 1."""
+    return max(1, round(height / 60))
+
+
+def draw_joints(image: np.ndarray, people: list[Person]) -> None:
+    """The 2D joints and bones, sized to each person (their box height)."""
+    for person in people:
+        colour = tuple(int(255 * x * 0.75) for x in PALETTE[person.track_id % len(PALETTE)])
+        points = np.round(person.joints2d).astype(int)
+        size = person.height or float(np.ptp(person.joints2d[:, 1]) * 1.2)  # joints span ~80% of a box
+        radius = joint_radius(size)
+        thickness = max(1, round(size / 90))
+        for a, b in _BONES:
+            cv2.line(image, tuple(points[a]), tuple(points[b]), colour, thickness, cv2.LINE_AA)
+        for point in points:
+            cv2.circle(image, tuple(point), radius, (255, 255, 255), -1, cv2.LINE_AA)
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    folder: Path
+    video: Path | None
+    frames: int  # frames drawn
+    pngs: int
+    seconds: float
+    png_folder: Path | None = None  # where the PNGs went (folder/frames), if any
+
+
+def render_video(folder: Path, body: Body, options: RenderOptions = RenderOptions(),
+                 device: torch.device = torch.device("cpu"), source: Path | None = None,
+                 progress: Callable[[int, int | None], None] | None = None) -> RenderResult:
+    """Render `folder` (one video's reconstruct output) to folder/overlay.mp4 and PNGs, or
+    with `options.compare` every model's bodies side by side to folder/compare.mp4. A full
+    disk, a read-only folder or a permission error, also from the encoder's thread, raises
+    OutputError (exit 6); no partial file is left. Holds the video's lock
+    (`strcli.utils.locks.video_lock`): BusyError (exit 9) when another process writes the folder.
+
+    Without a video (`options.video` False) only the frames asked for are drawn, and the
+    source is decoded up to the last of them. PNGs go to a fresh folder that replaces
+    folder/frames/ when the render is complete, so no PNG of an earlier render stays.
+    `progress(done, total)` is called with done = 0 before the first frame."""
+    with writing(folder / (COMPARE if options.compare else OVERLAY)), \
+            video_lock(folder.absolute().parent, folder.absolute().name, "render"):
+        return _render_video(folder, body, options, device, source, progress)
+
+
+def _render_video(folder: Path, body: Body, options: RenderOptions, device: torch.device, source: Path | None,
+                  progress: Callable[[int, int | None], None] | None) -> RenderResult:
+    started = time.perf_counter()
+    manifest, panels, source = _load(folder, options, source)
+    opts = manifest["options"]
+    stride = int(opts["stride"])
+    start, end = int(opts["start_frame"]), opts["end_frame"]
+    wanted = set(options.frames)
+    if not options.video:  # decode no further than the last frame asked for
+        end = max(wanted) + 1 if end is None else min(int(end), max(wanted) + 1)
+    reader = VideoReader(source, start, end, stride)
+    info = reader.info
+    check_same_video(manifest, info, folder.name)
+    intrinsics = Intrinsics(manifest["intrinsics"]["focal"], info.width, info.height)
+    fps = options.fps or info.fps / stride
+    keep_times = options.fps is None  # each frame at its source time (a variable rate is kept)
+    faces = torch.as_tensor(body.faces, device=device)
+    sides = [frame_side_view(tracks, body, device, info.width, info.height) if options.side_view else None
+             for _, tracks in panels]
+    writer = None
+    if options.video:
+        writer = VideoWriter(folder / (COMPARE if options.compare else OVERLAY),
+                             info.width * (2 if options.side_view else 1) * len(panels), info.height,
+                             fps, options.crf, options.preset,
+                             copy_audio_from=source if keep_times else None)
+    in_range = {f for f in wanted if f >= start and (end is None or f < end) and (f - start) % stride == 0}
+    processed = manifest["counts"]["frames_processed"]
+    total = processed if options.video else len(in_range)
+    pngs: list[Path] = []
+    png_dir = folder / f".frames.partial-{os.getpid()}" if wanted else None
+
+    def emit(item: tuple[int, float, np.ndarray]) -> None:  # runs in the write-behind thread
+        index, at, drawn = item
+        if writer is not None:
+            writer.write(drawn, at if keep_times else None)
+        if png_dir is not None and index in wanted:
+            pngs.append(_write_png(png_dir / f"{index:06d}.png", drawn))
+
+    sink: WriteBehind[tuple[int, float, np.ndarray]] = WriteBehind(emit, depth=3)
+    count, drawn_count, first_time, last_time = 0, 0, 0.0, 0.0
+    threads = torch.get_num_threads()
+    if progress:
+        progress(0, total)
+    try:
+        if device.type == "cpu":  # leave cores to the decoder's and the encoder's threads
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+        # Decoding runs ahead and encoding behind in threads, while this one draws.
+        for frame in ReadAhead(reader, depth=3):
+            first_time = frame.time if count == 0 else first_time
+            last_time = frame.time
+            count += 1
+            if writer is None and frame.index not in wanted:
+                continue  # PNGs only: draw just the frames asked for
+            drawn = [_draw_frame(frame.image, _people_at(frame.index, tracks, body, device), faces, intrinsics,
+                                 options, label, side) for (label, tracks), side in zip(panels, sides)]
+            sink.put((frame.index, frame.time - first_time,
+                      drawn[0] if len(drawn) == 1 else np.concatenate(drawn, axis=1)))
+            drawn_count += 1
+            if progress:
+                progress(drawn_count, total)
+        sink.close()
+        if options.video and count != processed:  # the whole range was decoded: it must be the same
+            raise VideoError(f"{source.name} gave {count} frames in the range of {folder.name}, which was "
+                             f"reconstructed from {processed}: it is not the same video (or it changed).",
+                             "Pass the video it was made from with --video-file.")
+        end_time = (last_time + stride / info.fps) if keep_times and info.fps else first_time + count / fps
+        video = writer.close(first_time, end_time) if writer is not None else None
+        if png_dir is not None:
+            _replace_frames(png_dir, folder / "frames")
+    except BaseException:
+        sink.abort()
+        if writer is not None:
+            writer.abort()
+        if png_dir is not None:
+            shutil.rmtree(png_dir, ignore_errors=True)
+        raise
+    finally:
+        torch.set_num_threads(threads)
+    return RenderResult(folder, video, drawn_count, len(pngs), time.perf_counter() - started,
+                        folder / "frames" if pngs else None)
+
+
+def _replace_frames(fresh: Path, frames: Path) -> None:
+    """Put the PNGs of this render (`fresh`) in place of frames/, dropping any of earlier renders."""
+    try:
+        fresh.mkdir(exist_ok=True)
+        if frames.exists():
+            old = frames.with_name(f".frames.old-{os.getpid()}")
+            frames.rename(old)
+            fresh.rename(frames)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            fresh.rename(frames)
+    except OSError as err:
+        raise output_error(err, frames) from err
+
+
+Panel = tuple[str | None, list[TrackMotion]]  # (label, tracks to draw)
+
+
+def check_same_video(manifest: dict, info: VideoInfo, name: str) -> None:
+    """Refuse (VideoError, exit 7) a source video whose size, frame rate or length differ
+    from those of the video `manifest` was reconstructed from: the bodies would be drawn
+    over the wrong pictures. A re-encoded or moved copy of the same video passes."""
+    was = manifest.get("video") or {}
+    differences = []
+    if (was.get("width"), was.get("height")) != (info.width, info.height) and was.get("width"):
+        differences.append(f"{info.width}x{info.height} pixels, not {was['width']}x{was['height']}")
+    if was.get("fps") and info.fps and abs(info.fps - was["fps"]) > 0.01 * was["fps"]:
+        differences.append(f"{info.fps:.3g} fps, not {was['fps']:.3g}")
+    if was.get("frames_in_file") and info.frames_in_file and was["frames_in_file"] != info.frames_in_file:
+        differences.append(f"{info.frames_in_file} frames, not {was['frames_in_file']}")
+    elif was.get("duration") and info.duration and abs(info.duration - was["duration"]) > 2 / (info.fps or 1):
+        differences.append(f"{info.duration:.2f} s long, not {was['duration']:.2f}")
+    if differences:
+        raise VideoError(f"{info.path.name} is not the video {name} was reconstructed from: "
+                         f"{'; '.join(differences)}.",
+                         "Pass the video it was made from with --video-file.")
+
+
+def _load(folder: Path, options: RenderOptions, source: Path | None) -> tuple[dict, list[Panel], Path]:
+    """The manifest, the panels to draw (one, or one per model with `compare`) and the
+    source video of an output folder. A damaged folder is a UsageError (exit 2)."""
+    with reading_output(folder):
+        return _read_folder(folder, options, source)
+
+
+def _read_folder(folder: Path, options: RenderOptions, source: Path | None) -> tuple[dict, list[Panel], Path]:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{folder} has no readable {MANIFEST}: is it an output of `strcli reconstruct`?") from err
+    source = source or Path(manifest["input"]["path"])
+    if not source.is_file():
+        raise VideoError(f"the source video {source} of {folder.name} is gone.",
+                         "Pass its new location with --video-file.")
+    if options.compare:
+        models = manifest.get("models", [])
+        if len(models) < 2:
+            raise UsageError(f"{folder.name} holds one model's results; --compare needs several.",
+                             "Reconstruct with e.g. --model str,tcmr first.")
+        sets = [(m["name"].upper(), [TrackMotion.load(folder / m["folder"] / t["npz"]) for t in m["tracks"]])
+                for m in models]
+    else:
+        sets = [(None, [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]])]
+    panels: list[Panel] = []
+    for label, tracks in sets:
+        if options.tracks is not None:
+            unknown = sorted(set(options.tracks) - {t.track_id for t in tracks})
+            if unknown:
+                raise UsageError(f"{folder.name} has no track {unknown[0]} (tracks: "
+                                 f"{', '.join(str(t.track_id) for t in tracks) or 'none'}).")
+            tracks = [t for t in tracks if t.track_id in options.tracks]
+        panels.append((label, tracks))
+    return manifest, panels, source
+
+
+def _draw_frame(frame: np.ndarray, people: list[Person], faces: Tensor, intrinsics: Intrinsics,
+                options: RenderOptions, label: str | None = None, side: SideFraming | None = None) -> np.ndarray:
+    """One output panel (H, W or 2W, 3) uint8: the overlay, the side view beside it, and
+    the model's name in the corner when comparing."""
+    # A copy, always: on a CPU `.to` would share `frame`, and each panel (each model of
+    # --compare) must start from the untouched source picture, not from the last one drawn.
+    image = torch.from_numpy(frame).to(faces.device, copy=True)
+    base = image if options.overlay else torch.full_like(image, SIDE_BACKGROUND)
+    drawn = draw_people(base, people, faces, intrinsics, options.alpha).cpu().numpy()
+    if options.joints:
+        draw_joints(drawn, people)
+    if options.side_view:
+        panel = torch.full_like(image, SIDE_BACKGROUND)
+        side = side or frame_side_view([], None, image.device, intrinsics.width, intrinsics.height)  # type: ignore[arg-type]
+        turned = draw_people(panel, side_view(people, side), faces, side.intrinsics, 1.0).cpu().numpy()
+        drawn = np.concatenate([drawn, turned], axis=1)
+    if label:
+        draw_label(drawn, label)
+    return drawn
+
+
+def draw_label(image: np.ndarray, text: str) -> None:
+    """`text` in white on a dark box in the top-left corner, sized to the frame."""
+    scale = max(0.6, image.shape[0] / 720)
+    thickness = max(1, round(2 * scale))
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = round(8 * scale)
+    cv2.rectangle(image, (0, 0), (w + 2 * pad, h + base + 2 * pad), (20, 20, 20), -1)
+    cv2.putText(image, text, (pad, pad + h), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
+                cv2.LINE_AA)
+
+
+@torch.inference_mode()
+def _people_at(frame: int, tracks: list[TrackMotion], body: Body, device: torch.device) -> list[Person]:
+    rows = [(t, r) for t in tracks if (r := t.row(frame)) is not None]
+    if not rows:
+        return []
+
+    def stack(name: str) -> Tensor:
+        return torch.from_numpy(np.stack([getattr(t, name)[r] for t, r in rows])).to(device, torch.float32)
+
+    out = body.axis_angle(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
+    return [Person(t.track_id, out.vertices[k], t.joints2d[r],
+                   float(t.boxes[r, 3] - t.boxes[r, 1]) if t.boxes is not None else 0.0)
+            for k, (t, r) in enumerate(rows)]
+
+
+def _write_png(path: Path, image: np.ndarray) -> Path:
+    """PNG through a temporary name. OpenCV says only False when it fails, so the image is
+    encoded in memory and written by Python, whose errors carry the errno (full disk...)."""
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}.png")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise OSError(f"cv2 could not encode {path}")
+        tmp.write_bytes(encoded.tobytes())
+        tmp.replace(path)
+        return path
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise output_error(err, path) from err
+
+def render_result(result: VideoResult, body: Body, options: RenderOptions, device: torch.device,
+                  progress: Progress | None = None) -> VideoResult:
+    """`reconstruct --render`, after a video's reconstruction: its overlay, unless a skipped
+    video's one is newer than its outputs. A failure marks the video failed (the
+    reconstruction stands) instead of raising."""
+    assert result.output is not None
+    overlay = result.output / OVERLAY
+    if (result.status == "skipped" and options.video and not options.frames and overlay.is_file()
+            and overlay.stat().st_mtime >= (result.output / MANIFEST).stat().st_mtime):
+        return replace(result, rendered=overlay)
+
+    def advance(done: int, total: int | None) -> None:
+        if progress is not None:
+            if done == 0:  # called once before the first frame, with the frame count
+                progress.start("render", total)
+            else:
+                progress.advance()
+
+    try:
+        rendered = render_video(result.output, body, options, device, progress=advance)
+    except Exception as err:  # the reconstruction stands; the video counts as failed
+        if progress is not None:
+            progress.fail()
+        failure = err if isinstance(err, StrcliError) else write_failure(err)
+        if failure is None:
+            raise
+        return replace(result, status="failed", message=f"rendering failed: {failure}", exit_code=failure.exit_code)
+    if progress is not None:
+        progress.finish()
+    return replace(result, rendered=rendered.video, seconds=result.seconds + rendered.seconds,
+                   bytes=folder_bytes(result.output))

@@ -1,0 +1,270 @@
+"""The command line's inputs, checked before anything heavy is imported or built.
+
+Everything here is cheap (no torch): the videos and files named on the command line
+exist, are files, are not empty and can be read (`video_problem`, the file system alone),
+each video's header and first frame decode and it is not a still image, and no other
+process is writing its output folder (`run_problem`, PyAV and a look at the lock), and
+the output folder can be written. `strcli reconstruct` runs these checks first, so a
+mistyped path or an undecodable file is refused in about a second, before any model is
+loaded or downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from strcli.config import MANIFEST
+from strcli.utils.errors import MissingAssetError, OutputError, StrcliError, UsageError, VideoError
+from strcli.utils.locks import busy_error, lock_holder
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
+                  ".ts", ".mts", ".3gp")
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int  # 0-based
+    count: int
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        if not text:
+            return cls(0, 1)
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
+            raise UsageError(f"bad --shard {text!r}: use i/n with 0 <= i < n (e.g. 0/4 ... 3/4; "
+                             "in a Slurm array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+
+def find_videos(inputs: Sequence[Path]) -> list[Path]:
+    """Files as given (any suffix; a missing one fails later, alone) and the video files
+    of folders; duplicates removed."""
+    if not inputs:
+        raise UsageError("no input videos given.", "Pass video files or folders.")
+    found: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+                            and not p.name.startswith("."))
+            if not videos:
+                raise UsageError(f"folder {path} holds no video files ({', '.join(VIDEO_SUFFIXES[:5])}, ...).",
+                                 "Pass the video files themselves, or a folder that holds them.")
+            found += videos
+        else:
+            found.append(path)
+    unique = list(dict.fromkeys(p.resolve() if p.exists() else p for p in found))
+    return unique
+
+
+def select_shard(videos: Sequence[Path], shard: Shard) -> list[Path]:
+    return [v for i, v in enumerate(videos) if i % shard.count == shard.index]
+
+
+def video_problem(path: Path) -> VideoError | None:
+    """Why `path` cannot be a video, from the file system alone (None if it may be one;
+    decoding decides the rest)."""
+    if not path.exists():
+        hint = ""
+        siblings = [p.name for p in path.parent.glob(f"{path.stem}.*")] if path.parent.is_dir() else []
+        if siblings:
+            hint = f"Did you mean {', '.join(sorted(siblings)[:3])}?"
+        return VideoError(f"video {path} does not exist.", hint or "Check the path.")
+    if path.is_dir():
+        return VideoError(f"{path} is a folder, not a video.")
+    if not os.access(path, os.R_OK):
+        return VideoError(f"video {path} cannot be read (permission denied).", "Check its permissions.")
+    if path.stat().st_size == 0:
+        return VideoError(f"video {path} is empty (0 bytes).", "Re-copy or re-export it.")
+    return None
+
+
+def detections_for(video: Path, detections: Path | None, single: bool) -> Path | None:
+    """The MOT detection file of `video`: the file given (one video only) or, for a folder
+    of detection files, `<stem>.det.txt`, `<stem>.txt` or `<stem>/det/det.txt` (MOT layout).
+    Raises UsageError (exit 2) when there is none."""
+    if detections is None:
+        return None
+    if detections.is_file():
+        if not single:
+            raise UsageError("--detections FILE works with one video; for several, pass a folder "
+                             "holding <video-stem>.det.txt files.")
+        return detections
+    if detections.is_dir():
+        for candidate in (detections / f"{video.stem}.det.txt", detections / f"{video.stem}.txt",
+                          detections / video.stem / "det" / "det.txt"):
+            if candidate.is_file():
+                return candidate
+        raise UsageError(f"no detections for {video.name} in {detections} (looked for "
+                         f"{video.stem}.det.txt, {video.stem}.txt, {video.stem}/det/det.txt).",
+                         f"Write {video.stem}.det.txt there with your detector (MOT format: frame,-1,x,y,w,h,"
+                         "score per line), or drop --detections to run strcli's detector.")
+    raise UsageError(f"--detections {detections} does not exist.", "Check the path.")
+
+
+def run_problem(video: Path, out_root: Path, overwrite: bool, detections: Path | None = None,
+                single: bool = True, min_score: float = 0.0) -> StrcliError | None:
+    """Why `video`, which passed `video_problem`, cannot run into `out_root/<stem>/` now, or
+    None: VideoError (exit 7) when its contents cannot be decoded (text or garbage under a
+    video's name, an MP4 cut before its index, no video stream) or it is a still image
+    (`strcli.road.video.probe`); UsageError (exit 2) when `detections` (the --detections file or
+    folder; `single`: one video in the run) holds no file for it, or its file has a
+    malformed line or does not fit the video (`strcli.road.tracking.check_detections_fit`);
+    UsageError too when its folder holds another video of the same stem and not
+    `overwrite` (`another_video_problem`); BusyError (exit 9) when another process holds the folder's lock and the video must be
+    written (`overwrite`, or no finished folder that could be skipped). A look at the lock,
+    as the run starts: a video is refused at once rather than after the models are loaded,
+    even if its holder would be done by its turn."""
+    try:
+        from strcli.road.video import probe  # PyAV: only when a video is checked
+
+        info = probe(video)
+    except VideoError as err:
+        return err
+    if detections is not None:
+        from strcli.road.tracking import check_detections_fit  # numpy only; sets ultralytics' settings
+
+        try:
+            check_detections_fit(detections_for(video, detections, single), info.width, info.height,
+                                 info.frames_expected, min_score)
+        except UsageError as err:
+            return err
+    if (foreign := foreign_folder_problem(out_root / video.stem)) is not None:
+        return foreign
+    if not overwrite and (other := another_video_problem(video, out_root)) is not None:
+        return other
+    if overwrite or not (out_root / video.stem / MANIFEST).is_file():
+        holder = lock_holder(out_root, video.stem)
+        if holder is not None:
+            return busy_error(out_root / video.stem, holder)
+    return None
+
+
+def output_folders(paths: Sequence[Path]) -> list[Path]:
+    """reconstruct output folders given as OUT (every video in it) or OUT/<stem>, for
+    `render`, `export` and `view`; UsageError (exit 2) when none holds a manifest."""
+    folders: list[Path] = []
+    for path in paths:
+        if (path / MANIFEST).is_file():
+            folders.append(path)
+        elif path.is_dir():
+            folders += sorted(p for p in path.iterdir() if (p / MANIFEST).is_file())
+    if not folders:
+        missing = [str(p) for p in paths if not p.exists()]
+        raise UsageError(f"no reconstruct outputs (folders with {MANIFEST}) in {', '.join(map(str, paths))}"
+                         + (f" ({', '.join(missing)}: does not exist)" if missing else "") + ".",
+                         "Run `strcli reconstruct VIDEO -o OUT` first, then pass OUT or OUT/<video-stem>.")
+    return folders
+
+
+def is_strcli_output(folder: Path) -> bool:
+    """Whether `folder` is a video's folder that `strcli reconstruct` wrote: its manifest.json
+    is a JSON object with a fingerprint, or (a damaged output, which --overwrite redoes) it
+    holds a manifest.json and a tracks/ folder."""
+    if (folder / MANIFEST).is_file() and (folder / "tracks").is_dir():
+        return True
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "fingerprint" in manifest
+
+
+def foreign_folder_problem(folder: Path) -> UsageError | None:
+    """UsageError (exit 2) when `folder` (a video's OUT/<stem>) exists and is not a strcli
+    output (a file, a symlink, or a folder without strcli's manifest: the user's own data,
+    perhaps the video itself): strcli never replaces it, not even with --overwrite."""
+    if not (folder.exists() or folder.is_symlink()) or (folder.is_dir() and not folder.is_symlink()
+                                                        and is_strcli_output(folder)):
+        return None
+    kind = "a file" if folder.is_file() else "a link" if folder.is_symlink() else "a folder strcli did not write"
+    return UsageError(f"{folder} exists and is {kind} (no strcli manifest.json): strcli will not replace it.",
+                      "Write the outputs elsewhere with -o ANOTHER_FOLDER, or move it away.")
+
+
+def another_video_problem(video: Path, out_root: Path) -> UsageError | None:
+    """UsageError (exit 2) when `out_root/<stem>/` holds the results of another video of
+    the same stem: its manifest records another input path (compared resolved) that still
+    exists, so redoing this one would replace them. None otherwise: no manifest, this
+    video's, or a recorded video that is gone (moved or renamed: the folder is redone)."""
+    try:
+        recorded = json.loads((out_root / video.stem / MANIFEST).read_text()).get("input")
+    except (OSError, ValueError, AttributeError):
+        return None
+    path = recorded.get("path") if isinstance(recorded, dict) else None
+    if isinstance(path, str) and Path(path) != video.resolve() and Path(path).exists():
+        return UsageError(f"{out_root / video.stem} holds the results of another video, {path}, not of this one "
+                          "(same stem).",
+                          "Write this one elsewhere with -o ANOTHER_FOLDER, or pass --overwrite to replace them.")
+    return None
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first: what a run
+    writing into `folder` creates, and removes again if it leaves them empty."""
+    missing = []
+    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def remove_empty(folders: Sequence[Path]) -> None:
+    """Remove the `folders` (deepest first, as `missing_folders` gives them) that exist and
+    are empty; stop at the first that holds something. Never raises."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:  # not empty (another process's outputs too), or not ours to remove
+            return
+
+
+def check_file(path: Path | None, what: str, error: type = MissingAssetError, allow_suffix: str = "") -> None:
+    """A file named by a flag (`what`, e.g. '--backbone') must exist, be a file, be
+    readable and not be empty; `allow_suffix` names a suffix that may be missing (a
+    detector .yaml built by name)."""
+    if path is None or (allow_suffix and path.suffix == allow_suffix and not path.exists()):
+        return
+    if not path.exists():
+        raise error(f"{what} {path} does not exist.", "Check the path.")
+    if path.is_dir():
+        raise error(f"{what} {path} is a folder, not a file.", "Name the file itself.")
+    if not os.access(path, os.R_OK):
+        raise error(f"{what} {path} cannot be read (permission denied).", "Check its permissions.")
+    if path.stat().st_size == 0:
+        raise error(f"{what} {path} is empty (0 bytes).", "Re-copy or re-download it.")
+
+
+def check_detections(path: Path | None) -> None:
+    """--detections: a readable file (empty is fine: nobody was detected), or a folder."""
+    if path is None:
+        return
+    if not path.exists():
+        raise UsageError(f"--detections {path} does not exist.", "Check the path.")
+    if path.is_file() and not os.access(path, os.R_OK):
+        raise UsageError(f"--detections {path} cannot be read (permission denied).", "Check its permissions.")
+
+
+def check_output_folder(folder: Path) -> None:
+    """The output folder (or, if it does not exist yet, its nearest existing parent) must be
+    a writable folder; checked by creating and removing a temporary file."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"cannot write into {folder}: {probe} is a file, not a folder.",
+                          "Choose another output folder with -o.")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".strcli-write-check-"):
+            pass
+    except OSError as err:
+        raise OutputError(f"cannot write into {folder} ({err.strerror or err}).",
+                          "Choose a writable output folder with -o.") from err

@@ -1,0 +1,1 @@
+"""Plumbing every room uses: errors and exit codes, progress, locks, overlapped I/O, devices."""

@@ -1,0 +1,44 @@
+"""`--device auto|cpu|cuda[:N]` -> a torch device that exists."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from strcli.utils.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+_DEVICE_NAME = re.compile(r"auto|cpu|cuda(?::\d+)?")
+
+
+def check_device_name(name: str) -> str:
+    """`--device` spelled as auto, cpu, cuda or cuda:N (case and spaces ignored) -> its
+    normalised form; UsageError otherwise. Says nothing about whether that GPU exists."""
+    normal = (name or "auto").strip().lower()
+    if not _DEVICE_NAME.fullmatch(normal):
+        raise UsageError(f"bad --device {name!r}: use auto, cpu, cuda or cuda:N.")
+    return normal
+
+
+def resolve_device(name: str = "auto") -> "torch.device":
+    """`name` -> a torch device that exists: UsageError (exit 2) for a name that is not
+    auto, cpu, cuda or cuda:N (`check_device_name`, checked without torch
+    before anything loads) or for a GPU that is not there."""
+    import torch
+
+    name = check_device_name(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cpu":
+        return device
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: no CUDA GPU is visible to PyTorch.",
+                         "Use --device cpu, or check the driver and CUDA_VISIBLE_DEVICES.")
+    index = device.index or 0
+    if index >= torch.cuda.device_count():
+        raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible.",
+                         f"Use cuda:0 to cuda:{torch.cuda.device_count() - 1}, or check CUDA_VISIBLE_DEVICES.")
+    return torch.device("cuda", index)

@@ -1,0 +1,200 @@
+"""One writer per video folder, and no temporary file outlives its process.
+
+`video_lock(out_root, stem)` takes an exclusive `fcntl.flock` on `out_root/.<stem>.lock`, a
+file beside the video's folder (never inside it, so replacing the folder leaves the lock in
+place). `reconstruct`, `render` and `export` hold it while they write a video's folder; a second process that wants it is refused at once with `BusyError` (exit
+9) naming the holder, so no process deletes or replaces what another live one is writing.
+The kernel drops the lock when its process ends, however it ends: a killed run never
+leaves a lock held. The holder removes the file as it lets go; a process that had opened
+the removed file sees it is no longer the one at that path and tries again. (A killed
+run's file stays, empty and unlocked, until the next run on that video.)
+
+Every temporary name strcli writes carries its process id: `.<name>.partial-<pid>...`
+(files and folders being written) or `.<stem>.old-<pid>-...` (a replaced folder being
+deleted). `sweep_stale` removes those of processes that no longer run (or, for a pid that
+runs again, over a day old: the pid was reused); the holder of a video's lock sweeps that
+video's temporaries, so a killed run's leftovers go at the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from strcli.utils.errors import BusyError, output_error
+
+# A temporary's name: ".<anything>.partial-<pid>..." or ".<anything>.old-<pid>-...".
+_TEMPORARY = re.compile(r"^\..+\.(?:partial|old)-(\d+)(?:[-.].*)?$")
+_STALE_AFTER = 86400.0  # seconds: a live pid's temporary older than this is a reused pid's
+
+_held: dict[Path, int] = {}  # lock path -> nesting depth, in this process
+_held_lock = threading.Lock()
+_LOOK_PATIENCE = 0.3  # seconds a refused lock is retried: longer than a look (lock_holder), far shorter than a write
+
+
+def temporary_owner(path: Path) -> int | None:
+    """The pid in a temporary's name, or None when `path` is not a strcli temporary."""
+    match = _TEMPORARY.match(path.name)
+    return int(match.group(1)) if match else None
+
+
+def owner_gone(path: Path) -> bool:
+    """Whether the process that wrote temporary `path` no longer runs (on this machine)."""
+    pid = temporary_owner(path)
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        pass
+    try:
+        return time.time() - path.lstat().st_mtime > _STALE_AFTER
+    except OSError:
+        return False
+
+
+def sweep_stale(directory: Path, prefix: str = ".") -> list[Path]:
+    """Remove the temporaries (files or folders) in `directory` whose names start with
+    `prefix` and whose process is gone; returns what was removed. Never raises."""
+    removed = []
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not owner_gone(entry):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:
+            pass  # read-only, or another sweeper was first
+    return removed
+
+
+def lock_path(out_root: Path, stem: str) -> Path:
+    return out_root / f".{stem}.lock"
+
+
+@contextlib.contextmanager
+def video_lock(out_root: Path, stem: str, purpose: str) -> Iterator[None]:
+    """Hold the lock of `out_root/<stem>/` (module docstring) while writing it; sweep the
+    video's stale temporaries once held. Raises BusyError when another process holds it,
+    OutputError when the lock file cannot be made (read-only folder, full disk)."""
+    path = lock_path(out_root, stem)
+    key = path.absolute()
+    with _held_lock:
+        if key in _held:  # this process holds it already (nested use)
+            _held[key] += 1
+            nested = True
+        else:
+            nested = False
+    if nested:
+        try:
+            yield
+        finally:
+            with _held_lock:
+                _held[key] -= 1
+        return
+    fd = _acquire(path, out_root / stem)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"strcli {purpose} (pid {os.getpid()})\n".encode(), 0)
+        with _held_lock:
+            _held[key] = 1
+        try:
+            sweep_video(out_root, stem)
+            yield
+        finally:
+            with _held_lock:
+                del _held[key]
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # while still held: a process that opened it sees it gone and retries
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def lock_holder(out_root: Path, stem: str) -> str | None:
+    """Who holds the lock of `out_root/<stem>/` now, another process ("strcli render (pid
+    4242)"), or None when nobody else does. A look, not a claim: it creates nothing and
+    holds a shared lock for an instant only (`video_lock` still decides when the video's
+    turn comes); `strcli reconstruct` uses it to refuse a busy video before loading a model."""
+    path = lock_path(out_root, stem)
+    with _held_lock:
+        if path.absolute() in _held:
+            return None  # this process holds it
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None  # no lock file: nobody holds it (or it cannot be read: video_lock will say)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another strcli process"
+        except OSError:
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def busy_error(folder: Path, holder: str) -> BusyError:
+    """The one line (exit 9) for a video's folder that `holder` is writing."""
+    return BusyError(f"{folder} is being written by {holder}.", "Wait for it to finish, then run this again.")
+
+
+def _acquire(path: Path, folder: Path) -> int:
+    """A descriptor of `path` holding its flock, and `path` still names that file (a holder
+    removes the file as it lets go; whoever locked the removed file tries again)."""
+    # `lock_holder`'s look holds a shared lock for an instant: a refusal waits that out first.
+    patience = time.monotonic() + _LOOK_PATIENCE
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise output_error(err, folder) from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+            os.close(fd)
+            if time.monotonic() < patience:
+                time.sleep(0.01)
+                continue
+            raise busy_error(folder, holder or "another strcli process") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def sweep_video(out_root: Path, stem: str) -> list[Path]:
+    """The stale temporaries of one video: partial and replaced folders beside it, partial
+    overlays inside it and partial PNGs in its frames/."""
+    folder = out_root / stem
+    return (sweep_stale(out_root, f".{stem}.") + sweep_stale(folder) + sweep_stale(folder / "frames")
+            + [p for name in ("models",) for sub in _subfolders(folder / name) for p in sweep_stale(sub)])
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.is_dir()]
+    except OSError:
+        return []

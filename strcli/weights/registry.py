@@ -1,0 +1,562 @@
+"""The weights registry: what strcli can use, where it lives, how it is fetched and checked.
+
+`weights/manifest.toml` declares every asset as data (file name, URLs, sha256, size,
+licence, which command needs it). Files live under the weights root
+($STRCLI_WEIGHTS_DIR, else the checkout's `weights/`). Downloads go to `<file>.part`,
+resume with HTTP Range requests, are verified, then renamed into place, so a file under
+its final name is always complete. Checksums of assets the manifest does not pin
+are recorded in `registry.json` on first fetch or import and verified from then on.
+
+Size (over 500 lines): one concern, the assets (manifest, states, checksums, downloads with
+resume, imports), which every command reaches without torch; its parts call each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from strcli import __version__
+from strcli.utils.errors import CorruptAssetError, DownloadError, MissingAssetError, UsageError, output_error
+from strcli.utils.locks import sweep_stale
+
+WEIGHTS_DIR_ENV = "STRCLI_WEIGHTS_DIR"
+MANIFEST_ENV = "STRCLI_MANIFEST"
+_CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
+_CHUNK = 1 << 20
+
+Progress = Callable[[int, "int | None"], None]  # (bytes done, total bytes or None)
+
+
+def weights_root() -> Path:
+    """Where weights files live: $STRCLI_WEIGHTS_DIR, else the checkout's weights/."""
+    env = os.environ.get(WEIGHTS_DIR_ENV)
+    if env:
+        return Path(env)
+    if _CHECKOUT_WEIGHTS.is_dir():
+        return _CHECKOUT_WEIGHTS
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(data_home) / "strcli" / "weights"
+
+
+def manifest_path() -> Path:
+    env = os.environ.get(MANIFEST_ENV)
+    return Path(env) if env else _CHECKOUT_WEIGHTS / "manifest.toml"
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One entry of the manifest."""
+
+    name: str
+    file: str  # path under the weights root
+    description: str
+    licence: str
+    needed_by: tuple[str, ...]
+    urls: tuple[str, ...] = ()
+    sha256: str = ""  # "" = not pinned: recorded at first fetch or import
+    size: int = 0  # bytes; 0 = unknown
+    archive_member: str = ""  # the file is this member of the archive at `urls`
+    manual: bool = False  # cannot be fetched automatically (licence, or never published)
+    homepage: str = ""
+    instructions: str = ""  # how to obtain a manual asset
+    model: str = ""  # a checkpoint's kind (str, tcmr, vibe, spin): checked by structure on import
+    optional: bool = False  # not in a bare `weights fetch`: fetched by name or on first use
+    offline: str = ""  # the way around a failed download, besides `weights import` (a sentence)
+
+    def path(self, root: Path | None = None) -> Path:
+        return (root or weights_root()) / self.file
+
+
+@dataclass(frozen=True)
+class Manifest:
+    assets: dict[str, Asset]
+    path: Path
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Manifest:
+        path = Path(path) if path else manifest_path()
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise CorruptAssetError(f"cannot read the weights manifest {path} ({err}).") from err
+        assets = {}
+        for name, entry in raw.get("assets", {}).items():
+            entry = dict(entry)
+            for key in ("needed_by", "urls"):
+                entry[key] = tuple(entry.get(key, ()))
+            try:
+                assets[name] = Asset(name=name, **entry)
+            except TypeError as err:
+                raise CorruptAssetError(f"{path}: asset {name!r} is malformed ({err}).") from err
+        return cls(assets, path)
+
+    def get(self, name: str) -> Asset:
+        if name not in self.assets:
+            raise UsageError(f"unknown asset {name!r}; known: {', '.join(self.assets)}.",
+                             "`strcli weights list` shows each with its file.")
+        return self.assets[name]
+
+
+class Registry:
+    """`registry.json` beside the weights: checksums recorded for files the manifest does
+    not pin, and the size/mtime at which each file was last verified (to skip rehashing)."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "registry.json"
+        try:
+            self.entries: dict[str, dict] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def record(self, asset: Asset, path: Path, sha256: str, source: str) -> None:
+        stat = path.stat()
+        self.entries[asset.name] = {"file": asset.file, "sha256": sha256, "size": stat.st_size,
+                                    "mtime": stat.st_mtime, "source": source,
+                                    "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                    "strcli": __version__}
+        tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale(self.path.parent, f".{self.path.name}.")
+            tmp.write_text(json.dumps(self.entries, indent=2, sort_keys=True))
+            os.replace(tmp, self.path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise output_error(err, self.path) from err
+
+    def expected_sha256(self, asset: Asset) -> str:
+        return asset.sha256 or self.entries.get(asset.name, {}).get("sha256", "")
+
+    def verified_unchanged(self, asset: Asset, path: Path) -> bool:
+        entry = self.entries.get(asset.name)
+        if not entry or entry.get("sha256") != self.expected_sha256(asset):
+            return False
+        stat = path.stat()
+        return entry.get("size") == stat.st_size and entry.get("mtime") == stat.st_mtime
+
+
+class Status(str, Enum):
+    PRESENT = "present"  # on disk and matching its checksum
+    UNVERIFIED = "unverified"  # on disk, but no checksum is pinned or recorded
+    MISSING = "missing"
+    CORRUPT = "corrupt"  # on disk, wrong size or checksum
+
+
+@dataclass(frozen=True)
+class AssetState:
+    asset: Asset
+    path: Path
+    status: Status
+    detail: str = ""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_asset(asset: Asset, root: Path | None = None, registry: Registry | None = None) -> AssetState:
+    root = root or weights_root()
+    registry = registry or Registry(root)
+    path = asset.path(root)
+    if not path.is_file():
+        return AssetState(asset, path, Status.MISSING)
+    expected = registry.expected_sha256(asset)
+    if asset.size and path.stat().st_size != asset.size:
+        return AssetState(asset, path, Status.CORRUPT,
+                          f"{path.stat().st_size} bytes, expected {asset.size}")
+    if not expected:
+        return AssetState(asset, path, Status.UNVERIFIED, "no checksum pinned or recorded")
+    if registry.verified_unchanged(asset, path):
+        return AssetState(asset, path, Status.PRESENT)
+    actual = sha256_file(path)
+    if actual != expected:
+        return AssetState(asset, path, Status.CORRUPT, f"sha256 {actual[:12]}…, expected {expected[:12]}…")
+    try:  # remember the verification so the next check skips hashing
+        registry.record(asset, path, actual, registry.entries.get(asset.name, {}).get("source", "verified"))
+    except OSError:
+        pass  # a read-only weights dir only costs a rehash next time
+    return AssetState(asset, path, Status.PRESENT)
+
+
+def require(name: str, manifest: Manifest | None = None, root: Path | None = None) -> Path:
+    """The path of asset `name`, or an error that says how to get it."""
+    manifest = manifest or Manifest.load()
+    asset = manifest.get(name)
+    state = check_asset(asset, root)
+    if state.status in (Status.PRESENT, Status.UNVERIFIED):
+        return state.path
+    how = asset.instructions if asset.manual else f"run `strcli weights fetch {name}`"
+    if state.status == Status.CORRUPT:
+        raise CorruptAssetError(f"{asset.description} at {state.path} is corrupt ({state.detail}).",
+                                f"Delete it and {how}.")
+    raise MissingAssetError(f"{asset.description} is missing: no {state.path}.", f"To get it, {how}.")
+
+
+def fetch_asset(asset: Asset, root: Path | None = None, progress: Progress | None = None,
+                timeout: float = 60.0) -> Path:
+    """Download `asset` (resuming a previous partial download), verify it, rename into place."""
+    root = root or weights_root()
+    registry = Registry(root)
+    final = asset.path(root)
+    if asset.manual or not asset.urls:
+        raise MissingAssetError(f"{asset.description} cannot be downloaded automatically.",
+                                asset.instructions or f"See {asset.homepage}.")
+    state = check_asset(asset, root, registry)
+    if state.status == Status.PRESENT:
+        return final
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise output_error(err, final) from err
+    try:
+        if asset.archive_member:
+            archive = root / ".downloads" / archive_name(asset.urls[0])
+            _download_any(asset.urls, archive, progress, timeout)
+            _extract_member(archive, asset.archive_member, final.with_name(final.name + ".part"))
+        else:
+            _download_any(asset.urls, final, progress, timeout, keep_part=True)
+    except InterruptedDownload:
+        raise
+    except DownloadError as err:
+        raise download_failed(asset, final, err.message) from err
+    part = final.with_name(final.name + ".part")
+    actual = sha256_file(part)
+    expected = registry.expected_sha256(asset)
+    if expected and actual != expected:
+        part.unlink()
+        if asset.archive_member:
+            archive.unlink(missing_ok=True)  # a bad archive must not be reused by the next fetch
+        raise CorruptAssetError(
+            f"checksum mismatch for {asset.name}: got sha256 {actual}, expected {expected}; "
+            "the download was deleted.",
+            "Run the fetch again; if it persists the file at the URL changed: report it.")
+    if asset.size and part.stat().st_size != asset.size:
+        size = part.stat().st_size
+        part.unlink()
+        raise CorruptAssetError(f"{asset.name}: downloaded {size} bytes, expected {asset.size}; "
+                                "the download was deleted.")
+    os.replace(part, final)
+    registry.record(asset, final, actual, asset.urls[0])
+    return final
+
+
+def download_failed(asset: Asset, final: Path, reason: str) -> DownloadError:
+    """A failed download of `asset`, saying which file, where it would go, and every way
+    around it: the download on another machine and `strcli weights import`, and the
+    asset's own (`offline` in the manifest: --detections, --untrained --offline, ...)."""
+    source = asset.urls[0] + (f" (member {asset.archive_member})" if asset.archive_member else "")
+    ways = [f"check the network and rerun; or download {source} on a machine with network and run "
+            f"`strcli weights import FILE`"]
+    if asset.offline:
+        ways.append(asset.offline)
+    error = DownloadError(f"cannot download {asset.name} ({Path(asset.file).name}, to {final}): {reason}.",
+                          "To go on: " + "; ".join(ways) + ".")
+    error.reason = reason  # type: ignore[attr-defined]  # for `gather`'s one message
+    return error
+
+
+def archive_name(url: str) -> str:
+    """The cached archive's file name: the URL's last part when it names a file
+    (data.tar.gz), else one derived from the whole URL (Google Drive's `uc?id=...`)."""
+    name = Path(url.split("?")[0]).name
+    if "." in name:
+        return name
+    return f"{name or 'archive'}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+class InterruptedDownload(DownloadError):
+    """The connection broke mid-file; the `.part` file is kept so a rerun resumes."""
+
+
+def _download_any(urls: tuple[str, ...], dest: Path, progress: Progress | None,
+                  timeout: float, keep_part: bool = False) -> None:
+    """Download the first URL that works into `dest.part` (then to `dest` unless keep_part)."""
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not keep_part and dest.is_file():
+        return
+    failures = []
+    for url in urls:
+        try:
+            _download(url, part, progress, timeout)
+            break
+        except InterruptedDownload:
+            raise
+        except DownloadError as err:
+            failures.append(f"{url}: {err.message}")
+    else:
+        raise DownloadError("; ".join(failures), "Check the network connection and the URL, then rerun.")
+    if not keep_part:
+        os.replace(part, dest)
+
+
+def _download(url: str, part: Path, progress: Progress | None, timeout: float) -> None:
+    have = part.stat().st_size if part.is_file() else 0
+    headers = {"User-Agent": f"strcli/{__version__}"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    try:
+        request = urllib.request.Request(url, headers=headers)
+    except ValueError as err:
+        raise DownloadError(f"bad URL ({err})") from err
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:
+            return  # the partial file is already whole; the checksum decides
+        raise DownloadError(f"HTTP {err.code} {err.reason}") from err
+    except (urllib.error.URLError, OSError) as err:
+        raise DownloadError(f"cannot connect ({getattr(err, 'reason', err)})") from err
+    with response:
+        resumed = response.status == 206
+        if not resumed:
+            have = 0  # the server sent the whole file
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        done = have
+        with open(part, "ab" if resumed else "wb") as out:
+            while True:
+                try:
+                    block = response.read(_CHUNK)
+                except (http.client.HTTPException, OSError) as err:
+                    raise InterruptedDownload(
+                        f"interrupted after {done} bytes ({type(err).__name__})",
+                        "Rerun the same command to resume.") from err
+                if not block:
+                    break
+                try:
+                    out.write(block)
+                except OSError as err:
+                    out.close()
+                    part.unlink(missing_ok=True)  # a part file on a full disk holds the space needed
+                    raise output_error(err, part.with_name(part.name.removesuffix(".part"))) from err
+                done += len(block)
+                if progress:
+                    progress(done, total)
+    if total is not None and done < total:
+        raise InterruptedDownload(f"interrupted after {done} of {total} bytes",
+                                  "Rerun the same command to resume.")
+
+
+def _extract_member(archive: Path, member: str, dest: Path) -> None:
+    """Copy one member of a .tar(.gz) or .zip archive to `dest` (nothing else is unpacked)."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+            return
+        with tarfile.open(archive) as tf:
+            info = tf.getmember(member)
+            src = tf.extractfile(info)
+            if src is None:
+                raise KeyError(member)
+            with src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+    except (KeyError, tarfile.TarError, zipfile.BadZipFile) as err:
+        raise CorruptAssetError(f"{archive} has no member {member} ({err}).",
+                                f"Delete {archive} and fetch again.") from err
+
+
+def identify(path: Path, manifest: Manifest, registry: Registry, digest: str | None = None) -> Asset | None:
+    """The manifest asset a user's file is: by checksum (`digest`, if already computed),
+    else by file name; None if neither says."""
+    digest = digest or sha256_file(path)
+    for asset in manifest.assets.values():
+        if digest == registry.expected_sha256(asset):
+            return asset
+    for asset in manifest.assets.values():
+        if path.name == Path(asset.file).name:
+            return asset
+    return None
+
+
+def smpl_asset_name(gender: str) -> str:
+    """The manifest name of the SMPL body-model file of `gender`."""
+    return f"smpl_{gender}"
+
+
+def store_file(source: Path, asset: Asset, digest: str, root: Path | None = None,
+               check: Callable[[Asset, Path], None] | None = None) -> AssetState:
+    """Copy a user's file in under `asset`'s name (temporary name, then renamed) and record its
+    checksum `digest`: CorruptAssetError (exit 4) when the manifest pins another checksum, or
+    when `check(asset, source)`, the caller's loadability check, refuses it first. The
+    registry knows no loader: `strcli.road.assets.import_file` identifies and checks the file."""
+    root = root or weights_root()
+    registry = Registry(root)
+    pinned = asset.sha256
+    if pinned and digest != pinned:
+        raise CorruptAssetError(f"{source} does not match {asset.name}: sha256 {digest}, "
+                                f"expected {pinned}.", "Check you have the right file.")
+    if check is not None:
+        check(asset, source)
+    dest = asset.path(root)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    try:
+        sweep_stale(dest.parent, f".{dest.name}.")
+        if source.resolve() != dest.resolve():
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, dest)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise output_error(err, dest) from err
+    registry.record(asset, dest, digest, f"import:{source}")
+    return AssetState(asset, dest, Status.PRESENT)
+
+
+def list_states(manifest: Manifest | None = None, root: Path | None = None) -> list[AssetState]:
+    """Every asset's state under the weights root (`strcli.road.assets.list_states` adds where
+    the SMPL files are really taken from)."""
+    manifest = manifest or Manifest.load()
+    root = root or weights_root()
+    registry = Registry(root)
+    return [check_asset(asset, root, registry) for asset in manifest.assets.values()]
+
+
+def ensure(name: str, download: bool = True, progress: Progress | None = None,
+           manifest: Manifest | None = None, root: Path | None = None) -> AssetState:
+    """Asset `name`, downloaded on first use when it can be and `download` allows it;
+    otherwise the error `require` gives. The state's checksum is known unless UNVERIFIED."""
+    manifest = manifest or Manifest.load()
+    asset = manifest.get(name)
+    state = check_asset(asset, root)
+    if state.status == Status.MISSING and download and not asset.manual and asset.urls:
+        fetch_asset(asset, root, progress)
+        state = check_asset(asset, root)
+    if state.status not in (Status.PRESENT, Status.UNVERIFIED):
+        require(name, manifest, root)  # raises the error that says how to get it
+    return state
+
+
+def recorded_sha256(name: str, manifest: Manifest | None = None, root: Path | None = None) -> str:
+    """The checksum a present asset was verified against ("" if none is known)."""
+    manifest = manifest or Manifest.load()
+    return Registry(root or weights_root()).expected_sha256(manifest.get(name))
+
+
+@dataclass(frozen=True)
+class Need:
+    """A manifest asset a run needs. `fallback` says what the run does without it when it
+    cannot be had ("" = the run cannot go on); `way` is a further way around its absence
+    (a sentence), besides the asset's own (`Asset.offline`, `Asset.instructions`)."""
+
+    asset: str
+    fallback: str = ""
+    way: str = ""
+    what: str = ""  # what the file is, for the message (default: the asset's description)
+
+
+def gather(needs: Sequence[Need], download: bool, elsewhere: Sequence[MissingAssetError] = (),
+           progress_for: Callable[[str], Progress] | None = None, manifest: Manifest | None = None,
+           root: Path | None = None) -> list[str]:
+    """Make every asset of `needs` present before a run starts, or fail once, naming every
+    file it lacks. Returns the names of the assets that stay missing and have a fallback.
+
+    First every asset is checked; nothing is downloaded while a file is missing that no
+    download brings: one of `elsewhere` (the SMPL model, found by `find_smpl_file`) or a
+    manual asset without a fallback. Then, with `download`, each missing downloadable asset
+    is fetched (`progress_for(name)` gets its bytes), the others still tried when one fails.
+    Corrupt files are left to `ensure` (exit 4).
+
+    Raises MissingAssetError (exit 3) when a missing file needs a manual step, or when
+    `download` is False and a file without a fallback is missing; DownloadError (exit 5)
+    when every missing file could be downloaded but a download failed. The message names
+    each missing file, where it goes, and every way around it.
+    """
+    manifest = manifest or Manifest.load()
+    root = root or weights_root()
+    registry = Registry(root)
+    missing: list[tuple[Need, Asset]] = []
+    for need in needs:
+        asset = manifest.get(need.asset)
+        if all(n.asset != need.asset for n, _ in missing) and \
+                check_asset(asset, root, registry).status == Status.MISSING:
+            missing.append((need, asset))
+    fetchable = [(n, a) for n, a in missing if not a.manual and a.urls]
+    blocking = [(n, a) for n, a in missing if (a.manual or not a.urls) and not n.fallback]
+    if elsewhere or blocking:  # a manual step comes first: download nothing yet
+        listed = blocking + [(n, a) for n, a in fetchable if download or not n.fallback]
+        raise _missing_files(listed, elsewhere, {}, root, download, manual_first=True)
+    if not download:
+        listed = [(n, a) for n, a in fetchable if not n.fallback]
+        if listed:
+            raise _missing_files(listed, (), {}, root, download)
+        return [n.asset for n, _ in missing]
+    failures: dict[str, str] = {}
+    for need, asset in fetchable:
+        try:
+            fetch_asset(asset, root, progress_for(asset.name) if progress_for else None)
+        except DownloadError as err:
+            reason = getattr(err, "reason", err.message).rstrip(".")
+            failures[asset.name] = reason + (" (the partial file is kept: a rerun resumes it)"
+                                             if isinstance(err, InterruptedDownload) else "")
+    if failures:
+        raise _missing_files([(n, a) for n, a in fetchable if a.name in failures], (), failures, root, download)
+    return [n.asset for n, a in missing if (a.manual or not a.urls)]
+
+
+def _missing_files(listed: list[tuple[Need, Asset]], elsewhere: Sequence[MissingAssetError],
+                   failures: dict[str, str], root: Path, download: bool,
+                   manual_first: bool = False) -> MissingAssetError | DownloadError:
+    """One error naming every missing file of a run (`gather`): what, where it would go,
+    why it is missing, and each way around it."""
+    # One entry per file: what it is and where it goes, then every way around it.
+    entries = [(err.message.rstrip("."), err.hint.rstrip(".")) for err in elsewhere]
+    for need, asset in listed:
+        where = f"{Path(asset.file).name}, to {asset.path(root)}"
+        if asset.manual or not asset.urls:
+            entries.append((f"{asset.name} ({need.what or asset.description}; {where})",
+                            (asset.instructions or f"see {asset.homepage}") + (f"; {need.way}" if need.way else "")))
+            continue
+        why = (f": download failed: {failures[asset.name]}" if asset.name in failures
+               else ": not downloaded yet" if manual_first and download else "")
+        source = asset.urls[0] + (f" (member {asset.archive_member} of it)" if asset.archive_member else "")
+        named = Path(asset.archive_member).name if asset.archive_member else archive_name(asset.urls[0])
+        file = named if "-" not in named or "." in named.split("-")[-1] else Path(asset.file).name
+        way = f"download {source} where there is network, then `strcli weights import {file} --name {asset.name}`"
+        entries.append((f"{asset.name} ({where}){why}",
+                        way + "".join(f"; {extra}" for extra in (asset.offline, need.way) if extra)))
+    fetch = [a.name for n, a in listed if not a.manual and a.urls]
+    first = ""
+    if fetch and not download:
+        first = (f"rerun without --offline where there is network, or run `strcli weights fetch "
+                 f"{' '.join(fetch)}` there")
+    elif fetch and failures:
+        first = "check the network and rerun (downloads resume)"
+    elif fetch:
+        first = "rerun with network: the files not downloaded yet are fetched then"
+    why = ("" if failures else " (nothing was downloaded: a manual step comes first)" if manual_first and download
+           else " and --offline downloads nothing" if not download else "")
+    if len(entries) == 1:  # one file: one line
+        (what, way), = entries
+        message = f"1 file this run needs is missing{why}: {what}."
+        hint = "To go on: " + "; ".join(w for w in (first, way) if w) + "."
+    else:  # several: a headline, then one indented line per file, so that each stays readable
+        message = (f"{len(entries)} files this run needs are missing{why}:\n"
+                   + "\n".join(f"  - {what}.\n      To go on: {way}." for what, way in entries))
+        hint = f"\n  Then {first}." if first else "\n  Then rerun."
+    if failures and not manual_first:
+        return DownloadError(message, hint)
+    return MissingAssetError(message, hint)
