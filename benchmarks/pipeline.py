@@ -98,7 +98,8 @@ def rate(count: int, seconds: float) -> float:
 
 
 def time_stages(clip: Clip, frames: int, device: torch.device, detector: str, imgsz: int,
-                smpl_dir: Path, window_stride: int, compile_backbone: bool = False) -> dict[str, float]:
+                smpl_dir: Path, window_stride: int, compile_backbone: bool = False,
+                precision: str = "fp32") -> dict[str, float]:
     """Frames per second of each stage run alone on the clip's first `frames` frames."""
     from strcli.body.smpl import Body, find_smpl_file
     from strcli.body.camera import Intrinsics
@@ -119,7 +120,8 @@ def time_stages(clip: Clip, frames: int, device: torch.device, detector: str, im
     fps["decode"] = rate(len(images), time.perf_counter() - started)
 
     on_gpu = device.type == "cuda"
-    yolo = YoloPersonDetector(detector, str(device.index or 0) if on_gpu else "cpu", imgsz, half=on_gpu)
+    yolo = YoloPersonDetector(detector, str(device.index or 0) if on_gpu else "cpu", imgsz, half=on_gpu,
+                              cpu_bf16=not on_gpu and precision == "bf16")
     tracker = DetectionTracker(30.0)
     batch = DETECTOR_BATCH_GPU if on_gpu else 1
     yolo(images[:batch])  # warm-up
@@ -141,7 +143,7 @@ def time_stages(clip: Clip, frames: int, device: torch.device, detector: str, im
     sync()
     fps["crop"] = rate(len(crops), time.perf_counter() - started)
 
-    extractor = FeatureExtractor(Backbone(), device, batch_size=64, compile=compile_backbone)
+    extractor = FeatureExtractor(Backbone(), device, batch_size=64, compile=compile_backbone, precision=precision)
     batch = torch.cat(crops)
     extractor(batch)  # warm-up with the same batch shapes (and compilation)
     sync()
@@ -198,7 +200,7 @@ def _render_rate(clip: Clip, frames: int, device: torch.device, smpl_dir: Path, 
 
 
 def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, compile_backbone: bool,
-               queue: multiprocessing.Queue, null_networks: bool = False) -> None:
+               queue: multiprocessing.Queue, null_networks: bool = False, precision: str = "auto") -> None:
     """In a fresh process: load the networks (timed apart: a batch of videos pays it once),
     then reconstruct the whole clip and render its overlay, as `reconstruct --render` does.
     With `null_networks` the device's work is made free and nothing is rendered: what is
@@ -210,14 +212,14 @@ def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, compile_backb
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         models = load_models(ModelSources(smpl_dir=Path(smpl_dir), untrained=True, download=False), device,
-                             need_detector=False, compile_backbone=compile_backbone)
+                             need_detector=False, compile_backbone=compile_backbone, precision=precision)
         if null_networks:
             _make_device_work_free(models)
         loaded = time.perf_counter()
         on_gpu = models.device.type == "cuda"
         options = ReconstructOptions(device=device, detect_every=1 if on_gpu and not fast else 0,
                                      detect_hz=7.5 if fast else 10.0, detector_imgsz=320 if fast else 640,
-                                     window_stride=16 if fast else 8)
+                                     window_stride=16 if fast else 8, precision=precision)
         result = reconstruct_video(clip.path, Path(tmp), options, models, clip.detections)
         reconstructed = time.perf_counter()
         if not null_networks:
@@ -262,11 +264,11 @@ def _peak_rss_mib() -> float:
 
 
 def whole_run(clip: Clip, device: str, smpl_dir: Path, fast: bool, compile_backbone: bool,
-              null_networks: bool = False) -> dict:
+              null_networks: bool = False, precision: str = "auto") -> dict:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=_whole_run, args=(clip, device, str(smpl_dir), fast, compile_backbone, queue,
-                                                       null_networks))
+                                                       null_networks, precision))
     process.start()
     out = queue.get()
     process.join()
@@ -288,11 +290,16 @@ def main() -> None:
                         help="only the whole reconstruct (no render) with the device's work made free: "
                              "the most frames per second this host could feed a GPU")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16: the detector's and the ResNet-50's "
+                        "(reconstruct --precision)")
     args = parser.parse_args()
 
     from strcli.utils.devices import resolve_device
 
     device = resolve_device(args.device)
+    from strcli.utils.devices import resolve_precision
+
+    precision = resolve_precision(args.precision, device)
     detect_every = 4 if args.fast else 1 if device.type == "cuda" else 3  # at 30 fps (auto: 7.5 or 10 per second)
     imgsz, window_stride = (320, 16) if args.fast else (640, 8)
     rows = []
@@ -313,15 +320,15 @@ def main() -> None:
                             args.json.write_text(json.dumps(rows, indent=2))
                         continue
                     stages = time_stages(clip, min(args.stage_frames, clip.frames), device, args.detector, imgsz,
-                                         smpl_dir, window_stride, args.compile)
+                                         smpl_dir, window_stride, args.compile, precision)
                     stages["detect+track"] *= detect_every  # run on one frame in `detect_every`
-                    whole = whole_run(clip, str(device), smpl_dir, args.fast, args.compile)
+                    whole = whole_run(clip, str(device), smpl_dir, args.fast, args.compile, precision=args.precision)
                     run_stages = {k: v for k, v in stages.items() if k != "detect+track"}  # given boxes
                     slowest = min(run_stages, key=run_stages.get)
                     whole_fps = rate(clip.frames, whole["seconds"])
                     whole["reconstruct_fps"] = rate(clip.frames, whole["reconstruct_seconds"])
                     row = {"clip": clip.path.name, "device": _device_name(device), "fast": args.fast,
-                           "compile": args.compile,
+                           "compile": args.compile, "precision": precision,
                            "frames": clip.frames, "stages_fps": stages, "whole_fps": whole_fps,
                            "slowest_stage": slowest, "share_of_slowest": whole_fps / run_stages[slowest], **whole}
                     rows.append(row)
@@ -342,7 +349,7 @@ def main() -> None:
 
 def _print(row: dict, detect_every: int, imgsz: int) -> None:
     print(f"\n{row['clip']} ({row['frames']} frames) on {row['device']}"
-          + (" --fast" if row["fast"] else "") + (" --compile" if row["compile"] else "") + f"; detector every {detect_every} frame(s) at {imgsz} px")
+          + (" --fast" if row["fast"] else "") + (" --compile" if row["compile"] else "") + f" --precision {row['precision']}" + f"; detector every {detect_every} frame(s) at {imgsz} px")
     for stage, value in row["stages_fps"].items():
         print(f"  {stage:<14}{value:>9.1f} frames/s" + ("  (alone, yaml-built YOLO)" if stage == "detect+track" else ""))
     print(f"  {'whole':<14}{row['whole_fps']:>9.1f} frames/s = {100 * row['share_of_slowest']:.0f}% of the "

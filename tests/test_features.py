@@ -70,3 +70,56 @@ def test_compiled_backbone_gives_the_same_features_with_one_padded_shape(spin):
     features = compiled(x)  # batches of 4 and 1 (padded to 4)
     assert features.shape == (5, 2048) and torch.allclose(features, eager, atol=1e-3, rtol=1e-3)
     assert torch.allclose(compiled(x[:1]), eager[:1], atol=1e-3, rtol=1e-3)
+
+
+# ---------------------------------------------------------------- --precision (the CPU's bf16)
+
+
+def test_precision_auto_follows_what_the_cpu_reports(monkeypatch):
+    import strcli.utils.devices as devices
+    from strcli.utils.errors import UsageError
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(devices, "cpu_native_bf16", lambda: False)  # a CPU without AVX512-BF16 or AMX
+    assert devices.resolve_precision("auto", cpu) == "fp32"
+    assert devices.resolve_precision("bf16", cpu) == "bf16"  # asked for: taken (and warned about by the road)
+    assert devices.resolve_precision("auto", cuda) == "bf16"  # the GPU path as before
+    monkeypatch.setattr(devices, "cpu_native_bf16", lambda: True)
+    assert devices.resolve_precision("auto", cpu) == "bf16"
+    assert devices.resolve_precision(" FP32 ", cpu) == "fp32"
+    with pytest.raises(UsageError, match="bad --precision 'fp16': use auto, fp32, bf16"):
+        devices.resolve_precision("fp16", cpu)
+
+
+def test_cpu_native_bf16_is_what_pytorch_detects(monkeypatch):
+    import strcli.utils.devices as devices
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert devices.cpu_native_bf16() is False
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert devices.cpu_native_bf16() is True
+
+
+def test_bf16_features_are_close_and_fp32_are_unchanged(spin):
+    """The fp32 path equals the plain network (today's numbers); bf16 autocast on the CPU
+    gives features within 1% (relative, whole batch) of them, in fp32."""
+    path, resnet, _ = spin
+    backbone = Backbone()
+    load_spin_backbone(backbone, path)
+    backbone.eval()
+    resnet.fc = torch.nn.Identity()
+    resnet.eval()
+    torch.manual_seed(1)
+    x = torch.randn(3, 3, 224, 224)
+    with torch.inference_mode():
+        reference = resnet(x)
+    fp32 = FeatureExtractor(backbone, batch_size=8, precision="fp32")(x)
+    assert torch.allclose(fp32, reference, atol=1e-4)
+    bf16 = FeatureExtractor(backbone, batch_size=8, precision="bf16")
+    features = bf16(x)
+    assert features.dtype == torch.float32 and bf16.precision == "bf16"
+    error = ((features - reference).norm() / reference.norm()).item()
+    assert 0 < error < 0.01
+    with pytest.raises(ValueError, match="fp32 or bf16"):
+        FeatureExtractor(backbone, precision="fp16")

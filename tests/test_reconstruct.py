@@ -605,3 +605,28 @@ def test_a_cut_mkv_without_a_frame_count_is_reported(workspace, tmp_path):
     assert 10 < counts["frames_decoded"] < 50
     assert any("may be truncated" in w and f"decoded {counts['frames_decoded']} frames" in w
                for w in manifest["warnings"])
+
+
+def test_precision_is_recorded_and_a_change_redoes_the_video(workspace, assets, monkeypatch):
+    """--precision auto on a CPU reported without native bf16 runs fp32; on one with it,
+    bf16, which changes the numbers, so a rerun redoes the video. The manifest says which."""
+    import strcli.utils.devices as devices
+
+    out = workspace["root"] / "precision"
+    args = [assets / "videos" / "running.mp4", "-o", out, "--end", 8, "--mesh-format", "none", "--json",
+            "--detections", assets / "detections" / "running.det.txt"]
+    manifest = out / "running" / "manifest.json"
+    monkeypatch.setattr(devices, "cpu_native_bf16", lambda: False)
+    first = reconstruct(workspace, *args)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)[0]["status"] == "done"
+    assert json.loads(manifest.read_text())["options"]["precision_used"] == "fp32"
+    assert json.loads(reconstruct(workspace, *args).stdout)[0]["status"] == "skipped"
+    monkeypatch.setattr(devices, "cpu_native_bf16", lambda: True)
+    second = reconstruct(workspace, *args)
+    assert json.loads(second.stdout)[0]["status"] == "done", second.output
+    recorded = json.loads(manifest.read_text())["options"]
+    assert recorded["precision_used"] == "bf16" and recorded["precision"] == "auto"
+    forced = reconstruct(workspace, *args, "--precision", "fp32")
+    assert json.loads(forced.stdout)[0]["status"] == "done"
+    assert json.loads(manifest.read_text())["options"]["precision_used"] == "fp32"

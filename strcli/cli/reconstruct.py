@@ -107,6 +107,9 @@ def reconstruct(
                     "second of video (every 4th frame at 30 fps) at 320 px, STR windows every 16 frames (see "
                     "docs/performance.md for the trade-off measured).")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    precision: Annotated[str, typer.Option(help="The detector's and the ResNet-50's: auto (bf16 on a GPU and "
+                         "on a CPU with native bf16, AVX512-BF16 or AMX; else fp32), fp32 or bf16 "
+                         "(docs/performance.md: speed and the accuracy it costs).")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Crops per ResNet-50 batch on a GPU (a CPU runs "
                           "them 8 at a time) and windows per STR batch; lower it if the GPU runs out of "
                           "memory.")] = 64,
@@ -144,6 +147,7 @@ def reconstruct(
         tracking=TrackingConfig(min_length=min_track_length, max_gap=max_gap, smooth_window=smooth,
                                 max_people=max_people),
         focal=focal, mesh_formats=parse_mesh_formats(mesh_format), device=device, batch_size=batch_size,
+        precision=precision.strip().lower(),
         detector_batch=detector_batch,
         window_stride=window_stride if window_stride is not None else 16 if fast else 8,
         detect_every=detect_every or 0,  # 0 = auto; every frame on a GPU (set once torch says there is one)
@@ -248,7 +252,7 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
         notes.note("finding and checking the weights (downloaded on first use)...")
         # The networks are built when the first video that is not skipped needs them.
         models = load_models(sources, options.device, options.batch_size, need_detector=detections is None,
-                             compile_backbone=compile_backbone, lazy=True, also=also,
+                             compile_backbone=compile_backbone, lazy=True, also=also, precision=options.precision,
                              download_progress=notes.download)
     # The networks' warnings (an untrained STR, a random backbone) once they are built: not
     # for a batch whose videos are all skipped. -q prints no warning: the manifests keep them.

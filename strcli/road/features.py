@@ -75,15 +75,22 @@ CPU_BACKBONE_BATCH = 8
 
 
 class FeatureExtractor:
-    """Batched backbone inference, channels-last on every device (25% faster on a CPU too);
-    on CUDA in bf16 autocast (features are returned in fp32) in batches of `batch_size`, on
-    a CPU in fp32 in batches of at most `CPU_BACKBONE_BATCH`. With `compile`, the backbone
-    goes through `torch.compile` once (about 25 s on 2 CPU cores) and every batch is padded
-    to the full batch size, so it compiles for one shape only."""
+    """Batched backbone inference, channels-last on every device (25% faster on a CPU too),
+    in batches of `batch_size` on CUDA and of at most `CPU_BACKBONE_BATCH` on a CPU.
+    `precision` "bf16" runs it under bf16 autocast (the weights stay fp32; features are
+    returned in fp32): on CUDA, and on a CPU with native bf16 (AVX512-BF16, AMX: about 2x
+    the crops per second of fp32, docs/performance.md); "fp32" runs it in fp32.
+    `strcli.utils.devices.resolve_precision` picks it for `--precision auto`. With
+    `compile`, the backbone goes through `torch.compile` once (about 25 s on 2 CPU cores)
+    and every batch is padded to the full batch size, so it compiles for one shape only."""
 
     def __init__(self, backbone: Backbone, device: torch.device | str = "cpu", batch_size: int = 64,
-                 compile: bool = False) -> None:
+                 compile: bool = False, precision: str | None = None) -> None:
         self.device = torch.device(device)
+        # None: what the road used before `--precision` (bf16 on CUDA, fp32 on a CPU)
+        self.precision = precision or ("bf16" if self.device.type == "cuda" else "fp32")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision {precision!r}: fp32 or bf16")
         self.batch_size = batch_size if self.device.type == "cuda" else min(batch_size, CPU_BACKBONE_BATCH)
         self.backbone = backbone.to(self.device).eval().to(memory_format=torch.channels_last)
         self.compiled = compile
@@ -93,8 +100,8 @@ class FeatureExtractor:
     def __call__(self, crops: Tensor) -> Tensor:
         """(N, 3, 224, 224) -> (N, 2048) float32 on the extractor's device."""
         out = crops.new_empty((crops.shape[0], FEATURE_DIM), dtype=torch.float32, device=self.device)
-        cuda = self.device.type == "cuda"
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
+                    else nullcontext())
         for start in range(0, crops.shape[0], self.batch_size):
             batch = crops[start : start + self.batch_size].to(self.device, non_blocking=True)
             count = len(batch)

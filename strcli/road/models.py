@@ -18,7 +18,7 @@ from torch import nn
 from strcli.body.smpl import Body, find_smpl_file
 from strcli.model.checkpoints import load_checkpoint, load_model, read_checkpoint_file
 from strcli.config import WINDOW
-from strcli.utils.devices import resolve_device
+from strcli.utils.devices import cpu_native_bf16, resolve_device, resolve_precision
 from strcli.utils.errors import CorruptAssetError, MissingAssetError, ResourceError, StrcliError, UsageError
 from strcli.road.features import Backbone, FeatureExtractor, load_spin_backbone, load_spin_regressor
 from strcli.model import STR, MeanParams, STRConfig, build_model
@@ -59,8 +59,10 @@ class Models:
                  warnings: list[str] | None = None, temporal: dict[str, nn.Module] | None = None,
                  extractor: FeatureExtractor | None = None, body: Body | None = None,
                  builder: Callable[[], tuple[dict[str, nn.Module], FeatureExtractor, Body]] | None = None,
-                 detector_hint: str = USER_DETECTOR_HINT) -> None:
+                 detector_hint: str = USER_DETECTOR_HINT, precision: str | None = None) -> None:
         self.device = device
+        # the detector's and the ResNet-50's, resolved (`--precision`): bf16 or fp32
+        self.precision = precision or ("bf16" if device.type == "cuda" else "fp32")
         self.detector_hint = detector_hint  # how to get a good detector file, if it cannot be loaded
         self.detector = detector  # loaded per video (a fresh tracker each time)
         self.weights = weights
@@ -104,13 +106,16 @@ def _asset_weights(name: str, asset: str, download: bool) -> WeightsUsed:
 def load_models(sources: ModelSources, device_name: str = "auto", batch_size: int = 64,
                 need_detector: bool = True, compile_backbone: bool = False, lazy: bool = False,
                 also: tuple[str, ...] = (),
-                download_progress: Callable[[str], DownloadProgress] | None = None) -> Models:
+                download_progress: Callable[[str], DownloadProgress] | None = None,
+                precision: str = "auto") -> Models:
     """Everything `reconstruct_video` needs. Every missing file (and the assets named in
     `also`, e.g. the sample video) is found before anything is downloaded, and all of them
     are named in one error (`strcli.weights.registry.gather`: exit 3, or 5 when a download failed).
     With `lazy`, the files are found, read and checksummed now and the networks built on
-    `Models.ready()`. `download_progress(name)` gets each download's (bytes done, total)."""
+    `Models.ready()`. `download_progress(name)` gets each download's (bytes done, total).
+    `precision` (auto, fp32, bf16): the detector's and the ResNet-50's (`resolve_precision`)."""
     device = resolve_device(device_name)
+    used_precision = resolve_precision(precision, device)
     files = _checkpoints_by_model(sources)
     smpl = _gather_files(sources, need_detector, set(files), also, download_progress)
     weights: list[WeightsUsed] = []
@@ -173,12 +178,17 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
         body = Body.from_file(smpl)
         try:
             return ({k: m.to(device).eval() for k, m in temporal.items()},
-                    FeatureExtractor(backbone, device, batch_size, compile_backbone), body.to(device).eval())
+                    FeatureExtractor(backbone, device, batch_size, compile_backbone, used_precision),
+                    body.to(device).eval())
         except torch.cuda.OutOfMemoryError as err:
             raise ResourceError(f"the networks do not fit in the memory of {device}.",
                                 "Free the GPU (other processes?) or use --device cpu.") from err
 
-    models = Models(device, detector, weights, warnings, builder=build, detector_hint=detector_hint)
+    if used_precision == "bf16" and device.type == "cpu" and not cpu_native_bf16():
+        warnings.append("--precision bf16 on a CPU without native bf16 (AVX512-BF16, AMX): emulated, slower "
+                        "than fp32; --precision auto picks fp32 here.")
+    models = Models(device, detector, weights, warnings, builder=build, detector_hint=detector_hint,
+                    precision=used_precision)
     return models if lazy else models.ready()
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from strcli.config import TEMPORAL_MODELS, WINDOW, X264_PRESETS
+from strcli.utils.devices import PRECISIONS
 from strcli.utils.devices import check_device_name  # noqa: F401 (re-exported: the flag checks live here)
 from strcli.utils.errors import UsageError
 from strcli.road.tracking import TrackingConfig
@@ -98,6 +99,8 @@ class ReconstructOptions:
     focal: float | None = None  # pixels; default: the image diagonal
     mesh_formats: tuple[str, ...] = ("obj",)
     window_stride: int = WINDOW // 2
+    # the detector's and the ResNet-50's: auto, fp32 or bf16 (`strcli.utils.devices.resolve_precision`)
+    precision: str = "auto"
     # ... and what does not.
     device: str = "auto"
     batch_size: int = 64
@@ -115,6 +118,8 @@ class ReconstructOptions:
                                  "Give a larger --end, or leave it out to run to the end of the video.")
         if self.stride < 1:
             raise UsageError(f"--stride {self.stride}: must be at least 1.")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"bad --precision {self.precision!r}: use {', '.join(PRECISIONS)}.")
         if not 1 <= self.window_stride <= WINDOW:
             raise UsageError(f"--window-stride {self.window_stride}: must be 1..{WINDOW}.")
         if self.batch_size < 1:

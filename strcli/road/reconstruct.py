@@ -38,6 +38,7 @@ from strcli import __version__
 from strcli.body.camera import Intrinsics
 from strcli.config import OVERLAY, WINDOW
 from strcli.road.crops import crop_frame, square_boxes
+from strcli.utils.devices import resolve_precision
 from strcli.utils.errors import ResourceError, StrcliError, UsageError, writing
 from strcli.road.inputs import another_video_problem, foreign_folder_problem
 from strcli.utils.locks import video_lock
@@ -157,18 +158,22 @@ class TrackingPass:
 
 
 def fingerprint(video: Path, detections: Path | None, options: ReconstructOptions,
-                weights: list[WeightsUsed], device: torch.device | None = None) -> str:
+                weights: list[WeightsUsed], device: torch.device | None = None,
+                precision: str | None = None) -> str:
     """sha256 of everything that changes the numbers: strcli's version, the video (path,
     size, mtime), the detections file (its content's sha256), every result option (range,
     stride, tracking, detector settings, focal, window stride, mesh formats), every file
     of `weights` by content (detector, backbone, STR/TCMR/VIBE checkpoints, SMPL file, the
     mean parameters or the built-in fallback; a random initialisation by its seed) and the
-    device kind (the detector runs in fp16 on a GPU)."""
+    device kind (the detector runs in fp16 on a GPU) and the precision `--precision auto`
+    resolved to (bf16 or fp32)."""
     key = {"strcli": __version__, "input": asdict(InputFile.of(video)),
            "detections": sha256_file(detections) if detections else None,
            "options": options.result_options(),
            "weights": [(w.name, w.sha256, w.note) for w in weights],
            "device": device.type if device is not None else None}
+    if precision is not None:
+        key["precision"] = precision
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -195,7 +200,8 @@ def reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, 
     writes that folder (a video already done is skipped without it)."""
     progress = progress or NoProgress()
     started = time.perf_counter()
-    key = fingerprint(video, detections, options, models.weights, models.device) if video.is_file() else ""
+    key = fingerprint(video, detections, options, models.weights, models.device, models.precision) \
+        if video.is_file() else ""
     with writing(out_root / video.stem):
         if (foreign := foreign_folder_problem(out_root / video.stem)) is not None:
             raise foreign  # the user's own file or folder under the video's name (also checked at commit)
@@ -254,7 +260,7 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
         warnings.append(info.rotation_warning)
 
     tracked = track_video(info, start_at, end_at, options, models.detector, detections, models.device, timer,
-                          progress, models.detector_hint)
+                          progress, models.detector_hint, models.precision)
     warnings += tracked.warnings
     if tracked.detections and not tracked.tracks:
         warnings.append(f"people were detected ({tracked.detections} boxes) but no track lasted "
@@ -298,7 +304,9 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
                      "start_frame": start, "end_frame": end,
                      "start_time": float(tracked.times[0]), "end_time": float(tracked.times[-1]),
                      # the interval used, and whether it was chosen automatically (0 = auto)
-                     "detect_every": tracked.detect_every, "detect_every_auto": options.detect_every == 0},
+                     "detect_every": tracked.detect_every, "detect_every_auto": options.detect_every == 0,
+                     # what --precision resolved to: the detector's and the ResNet-50's
+                     "precision_used": models.precision},
             versions=_versions(models.device), weights=models.weights,
             intrinsics={"focal": intrinsics.focal, "width": intrinsics.width, "height": intrinsics.height,
                         "matrix": intrinsics.matrix.tolist(),
@@ -322,7 +330,8 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
                 options: ReconstructOptions,
                 detector: Path | None = None, detections: Path | None = None,
                 device: torch.device = torch.device("cpu"), timer: StageTimer | None = None,
-                progress: Progress | None = None, detector_hint: str = USER_DETECTOR_HINT) -> TrackingPass:
+                progress: Progress | None = None, detector_hint: str = USER_DETECTOR_HINT,
+                precision: str | None = None) -> TrackingPass:
     """Pass 1: decode, detect (YOLO `detector`, or the MOT file `detections`), track; keep
     boxes only. `start`/`end`: frame indices or `Position`s (seconds select by timestamp).
 
@@ -349,8 +358,10 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
         if detector is None:
             raise UsageError("no detector loaded and no --detections file given.")
         every = options.detection_interval(fps)
+        precision = precision or resolve_precision(options.precision, device)
         yolo = YoloPersonDetector(detector, _ultralytics_device(device), options.detector_imgsz,
-                                  options.detector_conf, half=device.type == "cuda", hint=detector_hint)
+                                  options.detector_conf, half=device.type == "cuda", hint=detector_hint,
+                                  cpu_bf16=device.type == "cpu" and precision == "bf16")
         tracker = DetectionTracker(fps / every, lost)  # told the detections' rate
     batch = options.detector_batch or (DETECTOR_BATCH_GPU if device.type == "cuda" else 1)
     pending: list[tuple[int, np.ndarray]] = []  # (position, image) waiting for the detector

@@ -42,3 +42,40 @@ def resolve_device(name: str = "auto") -> "torch.device":
         raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible.",
                          f"Use cuda:0 to cuda:{torch.cuda.device_count() - 1}, or check CUDA_VISIBLE_DEVICES.")
     return torch.device("cuda", index)
+
+
+PRECISIONS = ("auto", "fp32", "bf16")  # `reconstruct --precision`
+
+
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), as PyTorch's own
+    oneDNN dispatch detects it (`torch.cpu._is_avx512_bf16_supported`,
+    `_is_amx_tile_supported`); False where PyTorch cannot tell. Without native support
+    bf16 is emulated, and slower than fp32."""
+    import torch
+
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        check = getattr(torch.cpu, probe, None)
+        try:
+            if check is not None and check():
+                return True
+        except RuntimeError:
+            continue
+    return False
+
+
+def resolve_precision(requested: str, device: "torch.device") -> str:
+    """`--precision` -> "bf16" or "fp32", the precision the detector and the ResNet-50 run
+    in on `device` (weights stay fp32; the temporal models and SMPL always run in fp32).
+
+    auto: bf16 on a GPU (as before) and on a CPU with native bf16 (`cpu_native_bf16`),
+    fp32 on any other CPU. fp32 and bf16 are taken as asked; UsageError (exit 2) for
+    another name. The measured cost in accuracy is in docs/performance.md."""
+    name = (requested or "auto").strip().lower()
+    if name not in PRECISIONS:
+        raise UsageError(f"bad --precision {requested!r}: use {', '.join(PRECISIONS)}.")
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16"
+    return "bf16" if cpu_native_bf16() else "fp32"
