@@ -81,7 +81,14 @@ def test_precision_auto_follows_what_the_cpu_reports(monkeypatch):
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(devices, "cpu_native_bf16", lambda: False)  # a CPU without AVX512-BF16 or AMX
+    monkeypatch.setattr(devices, "onnxruntime_available", lambda: False)
     assert devices.resolve_precision("auto", cpu) == "fp32"
+    with pytest.raises(UsageError, match="needs ONNX Runtime"):
+        devices.resolve_precision("onnx", cpu)
+    monkeypatch.setattr(devices, "onnxruntime_available", lambda: True)
+    assert devices.resolve_precision("auto", cpu) == "onnx"
+    with pytest.raises(UsageError, match="runs the ResNet-50 on the CPU"):
+        devices.resolve_precision("onnx", cuda)
     assert devices.resolve_precision("bf16", cpu) == "bf16"  # asked for: taken (and warned about by the road)
     assert devices.resolve_precision("auto", cuda) == "bf16"  # the GPU path as before
     monkeypatch.setattr(devices, "cpu_native_bf16", lambda: True)
@@ -121,5 +128,44 @@ def test_bf16_features_are_close_and_fp32_are_unchanged(spin):
     assert features.dtype == torch.float32 and bf16.precision == "bf16"
     error = ((features - reference).norm() / reference.norm()).item()
     assert 0 < error < 0.01
-    with pytest.raises(ValueError, match="fp32 or bf16"):
+    with pytest.raises(ValueError, match="fp32, bf16, or onnx"):
         FeatureExtractor(backbone, precision="fp16")
+
+
+def test_onnx_backbone_is_cached_with_its_checksum(spin, tmp_path, monkeypatch):
+    """--precision onnx: the ResNet-50 exported once (cached beside the weights, keyed by its
+    weights), run by ONNX Runtime with the fp32 features; a cache file that does not match
+    its recorded checksum is refused and exported again."""
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is in the dev extra: pip install -e '.[dev]'")
+    import strcli.road.onnx_backbone as onnx_backbone
+
+    monkeypatch.setenv("STRCLI_WEIGHTS_DIR", str(tmp_path / "weights"))
+    path, _, _ = spin
+    backbone = Backbone()
+    load_spin_backbone(backbone, path)
+    backbone.eval()
+    torch.manual_seed(2)
+    x = torch.randn(3, 3, 224, 224)
+    reference = FeatureExtractor(backbone, precision="fp32")(x)
+    extractor = FeatureExtractor(backbone, batch_size=2, precision="onnx")
+    assert extractor.note is None
+    assert torch.allclose(extractor(x), reference, rtol=1e-4, atol=1e-4)
+    cached = sorted((tmp_path / "weights" / "exported").glob("*.onnx"))
+    assert [p.name for p in cached] == [f"resnet50-{onnx_backbone.weights_key(backbone)}.onnx"]
+    recorded = cached[0].with_name(cached[0].name + ".sha256").read_text().strip()
+    assert recorded == onnx_backbone.sha256_file(cached[0])
+
+    exports = []
+    real_export = torch.onnx.export
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: (exports.append(1), real_export(*a, **k))[1])
+    FeatureExtractor(backbone, precision="onnx")  # the cache is used: no export
+    assert exports == []
+    with open(cached[0], "r+b") as handle:  # one byte changed: the file lies
+        handle.seek(1000)
+        byte = handle.read(1)
+        handle.seek(1000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    again = FeatureExtractor(backbone, precision="onnx")
+    assert exports == [1] and "did not match its checksum" in again.note
+    assert onnx_backbone.sha256_file(cached[0]) == cached[0].with_name(cached[0].name + ".sha256").read_text().strip()
+    assert torch.allclose(again(x), reference, rtol=1e-4, atol=1e-4)

@@ -79,7 +79,8 @@ class FeatureExtractor:
     in batches of `batch_size` on CUDA and of at most `CPU_BACKBONE_BATCH` on a CPU.
     `precision` "bf16" runs it under bf16 autocast (the weights stay fp32; features are
     returned in fp32): on CUDA, and on a CPU with native bf16 (AVX512-BF16, AMX: about 2x
-    the crops per second of fp32, docs/performance.md); "fp32" runs it in fp32.
+    the crops per second of fp32, docs/performance.md); "fp32" runs it in fp32; "onnx"
+    (a CPU) exports it to ONNX once, cached with its checksum, and runs ONNX Runtime.
     `strcli.utils.devices.resolve_precision` picks it for `--precision auto`. With
     `compile`, the backbone goes through `torch.compile` once (about 25 s on 2 CPU cores)
     and every batch is padded to the full batch size, so it compiles for one shape only."""
@@ -89,12 +90,18 @@ class FeatureExtractor:
         self.device = torch.device(device)
         # None: what the road used before `--precision` (bf16 on CUDA, fp32 on a CPU)
         self.precision = precision or ("bf16" if self.device.type == "cuda" else "fp32")
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision {precision!r}: fp32 or bf16")
+        if self.precision not in ("fp32", "bf16", "onnx") or (self.precision == "onnx" and self.device.type != "cpu"):
+            raise ValueError(f"precision {precision!r}: fp32, bf16, or onnx on a CPU")
+        self.note: str | None = None  # a refused ONNX cache file, for the run's warnings
         self.batch_size = batch_size if self.device.type == "cuda" else min(batch_size, CPU_BACKBONE_BATCH)
         self.backbone = backbone.to(self.device).eval().to(memory_format=torch.channels_last)
-        self.compiled = compile
-        self.run: Any = torch.compile(self.backbone) if compile else self.backbone
+        self.compiled = compile and self.precision != "onnx"
+        self.run: Any = torch.compile(self.backbone) if self.compiled else self.backbone
+        if self.precision == "onnx":  # exported once, cached with its checksum (strcli.road.onnx_backbone)
+            from strcli.road.onnx_backbone import OnnxBackbone, cached_export
+
+            path, self.note = cached_export(self.backbone.to(memory_format=torch.contiguous_format))
+            self.run = OnnxBackbone(path)
 
     @torch.inference_mode()
     def __call__(self, crops: Tensor) -> Tensor:
@@ -107,7 +114,8 @@ class FeatureExtractor:
             count = len(batch)
             if self.compiled and count < self.batch_size:  # one shape: no recompilation
                 batch = torch.cat([batch, batch.new_zeros((self.batch_size - count, *batch.shape[1:]))])
-            batch = batch.contiguous(memory_format=torch.channels_last)
+            if self.precision != "onnx":
+                batch = batch.contiguous(memory_format=torch.channels_last)
             with autocast:
                 out[start : start + count] = self.run(batch)[:count].float()
         return out

@@ -177,16 +177,17 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
             temporal[name] = (_build_str if name == "str" else _build_published)(name, sources, path, raw, spin)
         body = Body.from_file(smpl)
         try:
-            return ({k: m.to(device).eval() for k, m in temporal.items()},
-                    FeatureExtractor(backbone, device, batch_size, compile_backbone, used_precision),
-                    body.to(device).eval())
+            extractor = FeatureExtractor(backbone, device, batch_size, compile_backbone, used_precision)
+            if extractor.note:
+                warnings.append(extractor.note)
+            return ({k: m.to(device).eval() for k, m in temporal.items()}, extractor, body.to(device).eval())
         except torch.cuda.OutOfMemoryError as err:
             raise ResourceError(f"the networks do not fit in the memory of {device}.",
                                 "Free the GPU (other processes?) or use --device cpu.") from err
 
     if used_precision == "bf16" and device.type == "cpu" and not cpu_native_bf16():
         warnings.append("--precision bf16 on a CPU without native bf16 (AVX512-BF16, AMX): emulated, slower "
-                        "than fp32; --precision auto picks fp32 here.")
+                        "than fp32; --precision auto picks onnx (with ONNX Runtime) or fp32 here.")
     models = Models(device, detector, weights, warnings, builder=build, detector_hint=detector_hint,
                     precision=used_precision)
     return models if lazy else models.ready()

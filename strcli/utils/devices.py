@@ -44,7 +44,7 @@ def resolve_device(name: str = "auto") -> "torch.device":
     return torch.device("cuda", index)
 
 
-PRECISIONS = ("auto", "fp32", "bf16")  # `reconstruct --precision`
+PRECISIONS = ("auto", "fp32", "bf16", "onnx")  # `reconstruct --precision`
 
 
 def cpu_native_bf16() -> bool:
@@ -64,18 +64,33 @@ def cpu_native_bf16() -> bool:
     return False
 
 
-def resolve_precision(requested: str, device: "torch.device") -> str:
-    """`--precision` -> "bf16" or "fp32", the precision the detector and the ResNet-50 run
-    in on `device` (weights stay fp32; the temporal models and SMPL always run in fp32).
+def onnxruntime_available() -> bool:
+    """Whether ONNX Runtime and onnx can be imported (the optional extra `strcli[onnx]`)."""
+    import importlib.util
 
-    auto: bf16 on a GPU (as before) and on a CPU with native bf16 (`cpu_native_bf16`),
-    fp32 on any other CPU. fp32 and bf16 are taken as asked; UsageError (exit 2) for
-    another name. The measured cost in accuracy is in docs/performance.md."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+
+
+def resolve_precision(requested: str, device: "torch.device") -> str:
+    """`--precision` -> how the detector and the ResNet-50 run on `device` (their weights
+    stay fp32; the temporal models and SMPL always run in fp32): "bf16" (autocast), "fp32",
+    or "onnx" (the ResNet-50 exported to ONNX, run by ONNX Runtime in fp32, on a CPU; the
+    detector in PyTorch fp32).
+
+    auto: bf16 on a GPU (as before) and on a CPU with native bf16 (`cpu_native_bf16`); on
+    any other CPU onnx where ONNX Runtime is installed (`onnxruntime_available`), else
+    fp32. A name given is taken as asked; UsageError (exit 2) for an unknown name, for onnx
+    on a GPU or without ONNX Runtime. Speed and accuracy: docs/performance.md."""
     name = (requested or "auto").strip().lower()
     if name not in PRECISIONS:
         raise UsageError(f"bad --precision {requested!r}: use {', '.join(PRECISIONS)}.")
+    if name == "onnx" and device.type != "cpu":
+        raise UsageError("--precision onnx runs the ResNet-50 on the CPU; with a GPU use auto, fp32 or bf16.")
+    if name == "onnx" and not onnxruntime_available():
+        raise UsageError("--precision onnx needs ONNX Runtime, which is not installed.",
+                         'Install it with `pip install "strcli[onnx]"` (or onnxruntime and onnx), or use auto.')
     if name != "auto":
         return name
-    if device.type == "cuda":
+    if device.type == "cuda" or cpu_native_bf16():
         return "bf16"
-    return "bf16" if cpu_native_bf16() else "fp32"
+    return "onnx" if onnxruntime_available() else "fp32"
