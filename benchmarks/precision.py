@@ -4,7 +4,8 @@
 
 In one run, on the same inputs:
 - speed: the ResNet-50 (crops per second, batches of 8, channels-last) and YOLO11m built
-  from its yaml (seconds per 720p frame at 640 and 320 px), fp32 and bf16 autocast;
+  from its yaml (seconds per 720p frame at 640 and 320 px), fp32 and bf16 autocast, and the
+  ResNet-50 exported to ONNX and run by ONNX Runtime (`--precision onnx`);
 - accuracy: on the first `--frames` frames of each shared clip (running.mp4, pedestrians.avi,
   with their detection files), the crops through the ResNet-50 in fp32 and in bf16, then
   the same STR and TCMR (fp32) and SMPL: the feature error (relative, and the 99th
@@ -21,6 +22,7 @@ not depend on the weights. Not a test: nothing here asserts a number.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -58,9 +60,19 @@ def speed(repeats: int) -> None:
     frame = (np.random.default_rng(0).random((720, 1280, 3)) * 255).astype(np.uint8)
     print("| variant | ResNet-50 crops/s | YOLO11m s/frame at 640 px | at 320 px |")
     print("|---|---|---|---|")
-    for precision in ("fp32", "bf16"):
-        extractor = FeatureExtractor(backbone, "cpu", 8, precision=precision)
+    from strcli.utils.devices import onnxruntime_available
+
+    for precision in ("fp32", "bf16", "onnx"):
+        if precision == "onnx" and not onnxruntime_available():
+            print("| onnx | (ONNX Runtime not installed) | | |")
+            continue
+        with tempfile.TemporaryDirectory() as weights:  # a fresh export, not a user's cache
+            os.environ["STRCLI_WEIGHTS_DIR"] = weights
+            extractor = FeatureExtractor(backbone, "cpu", 8, precision=precision)
         crops_per_s = len(crops) / _median_time(lambda: extractor(crops), repeats)
+        if precision == "onnx":  # the detector stays in PyTorch fp32: the fp32 row
+            print(f"| onnx (ResNet-50 in ONNX Runtime) | {crops_per_s:.1f} | as fp32 | as fp32 |", flush=True)
+            continue
         seconds = {}
         for imgsz in (640, 320):
             def detect() -> None:
