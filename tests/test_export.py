@@ -74,15 +74,15 @@ def _folder_size(folder):
 
 
 def test_the_reported_size_counts_the_exports(exported):
-    """`bytes` (README: each video's output size) is the folder's size with animation.glb
+    """`bytes` (README: each video's output size) is the folder's size with <stem>.glb
     and bvh/ in it, done or skipped; the exports are named."""
     from strcli.road.outputs import human_bytes
 
     (row,) = exported["summary"]
     folder = exported["folder"]
     assert row["status"] == "done"
-    assert row["exported"] == [str(folder / "animation.glb"), str(folder / "bvh")]
-    exports = (folder / "animation.glb").stat().st_size + _folder_size(folder / "bvh")
+    assert row["exported"] == [str(folder / "pedestrians.glb"), str(folder / "bvh")]
+    exports = (folder / "pedestrians.glb").stat().st_size + _folder_size(folder / "bvh")
     assert exports > 10_000 and row["bytes"] == _folder_size(folder)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STRCLI_WEIGHTS_DIR", str(exported["root"] / "weights"))
@@ -91,9 +91,9 @@ def test_the_reported_size_counts_the_exports(exported):
         table = runner.invoke(app, [a for a in exported["args"] if a not in ("--json", "--quiet")])
     assert skipped.exit_code == 0 and table.exit_code == 0, skipped.output + table.output
     (row,) = json.loads(skipped.stdout)
-    assert row["status"] == "skipped" and row["exported"] == [str(folder / "animation.glb"), str(folder / "bvh")]
+    assert row["status"] == "skipped" and row["exported"] == [str(folder / "pedestrians.glb"), str(folder / "bvh")]
     assert row["bytes"] == _folder_size(folder)
-    assert f"pedestrians.avi: exported {folder / 'animation.glb'}, {folder / 'bvh'}/" in table.stdout
+    assert f"pedestrians.avi: exported {folder / 'pedestrians.glb'}, {folder / 'bvh'}/" in table.stdout
     assert f"outputs take {human_bytes(_folder_size(folder))}" in table.stdout
 
 
@@ -108,7 +108,7 @@ def accessor_data(gltf, blob, index):
 
 
 def load_glb(folder):
-    gltf = gl.GLTF2().load_binary(str(folder / "animation.glb"))
+    gltf = gl.GLTF2().load_binary(str(folder / "pedestrians.glb"))
     return gltf, gltf.binary_blob()
 
 
@@ -139,11 +139,11 @@ def test_glb_accessors_counts_and_bounds(exported):
     assert len(gltf.animations) == 1  # all tracks play together
     for mesh, skin, track in zip(gltf.meshes, gltf.skins, tracks):
         attrs = mesh.primitives[0].attributes
-        assert gltf.accessors[attrs.POSITION].count == 6890 and gltf.accessors[attrs.POSITION].min
+        assert gltf.accessors[attrs.POSITION].count == 6890 + 2 and gltf.accessors[attrs.POSITION].min
         assert gltf.accessors[mesh.primitives[0].indices].count == 13776 * 3
         weights = accessor_data(gltf, blob, attrs.WEIGHTS_0)
-        assert np.allclose(weights.sum(1), 1, atol=1e-6) and len(skin.joints) == 24
-        assert gltf.accessors[skin.inverseBindMatrices].count == 24
+        assert np.allclose(weights.sum(1), 1, atol=1e-6) and len(skin.joints) == 25
+        assert gltf.accessors[skin.inverseBindMatrices].count == 25
     # Each sampler's input holds its track's presentation times (variable frame rate kept).
     times = [accessor_data(gltf, blob, s.input)[:, 0] for s in gltf.animations[0].samplers
              if s.interpolation == "LINEAR"]
@@ -160,7 +160,7 @@ def test_glb_passes_the_khronos_validator(exported):
     script = ("const v=require(process.argv[1]);const fs=require('fs');"
               "v.validateBytes(new Uint8Array(fs.readFileSync(process.argv[2]))).then(r=>"
               "console.log(JSON.stringify(r.issues)));")
-    out = subprocess.run([node, "-e", script, str(module), str(exported["folder"] / "animation.glb")],
+    out = subprocess.run([node, "-e", script, str(module), str(exported["folder"] / "pedestrians.glb")],
                          capture_output=True, text=True, timeout=120, check=True)
     issues = json.loads(out.stdout)
     assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"][:5]
@@ -236,7 +236,7 @@ def test_glb_skinning_gives_smpl_vertices_and_the_camera_the_overlay_pixels(expo
     for track in exported["tracks"]:
         assert np.abs(track.body_pose).max() > 0.3 and np.ptp(track.body_pose, axis=0).max() > 0.02  # real motion
         for key in sorted({0, len(track) // 2, len(track) - 1}):
-            mine = skin(gltf, blob, names[f"track_{track.track_id}_body"], key)
+            mine = skin(gltf, blob, names[f"pedestrians_{track.track_id}_body"], key)[:6890]
             expected, _ = reference_vertices(exported["arrays"], track, [key])
             assert np.abs(mine - expected[0] @ CAMERA_TO_YUP.T).max() < 1e-4  # 0.1 mm
             # The glTF camera (at the origin, looking down -z, y up) sees the same pixels.
@@ -250,23 +250,46 @@ def test_glb_skinning_gives_smpl_vertices_and_the_camera_the_overlay_pixels(expo
     assert checked >= 6
 
 
-def test_glb_hides_a_track_outside_its_frames(exported):
+def test_glb_hides_a_track_outside_its_frames_with_keys_half_a_frame_away(exported):
     gltf, blob = load_glb(exported["folder"])
     names = {n.name: i for i, n in enumerate(gltf.nodes)}
     late = max(exported["tracks"], key=lambda t: t.times[0])
     assert late.times[0] > 0  # someone walks in after the first frame
     for s_index, channel in enumerate(gltf.animations[0].channels):
-        if channel.target.node == names[f"track_{late.track_id}"]:
+        if channel.target.node == names[f"pedestrians_{late.track_id}_shown"]:
             sampler = gltf.animations[0].samplers[channel.sampler]
             assert channel.target.path == "scale" and sampler.interpolation == "STEP"
             times = accessor_data(gltf, blob, sampler.input)[:, 0]
             scales = accessor_data(gltf, blob, sampler.output)[:, 0]
             assert times[0] == 0 and scales[0] == 0  # hidden before its first frame
-            assert np.isclose(times[1], late.times[0]) and scales[1] == 1
-            assert np.isclose(times[-1], late.times[-1] + 0.1) and scales[-1] == 0  # and after (10 fps)
+            # Shown from half a frame (10 fps: 0.05 s) before its first frame to half a frame after its last.
+            assert np.isclose(times[1], late.times[0] - 0.05) and scales[1] == 1
+            assert np.isclose(times[-1], late.times[-1] + 0.05) and scales[-1] == 0
             break
     else:
         pytest.fail("no visibility channel")
+
+
+def test_visibility_keys_lie_half_a_frame_from_every_frame(exported):
+    """A run's keys sit half a frame time away from its frames (also from a gap's), whatever
+    float32 does to them; the first key of a track starting with the animation is the start."""
+    from strcli.export.gltf import visibility_keys
+
+    track = exported["tracks"][0]
+    gapped = replace(track, frames=np.r_[track.frames[:5], track.frames[9:]],
+                     times=np.r_[track.times[:5], track.times[9:]])
+    for candidate, start in ((track, float(track.times[0])), (gapped, float(track.times[0]) - 1.0)):
+        times, scales = visibility_keys(candidate, 1, start)
+        frame_time = 1 / candidate.fps
+        shown = lambda t: scales[np.searchsorted(times.astype(np.float32), np.float32(t), side="right") - 1]  # noqa: E731
+        for t in candidate.times:  # every frame of the track is shown (STEP at float32 times)
+            assert shown(t) == 1
+        outside = np.setdiff1d(np.round(np.arange(start, candidate.times[-1] + 3 * frame_time, frame_time), 6),
+                               np.round(candidate.times, 6))
+        assert len(outside) >= 2 and all(shown(t) == 0 for t in outside)
+        distance = np.abs(times[:, None] - candidate.times[None]).min(axis=1)
+        assert np.all((distance > 0.49 * frame_time) | (times == start))
+    assert scales.tolist() == [0, 1, 0, 1, 0]  # the gapped track: hidden, a run, the gap, a run, hidden
 
 
 def bvh_world_joints(path, frame):
@@ -298,7 +321,9 @@ def test_bvh_forward_kinematics_gives_smpl_joints(exported):
     info = json.loads((folder / "bvh" / "info.json").read_text())
     assert [i["track_id"] for i in info] == [t.track_id for t in exported["tracks"]]
     for track, entry in zip(exported["tracks"], info):
+        assert entry["file"] == f"bvh/pedestrians_{track.track_id}.bvh"
         assert entry["frame_time"] == pytest.approx(0.1) and entry["units"] == "metres"
+        assert entry["blender_frame_start"] == round(track.times[0] / 0.1)
         assert entry["resampled"] is False and entry["frames"] == len(track)  # 10 fps, no gaps
         for key in sorted({0, len(track) // 2, len(track) - 1}):
             positions, mocap = bvh_world_joints(folder / entry["file"], key)
@@ -306,6 +331,46 @@ def test_bvh_forward_kinematics_gives_smpl_joints(exported):
             _, joints = reference_vertices(exported["arrays"], track, [key])
             mine = np.stack([positions[name] for name in SMPL_JOINT_NAMES])
             assert np.abs(mine - joints[0] @ CAMERA_TO_YUP.T).max() < 1e-4  # 0.1 mm
+
+
+def test_bvh_frame_time_gives_the_exact_rate(exported):
+    """Blender sets its scene rate to 1 / Frame Time: 8 decimals of 1/30 gave 30.000003 fps."""
+    from strcli.export.bvh import bvh_text, sample_motion
+    from strcli.export.motion import rest_body
+
+    track = exported["tracks"][0]
+    rest = rest_body(Body(exported["arrays"]), track.mean_betas)
+    for fps in (30.0, 30000 / 1001, 25.0, 59.94):
+        frame_time = 1 / fps
+        text = bvh_text(sample_motion(replace(track, fps=fps), rest, frame_time), rest, frame_time)
+        (line,) = [line for line in text.splitlines() if line.startswith("Frame Time:")]
+        written = float(line.split(":")[1])
+        assert written == frame_time and abs(1 / written - fps) < 1e-9 * fps
+
+
+def test_names_carry_the_stem_and_old_names_are_still_found(exported, tmp_path):
+    """Two videos' files in one folder do not collide; a folder exported by older strcli
+    (animation.glb, bvh/<id>.bvh) is still read, and replaced by the next export."""
+    from strcli.export.bvh import bvh_files
+    from strcli.export.gltf import glb_path
+
+    folder = exported["folder"]
+    ids = [t.track_id for t in exported["tracks"]]
+    assert glb_path(folder) == folder / "pedestrians.glb"
+    assert bvh_files(folder) == {i: folder / "bvh" / f"pedestrians_{i}.bvh" for i in ids}
+    old = tmp_path / "pedestrians"
+    shutil.copytree(folder, old)
+    (old / "pedestrians.glb").rename(old / "animation.glb")
+    for i in ids:
+        (old / "bvh" / f"pedestrians_{i}.bvh").rename(old / "bvh" / f"{i}.bvh")
+    assert glb_path(old) == old / "animation.glb"
+    assert bvh_files(old) == {i: old / "bvh" / f"{i}.bvh" for i in ids}
+    result = runner.invoke(app, ["export", str(old), "--smpl-dir", str(exported["smpl"])])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in old.glob("*.glb")) == ["pedestrians.glb"]
+    assert sorted(p.name for p in (old / "bvh").iterdir()) == sorted([f"pedestrians_{i}.bvh" for i in ids]
+                                                                     + ["info.json"])
+    assert glb_path(tmp_path / "nothing") is None and bvh_files(tmp_path / "nothing") == {}
 
 
 def test_bvh_resamples_a_variable_frame_rate_track(exported):
@@ -327,11 +392,11 @@ def test_bvh_resamples_a_variable_frame_rate_track(exported):
 
 def test_export_command_rewrites_and_needs_smpl(exported, tmp_path):
     folder = exported["folder"]
-    before = (folder / "animation.glb").read_bytes()
+    before = (folder / "pedestrians.glb").read_bytes()
     result = runner.invoke(app, ["export", str(folder.parent), "--format", "glb",
                                  "--smpl-dir", str(exported["smpl"])])
     assert result.exit_code == 0, result.output
-    assert (folder / "animation.glb").read_bytes() == before  # deterministic
+    assert (folder / "pedestrians.glb").read_bytes() == before  # deterministic
     assert not list(folder.glob(".*tmp*"))
     missing = runner.invoke(app, ["export", str(folder), "--smpl-dir", str(tmp_path)])
     assert missing.exit_code == 3 and f"no SMPL neutral body model file in --smpl-dir {tmp_path}" in missing.output

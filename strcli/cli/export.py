@@ -21,7 +21,7 @@ def export_motion(
                        "animation, the camera), bvh (one file per track), or glb,bvh.")] = "glb,bvh",
     smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's model folder (DIR/smpl/SMPL_NEUTRAL.pkl) or the file.")] = None,
 ) -> None:
-    """Write OUT/<stem>/animation.glb and OUT/<stem>/bvh/<id>.bvh for Blender, three.js, game engines."""
+    """Write OUT/<stem>/<stem>.glb and OUT/<stem>/bvh/<stem>_<id>.bvh for Blender, three.js, game engines."""
     from strcli.road.inputs import output_folders
     from strcli.road.options import parse_export_formats
     from strcli.body.files import find_smpl_file

@@ -17,7 +17,7 @@ from strcli.body.smpl import Body
 from strcli.body.camera import Intrinsics
 from strcli.utils.errors import StrcliError, UsageError, writing
 from strcli.export.bvh import write_bvh
-from strcli.export.gltf import GLB_NAME, build_gltf, write_glb
+from strcli.export.gltf import build_gltf, glb_name, write_glb
 from strcli.export.motion import RestBody, TrackMotion, rest_body
 from strcli.utils.locks import sweep_stale, video_lock
 from strcli.road.options import EXPORT_FORMATS, parse_export_formats as parse_formats  # noqa: F401 (re-exported)
@@ -48,12 +48,13 @@ def load_tracks(folder: Path, body: Body) -> tuple[dict, list[tuple[TrackMotion,
 
 
 def export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportResult:
-    """Write `folder`/animation.glb and/or `folder`/bvh/<id>.bvh for one reconstructed video.
+    """Write `folder`/<stem>.glb and/or `folder`/bvh/<stem>_<id>.bvh for one reconstructed video
+    (the stem: the folder's name, the video's).
     Holds the video's lock (`strcli.utils.locks.video_lock`: BusyError, exit 9, while another
     process writes the folder); a full disk, a read-only folder or a permission error is an
     OutputError (exit 6) and leaves no partial file."""
     where = folder.absolute()
-    with writing(folder / GLB_NAME), video_lock(where.parent, where.name, "export"):
+    with writing(folder / glb_name(folder.name)), video_lock(where.parent, where.name, "export"):
         sweep_stale(folder / "bvh")
         return _export_video(folder, body, formats)
 
@@ -70,7 +71,7 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportR
         colours = np.array([TRACK_COLOURS[t.track_id % len(TRACK_COLOURS)] for t, _ in tracks], np.float32) if tracks \
             else np.zeros((0, 3))
         gltf = build_gltf(tracks, step, colours, folder.name, intrinsics)
-        glb = write_glb(gltf, folder / GLB_NAME)
+        glb = write_glb(gltf, folder / glb_name(folder.name))
     if "bvh" in formats:
         bvh = [folder / info.file for info in write_bvh(folder, tracks, step)]
     return ExportResult(folder, len(tracks), glb, bvh, time.perf_counter() - started)
