@@ -151,7 +151,7 @@ def test_glb_accessors_counts_and_bounds(exported):
     assert all(gltf.accessors[s.input].min for s in gltf.animations[0].samplers)
 
 
-def test_glb_passes_the_khronos_validator(exported):
+def khronos_issues(path):
     node = shutil.which("node")
     module = REPO / ".ci" / "node" / "node_modules" / "gltf-validator"
     if node is None or not module.is_dir():
@@ -160,9 +160,38 @@ def test_glb_passes_the_khronos_validator(exported):
     script = ("const v=require(process.argv[1]);const fs=require('fs');"
               "v.validateBytes(new Uint8Array(fs.readFileSync(process.argv[2]))).then(r=>"
               "console.log(JSON.stringify(r.issues)));")
-    out = subprocess.run([node, "-e", script, str(module), str(exported["folder"] / "pedestrians.glb")],
+    out = subprocess.run([node, "-e", script, str(module), str(path)],
                          capture_output=True, text=True, timeout=120, check=True)
-    issues = json.loads(out.stdout)
+    return json.loads(out.stdout)
+
+
+def test_glb_passes_the_khronos_validator(exported):
+    issues = khronos_issues(exported["folder"] / "pedestrians.glb")
+    assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"][:5]
+
+
+def test_glb_of_a_body_with_unused_vertices_passes_the_validator(exported, tmp_path):
+    """A body whose faces leave vertices unused (here every face around 40 vertices dropped):
+    their normals are unit (+y), not zero, which failed the file with 242 errors a mesh."""
+    from strcli.export.gltf import build_gltf, write_glb
+    from strcli.export.motion import rest_body
+
+    body = Body(exported["arrays"])
+    dropped = np.arange(0, 6890, 172)
+    pairs = []
+    for track in exported["tracks"][:2]:
+        rest = rest_body(body, track.mean_betas)
+        faces = rest.faces[~np.isin(rest.faces, dropped).any(axis=1)]
+        pairs.append((track, replace(rest, faces=faces)))
+    assert len(np.setdiff1d(np.arange(6890), pairs[0][1].faces)) >= len(dropped)
+    cam = exported["manifest"]["intrinsics"]
+    gltf = build_gltf(pairs, 1, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), "holes",
+                      Intrinsics(cam["focal"], cam["width"], cam["height"]))
+    path = write_glb(gltf, tmp_path / "holes.glb")
+    normals = accessor_data(gltf, gltf.binary_blob(), gltf.meshes[0].primitives[0].attributes.NORMAL)
+    assert np.allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-6)
+    assert np.allclose(normals[dropped], [0.0, 1.0, 0.0])
+    issues = khronos_issues(path)
     assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"][:5]
 
 
@@ -323,7 +352,7 @@ def test_bvh_forward_kinematics_gives_smpl_joints(exported):
     for track, entry in zip(exported["tracks"], info):
         assert entry["file"] == f"bvh/pedestrians_{track.track_id}.bvh"
         assert entry["frame_time"] == pytest.approx(0.1) and entry["units"] == "metres"
-        assert entry["blender_frame_start"] == round(track.times[0] / 0.1)
+        assert entry["blender_frame_start"] == 1 + round(track.times[0] / 0.1)
         assert entry["resampled"] is False and entry["frames"] == len(track)  # 10 fps, no gaps
         for key in sorted({0, len(track) // 2, len(track) - 1}):
             positions, mocap = bvh_world_joints(folder / entry["file"], key)
@@ -564,3 +593,87 @@ def test_view_is_idle_with_no_browser(exported, tmp_path):
         view.send_signal(signal.SIGINT)
         output, _ = view.communicate(timeout=60)
     assert view.returncode == 0, output
+
+
+CLIENTS = Path(__file__).resolve().parent / "clients"
+
+
+def bpy_python():
+    """The Python that has `bpy` (Blender 5 from PyPI): $STRCLI_BPY_PYTHON, else the venv
+    `.ci/run` makes (.venv-bpy in the repository)."""
+    path = Path(os.environ.get("STRCLI_BPY_PYTHON") or REPO / ".venv-bpy" / "bin" / "python")
+    if not path.is_file():
+        pytest.skip(f"no Python with bpy at {path} (CI installs it: python3.11 -m venv .venv-bpy && "
+                    ".venv-bpy/bin/pip install bpy; or set STRCLI_BPY_PYTHON)")
+    return path
+
+
+def test_blender_imports_the_glb_and_bvh_as_strcli_poses_them(exported, tmp_path):
+    """Blender 5 (bpy) with the import settings of docs/using-exports.md: the .glb's skinned
+    vertices and bones, and every BVH's bones, within 1 mm of strcli's at the first, a middle
+    and the last frame of every track (late ones included); a late track is hidden (collapsed)
+    before its first frame; the BVH sets the scene to exactly the video's rate and its
+    armature is named after the file."""
+    python = bpy_python()
+    folder, tracks = exported["folder"], exported["tracks"]
+    info = json.loads((folder / "bvh" / "info.json").read_text())
+    late = max(tracks, key=lambda t: t.times[0])
+    keys = {t.track_id: sorted({0, len(t) // 2, len(t) - 1}) for t in tracks}
+    request = {"glb": str(folder / "pedestrians.glb"), "fps": tracks[0].fps,
+               "meshes": {f"pedestrians_{t.track_id}_body": [float(t.times[k]) for k in keys[t.track_id]]
+                          + ([float(t.times[0]) - 0.1] if t is late else []) for t in tracks},
+               "bvh": [{"file": str(folder / i["file"]), "frame_start": i["blender_frame_start"],
+                        "frames": keys[i["track_id"]]} for i in info]}
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    done = subprocess.run([str(python), str(CLIENTS / "blender_probe.py"), str(tmp_path / "request.json"),
+                           str(tmp_path / "blender.npz")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = np.load(tmp_path / "blender.npz")
+    assert float(got["scene_fps"]) == 10.0  # exactly: Frame Time carries every digit
+    assert late.times[0] >= 1.0
+    for index, track in enumerate(tracks):
+        rows = keys[track.track_id]
+        vertices, joints = reference_vertices(exported["arrays"], track, rows)
+        vertices, joints = vertices @ CAMERA_TO_YUP.T, joints[:, :24] @ CAMERA_TO_YUP.T
+        name = f"pedestrians_{track.track_id}_body"
+        blender_vertices = got[f"glb_{name}_vertices"]
+        assert blender_vertices.shape[1:] == (6890, 3)  # Blender leaves out the two unused reach vertices
+        assert np.abs(blender_vertices[:len(rows)] - vertices).max() < 1e-3
+        assert np.abs(got[f"glb_{name}_joints"][:len(rows)] - joints).max() < 1e-3
+        if track is late:
+            assert np.ptp(blender_vertices[-1], axis=0).max() < 1e-6  # hidden before its first frame
+        assert str(got[f"bvh_{index}_name"]).startswith(f"pedestrians_{track.track_id}")
+        assert np.abs(got[f"bvh_{index}_joints"] - joints).max() < 1e-3
+
+
+def test_threejs_plays_the_glb_as_it_comes(exported, tmp_path):
+    """three.js r187 (GLTFLoader, AnimationMixer; node): every track is shown at each of its
+    frame times and hidden a frame before and after, and no body in the video camera's view is
+    frustum-culled, with the bounding spheres three.js takes at the first draw (time 0), when
+    the late tracks are collapsed to a point (which culled them for ever before)."""
+    node = shutil.which("node")
+    modules = REPO / ".ci" / "node" / "node_modules"
+    if node is None or not (modules / "three").is_dir():
+        pytest.skip("three.js is not installed (CI installs it: npm install --prefix .ci/node three@0.187.0)")
+    tracks = exported["tracks"]
+    end = max(float(t.times[-1]) for t in tracks)
+    times = sorted({round(float(v), 6) for t in tracks for v in [*t.times, t.times[0] - 0.1, t.times[-1] + 0.1]
+                    if 0 <= v <= end})
+    (tmp_path / "request.json").write_text(json.dumps({"times": times}))
+    done = subprocess.run([node, str(CLIENTS / "three_probe.mjs"), str(modules), str(exported["folder"] /
+                           "pedestrians.glb"), str(tmp_path / "request.json")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout)
+    assert got["revision"] == "187"
+    late = [t for t in tracks if t.times[0] > 0]
+    assert late and all(got["firstSphereWithoutReach"][f"pedestrians_{t.track_id}_body"] < 1e-6 for t in late)
+    seen_late = 0
+    for track in tracks:
+        rows = {r["t"]: r for r in got["meshes"][f"pedestrians_{track.track_id}_body"]}
+        own = {round(float(v), 6) for v in track.times}
+        for t, row in rows.items():
+            assert row["shown"] == (t in own), (track.track_id, t)
+            assert not (row["inFrustum"] and row["culled"]), (track.track_id, t)
+        seen_late += track in late and any(rows[t]["inFrustum"] for t in own)
+    assert seen_late == len(late)

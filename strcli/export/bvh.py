@@ -23,9 +23,10 @@ apart), for Blender, MotionBuilder and retargeting tools.
   sets its scene rate to 1 / frame time, and 8 decimals of 1/30 gave 30.000003 fps.
   BVH has no comment syntax that Blender's importer accepts (it requires HIERARCHY on the
   first line), so the file itself carries no note; `bvh/info.json` also gives, per track,
-  the Blender scene frame its first BVH frame belongs on (`blender_frame_start`), with the
-  scene's first frame (0) at the video's first frame, as Blender's glTF importer places
-  the .glb's keys.
+  the Blender scene frame its first BVH frame belongs on (`blender_frame_start`): frame 1
+  (Blender's default first frame; its BVH importer starts no file before frame 1) is the
+  video's first frame. Blender's glTF importer puts the .glb's time t on frame t x rate, so
+  the .glb plays one frame earlier than the BVHs (docs/using-exports.md).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class BVHInfo:
     frame_time: float  # seconds
     start_time: float  # presentation time of the first BVH frame (seconds from the video's first frame)
     resampled: bool  # the track's frames were not on the constant-rate grid
-    blender_frame_start: int  # Blender's import_anim.bvh frame_start that puts the file at the video's time
+    blender_frame_start: int  # Blender's import_anim.bvh frame_start: scene frame 1 = the video's first frame
     units: str = "metres"
     axes: str = "y up, z towards the camera, x to the camera's right (glTF's frame)"
     euler: str = "Zrotation Yrotation Xrotation (intrinsic, R = Rz Ry Rx), degrees"
@@ -177,7 +178,7 @@ def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_st
         relative = f"{BVH_DIR}/{bvh_name(folder.name, track.track_id)}"
         _write_text(folder / relative, bvh_text(motion, rest, frame_time))
         infos.append(BVHInfo(track.track_id, relative, len(motion.times), frame_time, float(motion.times[0]),
-                             motion.resampled, int(round(float(motion.times[0]) / frame_time))))
+                             motion.resampled, 1 + int(round(float(motion.times[0]) / frame_time))))
     _write_text(folder / BVH_DIR / INFO_NAME, json.dumps([asdict(i) for i in infos], indent=2))
     for track, _ in tracks:
         legacy = folder / BVH_DIR / LEGACY_NAME.format(track_id=track.track_id)

@@ -3,20 +3,20 @@
 Layout of the file (pygltflib writes it; the arrays are packed here):
 - scene nodes: `camera` (the video's camera at the origin, looking down -z, y up: the
   camera frame turned by `CAMERA_TO_YUP`), then per track a root node `<stem>_<id>` (static,
-  at the origin) holding a node `<stem>_<id>_shown` (the visibility scale below) that holds
-  SMPL's 24-joint skeleton (nodes named as SMPL's joints, translations = the track's bone
+  at the origin; Blender's armature) holding a static joint `<stem>_<id>_reach` and a node
+  `<stem>_<id>_shown` (the visibility scale below) that holds SMPL's 24-joint skeleton (nodes named as SMPL's joints, translations = the track's bone
   offsets from its mean-betas rest joints), and a skinned mesh node `<stem>_<id>_body` (mesh
   and skin of that track; at the scene root as the spec asks of skinned meshes). The video's
   stem is in every name so that the scenes of several videos imported into one Blender file
   do not collide.
-- one skin per track: the 24 joints and, as the 25th, the track's root node; inverse bind
+- one skin per track: the 24 joints and, as the 25th, the `_reach` node; inverse bind
   matrices = the inverse of each joint's rest transform (a translation by minus its rest
-  position; identity for the root).
+  position; identity for `_reach`).
 - one mesh per track: the rest shape of the track's mean betas, normals, JOINTS_0 and
   WEIGHTS_0 (the 4 largest SMPL skinning weights of each vertex, renormalised: glTF's one
   set of four influences that every importer reads), one material of the track's colour;
   after SMPL's vertices, two vertices that no face uses (`BOUNDS_VERTICES`), bound to the
-  static root at two opposite corners of the box the body can reach over the whole track
+  static `_reach` joint at two opposite corners of the box the body can reach over the whole track
   (`reach_box`). They are never drawn; they make a player's bounding volume of the skinned
   mesh cover the track whatever pose it is measured in: three.js measures a skinned mesh's
   bounding sphere once, at its first draw, when a person who enters later is scaled to 0,
@@ -209,7 +209,7 @@ def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colo
         if "indices" not in shared:
             joints, weights = top_weights(rest.weights)
             corner_joints = np.zeros((BOUNDS_VERTICES, MAX_INFLUENCES), np.uint8)
-            corner_joints[:, 0] = joint_count  # the root node, the skin's last joint
+            corner_joints[:, 0] = joint_count  # the `_reach` node, the skin's last joint
             corner_weights = np.zeros((BOUNDS_VERTICES, MAX_INFLUENCES), np.float32)
             corner_weights[:, 0] = 1.0
             shared["indices"] = packer.add(rest.faces.astype(np.uint16 if rest.vertices.shape[0] < 65535
@@ -231,11 +231,14 @@ def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colo
             attributes=gl.Attributes(POSITION=position, NORMAL=normal, JOINTS_0=shared["joints"],
                                      WEIGHTS_0=shared["weights"]),
             indices=shared["indices"], material=len(gltf.materials) - 1, mode=gl.TRIANGLES)]))
-        # Nodes: the track root, its `_shown` node, then its 24 joints in SMPL's order.
-        root_node, shown_node = len(gltf.nodes), len(gltf.nodes) + 1
-        joint_nodes = [root_node + 2 + j for j in range(joint_count)]
-        gltf.nodes.append(gl.Node(name=name, children=[shown_node]))
+        # Nodes: the track root, its `_shown` and `_reach` nodes, then its 24 joints in SMPL's order.
+        # The root is no joint, so that Blender makes it the track's own armature (a joint there
+        # put every track's bones into one armature).
+        root_node, shown_node, reach_node = len(gltf.nodes), len(gltf.nodes) + 1, len(gltf.nodes) + 2
+        joint_nodes = [root_node + 3 + j for j in range(joint_count)]
+        gltf.nodes.append(gl.Node(name=name, children=[shown_node, reach_node]))
         gltf.nodes.append(gl.Node(name=f"{name}_shown", children=[joint_nodes[0]]))
+        gltf.nodes.append(gl.Node(name=f"{name}_reach"))
         offsets = rest.offsets
         for j, joint_name in enumerate(SMPL_JOINT_NAMES):
             children = [joint_nodes[c] for c in np.flatnonzero(rest.parents == j)]
@@ -245,7 +248,7 @@ def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colo
                                       rotation=[float(v) for v in rotations[0, j]]))
         ibm = np.tile(np.eye(4), (joint_count + 1, 1, 1))
         ibm[:joint_count, :3, 3] = -rest.joints
-        gltf.skins.append(gl.Skin(name=name, skeleton=root_node, joints=[*joint_nodes, root_node],
+        gltf.skins.append(gl.Skin(name=name, skeleton=root_node, joints=[*joint_nodes, reach_node],
                                   inverseBindMatrices=packer.add(
                                       ibm.transpose(0, 2, 1).astype(np.float32).reshape(-1, 16), gl.MAT4,
                                       bounds=False)))
