@@ -429,8 +429,8 @@ def test_export_command_rewrites_and_needs_smpl(exported, tmp_path):
     assert not list(folder.glob(".*tmp*"))
     missing = runner.invoke(app, ["export", str(folder), "--smpl-dir", str(tmp_path)])
     assert missing.exit_code == 3 and f"no SMPL neutral body model file in --smpl-dir {tmp_path}" in missing.output
-    bad = runner.invoke(app, ["export", str(folder), "--format", "fbx", "--smpl-dir", str(exported["smpl"])])
-    assert bad.exit_code == 2 and "unknown export format 'fbx'" in bad.output
+    bad = runner.invoke(app, ["export", str(folder), "--format", "stl", "--smpl-dir", str(exported["smpl"])])
+    assert bad.exit_code == 2 and "unknown export format 'stl'" in bad.output
 
 
 def test_approximation_is_measured(exported):
@@ -677,3 +677,50 @@ def test_threejs_plays_the_glb_as_it_comes(exported, tmp_path):
             assert not (row["inFrustum"] and row["culled"]), (track.track_id, t)
         seen_late += track in late and any(rows[t]["inFrustum"] for t in own)
     assert seen_late == len(late)
+
+
+def test_fbx_and_blend_through_blender(exported, tmp_path, monkeypatch):
+    """`--format fbx,blend` runs Blender's own exporters (bpy, in its own Python): the .blend
+    opens with the video's rate, frame range, resolution, camera and the video behind it, and
+    the FBX imported back (Animation Offset 0); both pose every track within 1 mm of strcli.
+    Without $STRCLI_BPY_PYTHON: one line, exit 3, nothing written."""
+    python = bpy_python()
+    folder = tmp_path / "pedestrians"
+    shutil.copytree(exported["folder"], folder)
+    monkeypatch.delenv("STRCLI_BPY_PYTHON", raising=False)
+    missing = runner.invoke(app, ["export", str(folder), "--format", "glb,fbx", "--smpl-dir", str(exported["smpl"])])
+    assert missing.exit_code == 3, missing.output
+    assert missing.output.strip().splitlines() == [
+        "error: --format fbx needs Blender's Python module (bpy) and STRCLI_BPY_PYTHON is not set. Install "
+        "Blender's Python module in a venv of its own (python3.11 -m venv ~/.venv-bpy && ~/.venv-bpy/bin/pip "
+        "install bpy) and set STRCLI_BPY_PYTHON=~/.venv-bpy/bin/python."]
+    assert not list(folder.glob("*.fbx"))
+    monkeypatch.setenv("STRCLI_BPY_PYTHON", str(python))
+    before = (folder / "pedestrians.glb").read_bytes()
+    result = runner.invoke(app, ["export", str(folder), "--format", "fbx,blend", "--smpl-dir", str(exported["smpl"])])
+    assert result.exit_code == 0, result.output
+    assert (folder / "pedestrians.fbx").stat().st_size > 100_000 and (folder / "pedestrians.blend").is_file()
+    assert (folder / "pedestrians.glb").read_bytes() == before  # not asked for: left as it was
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+    tracks = exported["tracks"]
+    late = max(tracks, key=lambda t: t.times[0])
+    chosen = [tracks[0], late]
+    keys = {t.track_id: sorted({0, len(t) // 2, len(t) - 1}) for t in chosen}
+    for kind in ("blend", "fbx"):
+        request = {kind: str(folder / f"pedestrians.{kind}"), "fps": tracks[0].fps,
+                   "meshes": {f"pedestrians_{t.track_id}_body": [float(t.times[k]) for k in keys[t.track_id]]
+                              for t in chosen}}
+        (tmp_path / "request.json").write_text(json.dumps(request))
+        done = subprocess.run([str(python), str(CLIENTS / "blender_probe.py"), str(tmp_path / "request.json"),
+                               str(tmp_path / f"{kind}.npz")], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        got = np.load(tmp_path / f"{kind}.npz")
+        if kind == "blend":
+            fps, first, last, width, height, camera, backgrounds = got["scene"].tolist()
+            assert (fps, first, last, width, height, camera, backgrounds) == (10, 0, 29, 768, 576, 1, 1)
+        for track in chosen:
+            rows = keys[track.track_id]
+            vertices, joints = reference_vertices(exported["arrays"], track, rows)
+            name = f"pedestrians_{track.track_id}_body"
+            assert np.abs(got[f"glb_{name}_vertices"][:, :6890] - vertices @ CAMERA_TO_YUP.T).max() < 1e-3, kind
+            assert np.abs(got[f"glb_{name}_joints"] - joints[:, :24] @ CAMERA_TO_YUP.T).max() < 1e-3, kind

@@ -4,10 +4,12 @@ y-up frame, to an .npz.
 
     python blender_probe.py REQUEST.json OUT.npz
 
-REQUEST: {"glb": path, "fps": float, "meshes": {name: [time, ...]},
+REQUEST: {"glb" | "fbx" | "blend": path, "fps": float, "meshes": {name: [time, ...]},
           "bvh": [{"file": path, "frame_start": int, "frames": [bvh frame, ...]}]}
-OUT: glb_<name>_vertices (T, V, 3), glb_<name>_joints (T, 24, 3), bvh_<i>_joints (T, 24, 3),
-     joint_names, scene_fps.
+A .glb or .fbx is imported into an empty scene set to `fps`; a .blend is opened as saved.
+OUT: glb_<name>_vertices (T, V, 3), glb_<name>_joints (T, 24, 3) (whichever of the three
+     was asked for), bvh_<i>_joints (T, 24, 3), bvh_<i>_name, joint_names, scene_fps,
+     scene (fps, frame_start, frame_end, resolution x, y, has camera, background images).
 """
 
 import json
@@ -43,9 +45,17 @@ def main():
     out = {}
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
-    if request.get("glb"):
-        scene.render.fps, scene.render.fps_base = int(round(request["fps"])), 1.0
-        bpy.ops.import_scene.gltf(filepath=request["glb"])
+    source = request.get("glb") or request.get("fbx") or request.get("blend")
+    if source:
+        if request.get("blend"):
+            bpy.ops.wm.open_mainfile(filepath=source)
+            scene = bpy.context.scene
+        else:
+            scene.render.fps, scene.render.fps_base = int(round(request["fps"])), 1.0
+            if request.get("fbx"):
+                bpy.ops.import_scene.fbx(filepath=source, anim_offset=0.0)  # time 0 on frame 0, as the .glb
+            else:
+                bpy.ops.import_scene.gltf(filepath=source)
         for name, times in request["meshes"].items():
             mesh = bpy.data.objects[name]
             armature = mesh.find_armature()
@@ -76,6 +86,10 @@ def main():
         out[f"bvh_{index}_joints"] = np.stack(joints)
         out[f"bvh_{index}_name"] = np.array(armature.name)
     out["scene_fps"] = np.array(scene.render.fps / scene.render.fps_base)
+    camera = scene.camera
+    out["scene"] = np.array([scene.render.fps / scene.render.fps_base, scene.frame_start, scene.frame_end,
+                             scene.render.resolution_x, scene.render.resolution_y, camera is not None,
+                             len(camera.data.background_images) if camera is not None else 0], float)
     out["joint_names"] = np.array(JOINTS)
     np.savez(sys.argv[2], **out)
 
