@@ -71,7 +71,7 @@ def run_blender(python: Path, request: BlenderRequest, folder: Path) -> None:
     path.write_text(json.dumps(asdict(request)))
     try:
         done = subprocess.run([str(python), str(SCRIPT), str(path)], capture_output=True, text=True,
-                              timeout=TIMEOUT_S)
+                              timeout=TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise OutputError(f"Blender ({python}) could not run: {err}.",
                           f"Check that {BPY_ENV} names a Python that can import bpy.") from err

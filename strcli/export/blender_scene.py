@@ -24,10 +24,10 @@ import sys
 def main() -> None:
     import bpy
 
-    request = json.loads(open(sys.argv[1], encoding="utf-8").read())
+    with open(sys.argv[1], encoding="utf-8") as file:
+        request = json.load(file)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
-    rate = request["fps"] / request["fps_base"]
     scene.render.fps, scene.render.fps_base = request["fps"], 1.0 / request["fps_base"]  # fps x fps_base = rate
     bpy.ops.import_scene.gltf(filepath=request["glb"])
     scene.render.fps_base = request["fps_base"]  # fps / fps_base = rate, as Blender shows it

@@ -178,7 +178,7 @@ def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_st
         relative = f"{BVH_DIR}/{bvh_name(folder.name, track.track_id)}"
         _write_text(folder / relative, bvh_text(motion, rest, frame_time))
         infos.append(BVHInfo(track.track_id, relative, len(motion.times), frame_time, float(motion.times[0]),
-                             motion.resampled, 1 + int(round(float(motion.times[0]) / frame_time))))
+                             motion.resampled, 1 + round(float(motion.times[0]) / frame_time)))
     _write_text(folder / BVH_DIR / INFO_NAME, json.dumps([asdict(i) for i in infos], indent=2))
     for track, _ in tracks:
         legacy = folder / BVH_DIR / LEGACY_NAME.format(track_id=track.track_id)

@@ -108,7 +108,7 @@ def _write_blender(python: Path, folder: Path, glb: Path, manifest: dict, tracks
     fps, fps_base = scene_rate(rate)
     final = {f: folder / f"{folder.name}.{f}" for f in formats}
     partial = {f: folder / f".{p.name}.partial-{os.getpid()}.{f}" for f, p in final.items()}
-    request = BlenderRequest(glb=str(glb), fps=fps, fps_base=fps_base, frame_end=int(round(end * rate)),
+    request = BlenderRequest(glb=str(glb), fps=fps, fps_base=fps_base, frame_end=round(end * rate),
                              width=intrinsics.width, height=intrinsics.height,
                              video=str(path) if path and Path(path).is_file() else None, video_frames=frames_in_file,
                              fbx=str(partial["fbx"]) if "fbx" in partial else None,

@@ -41,7 +41,8 @@ def heads(armature):
 
 
 def main():
-    request = json.loads(open(sys.argv[1]).read())
+    with open(sys.argv[1]) as file:
+        request = json.load(file)
     out = {}
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
@@ -51,7 +52,7 @@ def main():
             bpy.ops.wm.open_mainfile(filepath=source)
             scene = bpy.context.scene
         else:
-            scene.render.fps, scene.render.fps_base = int(round(request["fps"])), 1.0
+            scene.render.fps, scene.render.fps_base = round(request["fps"]), 1.0
             if request.get("fbx"):
                 bpy.ops.import_scene.fbx(filepath=source, anim_offset=0.0)  # time 0 on frame 0, as the .glb
             else:
