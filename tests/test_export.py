@@ -695,7 +695,7 @@ def test_fbx_and_blend_through_blender(exported, tmp_path, monkeypatch):
     missing = runner.invoke(app, ["export", str(folder), "--format", "glb,fbx", "--smpl-dir", str(exported["smpl"])])
     assert missing.exit_code == 3, missing.output
     assert missing.output.strip().splitlines() == [(
-        "error: --format fbx needs Blender's Python module (bpy) and STRCLI_BPY_PYTHON is not set. Install "
+        "error: fbx export needs Blender's Python module (bpy) and STRCLI_BPY_PYTHON is not set. Install "
         "Blender's Python module in a venv of its own (python3.11 -m venv ~/.venv-bpy && ~/.venv-bpy/bin/pip "
         "install bpy) and set STRCLI_BPY_PYTHON=~/.venv-bpy/bin/python.")]
     assert not list(folder.glob("*.fbx"))

@@ -33,11 +33,11 @@ def bpy_python(formats: tuple[str, ...] = BLENDER_FORMATS) -> Path:
            f"~/.venv-bpy/bin/pip install bpy) and set {BPY_ENV}=~/.venv-bpy/bin/python")
     value = os.environ.get(BPY_ENV)
     if not value:
-        raise MissingAssetError(f"--format {wanted} needs Blender's Python module (bpy) and {BPY_ENV} is not set.",
+        raise MissingAssetError(f"{wanted} export needs Blender's Python module (bpy) and {BPY_ENV} is not set.",
                                 f"{how}.")
     path = Path(value).expanduser()
     if not path.is_file():
-        raise MissingAssetError(f"--format {wanted}: {BPY_ENV}={value} is not a file.", f"{how}.")
+        raise MissingAssetError(f"{wanted} export: {BPY_ENV}={value} is not a file.", f"{how}.")
     return path
 
 
