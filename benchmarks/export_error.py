@@ -2,7 +2,7 @@
 
     python benchmarks/export_error.py OUT/<stem> [--smpl-dir DIR]
 
-Poses every track of the folder with strcli's SMPL posing and with what animation.glb
+Poses every track of the folder with strcli's SMPL posing and with what <stem>.glb
 holds (no pose correctives, 4 largest weights, mean betas), cause by cause
 (`strcli.export.accuracy`), and prints a table.
 """

@@ -113,7 +113,7 @@ def test_export_on_a_full_disk_and_a_read_only_one(disk, reconstructed):
     disk.fill(out, leave_kb=8)  # a .glb of SMPL bodies is over 1 MB
     export = ["export", str(out / "running"), "--smpl-dir", str(smpl)]
     assert "disk is full" in one_line_exit_6(runner.invoke(app, export))
-    assert not (out / "running" / "animation.glb").exists() and leftovers(out) == []
+    assert not (out / "running" / "running.glb").exists() and leftovers(out) == []
     (out / "filler").unlink()
     disk.read_only(out)
     assert "read-only" in one_line_exit_6(runner.invoke(app, export))

@@ -197,12 +197,12 @@ def test_export_takes_turns_with_render_and_reconstruct(setup):
     try:
         assert holder_process.stdout.readline().strip() == "held"
         refused(runner.invoke(app, export), "render")
-        assert not (out / "running" / "animation.glb").exists()
+        assert not (out / "running" / "running.glb").exists()
     finally:
         holder_process.kill()
         holder_process.wait()
-    stale = out / "running" / f".animation.glb.partial-{DEAD_PID}"
+    stale = out / "running" / f".running.glb.partial-{DEAD_PID}"
     stale.write_bytes(b"half")
     result = runner.invoke(app, export)
     assert result.exit_code == 0, result.output
-    assert (out / "running" / "animation.glb").is_file() and not stale.exists()
+    assert (out / "running" / "running.glb").is_file() and not stale.exists()

@@ -399,7 +399,7 @@ def test_a_missing_video_is_refused_without_importing_torch(tmp_path):
     (["--device", "gpu7"], "bad --device 'gpu7': use auto, cpu, cuda or cuda:N."),
     (["--device", "cuda:x"], "bad --device 'cuda:x'"),
     (["--mesh-format", "stl"], "--mesh-format stl: use obj, ply, obj,ply or none."),
-    (["--export", "fbx"], "unknown export format 'fbx': use glb, bvh"),
+    (["--export", "stl"], "unknown export format 'stl': use glb, bvh"),
 ])
 def test_a_bad_flag_value_is_refused_before_torch_or_any_model(setup, tmp_path, monkeypatch, flags, text):
     _heavy_work_forbidden(monkeypatch)

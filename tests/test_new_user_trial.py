@@ -250,7 +250,7 @@ def test_a_failed_extra_regressor_download_has_no_doubled_stop(monkeypatch):
 
 
 @pytest.mark.parametrize("args,text", [
-    (["export", "OUT", "--format", "stl"], "unknown export format 'stl': use glb, bvh or both (glb,bvh)."),
+    (["export", "OUT", "--format", "stl"], "unknown export format 'stl': use glb, bvh, fbx, blend or several (glb,bvh)."),
     (["render", "OUT", "--frames", "0:10:x"], "bad --frames '0:10:x': use 0,10,20 or start:stop[:step]."),
     (["render", "OUT", "--preset", "slowest"], "--preset slowest: x264 has ultrafast, superfast, veryfast, faster, "
                                                "fast, medium, slow, slower, veryslow."),

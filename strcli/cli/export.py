@@ -18,16 +18,22 @@ def export_motion(
     outputs: Annotated[list[Path], typer.Argument(metavar="OUTPUT", help="reconstruct output folders: OUT (every video "
                                                        "in it) or OUT/<video-stem>.")],
     formats: Annotated[str, typer.Option("--format", help="glb (glTF 2.0 binary: skinned SMPL bodies, one "
-                       "animation, the camera), bvh (one file per track), or glb,bvh.")] = "glb,bvh",
+                       "animation, the camera), bvh (one file per track), fbx, blend (through Blender: "
+                       "$STRCLI_BPY_PYTHON, a Python with bpy), or several: glb,bvh.")] = "glb,bvh",
     smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's model folder (DIR/smpl/SMPL_NEUTRAL.pkl) or the file.")] = None,
 ) -> None:
-    """Write OUT/<stem>/animation.glb and OUT/<stem>/bvh/<id>.bvh for Blender, three.js, game engines."""
+    """Write OUT/<stem>/<stem>.glb, OUT/<stem>/bvh/<stem>_<id>.bvh (and <stem>.fbx, <stem>.blend) for Blender,
+    three.js, game engines (docs/using-exports.md)."""
     from strcli.road.inputs import output_folders
     from strcli.road.options import parse_export_formats
     from strcli.body.files import find_smpl_file
 
     # The flags, the folders and the SMPL file first, without torch: a bad value is refused at once.
     wanted = parse_export_formats(formats)
+    if {"fbx", "blend"} & set(wanted):
+        from strcli.export.blender import bpy_python
+
+        bpy_python(wanted)
     folders = output_folders(outputs)
     smpl_file = find_smpl_file("neutral", smpl_dir)
 
@@ -45,6 +51,7 @@ def export_motion(
             continue
         files = ([str(result.glb)] if result.glb else []) + ([f"{len(result.bvh)} BVH in {folder / 'bvh'}"]
                                                               if "bvh" in wanted else [])
+        files += [str(p) for p in (result.fbx, result.blend) if p]
         print(f"{folder.name}: {result.tracks} track(s): {', '.join(files)} in {result.seconds:.1f} s")
     if failed:
         raise typer.Exit(failed)

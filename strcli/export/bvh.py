@@ -1,5 +1,6 @@
-"""Tracks -> BVH (Biovision hierarchy) files, one per track, for Blender, MotionBuilder and
-retargeting tools.
+"""Tracks -> BVH (Biovision hierarchy) files, one per track (`bvh/<stem>_<id>.bvh`: Blender
+names the armature after the file, so the video's stem keeps the armatures of several videos
+apart), for Blender, MotionBuilder and retargeting tools.
 
 - Skeleton: SMPL's 24 joints, named as SMPL's (`SMPL_JOINT_NAMES`), each OFFSET its rest
   position relative to its parent for the track's mean betas; the root's OFFSET is zero
@@ -18,8 +19,14 @@ retargeting tools.
   average rate). Where the track's frames are not on that grid (a variable frame rate
   video, or gaps longer than --max-gap), the motion is resampled onto it (rotations
   slerped, positions linearly interpolated); `bvh/info.json` says, per track, whether it
-  was resampled. BVH has no comment syntax that Blender's importer accepts (it requires
-  HIERARCHY on the first line), so the file itself carries no note.
+  was resampled. `Frame Time` is written with every digit of the float64 (`repr`): Blender
+  sets its scene rate to 1 / frame time, and 8 decimals of 1/30 gave 30.000003 fps.
+  BVH has no comment syntax that Blender's importer accepts (it requires HIERARCHY on the
+  first line), so the file itself carries no note; `bvh/info.json` also gives, per track,
+  the Blender scene frame its first BVH frame belongs on (`blender_frame_start`): frame 1
+  (Blender's default first frame; its BVH importer starts no file before frame 1) is the
+  video's first frame. Blender's glTF importer puts the .glb's time t on frame t x rate, so
+  the .glb plays one frame earlier than the BVHs (docs/using-exports.md).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from strcli.road.outputs import output_error
 
 BVH_DIR = "bvh"
 INFO_NAME = "info.json"
+LEGACY_NAME = "{track_id}.bvh"  # what older strcli named a track's file; `bvh_files` still finds it
 EULER = "ZYX"  # scipy intrinsic: R = Rz @ Ry @ Rx, channels listed Z, Y, X
 _ROTATION_CHANNELS = "Zrotation Yrotation Xrotation"
 _ON_GRID = 1e-3  # seconds: frames this close to the constant-rate grid are taken as on it
@@ -52,6 +60,7 @@ class BVHInfo:
     frame_time: float  # seconds
     start_time: float  # presentation time of the first BVH frame (seconds from the video's first frame)
     resampled: bool  # the track's frames were not on the constant-rate grid
+    blender_frame_start: int  # Blender's import_anim.bvh frame_start: scene frame 1 = the video's first frame
     units: str = "metres"
     axes: str = "y up, z towards the camera, x to the camera's right (glTF's frame)"
     euler: str = "Zrotation Yrotation Xrotation (intrinsic, R = Rz Ry Rx), degrees"
@@ -128,23 +137,55 @@ def bvh_text(motion: BVHMotion, rest: RestBody, frame_time: float) -> str:
     euler = Rotation.from_matrix(motion.rotations[:, order].reshape(-1, 3, 3)).as_euler(EULER, degrees=True)
     euler = np.unwrap(euler.reshape(frames, len(order) * 3), period=360.0, axis=0)
     values = np.concatenate([motion.root_positions, euler], axis=1)
-    lines += ["MOTION", f"Frames: {frames}", f"Frame Time: {frame_time:.8f}"]
+    lines += ["MOTION", f"Frames: {frames}", f"Frame Time: {float(frame_time)!r}"]
     lines += [" ".join(f"{v:.6f}" for v in row) for row in values]
     return "\n".join(lines) + "\n"
 
 
+def bvh_name(stem: str, track_id: int) -> str:
+    """A track's BVH file in the `bvh` folder: `<stem>_<id>.bvh`."""
+    return f"{stem}_{track_id}.bvh"
+
+
+def bvh_files(folder: Path) -> dict[int, Path]:
+    """Track id -> its BVH file in a video's output folder (`bvh/<stem>_<id>.bvh`, else the
+    name older strcli wrote, `bvh/<id>.bvh`)."""
+    found: dict[int, Path] = {}
+    directory = folder / BVH_DIR
+    if not directory.is_dir():
+        return found
+    prefix = f"{folder.name}_"
+    for path in sorted(directory.glob("*.bvh")):
+        stem = path.stem
+        legacy = stem.isdigit()
+        if not legacy and not (stem.startswith(prefix) and stem[len(prefix):].isdigit()):
+            continue
+        track_id = int(stem if legacy else stem[len(prefix):])
+        if legacy and track_id in found:
+            continue
+        found[track_id] = path
+    return found
+
+
 def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_step: int) -> list[BVHInfo]:
-    """bvh/<id>.bvh per track and bvh/info.json in `folder`, each written under a hidden
-    temporary name and renamed when complete."""
+    """bvh/<stem>_<id>.bvh per track and bvh/info.json in `folder` (the stem: the folder's
+    name), each written under a hidden temporary name and renamed when complete; then the
+    files older strcli named `bvh/<id>.bvh` are removed, so each track has one file."""
     infos = []
     for track, rest in tracks:
         frame_time = frame_step / track.fps
         motion = sample_motion(track, rest, frame_time)
-        relative = f"{BVH_DIR}/{track.track_id}.bvh"
+        relative = f"{BVH_DIR}/{bvh_name(folder.name, track.track_id)}"
         _write_text(folder / relative, bvh_text(motion, rest, frame_time))
         infos.append(BVHInfo(track.track_id, relative, len(motion.times), frame_time, float(motion.times[0]),
-                             motion.resampled))
+                             motion.resampled, 1 + round(float(motion.times[0]) / frame_time)))
     _write_text(folder / BVH_DIR / INFO_NAME, json.dumps([asdict(i) for i in infos], indent=2))
+    for track, _ in tracks:
+        legacy = folder / BVH_DIR / LEGACY_NAME.format(track_id=track.track_id)
+        try:
+            legacy.unlink(missing_ok=True)
+        except OSError as err:
+            raise output_error(err, legacy) from err
     return infos
 
 

@@ -1,21 +1,33 @@
-"""Tracks -> one glTF 2.0 binary (`animation.glb`) with a skinned SMPL body per track.
+"""Tracks -> one glTF 2.0 binary (`<stem>.glb`) with a skinned SMPL body per track.
 
 Layout of the file (pygltflib writes it; the arrays are packed here):
 - scene nodes: `camera` (the video's camera at the origin, looking down -z, y up: the
-  camera frame turned by `CAMERA_TO_YUP`), then per track a root node `track_<id>` holding
-  SMPL's 24-joint skeleton (nodes named as SMPL's joints, translations = the track's bone
-  offsets from its mean-betas rest joints) and a skinned mesh node `track_<id>_body`
-  (mesh and skin of that track; at the scene root as the spec asks of skinned meshes).
-- one skin per track: the 24 joints, inverse bind matrices = the inverse of each joint's
-  rest transform (a translation by minus its rest position).
+  camera frame turned by `CAMERA_TO_YUP`), then per track a root node `<stem>_<id>` (static,
+  at the origin; Blender's armature) holding a static joint `<stem>_<id>_reach` and a node
+  `<stem>_<id>_shown` (the visibility scale below) that holds SMPL's 24-joint skeleton (nodes named as SMPL's joints, translations = the track's bone
+  offsets from its mean-betas rest joints), and a skinned mesh node `<stem>_<id>_body` (mesh
+  and skin of that track; at the scene root as the spec asks of skinned meshes). The video's
+  stem is in every name so that the scenes of several videos imported into one Blender file
+  do not collide.
+- one skin per track: the 24 joints and, as the 25th, the `_reach` node; inverse bind
+  matrices = the inverse of each joint's rest transform (a translation by minus its rest
+  position; identity for `_reach`).
 - one mesh per track: the rest shape of the track's mean betas, normals, JOINTS_0 and
   WEIGHTS_0 (the 4 largest SMPL skinning weights of each vertex, renormalised: glTF's one
-  set of four influences that every importer reads), one material of the track's colour.
+  set of four influences that every importer reads), one material of the track's colour;
+  after SMPL's vertices, two vertices that no face uses (`BOUNDS_VERTICES`), bound to the
+  static `_reach` joint at two opposite corners of the box the body can reach over the whole track
+  (`reach_box`). They are never drawn; they make a player's bounding volume of the skinned
+  mesh cover the track whatever pose it is measured in: three.js measures a skinned mesh's
+  bounding sphere once, at its first draw, when a person who enters later is scaled to 0,
+  and then frustum-culled that person for ever.
 - one animation `motion`: per track, the pelvis translation and every joint's rotation
   (unit quaternions, LINEAR) at the track's frame presentation times (variable frame rate
-  kept: the key times are the video's own), and the track root's scale (STEP): 1 while
-  the track has frames, 0 before, after and in gaps longer than --max-gap, so a person
-  is hidden when the video does not show them.
+  kept: the key times are the video's own), and the `_shown` node's scale (STEP): 1 while
+  the track has frames, 0 before, after and in gaps longer than --max-gap, so a person is
+  hidden when the video does not show them. The show/hide keys lie half a frame time before
+  a run's first frame and after its last (`visibility_keys`), never on a frame's time, so a
+  player that rounds key times to float32 shows every frame of the run and no other.
 What glTF cannot carry (SMPL's pose correctives, more than 4 weights) is measured by
 `strcli.export.accuracy`.
 """
@@ -34,10 +46,25 @@ from strcli.body.camera import Intrinsics
 from strcli.export.motion import SMPL_JOINT_NAMES, RestBody, TrackMotion, frame_runs
 from strcli.road.outputs import output_error
 
-GLB_NAME = "animation.glb"
+LEGACY_GLB_NAME = "animation.glb"  # what older strcli named every video's scene; `glb_path` still finds it
+BOUNDS_VERTICES = 2  # unused vertices after SMPL's: the corners of `reach_box`
 MAX_INFLUENCES = 4  # glTF's JOINTS_0/WEIGHTS_0: what three.js, Unity, Unreal and Blender all read
 ZNEAR, ZFAR = 0.01, 1000.0  # metres, the camera's clipping planes
 _ALIGN = 4
+
+
+def glb_name(stem: str) -> str:
+    """The scene file of the video `stem`: `<stem>.glb`."""
+    return f"{stem}.glb"
+
+
+def glb_path(folder: Path) -> Path | None:
+    """The scene file exported into a video's output folder: `<stem>.glb`, else the name older
+    strcli wrote (`animation.glb`); None when there is neither."""
+    for path in (folder / glb_name(folder.name), folder / LEGACY_GLB_NAME):
+        if path.is_file():
+            return path
+    return None
 
 
 def top_weights(weights: np.ndarray, count: int = MAX_INFLUENCES) -> tuple[np.ndarray, np.ndarray]:
@@ -104,18 +131,35 @@ def _continuous(quats: np.ndarray) -> np.ndarray:
 
 
 def visibility_keys(track: TrackMotion, frame_step: int, start: float) -> tuple[np.ndarray, np.ndarray]:
-    """Key times (K,) and scales (K,) for the track root (STEP): 1 from the first frame of each
-    run of consecutive frames, 0 one frame time after its last frame, and 0 from `start` (the
-    animation's first time) when the track begins later."""
-    frame_time = frame_step / track.fps
+    """Key times (K,) seconds and scales (K,) for the track's `_shown` node (STEP): 1 from half
+    a frame time before the first frame of each run of consecutive frames, 0 from half a frame
+    time after its last frame, and 0 from `start` (the animation's first time) when the track
+    begins later. Half a frame away from every frame time: a key on a frame's time, rounded to
+    float32 as the file stores it, falls on either side of the frame (three.js hid some
+    tracks on their first frame and showed one frozen a frame after its last)."""
+    half = 0.5 * frame_step / track.fps
     times, scales = [], []
-    if track.times[0] > start:
+    if track.times[0] - half > start:
         times.append(start)
         scales.append(0.0)
     for first, last in frame_runs(track.frames, frame_step):
-        times += [track.times[first], track.times[last] + frame_time]
+        times += [max(track.times[first] - half, start), track.times[last] + half]
         scales += [1.0, 0.0]
     return np.asarray(times, np.float64), np.asarray(scales, np.float64)
+
+
+def reach_box(rest: RestBody, pelvis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(3,), (3,) metres: the corners of an axis-aligned box holding every vertex of the body
+    in any pose with its pelvis at any of `pelvis` (N, 3). Bound: a vertex skinned to joint j
+    lies within (length of the bone chain from the pelvis to j) + |vertex - joint j| of the
+    pelvis, whatever the rotations (linear blend skinning mixes such points)."""
+    chain = np.zeros(len(rest.parents))
+    for j in range(1, len(rest.parents)):  # SMPL lists parents before children
+        chain[j] = chain[rest.parents[j]] + np.linalg.norm(rest.offsets[j])
+    used = rest.weights > 0  # (V, 24)
+    reach = chain[None] + np.linalg.norm(rest.vertices[:, None] - rest.joints[None], axis=-1)  # (V, 24)
+    radius = float(np.where(used, reach, 0.0).max())
+    return pelvis.min(axis=0) - radius, pelvis.max(axis=0) + radius
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -158,45 +202,57 @@ def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colo
     animation = gl.Animation(name="motion", samplers=[], channels=[])
     shared: dict[str, int] = {}
     for k, (track, rest) in enumerate(tracks):
+        name = f"{video_name}_{track.track_id}"
+        rotations = track.local_rotations().as_quat().reshape(len(track), -1, 4)  # (N, 24, 4) xyzw
+        positions = track.root_positions(rest)  # (N, 3)
+        joint_count = len(rest.parents)
         if "indices" not in shared:
             joints, weights = top_weights(rest.weights)
+            corner_joints = np.zeros((BOUNDS_VERTICES, MAX_INFLUENCES), np.uint8)
+            corner_joints[:, 0] = joint_count  # the `_reach` node, the skin's last joint
+            corner_weights = np.zeros((BOUNDS_VERTICES, MAX_INFLUENCES), np.float32)
+            corner_weights[:, 0] = 1.0
             shared["indices"] = packer.add(rest.faces.astype(np.uint16 if rest.vertices.shape[0] < 65535
                                                              else np.uint32).reshape(-1),
                                            gl.SCALAR, gl.ELEMENT_ARRAY_BUFFER, bounds=False)
-            shared["joints"] = packer.add(joints, gl.VEC4, gl.ARRAY_BUFFER, bounds=False)
-            shared["weights"] = packer.add(weights, gl.VEC4, gl.ARRAY_BUFFER, bounds=False)
-        normals = vertex_normals(rest.vertices, rest.faces)
-        position = packer.add(rest.vertices.astype(np.float32), gl.VEC3, gl.ARRAY_BUFFER)
+            shared["joints"] = packer.add(np.vstack([joints, corner_joints]), gl.VEC4, gl.ARRAY_BUFFER, bounds=False)
+            shared["weights"] = packer.add(np.vstack([weights, corner_weights]), gl.VEC4, gl.ARRAY_BUFFER,
+                                           bounds=False)
+        corners = np.stack(reach_box(rest, positions))  # (2, 3), y-up world = the static root's frame
+        vertices = np.vstack([rest.vertices, corners])
+        normals = np.vstack([vertex_normals(rest.vertices, rest.faces), np.tile([0.0, 1.0, 0.0], (BOUNDS_VERTICES, 1))])
+        position = packer.add(vertices.astype(np.float32), gl.VEC3, gl.ARRAY_BUFFER)
         normal = packer.add(normals.astype(np.float32), gl.VEC3, gl.ARRAY_BUFFER, bounds=False)
-        gltf.materials.append(gl.Material(name=f"track_{track.track_id}", doubleSided=False,
+        gltf.materials.append(gl.Material(name=name, doubleSided=False,
                                           pbrMetallicRoughness=gl.PbrMetallicRoughness(
                                               baseColorFactor=[*map(float, colours[k]), 1.0],
                                               metallicFactor=0.0, roughnessFactor=0.8)))
-        gltf.meshes.append(gl.Mesh(name=f"track_{track.track_id}", primitives=[gl.Primitive(
+        gltf.meshes.append(gl.Mesh(name=name, primitives=[gl.Primitive(
             attributes=gl.Attributes(POSITION=position, NORMAL=normal, JOINTS_0=shared["joints"],
                                      WEIGHTS_0=shared["weights"]),
             indices=shared["indices"], material=len(gltf.materials) - 1, mode=gl.TRIANGLES)]))
-        # Nodes: the track root, then its 24 joints in SMPL's order.
-        root_node = len(gltf.nodes)
-        joint_nodes = [root_node + 1 + j for j in range(len(rest.parents))]
-        rotations = track.local_rotations().as_quat().reshape(len(track), -1, 4)  # (N, 24, 4) xyzw
-        positions = track.root_positions(rest)  # (N, 3)
-        gltf.nodes.append(gl.Node(name=f"track_{track.track_id}", children=[joint_nodes[0]]))
+        # Nodes: the track root, its `_shown` and `_reach` nodes, then its 24 joints in SMPL's order.
+        # The root is no joint, so that Blender makes it the track's own armature (a joint there
+        # put every track's bones into one armature).
+        root_node, shown_node, reach_node = len(gltf.nodes), len(gltf.nodes) + 1, len(gltf.nodes) + 2
+        joint_nodes = [root_node + 3 + j for j in range(joint_count)]
+        gltf.nodes.append(gl.Node(name=name, children=[shown_node, reach_node]))
+        gltf.nodes.append(gl.Node(name=f"{name}_shown", children=[joint_nodes[0]]))
+        gltf.nodes.append(gl.Node(name=f"{name}_reach"))
         offsets = rest.offsets
-        for j, name in enumerate(SMPL_JOINT_NAMES):
+        for j, joint_name in enumerate(SMPL_JOINT_NAMES):
             children = [joint_nodes[c] for c in np.flatnonzero(rest.parents == j)]
             translation = positions[0] if j == 0 else offsets[j]
-            gltf.nodes.append(gl.Node(name=name, children=children or None,
+            gltf.nodes.append(gl.Node(name=joint_name, children=children or None,
                                       translation=[float(v) for v in translation],
                                       rotation=[float(v) for v in rotations[0, j]]))
-        ibm = np.tile(np.eye(4), (len(rest.parents), 1, 1))
-        ibm[:, :3, 3] = -rest.joints
-        gltf.skins.append(gl.Skin(name=f"track_{track.track_id}", skeleton=joint_nodes[0], joints=joint_nodes,
+        ibm = np.tile(np.eye(4), (joint_count + 1, 1, 1))
+        ibm[:joint_count, :3, 3] = -rest.joints
+        gltf.skins.append(gl.Skin(name=name, skeleton=root_node, joints=[*joint_nodes, reach_node],
                                   inverseBindMatrices=packer.add(
                                       ibm.transpose(0, 2, 1).astype(np.float32).reshape(-1, 16), gl.MAT4,
                                       bounds=False)))
-        gltf.nodes.append(gl.Node(name=f"track_{track.track_id}_body", mesh=len(gltf.meshes) - 1,
-                                  skin=len(gltf.skins) - 1))
+        gltf.nodes.append(gl.Node(name=f"{name}_body", mesh=len(gltf.meshes) - 1, skin=len(gltf.skins) - 1))
         scene += [root_node, len(gltf.nodes) - 1]
         # Animation: one time axis per track, its own frames' presentation times.
         times = packer.add(track.times.astype(np.float32), gl.SCALAR)
@@ -209,10 +265,10 @@ def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colo
                                                           target=gl.AnimationChannelTarget(node=node, path=path)))
 
         channel(joint_nodes[0], "translation", positions, gl.VEC3)
-        for j in range(len(rest.parents)):
+        for j in range(joint_count):
             channel(joint_nodes[j], "rotation", _continuous(rotations[:, j]), gl.VEC4)
         key_times, scales = visibility_keys(track, frame_step, start)
-        channel(root_node, "scale", np.repeat(scales[:, None], 3, axis=1), gl.VEC3,
+        channel(shown_node, "scale", np.repeat(scales[:, None], 3, axis=1), gl.VEC3,
                 input_=packer.add(key_times.astype(np.float32), gl.SCALAR), interpolation=gl.ANIM_STEP)
     if animation.channels:
         gltf.animations.append(animation)
@@ -222,12 +278,16 @@ def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colo
 
 
 def write_glb(gltf: gl.GLTF2, path: Path) -> Path:
-    """Write `gltf` as a .glb: to a hidden temporary name, renamed when complete."""
+    """Write `gltf` as a .glb: to a hidden temporary name, renamed when complete; the scene
+    older strcli wrote into the same folder (`animation.glb`) is then removed, so that one
+    scene of the video is left."""
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(b"".join(gltf.save_to_bytes()))
         os.replace(tmp, path)
+        if path.name != LEGACY_GLB_NAME:
+            (path.parent / LEGACY_GLB_NAME).unlink(missing_ok=True)
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise output_error(err, path) from err

@@ -5,6 +5,7 @@ shared conventions (axes, rest skeleton) in `motion`; what the formats approxima
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -15,9 +16,10 @@ import numpy as np
 
 from strcli.body.smpl import Body
 from strcli.body.camera import Intrinsics
-from strcli.utils.errors import StrcliError, UsageError, writing
+from strcli.utils.errors import OutputError, StrcliError, UsageError, writing
+from strcli.export.blender import BLENDER_FORMATS, BlenderRequest, bpy_python, run_blender, scene_rate
 from strcli.export.bvh import write_bvh
-from strcli.export.gltf import GLB_NAME, build_gltf, write_glb
+from strcli.export.gltf import build_gltf, glb_name, write_glb
 from strcli.export.motion import RestBody, TrackMotion, rest_body
 from strcli.utils.locks import sweep_stale, video_lock
 from strcli.road.options import EXPORT_FORMATS, parse_export_formats as parse_formats  # noqa: F401 (re-exported)
@@ -33,6 +35,8 @@ class ExportResult:
     tracks: int
     glb: Path | None = None
     bvh: list[Path] = field(default_factory=list)
+    fbx: Path | None = None
+    blend: Path | None = None
     seconds: float = 0.0
 
 
@@ -48,12 +52,15 @@ def load_tracks(folder: Path, body: Body) -> tuple[dict, list[tuple[TrackMotion,
 
 
 def export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportResult:
-    """Write `folder`/animation.glb and/or `folder`/bvh/<id>.bvh for one reconstructed video.
+    """Write `folder`/<stem>.glb, `folder`/bvh/<stem>_<id>.bvh, `folder`/<stem>.fbx and/or
+    `folder`/<stem>.blend (`formats`) for one reconstructed video (the stem: the folder's name,
+    the video's); FBX and .blend through Blender (`strcli.export.blender`: MissingAssetError,
+    exit 3, without it).
     Holds the video's lock (`strcli.utils.locks.video_lock`: BusyError, exit 9, while another
     process writes the folder); a full disk, a read-only folder or a permission error is an
     OutputError (exit 6) and leaves no partial file."""
     where = folder.absolute()
-    with writing(folder / GLB_NAME), video_lock(where.parent, where.name, "export"):
+    with writing(folder / glb_name(folder.name)), video_lock(where.parent, where.name, "export"):
         sweep_stale(folder / "bvh")
         return _export_video(folder, body, formats)
 
@@ -66,14 +73,56 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportR
         cam = manifest["intrinsics"]
         intrinsics = Intrinsics(float(cam["focal"]), int(cam["width"]), int(cam["height"]))
     glb, bvh = None, []
-    if "glb" in formats:
+    blender = [f for f in formats if f in BLENDER_FORMATS]
+    python = bpy_python(tuple(blender)) if blender else None
+    outputs: dict[str, Path] = {}
+    if "glb" in formats or blender:
         colours = np.array([TRACK_COLOURS[t.track_id % len(TRACK_COLOURS)] for t, _ in tracks], np.float32) if tracks \
             else np.zeros((0, 3))
         gltf = build_gltf(tracks, step, colours, folder.name, intrinsics)
-        glb = write_glb(gltf, folder / GLB_NAME)
+        scene = folder / glb_name(folder.name)
+        glb = write_glb(gltf, scene if "glb" in formats else folder / f".{scene.name}.partial-{os.getpid()}.glb")
+        try:
+            if python is not None:
+                outputs = _write_blender(python, folder, glb, manifest, tracks, intrinsics, blender)
+        finally:
+            if "glb" not in formats:
+                glb.unlink(missing_ok=True)
+                glb = None
     if "bvh" in formats:
         bvh = [folder / info.file for info in write_bvh(folder, tracks, step)]
-    return ExportResult(folder, len(tracks), glb, bvh, time.perf_counter() - started)
+    return ExportResult(folder, len(tracks), glb, bvh, outputs.get("fbx"), outputs.get("blend"),
+                        time.perf_counter() - started)
+
+
+def _write_blender(python: Path, folder: Path, glb: Path, manifest: dict, tracks: list[tuple[TrackMotion, RestBody]],
+                   intrinsics: Intrinsics, formats: list[str]) -> dict[str, Path]:
+    """`<stem>.fbx` / `<stem>.blend` from the written .glb through Blender, each made under a
+    hidden temporary name and renamed when complete."""
+    with reading_output(folder):
+        video = manifest.get("video", {})
+        rate = float(video.get("fps") or (tracks[0][0].fps if tracks else 30.0))
+        path = video.get("path")
+        frames_in_file = int(video.get("frames_in_file") or 0)
+    end = max((float(t.times[-1]) for t, _ in tracks), default=0.0)
+    fps, fps_base = scene_rate(rate)
+    final = {f: folder / f"{folder.name}.{f}" for f in formats}
+    partial = {f: folder / f".{p.name}.partial-{os.getpid()}.{f}" for f, p in final.items()}
+    request = BlenderRequest(glb=str(glb), fps=fps, fps_base=fps_base, frame_end=round(end * rate),
+                             width=intrinsics.width, height=intrinsics.height,
+                             video=str(path) if path and Path(path).is_file() else None, video_frames=frames_in_file,
+                             fbx=str(partial["fbx"]) if "fbx" in partial else None,
+                             blend=str(partial["blend"]) if "blend" in partial else None)
+    try:
+        run_blender(python, request, folder)
+        for f, tmp in partial.items():
+            if not tmp.is_file():
+                raise OutputError(f"Blender wrote no {f.upper()} file.", "Export again; report it if it repeats.")
+            os.replace(tmp, final[f])
+    finally:
+        for tmp in partial.values():
+            tmp.unlink(missing_ok=True)
+    return final
 
 
 def export_after(text: str | None) -> Callable[[VideoResult, Body], tuple[VideoResult, StrcliError | None]] | None:
@@ -84,6 +133,8 @@ def export_after(text: str | None) -> Callable[[VideoResult, Body], tuple[VideoR
     if not text:
         return None
     formats = parse_formats(text)
+    if set(BLENDER_FORMATS) & set(formats):
+        bpy_python(formats)
 
     def run(result: VideoResult, body: Body) -> tuple[VideoResult, StrcliError | None]:
         if result.status == "failed" or result.output is None:
@@ -92,7 +143,8 @@ def export_after(text: str | None) -> Callable[[VideoResult, Body], tuple[VideoR
             written = export_video(result.output, body, formats)
         except StrcliError as err:
             return replace(result, bytes=folder_bytes(result.output)), err
-        files = ((written.glb,) if written.glb else ()) + ((result.output / "bvh",) if "bvh" in formats else ())
+        files = ((written.glb,) if written.glb else ()) + ((result.output / "bvh",) if "bvh" in formats else ()) \
+            + tuple(p for p in (written.fbx, written.blend) if p)
         return replace(result, exported=files, bytes=folder_bytes(result.output)), None
 
     return run

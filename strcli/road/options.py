@@ -22,7 +22,7 @@ from strcli.utils.errors import UsageError
 from strcli.road.tracking import TrackingConfig
 
 MESH_FORMATS = ("obj", "ply")  # `--mesh-format`: the mesh files a video's folder may hold
-EXPORT_FORMATS = ("glb", "bvh")  # `--export` / `strcli export --format`
+EXPORT_FORMATS = ("glb", "bvh", "fbx", "blend")  # `--export` / `strcli export --format`; fbx, blend: through bpy
 # `--device`: what `strcli.utils.devices.resolve_device` accepts (whether it exists is its business).
 
 
@@ -64,12 +64,13 @@ def parse_mesh_formats(text: str) -> tuple[str, ...]:
 
 
 def parse_export_formats(text: str) -> tuple[str, ...]:
-    """'glb,bvh' -> ('glb', 'bvh'); an unknown name (or none at all) is a UsageError."""
+    """'glb,bvh' -> ('glb', 'bvh'); an unknown name (or none at all) is a UsageError. fbx and
+    blend need Blender's Python (`strcli.export.blender.bpy_python`), checked by the caller."""
     formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown or not formats:
         raise UsageError(f"unknown export format {(unknown or [text])[0]!r}: use {', '.join(EXPORT_FORMATS)} "
-                         "or both (glb,bvh).")
+                         "or several (glb,bvh).")
     return formats
 
 

@@ -137,7 +137,7 @@ class VideoResult:
     warnings: tuple[str, ...] = ()
     rendered: Path | None = None  # overlay.mp4 (with --render, or a skipped video's existing one)
     bytes: int = 0  # size of the output folder
-    exported: tuple[Path, ...] = ()  # files written by --export (animation.glb, the bvh/ folder)
+    exported: tuple[Path, ...] = ()  # files written by --export (<stem>.glb, the bvh/ folder)
 
 
 @dataclass(frozen=True)
