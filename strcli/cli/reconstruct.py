@@ -106,6 +106,11 @@ def reconstruct(
     fast: Annotated[bool, typer.Option("--fast", help="Trade accuracy for speed: the detector 7.5 times per "
                     "second of video (every 4th frame at 30 fps) at 320 px, STR windows every 16 frames (see "
                     "docs/performance.md for the trade-off measured).")] = False,
+    camera: Annotated[str, typer.Option("--camera", help="The camera's motion: auto (found from the "
+                      "background), static (tripod: no motion), rotating (pans and tilts), moving (also "
+                      "travels; its metric scale is approximate). See docs/world.md.")] = "auto",
+    foot_lock: Annotated[bool, typer.Option("--foot-lock", help="Move each body so its feet in contact "
+                         "with the floor do not slide (root correction; docs/world.md).")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Crops per ResNet-50 batch on a GPU (a CPU runs "
                           "them 8 at a time) and windows per STR batch; lower it if the GPU runs out of "
@@ -144,6 +149,7 @@ def reconstruct(
         tracking=TrackingConfig(min_length=min_track_length, max_gap=max_gap, smooth_window=smooth,
                                 max_people=max_people),
         focal=focal, mesh_formats=parse_mesh_formats(mesh_format), device=device, batch_size=batch_size,
+        camera=camera.strip().lower(), foot_lock=foot_lock,
         detector_batch=detector_batch,
         window_stride=window_stride if window_stride is not None else 16 if fast else 8,
         detect_every=detect_every or 0,  # 0 = auto; every frame on a GPU (set once torch says there is one)

@@ -35,8 +35,8 @@ from typing import NamedTuple
 import numpy as np
 
 from strcli.body.camera import Intrinsics
+from strcli.config import CAMERA_MODELS
 
-CAMERA_MODELS = ("auto", "static", "rotating", "moving")  # `reconstruct --camera`
 KEYFRAME_RATE = 10.0  # keyframes per second of video (every 3rd frame at 30 fps)
 KEYFRAME_SIZE = 640  # keyframes' longest side, pixels
 STATIC_DEGREES = 0.05  # a step turning less is no turn ...

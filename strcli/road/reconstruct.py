@@ -36,7 +36,7 @@ import torch
 
 from strcli import __version__
 from strcli.body.camera import Intrinsics
-from strcli.config import OVERLAY, WINDOW
+from strcli.config import CAMERA_FILE, OVERLAY, WINDOW
 from strcli.road.crops import crop_frame, square_boxes
 from strcli.utils.errors import ResourceError, StrcliError, UsageError, writing
 from strcli.road.inputs import another_video_problem, foreign_folder_problem
@@ -286,8 +286,9 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
                      f"{video.name} ({person_frames} person-frames, meshes as "
                      f"{','.join(options.mesh_formats) or 'none'})")
     with VideoFolder(out_root, video.stem) as folder:
-        outputs, person_frames = _reconstruct_tracks(
+        outputs, person_frames, world = _reconstruct_tracks(
             info, start, end, options, models, tracked, intrinsics, folder.tmp, timer, progress, amass_rate)
+        warnings += world.pop("warnings", [])
         summaries, meshes = outputs[0].tracks, outputs[0].meshes
         manifest = VideoManifest(
             strcli=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), fingerprint=key,
@@ -310,7 +311,7 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
                           person_frames=person_frames, meshes=meshes),
             timings={**{k: round(v, 3) for k, v in timer.seconds.items()},
                      "total": round(time.perf_counter() - started, 3)},
-            tracks=summaries, warnings=warnings, models=outputs)
+            tracks=summaries, warnings=warnings, models=outputs, world=world)
         with timer("write"):
             folder.write_manifest(manifest)
             final = folder.commit()
@@ -467,14 +468,23 @@ class _Sequence:
 def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: ReconstructOptions,
                         models: Models, tracked: TrackingPass, intrinsics: Intrinsics, folder: Path,
                         timer: StageTimer, progress: Progress, amass_rate: float | None = None
-                        ) -> tuple[list[ModelOutput], int]:
-    """Pass 2: crops -> features -> each temporal model -> SMPL -> files, streamed. The
-    features are computed once and fed to every model."""
+                        ) -> tuple[list[ModelOutput], int, dict]:
+    """Pass 2: crops -> features -> each temporal model -> SMPL -> files, streamed, with the
+    camera-motion stage fed the same frames. The features are computed once and fed to every
+    model; then each model's bodies are put in the video's world (`place_in_world`).
+    Returns the models' outputs, the person-frames and the manifest's `world` section (its
+    "warnings" to be moved to the manifest's warnings)."""
+    from strcli.road.camera_motion import CameraMotion, CameraMotionEstimator
+
     tracks = tracked.tracks
     names = list(models.temporal)
     folders = {name: "." if k == 0 else f"models/{name}" for k, name in enumerate(names)}
+    camera_stage = CameraMotionEstimator(intrinsics, info.fps / options.stride, options.camera)
     if not tracks:
-        return [ModelOutput(name, folders[name], [], 0) for name in names], 0
+        camera = CameraMotion.identity(len(tracked.frame_of), options.camera)
+        write_camera_file(folder, camera, None, tracked, intrinsics)
+        return ([ModelOutput(name, folders[name], [], 0) for name in names], 0,
+                {"camera_model": camera.model, "camera_requested": options.camera, "camera_file": CAMERA_FILE})
     device = models.device
     faces = models.body.faces
     writers = {name: [TrackWriter(folder / folders[name],
@@ -545,6 +555,10 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
                 active.append((k, next_row[k]))
                 next_row[k] += 1
         live = [k for k in live if next_row[k] < len(tracks[k])]
+        with timer("camera"):  # the background of this frame, every person's box masked
+            camera_stage.add(position, frame.image,
+                             np.array([tracks[k].boxes[r] for k, r in active]).reshape(-1, 4),
+                             np.array([tracks[k].track_id for k, _ in active], np.int64))
         if not active:
             continue
         with timer("crop"):  # only the people's region goes to the device, pinned, without a sync
@@ -562,14 +576,89 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
         finish(name, finals)
     progress.finish()
 
+    with timer("camera"):
+        first = writers[names[0]]
+        depths = {tracks[k].track_id: dict(zip(tracks[k].frames.tolist(), np.concatenate(w.parts["transl"])[
+            np.argsort(np.concatenate(w.rows)), 2].tolist())) for k, w in enumerate(first)}
+        camera = camera_stage.finish(depths)
     outputs = []
-    with timer("write"):
-        for name in names:
-            summaries = []
-            for writer in writers[name]:
-                betas = torch.from_numpy(np.concatenate(writer.parts["betas"]).mean(0, keepdims=True)).to(device)
-                with torch.inference_mode():
-                    rest = models.body.axis_angle(torch.zeros(1, 3, device=device), torch.zeros(1, 69, device=device), betas)
-                summaries.append(writer.close(rest.joints[0, 0].float().cpu().numpy()))
-            outputs.append(ModelOutput(name, folders[name], summaries, sum(w.meshes for w in writers[name])))
-    return outputs, total
+    section: dict = {"camera_model": camera.model, "camera_requested": options.camera, "camera_file": CAMERA_FILE,
+                     "foot_lock": options.foot_lock, "warnings": list(camera.warnings), "floor": {}}
+    if camera.model == "moving":
+        section["camera_scale"] = camera.scale_source
+    for name in names:
+        rests = []
+        for writer in writers[name]:
+            betas = torch.from_numpy(np.concatenate(writer.parts["betas"]).mean(0, keepdims=True)).to(device)
+            with torch.inference_mode():
+                rests.append(models.body.axis_angle(torch.zeros(1, 3, device=device),
+                                                    torch.zeros(1, 69, device=device), betas))
+        with timer("world"):
+            world, slides = place_in_world(writers[name], rests, camera, tracked, options.foot_lock)
+        section["floor"][name] = {"source": world.frame.floor.source, "contacts": world.frame.floor.contacts_used,
+                                  "normal_in_first_camera": np.round(world.frame.floor.normal, 6).tolist()}
+        section["warnings"] += [f"{name}: {w}" if len(names) > 1 else w for w in world.warnings]
+        if name == names[0]:
+            with timer("write"):
+                write_camera_file(folder, camera, world, tracked, intrinsics)
+        with timer("write"):
+            summaries = [writer.close(rest.joints[0, 0].float().cpu().numpy(), placed, slide)
+                         for writer, rest, placed, slide in zip(writers[name], rests, world.tracks, slides)]
+        outputs.append(ModelOutput(name, folders[name], summaries, sum(w.meshes for w in writers[name])))
+    return outputs, total, section
+
+
+def place_in_world(writers: list[TrackWriter], rests: list, camera, tracked: TrackingPass, foot_lock: bool):
+    """One model's tracks in the video's world (`strcli.road.world`); with `foot_lock`, each
+    track's root is moved so its feet in contact do not slide. Returns the World (its tracks
+    replaced by the locked ones) and per track (slide as written, slide before the lock or
+    None), cm per contact frame."""
+    from dataclasses import replace
+
+    from strcli.road.grounding import FOOT_JOINTS
+    from strcli.road.world import TrackInCamera, build_world, foot_slide, lock_feet
+
+    inputs = []
+    for writer, rest in zip(writers, rests):
+        values = writer.values()
+        frames = np.searchsorted(tracked.frame_of, writer.track.frames)  # file frames -> positions
+        joints, vertices = rest.joints[0].float().cpu().numpy(), rest.vertices[0].float().cpu().numpy()
+        soles = joints[list(FOOT_JOINTS), 1] - vertices[:, 1].min()  # SMPL's rest pose stands along +y
+        inputs.append(TrackInCamera(writer.track.track_id, frames.astype(np.int64), writer.track.times,
+                                    values["global_orient"], values["joints3d"], joints[0], soles))
+    world = build_world(inputs, camera)
+    slides, placed = [], []
+    for track, person in zip(world.tracks, inputs):
+        if foot_lock:
+            locked, before, after = lock_feet(track, person.sole_heights)
+            placed.append(locked)
+            slides.append((after, before))
+        else:
+            placed.append(track)
+            slides.append((foot_slide(track.joints3d, track.contacts), None))
+    return replace(world, tracks=placed), slides
+
+
+def write_camera_file(folder: Path, camera, world, tracked: TrackingPass, intrinsics: Intrinsics) -> None:
+    """OUT/<stem>/camera.npz (docs/world.md): per processed frame the camera's rotation
+    (camera -> world, (P, 3, 3)) and position (P, 3) metres in the world, the file frame and
+    time of each row, the intrinsics (3, 3) and the camera model chosen. Without a world (no
+    person), rotations and positions are relative to the first frame's camera."""
+    from strcli.utils.errors import output_error
+
+    rotations = world.camera_rotations if world is not None else camera.rotations
+    positions = world.camera_positions if world is not None else camera.centres
+    arrays = {"rotation": rotations.astype(np.float64), "position": positions.astype(np.float64),
+              "frames": tracked.frame_of.astype(np.int64), "times": tracked.times.astype(np.float64),
+              "intrinsics": intrinsics.matrix, "image_size": np.array([intrinsics.width, intrinsics.height]),
+              "model": np.array(camera.model), "requested": np.array(camera.requested),
+              "relative_rotation": camera.rotations, "relative_position": camera.centres,
+              "frame": np.array("world" if world is not None else "first camera")}
+    if world is not None:
+        arrays.update(world_axes=world.frame.axes, world_origin=world.frame.origin,
+                      floor_source=np.array(world.frame.floor.source))
+    path = folder / CAMERA_FILE
+    try:
+        np.savez(path, **arrays)
+    except OSError as err:
+        raise output_error(err, path) from err
