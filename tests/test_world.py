@@ -12,7 +12,7 @@ from strcli.body.generated import make_smpl_arrays
 from strcli.body.smpl import Body, SMPLArrays
 from strcli.road.camera_motion import CameraMotion
 from strcli.road.grounding import FOOT_JOINTS, Floor
-from strcli.road.world import TrackInCamera, build_world, foot_slide, lock_feet, to_amass_world, world_frame
+from strcli.road.world import TrackInCamera, build_world, foot_slide, lock_feet, world_frame
 
 FPS = 30.0
 FRAMES = 90
@@ -145,11 +145,16 @@ def test_no_contact_falls_back_to_the_camera_up_with_a_warning(body: Body) -> No
 
 
 def test_amass_world_is_z_up_on_the_floor() -> None:
+    from strcli.road.outputs import to_amass
+    from strcli.road.world import Y_UP_TO_Z_UP
+
     orient = Rotation.from_euler("y", [[0.3], [1.0]]).as_rotvec()
     transl = np.array([[0.5, 0.9, -1.0], [0.0, 1.0, 2.0]])
     pelvis = np.array([0.0, -0.2, 0.01])
-    root, trans = to_amass_world(orient, transl, pelvis)
-    assert np.allclose(trans + pelvis, (transl + pelvis) @ np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]]))
-    assert np.allclose(trans[:, 2] + pelvis[2], transl[:, 1] + pelvis[1])  # height: y up -> z up
+    amass = to_amass(orient, np.zeros((2, 69)), np.zeros((2, 10)), transl, pelvis, 30.0, np.arange(2),
+                     to_zup=Y_UP_TO_Z_UP)
+    root, trans = amass["poses"][:, :3].astype(np.float64), amass["trans"].astype(np.float64)
+    assert np.allclose(trans + pelvis, (transl + pelvis) @ np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]]), atol=1e-6)
+    assert np.allclose(trans[:, 2] + pelvis[2], transl[:, 1] + pelvis[1], atol=1e-6)  # height: y up -> z up
     up = Rotation.from_rotvec(root).apply([0.0, 1.0, 0.0])  # the body's own up ends on +z
-    assert np.allclose(up, [[0, 0, 1]] * 2)
+    assert np.allclose(up, [[0, 0, 1]] * 2, atol=1e-6)

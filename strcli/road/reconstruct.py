@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -76,6 +76,10 @@ from strcli.road.video import Position, VideoInfo, VideoReader, is_truncated, le
 from strcli.weights.registry import (sha256_file)
 from strcli.road.windows import StreamingWindows
 from strcli.road.models import Models, load_models  # noqa: F401 (load_models re-exported: its old place)
+
+if TYPE_CHECKING:
+    from strcli.body.smpl import BodyOutput
+    from strcli.road.world import TrackInCamera
 
 # ----------------------------------------------------------------------------- progress
 
@@ -475,6 +479,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
     Returns the models' outputs, the person-frames and the manifest's `world` section (its
     "warnings" to be moved to the manifest's warnings)."""
     from strcli.road.camera_motion import CameraMotion, CameraMotionEstimator
+    from strcli.road.world import place_in_world, write_camera_file
 
     tracks = tracked.tracks
     names = list(models.temporal)
@@ -482,7 +487,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
     camera_stage = CameraMotionEstimator(intrinsics, info.fps / options.stride, options.camera)
     if not tracks:
         camera = CameraMotion.identity(len(tracked.frame_of), options.camera)
-        write_camera_file(folder, camera, None, tracked, intrinsics)
+        write_camera_file(folder, camera, None, tracked.frame_of, tracked.times, intrinsics)
         return ([ModelOutput(name, folders[name], [], 0) for name in names], 0,
                 {"camera_model": camera.model, "camera_requested": options.camera, "camera_file": CAMERA_FILE})
     device = models.device
@@ -594,13 +599,14 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
                 rests.append(models.body.axis_angle(torch.zeros(1, 3, device=device),
                                                     torch.zeros(1, 69, device=device), betas))
         with timer("world"):
-            world, slides = place_in_world(writers[name], rests, camera, tracked, options.foot_lock)
+            world, slides = place_in_world([_in_camera(w, rest, tracked.frame_of) for w, rest in zip(writers[name], rests)],
+                                           camera, options.foot_lock)
         section["floor"][name] = {"source": world.frame.floor.source, "contacts": world.frame.floor.contacts_used,
                                   "normal_in_first_camera": np.round(world.frame.floor.normal, 6).tolist()}
         section["warnings"] += [f"{name}: {w}" if len(names) > 1 else w for w in world.warnings]
         if name == names[0]:
             with timer("write"):
-                write_camera_file(folder, camera, world, tracked, intrinsics)
+                write_camera_file(folder, camera, world, tracked.frame_of, tracked.times, intrinsics)
         with timer("write"):
             summaries = [writer.close(rest.joints[0, 0].float().cpu().numpy(), placed, slide)
                          for writer, rest, placed, slide in zip(writers[name], rests, world.tracks, slides)]
@@ -608,57 +614,14 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
     return outputs, total, section
 
 
-def place_in_world(writers: list[TrackWriter], rests: list, camera, tracked: TrackingPass, foot_lock: bool):
-    """One model's tracks in the video's world (`strcli.road.world`); with `foot_lock`, each
-    track's root is moved so its feet in contact do not slide. Returns the World (its tracks
-    replaced by the locked ones) and per track (slide as written, slide before the lock or
-    None), cm per contact frame."""
-    from dataclasses import replace
-
+def _in_camera(writer: TrackWriter, rest: BodyOutput, frame_of: np.ndarray) -> TrackInCamera:
+    """A written track as the world stage takes it; `rest`: its body in the rest pose (mean shape)."""
     from strcli.road.grounding import FOOT_JOINTS
-    from strcli.road.world import TrackInCamera, build_world, foot_slide, lock_feet
+    from strcli.road.world import TrackInCamera
 
-    inputs = []
-    for writer, rest in zip(writers, rests):
-        values = writer.values()
-        frames = np.searchsorted(tracked.frame_of, writer.track.frames)  # file frames -> positions
-        joints, vertices = rest.joints[0].float().cpu().numpy(), rest.vertices[0].float().cpu().numpy()
-        soles = joints[list(FOOT_JOINTS), 1] - vertices[:, 1].min()  # SMPL's rest pose stands along +y
-        inputs.append(TrackInCamera(writer.track.track_id, frames.astype(np.int64), writer.track.times,
-                                    values["global_orient"], values["joints3d"], joints[0], soles))
-    world = build_world(inputs, camera)
-    slides, placed = [], []
-    for track, person in zip(world.tracks, inputs):
-        if foot_lock:
-            locked, before, after = lock_feet(track, person.sole_heights)
-            placed.append(locked)
-            slides.append((after, before))
-        else:
-            placed.append(track)
-            slides.append((foot_slide(track.joints3d, track.contacts), None))
-    return replace(world, tracks=placed), slides
-
-
-def write_camera_file(folder: Path, camera, world, tracked: TrackingPass, intrinsics: Intrinsics) -> None:
-    """OUT/<stem>/camera.npz (docs/world.md): per processed frame the camera's rotation
-    (camera -> world, (P, 3, 3)) and position (P, 3) metres in the world, the file frame and
-    time of each row, the intrinsics (3, 3) and the camera model chosen. Without a world (no
-    person), rotations and positions are relative to the first frame's camera."""
-    from strcli.utils.errors import output_error
-
-    rotations = world.camera_rotations if world is not None else camera.rotations
-    positions = world.camera_positions if world is not None else camera.centres
-    arrays = {"rotation": rotations.astype(np.float64), "position": positions.astype(np.float64),
-              "frames": tracked.frame_of.astype(np.int64), "times": tracked.times.astype(np.float64),
-              "intrinsics": intrinsics.matrix, "image_size": np.array([intrinsics.width, intrinsics.height]),
-              "model": np.array(camera.model), "requested": np.array(camera.requested),
-              "relative_rotation": camera.rotations, "relative_position": camera.centres,
-              "frame": np.array("world" if world is not None else "first camera")}
-    if world is not None:
-        arrays.update(world_axes=world.frame.axes, world_origin=world.frame.origin,
-                      floor_source=np.array(world.frame.floor.source))
-    path = folder / CAMERA_FILE
-    try:
-        np.savez(path, **arrays)
-    except OSError as err:
-        raise output_error(err, path) from err
+    values = writer.values()
+    positions = np.searchsorted(frame_of, writer.track.frames)  # file frames -> processed positions
+    joints, vertices = rest.joints[0].float().cpu().numpy(), rest.vertices[0].float().cpu().numpy()
+    soles = joints[list(FOOT_JOINTS), 1] - vertices[:, 1].min()  # SMPL's rest pose stands along +y
+    return TrackInCamera(writer.track.track_id, positions.astype(np.int64), writer.track.times,
+                         values["global_orient"], values["joints3d"], joints[0], soles)

@@ -14,12 +14,16 @@ camera motion and A (rows x, y, z) and o (the origin) in the first frame's camer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
+from strcli.body.camera import Intrinsics
+from strcli.config import CAMERA_FILE
 from strcli.road.camera_motion import CameraMotion
 from strcli.road.grounding import FOOT_JOINTS, Floor, find_floor
+from strcli.utils.errors import output_error
 
 # World (y up) -> AMASS (z up, y forward): (x, y, z) -> (x, -z, y).
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
@@ -158,13 +162,43 @@ def foot_slide(joints3d: np.ndarray, contacts: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(feet, axis=0), axis=2)[both].mean() * 100)
 
 
-def to_amass_world(global_orient: np.ndarray, transl: np.ndarray, rest_pelvis: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """World (y up) root orientation (N, 3) and translation (N, 3) -> AMASS's z-up world: the
-    body is turned about the world's origin by Y_UP_TO_Z_UP (the floor stays z = 0)."""
-    from scipy.spatial.transform import Rotation
+def place_in_world(inputs: list[TrackInCamera], camera: CameraMotion, foot_lock: bool
+                   ) -> tuple[World, list[tuple[float, float | None]]]:
+    """One model's tracks in the video's world; with `foot_lock`, each track's root is moved
+    so its feet in contact do not slide. Returns the World (its tracks replaced by the locked
+    ones) and per track (slide as written, slide before the lock or None), cm per contact frame."""
+    world = build_world(inputs, camera)
+    slides, placed = [], []
+    for track, person in zip(world.tracks, inputs):
+        if foot_lock:
+            locked, before, after = lock_feet(track, person.sole_heights)
+            placed.append(locked)
+            slides.append((after, before))
+        else:
+            placed.append(track)
+            slides.append((foot_slide(track.joints3d, track.contacts), None))
+    return replace(world, tracks=placed), slides
 
-    root = Rotation.from_matrix(Y_UP_TO_Z_UP @ Rotation.from_rotvec(global_orient.astype(np.float64)).as_matrix())
-    pelvis = rest_pelvis.astype(np.float64)
-    trans = (Y_UP_TO_Z_UP @ (pelvis[None] + transl.astype(np.float64)).T).T - pelvis
-    return root.as_rotvec(), trans
+
+def write_camera_file(folder: Path, camera: CameraMotion, world: World | None, frames: np.ndarray,
+                      times: np.ndarray, intrinsics: Intrinsics) -> None:
+    """OUT/<stem>/camera.npz (docs/world.md): per processed frame the camera's rotation
+    (camera -> world, (P, 3, 3)) and position (P, 3) metres in the world, the file frame and
+    time of each row (frames (P,) int, times (P,) seconds), the intrinsics (3, 3) and the camera model chosen. Without a world (no
+    person), rotations and positions are relative to the first frame's camera."""
+    rotations = world.camera_rotations if world is not None else camera.rotations
+    positions = world.camera_positions if world is not None else camera.centres
+    arrays = {"rotation": rotations.astype(np.float64), "position": positions.astype(np.float64),
+              "frames": frames.astype(np.int64), "times": times.astype(np.float64),
+              "intrinsics": intrinsics.matrix, "image_size": np.array([intrinsics.width, intrinsics.height]),
+              "model": np.array(camera.model), "requested": np.array(camera.requested),
+              "relative_rotation": camera.rotations, "relative_position": camera.centres,
+              "frame": np.array("world" if world is not None else "first camera")}
+    if world is not None:
+        arrays.update(world_axes=world.frame.axes, world_origin=world.frame.origin,
+                      floor_source=np.array(world.frame.floor.source))
+    path = folder / CAMERA_FILE
+    try:
+        np.savez(path, **arrays)
+    except OSError as err:
+        raise output_error(err, path) from err
