@@ -38,7 +38,7 @@ from strcli.body.camera import Intrinsics
 from strcli.config import CAMERA_MODELS
 
 KEYFRAME_RATE = 10.0  # keyframes per second of video (every 3rd frame at 30 fps)
-KEYFRAME_SIZE = 640  # keyframes' longest side, pixels
+KEYFRAME_SIZE = 480  # keyframes' longest side, pixels (640: 3 times the cost, docs/performance.md)
 STATIC_DEGREES = 0.05  # a step turning less is no turn ...
 STATIC_PIXELS = 0.25  # ... when its background also moves less than this (median, full-size px)
 PARALLAX_PIXELS = 1.5  # background motion left once the rotation is out: a moving camera
