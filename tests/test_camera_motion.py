@@ -117,3 +117,4 @@ def test_forced_static_is_identity_without_solving() -> None:
         estimator.add(position, np.random.default_rng(position).integers(0, 255, (48, 64, 3), np.uint8), np.zeros((0, 4)))
     motion = estimator.finish()
     assert motion.model == "static" and np.array_equal(motion.rotations, np.repeat(np.eye(3)[None], 5, 0))
+

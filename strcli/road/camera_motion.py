@@ -42,6 +42,7 @@ KEYFRAME_SIZE = 480  # keyframes' longest side, pixels (640: 3 times the cost, d
 STATIC_DEGREES = 0.05  # a step turning less is no turn ...
 STATIC_PIXELS = 0.25  # ... when its background also moves less than this (median, full-size px)
 PARALLAX_PIXELS = 1.5  # background motion left once the rotation is out: a moving camera
+PARALLAX_PERCENTILE = 80  # ... for this share of the background (the near part shows it)
 BOX_MARGIN = 0.1  # a box is masked with this fraction of its size around it
 
 
@@ -78,6 +79,7 @@ class _Step(NamedTuple):
     parallax: float  # median motion left after the rotation, full-size pixels
     feet_depths: dict[int, float]  # track id -> background depth near its feet at unit baseline
     solved: bool = True  # False: too few background points; the previous step's turn is repeated
+    moving_rotation: np.ndarray | None = None  # (3, 3) the essential matrix's turn, when solved for travel
 
 
 class CameraMotionEstimator:
@@ -166,21 +168,22 @@ class CameraMotionEstimator:
         b1 = _bearings(p1, k_inv)
         _, inliers = cv2.findHomography(p0, p1, cv2.RANSAC, 1.0, maxIters=2000, confidence=0.999)
         use = inliers[:, 0].astype(bool) if inliers is not None and inliers.sum() >= 8 else np.ones(len(p0), bool)
-        rotation = Rotation.align_vectors(b0[use], b1[use])[0]  # R b1 ~ b0: after -> before
         # Refit on every point the rotation explains within a pixel (the homography's
-        # inliers are a plane's, and may leave a far background out).
+        # inliers are a plane's, and may leave a far background out); what it leaves
+        # unexplained in the nearer part of the background is the parallax of a translation.
+        rotation = Rotation.align_vectors(b0[use], b1[use])[0]  # R b1 ~ b0: after -> before
         residual = _pixels_apart(rotation.as_matrix(), b0, b1, k)
         fit = residual < 1.0
         if fit.sum() >= 8:
             rotation = Rotation.align_vectors(b0[fit], b1[fit])[0]
             residual = _pixels_apart(rotation.as_matrix(), b0, b1, k)
-        parallax = float(np.median(residual)) / self.scale
+        parallax = float(np.percentile(residual, PARALLAX_PERCENTILE)) / self.scale
         matrix = rotation.as_matrix()
-        direction, feet = np.zeros(3), {}
+        direction, feet, turn = np.zeros(3), {}, None
         if self.requested in ("moving", "auto") and parallax > PARALLAX_PIXELS / 2:
-            matrix, direction, feet = self._travel(p0, p1, k, before_boxes, before_ids, matrix)
-        return _Step(matrix, direction, float(np.degrees(Rotation.from_matrix(matrix).magnitude())),
-                     pixels, parallax, feet)
+            turn, direction, feet = self._travel(p0, p1, k, before_boxes, before_ids, matrix)
+        return _Step(matrix, direction, float(np.degrees(rotation.magnitude())), pixels, parallax, feet,
+                     moving_rotation=turn)
 
     def _travel(self, p0: np.ndarray, p1: np.ndarray, k: np.ndarray, boxes: np.ndarray, ids: np.ndarray,
                 rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
@@ -239,7 +242,8 @@ class CameraMotionEstimator:
         chained = [np.eye(3)]
         turn = np.eye(3)
         for step in self.steps:
-            turn = step.rotation if step.solved else turn  # constant turning speed over a gap
+            own = step.moving_rotation if model == "moving" and step.moving_rotation is not None else step.rotation
+            turn = own if step.solved else turn  # constant turning speed over a gap
             chained.append(chained[-1] @ turn)
         failed = sum(not step.solved for step in self.steps)
         rotations = Slerp(keys, Rotation.from_matrix(np.stack(chained)))(np.arange(count)).as_matrix()
