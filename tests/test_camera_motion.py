@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from conftest import ASSETS
+
 from strcli.body.camera import Intrinsics
 from strcli.road.camera_motion import CameraMotionEstimator
 from strcli.road.tracking import read_mot_detections
 from strcli.road.video import VideoReader, probe
 
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
-if not ASSETS.is_dir():
-    ASSETS = Path("/work/shared/assets")
 RUNNING = ASSETS / "videos" / "running.mp4"
 PEDESTRIANS = ASSETS / "videos" / "pedestrians.avi"
 SIZE = (640, 360)  # the synthetic video's width, height
