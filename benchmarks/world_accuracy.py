@@ -18,16 +18,16 @@ from scipy.spatial.transform import Rotation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import av  # noqa: E402
-from test_camera_motion import PEDESTRIANS, SIZE, _pan, _source_frame, _write_pan  # noqa: E402
-from test_world import _scene  # noqa: E402
+import av
+from test_camera_motion import PEDESTRIANS, SIZE, _pan, _source_frame, _write_pan
+from test_world import _scene
 
-from strcli.body.generated import make_smpl_arrays  # noqa: E402
-from strcli.body.smpl import Body, SMPLArrays  # noqa: E402
-from strcli.body.camera import Intrinsics  # noqa: E402
-from strcli.road.camera_motion import CameraMotionEstimator  # noqa: E402
-from strcli.road.video import VideoReader  # noqa: E402
-from strcli.road.world import build_world, lock_feet  # noqa: E402
+from strcli.body.camera import Intrinsics
+from strcli.body.generated import make_smpl_arrays
+from strcli.body.smpl import Body, SMPLArrays
+from strcli.road.camera_motion import CameraMotionEstimator
+from strcli.road.video import VideoReader
+from strcli.road.world import build_world, lock_feet
 
 
 def pans() -> None:

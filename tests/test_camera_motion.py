@@ -8,9 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from scipy.spatial.transform import Rotation
-
 from conftest import ASSETS
+from scipy.spatial.transform import Rotation
 
 from strcli.body.camera import Intrinsics
 from strcli.road.camera_motion import CameraMotionEstimator

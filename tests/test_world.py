@@ -12,7 +12,13 @@ from strcli.body.generated import make_smpl_arrays
 from strcli.body.smpl import Body, SMPLArrays
 from strcli.road.camera_motion import CameraMotion
 from strcli.road.grounding import FOOT_JOINTS, Floor
-from strcli.road.world import TrackInCamera, build_world, foot_slide, lock_feet, world_frame
+from strcli.road.world import (
+    TrackInCamera,
+    build_world,
+    foot_slide,
+    lock_feet,
+    world_frame,
+)
 
 FPS = 30.0
 FRAMES = 90
@@ -52,7 +58,7 @@ def _person(body: Body, heading: float, start: tuple[float, float], walking: boo
     with torch.no_grad():
         joints = body.axis_angle(torch.from_numpy(orient).float(), torch.from_numpy(pose).float(),
                                  torch.zeros(FRAMES, 10)).joints.numpy().astype(np.float64)
-    rest, heights, sole = _rest(body)
+    rest, _, sole = _rest(body)
     anchor = np.array([start[0], -sole + rest[7, 1], start[1]])  # the left ankle, on the floor
     transl = np.zeros((FRAMES, 3))
     for t in range(FRAMES):
@@ -94,13 +100,13 @@ def _scene(body: Body, tilt: float, pan: float, drift: float = 0.0, noise: float
     up = cameras[0].T @ np.array([0.0, 1.0, 0.0])
     expected = world_frame(Floor(up, float(up @ (cameras[0].T @ -centre)), "truth", 0),
                            cameras[0].T @ (truth[0][0, 0] - centre))
-    to_first = lambda points: (points - centre) @ cameras[0]  # true world -> camera 0  # noqa: E731
+    to_first = lambda points: (points - centre) @ cameras[0]  # true world -> camera 0
     return tracks, motion, truth, expected, to_first, cameras, centre
 
 
 @pytest.mark.parametrize("tilt, pan", [(10.0, 25.0), (30.0, -20.0)])
 def test_world_of_several_people_on_the_floor(body: Body, tilt: float, pan: float) -> None:
-    tracks, motion, truth, expected, to_first, cameras, centre = _scene(body, tilt, pan)
+    tracks, motion, truth, expected, to_first, *_ = _scene(body, tilt, pan)
     world = build_world(tracks, motion)
     assert world.frame.floor.source == "contacts" and not world.warnings
     normal_error = np.degrees(np.arccos(np.clip(world.frame.floor.normal @ expected.axes[1], -1, 1)))
@@ -119,7 +125,7 @@ def test_world_of_several_people_on_the_floor(body: Body, tilt: float, pan: floa
 
 
 def test_foot_lock_stops_sliding(body: Body) -> None:
-    tracks, motion, truth, expected, to_first, *_ = _scene(body, 20.0, 15.0, drift=0.008)
+    tracks, motion, *_ = _scene(body, 20.0, 15.0, drift=0.008)
     world = build_world(tracks, motion)
     for track, person in zip(world.tracks, tracks):
         assert track.contacts.any()

@@ -91,7 +91,7 @@ class CameraMotionEstimator:
         if requested not in CAMERA_MODELS:
             raise ValueError(f"camera model {requested!r}: one of {CAMERA_MODELS}")
         self.intrinsics, self.requested = intrinsics, requested
-        self.every = every or max(1, int(round((fps or KEYFRAME_RATE) / KEYFRAME_RATE)))
+        self.every = every or max(1, round((fps or KEYFRAME_RATE) / KEYFRAME_RATE))
         self.scale = min(1.0, size / max(intrinsics.width, intrinsics.height))
         self.count = 0
         self._previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (grey, boxes, ids) of the last keyframe
@@ -147,8 +147,8 @@ class CameraMotionEstimator:
                                           mask=self._mask(before.shape, before_boxes), blockSize=7)
         if corners is None or len(corners) < 12:
             return none
-        window = dict(winSize=(15, 15), maxLevel=3,
-                      criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+        window = {"winSize": (15, 15), "maxLevel": 3,
+                  "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
         moved, ok, _ = cv2.calcOpticalFlowPyrLK(before, after, corners, None, **window)
         back, ok_back, _ = cv2.calcOpticalFlowPyrLK(after, before, moved, None, **window)
         good = (ok[:, 0] == 1) & (ok_back[:, 0] == 1) & (np.linalg.norm(back - corners, axis=2)[:, 0] < 0.5)
