@@ -35,6 +35,8 @@ FEATURE_DIM = 2048  # ResNet-50 pooled feature
 MANIFEST = "manifest.json"  # written last into OUT/<stem>/: a folder holding it is complete
 OVERLAY = "overlay.mp4"  # `strcli render`'s video in OUT/<stem>/
 TEMPORAL_MODELS = ("str", "tcmr", "vibe")  # `--model`: the temporal networks strcli runs
+CAMERA_MODELS = ("auto", "static", "rotating", "moving")  # `reconstruct --camera` (docs/world.md)
+CAMERA_FILE = "camera.npz"  # the camera of every processed frame, in the world, in OUT/<stem>/
 
 # `strcli render --preset`: x264's speed presets, fastest first.
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",

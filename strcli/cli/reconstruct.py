@@ -106,6 +106,11 @@ def reconstruct(
     fast: Annotated[bool, typer.Option("--fast", help="Trade accuracy for speed: the detector 7.5 times per "
                     "second of video (every 4th frame at 30 fps) at 320 px, STR windows every 16 frames (see "
                     "docs/performance.md for the trade-off measured).")] = False,
+    camera: Annotated[str, typer.Option("--camera", help="The camera's motion: auto (found from the "
+                      "background), static (tripod: no motion), rotating (pans and tilts), moving (also "
+                      "travels; its metric scale is approximate). See docs/world.md.")] = "auto",
+    foot_lock: Annotated[bool, typer.Option("--foot-lock", help="Move each body so its feet in contact "
+                         "with the floor do not slide (root correction; docs/world.md).")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     precision: Annotated[str, typer.Option(help="The detector's and the ResNet-50's: auto (bf16 on a GPU and "
                          "on a CPU with native bf16, AVX512-BF16 or AMX; else fp32), fp32 or bf16 "
@@ -148,6 +153,7 @@ def reconstruct(
                                 max_people=max_people),
         focal=focal, mesh_formats=parse_mesh_formats(mesh_format), device=device, batch_size=batch_size,
         precision=precision.strip().lower(),
+        camera=camera.strip().lower(), foot_lock=foot_lock,
         detector_batch=detector_batch,
         window_stride=window_stride if window_stride is not None else 16 if fast else 8,
         detect_every=detect_every or 0,  # 0 = auto; every frame on a GPU (set once torch says there is one)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from strcli.config import TEMPORAL_MODELS, WINDOW, X264_PRESETS
+from strcli.config import CAMERA_MODELS, TEMPORAL_MODELS, WINDOW, X264_PRESETS
 from strcli.utils.devices import PRECISIONS
 from strcli.utils.devices import check_device_name  # noqa: F401 (re-exported: the flag checks live here)
 from strcli.utils.errors import UsageError
@@ -102,6 +102,8 @@ class ReconstructOptions:
     window_stride: int = WINDOW // 2
     # the detector's and the ResNet-50's: auto, fp32 or bf16 (`strcli.utils.devices.resolve_precision`)
     precision: str = "auto"
+    camera: str = "auto"  # the camera's motion model: auto, static, rotating, moving (docs/world.md)
+    foot_lock: bool = False  # move each body's root so feet in contact do not slide
     # ... and what does not.
     device: str = "auto"
     batch_size: int = 64
@@ -143,6 +145,8 @@ class ReconstructOptions:
         bad = [f for f in self.mesh_formats if f not in MESH_FORMATS]
         if bad:
             raise UsageError(f"--mesh-format {','.join(bad)}: use obj, ply, obj,ply or none.")
+        if self.camera not in CAMERA_MODELS:
+            raise UsageError(f"--camera {self.camera}: use {', '.join(CAMERA_MODELS)}.")
         check_device_name(self.device)
 
     def detection_interval(self, fps: float) -> int:

@@ -31,9 +31,9 @@ from strcli.road.options import MESH_FORMATS  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from strcli.road.posing import PosedFrames
+    from strcli.road.world import TrackInWorld
 
-# Camera frame (x right, y down, z forward) -> AMASS world (z up, y forward).
-CAMERA_TO_ZUP = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], np.float64)
+from strcli.road.amass import CAMERA_TO_ZUP, resample_motion, to_amass  # noqa: F401 (re-exported: their old place)
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class TrackSummary:
     meshes: str | None
     amass_fps: float = 0.0  # the AMASS file's frame rate (mocap_framerate)
     amass_resampled: bool = False  # True: resampled to amass_fps from a variable frame rate
+    contact_frames: int = 0  # frames with a foot on the floor (docs/world.md)
+    foot_slide_cm: float | None = None  # cm per contact frame, as written
+    foot_slide_before_cm: float | None = None  # with --foot-lock: before the lock
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class VideoManifest:
     tracks: list[TrackSummary]
     warnings: list[str] = field(default_factory=list)
     models: list[ModelOutput] = field(default_factory=list)  # every model's results, the first's = `tracks`
+    world: dict[str, Any] = field(default_factory=dict)  # the camera model, the floor, the camera file (docs/world.md)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -257,15 +261,26 @@ class TrackWriter:
             self._faces_text = obj_face_lines(self.faces)
         return self._faces_text
 
-    def close(self, rest_pelvis: np.ndarray) -> TrackSummary:
-        """Write tracks/<id>.npz and amass/<id>.npz. rest_pelvis: (3,) SMPL's root joint in
-        the rest pose for the track's mean shape (needed to move the body for AMASS)."""
+    def values(self) -> dict[str, np.ndarray]:
+        """The per-frame results so far in the track's frame order: key -> (N, ...) float32.
+        Raises RuntimeError when a frame is missing."""
         n = len(self.track.frames)
         rows = np.concatenate(self.rows)
         if sorted(rows.tolist()) != list(range(n)):
             raise RuntimeError(f"track {self.track.track_id}: got results for {len(rows)} of {n} frames")
         order = np.argsort(rows)
-        values = {k: np.concatenate(v)[order].astype(np.float32) for k, v in self.parts.items()}
+        return {k: np.concatenate(v)[order].astype(np.float32) for k, v in self.parts.items()}
+
+    def close(self, rest_pelvis: np.ndarray, world: TrackInWorld | None = None,
+              slide: tuple[float, float | None] | None = None) -> TrackSummary:
+        """Write tracks/<id>.npz and amass/<id>.npz. rest_pelvis: (3,) SMPL's root joint in
+        the rest pose for the track's mean shape (needed to move the body for AMASS).
+        world: the track in the video's world (`strcli.road.world`): its keys go beside the
+        camera-frame ones and the AMASS file is in AMASS's z-up world; without it, the AMASS
+        file is the camera frame turned z-up. slide: (as written, before --foot-lock or None),
+        cm per contact frame."""
+        n = len(self.track.frames)
+        values = self.values()
         t = self.track
         tid = t.track_id
         npz = Path("tracks") / f"{tid}.npz"
@@ -275,17 +290,30 @@ class TrackWriter:
                    betas=values["betas"], transl=values["transl"], cam_crop=values["cam_crop"],
                    joints3d=values["joints3d"], joints2d=values["joints2d"],
                    intrinsics=self.intrinsics.astype(np.float32), fps=np.float64(self.fps),
-                   image_size=np.array(self.image_size, np.int64))
+                   image_size=np.array(self.image_size, np.int64), **world_keys(world))
         amass = Path("amass") / f"{tid}.npz"
-        exported = to_amass(values["global_orient"], values["body_pose"], values["betas"], values["transl"],
-                            rest_pelvis, self.fps, t.frames, t.times if self.amass_rate else None, self.amass_rate)
+        if world is not None:
+            from strcli.road.world import Y_UP_TO_Z_UP
+
+            exported = to_amass(world.global_orient, values["body_pose"], values["betas"], world.transl, rest_pelvis,
+                                self.fps, t.frames, t.times if self.amass_rate else None, self.amass_rate,
+                                to_zup=Y_UP_TO_Z_UP)
+            exported["frame"] = np.array("world")
+        else:
+            exported = to_amass(values["global_orient"], values["body_pose"], values["betas"], values["transl"],
+                                rest_pelvis, self.fps, t.frames, t.times if self.amass_rate else None,
+                                self.amass_rate)
+            exported["frame"] = np.array("camera")
         self._save(amass, **exported)
         return TrackSummary(track_id=tid, frames=n, first_frame=int(t.frames[0]),
                             last_frame=int(t.frames[-1]), interpolated_frames=int(t.interpolated.sum()),
                             npz=str(npz), amass=str(amass),
                             meshes=str(self.mesh_dir.relative_to(self.folder)) if self.mesh_formats else None,
                             amass_fps=float(exported["mocap_framerate"]),
-                            amass_resampled=bool(exported["resampled"]))
+                            amass_resampled=bool(exported["resampled"]),
+                            contact_frames=int(world.contacts.any(axis=1).sum()) if world is not None else 0,
+                            foot_slide_cm=round(slide[0], 3) if slide else None,
+                            foot_slide_before_cm=round(slide[1], 3) if slide and slide[1] is not None else None)
 
     def _save(self, relative: Path, **arrays: Any) -> None:
         path = self.folder / relative
@@ -294,6 +322,18 @@ class TrackWriter:
             np.savez(path, **arrays)
         except OSError as err:
             raise output_error(err, path) from err
+
+
+def world_keys(world: TrackInWorld | None) -> dict[str, np.ndarray]:
+    """The per-track npz's world keys (docs/world.md): world_global_orient (N, 3) axis-angle,
+    world_transl (N, 3) metres, world_joints3d (N, 24, 3) metres, foot_contacts (N, 4) bool
+    (SMPL joints 7, 8, 10, 11: left/right ankle, left/right foot). None: no keys."""
+    if world is None:
+        return {}
+    return {"world_global_orient": world.global_orient.astype(np.float32),
+            "world_transl": world.transl.astype(np.float32),
+            "world_joints3d": world.joints3d.astype(np.float32),
+            "foot_contacts": world.contacts.astype(bool)}
 
 
 def obj_face_lines(faces: np.ndarray) -> bytes:
@@ -344,71 +384,6 @@ def vertex_lines(vertices: np.ndarray) -> bytes:
     line[:, -1] = ord("\n")
     line[:, 1:-1].reshape(-1, 3, 1 + field)[:, :, 1:] = chars.reshape(-1, 3, field)
     return line.tobytes()
-
-
-def resample_motion(times: np.ndarray, global_orient: np.ndarray, body_pose: np.ndarray,
-                    transl: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A motion at increasing `times` (N,) seconds -> the same motion at a constant `rate`
-    (fps): samples at times[0] + k / rate up to times[-1]. Each joint's rotation (axis-angle
-    (N, 3) per joint: global_orient (N, 3), body_pose (N, 69)) is interpolated along the
-    shortest arc (scipy's `Slerp`), the translation (N, 3) linearly. Returns (sample times
-    (M,), global_orient (M, 3), body_pose (M, 69), transl (M, 3))."""
-    from scipy.spatial.transform import Rotation, Slerp
-
-    times = np.asarray(times, np.float64)
-    count = int(np.floor((times[-1] - times[0]) * rate + 1e-6)) + 1
-    samples = np.minimum(times[0] + np.arange(count) / rate, times[-1])
-    poses = np.concatenate((global_orient, body_pose), axis=1).astype(np.float64).reshape(len(times), -1, 3)
-    out = np.empty((count, poses.shape[1], 3))
-    for joint in range(poses.shape[1]):
-        out[:, joint] = Slerp(times, Rotation.from_rotvec(poses[:, joint]))(samples).as_rotvec()
-    moved = np.stack([np.interp(samples, times, transl[:, k].astype(np.float64)) for k in range(3)], axis=1)
-    out = out.reshape(count, -1)
-    return samples, out[:, :3], out[:, 3:], moved
-
-
-def to_amass(global_orient: np.ndarray, body_pose: np.ndarray, betas: np.ndarray, transl: np.ndarray,
-             rest_pelvis: np.ndarray, fps: float, frames: np.ndarray, times: np.ndarray | None = None,
-             rate: float | None = None) -> dict[str, np.ndarray]:
-    """Camera-frame SMPL -> AMASS layout (z up): poses (N, 72), trans (N, 3), betas (10,),
-    mocap_framerate, gender. The whole body is rotated about the camera's origin by
-    CAMERA_TO_ZUP: the root orientation becomes R @ R_root and, since SMPL rotates about the
-    rest pelvis J0, the translation becomes R (J0 + t) - J0.
-
-    AMASS files hold one frame rate. With `times` (N,) seconds and a `rate` (a variable
-    frame rate), the motion is first resampled to `rate` fps (`resample_motion`): the file
-    then has `resampled` True, `times` (M,) the sample times (seconds from the video's first
-    frame) and `source_frames`/`source_times` the frames it was made from. Otherwise
-    `resampled` is False and `frames` are the video frames of the rows."""
-    from scipy.spatial.transform import Rotation
-
-    resampled = times is not None and rate is not None and len(frames) > 1
-    source = {"source_frames": frames.astype(np.int64)}
-    if resampled:
-        source["source_times"] = np.asarray(times, np.float64)
-        sample_times, global_orient, body_pose, transl = resample_motion(times, global_orient, body_pose,
-                                                                        transl, float(rate))
-    rot = CAMERA_TO_ZUP
-    root = Rotation.from_matrix(rot @ Rotation.from_rotvec(global_orient.astype(np.float64)).as_matrix())
-    pelvis = rest_pelvis.astype(np.float64)
-    trans = (rot @ (pelvis[None] + transl.astype(np.float64)).T).T - pelvis
-    out_rate = float(rate) if resampled else fps / (np.diff(frames).min() if len(frames) > 1 else 1)
-    out = {
-        "poses": np.concatenate((root.as_rotvec(), body_pose.astype(np.float64)), axis=1).astype(np.float32),
-        "trans": trans.astype(np.float32),
-        "betas": betas.mean(axis=0).astype(np.float32),
-        "mocap_framerate": np.float64(out_rate),
-        "mocap_frame_rate": np.float64(out_rate),
-        "gender": np.array("neutral"),
-        "surface_model_type": np.array("smpl"),
-        "resampled": np.bool_(resampled),
-    }
-    if resampled:
-        out["times"] = sample_times.astype(np.float64)
-        out.update(source)
-    else:
-        out["frames"] = frames.astype(np.int64)
-    return out
 
 
 # ----------------------------------------------------------------------------- disk use

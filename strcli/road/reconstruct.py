@@ -29,14 +29,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
 from strcli import __version__
 from strcli.body.camera import Intrinsics
-from strcli.config import OVERLAY, WINDOW
+from strcli.config import CAMERA_FILE, OVERLAY, WINDOW
 from strcli.road.crops import crop_frame, square_boxes
 from strcli.utils.devices import resolve_precision
 from strcli.utils.errors import ResourceError, StrcliError, UsageError, writing
@@ -77,6 +77,10 @@ from strcli.road.video import Position, VideoInfo, VideoReader, is_truncated, le
 from strcli.weights.registry import (sha256_file)
 from strcli.road.windows import StreamingWindows
 from strcli.road.models import Models, load_models  # noqa: F401 (load_models re-exported: its old place)
+
+if TYPE_CHECKING:
+    from strcli.body.smpl import BodyOutput
+    from strcli.road.world import TrackInCamera
 
 # ----------------------------------------------------------------------------- progress
 
@@ -292,8 +296,9 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
                      f"{video.name} ({person_frames} person-frames, meshes as "
                      f"{','.join(options.mesh_formats) or 'none'})")
     with VideoFolder(out_root, video.stem) as folder:
-        outputs, person_frames = _reconstruct_tracks(
+        outputs, person_frames, world = _reconstruct_tracks(
             info, start, end, options, models, tracked, intrinsics, folder.tmp, timer, progress, amass_rate)
+        warnings += world.pop("warnings", [])
         summaries, meshes = outputs[0].tracks, outputs[0].meshes
         manifest = VideoManifest(
             strcli=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), fingerprint=key,
@@ -318,7 +323,7 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
                           person_frames=person_frames, meshes=meshes),
             timings={**{k: round(v, 3) for k, v in timer.seconds.items()},
                      "total": round(time.perf_counter() - started, 3)},
-            tracks=summaries, warnings=warnings, models=outputs)
+            tracks=summaries, warnings=warnings, models=outputs, world=world)
         with timer("write"):
             folder.write_manifest(manifest)
             final = folder.commit()
@@ -478,14 +483,24 @@ class _Sequence:
 def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: ReconstructOptions,
                         models: Models, tracked: TrackingPass, intrinsics: Intrinsics, folder: Path,
                         timer: StageTimer, progress: Progress, amass_rate: float | None = None
-                        ) -> tuple[list[ModelOutput], int]:
-    """Pass 2: crops -> features -> each temporal model -> SMPL -> files, streamed. The
-    features are computed once and fed to every model."""
+                        ) -> tuple[list[ModelOutput], int, dict]:
+    """Pass 2: crops -> features -> each temporal model -> SMPL -> files, streamed, with the
+    camera-motion stage fed the same frames. The features are computed once and fed to every
+    model; then each model's bodies are put in the video's world (`place_in_world`).
+    Returns the models' outputs, the person-frames and the manifest's `world` section (its
+    "warnings" to be moved to the manifest's warnings)."""
+    from strcli.road.camera_motion import CameraMotion, CameraMotionEstimator
+    from strcli.road.world import place_in_world, write_camera_file
+
     tracks = tracked.tracks
     names = list(models.temporal)
     folders = {name: "." if k == 0 else f"models/{name}" for k, name in enumerate(names)}
+    camera_stage = CameraMotionEstimator(intrinsics, info.fps / options.stride, options.camera)
     if not tracks:
-        return [ModelOutput(name, folders[name], [], 0) for name in names], 0
+        camera = CameraMotion.identity(len(tracked.frame_of), options.camera)
+        write_camera_file(folder, camera, None, tracked.frame_of, tracked.times, intrinsics)
+        return ([ModelOutput(name, folders[name], [], 0) for name in names], 0,
+                {"camera_model": camera.model, "camera_requested": options.camera, "camera_file": CAMERA_FILE})
     device = models.device
     faces = models.body.faces
     writers = {name: [TrackWriter(folder / folders[name],
@@ -556,6 +571,10 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
                 active.append((k, next_row[k]))
                 next_row[k] += 1
         live = [k for k in live if next_row[k] < len(tracks[k])]
+        with timer("camera"):  # the background of this frame, every person's box masked
+            camera_stage.add(position, frame.image,
+                             np.array([tracks[k].boxes[r] for k, r in active]).reshape(-1, 4),
+                             np.array([tracks[k].track_id for k, _ in active], np.int64))
         if not active:
             continue
         with timer("crop"):  # only the people's region goes to the device, pinned, without a sync
@@ -573,14 +592,47 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
         finish(name, finals)
     progress.finish()
 
+    with timer("camera"):
+        first = writers[names[0]]
+        depths = {tracks[k].track_id: dict(zip(tracks[k].frames.tolist(), np.concatenate(w.parts["transl"])[
+            np.argsort(np.concatenate(w.rows)), 2].tolist())) for k, w in enumerate(first)}
+        camera = camera_stage.finish(depths)
     outputs = []
-    with timer("write"):
-        for name in names:
-            summaries = []
-            for writer in writers[name]:
-                betas = torch.from_numpy(np.concatenate(writer.parts["betas"]).mean(0, keepdims=True)).to(device)
-                with torch.inference_mode():
-                    rest = models.body.axis_angle(torch.zeros(1, 3, device=device), torch.zeros(1, 69, device=device), betas)
-                summaries.append(writer.close(rest.joints[0, 0].float().cpu().numpy()))
-            outputs.append(ModelOutput(name, folders[name], summaries, sum(w.meshes for w in writers[name])))
-    return outputs, total
+    section: dict = {"camera_model": camera.model, "camera_requested": options.camera, "camera_file": CAMERA_FILE,
+                     "foot_lock": options.foot_lock, "warnings": list(camera.warnings), "floor": {}}
+    if camera.model == "moving":
+        section["camera_scale"] = camera.scale_source
+    for name in names:
+        rests = []
+        for writer in writers[name]:
+            betas = torch.from_numpy(np.concatenate(writer.parts["betas"]).mean(0, keepdims=True)).to(device)
+            with torch.inference_mode():
+                rests.append(models.body.axis_angle(torch.zeros(1, 3, device=device),
+                                                    torch.zeros(1, 69, device=device), betas))
+        with timer("world"):
+            world, slides = place_in_world([_in_camera(w, rest, tracked.frame_of) for w, rest in zip(writers[name], rests)],
+                                           camera, options.foot_lock)
+        section["floor"][name] = {"source": world.frame.floor.source, "contacts": world.frame.floor.contacts_used,
+                                  "normal_in_first_camera": np.round(world.frame.floor.normal, 6).tolist()}
+        section["warnings"] += [f"{name}: {w}" if len(names) > 1 else w for w in world.warnings]
+        if name == names[0]:
+            with timer("write"):
+                write_camera_file(folder, camera, world, tracked.frame_of, tracked.times, intrinsics)
+        with timer("write"):
+            summaries = [writer.close(rest.joints[0, 0].float().cpu().numpy(), placed, slide)
+                         for writer, rest, placed, slide in zip(writers[name], rests, world.tracks, slides)]
+        outputs.append(ModelOutput(name, folders[name], summaries, sum(w.meshes for w in writers[name])))
+    return outputs, total, section
+
+
+def _in_camera(writer: TrackWriter, rest: BodyOutput, frame_of: np.ndarray) -> TrackInCamera:
+    """A written track as the world stage takes it; `rest`: its body in the rest pose (mean shape)."""
+    from strcli.road.grounding import FOOT_JOINTS
+    from strcli.road.world import TrackInCamera
+
+    values = writer.values()
+    positions = np.searchsorted(frame_of, writer.track.frames)  # file frames -> processed positions
+    joints, vertices = rest.joints[0].float().cpu().numpy(), rest.vertices[0].float().cpu().numpy()
+    soles = joints[list(FOOT_JOINTS), 1] - vertices[:, 1].min()  # SMPL's rest pose stands along +y
+    return TrackInCamera(writer.track.track_id, positions.astype(np.int64), writer.track.times,
+                         values["global_orient"], values["joints3d"], joints[0], soles)

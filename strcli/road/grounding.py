@@ -1,0 +1,137 @@
+"""Foot contacts and the floor: where every person of a video stands.
+
+Input: every person's SMPL joints in the first frame's camera (the camera's own motion
+taken out, `strcli.road.camera_motion`). A foot joint (SMPL's ankles 7, 8 and feet 10, 11)
+is a contact candidate when it is nearly still (under `CONTACT_SPEED`). Each candidate is
+moved down to the sole (by that joint's height above the lowest vertex of the person's
+rest body), and the floor is the plane RANSAC finds through the soles of *all* people's
+candidates (3 cm inlier band), refitted by least squares (SVD) on its inliers; gravity is
+its normal. When the soles lie along a line (one person walking straight ahead), the plane
+through that line closest to the first camera's up is taken; when they cover a spot, the
+camera's up. Contacts are then the candidates whose sole is within `CONTACT_HEIGHT` of it.
+
+No usable contact (fewer than `MIN_CONTACTS` soles on one plane: sitting, jumping, legs out
+of view): gravity is the first camera's up (-y) and the floor passes under the lowest soles
+(their 2nd percentile): `Floor.source` says "camera", and the caller warns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FOOT_JOINTS = (7, 8, 10, 11)  # SMPL: left ankle, right ankle, left foot, right foot
+CONTACT_SPEED = 0.4  # m/s: a foot joint slower than this (over 5 frames) may be on the floor
+CONTACT_HEIGHT = 0.05  # m: ... when its sole is this close to the floor
+FLOOR_BAND = 0.03  # m: RANSAC inlier distance
+MIN_CONTACTS = 20  # soles on the plane below which the floor is not trusted
+SPREAD = 0.15  # m: the soles' spread across their main direction for a plane (else a line)
+CAMERA_UP = np.array([0.0, -1.0, 0.0])  # the camera frame's up (y points down)
+
+
+@dataclass(frozen=True)
+class Floor:
+    """A plane n . X = offset in the first frame's camera (metres); n points up."""
+
+    normal: np.ndarray  # (3,) unit
+    offset: float
+    source: str  # "contacts" (a plane), "contacts-line" (a line + the camera's up), "camera" (fallback)
+    contacts_used: int  # soles on the plane
+
+    def height(self, points: np.ndarray) -> np.ndarray:
+        """(..., 3) -> (...,) metres above the floor."""
+        return points @ self.normal - self.offset
+
+
+def foot_speeds(feet: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """feet: (N, F, 3) positions, times: (N,) seconds -> (N, F) speed (m/s) of the positions
+    averaged over 5 frames (a network's frame-to-frame jitter is not motion), the larger of
+    the steps before and after each frame (a lone frame: infinite)."""
+    from scipy.ndimage import uniform_filter1d
+
+    n = len(feet)
+    if n < 2:
+        return np.full(feet.shape[:2], np.inf)
+    feet = uniform_filter1d(feet, size=min(5, n), axis=0, mode="nearest")
+    step = np.linalg.norm(np.diff(feet, axis=0), axis=2) / np.maximum(np.diff(times), 1e-6)[:, None]
+    before = np.vstack((step[:1], step))
+    after = np.vstack((step, step[-1:]))
+    return np.maximum(before, after)
+
+
+def fit_floor(soles: list[np.ndarray], seed: int = 0) -> Floor | None:
+    """soles: per person (M_k, 3) candidate sole points in the first camera -> the floor,
+    or None when there are fewer than MIN_CONTACTS on one plane."""
+    points = np.concatenate([s.reshape(-1, 3) for s in soles]) if soles else np.zeros((0, 3))
+    if len(points) < MIN_CONTACTS:
+        return None
+    rng = np.random.default_rng(seed)
+    best = np.zeros(len(points), bool)
+    for _ in range(300):
+        a, b, c = points[rng.choice(len(points), 3, replace=False)]
+        normal = np.cross(b - a, c - a)
+        length = np.linalg.norm(normal)
+        if length < 1e-9:
+            continue
+        normal /= length
+        inliers = np.abs((points - a) @ normal) < FLOOR_BAND
+        if inliers.sum() > best.sum():
+            best = inliers
+    if best.sum() < MIN_CONTACTS:
+        # Every triple was degenerate or disagreed: the soles lie along a line or at a spot.
+        best = np.abs((points - np.median(points, 0)) @ CAMERA_UP) < 3 * FLOOR_BAND
+        if best.sum() < MIN_CONTACTS:
+            return None
+    return _refit(points[best])
+
+
+def _refit(points: np.ndarray) -> Floor:
+    centre = points.mean(axis=0)
+    _, spread, axes = np.linalg.svd(points - centre, full_matrices=False)
+    spread = spread / np.sqrt(len(points))  # metres (standard deviations)
+    if spread[1] >= SPREAD:
+        normal, source = axes[2], "contacts"
+    elif spread[0] >= SPREAD:  # a line: the plane through it nearest the camera's up
+        line = axes[0]
+        normal = CAMERA_UP - (CAMERA_UP @ line) * line
+        normal /= np.linalg.norm(normal)
+        source = "contacts-line"
+    else:
+        normal, source = CAMERA_UP.copy(), "contacts-line"
+    if normal @ CAMERA_UP < 0:
+        normal = -normal
+    return Floor(normal, float(centre @ normal), source, len(points))
+
+
+def fallback_floor(soles: np.ndarray) -> Floor:
+    """(M, 3) every sole point of the video -> the camera's up, under the lowest soles."""
+    heights = soles.reshape(-1, 3) @ CAMERA_UP
+    offset = float(np.percentile(heights, 2)) if len(heights) else 0.0
+    return Floor(CAMERA_UP.copy(), offset, "camera", 0)
+
+
+def find_floor(feet: list[np.ndarray], times: list[np.ndarray], sole_heights: list[np.ndarray]
+               ) -> tuple[Floor, list[np.ndarray]]:
+    """feet: per person (N_k, 4, 3) FOOT_JOINTS in the first camera; times: (N_k,) seconds;
+    sole_heights: (4,) each foot joint's height above the sole in the rest pose (metres).
+    Returns the floor and per person (N_k, 4) bool contacts."""
+    speeds = [foot_speeds(f, t) for f, t in zip(feet, times)]
+    up = CAMERA_UP
+    floor = None
+    for _ in range(2):  # the soles hang below the joints along gravity: once with the camera's up, once with the floor's
+        soles = [f - h[None, :, None] * up for f, h in zip(feet, sole_heights)]
+        candidates = [s[v < CONTACT_SPEED] for s, v in zip(soles, speeds)]
+        floor = fit_floor(candidates)
+        if floor is None:
+            break
+        up = floor.normal
+    if floor is None:
+        every = np.concatenate([(f - h[None, :, None] * CAMERA_UP).reshape(-1, 3)
+                                for f, h in zip(feet, sole_heights)]) if feet else np.zeros((0, 3))
+        floor = fallback_floor(every)
+    contacts = []
+    for f, h, v in zip(feet, sole_heights, speeds):
+        sole_height = floor.height(f) - h[None]
+        contacts.append((v < CONTACT_SPEED) & (np.abs(sole_height) < CONTACT_HEIGHT))
+    return floor, contacts

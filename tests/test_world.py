@@ -1,0 +1,166 @@
+"""The world stage (strcli/road/grounding.py, strcli/road/world.py) on generated bodies
+walking and standing on a floor, seen by a camera tilted 10-30 degrees that pans."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from strcli.body.generated import make_smpl_arrays
+from strcli.body.smpl import Body, SMPLArrays
+from strcli.road.camera_motion import CameraMotion
+from strcli.road.grounding import FOOT_JOINTS, Floor
+from strcli.road.world import (
+    TrackInCamera,
+    build_world,
+    foot_slide,
+    lock_feet,
+    world_frame,
+)
+
+FPS = 30.0
+FRAMES = 90
+HALF_STEP = 15  # frames per step
+
+
+@pytest.fixture(scope="module")
+def body() -> Body:
+    return Body(SMPLArrays.from_mapping(make_smpl_arrays(seed=0), "generated"))
+
+
+def _rest(body: Body) -> tuple[np.ndarray, np.ndarray, float]:
+    """(24, 3) rest joints, (4,) foot joints above the sole, the sole's y."""
+    with torch.no_grad():
+        out = body.axis_angle(torch.zeros(1, 3), torch.zeros(1, 69), torch.zeros(1, 10))
+    joints, sole = out.joints[0].numpy().astype(np.float64), float(out.vertices[0, :, 1].min())
+    return joints, joints[list(FOOT_JOINTS), 1] - sole, sole
+
+
+def _person(body: Body, heading: float, start: tuple[float, float], walking: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A person in the true world (y up, floor y = 0): (N, 3) root axis-angle, (N, 24, 3)
+    joints. Walking: the stance foot stays put, flat on the floor, while the other swings."""
+    a, b = 0.35, 0.6
+    pose = np.zeros((FRAMES, 69))
+    stance_of = np.zeros(FRAMES, int)
+    if walking:
+        for t in range(FRAMES):
+            s = (t % HALF_STEP) / HALF_STEP
+            left = (t // HALF_STEP) % 2 == 0
+            stance, swing = (0, 1) if left else (1, 0)  # hips are joints 1, 2 (body_pose rows 0, 1)
+            stance_hip, swing_hip, knee = -a + 2 * a * s, a - 2 * a * s, b * np.sin(np.pi * s)
+            rows = pose[t].reshape(23, 3)
+            rows[stance, 0], rows[stance + 6, 0] = stance_hip, -stance_hip  # hip, ankle (7, 8 -> rows 6, 7)
+            rows[swing, 0], rows[swing + 3, 0], rows[swing + 6, 0] = swing_hip, knee, -(swing_hip + knee)
+            stance_of[t] = 7 if left else 8
+    orient = np.tile(Rotation.from_euler("y", heading).as_rotvec(), (FRAMES, 1))
+    with torch.no_grad():
+        joints = body.axis_angle(torch.from_numpy(orient).float(), torch.from_numpy(pose).float(),
+                                 torch.zeros(FRAMES, 10)).joints.numpy().astype(np.float64)
+    rest, _, sole = _rest(body)
+    anchor = np.array([start[0], -sole + rest[7, 1], start[1]])  # the left ankle, on the floor
+    transl = np.zeros((FRAMES, 3))
+    for t in range(FRAMES):
+        if t and stance_of[t] != stance_of[t - 1]:
+            anchor = joints[t, stance_of[t]] + (anchor - joints[t, stance_of[t - 1]])  # the other foot lands ...
+            anchor[1] = -sole + rest[7, 1]  # ... on the floor (the generated legs are not quite symmetric)
+        transl[t] = anchor - joints[t, stance_of[t] if walking else 7]
+    return orient, joints + transl[:, None]
+
+
+def _camera(tilt: float, pan: float) -> np.ndarray:
+    """(FRAMES, 3, 3) camera -> true world: looking down -z tilted down by `tilt` degrees,
+    panning by `pan` degrees and rolling 3 degrees over the clip."""
+    base = np.diag([1.0, -1.0, -1.0])  # camera x right, y down, z forward in a y-up world
+    s = np.linspace(0, 1, FRAMES)
+    turn = Rotation.from_euler("YXZ", np.stack((pan * s, -tilt + 0 * s, 3 * s), 1), degrees=True)
+    return turn.as_matrix() @ base
+
+
+def _scene(body: Body, tilt: float, pan: float, drift: float = 0.0, noise: float = 0.002):
+    rng = np.random.default_rng(1)
+    centre = np.array([0.3, 1.6, 6.0])
+    cameras = _camera(tilt, pan)
+    people = [(0.4, (-0.8, -0.5), True), (np.pi - 0.3, (1.0, 1.5), True), (1.9, (-1.5, 1.0), True),
+              (0.0, (0.5, -1.5), False)]
+    rest, heights, _ = _rest(body)
+    truth, tracks = [], []
+    for k, (heading, start, walking) in enumerate(people):
+        orient, joints = _person(body, heading, start, walking)
+        truth.append(joints)
+        error = rng.normal(0, noise, (FRAMES, 3)) + drift * np.arange(FRAMES)[:, None] * np.array([1.0, 0, 0.5])
+        in_camera = np.einsum("nji,nkj->nki", cameras, joints + error[:, None] - centre)  # M^T (X - C)
+        root = Rotation.from_matrix(np.transpose(cameras, (0, 2, 1)) @ Rotation.from_rotvec(orient).as_matrix())
+        tracks.append(TrackInCamera(k, np.arange(FRAMES), np.arange(FRAMES) / FPS, root.as_rotvec(), in_camera,
+                                    rest[0], heights))
+    relative = np.einsum("ji,njk->nik", cameras[0], cameras)  # camera p -> camera 0: M_0^T M_p
+    motion = CameraMotion("rotating", "auto", relative, np.zeros((FRAMES, 3)), np.arange(FRAMES, dtype=np.int64),
+                          np.zeros(0), np.zeros(0), np.zeros(0))
+    up = cameras[0].T @ np.array([0.0, 1.0, 0.0])
+    expected = world_frame(Floor(up, float(up @ (cameras[0].T @ -centre)), "truth", 0),
+                           cameras[0].T @ (truth[0][0, 0] - centre))
+    to_first = lambda points: (points - centre) @ cameras[0]  # true world -> camera 0
+    return tracks, motion, truth, expected, to_first, cameras, centre
+
+
+@pytest.mark.parametrize("tilt, pan", [(10.0, 25.0), (30.0, -20.0)])
+def test_world_of_several_people_on_the_floor(body: Body, tilt: float, pan: float) -> None:
+    tracks, motion, truth, expected, to_first, *_ = _scene(body, tilt, pan)
+    world = build_world(tracks, motion)
+    assert world.frame.floor.source == "contacts" and not world.warnings
+    normal_error = np.degrees(np.arccos(np.clip(world.frame.floor.normal @ expected.axes[1], -1, 1)))
+    assert normal_error < 1.0
+    floor_points = np.array([[x, 0.0, z] for x in (-2.0, 0.0, 2.0) for z in (-2.0, 0.0, 2.0)])
+    assert np.abs(world.frame.points(to_first(floor_points))[:, 1]).max() < 0.02  # the floor is y = 0
+    for track, joints in zip(world.tracks, truth):  # one world: every person against the same truth
+        root_error = np.linalg.norm(track.joints3d[:, 0] - expected.points(to_first(joints[:, 0])), axis=1)
+        assert root_error.max() < 0.05, (track.track_id, root_error.max())
+        assert np.allclose(track.transl, track.joints3d[:, 0] - tracks[0].rest_pelvis)
+    # The standing person's feet touch all along; the walkers' stance feet do, the swinging ones not.
+    assert world.tracks[3].contacts[:, :2].all()
+    assert 0.3 < world.tracks[0].contacts[:, :2].mean() < 0.8
+    # The camera sits 1.6 m above the floor, where it is in the truth.
+    assert abs(world.camera_positions[0, 1] - 1.6) < 0.02
+
+
+def test_foot_lock_stops_sliding(body: Body) -> None:
+    tracks, motion, *_ = _scene(body, 20.0, 15.0, drift=0.008)
+    world = build_world(tracks, motion)
+    for track, person in zip(world.tracks, tracks):
+        assert track.contacts.any()
+        locked, before, after = lock_feet(track, person.sole_heights)
+        assert before > 0.6, before  # the drift makes the feet slide
+        assert after < 1.0 and after < before / 3, (before, after)
+        assert after == pytest.approx(foot_slide(locked.joints3d, track.contacts))
+        assert np.allclose(locked.joints3d[:, 0] - locked.transl, track.joints3d[:, 0] - track.transl)
+
+
+def test_no_contact_falls_back_to_the_camera_up_with_a_warning(body: Body) -> None:
+    tracks, motion, *_ = _scene(body, 20.0, 0.0)
+    jumping = []
+    for track in tracks:  # every foot always moving: no contact at all
+        hop = 0.3 * np.abs(np.sin(np.arange(FRAMES) / 3.0))[:, None, None] * np.array([0.0, -1.0, 0.0])
+        jumping.append(TrackInCamera(track.track_id, track.positions, track.times, track.global_orient,
+                                     track.joints3d + hop + np.arange(FRAMES)[:, None, None] * 0.05,
+                                     track.rest_pelvis, track.sole_heights))
+    world = build_world(jumping, motion)
+    assert world.frame.floor.source == "camera"
+    assert any("no usable foot contact" in w for w in world.warnings)
+    assert np.allclose(world.frame.axes[1], [0.0, -1.0, 0.0])
+
+
+def test_amass_world_is_z_up_on_the_floor() -> None:
+    from strcli.road.outputs import to_amass
+    from strcli.road.world import Y_UP_TO_Z_UP
+
+    orient = Rotation.from_euler("y", [[0.3], [1.0]]).as_rotvec()
+    transl = np.array([[0.5, 0.9, -1.0], [0.0, 1.0, 2.0]])
+    pelvis = np.array([0.0, -0.2, 0.01])
+    amass = to_amass(orient, np.zeros((2, 69)), np.zeros((2, 10)), transl, pelvis, 30.0, np.arange(2),
+                     to_zup=Y_UP_TO_Z_UP)
+    root, trans = amass["poses"][:, :3].astype(np.float64), amass["trans"].astype(np.float64)
+    assert np.allclose(trans + pelvis, (transl + pelvis) @ np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]]), atol=1e-6)
+    assert np.allclose(trans[:, 2] + pelvis[2], transl[:, 1] + pelvis[1], atol=1e-6)  # height: y up -> z up
+    up = Rotation.from_rotvec(root).apply([0.0, 1.0, 0.0])  # the body's own up ends on +z
+    assert np.allclose(up, [[0, 0, 1]] * 2, atol=1e-6)

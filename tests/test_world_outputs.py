@@ -1,0 +1,92 @@
+"""The world in what `strcli reconstruct` writes: camera.npz, the track files' world keys,
+AMASS in its z-up world, --camera and --foot-lock (docs/world.md)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+from test_reconstruct import reconstruct, workspace  # noqa: F401 (workspace: a fixture)
+
+from strcli.body.smpl import Body
+
+
+@pytest.fixture(scope="module")
+def pedestrians(workspace, assets):  # noqa: F811
+    out = workspace["root"] / "world"
+    result = reconstruct(workspace, assets / "videos" / "pedestrians.avi", "-o", out, "--end", 16, "--max-people", 2,
+                         "--detections", assets / "detections" / "pedestrians.det.txt", "--mesh-format", "none",
+                         "--foot-lock", "--json")
+    assert result.exit_code == 0, result.output
+    return out / "pedestrians"
+
+
+def test_camera_file_of_a_tripod_clip(pedestrians):
+    manifest = json.loads((pedestrians / "manifest.json").read_text())
+    assert manifest["world"]["camera_model"] == "static" and manifest["world"]["camera_requested"] == "auto"
+    assert "camera" in manifest["timings"] and "world" in manifest["timings"]
+    with np.load(pedestrians / "camera.npz") as camera:
+        assert str(camera["model"]) == "static" and camera["rotation"].shape == (16, 3, 3)
+        assert np.array_equal(camera["relative_rotation"], np.repeat(np.eye(3)[None], 16, 0))
+        assert np.array_equal(camera["frames"], np.arange(16))
+        # A static camera stays put in the world, and its rotation there is the world's axes.
+        assert np.allclose(camera["position"], camera["position"][0]) and np.allclose(camera["rotation"], camera["rotation"][0])
+        assert np.allclose(camera["rotation"][0], camera["world_axes"])
+        assert camera["intrinsics"].shape == (3, 3)
+
+
+def test_track_world_keys_agree_with_the_camera_keys(pedestrians, smpl_files):
+    manifest = json.loads((pedestrians / "manifest.json").read_text())
+    with np.load(pedestrians / "camera.npz") as camera:
+        axes, origin = camera["world_axes"], camera["world_origin"]
+    body = Body.from_file(smpl_files["chumpy"])
+    for track in manifest["tracks"]:
+        with np.load(pedestrians / track["npz"]) as data:
+            n = len(data["frames"])
+            assert data["world_transl"].shape == (n, 3) and data["foot_contacts"].shape == (n, 4)
+            assert data["foot_contacts"].dtype == bool and data["world_joints3d"].shape == (n, 24, 3)
+            # The world body is the camera body moved by the world's rigid motion (and, with
+            # --foot-lock, a shift of its root): the joints relative to the root agree.
+            moved = (data["joints3d"] - origin) @ axes.T
+            relative = data["world_joints3d"] - data["world_joints3d"][:, :1]
+            assert np.allclose(relative, moved - moved[:, :1], atol=1e-4)
+            go, bp, betas, tr = (torch.from_numpy(data[k]) for k in ("world_global_orient", "body_pose", "betas", "world_transl"))
+            rebuilt = body.axis_angle(go, bp, betas, tr).joints.numpy()
+            assert np.allclose(rebuilt, data["world_joints3d"], atol=1e-4)
+        with np.load(pedestrians / track["amass"]) as amass:
+            assert str(amass["frame"]) == "world"
+            go, bp = torch.from_numpy(amass["poses"][:, :3]), torch.from_numpy(amass["poses"][:, 3:])
+            zup = body.axis_angle(go, bp, torch.from_numpy(np.tile(amass["betas"], (n, 1))),
+                                  torch.from_numpy(amass["trans"])).joints.numpy()
+            world = rebuilt  # y up -> z up: (x, y, z) -> (x, -z, y)
+            assert np.allclose(zup, np.stack((world[..., 0], -world[..., 2], world[..., 1]), -1), atol=1e-4)
+        assert track["foot_slide_before_cm"] is not None and track["foot_slide_cm"] <= track["foot_slide_before_cm"] + 1e-6
+
+
+def test_world_origin_under_the_first_person(pedestrians):
+    manifest = json.loads((pedestrians / "manifest.json").read_text())
+    first = min(manifest["tracks"], key=lambda t: (t["first_frame"], t["track_id"]))
+    with np.load(pedestrians / first["npz"]) as data:
+        pelvis = data["world_joints3d"][0, 0]
+    if manifest["world"]["floor"]["str"]["source"] != "camera":
+        assert abs(pelvis[0]) < 1e-4 and abs(pelvis[2]) < 1e-4  # straight above the origin, any height
+
+
+def test_bad_camera_model_is_refused(workspace, assets, tmp_path):  # noqa: F811
+    result = reconstruct(workspace, assets / "videos" / "pedestrians.avi", "-o", tmp_path, "--camera", "dolly")
+    assert result.exit_code == 2
+    assert "--camera dolly: use auto, static, rotating, moving" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_forced_static_camera(workspace, assets, tmp_path):  # noqa: F811
+    result = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", tmp_path, "--end", 16, "--camera",
+                         "static", "--detections", assets / "detections" / "running.det.txt", "--mesh-format", "none")
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "running" / "camera.npz") as camera:
+        assert str(camera["model"]) == "static" and str(camera["requested"]) == "static"
+        assert np.array_equal(camera["relative_rotation"], np.repeat(np.eye(3)[None], 16, 0))
+    assert Rotation.from_matrix(np.eye(3)).magnitude() == 0
