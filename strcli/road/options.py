@@ -100,7 +100,7 @@ class ReconstructOptions:
     focal: float | None = None  # pixels; default: the image diagonal
     mesh_formats: tuple[str, ...] = ("obj",)
     window_stride: int = WINDOW // 2
-    # the detector's and the ResNet-50's: auto, fp32 or bf16 (`strcli.utils.devices.resolve_precision`)
+    # the detector's and the ResNet-50's: auto, fp32, bf16, onnx (`strcli.utils.devices.resolve_precision`)
     precision: str = "auto"
     camera: str = "auto"  # the camera's motion model: auto, static, rotating, moving (docs/world.md)
     foot_lock: bool = False  # move each body's root so feet in contact do not slide
