@@ -19,17 +19,25 @@ def export_motion(
                                                        "in it) or OUT/<video-stem>.")],
     formats: Annotated[str, typer.Option("--format", help="glb (glTF 2.0 binary: skinned SMPL bodies, one "
                        "animation, the camera), bvh (one file per track), or glb,bvh.")] = "glb,bvh",
-    smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's model folder (DIR/smpl/SMPL_NEUTRAL.pkl) or the file.")] = None,
+    smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's model folder "
+                        "(DIR/smpl/SMPL_NEUTRAL.pkl) or the file. Default: the file the manifest records.")] = None,
 ) -> None:
     """Write OUT/<stem>/animation.glb and OUT/<stem>/bvh/<id>.bvh for Blender, three.js, game engines."""
     from strcli.road.inputs import output_folders
     from strcli.road.options import parse_export_formats
-    from strcli.body.files import find_smpl_file
+    from strcli.body.files import TEST_BODY_NOTE, is_test_body, smpl_file_for_outputs
 
     # The flags, the folders and the SMPL file first, without torch: a bad value is refused at once.
+    # The SMPL file is the one the manifest records (the bodies were made with it), as `render` takes it.
     wanted = parse_export_formats(formats)
     folders = output_folders(outputs)
-    smpl_file = find_smpl_file("neutral", smpl_dir)
+    smpl_file, smpl_note = smpl_file_for_outputs(folders, smpl_dir)
+    if smpl_note:
+        print(f"warning: {smpl_note}", file=sys.stderr)
+    body_note = TEST_BODY_NOTE if is_test_body(smpl_file) else ""
+    if body_note:
+        print(f"warning: the body model {smpl_file} is {body_note}: the exported files say so "
+              "(glb extras, bvh/info.json); for testing the pipeline only.", file=sys.stderr)
 
     from strcli.body.smpl import Body
     from strcli.export.writer import export_video
@@ -38,7 +46,7 @@ def export_motion(
     failed = 0
     for folder in folders:
         try:
-            result = export_video(folder, body, wanted)
+            result = export_video(folder, body, wanted, body_note)
         except StrcliError as err:
             print(f"error: {folder.name}: {err}", file=sys.stderr)
             failed = failed or err.exit_code

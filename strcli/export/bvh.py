@@ -55,6 +55,7 @@ class BVHInfo:
     units: str = "metres"
     axes: str = "y up, z towards the camera, x to the camera's right (glTF's frame)"
     euler: str = "Zrotation Yrotation Xrotation (intrinsic, R = Rz Ry Rx), degrees"
+    body_model: str = ""  # a caveat about the body model: the generated test body's, else empty
 
 
 @dataclass(frozen=True)
@@ -133,9 +134,11 @@ def bvh_text(motion: BVHMotion, rest: RestBody, frame_time: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_step: int) -> list[BVHInfo]:
+def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_step: int,
+              body_note: str = "") -> list[BVHInfo]:
     """bvh/<id>.bvh per track and bvh/info.json in `folder`, each written under a hidden
-    temporary name and renamed when complete."""
+    temporary name and renamed when complete; `body_note` (the generated test body's caveat)
+    goes into each track's info.json entry, as BVH has no place for a note."""
     infos = []
     for track, rest in tracks:
         frame_time = frame_step / track.fps
@@ -143,7 +146,7 @@ def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_st
         relative = f"{BVH_DIR}/{track.track_id}.bvh"
         _write_text(folder / relative, bvh_text(motion, rest, frame_time))
         infos.append(BVHInfo(track.track_id, relative, len(motion.times), frame_time, float(motion.times[0]),
-                             motion.resampled))
+                             motion.resampled, body_model=body_note))
     _write_text(folder / BVH_DIR / INFO_NAME, json.dumps([asdict(i) for i in infos], indent=2))
     return infos
 

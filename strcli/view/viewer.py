@@ -166,15 +166,23 @@ class Scene:
 
 
 def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, source: Path | None = None,
-          announce: Callable[[str], None] = print, stop: threading.Event | None = None) -> None:
-    """Serve the viewer of `folder` until Ctrl-C (or `stop` is set). `port` 0 takes any free
-    port; a port out of range or in use is a UsageError (exit 2), before anything loads."""
+          announce: Callable[[str], None] = print, stop: threading.Event | None = None,
+          loading: Callable[[str], None] = lambda line: None) -> None:
+    """Serve the viewer of `folder` until `stop` is set (KeyboardInterrupt and SIGTERM's
+    `Interrupted` pass through, after the server is stopped). `port` 0 takes any free port;
+    a port out of range or in use is a UsageError (exit 2), before anything loads.
+    `loading(line)` hears what is being read (the tracks, every one listed, and the video)
+    before `announce(url)`."""
     import viser
 
     check_serve_address(host, port)
+    loading(f"reading {folder}...")
     scene = Scene(folder, body, source)
     if len(scene.frames) == 0:
         raise UsageError(f"{folder.name} has no tracks to show.")
+    loading(track_list(scene.tracks))
+    loading(f"video frames from {scene.video.path}" if scene.video is not None
+            else "no source video found (--video-file FILE shows its frames): the camera shows none")
     try:
         server = viser.ViserServer(host=host, port=port, verbose=False)
     except OSError as err:
@@ -185,12 +193,17 @@ def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, s
             raise UsageError(f"port {port} on {host} is in use by another program.",
                              "Choose another --port (--port 0: any free one).")
         _build(server, scene, stop or threading.Event(), announce, host, server.get_port())
-    except KeyboardInterrupt:
-        pass
     finally:
         server.stop()
         if scene.video is not None:
             scene.video.close()
+
+
+def track_list(tracks: list[TrackMotion]) -> str:
+    """Every track of a scene in one line: "3 tracks: 1 (frames 0-79), 2 (...), ..."."""
+    listed = ", ".join(f"{t.track_id} (frames {int(t.frames[0])}-{int(t.frames[-1])})" if len(t.frames)
+                       else f"{t.track_id}" for t in tracks)
+    return f"{len(tracks)} track{'s' if len(tracks) != 1 else ''}: {listed}"
 
 
 def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str], None], host: str,
