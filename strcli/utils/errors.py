@@ -1,7 +1,7 @@
 """Errors that reach the user as one line and a distinct exit code.
 
 Each class owns an exit code; the CLI prints `error: <message>` and exits with it. The
-table of codes is in the README; keep the two in step.
+table of codes is in docs/exit-codes.md; keep the two in step.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def torch_mismatch(err: BaseException) -> StrcliError | None:
         f"({text.strip().splitlines()[0]}: " + ("this torchvision was built for another torch)."
                                                if same_build else "the builds differ)."),
         f'Install them as a pair built alike: pip install {force}"torch=={release}" "{matching}" '
-        f"--index-url {index} (README, Set up: the CPU-only build is the /whl/cpu index).")
+        f"--index-url {index} (docs/install.md: PyTorch builds).")
 
 
 WHEEL_INDEX = "https://download.pytorch.org/whl/"
