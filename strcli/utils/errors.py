@@ -173,7 +173,8 @@ def torch_mismatch(err: BaseException) -> StrcliError | None:
     same_build = torch_build == vision_build
     force = "" if same_build else "--force-reinstall "  # same versions, other builds: pip would skip them
     return StrcliError(
-        f"torchvision {vision_version} ({vision_build}) does not match torch {torch_version} ({torch_build}) "
+        f"torchvision {vision_version} ({build_label(vision_build)}) does not match torch {torch_version} "
+        f"({build_label(torch_build)}) "
         f"({text.strip().splitlines()[0]}: " + ("this torchvision was built for another torch)."
                                                if same_build else "the builds differ)."),
         f'Install them as a pair built alike: pip install {force}"torch=={release}" "{matching}" '
@@ -208,6 +209,17 @@ def installed_build(name: str) -> tuple[str, str]:
     if cuda:
         return full, "cu" + cuda.group(2).replace(".", "") if cuda.group(2) else "cpu"
     return full, "unknown build"
+
+
+def build_label(build: str) -> str:
+    """'cpu' -> 'a CPU-only build', 'cu121' -> 'a CUDA 12.1 build', 'rocm6.2' -> 'a ROCm 6.2 build'."""
+    if build == "cpu":
+        return "a CPU-only build"
+    if build.startswith("cu") and build[2:].isdigit() and len(build) > 3:
+        return f"a CUDA {build[2:-1]}.{build[-1]} build"
+    if build.startswith("rocm"):
+        return f"a ROCm {build[4:]} build"
+    return build
 
 
 def _wheel_index(build: str) -> str:

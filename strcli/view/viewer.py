@@ -14,6 +14,8 @@ held.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import threading
 import time
@@ -194,7 +196,10 @@ def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, s
                              "Choose another --port (--port 0: any free one).")
         _build(server, scene, stop or threading.Event(), announce, host, server.get_port())
     finally:
-        server.stop()
+        # viser prints "(viser) Server stopped" from its server thread, which `stop` joins: the
+        # command's own one line says it (strcli.cli.view).
+        with contextlib.redirect_stdout(io.StringIO()):
+            server.stop()
         if scene.video is not None:
             scene.video.close()
 
