@@ -233,8 +233,21 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
         playing = server.gui.add_checkbox("Playing", True)
         slider = server.gui.add_slider("Frame", 0, len(scene.frames) - 1, 1, 0)
         speed = server.gui.add_slider("Speed", 0.25, 2.0, 0.25, 1.0)
+    # A sidebar as tall as the window, which scrolls: the floating panel capped its height and
+    # hid the tracks past the tenth or so.
+    server.gui.configure_theme(control_layout="fixed", control_width="medium", show_share_button=False)
     with server.gui.add_folder("Tracks"):
+        server.gui.add_markdown(f"{len(scene.tracks)} track{'s' if len(scene.tracks) != 1 else ''}: "
+                                + ", ".join(str(t.track_id) for t in scene.tracks))
+        show_all, hide_all = server.gui.add_button("Show all"), server.gui.add_button("Hide all")
         toggles = {t.track_id: server.gui.add_checkbox(f"track {t.track_id}", True) for t in scene.tracks}
+
+    def set_all(value: bool) -> None:
+        for toggle in toggles.values():
+            toggle.value = value
+
+    show_all.on_click(lambda _: set_all(True))
+    hide_all.on_click(lambda _: set_all(False))
     shown: dict[str, object] = {"state": None}
 
     def state() -> tuple:
