@@ -29,7 +29,7 @@ def view(
     (`strcli view: stopped (SIGTERM).`) and exit 0."""
     import sys
 
-    from strcli.body.files import smpl_file_for_outputs
+    from strcli.body.files import TEST_BODY_NOTE, is_test_body, smpl_file_for_outputs
     from strcli.road.options import check_serve_address
     from strcli.config import MANIFEST
     from strcli.utils.errors import Interrupted, UsageError
@@ -42,6 +42,9 @@ def view(
     smpl_file, smpl_note = smpl_file_for_outputs([folder], smpl_dir)
     if smpl_note:
         print(f"warning: {smpl_note}", file=sys.stderr)
+    if is_test_body(smpl_file):
+        print(f"warning: the body model {smpl_file} is {TEST_BODY_NOTE}: for testing the pipeline only.",
+              file=sys.stderr)
     print(f"strcli view: loading torch, viser and the body model {smpl_file}...", file=sys.stderr, flush=True)
     try:
         from strcli.body.smpl import Body

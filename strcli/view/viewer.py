@@ -186,7 +186,8 @@ def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, s
     loading(f"video frames from {scene.video.path}" if scene.video is not None
             else "no source video found (--video-file FILE shows its frames): the camera shows none")
     try:
-        server = viser.ViserServer(host=host, port=port, verbose=False)
+        with contextlib.redirect_stdout(io.StringIO()):  # viser's address box: `announce` says it in one line
+            server = viser.ViserServer(host=host, port=port, verbose=False)
     except OSError as err:
         raise UsageError(f"cannot serve on {host}:{port} ({err.strerror or err}).",
                          "Choose another --port.") from err
