@@ -252,7 +252,7 @@ def test_evaluate_names_a_missing_data_folder_and_checkpoint_before_any_download
     assert result.stderr == (
         f"error: --data-dir {tmp_path / 'missing'} does not exist (evaluate reads 3dpw_test_db.pt or "
         f"mpii3d_val_scale12_db.pt or h36m_test_25fps_nosmpl_db.pt from it); and --checkpoint {tmp_path / 'nope.pt'} "
-        "does not exist. Check both paths. See docs/reproducing.md, for where to get the test files.\n")
+        "does not exist. Check both paths. See docs/reproducing.md for where to get the test files.\n")
     data = tmp_path / "data"
     data.mkdir()
     (data / "notes.txt").write_text("x")

@@ -233,7 +233,7 @@ def _check_evaluate_paths(data_problem: str | None, checkpoint: Path) -> None:
 
     checkpoint_problem = (f"--checkpoint {checkpoint} does not exist" if not checkpoint.exists() else
                           f"--checkpoint {checkpoint} is a folder, not a file" if checkpoint.is_dir() else None)
-    data_hint = "See docs/reproducing.md, for where to get the test files."
+    data_hint = "See docs/reproducing.md for where to get the test files."
     if data_problem and checkpoint_problem:
         raise UsageError(f"{data_problem}; and {checkpoint_problem}.", f"Check both paths. {data_hint}")
     if data_problem:
