@@ -729,3 +729,85 @@ def test_fbx_and_blend_through_blender(exported, tmp_path, monkeypatch):
             name = f"pedestrians_{track.track_id}_body"
             assert np.abs(got[f"glb_{name}_vertices"][:, :6890] - vertices @ CAMERA_TO_YUP.T).max() < 1e-3, kind
             assert np.abs(got[f"glb_{name}_joints"] - joints[:, :24] @ CAMERA_TO_YUP.T).max() < 1e-3, kind
+def _lines_until_open(view, timeout=120):
+    """stdout+stderr lines of a `strcli view` process up to its 'open URL' line."""
+    import selectors
+
+    said = []
+    with selectors.DefaultSelector() as wait:
+        wait.register(view.stdout, selectors.EVENT_READ)
+        while wait.select(timeout=timeout):
+            line = view.stdout.readline()
+            if not line:
+                break
+            said.append(line.rstrip("\n"))
+            if line.startswith("strcli view: open "):
+                break
+    return said
+
+
+def test_export_and_view_take_the_smpl_file_the_manifest_records(exported, tmp_path):
+    """A `reconstruct --smpl-dir` run: export and view find the SMPL file from the manifest
+    (they once stopped with exit 3 unless --smpl-dir was repeated), as render does."""
+    folder = exported["folder"]
+    recorded = next(w["path"] for w in exported["manifest"]["weights"] if w["name"] == "smpl")
+    assert Path(recorded) == exported["smpl"].resolve() / "SMPL_NEUTRAL.pkl"
+    before = (folder / "animation.glb").read_bytes()
+    result = runner.invoke(app, ["export", str(folder), "--format", "glb"])  # no --smpl-dir, no weights folder
+    assert result.exit_code == 0, result.output
+    assert (folder / "animation.glb").read_bytes() == before  # the same body as the run's own export
+    env = {**os.environ, "STRCLI_CACHE_DIR": str(tmp_path / "cache")}
+    view = subprocess.Popen([sys.executable, "-m", "strcli", "view", str(folder), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        said = _lines_until_open(view)
+        assert said and said[-1].startswith("strcli view: open http://127.0.0.1:"), said
+        assert f"strcli view: loading torch, viser and the body model {recorded}..." in said
+        # Every track listed, with its frames: the GUI's list was once cut off at 10 of 15.
+        tracks = exported["tracks"]
+        listed = next(line for line in said if " tracks: " in line)
+        assert listed == f"strcli view: {len(tracks)} tracks: " + ", ".join(
+            f"{t.track_id} (frames {t.frames[0]}-{t.frames[-1]})" for t in tracks)
+        assert len(tracks) >= 4
+    finally:
+        view.send_signal(signal.SIGTERM)  # how a service manager stops a server
+        output, _ = view.communicate(timeout=60)
+    assert view.returncode == 0, output
+    assert output.strip().splitlines() == ["strcli view: stopped (SIGTERM)."], output
+    assert "error" not in output and "Traceback" not in output
+
+
+def test_the_generated_test_body_is_named_in_the_manifest_a_warning_and_the_exports(exported, tmp_path):
+    from strcli.body.generated import TEST_BODY_NOTE, write_test_body
+
+    body = tmp_path / "test-body"
+    body.mkdir()
+    write_test_body(body / "SMPL_NEUTRAL.pkl")
+    args = list(exported["args"])
+    args[args.index("--smpl-dir") + 1] = str(body)
+    args[args.index("-o") + 1] = str(tmp_path / "out")
+    args[args.index("--end") + 1] = "10"
+    args = [a for a in args if a not in ("--quiet",)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "out" / "pedestrians"
+    warning = f"warning: the body model {(body / 'SMPL_NEUTRAL.pkl').resolve()} is {TEST_BODY_NOTE}"
+    assert warning in result.stderr
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (smpl,) = [w for w in manifest["weights"] if w["name"] == "smpl"]
+    assert smpl["note"] == TEST_BODY_NOTE
+    assert any(TEST_BODY_NOTE in w for w in manifest["warnings"])
+    assert not (folder / "meshes").exists() and manifest["options"]["mesh_formats"] == []  # meshes on request
+    # reconstruct --export wrote the caveat into the files; so does a later export.
+    for run in (None, runner.invoke(app, ["export", str(folder)])):
+        if run is not None:
+            assert run.exit_code == 0, run.output
+            assert f"warning: the body model {(body / 'SMPL_NEUTRAL.pkl').resolve()} is {TEST_BODY_NOTE}" \
+                in run.stderr
+        gltf = gl.GLTF2().load(str(folder / "animation.glb"))
+        assert gltf.extras["strcli"]["body_model"] == TEST_BODY_NOTE
+        assert gltf.asset.extras == {"body_model": TEST_BODY_NOTE}
+        info = json.loads((folder / "bvh" / "info.json").read_text())
+        assert info and all(entry["body_model"] == TEST_BODY_NOTE for entry in info)
+    # The SMPL-format body of the other tests is no test body: its files carry no caveat.
+    assert "body_model" not in gl.GLTF2().load(str(exported["folder"] / "animation.glb")).extras["strcli"]

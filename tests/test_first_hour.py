@@ -120,8 +120,8 @@ def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(setup, monkeypatc
     result = setup["run"]("--end", 24)  # CliRunner's stderr is no terminal, as a file or a CI log is not
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
-    assert lines[:2] == ["loading torch and ultralytics...",
-                         "finding and checking the weights (downloaded on first use)..."]
+    assert lines[:2] == ["loading torch and ultralytics...",  # --offline (setup): no "downloaded on first use"
+                         "finding and checking the weights (--offline: nothing is downloaded)..."]
     stages = {}
     for line in lines[2:]:
         if line.startswith("warning:"):
@@ -329,6 +329,11 @@ def test_without_network_one_message_names_every_missing_file(setup, tmp_path, m
     assert "\n  - detector (yolo11m.pt" in line
     assert "run `strcli weights fetch sample_video detector` there" in line
     assert "or pass a video of your own instead of --example" in line and "spin_checkpoint" not in line
+    # Offline, the sample video can be imported from any copy (recognised by its checksum), and
+    # nothing suggests adding the --offline the command already has.
+    assert ("any copy of OpenCV's vtest.avi (Debian's opencv-doc package has one) is recognised by its checksum: "
+            "`strcli weights import vtest.avi`") in line
+    assert "add --offline" not in result.output and "downloaded on first use" not in result.output
     # Without --untrained, the missing STR checkpoint (a manual step) is named with the rest.
     result = runner.invoke(app, [*base[:-3], "--device", "cpu", "--smpl-dir", str(setup["smpl"]), "--offline"])
     assert result.exit_code == 3
@@ -336,7 +341,10 @@ def test_without_network_one_message_names_every_missing_file(setup, tmp_path, m
     assert line.startswith("error: 4 files this run needs are missing")
     for name in ("sample_video", "detector", "spin_checkpoint", "str_checkpoint (no trained STR weights"):
         assert name in line
-    assert "or --untrained to run a randomly initialised STR" in line
+    # The ways on for STR: real bodies (--model tcmr) first, then training, then --untrained.
+    ways = [line.index(way) for way in ("--model tcmr", "`strcli train`", "--untrained (a randomly initialised STR")]
+    assert ways == sorted(ways), line
+    assert "add --offline" not in line
 
 
 # ---------------------------------------------------------------- 3. errors about the input first

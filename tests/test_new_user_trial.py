@@ -127,32 +127,68 @@ def test_render_says_which_file_it_uses_when_the_manifests_is_gone(tmp_path):
 # ---------------------------------------------------------------- 2. torch and torchvision that do not match
 
 
-def test_a_torchvision_built_for_another_torch_is_one_line_saying_how_to_install_a_pair(monkeypatch, tmp_path,
-                                                                                         assets, smpl_files):
+@pytest.mark.parametrize("vision, build, said, force", [
+    # Another torch's torchvision, built alike: the pair from torch's index.
+    ("0.24.0+cpu", "cpu", "this torchvision was built for another torch", ""),
+    # The versions pair up but the builds differ (a +cpu torch, PyPI's CUDA torchvision): a
+    # plain `pip install` of the same versions is a no-op, so the command forces it.
+    ("0.28.0", "cu126", "the builds differ", "--force-reinstall "),
+])
+def test_a_torchvision_built_for_another_torch_is_one_line_saying_how_to_install_a_pair(
+        monkeypatch, tmp_path, assets, smpl_files, vision, build, said, force):
     import builtins
-    from importlib import metadata
 
-    real_import, real_version = builtins.__import__, metadata.version
+    import strcli.utils.errors
+
+    real_import = builtins.__import__
 
     def mismatched_import(name, *args, **kwargs):
         if name == "strcli.road.batch":  # the first module of the run that imports torchvision
             raise RuntimeError("operator torchvision::nms does not exist")
         return real_import(name, *args, **kwargs)
 
-    versions = {"torch": "2.13.0+cpu", "torchvision": "0.24.0"}
-    monkeypatch.setattr(metadata, "version", lambda name: versions.get(name) or real_version(name))
+    builds = {"torch": ("2.13.0+cpu", "cpu"), "torchvision": (vision, build)}
+    monkeypatch.setattr(strcli.utils.errors, "installed_build", lambda name: builds[name])
     monkeypatch.setattr(builtins, "__import__", mismatched_import)
     video = assets / "videos" / "running.mp4"
     smpl = smpl_files["chumpy"].parent
     result = runner.invoke(app, ["reconstruct", str(video), "-o", str(tmp_path / "out"), "--smpl-dir", str(smpl),
                                  "--untrained", "--offline", "-q"])
     assert result.exit_code == 1, result.output
+    label = "a CPU-only build" if build == "cpu" else "a CUDA 12.6 build"
     assert result.stderr.splitlines()[-1] == (
-        "error: torchvision 0.24.0 does not match torch 2.13.0+cpu (operator torchvision::nms does not exist: this "
-        'torchvision was built for another torch). Install them as a pair: pip install "torch==2.13.0" '
-        '"torchvision==0.28.*" (for the CPU-only build add --index-url https://download.pytorch.org/whl/cpu), or '
-        "reinstall both with the README's command (Set up).")
+        f"error: torchvision {vision} ({label}) does not match torch 2.13.0+cpu (a CPU-only build) (operator "
+        f"torchvision::nms does not exist: {said}). Install them as a pair built alike: pip install {force}"
+        '"torch==2.13.0" "torchvision==0.28.*" --index-url https://download.pytorch.org/whl/cpu (docs/install.md: '
+        "PyTorch builds).")
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("__version__ = '2.5.1+cpu'\ncuda: Optional[str] = None\n", ("2.5.1+cpu", "cpu")),
+    ("__version__ = '2.5.1'\ncuda: Optional[str] = '12.4'\n", ("2.5.1", "cu124")),
+    ("__version__ = '0.20.1+cu121'\nfrom torchvision.extension import _check_cuda_version\n", ("0.20.1+cu121", "cu121")),
+    ("__version__ = '0.20.1'\nif _check_cuda_version() > 0:\n    cuda = _check_cuda_version()\n",
+     ("0.20.1", "unknown build")),
+])
+def test_the_build_is_read_from_version_py_without_importing_it(monkeypatch, tmp_path, source, expected):
+    from importlib import metadata
+
+    from strcli.utils.errors import build_label, installed_build
+
+    (tmp_path / "torchvision").mkdir()
+    (tmp_path / "torchvision" / "version.py").write_text(source)
+
+    class Dist:
+        version = expected[0].split("+")[0]
+
+        @staticmethod
+        def locate_file(name):
+            return tmp_path / name
+
+    monkeypatch.setattr(metadata, "distribution", lambda name: Dist)
+    assert installed_build("torchvision") == expected
+    assert build_label("cu124") == "a CUDA 12.4 build" and build_label("cpu") == "a CPU-only build"
 
 
 def test_other_runtime_errors_are_not_taken_for_a_mismatch():
@@ -216,7 +252,7 @@ def test_evaluate_names_a_missing_data_folder_and_checkpoint_before_any_download
     assert result.stderr == (
         f"error: --data-dir {tmp_path / 'missing'} does not exist (evaluate reads 3dpw_test_db.pt or "
         f"mpii3d_val_scale12_db.pt or h36m_test_25fps_nosmpl_db.pt from it); and --checkpoint {tmp_path / 'nope.pt'} "
-        "does not exist. Check both paths. See README, 'Reproducing the paper', for where to get the test files.\n")
+        "does not exist. Check both paths. See docs/reproducing.md for where to get the test files.\n")
     data = tmp_path / "data"
     data.mkdir()
     (data / "notes.txt").write_text("x")
@@ -320,6 +356,21 @@ def test_help_texts_say_what_the_readme_says():
     for text in (reconstruct, render, _help("export"), _help("weights", "fetch")):
         assert "list[" not in text and "<bool>" not in text
     assert "--checkpoint <path>" in reconstruct and "VIDEO Video files and/or folders of videos." in reconstruct
+
+
+def test_help_names_the_way_to_real_bodies_first_and_writes_meshes_only_on_request():
+    from strcli.road.options import ReconstructOptions
+
+    reconstruct = " ".join(_help("reconstruct").replace("│", " ").split())  # a help cell wraps inside its box
+    # The command's description and --model's help: --model tcmr, then training, then --untrained.
+    for text in (reconstruct.split("Options")[0], reconstruct.split("--model <str>", 1)[1].split("--checkpoint <path>")[0]):
+        ways = [text.index(w) for w in ("--model tcmr", "strcli train", "--untrained")]
+        assert ways == sorted(ways), text
+    mesh = reconstruct.split("--mesh-format", 1)[1].split("--window-stride")[0]
+    assert "[default: none]" in mesh and "obj" in mesh
+    assert ReconstructOptions().mesh_formats == ()
+    assert "Default: the file the manifest records." in _help("export") and \
+        "Default: the file the manifest records." in _help("view")
 
 
 # ---------------------------------------------------------------- 7. errors that say how to fix them

@@ -259,6 +259,9 @@ def test_missing_smpl_spin_and_str_are_refused_with_how_to_get_them(workspace, a
     no_str = runner.invoke(app, [*base, *smpl, "--backbone", str(tmp_path / "spin.pt")])
     assert no_str.exit_code == MissingAssetError.exit_code
     assert "no trained STR weights" in no_str.stderr and "--untrained" in no_str.stderr
+    # Real bodies first: the published TCMR weights, then training STR, then the random STR.
+    ways = [no_str.stderr.index(w) for w in ("--model tcmr", "strcli train", "--untrained")]
+    assert ways == sorted(ways), no_str.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -35,6 +35,10 @@ SMPL_HOMEPAGE = {
 }
 SMPL_DIR_ENV = "STRCLI_SMPL_DIR"
 CACHE_DIR_ENV = "STRCLI_CACHE_DIR"
+# The generated test body (`strcli.body.generated`) carries this key inside its pickle; every
+# result made with it says TEST_BODY_NOTE (manifest, warning, export files).
+TEST_BODY_KEY = "strcli_generated_test_body"
+TEST_BODY_NOTE = "a generated test body, not SMPL: meaningless shapes (strcli weights make-test-smpl)"
 # The testing-only alternative to the licence step, named in every SMPL-missing message.
 TEST_BODY_HINT = ("To try the pipeline only: `strcli weights make-test-smpl DIR` writes a generated test body "
                   "(not SMPL: meaningless shapes) to use with --smpl-dir DIR.")
@@ -96,7 +100,7 @@ def find_smpl_file(gender: str = "neutral", smpl_dir: str | Path | None = None,
         raise MissingAssetError(
             f"{what} and uses no other SMPL file when you name a place.",
             f"Check the path ({label} takes the file, its folder or smplx's model folder), or {instead} to use "
-            f"strcli's weights folder (README, Set up: how to get the SMPL file). {TEST_BODY_HINT}")
+            f"strcli's weights folder (docs/install.md: how to get the SMPL file). {TEST_BODY_HINT}")
     raise MissingAssetError(
         f"the SMPL {gender} body model file is missing: strcli looked for {looked_for} in {where}.",
         _how_to_get(gender, weights))
@@ -154,3 +158,13 @@ def smpl_file_for_outputs(folders: list[Path], smpl_dir: Path | None = None) -> 
             f"{err.message}",
             f"Pass --smpl-dir with that file's new place. {err.hint}") from err
     return found, f"the SMPL file recorded in {manifest_file}, {recorded}, is missing; using {found} instead."
+
+
+def is_test_body(path: str | Path) -> bool:
+    """Whether the SMPL-format file at `path` is strcli's generated test body (not SMPL),
+    recognised by the label `write_test_body` puts inside it; False for a file that cannot
+    be read (its loader reports that)."""
+    try:
+        return TEST_BODY_KEY.encode() in Path(path).read_bytes()
+    except OSError:
+        return False

@@ -22,6 +22,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
+# The label inside the file and what every result made with it says: defined beside the file
+# finding, which recognises the body without numpy or scipy.
+from strcli.body.files import TEST_BODY_KEY, TEST_BODY_NOTE  # noqa: F401 (re-exported)
+
 PARENTS = np.array([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19,
                     20, 21])
 # Rough rest positions of SMPL's 24 joints (metres, y up, facing +z).
@@ -139,8 +143,6 @@ def write_chumpy_pickle(arrays: dict[str, np.ndarray], path: Path, extra: dict[s
 
 
 # The key that labels a file `write_test_body` wrote, and what it says.
-TEST_BODY_KEY = "strcli_generated_test_body"
-TEST_BODY_NOTE = "a generated test body, not SMPL: meaningless shapes (strcli weights make-test-smpl)"
 
 
 def write_test_body(path: Path, seed: int = 0) -> Path:

@@ -1,7 +1,7 @@
 """What every command shares: the typer app, the consoles, the error reporting.
 
 Progress and errors go to stderr, results to stdout; `--json` prints machine-readable
-results. A `StrcliError` becomes one line `error: ...` and its exit code (README table).
+results. A `StrcliError` becomes one line `error: ...` and its exit code (docs/exit-codes.md).
 """
 
 from __future__ import annotations

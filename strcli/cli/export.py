@@ -20,22 +20,30 @@ def export_motion(
     formats: Annotated[str, typer.Option("--format", help="glb (glTF 2.0 binary: skinned SMPL bodies, one "
                        "animation, the camera), bvh (one file per track), fbx, blend (through Blender: "
                        "$STRCLI_BPY_PYTHON, a Python with bpy), or several: glb,bvh.")] = "glb,bvh",
-    smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's model folder (DIR/smpl/SMPL_NEUTRAL.pkl) or the file.")] = None,
+    smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's model folder "
+                        "(DIR/smpl/SMPL_NEUTRAL.pkl) or the file. Default: the file the manifest records.")] = None,
 ) -> None:
     """Write OUT/<stem>/<stem>.glb, OUT/<stem>/bvh/<stem>_<id>.bvh (and <stem>.fbx, <stem>.blend) for Blender,
     three.js, game engines (docs/using-exports.md)."""
     from strcli.road.inputs import output_folders
     from strcli.road.options import parse_export_formats
-    from strcli.body.files import find_smpl_file
+    from strcli.body.files import TEST_BODY_NOTE, is_test_body, smpl_file_for_outputs
 
     # The flags, the folders and the SMPL file first, without torch: a bad value is refused at once.
+    # The SMPL file is the one the manifest records (the bodies were made with it), as `render` takes it.
     wanted = parse_export_formats(formats)
     if {"fbx", "blend"} & set(wanted):
         from strcli.export.blender import bpy_python
 
         bpy_python(wanted)
     folders = output_folders(outputs)
-    smpl_file = find_smpl_file("neutral", smpl_dir)
+    smpl_file, smpl_note = smpl_file_for_outputs(folders, smpl_dir)
+    if smpl_note:
+        print(f"warning: {smpl_note}", file=sys.stderr)
+    body_note = TEST_BODY_NOTE if is_test_body(smpl_file) else ""
+    if body_note:
+        print(f"warning: the body model {smpl_file} is {body_note}: the exported files say so "
+              "(glb extras, bvh/info.json); for testing the pipeline only.", file=sys.stderr)
 
     from strcli.body.smpl import Body
     from strcli.export.writer import export_video
@@ -44,7 +52,7 @@ def export_motion(
     failed = 0
     for folder in folders:
         try:
-            result = export_video(folder, body, wanted)
+            result = export_video(folder, body, wanted, body_note)
         except StrcliError as err:
             print(f"error: {folder.name}: {err}", file=sys.stderr)
             failed = failed or err.exit_code

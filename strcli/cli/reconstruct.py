@@ -52,8 +52,9 @@ def reconstruct(
                                                         help="Video files and/or folders of videos.")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; each video gets "
                                          "<output>/<video-stem>/.")] = Path("out"),
-    example: Annotated[bool, typer.Option("--example", help="Add the public sample video (downloaded "
-                                          "and checksummed on first use) to the inputs.")] = False,
+    example: Annotated[bool, typer.Option("--example", help="Add the public sample video (OpenCV's vtest.avi: "
+                                          "downloaded and checksummed on first use; offline, `strcli weights "
+                                          "import vtest.avi`) to the inputs.")] = False,
     detections: Annotated[Path | None, typer.Option(help="MOT Challenge detections "
                           "(frame,-1,x,y,w,h,score,...) instead of the detector: a file for one "
                           "video, or a folder of <video-stem>.det.txt, <video-stem>.txt or "
@@ -61,7 +62,10 @@ def reconstruct(
     detector: Annotated[Path | None, typer.Option(help="Ultralytics YOLO weights (.pt) or model "
                         "yaml (untrained); default: the manifest's yolo11m.pt.")] = None,
     model: Annotated[str, typer.Option("--model", help="Temporal model(s): str, tcmr, vibe, or several "
-                     "(str,tcmr): the first's files go to <stem>/, the others' to <stem>/models/<name>/.")] = "str",
+                     "(str,tcmr): the first's files go to <stem>/, the others' to <stem>/models/<name>/. "
+                     "Real bodies today: --model tcmr (published weights, fetched on first use). STR has no "
+                     "published weights: train it (`strcli train`) and pass --checkpoint, or --untrained to test "
+                     "the pipeline.")] = "str",
     checkpoint: Annotated[list[Path] | None, typer.Option(help="Weights of a --model, recognised by "
                           "their structure (strcli STR, TCMR or VIBE file); repeat for several models. "
                           "Default: the imported str_checkpoint, the manifest's tcmr_demo and "
@@ -70,7 +74,7 @@ def reconstruct(
                         "default: the manifest's spin_checkpoint.")] = None,
     smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's "
                         "model folder (DIR/smpl/SMPL_NEUTRAL.pkl) or the file.")] = None,
-    untrained: Annotated[bool, typer.Option("--untrained", help="Run a randomly initialised STR "
+    untrained: Annotated[bool, typer.Option("--untrained", help="For testing the pipeline: run a randomly initialised STR "
                          "(its regressor from SPIN's file, downloaded if missing) when no trained weights "
                          "exist: the bodies are meaningless; for testing the pipeline.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random initialisation (--untrained).")] = 0,
@@ -91,7 +95,9 @@ def reconstruct(
     min_score: Annotated[float, typer.Option(help="Ignore --detections boxes scored below this.")] = 0.0,
     focal: Annotated[float | None, typer.Option(help="Focal length in pixels (default: the image "
                      "diagonal).")] = None,
-    mesh_format: Annotated[str, typer.Option(help="obj, ply, obj,ply or none.")] = "obj",
+    mesh_format: Annotated[str, typer.Option(help="Also write a mesh file per person and frame: obj, ply or "
+                           "obj,ply (about 0.5 MB each: 474 MB for 5 s of a crowd). Default none: the "
+                           "track files, AMASS and `strcli export` carry the motion.")] = "none",
     window_stride: Annotated[int | None, typer.Option(help="Frames between STR's 16-frame windows (1-16; "
                              "smaller = smoother and slower). Default 8; 16 with --fast.")] = None,
     detect_every: Annotated[int | None, typer.Option(help="Run the detector on every N-th frame; the "
@@ -133,7 +139,11 @@ def reconstruct(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary table.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
-    """Reconstruct every person in the videos: tracks, per-frame SMPL, meshes, manifest."""
+    """Reconstruct every person in the videos: tracks, per-frame SMPL, manifest.
+
+    Real bodies today: `strcli reconstruct VIDEO --model tcmr` (the published TCMR weights).
+    STR needs weights you train (`strcli train`, then --checkpoint); --untrained runs a random
+    STR to test the pipeline (meaningless bodies)."""
     from strcli.utils.errors import UsageError
     from strcli.road.inputs import (Shard, check_detections, check_file, check_output_folder, find_videos,
                                missing_folders, remove_empty, run_problem, select_shard, video_problem)
@@ -256,7 +266,8 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
         exporter = export_after(export)
         if not options.detect_every and resolve_device(options.device).type == "cuda" and not fast:
             options = dataclasses.replace(options, detect_every=1)  # a GPU detects every frame
-        notes.note("finding and checking the weights (downloaded on first use)...")
+        notes.note("finding and checking the weights (--offline: nothing is downloaded)..." if not sources.download
+                   else "finding and checking the weights (downloaded on first use)...")
         # The networks are built when the first video that is not skipped needs them.
         models = load_models(sources, options.device, options.batch_size, need_detector=detections is None,
                              compile_backbone=compile_backbone, lazy=True, also=also, precision=options.precision,

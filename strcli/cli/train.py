@@ -212,7 +212,7 @@ def evaluate(
     for row in table_rows(scores):
         table.add_row(*row)
     stdout.print(table)
-    stdout.print("millimetres (Accel: mm per frame squared); TCMR's protocol, see README")
+    stdout.print("millimetres (Accel: mm per frame squared); TCMR's protocol, see docs/reproducing.md")
     for result in scores:
         if result.skipped_videos:
             stdout.print(f"{DATASET_TITLES[result.dataset]}: skipped {result.skipped_videos} sequence(s), "
@@ -233,7 +233,7 @@ def _check_evaluate_paths(data_problem: str | None, checkpoint: Path) -> None:
 
     checkpoint_problem = (f"--checkpoint {checkpoint} does not exist" if not checkpoint.exists() else
                           f"--checkpoint {checkpoint} is a folder, not a file" if checkpoint.is_dir() else None)
-    data_hint = "See README, 'Reproducing the paper', for where to get the test files."
+    data_hint = "See docs/reproducing.md for where to get the test files."
     if data_problem and checkpoint_problem:
         raise UsageError(f"{data_problem}; and {checkpoint_problem}.", f"Check both paths. {data_hint}")
     if data_problem:
@@ -275,7 +275,7 @@ def _evaluate_ablations(ablation: str, data_dir: Path, runs_dir: Path, epochs: i
                       {"paper": "paper, Table 2", "authors": "authors' repository"}.get(rep.source, "-")
                       if rep else "-")
     stdout.print(table)
-    stdout.print("millimetres (Accel: mm per frame squared); TCMR's protocol, see README")
+    stdout.print("millimetres (Accel: mm per frame squared); TCMR's protocol, see docs/reproducing.md")
     target = json_out or runs_dir / "table2.json"
     _write_text(target, json.dumps({"recipe": recipe.name, "dataset": "mpii3d", "variants": [
         {"variant": r.variant, "checkpoint": str(r.checkpoint), "pa_mpjpe": r.score.pa_mpjpe,

@@ -64,6 +64,7 @@ class BVHInfo:
     units: str = "metres"
     axes: str = "y up, z towards the camera, x to the camera's right (glTF's frame)"
     euler: str = "Zrotation Yrotation Xrotation (intrinsic, R = Rz Ry Rx), degrees"
+    body_model: str = ""  # a caveat about the body model: the generated test body's, else empty
 
 
 @dataclass(frozen=True)
@@ -167,10 +168,13 @@ def bvh_files(folder: Path) -> dict[int, Path]:
     return found
 
 
-def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_step: int) -> list[BVHInfo]:
+def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_step: int,
+              body_note: str = "") -> list[BVHInfo]:
     """bvh/<stem>_<id>.bvh per track and bvh/info.json in `folder` (the stem: the folder's
     name), each written under a hidden temporary name and renamed when complete; then the
-    files older strcli named `bvh/<id>.bvh` are removed, so each track has one file."""
+    files older strcli named `bvh/<id>.bvh` are removed, so each track has one file.
+    `body_note` (the generated test body's caveat) goes into each track's info.json entry,
+    as BVH has no place for a note."""
     infos = []
     for track, rest in tracks:
         frame_time = frame_step / track.fps
@@ -178,7 +182,8 @@ def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_st
         relative = f"{BVH_DIR}/{bvh_name(folder.name, track.track_id)}"
         _write_text(folder / relative, bvh_text(motion, rest, frame_time))
         infos.append(BVHInfo(track.track_id, relative, len(motion.times), frame_time, float(motion.times[0]),
-                             motion.resampled, 1 + round(float(motion.times[0]) / frame_time)))
+                             motion.resampled, 1 + round(float(motion.times[0]) / frame_time),
+                             body_model=body_note))
     _write_text(folder / BVH_DIR / INFO_NAME, json.dumps([asdict(i) for i in infos], indent=2))
     for track, _ in tracks:
         legacy = folder / BVH_DIR / LEGACY_NAME.format(track_id=track.track_id)

@@ -182,15 +182,19 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colours: np.ndarray,
-               video_name: str, camera: Intrinsics) -> gl.GLTF2:
+               video_name: str, camera: Intrinsics, body_note: str = "") -> gl.GLTF2:
     """The glTF document (module docstring) of a video's tracks; `frame_step` = reconstruct's
     --stride (frames between a track's consecutive frames); colours (K, 3) RGB 0-1 per track;
-    `camera` the full-image camera of the reconstruction."""
-    gltf = gl.GLTF2(asset=gl.Asset(version="2.0", generator=f"strcli {__version__}"),
-                    scene=0, scenes=[gl.Scene(name=video_name, nodes=[])],
-                    extras={"strcli": {"video": video_name, "tracks": [t.track_id for t, _ in tracks],
-                                       "frame_step": frame_step, "units": "metres",
-                                       "up": "+y (camera frame turned 180 degrees about x)"}})
+    `camera` the full-image camera of the reconstruction; `body_note` a caveat about the body
+    model (the generated test body's), written to `extras.strcli.body_model` and to the
+    asset's `extras` so the file never travels without it."""
+    about = {"video": video_name, "tracks": [t.track_id for t, _ in tracks], "frame_step": frame_step,
+             "units": "metres", "up": "+y (camera frame turned 180 degrees about x)"}
+    if body_note:
+        about["body_model"] = body_note
+    gltf = gl.GLTF2(asset=gl.Asset(version="2.0", generator=f"strcli {__version__}",
+                                   extras={"body_model": body_note} if body_note else None),
+                    scene=0, scenes=[gl.Scene(name=video_name, nodes=[])], extras={"strcli": about})
     packer = _Packer(gltf)
     scene = gltf.scenes[0].nodes
     gltf.cameras.append(gl.Camera(name="video", type=gl.PERSPECTIVE, perspective=gl.Perspective(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from strcli.body.files import TEST_BODY_NOTE, is_test_body, recorded_smpl_file
 from strcli.body.smpl import Body
 from strcli.body.camera import Intrinsics
 from strcli.utils.errors import OutputError, StrcliError, UsageError, writing
@@ -38,6 +39,7 @@ class ExportResult:
     fbx: Path | None = None
     blend: Path | None = None
     seconds: float = 0.0
+    body_note: str = ""  # the generated test body's caveat, written into the files; else empty
 
 
 def load_tracks(folder: Path, body: Body) -> tuple[dict, list[tuple[TrackMotion, RestBody]]]:
@@ -51,21 +53,28 @@ def load_tracks(folder: Path, body: Body) -> tuple[dict, list[tuple[TrackMotion,
         return manifest, [(t, rest_body(body, t.mean_betas)) for t in tracks]
 
 
-def export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportResult:
+def export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note: str = "") -> ExportResult:
     """Write `folder`/<stem>.glb, `folder`/bvh/<stem>_<id>.bvh, `folder`/<stem>.fbx and/or
     `folder`/<stem>.blend (`formats`) for one reconstructed video (the stem: the folder's name,
     the video's); FBX and .blend through Blender (`strcli.export.blender`: MissingAssetError,
-    exit 3, without it).
+    exit 3, without it). `body_note`: a caveat about `body` (`TEST_BODY_NOTE` for the
+    generated test body; see `body_note_for`) written into the glb's extras and bvh/info.json.
     Holds the video's lock (`strcli.utils.locks.video_lock`: BusyError, exit 9, while another
     process writes the folder); a full disk, a read-only folder or a permission error is an
     OutputError (exit 6) and leaves no partial file."""
     where = folder.absolute()
     with writing(folder / glb_name(folder.name)), video_lock(where.parent, where.name, "export"):
         sweep_stale(folder / "bvh")
-        return _export_video(folder, body, formats)
+        return _export_video(folder, body, formats, body_note)
 
 
-def _export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportResult:
+def body_note_for(smpl_file: Path | str | None) -> str:
+    """The caveat the exports of a body model file carry: `TEST_BODY_NOTE` for strcli's
+    generated test body, else ""."""
+    return TEST_BODY_NOTE if smpl_file is not None and is_test_body(smpl_file) else ""
+
+
+def _export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note: str = "") -> ExportResult:
     started = time.perf_counter()
     manifest, tracks = load_tracks(folder, body)
     with reading_output(folder):
@@ -79,7 +88,7 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportR
     if "glb" in formats or blender:
         colours = np.array([TRACK_COLOURS[t.track_id % len(TRACK_COLOURS)] for t, _ in tracks], np.float32) if tracks \
             else np.zeros((0, 3))
-        gltf = build_gltf(tracks, step, colours, folder.name, intrinsics)
+        gltf = build_gltf(tracks, step, colours, folder.name, intrinsics, body_note)
         scene = folder / glb_name(folder.name)
         glb = write_glb(gltf, scene if "glb" in formats else folder / f".{scene.name}.partial-{os.getpid()}.glb")
         try:
@@ -90,9 +99,9 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...]) -> ExportR
                 glb.unlink(missing_ok=True)
                 glb = None
     if "bvh" in formats:
-        bvh = [folder / info.file for info in write_bvh(folder, tracks, step)]
+        bvh = [folder / info.file for info in write_bvh(folder, tracks, step, body_note)]
     return ExportResult(folder, len(tracks), glb, bvh, outputs.get("fbx"), outputs.get("blend"),
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, body_note)
 
 
 def _write_blender(python: Path, folder: Path, glb: Path, manifest: dict, tracks: list[tuple[TrackMotion, RestBody]],
@@ -139,8 +148,9 @@ def export_after(text: str | None) -> Callable[[VideoResult, Body], tuple[VideoR
     def run(result: VideoResult, body: Body) -> tuple[VideoResult, StrcliError | None]:
         if result.status == "failed" or result.output is None:
             return result, None
+        recorded = recorded_smpl_file(read_manifest(result.output) or {})
         try:
-            written = export_video(result.output, body, formats)
+            written = export_video(result.output, body, formats, body_note_for(recorded))
         except StrcliError as err:
             return replace(result, bytes=folder_bytes(result.output)), err
         files = ((written.glb,) if written.glb else ()) + ((result.output / "bvh",) if "bvh" in formats else ()) \

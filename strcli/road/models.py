@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from strcli.body.files import TEST_BODY_NOTE, is_test_body
 from strcli.body.smpl import Body, find_smpl_file
 from strcli.model.checkpoints import load_checkpoint, load_model, read_checkpoint_file
 from strcli.config import WINDOW
@@ -45,6 +46,11 @@ from strcli.weights.registry import (Manifest, Need, Progress as DownloadProgres
 
 
 # The weights each temporal model uses when no --checkpoint file is given for it.
+# The ways on when STR has no weights, in the order a user wants them: real bodies first.
+STR_WEIGHTS_HINT = ("For real bodies today, add --model tcmr (the published TCMR weights, fetched with checksums on "
+                    "first use); or train STR (`strcli train`) and pass --checkpoint FILE or `strcli weights import "
+                    "FILE --name str_checkpoint`; or, for testing the pipeline only, pass --untrained (a randomly "
+                    "initialised STR: the bodies are meaningless).")
 DEFAULT_ASSETS = {"str": "str_checkpoint", "tcmr": "tcmr_demo", "vibe": "vibe_wo_3dpw"}
 
 
@@ -164,7 +170,11 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
         else:
             path, raw = _plan_published(name, sources, path, raw, weights, warnings)
         plans.append((name, path, raw))
-    weights.append(_file_weights("smpl", smpl))
+    if is_test_body(smpl):  # named in the manifest (weights, warnings) so its files never travel without it
+        weights.append(_file_weights("smpl", smpl, TEST_BODY_NOTE))
+        warnings.append(f"the body model {smpl} is {TEST_BODY_NOTE}: for testing the pipeline only.")
+    else:
+        weights.append(_file_weights("smpl", smpl))
 
     def build() -> tuple[dict[str, nn.Module], FeatureExtractor, Body]:
         torch.manual_seed(sources.seed)
@@ -207,8 +217,8 @@ def files_needed(sources: ModelSources, need_detector: bool, given: set[str]) ->
             continue
         if name == "str":
             needs.append(Need(DEFAULT_ASSETS["str"], random.format("STR"),
-                              "or pass --checkpoint FILE, or --untrained to run a randomly initialised STR (the "
-                              "bodies are then meaningless: for testing the pipeline only)",
+                              "or pass --checkpoint FILE; or, for testing the pipeline only, --untrained (a "
+                              "randomly initialised STR: the bodies are meaningless)",
                               "no trained STR weights: the STR authors published none, and no str_checkpoint was "
                               "imported"))
             if sources.untrained and check_asset(Manifest.load().get(DEFAULT_ASSETS["str"])).status == Status.MISSING:
@@ -329,12 +339,8 @@ def _plan_str(sources: ModelSources, checkpoint: Path | None, raw: dict[str, Any
         weights.append(_file_weights("str", checkpoint, f"strcli checkpoint, {config.ablation}"))
         return checkpoint, raw
     if not sources.untrained:
-        raise MissingAssetError(
-            "no trained STR weights: the STR authors published none, and strcli found no "
-            "str_checkpoint.",
-            "Train one (`strcli train`) and pass --checkpoint FILE or `strcli weights import FILE "
-            "--name str_checkpoint`; or pass --untrained to run a randomly initialised STR "
-            "(the bodies are then meaningless: for testing the pipeline only).")
+        raise MissingAssetError("no trained STR weights: the STR authors published none, and strcli found no "
+                                "str_checkpoint.", STR_WEIGHTS_HINT)
     _mean_params(sources, weights, warnings)  # recorded now; loaded again when the model is built
     note = f"random init (seed {sources.seed})" + (", regressor from SPIN" if _spin_known(weights) else "")
     weights.append(WeightsUsed("str", None, "", note))

@@ -98,7 +98,7 @@ class ReconstructOptions:
     detect_hz: float = 10.0  # auto's target (10 on a CPU, 7.5 with --fast): docs/performance.md
     min_score: float = 0.0  # detections below this score in a --detections file are ignored
     focal: float | None = None  # pixels; default: the image diagonal
-    mesh_formats: tuple[str, ...] = ("obj",)
+    mesh_formats: tuple[str, ...] = ()  # meshes on request: the npz rebuilds them (docs/outputs.md)
     window_stride: int = WINDOW // 2
     # the detector's and the ResNet-50's: auto, fp32, bf16, onnx (`strcli.utils.devices.resolve_precision`)
     precision: str = "auto"

@@ -116,7 +116,7 @@ def run_ablations(variants: Sequence[str], recipe: Recipe, data_dir: Path, runs_
     test_file = data_dir / TEST_SETS[ABLATION_DATASET]
     if not test_file.is_file():
         raise UsageError(f"Table 2 is scored on MPI-INF-3DHP: {test_file} is missing.",
-                         "See README, 'Reproducing the paper', for the files.")
+                         "See docs/reproducing.md for the files.")
     videos = eval_videos(ABLATION_DATASET, test_file)
     results = []
     for variant in variants:

@@ -135,7 +135,7 @@ def load_db(path: str | Path, mmap: bool = True) -> dict[str, Column]:
     others (features, keypoints) lazily, a slice at a time."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{path} does not exist.", "See README, 'Reproducing the paper', for the files.")
+        raise UsageError(f"{path} does not exist.", "See docs/reproducing.md for the files.")
     if path.stat().st_size == 0:
         raise CorruptAssetError(f"{path} is empty (0 bytes), not a data file.", "Download or copy it again.")
     if path.suffix == ".h5":

@@ -197,7 +197,7 @@ def evaluate(model: nn.Module, body: Body, data_dir: Path, device: torch.device,
     if missing or not wanted:
         names = ", ".join(TEST_SETS[d] for d in (missing or TEST_SETS))
         raise UsageError(f"no test data in {data_dir} (looked for {names}).",
-                         "See README, 'Reproducing the paper', for where to get the files.")
+                         "See docs/reproducing.md for where to get the files.")
     scores = []
     for name in wanted:
         videos = eval_videos(name, found[name])

@@ -123,7 +123,7 @@ def check_data_dir(recipe: Recipe, data_dir: Path) -> None:
     """Refuse, in one message, a --data-dir that is missing, empty, or lacks any file the
     recipe needs (all of them named), before anything is loaded or downloaded; an empty
     file is named too. UsageError (exit 2)."""
-    how = "See README, 'Reproducing the paper', for where to get them."
+    how = "See docs/reproducing.md for where to get them."
     needed = required_files(recipe)
     if not data_dir.exists():
         raise UsageError(f"--data-dir {data_dir} does not exist; recipe {recipe.name} needs "
@@ -163,7 +163,7 @@ def build_datasets(recipe: Recipe, data_dir: Path,
                 notes.append(note)
             if not path.is_file():
                 raise UsageError(f"recipe {recipe.name} needs {path.name} in {data_dir}.",
-                                 "See README, 'Reproducing the paper'; or choose another --recipe.")
+                                 "See docs/reproducing.md; or choose another --recipe.")
             smpl = recipe.h36m_smpl if name == "h36m" else None
             dataset = ClipDataset(name, path, recipe.seqlen, stride, smpl=smpl)
             if len(dataset):
@@ -181,7 +181,7 @@ def val_path(recipe: Recipe, data_dir: Path) -> Path:
         if (recipe.val_dataset, split) in FILES and (data_dir / FILES[(recipe.val_dataset, split)]).is_file():
             return data_dir / FILES[(recipe.val_dataset, split)]
     raise UsageError(f"no validation file for {recipe.val_dataset} in {data_dir}.",
-                     "See README, 'Reproducing the paper', for where to get it.")
+                     "See docs/reproducing.md for where to get it.")
 
 
 def epoch_batches(sizes: tuple[int, int], counts: tuple[int, int], iterations: int, seed: int,

@@ -1,7 +1,7 @@
 """Errors that reach the user as one line and a distinct exit code.
 
 Each class owns an exit code; the CLI prints `error: <message>` and exits with it. The
-table of codes is in the README; keep the two in step.
+table of codes is in docs/exit-codes.md; keep the two in step.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import contextlib
 import errno
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 
 class StrcliError(Exception):
@@ -152,28 +153,75 @@ def failed_write(err: BaseException, path: str | os.PathLike[str] | None = None)
 def torch_mismatch(err: BaseException) -> StrcliError | None:
     """For the error importing torchvision (or ultralytics, which imports it) raises when
     the installed torchvision was built for another torch (`RuntimeError: operator
-    torchvision::nms does not exist`): one line naming both versions and how to install a
-    matching pair (exit 1); None for any other error."""
+    torchvision::nms does not exist`): one line naming both versions and builds (CPU-only
+    or CUDA x.y, read from each package's `version.py` without importing it) and the pip
+    command that installs a matching pair from the index of torch's build (exit 1); None for
+    any other error. The versions can pair up while the builds differ (a `+cpu` torch with
+    a CUDA torchvision from PyPI): the command then forces the reinstall, which a plain
+    `pip install` of the same versions would skip."""
     text = str(err)
     if not isinstance(err, RuntimeError) or "torchvision::" not in text or "does not exist" not in text:
         return None
-    from importlib import metadata
-
-    def installed(name: str) -> str:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "(not installed)"
-
-    torch_version, vision_version = installed("torch"), installed("torchvision")
+    torch_version, torch_build = installed_build("torch")
+    vision_version, vision_build = installed_build("torchvision")
     release = torch_version.split("+")[0]
     parts = release.split(".")
     # torchvision 0.N+15 is made for torch 2.N (0.15 for 2.0, 0.20 for 2.5, ...).
     matching = (f"torchvision==0.{int(parts[1]) + 15}.*" if len(parts) > 1 and parts[0] == "2"
                 and parts[1].isdigit() else "torchvision")
+    index = _wheel_index(torch_build)
+    same_build = torch_build == vision_build
+    force = "" if same_build else "--force-reinstall "  # same versions, other builds: pip would skip them
     return StrcliError(
-        f"torchvision {vision_version} does not match torch {torch_version} ({text.strip().splitlines()[0]}: "
-        "this torchvision was built for another torch).",
-        f'Install them as a pair: pip install "torch=={release}" "{matching}" (for the CPU-only build add '
-        "--index-url https://download.pytorch.org/whl/cpu), or reinstall both with the README's command "
-        "(Set up).")
+        f"torchvision {vision_version} ({build_label(vision_build)}) does not match torch {torch_version} "
+        f"({build_label(torch_build)}) "
+        f"({text.strip().splitlines()[0]}: " + ("this torchvision was built for another torch)."
+                                               if same_build else "the builds differ)."),
+        f'Install them as a pair built alike: pip install {force}"torch=={release}" "{matching}" '
+        f"--index-url {index} (docs/install.md: PyTorch builds).")
+
+
+WHEEL_INDEX = "https://download.pytorch.org/whl/"
+
+
+def installed_build(name: str) -> tuple[str, str]:
+    """(version, build) of the installed distribution `name` (torch or torchvision), read
+    from its `version.py` without importing it: the local part of `__version__`
+    (`2.5.1+cpu`, `0.20.1+cu121`), else its literal `cuda = '12.1'` line. The build is the
+    wheel index's name for it: "cpu", "cu121", "rocm6.2", or "unknown build"."""
+    import re
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return "(not installed)", "not installed"
+    version = dist.version
+    try:
+        source = Path(str(dist.locate_file(f"{name}/version.py"))).read_text()
+    except OSError:
+        source = ""
+    declared = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", source, re.M)
+    full = declared.group(1) if declared else version
+    if "+" in full:
+        return full, full.split("+", 1)[1]
+    cuda = re.search(r"^cuda\s*(?::[^=]*)?=\s*(None|['\"]([\d.]+)['\"])\s*$", source, re.M)
+    if cuda:
+        return full, "cu" + cuda.group(2).replace(".", "") if cuda.group(2) else "cpu"
+    return full, "unknown build"
+
+
+def build_label(build: str) -> str:
+    """'cpu' -> 'a CPU-only build', 'cu121' -> 'a CUDA 12.1 build', 'rocm6.2' -> 'a ROCm 6.2 build'."""
+    if build == "cpu":
+        return "a CPU-only build"
+    if build.startswith("cu") and build[2:].isdigit() and len(build) > 3:
+        return f"a CUDA {build[2:-1]}.{build[-1]} build"
+    if build.startswith("rocm"):
+        return f"a ROCm {build[4:]} build"
+    return build
+
+
+def _wheel_index(build: str) -> str:
+    """PyTorch's wheel index for a build (https://download.pytorch.org/whl/cpu, .../cu121)."""
+    return WHEEL_INDEX + (build if build == "cpu" or build.startswith(("cu", "rocm")) else "cpu")

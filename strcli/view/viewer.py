@@ -14,6 +14,8 @@ held.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import threading
 import time
@@ -166,17 +168,26 @@ class Scene:
 
 
 def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, source: Path | None = None,
-          announce: Callable[[str], None] = print, stop: threading.Event | None = None) -> None:
-    """Serve the viewer of `folder` until Ctrl-C (or `stop` is set). `port` 0 takes any free
-    port; a port out of range or in use is a UsageError (exit 2), before anything loads."""
+          announce: Callable[[str], None] = print, stop: threading.Event | None = None,
+          loading: Callable[[str], None] = lambda line: None) -> None:
+    """Serve the viewer of `folder` until `stop` is set (KeyboardInterrupt and SIGTERM's
+    `Interrupted` pass through, after the server is stopped). `port` 0 takes any free port;
+    a port out of range or in use is a UsageError (exit 2), before anything loads.
+    `loading(line)` hears what is being read (the tracks, every one listed, and the video)
+    before `announce(url)`."""
     import viser
 
     check_serve_address(host, port)
+    loading(f"reading {folder}...")
     scene = Scene(folder, body, source)
     if len(scene.frames) == 0:
         raise UsageError(f"{folder.name} has no tracks to show.")
+    loading(track_list(scene.tracks))
+    loading(f"video frames from {scene.video.path}" if scene.video is not None
+            else "no source video found (--video-file FILE shows its frames): the camera shows none")
     try:
-        server = viser.ViserServer(host=host, port=port, verbose=False)
+        with contextlib.redirect_stdout(io.StringIO()):  # viser's address box: `announce` says it in one line
+            server = viser.ViserServer(host=host, port=port, verbose=False)
     except OSError as err:
         raise UsageError(f"cannot serve on {host}:{port} ({err.strerror or err}).",
                          "Choose another --port.") from err
@@ -185,12 +196,20 @@ def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, s
             raise UsageError(f"port {port} on {host} is in use by another program.",
                              "Choose another --port (--port 0: any free one).")
         _build(server, scene, stop or threading.Event(), announce, host, server.get_port())
-    except KeyboardInterrupt:
-        pass
     finally:
-        server.stop()
+        # viser prints "(viser) Server stopped" from its server thread, which `stop` joins: the
+        # command's own one line says it (strcli.cli.view).
+        with contextlib.redirect_stdout(io.StringIO()):
+            server.stop()
         if scene.video is not None:
             scene.video.close()
+
+
+def track_list(tracks: list[TrackMotion]) -> str:
+    """Every track of a scene in one line: "3 tracks: 1 (frames 0-79), 2 (...), ..."."""
+    listed = ", ".join(f"{t.track_id} (frames {int(t.frames[0])}-{int(t.frames[-1])})" if len(t.frames)
+                       else f"{t.track_id}" for t in tracks)
+    return f"{len(tracks)} track{'s' if len(tracks) != 1 else ''}: {listed}"
 
 
 def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str], None], host: str,
@@ -215,8 +234,21 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
         playing = server.gui.add_checkbox("Playing", True)
         slider = server.gui.add_slider("Frame", 0, len(scene.frames) - 1, 1, 0)
         speed = server.gui.add_slider("Speed", 0.25, 2.0, 0.25, 1.0)
+    # A sidebar as tall as the window, which scrolls: the floating panel capped its height and
+    # hid the tracks past the tenth or so.
+    server.gui.configure_theme(control_layout="fixed", control_width="medium", show_share_button=False)
     with server.gui.add_folder("Tracks"):
+        server.gui.add_markdown(f"{len(scene.tracks)} track{'s' if len(scene.tracks) != 1 else ''}: "
+                                + ", ".join(str(t.track_id) for t in scene.tracks))
+        show_all, hide_all = server.gui.add_button("Show all"), server.gui.add_button("Hide all")
         toggles = {t.track_id: server.gui.add_checkbox(f"track {t.track_id}", True) for t in scene.tracks}
+
+    def set_all(value: bool) -> None:
+        for toggle in toggles.values():
+            toggle.value = value
+
+    show_all.on_click(lambda _: set_all(True))
+    hide_all.on_click(lambda _: set_all(False))
     shown: dict[str, object] = {"state": None}
 
     def state() -> tuple:
