@@ -59,8 +59,31 @@ def find_videos(inputs: Sequence[Path]) -> list[Path]:
             found += videos
         else:
             found.append(path)
-    unique = list(dict.fromkeys(p.resolve() if p.exists() else p for p in found))
-    return unique
+    # Named as given: two symbolic links to one file are two videos (two folders, each named
+    # after its link); the same path given twice is one.
+    return list(dict.fromkeys(given_path(p) for p in found))
+
+
+def given_path(path: Path) -> Path:
+    """`path` made absolute and normalised ("a/../b" -> "b") without following symbolic
+    links: the video as the user named it (its stem names the output folder)."""
+    return Path(os.path.abspath(path))
+
+
+def source_video(recorded: object, given: Path | None = None) -> Path:
+    """The source video of an output folder: `given` (--video-file), else the manifest's
+    `input` (`recorded`) path as given to reconstruct, else, when that is gone (a link
+    removed), the file it led to; the recorded path when neither exists (the caller says
+    it is gone)."""
+    if given is not None:
+        return given
+    path = recorded.get("path") if isinstance(recorded, dict) else None
+    target = recorded.get("target") if isinstance(recorded, dict) else None
+    if not isinstance(path, str):
+        raise KeyError("input.path")
+    if not Path(path).is_file() and isinstance(target, str) and target and Path(target).is_file():
+        return Path(target)
+    return Path(path)
 
 
 def select_shard(videos: Sequence[Path], shard: Shard) -> list[Path]:
@@ -190,7 +213,7 @@ def foreign_folder_problem(folder: Path) -> UsageError | None:
 
 def another_video_problem(video: Path, out_root: Path) -> UsageError | None:
     """UsageError (exit 2) when `out_root/<stem>/` holds the results of another video of
-    the same stem: its manifest records another input path (compared resolved) that still
+    the same stem: its manifest records another input path (as given, links kept) that still
     exists, so redoing this one would replace them. None otherwise: no manifest, this
     video's, or a recorded video that is gone (moved or renamed: the folder is redone)."""
     try:
@@ -198,7 +221,7 @@ def another_video_problem(video: Path, out_root: Path) -> UsageError | None:
     except (OSError, ValueError, AttributeError):
         return None
     path = recorded.get("path") if isinstance(recorded, dict) else None
-    if isinstance(path, str) and Path(path) != video.resolve() and Path(path).exists():
+    if isinstance(path, str) and Path(path) != given_path(video) and Path(path).exists():
         return UsageError(f"{out_root / video.stem} holds the results of another video, {path}, not of this one "
                           "(same stem).",
                           "Write this one elsewhere with -o ANOTHER_FOLDER, or pass --overwrite to replace them.")
