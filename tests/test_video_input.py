@@ -379,3 +379,32 @@ def test_the_overlay_sound_stays_with_its_pictures(tmp_path, name, fmt, video_st
     seen, heard = _flash_and_click(_rewrite(source, tmp_path / "overlay.mp4"))
     assert seen == pytest.approx(flash / RATE, abs=1e-3)
     assert heard == pytest.approx(seen, abs=1 / RATE)  # within one frame
+
+
+# ----------------------------------------------------------------------------- the viewer's frames
+
+
+def test_the_viewer_shows_the_frames_the_reader_reads(tmp_path):
+    """`strcli view`'s frame source gives, at each frame's time (the reader's, mended), the
+    picture the reader gives: across a restarted clock and a size change, forward and back
+    (no seek by the file's own times, which are not the frames'), and mirrored as ffplay
+    shows a mirrored file."""
+    from strcli.view.viewer import FrameSource
+
+    path = write_ts(tmp_path / "joined.ts", [(10, SIZE, 0.0), (10, (96, 72), 0.0)])
+    frames = list(VideoReader(path))
+    source = FrameSource(path, 0, width=SIZE[0], seekable=False)
+    try:
+        for k in (2, 15, 19, 4, 12):
+            shown = source.at(frames[k].time)
+            assert shown.shape == (SIZE[1], SIZE[0], 3)
+            assert abs(float(shown[-3, -3].mean()) - float(frames[k].image[-3, -3].mean())) < 3, k
+    finally:
+        source.close()
+    mirrored = write_av(tmp_path / "selfie.mp4", frames=3, matrix=_fixed([-1, 0, 0, 0, 1, 0, 0, 0]))
+    source = FrameSource(mirrored, 0, width=SIZE[0], mirrored=True)
+    try:
+        shown = source.at(0.0)
+        assert shown[2, -3].mean() > 200 and shown[2, 2].mean() < 100
+    finally:
+        source.close()

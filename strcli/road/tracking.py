@@ -582,8 +582,8 @@ def no_track_reason(detections: int, links: LoneLinks, config: TrackingConfig) -
                 "(fast motion or a low frame rate), too far to link (the tracker follows about 0.6 of a width "
                 f"a frame, a lone box is linked up to {LONE_REACH_WIDTHS:g}).")
     if links.longest < config.min_length:
-        return (said + f"the longest ran {links.longest} detected frames, fewer than {config.min_length} "
-                "(--min-track-length).")
+        return (f"people were detected ({detections} boxes) but no track lasted {config.min_length} frames "
+                f"(--min-track-length): the longest ran {links.longest}.")
     return (said + "the boxes of several people crossed too fast to tell who is who.")
 
 
