@@ -72,7 +72,7 @@ class TrackMotion:
         """Read tracks/<id>.npz. Times that do not increase (a folder of an older strcli,
         which kept a file's repeated timestamps) are mended by `FrameClock`'s rule, so
         interpolation (`Slerp`) and glTF key times get strictly increasing ones."""
-        from strcli.road.video import increasing_times
+        from strcli.road.timing import increasing_times
 
         with np.load(path, allow_pickle=False) as d:
             width, height = (int(v) for v in d["image_size"])

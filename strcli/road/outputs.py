@@ -362,7 +362,7 @@ def resample_motion(times: np.ndarray, global_orient: np.ndarray, body_pose: np.
     (M,), global_orient (M, 3), body_pose (M, 69), transl (M, 3))."""
     from scipy.spatial.transform import Rotation, Slerp
 
-    from strcli.road.video import increasing_times
+    from strcli.road.timing import increasing_times
 
     # Strictly increasing, as Slerp needs (the reader's times are; one step of `rate` mends others).
     times = increasing_times(np.asarray(times, np.float64), 1 / rate)

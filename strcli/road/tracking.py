@@ -4,12 +4,14 @@ ultralytics' ByteTrack, then cleaned into `Track`s.
 Both detection sources go through the same tracker, `DetectionTracker`: ultralytics'
 `BYTETracker` built from its own `bytetrack.yaml`, one per video, fed the boxes of
 `YoloPersonDetector` (YOLO, class person, a batch of frames at a time) or of a MOT
-Challenge detection file (`read_mot_detections`, `track_detections`). `finalize_tracks` then
-drops short tracks, fills short gaps by interpolating the box, smooths the boxes, keeps the
+Challenge detection file (`read_mot_detections`, `track_detections`). `link_lone_boxes`
+links what ByteTrack leaves over when nothing else competes (a fast person,
+docs/video-input.md); `finalize_tracks` then drops short tracks, fills short gaps by interpolating the box, smooths the boxes, keeps the
 N longest tracks and renumbers them 0..K-1 in order of first appearance.
 
 Size (over 500 lines): the detector, detection files and their ByteTrack pass stay
-together so both sources give boxes through the same tracker and the same finalisation.
+together so both sources give boxes through the same tracker, the same linking of left-over
+boxes and the same finalisation.
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ from strcli.road.options import check_serve_address
 from strcli.road.outputs import MANIFEST, reading_output
 from strcli.render.overlay import PALETTE, TrackMotion
 from strcli.road.inputs import source_video
-from strcli.road.video import FrameClock, upright, upright_rotation, video_stream
+from strcli.road.timing import FrameClock
+from strcli.road.video import upright, upright_rotation, video_stream
 
 FRAME_WIDTH = 480  # pixels: the frustum image is downscaled to this width
 _SEEK_AHEAD = 2.0  # seconds: a jump further than this (or backwards) seeks instead of decoding on
