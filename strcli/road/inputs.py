@@ -61,7 +61,7 @@ def find_videos(inputs: Sequence[Path]) -> list[Path]:
             found.append(path)
     # Named as given: two symbolic links to one file are two videos (two folders, each named
     # after its link); the same path given twice is one.
-    return list(dict.fromkeys(given_path(p) for p in found))
+    return list(dict.fromkeys(given_path(p) if p.exists() else p for p in found))
 
 
 def given_path(path: Path) -> Path:
@@ -213,15 +213,17 @@ def foreign_folder_problem(folder: Path) -> UsageError | None:
 
 def another_video_problem(video: Path, out_root: Path) -> UsageError | None:
     """UsageError (exit 2) when `out_root/<stem>/` holds the results of another video of
-    the same stem: its manifest records another input path (as given, links kept) that still
-    exists, so redoing this one would replace them. None otherwise: no manifest, this
+    the same stem: its manifest records another input path that still exists and leads to
+    another file, so redoing this one would replace them. None otherwise: no manifest, this
     video's, or a recorded video that is gone (moved or renamed: the folder is redone)."""
     try:
         recorded = json.loads((out_root / video.stem / MANIFEST).read_text()).get("input")
     except (OSError, ValueError, AttributeError):
         return None
     path = recorded.get("path") if isinstance(recorded, dict) else None
-    if isinstance(path, str) and Path(path) != given_path(video) and Path(path).exists():
+    # Another video: a recorded path that still exists and is another file (a path that leads
+    # to this same file, through a link or a linked folder, is this video).
+    if isinstance(path, str) and Path(path).exists() and Path(path).resolve() != video.resolve():
         return UsageError(f"{out_root / video.stem} holds the results of another video, {path}, not of this one "
                           "(same stem).",
                           "Write this one elsewhere with -o ANOTHER_FOLDER, or pass --overwrite to replace them.")

@@ -34,7 +34,7 @@ from strcli.road.outputs import MANIFEST, reading_output
 from strcli.render.overlay import PALETTE, TrackMotion
 from strcli.road.inputs import source_video
 from strcli.road.timing import FrameClock
-from strcli.road.video import upright, upright_rotation, video_stream
+from strcli.road.video import stream_rate, upright, upright_rotation, video_stream
 
 FRAME_WIDTH = 480  # pixels: the frustum image is downscaled to this width
 _SEEK_AHEAD = 2.0  # seconds: a jump further than this (or backwards) seeks instead of decoding on
@@ -60,7 +60,7 @@ class FrameSource:
             raise VideoError(f"{path} has no video stream.")
         self.stream = stream
         self.stream.thread_type = "AUTO"
-        rate = float(self.stream.average_rate or self.stream.guessed_rate or 25)
+        rate = stream_rate(self.stream) or 25.0  # the reader's step (`probe`), for the same times
         self.discontinuous = bool(self.container.format.flags & av.format.Flags.ts_discont.value)
         self.step = 1 / rate
         self.clock = FrameClock(self.step, self.discontinuous)
