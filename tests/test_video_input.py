@@ -322,12 +322,23 @@ def test_a_clock_that_restarts_and_a_size_that_changes(tmp_path):
 
 
 def test_a_frame_count_above_what_the_header_says_is_warned(tmp_path):
-    from dataclasses import replace
+    """An AVI whose header counts 15 frames but holds 20 (a recorder that appended frames
+    and did not rewrite its header's lengths, avih and strh): all 20 are used, and said."""
+    from generated_video import write_clip
 
-    path = write_av(tmp_path / "v.mp4", frames=20)
-    info = replace(probe(path), frames_in_file=15)  # a header that says 15 (an edited or patched file)
-    warning = length_warning(info, 20, 19 / RATE)
-    assert warning is not None and "decoded 20 frames, 5 more than the 15" in warning
+    path = write_clip(tmp_path / "long.avi", frames=20, codec="mjpeg")
+    data = bytearray(path.read_bytes())
+    for box, field in ((b"avih", 16), (b"strh", 32)):  # dwTotalFrames, dwLength
+        at = data.find(box) + 8 + field
+        assert struct.unpack("<I", data[at : at + 4]) == (20,)
+        data[at : at + 4] = struct.pack("<I", 15)
+    path.write_bytes(bytes(data))
+    info = probe(path)
+    reader = VideoReader(path)
+    assert info.frames_in_file == 15 and len(list(reader)) == 20 and reader.finished
+    warning = length_warning(info, reader.decoded, reader.last_time)
+    assert warning == ("decoded 20 frames, 5 more than the 15 the file announces (its header is wrong): "
+                       "all are used, as a player shows them.")
 
 
 # ----------------------------------------------------------------------------- sound against pictures
