@@ -72,17 +72,14 @@ def given_path(path: Path) -> Path:
 
 def source_video(recorded: object, given: Path | None = None) -> Path:
     """The source video of an output folder: `given` (--video-file), else the manifest's
-    `input` (`recorded`) path as given to reconstruct, else, when that is gone (a link
-    removed), the file it led to; the recorded path when neither exists (the caller says
-    it is gone)."""
+    `input` (`recorded`) path as given to reconstruct (a symbolic link stays a link: its
+    target is recorded beside it, `target`, for the user). KeyError when none is recorded
+    (a damaged folder)."""
     if given is not None:
         return given
     path = recorded.get("path") if isinstance(recorded, dict) else None
-    target = recorded.get("target") if isinstance(recorded, dict) else None
     if not isinstance(path, str):
         raise KeyError("input.path")
-    if not Path(path).is_file() and isinstance(target, str) and target and Path(target).is_file():
-        return Path(target)
     return Path(path)
 
 
