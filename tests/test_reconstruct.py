@@ -76,7 +76,8 @@ def test_running_video_manifest(running, assets):
     assert manifest["counts"] == {"frames_in_file": 180, "frames_expected": 180, "truncated": None,
                                   "frames_decoded": manifest["counts"]["frames_decoded"],
                                   "frames_processed": 48, "damaged_packets": 0, "detections": 48,
-                                  "tracks": 1, "person_frames": 48, "meshes": 96}
+                                  "tracks": 1, "person_frames": 48, "meshes": 96, "timestamps_mended": 0,
+                                  "frames_resized": 0}
     assert manifest["input"]["size_bytes"] == (assets / "videos" / "running.mp4").stat().st_size
     assert manifest["options"]["end_frame"] == 48 and manifest["options"]["mesh_formats"] == ["obj", "ply"]
     names = {w["name"]: w for w in manifest["weights"]}

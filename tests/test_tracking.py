@@ -312,3 +312,82 @@ def test_the_detections_of_another_video_are_refused(assets, video, other):
     with pytest.raises(UsageError, match="does not fit this video") as error:
         track_video(info, 0, None, ReconstructOptions(), detections=assets / "detections" / other)
     assert UsageError.exit_code == 2 and "another video" in str(error.value)
+
+
+# --------------------------------------------------------------- a fast person (issue 23)
+
+
+def sideways(widths_per_frame: float, frames: int = 30, width: float = 60.0) -> dict[int, np.ndarray]:
+    """A 60x150 px person moving right by `widths_per_frame` of their width each frame."""
+    return {f: np.array([20 + widths_per_frame * width * f, 100, 20 + widths_per_frame * width * f + width, 250],
+                        np.float32) for f in range(frames)}
+
+
+@pytest.mark.parametrize("fps", [10, 30])
+def test_bytetrack_follows_up_to_six_tenths_of_a_width_a_frame(fps):
+    """The measurement behind LONE_REACH_WIDTHS' comment: ByteTrack alone (overlap of
+    consecutive boxes) follows 0.6 of a box width a frame and nothing from 0.7 on."""
+    for speed, expected in ((0.6, [30]), (0.7, [])):
+        det = {f: Detections(box[None], np.array([0.9], np.float32)) for f, box in sideways(speed).items()}
+        tracks = finalize_tracks(track_detections(det, range(30), fps=fps))
+        assert [len(t) for t in tracks] == expected, speed
+
+
+def write_fast_person(tmp_path, speed: float, frames: int = 30):
+    """A 640x360 clip and a MOT file of one person moving `speed` box widths a frame, and a
+    bystander standing still at the right."""
+    from generated_video import write_clip
+
+    video = write_clip(tmp_path / "fast.mp4", frames=frames, size=(640, 360))
+    runner = sideways(speed, frames, width=20.0)
+    rows = [(f, *runner[f]) for f in range(frames)] + [(f, 590.0, 40.0, 630.0, 140.0) for f in range(frames)]
+    lines = [f"{f + 1},-1,{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},0.9" for f, x1, y1, x2, y2 in rows]
+    dets = tmp_path / "fast.txt"
+    dets.write_text("\n".join(lines) + "\n")
+    return video, dets, runner
+
+
+def test_a_fast_person_is_tracked_when_nothing_else_competes(tmp_path):
+    """Boxes moving their own width a frame never overlap: ByteTrack confirms no track. They
+    are linked (each the other's only candidate), into one track of every frame, and said."""
+    from strcli.road.reconstruct import ReconstructOptions, track_video
+    from strcli.road.video import probe
+
+    video, dets, runner = write_fast_person(tmp_path, 1.0)
+    tracked = track_video(probe(video), 0, None, ReconstructOptions(), detections=dets)
+    assert len(tracked.tracks) == 2  # the bystander (ByteTrack's) and the runner (linked)
+    (fast,) = [t for t in tracked.tracks if t.boxes[:, 0].min() < 300]
+    assert fast.frames.tolist() == list(range(30)) and not fast.interpolated.any()
+    assert np.allclose(fast.boxes, np.stack([runner[f] for f in range(30)]), atol=1e-3)  # constant speed: smoothing keeps it
+    (said,) = [w for w in tracked.warnings if "linked from boxes" in w]
+    assert said.startswith("1 track(s) were linked from boxes moving up to 1.0 box widths a frame")
+
+
+def test_two_fast_people_near_each_other_are_not_guessed():
+    """Two lone boxes each within reach of the next frame's two: nothing is linked."""
+    from strcli.road.tracking import link_lone_boxes
+
+    a, b = sideways(1.0), {f: box + np.array([0, 40, 0, 40], np.float32) for f, box in sideways(1.0).items()}
+    det = {f: Detections(np.stack([a[f], b[f]]), np.array([0.9, 0.9], np.float32)) for f in range(30)}
+    links = link_lone_boxes(det, list(track_detections(det, range(30), fps=30)), TrackingConfig())
+    assert links.linked_tracks == 0 and links.boxes == []
+
+
+def test_a_person_too_fast_to_link_is_said_so_not_blamed_on_min_track_length(tmp_path):
+    from strcli.road.reconstruct import ReconstructOptions, track_video
+    from strcli.road.video import probe
+
+    video, dets, _ = write_fast_person(tmp_path, 2.5, frames=12)  # 50 px a frame, within the 640 px frame
+    options = ReconstructOptions()
+    tracked = track_video(probe(video), 0, None, options, detections=dets)
+    assert len(tracked.tracks) == 1  # the bystander only
+    dets.write_text("".join(line for line in dets.read_text().splitlines(True) if ",590.0," not in line))
+    tracked = track_video(probe(video), 0, None, options, detections=dets)
+    assert tracked.tracks == []
+    (said,) = [w for w in tracked.warnings if "no track was made" in w]
+    assert "moved about 2.5 box widths between detected frames" in said and "--min-track-length" not in said
+    # A slow person seen too briefly is the track length's doing, and is said so.
+    from strcli.road.tracking import LoneLinks, no_track_reason
+
+    brief = no_track_reason(5, LoneLinks([], 0, 0.0, 0.1, 5), options.tracking)
+    assert brief == "people were detected (5 boxes) but no track lasted 8 frames (--min-track-length): the longest ran 5."

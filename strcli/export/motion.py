@@ -69,9 +69,16 @@ class TrackMotion:
 
     @classmethod
     def load(cls, path: Path) -> TrackMotion:
+        """Read tracks/<id>.npz. Times that do not increase (a folder of an older strcli,
+        which kept a file's repeated timestamps) are mended by `FrameClock`'s rule, so
+        interpolation (`Slerp`) and glTF key times get strictly increasing ones."""
+        from strcli.road.timing import increasing_times
+
         with np.load(path, allow_pickle=False) as d:
             width, height = (int(v) for v in d["image_size"])
-            return cls(int(d["track_id"]), d["frames"].astype(np.int64), d["times"].astype(np.float64),
+            fps = float(d["fps"])
+            times = increasing_times(d["times"].astype(np.float64), 1 / fps if fps > 0 else 1 / 25)
+            return cls(int(d["track_id"]), d["frames"].astype(np.int64), times,
                        d["global_orient"].astype(np.float64), d["body_pose"].astype(np.float64),
                        d["betas"].astype(np.float64), d["transl"].astype(np.float64), float(d["fps"]),
                        (width, height), float(d["intrinsics"][0, 0]))

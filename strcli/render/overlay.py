@@ -33,6 +33,7 @@ from strcli.config import TRACK_COLOURS, OVERLAY
 from strcli.body.camera import Intrinsics
 from strcli.utils.errors import StrcliError, UsageError, VideoError, write_failure, writing
 from strcli.utils.locks import video_lock
+from strcli.road.inputs import source_video
 from strcli.road.outputs import MANIFEST, folder_bytes, output_error, reading_output
 from strcli.utils.overlap import ReadAhead, WriteBehind
 from strcli.road.options import check_render_values
@@ -386,7 +387,7 @@ def _read_folder(folder: Path, options: RenderOptions, source: Path | None) -> t
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError) as err:
         raise UsageError(f"{folder} has no readable {MANIFEST}: is it an output of `strcli reconstruct`?") from err
-    source = source or Path(manifest["input"]["path"])
+    source = source_video(manifest["input"], source)
     if not source.is_file():
         raise VideoError(f"the source video {source} of {folder.name} is gone.",
                          "Pass its new location with --video-file.")

@@ -22,7 +22,10 @@ def resample_motion(times: np.ndarray, global_orient: np.ndarray, body_pose: np.
     (M,), global_orient (M, 3), body_pose (M, 69), transl (M, 3))."""
     from scipy.spatial.transform import Rotation, Slerp
 
-    times = np.asarray(times, np.float64)
+    from strcli.road.timing import increasing_times
+
+    # Strictly increasing, as Slerp needs (the reader's times are; one step of `rate` mends others).
+    times = increasing_times(np.asarray(times, np.float64), 1 / rate)
     count = int(np.floor((times[-1] - times[0]) * rate + 1e-6)) + 1
     samples = np.minimum(times[0] + np.arange(count) / rate, times[-1])
     poses = np.concatenate((global_orient, body_pose), axis=1).astype(np.float64).reshape(len(times), -1, 3)

@@ -59,8 +59,28 @@ def find_videos(inputs: Sequence[Path]) -> list[Path]:
             found += videos
         else:
             found.append(path)
-    unique = list(dict.fromkeys(p.resolve() if p.exists() else p for p in found))
-    return unique
+    # Named as given: two symbolic links to one file are two videos (two folders, each named
+    # after its link); the same path given twice is one.
+    return list(dict.fromkeys(given_path(p) if p.exists() else p for p in found))
+
+
+def given_path(path: Path) -> Path:
+    """`path` made absolute and normalised ("a/../b" -> "b") without following symbolic
+    links: the video as the user named it (its stem names the output folder)."""
+    return Path(os.path.abspath(path))
+
+
+def source_video(recorded: object, given: Path | None = None) -> Path:
+    """The source video of an output folder: `given` (--video-file), else the manifest's
+    `input` (`recorded`) path as given to reconstruct (a symbolic link stays a link: its
+    target is recorded beside it, `target`, for the user). KeyError when none is recorded
+    (a damaged folder)."""
+    if given is not None:
+        return given
+    path = recorded.get("path") if isinstance(recorded, dict) else None
+    if not isinstance(path, str):
+        raise KeyError("input.path")
+    return Path(path)
 
 
 def select_shard(videos: Sequence[Path], shard: Shard) -> list[Path]:
@@ -190,15 +210,17 @@ def foreign_folder_problem(folder: Path) -> UsageError | None:
 
 def another_video_problem(video: Path, out_root: Path) -> UsageError | None:
     """UsageError (exit 2) when `out_root/<stem>/` holds the results of another video of
-    the same stem: its manifest records another input path (compared resolved) that still
-    exists, so redoing this one would replace them. None otherwise: no manifest, this
+    the same stem: its manifest records another input path that still exists and leads to
+    another file, so redoing this one would replace them. None otherwise: no manifest, this
     video's, or a recorded video that is gone (moved or renamed: the folder is redone)."""
     try:
         recorded = json.loads((out_root / video.stem / MANIFEST).read_text()).get("input")
     except (OSError, ValueError, AttributeError):
         return None
     path = recorded.get("path") if isinstance(recorded, dict) else None
-    if isinstance(path, str) and Path(path) != video.resolve() and Path(path).exists():
+    # Another video: a recorded path that still exists and is another file (a path that leads
+    # to this same file, through a link or a linked folder, is this video).
+    if isinstance(path, str) and Path(path).exists() and Path(path).resolve() != video.resolve():
         return UsageError(f"{out_root / video.stem} holds the results of another video, {path}, not of this one "
                           "(same stem).",
                           "Write this one elsewhere with -o ANOTHER_FOLDER, or pass --overwrite to replace them.")

@@ -25,7 +25,7 @@ import numpy as np
 
 from strcli.config import MANIFEST  # noqa: F401 (re-exported)
 from strcli.utils.errors import OutputError, StrcliError, UsageError, output_error  # noqa: F401 (output_error: shared by the writers)
-from strcli.road.inputs import foreign_folder_problem, output_folders  # noqa: F401 (output_folders re-exported: found torch-free)
+from strcli.road.inputs import foreign_folder_problem, given_path, output_folders  # noqa: F401 (output_folders re-exported: found torch-free)
 from strcli.utils.locks import sweep_stale
 from strcli.road.options import MESH_FORMATS  # noqa: F401 (re-exported)
 
@@ -66,14 +66,19 @@ class ModelOutput:
 
 @dataclass(frozen=True)
 class InputFile:
+    """The video as given and the file it is: `path` is the path given (absolute, a
+    symbolic link kept: the output folder is named after it), `target` the file it leads
+    to (links followed); size and time are the target's."""
+
     path: str
     size_bytes: int
     mtime: float
+    target: str = ""
 
     @classmethod
     def of(cls, path: Path) -> InputFile:
         stat = path.stat()
-        return cls(str(path.resolve()), stat.st_size, stat.st_mtime)
+        return cls(str(given_path(path)), stat.st_size, stat.st_mtime, str(path.resolve()))
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,8 @@ class Counts:
     tracks: int
     person_frames: int
     meshes: int
+    timestamps_mended: int = 0  # frames whose timestamp did not increase (`strcli.road.video.FrameClock`)
+    frames_resized: int = 0  # frames of another size than the first, scaled to it
 
 
 @dataclass(frozen=True)

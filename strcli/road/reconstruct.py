@@ -40,7 +40,7 @@ from strcli.config import CAMERA_FILE, OVERLAY, WINDOW
 from strcli.road.crops import crop_frame, square_boxes
 from strcli.utils.devices import resolve_precision
 from strcli.utils.errors import ResourceError, StrcliError, UsageError, writing
-from strcli.road.inputs import another_video_problem, foreign_folder_problem
+from strcli.road.inputs import another_video_problem, foreign_folder_problem, given_path
 from strcli.utils.locks import video_lock
 from strcli.road.options import ModelSources, ReconstructOptions  # noqa: F401 (checked without torch; re-exported)
 from strcli.utils.overlap import ReadAhead
@@ -71,9 +71,12 @@ from strcli.road.tracking import (
     check_fit,
     drop_outside,
     finalize_tracks,
+    link_lone_boxes,
+    no_track_reason,
     read_mot_detections,
 )
-from strcli.road.video import Position, VideoInfo, VideoReader, is_truncated, length_warning, parse_position, probe
+from strcli.road.video import (Position, VideoInfo, VideoReader, is_truncated, length_warning, parse_position, probe,
+                               reading_warnings)
 from strcli.weights.registry import (sha256_file)
 from strcli.road.windows import StreamingWindows
 from strcli.road.models import Models, load_models  # noqa: F401 (load_models re-exported: its old place)
@@ -159,6 +162,8 @@ class TrackingPass:
     last_time: float | None = None  # seconds of the last frame decoded
     warnings: tuple[str, ...] = ()  # e.g. detections that do not fit the video
     detect_every: int = 1  # the detector ran on every N-th processed frame (1 with a detections file)
+    mended: int = 0  # frames whose timestamp did not increase (`FrameClock`)
+    resized: int = 0  # frames scaled to the first frame's size
 
 
 def fingerprint(video: Path, detections: Path | None, options: ReconstructOptions,
@@ -266,9 +271,6 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
     tracked = track_video(info, start_at, end_at, options, models.detector, detections, models.device, timer,
                           progress, models.detector_hint, models.precision)
     warnings += tracked.warnings
-    if tracked.detections and not tracked.tracks:
-        warnings.append(f"people were detected ({tracked.detections} boxes) but no track lasted "
-                        f"{options.tracking.min_length} frames (--min-track-length).")
     if not tracked.tracks:
         warnings.append("no person found: the result is empty.")
     truncated = is_truncated(info, tracked.decoded, tracked.last_time) if tracked.finished else None
@@ -303,7 +305,8 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
         manifest = VideoManifest(
             strcli=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), fingerprint=key,
             input=InputFile.of(video),
-            video={**asdict(info), "path": str(info.path.resolve()), "variable_frame_rate": amass_rate is not None},
+            video={**asdict(info), "path": str(given_path(info.path)), "target": str(info.path.resolve()),
+                   "variable_frame_rate": amass_rate is not None},
             options={**asdict(options), "detections": str(detections.resolve()) if detections else None,
                      "detections_sha256": sha256_file(detections) if detections else None,
                      "start_frame": start, "end_frame": end,
@@ -320,7 +323,8 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
                           truncated=truncated, frames_decoded=tracked.decoded,
                           frames_processed=len(tracked.frame_of), damaged_packets=tracked.damaged,
                           detections=tracked.detections, tracks=len(summaries),
-                          person_frames=person_frames, meshes=meshes),
+                          person_frames=person_frames, meshes=meshes, timestamps_mended=tracked.mended,
+                          frames_resized=tracked.resized),
             timings={**{k: round(v, 3) for k, v in timer.seconds.items()},
                      "total": round(time.perf_counter() - started, 3)},
             tracks=summaries, warnings=warnings, models=outputs, world=world)
@@ -374,12 +378,14 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
     frame_of: list[int] = []
     times: list[float] = []
     boxes: list[TrackedBox] = []
+    detected: dict[int, Detections] = {}  # position -> the boxes the tracker was given
     count = 0
 
     def detect() -> int:
         """YOLO on the pending frames, then the tracker on each, in order."""
         found = yolo([image for _, image in pending])
         for (position, _), people in zip(pending, found):
+            detected[position] = people
             boxes.extend(tracker(position, people))
         pending.clear()
         return sum(len(people) for people in found)
@@ -397,6 +403,7 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
         with timer("detect+track"):
             if given is not None:
                 found = given.get(frame.index, Detections.empty())
+                detected[position] = found
                 count += len(found)
                 boxes += tracker(position, found)
             elif position % every == 0:  # the frames between are filled from the tracks' boxes
@@ -408,7 +415,7 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
     with timer("detect+track"):
         count += detect() if pending else 0
     progress.finish()
-    warnings: list[str] = []
+    warnings: list[str] = reading_warnings(info, reader)
     if given is not None and detections is not None:
         # The video's last frame: what the file announces (lines between a truncated file's
         # end and its announced length are the truncation's, warned about as such), else
@@ -419,9 +426,17 @@ def track_video(info: VideoInfo, start: int | Position | None, end: int | Positi
         if (warning := fit.warning(info.width, info.height)) is not None:
             warnings.append(warning)
     with timer("detect+track"):
-        tracks = finalize_tracks(boxes, options.tracking)
+        links = link_lone_boxes(detected, boxes, options.tracking, every)  # a fast person's boxes
+        tracks = finalize_tracks(links.boxes, options.tracking)
+    if links.linked_tracks:
+        warnings.append(f"{links.linked_tracks} track(s) were linked from boxes moving up to {links.fastest:.1f} "
+                        "box widths a frame, faster than the tracker follows (no other box near): check them "
+                        "(docs/video-input.md).")
+    if count and not tracks:
+        warnings.append(no_track_reason(count, links, options.tracking))
     return TrackingPass(tracks, np.array(frame_of, np.int64), np.array(times, np.float64),
-                        reader.decoded, reader.damaged, count, reader.finished, reader.last_time, tuple(warnings), every)
+                        reader.decoded, reader.damaged, count, reader.finished, reader.last_time, tuple(warnings), every,
+                        reader.mended, reader.resized)
 
 
 COMMON_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 90.0, 100.0, 120.0, 240.0)
@@ -431,8 +446,9 @@ def constant_rate(times: np.ndarray, frame_of: np.ndarray) -> float | None:
     """None for a constant frame rate; for a variable one, the rate the AMASS files are
     resampled to: that of the usual interval between consecutive frames (the mean of those
     within 10% of the median: the video's usual rate, so its fastest stretches keep most of
-    their detail), snapped to a common rate within 0.5% (timestamps in milliseconds make
-    30 fps steps of 33 and 34 ms). Timestamps (seconds) per file frame varying by more than
+    their detail), snapped to the closest common rate when within 0.5% of it (timestamps in
+    milliseconds make 30 fps steps of 33 and 34 ms; 30 stays 30, though 29.97 is within
+    0.5% too). Timestamps (seconds) per file frame varying by more than
     10% make a rate variable."""
     steps = np.diff(frame_of)
     if len(steps) < 2:
@@ -443,9 +459,9 @@ def constant_rate(times: np.ndarray, frame_of: np.ndarray) -> float | None:
         return None
     usual = per_frame[np.abs(per_frame - median) <= 0.1 * median].mean()  # timestamps are rounded
     rate = 1 / float(usual)
-    for standard in COMMON_RATES:  # 33 and 34 ms steps are 30 fps
-        if abs(rate - standard) <= 0.005 * standard:
-            return standard
+    standard = min(COMMON_RATES, key=lambda common: abs(rate - common))  # 30.0, not 29.97, for 30.0
+    if abs(rate - standard) <= 0.005 * standard:  # 33 and 34 ms steps are 30 fps
+        return standard
     return round(rate, 3)
 
 

@@ -4,12 +4,14 @@ ultralytics' ByteTrack, then cleaned into `Track`s.
 Both detection sources go through the same tracker, `DetectionTracker`: ultralytics'
 `BYTETracker` built from its own `bytetrack.yaml`, one per video, fed the boxes of
 `YoloPersonDetector` (YOLO, class person, a batch of frames at a time) or of a MOT
-Challenge detection file (`read_mot_detections`, `track_detections`). `finalize_tracks` then
-drops short tracks, fills short gaps by interpolating the box, smooths the boxes, keeps the
+Challenge detection file (`read_mot_detections`, `track_detections`). `link_lone_boxes`
+links what ByteTrack leaves over when nothing else competes (a fast person,
+docs/video-input.md); `finalize_tracks` then drops short tracks, fills short gaps by interpolating the box, smooths the boxes, keeps the
 N longest tracks and renumbers them 0..K-1 in order of first appearance.
 
 Size (over 500 lines): the detector, detection files and their ByteTrack pass stay
-together so both sources give boxes through the same tracker and the same finalisation.
+together so both sources give boxes through the same tracker, the same linking of left-over
+boxes and the same finalisation.
 """
 
 from __future__ import annotations
@@ -473,6 +475,122 @@ def _fp16_argument() -> dict[str, Any]:
     from ultralytics.utils import DEFAULT_CFG_DICT
 
     return {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}
+
+
+# ByteTrack (ultralytics' bytetrack.yaml) links a person's box to the next frame's by
+# overlap: measured on a 60x150 px box moving sideways at 10 and 30 fps, it follows up to
+# 0.6 of the box's width a frame and nothing from 0.7 on (tests/test_tracking.py). Boxes
+# it leaves over are linked here when nothing else competes, up to this many box widths
+# (centre to centre) between consecutive detected frames.
+LONE_REACH_WIDTHS = 1.5
+LONE_SIZE_RATIO = 1.5  # the two boxes' heights within this ratio of each other: one person
+
+
+@dataclass(frozen=True)
+class LoneLinks:
+    """What `link_lone_boxes` did: the boxes to finalise and what to tell the user."""
+
+    boxes: list[TrackedBox]  # the tracker's boxes of long enough tracks, and the linked lone boxes
+    linked_tracks: int  # chains of lone boxes at least min_length long
+    fastest: float  # box widths a frame of the fastest link made (0: none)
+    median_step: float | None  # box widths from each left-over box to the nearest one of the next detected frame
+    longest: int  # frames spanned by the longest track or chain, had it no gap
+
+
+def _step_widths(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, 4) and (m, 4) xyxy -> (n, m) centre distances in mean box widths."""
+    ca, cb = (a[:, :2] + a[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2
+    wa, wb = a[:, 2] - a[:, 0], b[:, 2] - b[:, 0]
+    distance = np.linalg.norm(ca[:, None] - cb[None], axis=-1)
+    return distance / np.maximum((wa[:, None] + wb[None]) / 2, 1e-6)
+
+
+def _similar_size(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, 4), (m, 4) xyxy -> (n, m) whether the heights are within LONE_SIZE_RATIO."""
+    ha, hb = np.maximum(a[:, 3] - a[:, 1], 1e-6), np.maximum(b[:, 3] - b[:, 1], 1e-6)
+    ratio = ha[:, None] / hb[None]
+    return (ratio <= LONE_SIZE_RATIO) & (ratio >= 1 / LONE_SIZE_RATIO)
+
+
+def link_lone_boxes(detected: dict[int, Detections], tracked: list[TrackedBox], config: TrackingConfig,
+                    every: int = 1) -> LoneLinks:
+    """Link the boxes the tracker left over: a fast person (moving about a box width a frame,
+    or a low frame rate) has boxes that never overlap, so ByteTrack starts a track at each
+    and confirms none.
+
+    `detected`: every detected frame's boxes (positions `every` apart), `tracked`: what the
+    tracker made of them. The tracker's tracks of at least `config.min_length` frames stay;
+    every other box is left over. A left-over box is linked to one of the next detected
+    frame when each is the other's only left-over candidate there (nothing else competes):
+    centres at most LONE_REACH_WIDTHS mean box widths apart and heights within
+    LONE_SIZE_RATIO. The chains become new tracks (ids after the tracker's)."""
+    by_id: dict[int, list[TrackedBox]] = defaultdict(list)
+    for box in tracked:
+        by_id[box.track_id].append(box)
+    kept = {tid for tid, rows in by_id.items()
+            if (max(b.frame for b in rows) - min(b.frame for b in rows)) // every + 1 >= config.min_length}
+    out = [b for b in tracked if b.track_id in kept]
+    taken: dict[int, list[np.ndarray]] = defaultdict(list)
+    for box in out:
+        taken[box.frame].append(box.xyxy)
+    lone: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for frame, found in detected.items():
+        if not len(found):
+            continue
+        mask = np.ones(len(found), bool)
+        for xyxy in taken.get(frame, []):
+            mask &= ~np.all(np.isclose(found.xyxy, xyxy[None]), axis=1)
+        if mask.any():
+            lone[frame] = (found.xyxy[mask].astype(np.float64), found.conf[mask])
+    next_id = max(by_id, default=-1) + 1
+    chain_of: dict[tuple[int, int], int] = {}  # (frame, row) -> chain
+    chains: list[list[tuple[int, int]]] = []
+    step_to: dict[tuple[int, int], float] = {}  # a linked box -> box widths a frame from the one before
+    nearest: list[float] = []
+    for frame in sorted(lone):
+        boxes = lone[frame][0]
+        for row in range(len(boxes)):
+            if (frame, row) not in chain_of:
+                chain_of[(frame, row)] = len(chains)
+                chains.append([(frame, row)])
+        if frame + every not in lone:
+            continue
+        following = lone[frame + every][0]
+        widths = _step_widths(boxes, following)
+        nearest += widths.min(axis=1).tolist()
+        near = (widths <= LONE_REACH_WIDTHS) & _similar_size(boxes, following)
+        for row in range(len(boxes)):
+            candidates = np.flatnonzero(near[row])
+            if len(candidates) == 1 and near[:, candidates[0]].sum() == 1:
+                after = (frame + every, int(candidates[0]))
+                chain = chain_of[(frame, row)]
+                chain_of[after] = chain
+                chains[chain].append(after)
+                step_to[after] = float(widths[row, candidates[0]]) / every
+    linked, fastest = 0, 0.0
+    for chain in chains:
+        if len(chain) < 2 or (len(chain) - 1) * every + 1 < config.min_length:
+            continue
+        for frame, row in chain:
+            xyxy, conf = lone[frame]
+            out.append(TrackedBox(frame, next_id + linked, xyxy[row].astype(np.float32), float(conf[row])))
+        linked += 1
+        fastest = max(fastest, *(step_to[box] for box in chain[1:]))
+    lengths = [(len(c) - 1) * every + 1 for c in chains] + [(len(rows) - 1) * every + 1 for rows in by_id.values()]
+    return LoneLinks(out, linked, fastest, float(np.median(nearest)) if nearest else None, max(lengths, default=0))
+
+
+def no_track_reason(detections: int, links: LoneLinks, config: TrackingConfig) -> str:
+    """Why `detections` boxes made no track, in words for the user."""
+    said = f"people were detected ({detections} boxes) but no track was made: "
+    if links.median_step is not None and links.median_step > LONE_REACH_WIDTHS:
+        return (said + f"their boxes moved about {links.median_step:.1f} box widths between detected frames "
+                "(fast motion or a low frame rate), too far to link (the tracker follows about 0.6 of a width "
+                f"a frame, a lone box is linked up to {LONE_REACH_WIDTHS:g}).")
+    if links.longest < config.min_length:
+        return (f"people were detected ({detections} boxes) but no track lasted {config.min_length} frames "
+                f"(--min-track-length): the longest ran {links.longest}.")
+    return (said + "the boxes of several people crossed too fast to tell who is who.")
 
 
 def finalize_tracks(boxes: Iterable[TrackedBox], config: TrackingConfig = TrackingConfig()) -> list[Track]:

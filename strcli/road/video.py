@@ -1,9 +1,18 @@
 """Video decoding: streamed, upright, with every frame's timestamp.
 
 `probe` reads a file's header; `VideoReader` yields `Frame`s one at a time (memory does
-not grow with the video's length), turned upright by the container's display rotation
-(portrait phone videos), each with its presentation time (variable frame rate is kept),
-and counts what it decoded, skipped and could not decode, so nothing is truncated silently.
+not grow with the video's length), turned upright by the container's display matrix
+(portrait phone videos, mirrored selfies) as FFmpeg's players turn them, each with its
+presentation time (variable frame rate is kept; timestamps that do not increase are
+mended, `FrameClock`), all of one size (a stream whose size changes is scaled to its
+first), and counts what it decoded, skipped, mended and could not decode, so nothing is
+truncated silently. `video_stream` is the one choice of the video stream every command
+makes, FFmpeg's (docs/video-input.md).
+
+Size (over 500 lines): one file's view as FFmpeg's tools give it (the stream chosen, its
+display matrix, its times, its length) is shared by the reader, `probe` and the writer's
+sound copy, which aligns the sound to the first picture the reader gives; the timing rule
+itself is `strcli.road.timing`.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from strcli.road.timing import FrameClock, increasing_times  # noqa: F401 (increasing_times re-exported)
 from strcli.utils.errors import UsageError, VideoError
 
 
@@ -36,6 +46,9 @@ class VideoInfo:
     size_bytes: int
     timed: bool = True  # False: the frames carry no timestamps (raw elementary stream)
     rotation_warning: str | None = None  # a display rotation that was ignored, and why (`upright_rotation`)
+    mirrored: bool = False  # flipped left-right after the rotation (a mirrored display matrix, `orientation`)
+    stream_index: int = 0  # the file's stream chosen as the video (`video_stream`)
+    start_time: float = 0.0  # seconds: the first frame's presentation time in the file (0 for MP4, 1.4 for MPEG-TS)
 
     @property
     def frames_expected(self) -> int | None:
@@ -64,6 +77,41 @@ def ffmpeg_reason(err: BaseException) -> str:
     return (reason[:1].lower() + reason[1:]) if reason else type(err).__name__
 
 
+def _is_cover(stream: av.stream.Stream) -> bool:
+    """A picture attached to the file (album or thumbnail art, FFmpeg's `attached_pic`): not a video."""
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    """The video stream of a file, chosen as `ffmpeg` chooses it (fftools' automatic
+    mapping): among the video streams that are not an attached picture (cover art, a
+    thumbnail), the one of most pixels, a stream marked default counting 5 000 000 pixels
+    more; the first of equals. None when there is none (an audio file, with or without a
+    cover). Every command and the viewer decode this stream."""
+    best, best_score = None, -1
+    for stream in container.streams.video:
+        if _is_cover(stream):
+            continue
+        context = stream.codec_context
+        score = (context.width or 0) * (context.height or 0)
+        score += 5_000_000 * bool(stream.disposition & av.stream.Disposition.default)
+        if score > best_score:
+            best, best_score = stream, score
+    return best
+
+
+def audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream | None:
+    """The audio stream `ffmpeg` maps: the one of most channels, a default one counting
+    5 000 000 channels more; the first of equals. None when the file has no audio."""
+    best, best_score = None, -1
+    for stream in container.streams.audio:
+        score = (stream.codec_context.channels or 0) + 5_000_000 * bool(
+            stream.disposition & av.stream.Disposition.default)
+        if score > best_score:
+            best, best_score = stream, score
+    return best
+
+
 def _open(path: Path) -> av.container.InputContainer:
     if not path.exists():
         raise VideoError(f"video {path} does not exist.", "Check the path.")
@@ -76,8 +124,11 @@ def _open(path: Path) -> av.container.InputContainer:
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
         raise VideoError(f"{path} is not a readable video ({ffmpeg_reason(err)}).",
                          "Is it corrupt or truncated? Try re-exporting it as H.264 MP4.") from err
-    if not container.streams.video:
+    if video_stream(container) is None:
+        covers = sum(_is_cover(stream) for stream in container.streams.video)
         container.close()
+        if covers:
+            raise VideoError(f"{path} has no video stream, only a cover picture.", "Is it an audio file? Pass a video.")
         raise VideoError(f"{path} has no video stream.", "Is it an audio file? Pass a video.")
     return container
 
@@ -101,19 +152,64 @@ def _still_image(container: av.container.InputContainer, frames: Iterator[av.Vid
 ROTATION_TOLERANCE = 1.0
 
 
-def display_rotation(frame: av.VideoFrame) -> float:
-    """The counter-clockwise angle in degrees, in (-180, 180], of the frame's display matrix
-    (FFmpeg's `av_display_rotation_get`, without PyAV's rounding to a whole degree); 0.0 when
-    the frame has no matrix, NaN when its matrix is degenerate (a zero column: no angle)."""
+def display_matrix(frame: av.VideoFrame) -> tuple[float, ...] | None:
+    """The frame's display matrix, 9 numbers row-major (16.16 fixed point read as floats),
+    or None when it has none."""
     for side in frame.side_data:
-        if side.type != av.sidedata.sidedata.Type.DISPLAYMATRIX:
-            continue
-        m = [v / 65536 for v in struct.unpack("<9i", bytes(side)[:36])]  # 16.16 fixed point, row-major
-        scale0, scale1 = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
-        if scale0 == 0 or scale1 == 0:
-            return math.nan
-        return -math.degrees(math.atan2(m[1] / scale1, m[0] / scale0))
-    return 0.0
+        if side.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
+            return tuple(v / 65536 for v in struct.unpack("<9i", bytes(side)[:36]))
+    return None
+
+
+def matrix_rotation(m: tuple[float, ...] | None) -> float:
+    """The counter-clockwise angle in degrees, in (-180, 180], of a display matrix (FFmpeg's
+    `av_display_rotation_get`, without PyAV's rounding to a whole degree); 0.0 without a
+    matrix, NaN for a degenerate one (a zero column: no angle)."""
+    if m is None:
+        return 0.0
+    scale0, scale1 = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if scale0 == 0 or scale1 == 0:
+        return math.nan
+    return -math.degrees(math.atan2(m[1] / scale1, m[0] / scale0))
+
+
+def display_rotation(frame: av.VideoFrame) -> float:
+    """`matrix_rotation` of the frame's display matrix."""
+    return matrix_rotation(display_matrix(frame))
+
+
+def orientation(m: tuple[float, ...] | None) -> tuple[int, bool, str | None]:
+    """A display matrix -> (the quarter turn counter-clockwise applied to decoded frames,
+    whether the turned frame is then flipped left-right, a warning when the matrix is
+    ignored). The choice of ffplay and ffmpeg's autorotate (fftools: `transpose` clock or
+    cclock_flip near 90 degrees clockwise, `hflip`/`vflip` by the signs of m[0] and m[4]
+    near 180, `transpose` cclock or clock_flip near 270, `vflip` when m[4] < 0 near 0),
+    written as one turn and at most one mirror: a mirrored selfie is shown mirrored, not
+    turned 180 degrees. Angles that are no quarter turn are ignored (`upright_rotation`)."""
+    rotation, warning = upright_rotation(matrix_rotation(m))
+    if m is None or warning is not None:
+        return rotation, False, warning
+    clockwise = (-rotation) % 360  # fftools' theta
+    if clockwise == 90:  # transpose: cclock_flip (a transpose) or clock
+        return (270, True, None) if m[3] > 0 else (270, False, None)
+    if clockwise == 270:  # transpose: clock_flip (an anti-transpose) or cclock
+        return (90, True, None) if m[3] < 0 else (90, False, None)
+    if clockwise == 180:  # hflip when m[0] < 0, vflip when m[4] < 0; both are a half turn
+        hflip, vflip = m[0] < 0, m[4] < 0
+        if hflip and vflip:
+            return 180, False, None
+        return (180, True, None) if vflip else (0, hflip, None)
+    return (180, True, None) if m[4] < 0 else (0, False, None)  # near 0: vflip = half turn + mirror
+
+
+def upright(image: np.ndarray, rotation: int, mirrored: bool) -> np.ndarray:
+    """(H, W, 3) as decoded -> as shown: turned `rotation` degrees counter-clockwise, then
+    flipped left-right when `mirrored` (see `orientation`)."""
+    if rotation:
+        image = np.rot90(image, k=rotation // 90)
+    if mirrored:
+        image = image[:, ::-1]
+    return np.ascontiguousarray(image) if rotation or mirrored else image
 
 
 def upright_rotation(degrees: float | None) -> tuple[int, str | None]:
@@ -143,7 +239,8 @@ def probe(path: str | Path) -> VideoInfo:
     """
     path = Path(path)
     with _open(path) as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
+        assert stream is not None  # `_open` refused a file without one
         frames = container.decode(stream)
         try:
             first = next(frames)
@@ -156,7 +253,7 @@ def probe(path: str | Path) -> VideoInfo:
         if _still_image(container, frames):
             raise VideoError(f"{path} is a still image ({stream.codec_context.name}), not a video.",
                              "Pass a video file (MP4, MOV, AVI, MKV, ...).")
-        rotation, rotation_warning = upright_rotation(display_rotation(first))
+        rotation, mirrored, rotation_warning = orientation(display_matrix(first))
         width, height = stream.codec_context.width, stream.codec_context.height
         if rotation in (90, 270):
             width, height = height, width
@@ -170,7 +267,9 @@ def probe(path: str | Path) -> VideoInfo:
         return VideoInfo(path=path, width=width, height=height, rotation=rotation,
                          fps=rate, frames_in_file=stream.frames or None,
                          duration=duration, codec=stream.codec_context.name,
-                         size_bytes=path.stat().st_size, timed=timed, rotation_warning=rotation_warning)
+                         size_bytes=path.stat().st_size, timed=timed, rotation_warning=rotation_warning,
+                         mirrored=mirrored, stream_index=stream.index,
+                         start_time=float(first.time) if first.time is not None else 0.0)
 
 
 def stream_rate(stream: av.video.stream.VideoStream, timed: bool = True) -> float:
@@ -231,10 +330,16 @@ class VideoReader:
     whose timestamp (from the first frame) is in [start, end): start inclusive, end
     exclusive. The stride counts from the first frame selected.
 
+    Frame times come from a `FrameClock` (strictly increasing). Every frame has the size
+    of the first: frames of another size (a stream whose resolution changes) are scaled
+    to it, as FFmpeg's scaler does in a player.
+
     After iteration: `decoded` frames were decoded, `yielded` handed out, `damaged`
     packets could not be decoded (their frames are missing, not invented), `finished` says
     whether the end of the stream was reached, `last_time` is the time of the last frame
-    decoded (seconds from the first).
+    decoded (seconds from the first), `mended` frames had a timestamp that did not
+    increase (`FrameClock`), `resized` frames were scaled, the first of them from
+    `other_size` (width, height as decoded).
     """
 
     def __init__(self, path: str | Path, start: int | Position | None = 0, end: int | Position | None = None,
@@ -261,14 +366,18 @@ class VideoReader:
         self.damaged = 0
         self.finished = False
         self.last_time: float | None = None
+        self.mended = 0
+        self.resized = 0
+        self.other_size: tuple[int, int] | None = None
 
     def __iter__(self) -> Iterator[Frame]:
         container = _open(self.info.path)
         try:
-            stream = container.streams.video[0]
+            stream = _stream_at(container, self.info)
             if self.threads:
                 stream.thread_type = "AUTO"
-            first_time: float | None = None
+            clock = FrameClock(1 / (self.info.fps or 25), _discontinuous(container), self.info.timed)
+            size: tuple[int, int] | None = None  # (width, height) of the first frame, as decoded
             index = -1
             selected = 0  # frames in the range so far (the stride counts them)
             start_s = self.start_at.seconds
@@ -282,9 +391,8 @@ class VideoReader:
                 for frame in frames:
                     index += 1
                     self.decoded += 1
-                    time = float(frame.time) if frame.time is not None else index / (self.info.fps or 1)
-                    first_time = time if first_time is None else first_time
-                    time -= first_time
+                    time = clock(float(frame.time) if frame.time is not None else None)
+                    self.mended = clock.mended
                     self.last_time = time
                     if (self.end is not None and index >= self.end) or (
                             end_s is not None and time >= end_s - TIME_TOLERANCE):
@@ -294,9 +402,15 @@ class VideoReader:
                     selected += 1
                     if (selected - 1) % self.stride:
                         continue
-                    image = frame.to_ndarray(format="rgb24") if self.images else None
-                    if image is not None and self.info.rotation:
-                        image = np.ascontiguousarray(np.rot90(image, k=self.info.rotation // 90))
+                    size = size or (frame.width, frame.height)
+                    if (frame.width, frame.height) != size:
+                        self.resized += 1
+                        self.other_size = self.other_size or (frame.width, frame.height)
+                    image = None
+                    if self.images:
+                        if (frame.width, frame.height) != size:
+                            frame = frame.reformat(width=size[0], height=size[1])  # FFmpeg's scaler
+                        image = upright(frame.to_ndarray(format="rgb24"), self.info.rotation, self.info.mirrored)
                     self.yielded += 1
                     yield Frame(index=index, time=time, image=image)
             self.finished = True
@@ -304,9 +418,39 @@ class VideoReader:
             container.close()
 
 
+def _stream_at(container: av.container.InputContainer, info: VideoInfo) -> av.video.stream.VideoStream:
+    """The stream `probe` chose (`video_stream`), found again in a new opening of the file."""
+    for stream in container.streams.video:
+        if stream.index == info.stream_index:
+            return stream
+    found = video_stream(container)
+    assert found is not None
+    return found
+
+
+def _discontinuous(container: av.container.InputContainer) -> bool:
+    """Whether the format's timestamps may jump (FFmpeg's AVFMT_TS_DISCONT: MPEG-TS, ...)."""
+    return bool(container.format.flags & av.format.Flags.ts_discont.value)
+
+
+def reading_warnings(info: VideoInfo, reader: VideoReader) -> list[str]:
+    """What a reader mended or scaled, said once each, for a video's warnings."""
+    out = []
+    if reader.mended:
+        out.append(f"{reader.mended} frame timestamp(s) did not increase (repeated, out of order or jumping): "
+                   "those frames were placed just after the previous one (docs/video-input.md).")
+    if reader.resized and reader.other_size is not None:
+        first = (info.width, info.height) if info.rotation in (0, 180) else (info.height, info.width)
+        out.append(f"the picture size changes within the video (from {first[0]}x{first[1]} to "
+                   f"{reader.other_size[0]}x{reader.other_size[1]}): {reader.resized} frame(s) were scaled "
+                   "to the first size.")
+    return out
+
+
 def length_warning(info: VideoInfo, decoded: int, last_time: float | None) -> str | None:
     """A warning when a file fully decoded (`decoded` frames, the last at `last_time`
-    seconds from the first) holds fewer frames than it says: fewer than its frame count,
+    seconds from the first) holds other than it says: more frames than its frame count
+    (a wrong header: every frame is used), fewer than its frame count,
     or ending more than 1.5 frames before its duration (containers that give no count:
     MKV, WebM, MPEG-TS); or, for a file that records neither (a raw stream), that a cut
     cannot be detected. None when the file is whole."""
@@ -314,6 +458,9 @@ def length_warning(info: VideoInfo, decoded: int, last_time: float | None) -> st
     if info.frames_in_file and decoded < info.frames_in_file:
         return (f"decoded {decoded} of the {info.frames_in_file} frames the file announces: "
                 "it may be truncated.")
+    if info.frames_in_file and decoded > info.frames_in_file:
+        return (f"decoded {decoded} frames, {decoded - info.frames_in_file} more than the {info.frames_in_file} "
+                "the file announces (its header is wrong): all are used, as a player shows them.")
     if info.duration and last_time is not None and info.duration - (last_time + frame) > 1.5 * frame:
         return (f"decoded {decoded} frames ({last_time + frame:.2f} s) of a {info.duration:.2f} s video "
                 f"(about {info.frames_expected} frames): it may be truncated.")
@@ -327,6 +474,8 @@ def is_truncated(info: VideoInfo, decoded: int, last_time: float | None) -> bool
     """True/False where the file's length is known (see `length_warning`), None where not."""
     if not info.frames_in_file and not info.duration:
         return None
+    if info.frames_in_file and decoded > info.frames_in_file:
+        return False
     return length_warning(info, decoded, last_time) is not None
 
 
@@ -372,12 +521,17 @@ class VideoWriter:
         self.stream.thread_type = "AUTO"
         # The audio stream must exist before the first packet is written: made now, filled at close.
         self.audio_source, self.audio_out, self.audio_copy = None, None, False
+        self.audio_origin = 0.0  # seconds in the source of its first video frame: the overlay's time 0
         if copy_audio_from is not None:
             with av.open(str(copy_audio_from)) as src:
-                if src.streams.audio:
-                    audio = src.streams.audio[0]
+                audio = audio_stream(src)
+                if audio is not None:
                     self.audio_source = copy_audio_from
-                    self.audio_copy = audio.codec_context.name in _MP4_AUDIO
+                    self.audio_origin = probe(copy_audio_from).start_time
+                    # Packets are copied from containers that keep AAC as MP4 does (MPEG-TS
+                    # holds ADTS frames, which MP4 cannot); anything else is re-encoded.
+                    self.audio_copy = (audio.codec_context.name in _MP4_AUDIO
+                                       and any(name in src.format.name for name in ("mp4", "matroska")))
                     self.audio_out = (self.container.add_stream_from_template(audio) if self.audio_copy else
                                       self.container.add_stream("aac", rate=audio.codec_context.sample_rate))
 
@@ -406,7 +560,9 @@ class VideoWriter:
 
     def close(self, audio_start: float = 0.0, audio_end: float | None = None) -> Path:
         """Finish the file (with the source's audio from `audio_start` to `audio_end`
-        seconds) and move it to its final name."""
+        seconds from the source's first video frame, the frames' time 0: sound and
+        pictures stay together whatever time each stream of the source starts at) and move
+        it to its final name."""
         for packet in self.stream.encode():
             self.container.mux(packet)
         if self.audio_source is not None:
@@ -434,8 +590,11 @@ class VideoWriter:
             self.abort()
 
     def _copy_audio(self, source: Path, start: float, end: float | None) -> None:
+        start += self.audio_origin  # seconds in the source
+        end = end + self.audio_origin if end is not None else None
         with av.open(str(source)) as src:
-            audio = src.streams.audio[0]
+            audio = audio_stream(src)
+            assert audio is not None
             if self.audio_copy:
                 shift = int(round(start / audio.time_base))
                 for packet in src.demux(audio):
@@ -450,12 +609,14 @@ class VideoWriter:
                     self.container.mux(packet)
                 return
             rate = audio.codec_context.sample_rate
-            resampler = av.AudioResampler(format="fltp", layout="stereo", rate=rate)
+            resampler = av.AudioResampler(format="fltp", layout="stereo", rate=rate,
+                                          frame_size=self.audio_out.codec_context.frame_size or None)
             for frame in src.decode(audio):
                 if frame.time is None or frame.time < start or (end is not None and frame.time >= end):
                     continue
+                frame.pts = int(round((frame.time - start) * rate))  # its place after the first picture
+                frame.time_base = Fraction(1, rate)
                 for piece in resampler.resample(frame):
-                    piece.pts = None
                     for packet in self.audio_out.encode(piece):
                         self.container.mux(packet)
             for packet in self.audio_out.encode(None):
