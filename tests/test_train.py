@@ -265,6 +265,27 @@ def test_tcmr_training_windows_are_cut_to_full_blocks_with_edge_copies(mini):
     assert torch.equal(pw3d[32].features, torch.from_numpy(np.array(db["features"][32:48])))  # video 1
 
 
+def test_wo3dpw_windows_are_back_to_back(mini):
+    """TCMR's own w/o 3DPW config, configs/repr_table6_mpii3d_model.yaml in TCMR_RELEASE's
+    first commit (f2fb3eb, 26 April 2021), sets TRAIN.OVERLAP: false: 16-frame windows back
+    to back. Its w/ 3DPW config (repr_table4_3dpw_model.yaml) sets it true: stride 1."""
+    from strcli.train.trainer import build_datasets
+
+    wo, w = RECIPES["wo3dpw"], RECIPES["w3dpw"]
+    assert (wo.overlap, wo.stride, w.overlap, w.stride) == (False, 16, True, 1)
+    assert (wo.datasets_2d, wo.datasets_3d, wo.occlusion, wo.epochs) == (("insta", "posetrack"), ("mpii3d", "h36m"),
+                                                                         False, 30)
+    names = np.array(["a"] * 48)
+    assert train_clip_starts(names, 16, wo.stride).tolist() == [0, 16, 32]  # a 48-frame sequence: 3 windows
+    assert len(train_clip_starts(names, 16, w.stride)) == 48
+    _, data_3d = build_datasets(wo, mini["data"])
+    mpii3d = {d.name: d for d in data_3d.datasets}["mpii3d"]
+    db = load_db(mini["data"] / FILES[("mpii3d", "train")])
+    assert len(mpii3d) == 6 * 2  # six 32-frame videos, two windows each
+    for k in range(len(mpii3d)):
+        assert torch.equal(mpii3d[k].features, torch.from_numpy(np.array(db["features"][16 * k:16 * k + 16]))), k
+
+
 def test_human36m_smpl_labels_are_off_by_default_in_both_recipes(mini):
     from strcli.train.trainer import build_datasets
 

@@ -72,6 +72,12 @@ class Recipe:
         if not self.datasets_3d:
             raise UsageError("a recipe needs at least one 3D data set.")
 
+    @property
+    def stride(self) -> int:
+        """Rows between training windows: TCMR's `int(seqlen * (1 - overlap) + 0.5)` with
+        overlap (seqlen - 1) / seqlen when OVERLAP is true, else 0 (lib/dataset/_loaders.py)."""
+        return stride_for((self.seqlen - 1) / self.seqlen if self.overlap else 0.0, self.seqlen)
+
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -80,10 +86,12 @@ RECIPES = {
     # Table 1, "w/ 3DPW": TCMR's configs/repr_table4_3dpw_model.yaml (occlusion-augmented
     # 3D files, Human3.6M's w_smpl 0).
     "w3dpw": Recipe("w3dpw", ("insta",), ("3dpw", "mpii3d", "h36m"), "3dpw", overlap=True, occlusion=True),
-    # Table 1, "w/o 3DPW", and Table 2 (scored on MPI-INF-3DHP): TCMR's recipe without 3DPW
-    # (configs/repr_table4_h36m_mpii3d_model.yaml lists 3DPW too; the paper's "w/o 3DPW"
-    # leaves it out). TRAIN.OVERLAP is true in both configs: stride-1 windows.
-    "wo3dpw": Recipe("wo3dpw", ("insta", "posetrack"), ("mpii3d", "h36m"), "3dpw", overlap=True),
+    # Table 1, "w/o 3DPW", and Table 2 (scored on MPI-INF-3DHP): TCMR's own recipe without
+    # 3DPW, configs/repr_table6_mpii3d_model.yaml (TCMR_RELEASE commit f2fb3eb, 26 April
+    # 2021): Insta + PoseTrack, MPII3D + Human36M, plain files, 30 epochs, and
+    # TRAIN.OVERLAP: false, i.e. back-to-back 16-frame windows (stride 16).
+    # (repr_table4_h36m_mpii3d_model trains WITH 3DPW: not this recipe.)
+    "wo3dpw": Recipe("wo3dpw", ("insta", "posetrack"), ("mpii3d", "h36m"), "3dpw", overlap=False),
 }
 
 
@@ -153,7 +161,7 @@ def build_datasets(recipe: Recipe, data_dir: Path,
                    notes: list[str] | None = None) -> tuple[ConcatDataset | None, ConcatDataset]:
     """The 2D and 3D training sets of `recipe`; `notes` receives a line per occlusion-augmented
     file the recipe wanted and did not find."""
-    stride = stride_for(15 / 16 if recipe.overlap else 0.0, recipe.seqlen)
+    stride = recipe.stride
 
     def load(names: tuple[str, ...]) -> ConcatDataset | None:
         sets = []
