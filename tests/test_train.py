@@ -184,19 +184,25 @@ def test_evaluate_ablation_trains_each_variant_and_prints_table_2(mini, tmp_path
     config = tmp_path / "small.json"
     config.write_text(json.dumps({"gru_hidden": 32, "integration_dim": 16, "integration_hidden": 16,
                                   "regressor_hidden": 128}))
-    args = ["evaluate", "--data-dir", str(mini["data"]), "--ablation", "no_ttr,full", "--runs-dir",
+    args = ["evaluate", "--data-dir", str(mini["data"]), "--ablation", "no_ttr,full,self_integration_only", "--runs-dir",
             str(tmp_path / "runs"), "--epochs", "1", "--iterations", "2", "--batch-size", "6", "--model-config",
             str(config), "--no-spin", "--workers", "0", "--smpl-dir", str(smpl_files["chumpy"].parent),
             "--device", "cpu", "--offline", "-q"]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, args, env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     assert "Table 2" in result.stdout and "no_ttr" in result.stdout and "61.9" in result.stdout  # paper's value
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for name in ("no_ttr", "full", "self_integration_only"):  # whole, on one line, at 80 columns
+        assert any(line.startswith(f"│ {name} ") for line in lines), name
     table = json.loads((tmp_path / "runs" / "table2.json").read_text())
-    assert [v["variant"] for v in table["variants"]] == ["full", "no_ttr"]  # Table 2's order
+    assert [v["variant"] for v in table["variants"]] == ["full", "no_ttr", "self_integration_only"]  # Table 2's order
     for row in table["variants"]:
         model, checkpoint = load_model(row["checkpoint"])
-        assert checkpoint.config.ablation == row["variant"] and checkpoint.meta["recipe"] == "wo3dpw"
+        assert checkpoint.config.ablation == row["variant"].replace("self_integration_only", "no_cross_integration")
+        assert checkpoint.meta["recipe"] == "wo3dpw" and checkpoint.meta["precision"] == "fp32"
         assert model.config.use_ttr == (row["variant"] != "no_ttr")
+        assert model.config.use_cross_integration == (row["variant"] != "self_integration_only")
         expected = score_dataset(model, mini["body"], "mpii3d",
                                  eval_videos("mpii3d", mini["data"] / FILES[("mpii3d", "val")]), torch.device("cpu"))
         assert row["pa_mpjpe"] == pytest.approx(expected.pa_mpjpe, rel=1e-4) and row["frames"] > 0
@@ -401,8 +407,13 @@ def test_precision_is_fp32_or_bf16(mini, tmp_path, assets, smpl_files):
              "--smpl-dir", str(smpl_files["chumpy"].parent), "--device", "cpu", "--offline", "-q"]
     bad = runner.invoke(app, train + ["--precision", "fp16"])
     assert bad.exit_code == 2 and "--precision 'fp16': choose fp32 or bf16" in bad.output
+    default = runner.invoke(app, train + ["--out", str(tmp_path / "default")])
+    assert default.exit_code == 0, default.output  # one default for train and evaluate --ablation: fp32
+    assert torch.load(tmp_path / "default" / "last.pt", weights_only=False)["precision"] == "fp32"
+    assert load_model(tmp_path / "default" / "best.pt")[1].meta["precision"] == "fp32"
     good = runner.invoke(app, train + ["--precision", "bf16", "--h36m-smpl"])
     assert good.exit_code == 0, good.output
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["precision"] == "bf16"
     assert "3dpw_train_occ_db.pt (occlusion-augmented" in good.output  # the note: plain files used
     assert "3dpw_train_occ_db.pt" in (tmp_path / "run" / "notes.txt").read_text()
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)

@@ -253,7 +253,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"format": TRAIN_STATE_FORMAT, "epoch": self.epoch, "best": self.best,
                 "recipe": json.loads(json.dumps(dataclasses.asdict(self.recipe))),
-                "config": self.model.config.to_dict(), "seed": self.seed,
+                "config": self.model.config.to_dict(), "seed": self.seed, "precision": self.precision,
                 "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "rng": torch.get_rng_state(),
@@ -350,7 +350,7 @@ class Trainer:
                 save_checkpoint(self.out_dir / "best.pt", self.model, {
                     "recipe": self.recipe.name, "epoch": record.epoch, "ablation": self.model.config.ablation,
                     "val_dataset": self.recipe.val_dataset, "val_pa_mpjpe": record.val.pa_mpjpe,
-                    "regressor_init": "SPIN" if self.spin else "random"})
+                    "regressor_init": "SPIN" if self.spin else "random", "precision": self.precision})
             notes = self.out_dir / "notes.txt"
             if self.notes and not notes.is_file():
                 notes.write_text("".join(line + "\n" for line in self.notes))
