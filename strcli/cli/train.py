@@ -142,9 +142,12 @@ def train(
 def evaluate(
     data_dir: DataDirOpt,
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint to score: STR (e.g. runs/w3dpw/best.pt), "
-                                                      "or a published TCMR or VIBE file.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="str, tcmr or vibe: refuse a --checkpoint of "
-                                                            "another kind (default: whatever it is).")] = None,
+                                                      "a published TCMR or VIBE file, or SPIN's (its "
+                                                      "regressor, per frame).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="str, tcmr, vibe or spin: refuse a --checkpoint of "
+                                                            "another kind (default: whatever it is). spin without "
+                                                            "--checkpoint scores the manifest's spin_checkpoint.")
+                     ] = None,
     datasets: Annotated[str | None, typer.Option(help="3dpw,mpii3d,h36m (default: every test file found).")] = None,
     ablation: Annotated[str | None, typer.Option(help="Ablations instead: 'all' (Table 2), 'extra' (the "
                                                       "authors' extra ablations), 'everything', or variants "
@@ -181,11 +184,18 @@ def evaluate(
         _evaluate_ablations(ablation, data_dir, runs_dir, epochs, iterations, batch_size, model_config, no_spin,
                             seed, workers, json_out, smpl_dir, device, offline, precision)
         return
-    if checkpoint is None:
-        raise UsageError("evaluate needs --checkpoint FILE (or --ablation NAME).")
     if model is not None and model not in TEMPORAL_MODELS:
         raise UsageError(f"--model {model}: choose {', '.join(TEMPORAL_MODELS)}.")
+    if checkpoint is None and model != "spin":
+        raise UsageError("evaluate needs --checkpoint FILE (or --ablation NAME, or --model spin).")
     names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
+    if checkpoint is None:  # --model spin: SPIN's own file, the manifest's spin_checkpoint
+        from strcli.weights.registry import ensure
+
+        data_problem = test_data_problem(data_dir, names)
+        if data_problem:
+            raise UsageError(f"{data_problem}.", "See README, 'Reproducing the paper', for where to get the test files.")
+        checkpoint = ensure("spin_checkpoint", download=not offline).path
     _check_evaluate_paths(test_data_problem(data_dir, names), checkpoint)  # before any weights are fetched
     torch_device = _train_device(device)
     assets = training_assets(smpl_dir, None, use_spin=False, download=not offline)
