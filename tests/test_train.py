@@ -292,6 +292,24 @@ def test_wo3dpw_windows_are_back_to_back(mini):
         assert torch.equal(mpii3d[k].features, torch.from_numpy(np.array(db["features"][16 * k:16 * k + 16]))), k
 
 
+def test_a_run_of_the_old_wo3dpw_windows_is_not_resumed(mini, tmp_path):
+    """A wo3dpw run made with stride-1 windows (strcli before issue 24) is refused, with the
+    field named, rather than continued or reused by `evaluate --ablation`."""
+    from strcli.model.checkpoints import save_file
+    from strcli.utils.errors import UsageError
+
+    run = Trainer(RECIPES["wo3dpw"].replace(iterations=1, batch_size=4), mini["data"], tmp_path / "run", mini["body"],
+                  torch.device("cpu"), config=SMALL, mean_params=mini["mean"])
+    state = run.state()
+    save_file(state, tmp_path / "same.pt")
+    run.resume(tmp_path / "same.pt")  # the same recipe resumes
+    state["recipe"]["overlap"] = True
+    save_file(state, tmp_path / "old.pt")
+    with pytest.raises(UsageError, match=r"overlap True \(now False\)"):
+        run.resume(tmp_path / "old.pt")
+    run.close()
+
+
 def test_human36m_smpl_labels_are_off_by_default_in_both_recipes(mini):
     from strcli.train.trainer import build_datasets
 

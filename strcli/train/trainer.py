@@ -95,6 +95,10 @@ RECIPES = {
 }
 
 
+# Recipe fields that decide which clips a run learns from; a run is resumed only when they match.
+RESUME_MUST_MATCH = ("datasets_2d", "datasets_3d", "overlap", "occlusion", "h36m_smpl", "seqlen")
+
+
 @dataclass(frozen=True)
 class EpochRecord:
     epoch: int  # 1-based
@@ -266,6 +270,16 @@ class Trainer:
         if raw["config"] != self.model.config.to_dict():
             raise UsageError(f"{path} was trained with another model config or --ablation; resume it with "
                              "the same options.")
+        # The data a run learns from: a run of another recipe (e.g. wo3dpw's stride-1 windows
+        # of strcli before issue 24) is never continued, nor reused by `evaluate --ablation`.
+        ours = json.loads(json.dumps(dataclasses.asdict(self.recipe)))
+        theirs = raw.get("recipe", {})
+        changed = [k for k in RESUME_MUST_MATCH if theirs.get(k) != ours[k]]
+        if changed:
+            what = ", ".join(f"{k} {theirs.get(k)!r} (now {ours[k]!r})" for k in changed)
+            raise UsageError(f"{path} was trained on other data than recipe {self.recipe.name} now reads: {what}.",
+                             f"Train it again into a new folder (move {path.parent} away, or choose another "
+                             "--out / --runs-dir).")
         self.model.load_state_dict(raw["model"])
         self.optimizer.load_state_dict(raw["optimizer"])
         self.scheduler.load_state_dict(raw["scheduler"])
