@@ -40,8 +40,8 @@ WorkersOpt = Annotated[int, typer.Option(help="Data loading processes.")]
 DataDirOpt = Annotated[Path, typer.Option(help="Folder of the pre-processed data (TCMR/VIBE layout).")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never download SPIN's files.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-PRECISION_HELP = ("fp32 (default, as TCMR and the authors' Quadro RTX 6000), or bf16 (autocast to bfloat16; "
-                  "weights and loss stay fp32).")
+PRECISION_HELP = ("fp32 (default: TCMR's; the authors' Quadro RTX 6000 has no bf16), or bf16 (autocast to "
+                  "bfloat16; weights and loss stay fp32).")
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:
