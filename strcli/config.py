@@ -34,7 +34,9 @@ FEATURE_DIM = 2048  # ResNet-50 pooled feature
 # Output folders.
 MANIFEST = "manifest.json"  # written last into OUT/<stem>/: a folder holding it is complete
 OVERLAY = "overlay.mp4"  # `strcli render`'s video in OUT/<stem>/
-TEMPORAL_MODELS = ("str", "tcmr", "vibe")  # `--model`: the temporal networks strcli runs
+# `--model`: the networks strcli runs on a track's features: the temporal models, and SPIN
+# (per frame, no temporal module; Table 1's per-frame baseline).
+TEMPORAL_MODELS = ("str", "tcmr", "vibe", "spin")
 CAMERA_MODELS = ("auto", "static", "rotating", "moving")  # `reconstruct --camera` (docs/world.md)
 CAMERA_FILE = "camera.npz"  # the camera of every processed frame, in the world, in OUT/<stem>/
 

@@ -22,8 +22,25 @@ def test_info_reports_the_real_parameter_count():
     with torch.device("meta"):
         model = STR(STRConfig())
     assert report["parameters"]["total"] == count_parameters(model)
-    assert report["parameters"]["ttr"] == count_parameters(model.ttr)
-    assert sum(v for k, v in report["parameters"].items() if k != "total") == report["parameters"]["total"]
+    assert report["parameters"] == {
+        "ttr": count_parameters(model.ttr), "ste_time": count_parameters(model.ste.time),
+        "ste_frequency": count_parameters(model.ste.frequency), "senet": 0,
+        "str_integration": count_parameters(model.str_integration), "strategies": count_parameters(model.strategies),
+        "z_integration": count_parameters(model.z_integration), "regressor": count_parameters(model.regressor),
+        "total": count_parameters(model)}
+    # docs/model.md's per-branch numbers, each apart, summing to the total
+    parts = [34_627_584, 24_125_440, 11_542_528, 0, 787_971, 25_646_348, 787_971, 3_469_469]
+    assert list(report["parameters"].values()) == parts + [sum(parts)] == parts + [100_987_311]
+    table = runner.invoke(app, ["info"], env={"COLUMNS": "200"}).stdout
+    for label, count in [("TTR (Eq. 1-2)", 34_627_584), ("STE time (Eq. 3-4)", 24_125_440),
+                         ("STE frequency (Eq. 5)", 11_542_528), ("integration network, Eq. 6", 787_971),
+                         ("integration strategies (Algorithm 1)", 25_646_348), ("integration network, Eq. 7", 787_971),
+                         ("regressor (SPIN's)", 3_469_469), ("total", 100_987_311)]:
+        assert any(label in line and f"{count:,}" in line for line in table.splitlines()), label
+    assert "SENet" not in table
+    senet = json.loads(runner.invoke(app, ["info", "--json", "--ablation", "senet_for_ste"]).stdout)["parameters"]
+    assert senet["senet"] == 2 * 2048 * 128 + 128 + 2048 and senet["ste_time"] == senet["ste_frequency"] == 0
+    assert sum(v for k, v in senet.items() if k != "total") == senet["total"]
     assert report["config"]["seq_len"] == 16 and report["ablation"] == "full"
 
 

@@ -402,7 +402,7 @@ def test_a_missing_video_is_refused_without_importing_torch(tmp_path):
     (["--window-stride", "0"], "--window-stride 0: must be 1..16."),
     (["--detector-imgsz", "33"], "--detector-imgsz 33: a multiple of 32 from 32 to 4096."),
     (["--detect-every", "20"], "--detect-every 20: must be 1..9"),
-    (["--model", "foo"], "--model foo: name each of str, tcmr, vibe at most once"),
+    (["--model", "foo"], "--model foo: name each of str, tcmr, vibe, spin at most once"),
     (["--model", "str,str"], "--model str,str: name each of"),
     (["--device", "gpu7"], "bad --device 'gpu7': use auto, cpu, cuda or cuda:N."),
     (["--device", "cuda:x"], "bad --device 'cuda:x'"),

@@ -27,7 +27,6 @@ from strcli.model.str import (
     PlainTemporal,
     SqueezeExcitation,
     fft_round_trip,
-    mean_difference,
     temporal_shift,
 )
 
@@ -92,7 +91,7 @@ REMOVED = {
     "ttr_2_fragments": 2 * BRANCH,
     "ttr_8_fragments": -4 * BRANCH,
     "plain_gru_for_ttr": 2 * BRANCH,
-    "senet_for_ste": 2 * BRANCH + CONV + SHARE - (BRANCH + SE),
+    "senet_for_ste": 2 * BRANCH + CONV + SHARE - SE,  # SE per frame, no GRU
     "ste_plain_difference": CONV,
     "self_integration_only": 2 * fusion(2),
     "cross_integration_only": fusion(8),
@@ -257,7 +256,8 @@ def test_ste_time_replicate_padding_sees_no_motion_in_a_static_clip():
 
 def test_mean_of_adjacent_differences_telescopes_to_the_end_frames():
     x = torch.randn(3, 16, 5)
-    assert torch.allclose(mean_difference(x), ((x[:, -1] - x[:, 0]) / 15)[:, None], atol=1e-6)
+    mean_difference = (x[:, 1:] - x[:, :-1]).mean(dim=1)  # AVP of Eq. 3-4's difference sequence
+    assert torch.allclose(mean_difference, (x[:, -1] - x[:, 0]) / 15, atol=1e-6)
 
 
 def test_ste_time_with_identity_convolution_gates_at_one_half():
@@ -313,20 +313,34 @@ def test_spectral_ramp_is_only_an_option():
     assert torch.allclose(ramp.transform(constant), constant, atol=1e-6)
 
 
-def test_senet_branch():
+def test_senet_sees_one_frame_at_a_time():
+    """The authors: SENet "processes each frame independently without considering temporal
+    information". Permuting the other frames leaves a frame's output unchanged."""
     torch.manual_seed(0)
     se = SqueezeExcitation(dataclasses.replace(SMALL_STE, se_reduction=2))
     f = torch.randn(2, 16, 8)
-    u = se.gru(f)
     (out,) = se(f)
-    assert torch.allclose(out, u * se.excite(u.mean(1, keepdim=True)), atol=1e-6)
-    assert se.excite[0].out_features == 4
+    w1, b1, w2, b2 = se.excite[0].weight, se.excite[0].bias, se.excite[2].weight, se.excite[2].bias
+    expected = f * torch.sigmoid(torch.relu(f @ w1.T + b1) @ w2.T + b2)  # Hu et al.'s excitation, per frame
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert se.excite[0].out_features == 4 and not any(isinstance(m, nn.GRU) for m in se.modules())
+    order = torch.randperm(16)
+    for t in (0, 7, 15):
+        others = [i for i in order.tolist() if i != t]
+        shuffled = f.clone()
+        shuffled[:, [i for i in range(16) if i != t]] = f[:, others]  # frame t stays, the rest permuted
+        (out_shuffled,) = se(shuffled)
+        assert torch.equal(out_shuffled[:, t], out[:, t])
+        assert not torch.equal(out_shuffled, out)
+    single = se(f[:, 5:6])[0][:, 0]  # a frame alone gives the same
+    assert torch.allclose(single, out[:, 5], atol=1e-7)
 
 
 # ---- the integration network ---------------------------------------------------------------------
 def test_integration_network_layout_is_tcmrs_attention_with_relu():
     net = Integration(3, 2048)
-    assert isinstance(net, AttentionFusion)
+    tcmr_block = AttentionFusion(3, 2048)  # TCMR's layout, its parameter names
+    assert {k: v.shape for k, v in net.state_dict().items()} == {k: v.shape for k, v in tcmr_block.state_dict().items()}
     assert isinstance(net.fc, nn.Linear) and (net.fc.in_features, net.fc.out_features) == (2048, 256)
     layers = list(net.attention)
     assert [type(m) for m in layers] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear, nn.ReLU]
@@ -347,6 +361,30 @@ def test_integration_is_a_per_frame_convex_combination_with_a_shared_projection(
     assert torch.allclose(net(xs), manual, atol=1e-6)
     same = torch.randn(2, 8, 6)
     assert torch.allclose(net([same, same, same]), same, atol=1e-6)
+
+
+def test_integration_relu_linear_reading_is_an_option_with_its_own_count():
+    """The other reading of the authors' sentence ("we pass each feature to the ReLU activation
+    function and a fully connected layer to change the size of the channel dimension to
+    2048"): ReLU and a Linear(C, C) per input before the shared projection. Not the default."""
+    assert STRConfig().integration_input == "none"
+    torch.manual_seed(0)
+    net = Integration(3, 6, proj_dim=4, hidden=5, input_reading="relu_linear")
+    xs = [torch.randn(2, 8, 6) for _ in range(3)]
+    projected = torch.cat([net.fc(layer(torch.relu(x))) for layer, x in zip(net.inputs, xs)], dim=-1)
+    w = net.attention(projected).softmax(-1)
+    assert torch.allclose(net.weights(xs), w, atol=1e-6)
+    assert torch.allclose(net(xs), sum(w[..., i:i + 1] * xs[i] for i in range(3)), atol=1e-6)  # the inputs as given
+    with pytest.raises(ValueError):
+        Integration(3, 6, input_reading="other")
+    with pytest.raises(UsageError):
+        STRConfig(integration_input="other")
+    with torch.device("meta"):
+        other = STR(STRConfig(integration_input="relu_linear"))
+    inputs = 3 + 3 + 8 + 2 + 2  # Eq. 6, Eq. 7, self phase, two cross networks
+    assert count_parameters(other) == DOCUMENTED_TOTAL + inputs * (C * C + C) == 176_521_647
+    # Only Eq. 6 (the sentence's context: F_STR = a1 F_ttr + a2 STEF1 + a3 STEF2) would add 3 of these.
+    assert DOCUMENTED_TOTAL + 3 * (C * C + C) == 113_576_367
 
 
 # ---- integration strategies -------------------------------------------------------------------

@@ -184,19 +184,25 @@ def test_evaluate_ablation_trains_each_variant_and_prints_table_2(mini, tmp_path
     config = tmp_path / "small.json"
     config.write_text(json.dumps({"gru_hidden": 32, "integration_dim": 16, "integration_hidden": 16,
                                   "regressor_hidden": 128}))
-    args = ["evaluate", "--data-dir", str(mini["data"]), "--ablation", "no_ttr,full", "--runs-dir",
+    args = ["evaluate", "--data-dir", str(mini["data"]), "--ablation", "no_ttr,full,self_integration_only", "--runs-dir",
             str(tmp_path / "runs"), "--epochs", "1", "--iterations", "2", "--batch-size", "6", "--model-config",
             str(config), "--no-spin", "--workers", "0", "--smpl-dir", str(smpl_files["chumpy"].parent),
             "--device", "cpu", "--offline", "-q"]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, args, env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     assert "Table 2" in result.stdout and "no_ttr" in result.stdout and "61.9" in result.stdout  # paper's value
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for name in ("no_ttr", "full", "self_integration_only"):  # whole, on one line, at 80 columns
+        assert any(line.startswith(f"│ {name} ") for line in lines), name
     table = json.loads((tmp_path / "runs" / "table2.json").read_text())
-    assert [v["variant"] for v in table["variants"]] == ["full", "no_ttr"]  # Table 2's order
+    assert [v["variant"] for v in table["variants"]] == ["full", "no_ttr", "self_integration_only"]  # Table 2's order
     for row in table["variants"]:
         model, checkpoint = load_model(row["checkpoint"])
-        assert checkpoint.config.ablation == row["variant"] and checkpoint.meta["recipe"] == "wo3dpw"
+        assert checkpoint.config.ablation == row["variant"].replace("self_integration_only", "no_cross_integration")
+        assert checkpoint.meta["recipe"] == "wo3dpw" and checkpoint.meta["precision"] == "fp32"
         assert model.config.use_ttr == (row["variant"] != "no_ttr")
+        assert model.config.use_cross_integration == (row["variant"] != "self_integration_only")
         expected = score_dataset(model, mini["body"], "mpii3d",
                                  eval_videos("mpii3d", mini["data"] / FILES[("mpii3d", "val")]), torch.device("cpu"))
         assert row["pa_mpjpe"] == pytest.approx(expected.pa_mpjpe, rel=1e-4) and row["frames"] > 0
@@ -263,6 +269,45 @@ def test_tcmr_training_windows_are_cut_to_full_blocks_with_edge_copies(mini):
     for k, first in enumerate(first_rows):
         assert torch.equal(pw3d[k].features, torch.from_numpy(np.array(db["features"][first:first + 16]))), k
     assert torch.equal(pw3d[32].features, torch.from_numpy(np.array(db["features"][32:48])))  # video 1
+
+
+def test_wo3dpw_windows_are_back_to_back(mini):
+    """TCMR's own w/o 3DPW config, configs/repr_table6_mpii3d_model.yaml in TCMR_RELEASE's
+    first commit (f2fb3eb, 26 April 2021), sets TRAIN.OVERLAP: false: 16-frame windows back
+    to back. Its w/ 3DPW config (repr_table4_3dpw_model.yaml) sets it true: stride 1."""
+    from strcli.train.trainer import build_datasets
+
+    wo, w = RECIPES["wo3dpw"], RECIPES["w3dpw"]
+    assert (wo.overlap, wo.stride, w.overlap, w.stride) == (False, 16, True, 1)
+    assert (wo.datasets_2d, wo.datasets_3d, wo.occlusion, wo.epochs) == (("insta", "posetrack"), ("mpii3d", "h36m"),
+                                                                         False, 30)
+    names = np.array(["a"] * 48)
+    assert train_clip_starts(names, 16, wo.stride).tolist() == [0, 16, 32]  # a 48-frame sequence: 3 windows
+    assert len(train_clip_starts(names, 16, w.stride)) == 48
+    _, data_3d = build_datasets(wo, mini["data"])
+    mpii3d = {d.name: d for d in data_3d.datasets}["mpii3d"]
+    db = load_db(mini["data"] / FILES[("mpii3d", "train")])
+    assert len(mpii3d) == 6 * 2  # six 32-frame videos, two windows each
+    for k in range(len(mpii3d)):
+        assert torch.equal(mpii3d[k].features, torch.from_numpy(np.array(db["features"][16 * k:16 * k + 16]))), k
+
+
+def test_a_run_of_the_old_wo3dpw_windows_is_not_resumed(mini, tmp_path):
+    """A wo3dpw run made with stride-1 windows (strcli before issue 24) is refused, with the
+    field named, rather than continued or reused by `evaluate --ablation`."""
+    from strcli.model.checkpoints import save_file
+    from strcli.utils.errors import UsageError
+
+    run = Trainer(RECIPES["wo3dpw"].replace(iterations=1, batch_size=4), mini["data"], tmp_path / "run", mini["body"],
+                  torch.device("cpu"), config=SMALL, mean_params=mini["mean"])
+    state = run.state()
+    save_file(state, tmp_path / "same.pt")
+    run.resume(tmp_path / "same.pt")  # the same recipe resumes
+    state["recipe"]["overlap"] = True
+    save_file(state, tmp_path / "old.pt")
+    with pytest.raises(UsageError, match=r"overlap True \(now False\)"):
+        run.resume(tmp_path / "old.pt")
+    run.close()
 
 
 def test_human36m_smpl_labels_are_off_by_default_in_both_recipes(mini):
@@ -380,8 +425,13 @@ def test_precision_is_fp32_or_bf16(mini, tmp_path, assets, smpl_files):
              "--smpl-dir", str(smpl_files["chumpy"].parent), "--device", "cpu", "--offline", "-q"]
     bad = runner.invoke(app, train + ["--precision", "fp16"])
     assert bad.exit_code == 2 and "--precision 'fp16': choose fp32 or bf16" in bad.output
+    default = runner.invoke(app, train + ["--out", str(tmp_path / "default")])
+    assert default.exit_code == 0, default.output  # one default for train and evaluate --ablation: fp32
+    assert torch.load(tmp_path / "default" / "last.pt", weights_only=False)["precision"] == "fp32"
+    assert load_model(tmp_path / "default" / "best.pt")[1].meta["precision"] == "fp32"
     good = runner.invoke(app, train + ["--precision", "bf16", "--h36m-smpl"])
     assert good.exit_code == 0, good.output
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["precision"] == "bf16"
     assert "3dpw_train_occ_db.pt (occlusion-augmented" in good.output  # the note: plain files used
     assert "3dpw_train_occ_db.pt" in (tmp_path / "run" / "notes.txt").read_text()
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)

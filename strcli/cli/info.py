@@ -21,7 +21,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Print the STR configuration and its parameter count per component."""
-    from strcli.model.summary import describe_model
+    from strcli.model.summary import COMPONENTS, describe_model
 
     report = describe_model(ablation=ablation, checkpoint=checkpoint)
     if as_json:
@@ -33,8 +33,10 @@ def info(
     params = Table(title="Parameters")
     params.add_column("component")
     params.add_column("parameters", justify="right")
-    for name, count in report["parameters"].items():
-        params.add_row(name, f"{count:,}")
+    for key, count in report["parameters"].items():
+        if key == "senet" and count == 0:
+            continue  # an ablation's replacement is listed only where it is built
+        params.add_row(COMPONENTS.get(key, key), f"{count:,}", end_section=key == "regressor")
     authors = report["authors_parameters"]
     comparable = report["comparable_with_authors"]
     params.add_row("the authors' STR (about)" if comparable else "the authors' full STR (about)",

@@ -61,15 +61,15 @@ def reconstruct(
                           "<video-stem>/det/det.txt files.")] = None,
     detector: Annotated[Path | None, typer.Option(help="Ultralytics YOLO weights (.pt) or model "
                         "yaml (untrained); default: the manifest's yolo11m.pt.")] = None,
-    model: Annotated[str, typer.Option("--model", help="Temporal model(s): str, tcmr, vibe, or several "
-                     "(str,tcmr): the first's files go to <stem>/, the others' to <stem>/models/<name>/. "
-                     "Real bodies today: --model tcmr (published weights, fetched on first use). STR has no "
-                     "published weights: train it (`strcli train`) and pass --checkpoint, or --untrained to test "
-                     "the pipeline.")] = "str",
+    model: Annotated[str, typer.Option("--model", help="Model(s): str, tcmr, vibe, spin (per frame, no temporal "
+                     "module), or several (str,tcmr): the first's files go to <stem>/, the others' to "
+                     "<stem>/models/<name>/. Real bodies today: --model tcmr (published weights, fetched on first "
+                     "use). STR has no published weights: train it (`strcli train`) and pass --checkpoint, or "
+                     "--untrained to test the pipeline.")] = "str",
     checkpoint: Annotated[list[Path] | None, typer.Option(help="Weights of a --model, recognised by "
-                          "their structure (strcli STR, TCMR or VIBE file); repeat for several models. "
-                          "Default: the imported str_checkpoint, the manifest's tcmr_demo and "
-                          "vibe_wo_3dpw.")] = None,
+                          "their structure (strcli STR, TCMR, VIBE or SPIN file); repeat for several models. "
+                          "Default: the imported str_checkpoint, the manifest's tcmr_demo, "
+                          "vibe_wo_3dpw and spin_checkpoint.")] = None,
     backbone: Annotated[Path | None, typer.Option(help="SPIN checkpoint for the ResNet-50; "
                         "default: the manifest's spin_checkpoint.")] = None,
     smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's "

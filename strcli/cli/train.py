@@ -40,7 +40,8 @@ WorkersOpt = Annotated[int, typer.Option(help="Data loading processes.")]
 DataDirOpt = Annotated[Path, typer.Option(help="Folder of the pre-processed data (TCMR/VIBE layout).")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never download SPIN's files.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-PRECISION_HELP = "fp32, or bf16 (autocast to bfloat16; weights and loss stay fp32)."
+PRECISION_HELP = ("fp32 (default: TCMR's; the authors' Quadro RTX 6000 has no bf16), or bf16 (autocast to "
+                  "bfloat16; weights and loss stay fp32).")
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:
@@ -91,7 +92,7 @@ def train(
     h36m_smpl: Annotated[bool, typer.Option("--h36m-smpl", help="Use Human3.6M's SMPL labels (NeuralAnnot fits) in "
                                                               "the pose and shape losses; off by default, as in the "
                                                               "paper and TCMR's w/ 3DPW recipe.")] = False,
-    precision: Annotated[str, typer.Option(help=PRECISION_HELP)] = "bf16",
+    precision: Annotated[str, typer.Option(help=PRECISION_HELP)] = "fp32",
 ) -> None:
     """Train STR the paper's way (TCMR's recipe): log.csv, last.pt and best.pt in the run folder."""
     from strcli.utils.errors import UsageError
@@ -141,9 +142,12 @@ def train(
 def evaluate(
     data_dir: DataDirOpt,
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint to score: STR (e.g. runs/w3dpw/best.pt), "
-                                                      "or a published TCMR or VIBE file.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="str, tcmr or vibe: refuse a --checkpoint of "
-                                                            "another kind (default: whatever it is).")] = None,
+                                                      "a published TCMR or VIBE file, or SPIN's (its "
+                                                      "regressor, per frame).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="str, tcmr, vibe or spin: refuse a --checkpoint of "
+                                                            "another kind (default: whatever it is). spin without "
+                                                            "--checkpoint scores the manifest's spin_checkpoint.")
+                     ] = None,
     datasets: Annotated[str | None, typer.Option(help="3dpw,mpii3d,h36m (default: every test file found).")] = None,
     ablation: Annotated[str | None, typer.Option(help="Ablations instead: 'all' (Table 2), 'extra' (the "
                                                       "authors' extra ablations), 'everything', or variants "
@@ -177,17 +181,21 @@ def evaluate(
 
     check_precision(precision)
     if ablation is not None:
-        if precision != "fp32":
-            raise UsageError("--precision bf16 applies to scoring a --checkpoint; --ablation trains and scores "
-                             "its variants in fp32.")
         _evaluate_ablations(ablation, data_dir, runs_dir, epochs, iterations, batch_size, model_config, no_spin,
-                            seed, workers, json_out, smpl_dir, device, offline)
+                            seed, workers, json_out, smpl_dir, device, offline, precision)
         return
-    if checkpoint is None:
-        raise UsageError("evaluate needs --checkpoint FILE (or --ablation NAME).")
     if model is not None and model not in TEMPORAL_MODELS:
         raise UsageError(f"--model {model}: choose {', '.join(TEMPORAL_MODELS)}.")
+    if checkpoint is None and model != "spin":
+        raise UsageError("evaluate needs --checkpoint FILE (or --ablation NAME, or --model spin).")
     names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
+    if checkpoint is None:  # --model spin: SPIN's own file, the manifest's spin_checkpoint
+        from strcli.weights.registry import ensure
+
+        data_problem = test_data_problem(data_dir, names)
+        if data_problem:
+            raise UsageError(f"{data_problem}.", "See README, 'Reproducing the paper', for where to get the test files.")
+        checkpoint = ensure("spin_checkpoint", download=not offline).path
     _check_evaluate_paths(test_data_problem(data_dir, names), checkpoint)  # before any weights are fetched
     torch_device = _train_device(device)
     assets = training_assets(smpl_dir, None, use_spin=False, download=not offline)
@@ -245,7 +253,7 @@ def _check_evaluate_paths(data_problem: str | None, checkpoint: Path) -> None:
 def _evaluate_ablations(ablation: str, data_dir: Path, runs_dir: Path, epochs: int | None,
                         iterations: int | None, batch_size: int | None, model_config: Path | None,
                         no_spin: bool, seed: int, workers: int, json_out: Path | None, smpl_dir: Path | None,
-                        device: str, offline: bool) -> None:
+                        device: str, offline: bool, precision: str = "fp32") -> None:
     from strcli.train.ablations import parse_variants, run_ablations
     from strcli.train.trainer import RECIPES, training_assets
 
@@ -262,12 +270,14 @@ def _evaluate_ablations(ablation: str, data_dir: Path, runs_dir: Path, epochs: i
         stderr.print(_epoch_line(record, recipe.epochs, recipe.val_dataset, f"{variant}: "))
 
     results = run_ablations(variants, recipe, data_dir, runs_dir, assets, _train_device(device),
-                            _model_config(model_config), seed, workers, epoch)
+                            _model_config(model_config), seed, workers, epoch, precision)
     if not results:  # not process 0 under torchrun
         return
     table = Table(title="Ablations (Table 2 and the authors' extras): MPI-INF-3DHP")
-    for column in ("variant", "PA-MPJPE", "Accel", "reported PA-MPJPE", "reported Accel", "reported by"):
-        table.add_column(column, justify="left" if column in ("variant", "reported by") else "right")
+    # The variant's name is never cut or folded (a narrow terminal wraps the other columns).
+    table.add_column("variant", no_wrap=True, min_width=max(len(r.variant) for r in results))
+    for column in ("PA-MPJPE", "Accel", "reported PA-MPJPE", "reported Accel", "reported by"):
+        table.add_column(column, justify="left" if column == "reported by" else "right")
     for r in results:
         rep = r.reported
         table.add_row(r.variant, f"{r.score.pa_mpjpe:.1f}", f"{r.score.accel:.1f}",

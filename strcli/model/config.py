@@ -55,6 +55,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "self_integration": ("frames", "shifted"),
     "strategy_encoders": ("per_part", "shared"),
     "strategy_aggregation": ("learnt", "mean"),
+    "integration_input": ("none", "relu_linear"),
 }
 
 
@@ -83,6 +84,9 @@ class STRConfig:
     # Integration networks (Section 2.4; TCMR's attention fusion with ReLU)
     integration_dim: int = 256  # the shared projection C -> 256
     integration_hidden: int = 256
+    # "relu_linear": each input first through ReLU and its own Linear(C, C) (the other
+    # reading of the authors' sentence; docs/model.md); "none": TCMR's block as it is.
+    integration_input: str = "none"
     # Integration strategies (Algorithm 1)
     strategy_parts: int = 2  # c: temporal parts F_c1, F_c2
     strategy_encoders: str = "per_part"  # one GRU branch per part; "shared": one for all parts

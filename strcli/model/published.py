@@ -1,6 +1,7 @@
 """Checkpoints other projects published, recognised by their structure and loaded into our
 modules: TCMR's and VIBE's temporal models (`strcli.model.tcmr`, `strcli.model.vibe`),
-SPIN's backbone and regressor, and strcli's own files.
+SPIN's backbone and regressor (`strcli.model.spin` for `--model spin`), and strcli's own
+files.
 
 Facts of the released layouts (docs/baselines.md): TCMR and VIBE files are dicts with
 `epoch`, `performance` (a numpy number), `gen_state_dict` (the model), `gen_optimizer`,
@@ -24,6 +25,7 @@ from strcli.model.checkpoints import FORMAT, TRAIN_STATE_FORMAT, load_state_dict
 from strcli.utils.errors import CorruptAssetError
 from strcli.config import TEMPORAL_MODELS  # noqa: F401 (the --model names, re-exported)
 from strcli.model.regressor import MeanParams
+from strcli.model.spin import SPIN
 from strcli.model.tcmr import TCMR
 from strcli.model.vibe import VIBE
 
@@ -67,31 +69,41 @@ def check_kind(raw: Mapping[str, Any], expected: str, path: str | Path) -> None:
         return
     what = f"a {KIND_NAMES[kind]}" if kind else "no checkpoint strcli knows (top-level keys: " + \
         ", ".join(sorted(map(str, raw))[:6]) + ")"
-    hint = {"tcmr": "--model tcmr", "vibe": "--model vibe", "str": "--model str", "spin": "--backbone"}.get(kind or "")
+    hint = {"tcmr": "--model tcmr", "vibe": "--model vibe", "str": "--model str",
+            "spin": "--model spin (or --backbone)"}.get(kind or "")
     raise CorruptAssetError(f"{path} is {what}, not a {KIND_NAMES[expected]}.",
                             f"Pass it with {hint}." if hint else "Check which file you meant.")
 
 
+# SPIN's regressor keys in its HMR state dict (the rest is the ResNet-50, which the road's
+# backbone loads): the names of `strcli.model.Regressor`.
+SPIN_REGRESSOR_PREFIXES = ("fc1.", "fc2.", "decpose.", "decshape.", "deccam.", "init_pose", "init_shape",
+                           "init_cam")
+
+
 @dataclass(frozen=True)
 class PublishedModel:
-    kind: str  # "tcmr" or "vibe"
+    kind: str  # "tcmr", "vibe" or "spin"
     model: nn.Module  # eval mode, on the CPU
     meta: dict[str, Any] = field(default_factory=dict)  # epoch, performance (the file's 3DPW score)
     smpl_copy_keys: int = 0  # regressor.smpl.* entries set aside
 
 
 def build_published(kind: str, mean_params: MeanParams | None = None) -> nn.Module:
-    """A randomly initialised TCMR or VIBE, shaped as the released files."""
+    """A randomly initialised TCMR, VIBE or SPIN, shaped as the released files."""
     if kind == "tcmr":
         return TCMR(mean_params=mean_params)
     if kind == "vibe":
         return VIBE(mean_params=mean_params)
+    if kind == "spin":
+        return SPIN(mean_params=mean_params)
     raise ValueError(f"no published model {kind!r}")
 
 
 def load_published(path: str | Path, kind: str) -> PublishedModel:
     """A released TCMR or VIBE file, loaded strictly (every learnt key must be there, with
-    its shape, and nothing else) after setting aside its copy of SMPL's buffers."""
+    its shape, and nothing else) after setting aside its copy of SMPL's buffers; of a SPIN
+    file, its regressor (every regressor key, strictly; the ResNet-50 is the backbone's)."""
     return published_from(read_checkpoint_file(path), kind, path)
 
 
@@ -103,6 +115,10 @@ def published_from(raw: Mapping[str, Any], kind: str, path: str | Path) -> Publi
     learnt = {k.removeprefix("module."): v for k, v in state.items()
               if not k.removeprefix("module.").startswith(SMPL_COPY_PREFIX)}
     model = build_published(kind)
+    if kind == "spin":
+        head = {k: v for k, v in learnt.items() if k.startswith(SPIN_REGRESSOR_PREFIXES)}
+        load_state_dict_checked(model.regressor, head, str(path))
+        return PublishedModel(kind, model.eval(), {}, 0)
     load_state_dict_checked(model, learnt, str(path))
     meta = {k: _plain(raw[k]) for k in ("epoch", "performance") if k in raw}
     return PublishedModel(kind, model.eval(), meta, len(state) - len(learnt))
@@ -113,8 +129,9 @@ def _plain(value: Any) -> Any:
 
 
 def load_temporal(path: str | Path, expected: str | None = None) -> tuple[nn.Module, str, dict[str, Any]]:
-    """Any temporal model's checkpoint (STR, TCMR or VIBE), by its structure: (model in eval
-    mode on the CPU, kind, meta). With `expected`, a file of another kind is refused."""
+    """Any model's checkpoint (STR, TCMR, VIBE, or SPIN's: its regressor), by its structure:
+    (model in eval mode on the CPU, kind, meta). With `expected`, a file of another kind is
+    refused."""
     from strcli.model.checkpoints import load_model
 
     raw = read_checkpoint_file(path)

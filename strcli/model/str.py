@@ -6,7 +6,9 @@
                  └─ IntegrationStrategies (Alg. 1) ─ F_SF, F_CF ──┘
 
 Every decision the paper leaves open is in `docs/model.md` with its source; the variants
-of Table 2 and the authors' extra ablations are fields of `STRConfig`.
+of Table 2 and the authors' extra ablations are fields of `STRConfig`. The integration
+network (`Integration`) is in `strcli/model/fusion.py`, beside TCMR's attention block it
+shares its layers with.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from strcli.model.config import STRConfig
-from strcli.model.fusion import AttentionFusion
+from strcli.model.fusion import Integration
 from strcli.model.regressor import MeanParams, Regressor, SMPLPrediction
 
 
@@ -80,14 +82,6 @@ class PlainTemporal(nn.Module):
 
     def forward(self, f: Tensor) -> Tensor:
         return self.gru(f)
-
-
-def mean_difference(x: Tensor) -> Tensor:
-    """Mean over time of the adjacent-frame differences: (B, T, C) -> (B, 1, C).
-
-    It telescopes: mean_t (x_{t+1} - x_t) = (x_T - x_1) / (T - 1). Computed as the mean of
-    the difference sequence, as Eq. 3-4 write it."""
-    return (x[:, 1:] - x[:, :-1]).mean(dim=1, keepdim=True)
 
 
 class STETime(nn.Module):
@@ -195,45 +189,25 @@ class STE(nn.Module):
 
 
 class SqueezeExcitation(nn.Module):
-    """The authors' "SENet instead of STE": one GRU branch whose output U is re-weighted per
-    channel by a squeeze-excitation block (Hu et al. 2018) over time:
-    U * sigmoid(W2 ReLU(W1 avgpool_t(U))). (B, T, C) -> [(B, T, C)]."""
+    """The authors' "SENet instead of STE": a squeeze-excitation block (Hu et al. 2018) on
+    each frame alone. A frame's feature is already pooled (the squeeze is the identity),
+    so frame t gives f_t * sigmoid(W2 ReLU(W1 f_t)), W1: C -> C / se_reduction.
+    (B, T, C) -> [(B, T, C)]; no frame sees another.
+
+    Per frame because the authors say SENet, applied to spatio-temporal features,
+    "processes each frame independently without considering temporal information"
+    (their answer to the reviewers, str-authors.md); no GRU because that sentence is
+    what sets it apart from STE [ours]."""
 
     def __init__(self, config: STRConfig) -> None:
         super().__init__()
         c = config
-        self.gru = _branch(c)
         reduced = max(c.feature_dim // c.se_reduction, 1)
         self.excite = nn.Sequential(nn.Linear(c.feature_dim, reduced), nn.ReLU(),
                                     nn.Linear(reduced, c.feature_dim), nn.Sigmoid())
 
     def forward(self, f: Tensor) -> list[Tensor]:
-        u = self.gru(f)  # (B, T, C)
-        return [u * self.excite(u.mean(dim=1, keepdim=True))]
-
-
-class Integration(AttentionFusion):
-    """The integration network (Section 2.4; the authors' description: TCMR's attention
-    fusion with ReLU), applied per frame.
-
-    N features (..., C) -> shared Linear(C, 256) each -> concatenate -> Linear(256 N, 256)
-    -> ReLU -> Linear(256, 256) -> ReLU -> Linear(256, N) -> ReLU -> softmax over N: one
-    weight per input and frame -> weighted sum (..., C).
-    """
-
-    def __init__(self, num_inputs: int, dim: int, proj_dim: int = 256, hidden: int = 256) -> None:
-        super().__init__(num_inputs, dim, proj_dim, hidden, activation=nn.ReLU)
-
-    def weights(self, features: Sequence[Tensor]) -> Tensor:
-        """(..., N) softmax weights."""
-        if len(features) != self.num_inputs:
-            raise ValueError(f"Integration built for {self.num_inputs} inputs, got {len(features)}")
-        return super().forward(torch.stack(list(features), dim=-2))  # (..., N, C) -> (..., N)
-
-    def forward(self, features: Sequence[Tensor]) -> Tensor:  # type: ignore[override]
-        w = self.weights(features)  # (..., N)
-        stacked = torch.stack(list(features), dim=-1)  # (..., C, N)
-        return (stacked * w.unsqueeze(-2).to(stacked.dtype)).sum(dim=-1)  # (..., C)
+        return [f * self.excite(f)]  # (B, T, C), each frame by its own channel weights
 
 
 class MeanAggregation(nn.Module):
@@ -286,7 +260,7 @@ class IntegrationStrategies(nn.Module):
         n_self = c.part_length if self.mode == "frames" else c.strategy_candidates
 
         def integration(n: int) -> nn.Module:
-            return (Integration(n, c.feature_dim, c.integration_dim, c.integration_hidden)
+            return (Integration(n, c.feature_dim, c.integration_dim, c.integration_hidden, c.integration_input)
                     if learnt else MeanAggregation())
 
         self.self_integration = integration(n_self) if c.use_self_integration else None
@@ -332,7 +306,7 @@ class STR(nn.Module):
                  mean_params: MeanParams | None = None) -> None:
         super().__init__()
         self.config = c = config or STRConfig()
-        integration = (c.feature_dim, c.integration_dim, c.integration_hidden)
+        integration = (c.feature_dim, c.integration_dim, c.integration_hidden, c.integration_input)
         self.ttr: nn.Module | None = None
         if c.use_ttr:
             self.ttr = TTR(c) if c.ttr_form == "hierarchical" else PlainTemporal(c)

@@ -51,7 +51,7 @@ STR_WEIGHTS_HINT = ("For real bodies today, add --model tcmr (the published TCMR
                     "first use); or train STR (`strcli train`) and pass --checkpoint FILE or `strcli weights import "
                     "FILE --name str_checkpoint`; or, for testing the pipeline only, pass --untrained (a randomly "
                     "initialised STR: the bodies are meaningless).")
-DEFAULT_ASSETS = {"str": "str_checkpoint", "tcmr": "tcmr_demo", "vibe": "vibe_wo_3dpw"}
+DEFAULT_ASSETS = {"str": "str_checkpoint", "tcmr": "tcmr_demo", "vibe": "vibe_wo_3dpw", "spin": "spin_checkpoint"}
 
 
 class Models:
@@ -223,7 +223,7 @@ def files_needed(sources: ModelSources, need_detector: bool, given: set[str]) ->
                               "imported"))
             if sources.untrained and check_asset(Manifest.load().get(DEFAULT_ASSETS["str"])).status == Status.MISSING:
                 needs.append(Need("smpl_mean_params", "the built-in zero pose and mean shape"))
-        else:
+        elif all(need.asset != DEFAULT_ASSETS[name] for need in needs):  # spin's file may be the backbone's
             needs.append(Need(DEFAULT_ASSETS[name], random.format(name.upper())))
     return needs
 
@@ -267,7 +267,7 @@ def _checkpoints_by_model(sources: ModelSources) -> dict[str, tuple[Path, dict[s
 
 def _plan_published(name: str, sources: ModelSources, checkpoint: Path | None, raw: dict[str, Any] | None,
                     weights: list[WeightsUsed], warnings: list[str]) -> tuple[Path | None, dict[str, Any] | None]:
-    """TCMR or VIBE: the released file (default: the manifest's) read and recorded, or None
+    """TCMR, VIBE or SPIN: the released file (default: the manifest's) read and recorded, or None
     for a random one (--untrained)."""
     asset = DEFAULT_ASSETS[name]
     if checkpoint is None:
@@ -281,7 +281,8 @@ def _plan_published(name: str, sources: ModelSources, checkpoint: Path | None, r
         check_kind(raw, name, checkpoint)
         epoch = raw.get("epoch")
         epoch = epoch.item() if hasattr(epoch, "item") else epoch
-        weights.append(_file_weights(name, checkpoint, f"{KIND_NAMES[name]}, epoch {epoch}"))
+        note = KIND_NAMES[name] + (f", epoch {epoch}" if epoch is not None else "")
+        weights.append(_file_weights(name, checkpoint, note + (" (its regressor)" if name == "spin" else "")))
         return checkpoint, raw
     _mean_params(sources, weights, warnings)  # recorded now; loaded again when the model is built
     weights.append(WeightsUsed(name, None, "", f"random init (seed {sources.seed})"))

@@ -111,8 +111,10 @@ def run_folder(runs_dir: Path, recipe: str, variant: str) -> Path:
 def run_ablations(variants: Sequence[str], recipe: Recipe, data_dir: Path, runs_dir: Path,
                   assets: TrainingAssets, device: torch.device, config: STRConfig | None = None,
                   seed: int = 0, workers: int = 0,
-                  on_epoch: Callable[[str, EpochRecord], None] | None = None) -> list[AblationResult]:
-    """Train (or finish training) each variant, then score its best checkpoint."""
+                  on_epoch: Callable[[str, EpochRecord], None] | None = None,
+                  precision: str = "fp32") -> list[AblationResult]:
+    """Train (or finish training) each variant, then score its best checkpoint, both in
+    `precision` (fp32, the default of `train` too, or bf16)."""
     test_file = data_dir / TEST_SETS[ABLATION_DATASET]
     if not test_file.is_file():
         raise UsageError(f"Table 2 is scored on MPI-INF-3DHP: {test_file} is missing.",
@@ -122,7 +124,7 @@ def run_ablations(variants: Sequence[str], recipe: Recipe, data_dir: Path, runs_
     for variant in variants:
         out = run_folder(runs_dir, recipe.name, variant)
         trainer = Trainer(recipe, data_dir, out, assets.body, device, variant, assets.spin, seed, workers,
-                          config, assets.mean_params)
+                          config, assets.mean_params, precision)
         try:
             if (out / "last.pt").is_file():
                 trainer.resume(out / "last.pt")
@@ -132,6 +134,6 @@ def run_ablations(variants: Sequence[str], recipe: Recipe, data_dir: Path, runs_
         if trainer.rank != 0:
             continue
         model, _ = load_model(out / "best.pt", device)
-        score = score_dataset(model, trainer.body, ABLATION_DATASET, videos, device)
+        score = score_dataset(model, trainer.body, ABLATION_DATASET, videos, device, precision=precision)
         results.append(AblationResult(variant, out / "best.pt", score, REPORTED.get(variant)))
     return results

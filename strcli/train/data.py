@@ -57,7 +57,7 @@ FILES = {
 }
 # The occlusion-augmented training files of TCMR's w/ 3DPW recipe (`Dataset3D.load_db` in
 # TCMR's lib/dataset/_dataset_3d.py, config repr_table4_3dpw_model); its w/o 3DPW recipe
-# (repr_table4_h36m_mpii3d_model) reads the plain files, and InstaVariety is plain in both.
+# (repr_table6_mpii3d_model) reads the plain files, and InstaVariety is plain in both.
 OCC_FILES = {
     "3dpw": "3dpw_train_occ_db.pt",
     "mpii3d": "mpii3d_train_scale12_occ_db.pt",

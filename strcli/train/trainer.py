@@ -72,6 +72,12 @@ class Recipe:
         if not self.datasets_3d:
             raise UsageError("a recipe needs at least one 3D data set.")
 
+    @property
+    def stride(self) -> int:
+        """Rows between training windows: TCMR's `int(seqlen * (1 - overlap) + 0.5)` with
+        overlap (seqlen - 1) / seqlen when OVERLAP is true, else 0 (lib/dataset/_loaders.py)."""
+        return stride_for((self.seqlen - 1) / self.seqlen if self.overlap else 0.0, self.seqlen)
+
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -80,11 +86,17 @@ RECIPES = {
     # Table 1, "w/ 3DPW": TCMR's configs/repr_table4_3dpw_model.yaml (occlusion-augmented
     # 3D files, Human3.6M's w_smpl 0).
     "w3dpw": Recipe("w3dpw", ("insta",), ("3dpw", "mpii3d", "h36m"), "3dpw", overlap=True, occlusion=True),
-    # Table 1, "w/o 3DPW", and Table 2 (scored on MPI-INF-3DHP): TCMR's recipe without 3DPW
-    # (configs/repr_table4_h36m_mpii3d_model.yaml lists 3DPW too; the paper's "w/o 3DPW"
-    # leaves it out). TRAIN.OVERLAP is true in both configs: stride-1 windows.
-    "wo3dpw": Recipe("wo3dpw", ("insta", "posetrack"), ("mpii3d", "h36m"), "3dpw", overlap=True),
+    # Table 1, "w/o 3DPW", and Table 2 (scored on MPI-INF-3DHP): TCMR's own recipe without
+    # 3DPW, configs/repr_table6_mpii3d_model.yaml (TCMR_RELEASE commit f2fb3eb, 26 April
+    # 2021): Insta + PoseTrack, MPII3D + Human36M, plain files, 30 epochs, and
+    # TRAIN.OVERLAP: false, i.e. back-to-back 16-frame windows (stride 16).
+    # (repr_table4_h36m_mpii3d_model trains WITH 3DPW: not this recipe.)
+    "wo3dpw": Recipe("wo3dpw", ("insta", "posetrack"), ("mpii3d", "h36m"), "3dpw", overlap=False),
 }
+
+
+# Recipe fields that decide which clips a run learns from; a run is resumed only when they match.
+RESUME_MUST_MATCH = ("datasets_2d", "datasets_3d", "overlap", "occlusion", "h36m_smpl", "seqlen")
 
 
 @dataclass(frozen=True)
@@ -153,7 +165,7 @@ def build_datasets(recipe: Recipe, data_dir: Path,
                    notes: list[str] | None = None) -> tuple[ConcatDataset | None, ConcatDataset]:
     """The 2D and 3D training sets of `recipe`; `notes` receives a line per occlusion-augmented
     file the recipe wanted and did not find."""
-    stride = stride_for(15 / 16 if recipe.overlap else 0.0, recipe.seqlen)
+    stride = recipe.stride
 
     def load(names: tuple[str, ...]) -> ConcatDataset | None:
         sets = []
@@ -245,7 +257,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"format": TRAIN_STATE_FORMAT, "epoch": self.epoch, "best": self.best,
                 "recipe": json.loads(json.dumps(dataclasses.asdict(self.recipe))),
-                "config": self.model.config.to_dict(), "seed": self.seed,
+                "config": self.model.config.to_dict(), "seed": self.seed, "precision": self.precision,
                 "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "rng": torch.get_rng_state(),
@@ -258,6 +270,16 @@ class Trainer:
         if raw["config"] != self.model.config.to_dict():
             raise UsageError(f"{path} was trained with another model config or --ablation; resume it with "
                              "the same options.")
+        # The data a run learns from: a run of another recipe (e.g. wo3dpw's stride-1 windows
+        # of strcli before issue 24) is never continued, nor reused by `evaluate --ablation`.
+        ours = json.loads(json.dumps(dataclasses.asdict(self.recipe)))
+        theirs = raw.get("recipe", {})
+        changed = [k for k in RESUME_MUST_MATCH if theirs.get(k) != ours[k]]
+        if changed:
+            what = ", ".join(f"{k} {theirs.get(k)!r} (now {ours[k]!r})" for k in changed)
+            raise UsageError(f"{path} was trained on other data than recipe {self.recipe.name} now reads: {what}.",
+                             f"Train it again into a new folder (move {path.parent} away, or choose another "
+                             "--out / --runs-dir).")
         self.model.load_state_dict(raw["model"])
         self.optimizer.load_state_dict(raw["optimizer"])
         self.scheduler.load_state_dict(raw["scheduler"])
@@ -342,7 +364,7 @@ class Trainer:
                 save_checkpoint(self.out_dir / "best.pt", self.model, {
                     "recipe": self.recipe.name, "epoch": record.epoch, "ablation": self.model.config.ablation,
                     "val_dataset": self.recipe.val_dataset, "val_pa_mpjpe": record.val.pa_mpjpe,
-                    "regressor_init": "SPIN" if self.spin else "random"})
+                    "regressor_init": "SPIN" if self.spin else "random", "precision": self.precision})
             notes = self.out_dir / "notes.txt"
             if self.notes and not notes.is_file():
                 notes.write_text("".join(line + "\n" for line in self.notes))
