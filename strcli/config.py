@@ -34,6 +34,10 @@ FEATURE_DIM = 2048  # ResNet-50 pooled feature
 # Output folders.
 MANIFEST = "manifest.json"  # written last into OUT/<stem>/: a folder holding it is complete
 OVERLAY = "overlay.mp4"  # `strcli render`'s video in OUT/<stem>/
+COMPARE = "compare.mp4"  # `strcli render --compare`: the models of `reconstruct --model str,tcmr` side by side
+FRAMES_DIR = "frames"  # `strcli render --frames`: the PNGs
+GLB_NAME = "animation.glb"  # `strcli export`: glTF 2.0 binary
+BVH_DIR = "bvh"  # `strcli export`: bvh/<track id>.bvh
 TEMPORAL_MODELS = ("str", "tcmr", "vibe")  # `--model`: the temporal networks strcli runs
 
 # `strcli render --preset`: x264's speed presets, fastest first.

@@ -22,13 +22,15 @@ def export_motion(
     smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's model folder (DIR/smpl/SMPL_NEUTRAL.pkl) or the file.")] = None,
 ) -> None:
     """Write OUT/<stem>/animation.glb and OUT/<stem>/bvh/<id>.bvh for Blender, three.js, game engines."""
-    from strcli.road.inputs import output_folders
+    from strcli.road.inputs import export_targets, output_folders
     from strcli.road.options import parse_export_formats
     from strcli.body.files import find_smpl_file
 
     # The flags, the folders and the SMPL file first, without torch: a bad value is refused at once.
     wanted = parse_export_formats(formats)
     folders = output_folders(outputs)
+    for folder in folders:  # a folder of the user's as animation.glb, a file as bvh/: refused before any work
+        export_targets(folder, wanted)
     smpl_file = find_smpl_file("neutral", smpl_dir)
 
     from strcli.body.smpl import Body

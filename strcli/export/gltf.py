@@ -34,7 +34,7 @@ from strcli.body.camera import Intrinsics
 from strcli.export.motion import SMPL_JOINT_NAMES, RestBody, TrackMotion, frame_runs
 from strcli.road.outputs import output_error
 
-GLB_NAME = "animation.glb"
+from strcli.config import GLB_NAME  # noqa: E402, F401 (re-exported)
 MAX_INFLUENCES = 4  # glTF's JOINTS_0/WEIGHTS_0: what three.js, Unity, Unreal and Blender all read
 ZNEAR, ZFAR = 0.01, 1000.0  # metres, the camera's clipping planes
 _ALIGN = 4

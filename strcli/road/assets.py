@@ -58,7 +58,29 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
         from strcli.model.published import check_kind
 
         check_kind(raw, asset.model, source)  # "this is a VIBE checkpoint, not a TCMR checkpoint"
+        check_checkpoint(raw, asset.model, source)
     return registry.store_file(source, asset, digest, root, check=check_loadable)
+
+
+def check_checkpoint(raw: dict[str, Any], kind: str, source: Path) -> None:
+    """Load a checkpoint of `kind` (str, tcmr, vibe, spin) as the commands will, so that a file
+    they would refuse (NaN/inf weights, a config that is no mapping, a wrong type or shape
+    anywhere) is refused at import too: CorruptAssetError (exit 4)."""
+    if kind == "str":
+        from strcli.model.checkpoints import load_model
+
+        load_model(source, raw=raw)
+    elif kind in ("tcmr", "vibe"):
+        from strcli.model.published import published_from
+
+        published_from(raw, kind, source)
+    elif kind == "spin":
+        from strcli.config import FEATURE_DIM
+        from strcli.model.regressor import Regressor
+        from strcli.road.features import Backbone, load_spin_backbone, load_spin_regressor
+
+        load_spin_backbone(Backbone(), source, raw)
+        load_spin_regressor(Regressor(FEATURE_DIM), source, raw)
 
 
 def _smpl_by_name(path: Path, manifest: Manifest) -> Asset | None:

@@ -14,7 +14,6 @@ held.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +29,8 @@ from strcli.body.camera import Intrinsics
 from strcli.utils.errors import UsageError, VideoError
 from strcli.export.gltf import camera_yfov
 from strcli.road.options import check_serve_address
-from strcli.road.outputs import MANIFEST, reading_output
+from strcli.road.output_check import check_output
+from strcli.road.outputs import reading_output
 from strcli.render.overlay import PALETTE, TrackMotion
 from strcli.road.video import upright_rotation
 
@@ -104,11 +104,7 @@ class Scene:
             self._read(folder, body, source)
 
     def _read(self, folder: Path, body: Body, source: Path | None) -> None:
-        try:
-            manifest = json.loads((folder / MANIFEST).read_text())
-        except (OSError, ValueError) as err:
-            raise UsageError(f"{folder} has no readable {MANIFEST}: is it an output of `strcli reconstruct`?",
-                             "Pass one video's folder, OUT/<video-stem>.") from err
+        manifest = check_output(folder).manifest  # shapes, finite values, focal, frame counts: DamagedOutput (exit 2)
         self.body = body
         self.tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
         cam = manifest["intrinsics"]

@@ -49,7 +49,14 @@ def weights_root() -> Path:
     """Where weights files live: $STRCLI_WEIGHTS_DIR, else the checkout's weights/."""
     env = os.environ.get(WEIGHTS_DIR_ENV)
     if env:
-        return Path(env)
+        root = Path(env)
+        probe = root
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise UsageError(f"${WEIGHTS_DIR_ENV}={env}: {probe} is a file, not a folder.",
+                             f"Point ${WEIGHTS_DIR_ENV} at a folder (it is created when missing), or unset it.")
+        return root
     if _CHECKOUT_WEIGHTS.is_dir():
         return _CHECKOUT_WEIGHTS
     data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
@@ -121,10 +128,27 @@ class Registry:
 
     def __init__(self, root: Path) -> None:
         self.path = root / "registry.json"
+        self.entries: dict[str, dict] = {}
         try:
-            self.entries: dict[str, dict] = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            self.entries = {}
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return  # nothing recorded yet
+        except (OSError, UnicodeDecodeError) as err:
+            raise self._damaged(f"cannot be read ({getattr(err, 'strerror', None) or err})") from err
+        try:
+            entries = json.loads(text)
+        except ValueError as err:
+            raise self._damaged(f"is not JSON ({err})") from err
+        if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+            what = type(entries).__name__ if not isinstance(entries, dict) else "an object with entries that are not"
+            raise self._damaged(f"is not a JSON object of recorded checksums (it holds {what}"
+                                + (" objects)" if isinstance(entries, dict) else ")"))
+        self.entries = entries
+
+    def _damaged(self, what: str) -> CorruptAssetError:
+        return CorruptAssetError(f"{self.path} {what}.",
+                                 "Move it away or delete it: strcli records each file's checksum again on the "
+                                 "next `strcli weights fetch` or `import` (pinned checksums are in the manifest).")
 
     def record(self, asset: Asset, path: Path, sha256: str, source: str) -> None:
         stat = path.stat()
