@@ -427,3 +427,26 @@ def test_a_data_file_that_does_not_parse_is_named_with_what_is_wrong(tmp_path):
         pickle.dump({"vid_name": np.array(["a"] * 4)}, handle)
     with pytest.raises(DataFileError, match="lacks features, joints3D"):
         eval_videos("3dpw", garbage)
+
+
+# ----------------------------------------------------------------------------- found by trying to break it
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--fps", "inf"], "--fps inf: must be a positive number"),
+    (["--frames", "-3"], "frame numbers start at 0"),
+    (["--frames", "5:2"], "no frame in that range"),
+    (["--frames", "0:10000000000"], "asks for 10000000000 PNGs, more than 100000"),  # answered at once, no list built
+])
+def test_render_refuses_odd_values_at_once(tmp_path, flags, words):
+    result = runner.invoke(app, ["render", str(tmp_path), *flags])
+    assert result.exit_code == 2 and words in one_error_line(result)
+
+
+def test_a_folder_or_device_given_as_a_weights_file_is_named_as_such(tmp_path):
+    result = runner.invoke(app, ["weights", "import", str(tmp_path)])
+    assert result.exit_code == 3 and f"{tmp_path} is a folder, not a file" in one_error_line(result)
+    result = runner.invoke(app, ["weights", "import", "/dev/null"])
+    assert result.exit_code == 3 and "/dev/null is not a regular file" in one_error_line(result)
+    result = runner.invoke(app, ["info", "--checkpoint", str(tmp_path)])
+    assert result.exit_code == 3 and f"checkpoint {tmp_path} is a folder" in one_error_line(result)

@@ -92,6 +92,9 @@ def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         from strcli.utils.errors import MissingAssetError
 
+        if path.exists():
+            raise MissingAssetError(f"checkpoint {path} is {'a folder' if path.is_dir() else 'not a regular file'}.",
+                             "Name the checkpoint file itself.")
         raise MissingAssetError(f"checkpoint {path} does not exist.", "Check the path.")
     try:
         with torch.serialization.safe_globals(_numpy_scalar_globals()):

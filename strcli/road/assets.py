@@ -34,6 +34,10 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
     refuse, exit 4); nothing is copied then."""
     source = Path(source)
     if not source.is_file():
+        if source.is_dir():
+            raise MissingAssetError(f"{source} is a folder, not a file.", "Name the file itself.")
+        if source.exists():
+            raise MissingAssetError(f"{source} is not a regular file.", "Name a weights or SMPL file.")
         raise MissingAssetError(f"{source} does not exist.", "Check the path.")
     manifest = manifest or Manifest.load()
     root = root or registry.weights_root()
