@@ -214,6 +214,16 @@ class SMPLArrays:
                                     f"(vertex {worst}: {float(sums[worst]):.4g}).", lying)
 
 
+def check_joint_regressor(regressor: np.ndarray, source: str | Path, joints: int | None = None) -> None:
+    """A joint regressor (`J_regressor_h36m.npy`: (17, 6890); `joints` rows when given) must
+    be a finite numeric (J, 6890) matrix: CorruptAssetError (exit 4) otherwise."""
+    if regressor.ndim != 2 or regressor.shape[1] != SMPL_VERTICES or (joints and regressor.shape[0] != joints):
+        raise CorruptAssetError(f"{source} has shape {regressor.shape}, expected ({joints or 'J'}, {SMPL_VERTICES}) "
+                                "for a joint regressor of SMPL's vertices.", "Check you have the right file.")
+    if not np.issubdtype(regressor.dtype, np.number) or not np.isfinite(regressor).all():
+        raise CorruptAssetError(f"{source} holds NaN, infinite or non-numeric values.", "Re-download it.")
+
+
 def _cache_dir() -> Path:
     base = os.environ.get(CACHE_DIR_ENV) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "strcli")
@@ -305,6 +315,7 @@ class Body(nn.Module):
                 regressor = np.load(h36m_regressor, allow_pickle=False)
             except (OSError, ValueError) as err:
                 raise CorruptAssetError(f"{h36m_regressor} is not a readable .npy ({err}).") from err
+            check_joint_regressor(regressor, h36m_regressor)
         return cls(load_smpl_arrays(path, cache_dir), regressor)
 
     @property

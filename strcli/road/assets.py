@@ -130,6 +130,24 @@ def check_loadable(asset: Asset, source: Path) -> None:
         from strcli.body.smpl import load_smpl_arrays
 
         load_smpl_arrays(source)  # refuse a file that is not an SMPL model
+    elif asset.name == "smpl_mean_params":
+        from strcli.model.regressor import MeanParams
+
+        MeanParams.from_npz(source)  # pose, shape, cam: their sizes, finite
+    elif asset.name in ("j_regressor_h36m", "j_regressor_extra"):
+        import numpy as np
+
+        from strcli.body.smpl import check_joint_regressor
+
+        try:
+            regressor = np.load(source, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            raise CorruptAssetError(f"{source} is not a readable .npy without pickles ({err}), as {asset.name} "
+                                    "must be.", "Check you have the right file.") from err
+        if not isinstance(regressor, np.ndarray):
+            raise CorruptAssetError(f"{source} is an .npz archive, not the .npy {asset.name} must be.",
+                                    "Check you have the right file.")
+        check_joint_regressor(regressor, source, 17 if asset.name == "j_regressor_h36m" else 9)
     elif asset.file.endswith((".npy", ".npz")):
         import numpy as np
 
