@@ -450,3 +450,24 @@ def test_a_folder_or_device_given_as_a_weights_file_is_named_as_such(tmp_path):
     assert result.exit_code == 3 and "/dev/null is not a regular file" in one_error_line(result)
     result = runner.invoke(app, ["info", "--checkpoint", str(tmp_path)])
     assert result.exit_code == 3 and f"checkpoint {tmp_path} is a folder" in one_error_line(result)
+
+
+def test_mean_parameters_and_joint_regressors_that_lie_are_refused(tmp_path, assets):
+    from strcli.body.smpl import Body, check_joint_regressor
+    from strcli.model.regressor import MeanParams
+
+    with np.load(assets / "smpl_helpers" / "smpl_mean_params.npz") as data:
+        arrays = dict(data)
+    arrays["shape"] = arrays["shape"] * np.nan
+    np.savez(tmp_path / "smpl_mean_params.npz", **arrays)
+    with pytest.raises(CorruptAssetError, match="NaN or infinite mean parameters"):
+        MeanParams.from_npz(tmp_path / "smpl_mean_params.npz")
+    regressor = np.load(assets / "smpl_helpers" / "J_regressor_h36m.npy")
+    check_joint_regressor(regressor, "J_regressor_h36m.npy", 17)  # the real one passes
+    with pytest.raises(CorruptAssetError, match=r"has shape \(17, 6000\)"):
+        check_joint_regressor(regressor[:, :6000], "J_regressor_h36m.npy", 17)
+    regressor = regressor.copy()
+    regressor[3, 7] = np.inf
+    np.save(tmp_path / "J_regressor_h36m.npy", regressor)
+    with pytest.raises(CorruptAssetError, match="J_regressor_h36m.npy holds NaN, infinite"):
+        Body.from_file(tmp_path / "nowhere.pkl", tmp_path / "J_regressor_h36m.npy")
