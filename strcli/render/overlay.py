@@ -387,6 +387,9 @@ def _load(folder: Path, options: RenderOptions, source: Path | None) -> tuple[di
 def _read_folder(folder: Path, options: RenderOptions, source: Path | None) -> tuple[dict, list[Panel], Path]:
     manifest = check_output(folder).manifest  # shapes, finite values, focal, frame counts: DamagedOutput (exit 2)
     source = source or Path(manifest["input"]["path"])
+    if source.is_dir():
+        raise VideoError(f"the source video {source} of {folder.name} is a folder, not a video.",
+                         "Pass the video file with --video-file.")
     if not source.is_file():
         raise VideoError(f"the source video {source} of {folder.name} is gone.",
                          "Pass its new location with --video-file.")
