@@ -471,3 +471,10 @@ def test_mean_parameters_and_joint_regressors_that_lie_are_refused(tmp_path, ass
     np.save(tmp_path / "J_regressor_h36m.npy", regressor)
     with pytest.raises(CorruptAssetError, match="J_regressor_h36m.npy holds NaN, infinite"):
         Body.from_file(tmp_path / "nowhere.pkl", tmp_path / "J_regressor_h36m.npy")
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999999"])  # the second was a traceback (torch overflow)
+def test_reconstruct_refuses_a_seed_out_of_range_at_once(tmp_path, assets, seed):
+    result = runner.invoke(app, ["reconstruct", str(assets / "videos" / "pedestrians.avi"), "-o", str(tmp_path / "o"),
+                                 "--untrained", "--offline", "--seed", seed])
+    assert result.exit_code == 2 and f"--seed {seed}: must be in 0..4294967295" in one_error_line(result)

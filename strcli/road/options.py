@@ -20,6 +20,7 @@ from strcli.utils.devices import check_device_name  # noqa: F401 (re-exported: t
 from strcli.utils.errors import UsageError
 from strcli.road.tracking import TrackingConfig
 
+SEED_MAX = 2**32 - 1  # `--seed`: numpy's range, the one every strcli command takes
 MESH_FORMATS = ("obj", "ply")  # `--mesh-format`: the mesh files a video's folder may hold
 EXPORT_FORMATS = ("glb", "bvh")  # `--export` / `strcli export --format`
 # `--device`: what `strcli.utils.devices.resolve_device` accepts (whether it exists is its business).
@@ -172,6 +173,8 @@ class ModelSources:
         if unknown or not self.models or len(set(self.models)) != len(self.models):
             raise UsageError(f"--model {','.join(self.models)}: name each of {', '.join(TEMPORAL_MODELS)} "
                              "at most once, comma-separated.")
+        if not 0 <= self.seed <= SEED_MAX:  # torch.manual_seed overflows past 2**64 (a traceback)
+            raise UsageError(f"--seed {self.seed}: must be in 0..{SEED_MAX}.")
 
 
 def parse_frames(text: str | None) -> tuple[int, ...]:

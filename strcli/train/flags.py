@@ -12,7 +12,7 @@ from pathlib import Path
 
 from strcli.utils.errors import UsageError
 
-SEED_MAX = 2**32 - 1  # numpy's and most tools' seed range (torch's Generator takes more)
+SEED_MAX = 2**32 - 1  # numpy's seed range, as `reconstruct --seed` (strcli.road.options)
 WORKERS_MAX = 256
 
 
