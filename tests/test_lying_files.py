@@ -478,3 +478,13 @@ def test_reconstruct_refuses_a_seed_out_of_range_at_once(tmp_path, assets, seed)
     result = runner.invoke(app, ["reconstruct", str(assets / "videos" / "pedestrians.avi"), "-o", str(tmp_path / "o"),
                                  "--untrained", "--offline", "--seed", seed])
     assert result.exit_code == 2 and f"--seed {seed}: must be in 0..4294967295" in one_error_line(result)
+
+
+def test_a_detection_frame_number_past_any_video_is_one_line(tmp_path):
+    from strcli.road.tracking import read_mot_detections
+    from strcli.utils.errors import UsageError
+
+    path = tmp_path / "clip.det.txt"
+    path.write_text("99999999999999999999,-1,10,10,20,40,0.9,-1,-1,-1\n")  # overflowed int64 with a numpy warning
+    with pytest.raises(UsageError, match="the frame number 1e\\+20 is beyond any"):
+        read_mot_detections(path)
