@@ -70,6 +70,8 @@ def tiny_checkpoint(path: Path) -> tuple[Path, dict]:
     (lambda raw: raw.__setitem__("meta", [1, 2]), "invalid meta entry: a list"),
     # A config that asks for a 94-billion-weight network: refused by shape, nothing allocated.
     (lambda raw: raw["config"].__setitem__("gru_hidden", 65536), "does not fit the model: shape mismatch"),
+    (lambda raw: raw["config"].__setitem__("seq_len", 10**12), "does not fit the model: shape mismatch"),
+    (lambda raw: raw.__setitem__("version", "2"), "checkpoint version that is not a whole number ('2')"),
 ])
 def test_a_lying_strcli_checkpoint_is_refused_at_load(tmp_path, change, words):
     path, raw = tiny_checkpoint(tmp_path / "str.pt")
@@ -79,6 +81,14 @@ def test_a_lying_strcli_checkpoint_is_refused_at_load(tmp_path, change, words):
         load_model(path)
     assert words in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_info_checks_the_shapes_a_config_asks_for_without_building_them(tmp_path):
+    path, raw = tiny_checkpoint(tmp_path / "str.pt")
+    raw["config"]["seq_len"] = 10**12  # info read the config alone and printed it (a 2e12-wide layer)
+    torch.save(raw, path)
+    result = runner.invoke(app, ["info", "--checkpoint", str(path)])
+    assert result.exit_code == 4 and "does not fit the model" in one_error_line(result)
 
 
 def test_a_lying_checkpoint_is_refused_by_weights_import_and_reconstruct(tmp_path, assets, smpl_files):

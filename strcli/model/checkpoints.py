@@ -114,7 +114,10 @@ def load_checkpoint(path: str | Path, raw: dict[str, Any] | None = None) -> Chec
             f"{path} is not a strcli checkpoint (top-level keys: {', '.join(sorted(map(str, raw))[:8])}).",
             "Import published TCMR/VIBE/SPIN files with `strcli weights import`.")
     version = raw.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CorruptAssetError(f"{path} has a checkpoint version that is not a whole number ({version!r}).",
+                                LYING_HINT)
+    if version > VERSION:
         raise CorruptAssetError(f"{path} has checkpoint version {version}; this strcli "
                                 f"({__version__}) reads up to {VERSION}.", "Upgrade strcli.")
     if version < OLDEST_LAYOUT:
@@ -138,8 +141,11 @@ def load_checkpoint(path: str | Path, raw: dict[str, Any] | None = None) -> Chec
     model = raw.get("model", "str")
     if model != "str":
         raise CorruptAssetError(f"{path} says it holds model {model!r}; strcli checkpoints hold 'str'.", LYING_HINT)
-    return Checkpoint(config=config, state_dict=check_state_dict(raw.get("state_dict"), path),
-                      meta=dict(meta), model=model, version=version)
+    state_dict = check_state_dict(raw.get("state_dict"), path)
+    with torch.device("meta"):  # the config's shapes, without memory: a lying config may ask for terabytes
+        shaped = STR(config)
+    check_fits(shaped, state_dict, str(path))
+    return Checkpoint(config=config, state_dict=state_dict, meta=dict(meta), model=model, version=version)
 
 
 LYING_HINT = "Re-copy or re-download it; a file written by a diverged or interrupted run must be retrained."
@@ -200,10 +206,7 @@ def check_fits(module: nn.Module, state_dict: Mapping[str, Tensor], source: str)
 def load_model(path: str | Path, device: str | torch.device = "cpu",
                raw: dict[str, Any] | None = None) -> tuple[STR, Checkpoint]:
     """Build the STR a checkpoint describes and load its weights into it (eval mode)."""
-    checkpoint = load_checkpoint(path, raw)
-    with torch.device("meta"):  # the config's shapes first, without memory: a lying config may ask for terabytes
-        shaped = STR(checkpoint.config)
-    check_fits(shaped, checkpoint.state_dict, str(path))
+    checkpoint = load_checkpoint(path, raw)  # its shapes already fit the config's (checked on the meta device)
     model = STR(checkpoint.config)
     load_state_dict_checked(model, checkpoint.state_dict, str(path))
     return model.to(device).eval(), checkpoint
