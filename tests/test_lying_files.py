@@ -498,3 +498,17 @@ def test_a_detection_frame_number_past_any_video_is_one_line(tmp_path):
     path.write_text("99999999999999999999,-1,10,10,20,40,0.9,-1,-1,-1\n")  # overflowed int64 with a numpy warning
     with pytest.raises(UsageError, match="the frame number 1e\\+20 is beyond any"):
         read_mot_detections(path)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("assets = [1, 2]\n", "`assets` is a list, not a table"),  # was AttributeError
+    ("[assets]\nx = 3\n", "asset 'x' is 3, not a table"),  # was TypeError
+    ('[assets.x]\nfile = "a"\nneeded_by = "reconstruct"\ndescription = "d"\nlicence = "l"\n',
+     "asset 'x' has needed_by = 'reconstruct', not a list of strings"),  # was split into letters
+    ('[assets.x]\nfile = 5\n', "asset 'x' has file = 5, not a string"),
+])
+def test_a_manifest_that_lies_is_one_line(tmp_path, monkeypatch, text, words):
+    (tmp_path / "manifest.toml").write_text(text)
+    monkeypatch.setenv("STRCLI_MANIFEST", str(tmp_path / "manifest.toml"))
+    result = runner.invoke(app, ["weights", "list"])
+    assert result.exit_code == 4 and words in one_error_line(result)

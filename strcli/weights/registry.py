@@ -13,6 +13,7 @@ resume, imports), which every command reaches without torch; its parts call each
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import json
@@ -105,8 +106,27 @@ class Manifest:
         except (OSError, tomllib.TOMLDecodeError) as err:
             raise CorruptAssetError(f"cannot read the weights manifest {path} ({err}).") from err
         assets = {}
-        for name, entry in raw.get("assets", {}).items():
+        table = raw.get("assets", {})
+        if not isinstance(table, dict):
+            raise CorruptAssetError(f"{path}: `assets` is a {type(table).__name__}, not a table of [assets.NAME] "
+                                    "tables.", "Check the manifest (weights/manifest.toml is the shipped one).")
+        kinds = {f.name: f.type for f in dataclasses.fields(Asset)}
+        for name, entry in table.items():
+            if not isinstance(entry, dict):
+                raise CorruptAssetError(f"{path}: asset {name!r} is {entry!r}, not a table.",
+                                        "Check the manifest (weights/manifest.toml is the shipped one).")
             entry = dict(entry)
+            for key, value in entry.items():
+                kind = kinds.get(key)
+                fits = {"str": isinstance(value, str), "int": isinstance(value, int) and not isinstance(value, bool),
+                        "bool": isinstance(value, bool),
+                        "tuple[str, ...]": isinstance(value, list) and all(isinstance(v, str) for v in value)
+                        }.get(kind if isinstance(kind, str) else "", True)
+                if not fits:
+                    shown = {"str": "a string", "int": "a whole number", "bool": "true or false",
+                             "tuple[str, ...]": "a list of strings"}[kind]
+                    raise CorruptAssetError(f"{path}: asset {name!r} has {key} = {value!r}, not {shown}.",
+                                            "Check the manifest (weights/manifest.toml is the shipped one).")
             for key in ("needed_by", "urls"):
                 entry[key] = tuple(entry.get(key, ()))
             try:
