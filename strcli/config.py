@@ -39,6 +39,9 @@ OVERLAY = "overlay.mp4"  # `strcli render`'s video in OUT/<stem>/
 TEMPORAL_MODELS = ("str", "tcmr", "vibe", "spin")
 CAMERA_MODELS = ("auto", "static", "rotating", "moving")  # `reconstruct --camera` (docs/world.md)
 CAMERA_FILE = "camera.npz"  # the camera of every processed frame, in the world, in OUT/<stem>/
+COMPARE = "compare.mp4"  # `strcli render --compare`: the models of `reconstruct --model str,tcmr` side by side
+FRAMES_DIR = "frames"  # `strcli render --frames`: the PNGs
+BVH_DIR = "bvh"  # `strcli export`: bvh/<stem>_<track id>.bvh
 
 # `strcli render --preset`: x264's speed presets, fastest first.
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",

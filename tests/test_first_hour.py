@@ -607,18 +607,18 @@ def test_train_names_every_missing_data_file_at_once(tmp_path, monkeypatch):
 
 
 def test_an_empty_or_truncated_data_file_is_named_with_what_is_wrong(tmp_path):
-    from strcli.utils.errors import CorruptAssetError
+    from strcli.utils.errors import DataFileError
     from strcli.train.data import load_db
 
     (tmp_path / "a_db.pt").write_bytes(b"")
-    with pytest.raises(CorruptAssetError, match=r"a_db.pt is empty \(0 bytes\)"):
+    with pytest.raises(DataFileError, match=r"a_db.pt is empty \(0 bytes\)"):
         load_db(tmp_path / "a_db.pt")
     import joblib
 
     joblib.dump({"x": np.arange(1000)}, tmp_path / "b_db.pt")
     data = (tmp_path / "b_db.pt").read_bytes()
     (tmp_path / "b_db.pt").write_bytes(data[: len(data) // 3])
-    with pytest.raises(CorruptAssetError) as err:
+    with pytest.raises(DataFileError) as err:
         load_db(tmp_path / "b_db.pt")
     assert "b_db.pt" in str(err.value) and "()" not in str(err.value)
 

@@ -15,7 +15,7 @@ from generated_dataset import make_extra_regressor, write_miniature, write_set
 from strcli.body.smpl import Body
 from strcli.model.checkpoints import load_model
 from strcli.cli.main import app
-from strcli.utils.errors import CorruptAssetError
+from strcli.utils.errors import DataFileError
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams, SMPLPrediction
 from strcli.body.rotations import axis_angle_to_rotmat
@@ -69,10 +69,10 @@ def test_data_files_load_without_running_code(tmp_path):
             return (os.system, ("touch " + str(tmp_path / "pwned"),))
 
     joblib.dump({"features": Payload()}, tmp_path / "evil.pt")
-    with pytest.raises(CorruptAssetError, match="refusing"):
+    with pytest.raises(DataFileError, match="refusing"):
         load_db(tmp_path / "evil.pt")
     (tmp_path / "evil2.pt").write_bytes(pickle.dumps({"x": Payload()}))
-    with pytest.raises(CorruptAssetError):
+    with pytest.raises(DataFileError):
         load_db(tmp_path / "evil2.pt")
     assert not (tmp_path / "pwned").exists()
 
@@ -114,7 +114,7 @@ def test_each_data_sets_keypoint_layout_lands_on_the_same_spin_joints(mini, tmp_
     assert isinstance(db["features"], H5Column) and isinstance(db["vid_name"], np.ndarray)
     column = pickle.loads(pickle.dumps(db["features"]))
     assert column.shape == (40, 2048) and np.array_equal(column[3:5], db["features"][3:5])
-    with pytest.raises(CorruptAssetError, match="joints2D has 49 joints; insta files have 25"):
+    with pytest.raises(DataFileError, match="joints2D has 49 joints; insta files have 25"):
         ClipDataset("insta", paths["posetrack"])
 
 

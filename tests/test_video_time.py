@@ -5,7 +5,6 @@ the path given (symbolic links kept); an MPEG-TS overlay's sound with its pictur
 from __future__ import annotations
 
 import json
-import os
 
 import av
 import numpy as np

@@ -173,8 +173,55 @@ class SMPLArrays:
                                     f"expected ({v}, 3, >={SMPL_BETAS}).")
         if v != SMPL_VERTICES:
             raise CorruptAssetError(f"{source}: {v} vertices, an SMPL model has {SMPL_VERTICES}.")
-        if self.f.ndim != 2 or self.f.shape[1] != 3:
+        if self.f.ndim != 2 or self.f.shape[1] != 3 or len(self.f) == 0:
             raise CorruptAssetError(f"{source}: faces f has shape {self.f.shape}, expected (F, 3).")
+        self._check_values(source)
+
+    def _check_values(self, source: str | Path) -> None:
+        """What the shapes do not say: every array numeric and finite, face indices and
+        parents in range, skinning weights non-negative and summing to one per vertex (SMPL's
+        linear blend skinning, Loper et al. 2015, Eq. 2 and 4, assumes a partition of unity).
+        A file that lies here gives NaN meshes, or an index error in `render` or `export`."""
+        lying = "Download it again from the SMPL website (or check who changed it)."
+        for name in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f"):
+            value = getattr(self, name)
+            if not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
+                raise CorruptAssetError(f"{source}: {name} holds {value.dtype} values, not numbers.", lying)
+            bad = int(np.count_nonzero(~np.isfinite(value))) if np.issubdtype(value.dtype, np.inexact) else 0
+            if bad:
+                raise CorruptAssetError(f"{source}: {name} holds {bad} NaN or infinite value(s).", lying)
+        v = self.v_template.shape[0]
+        faces = self.f
+        if not np.issubdtype(faces.dtype, np.integer) and not np.array_equal(faces, np.round(faces)):
+            raise CorruptAssetError(f"{source}: faces f hold non-integer vertex indices.", lying)
+        if faces.min() < 0 or faces.max() >= v:
+            raise CorruptAssetError(f"{source}: faces f index vertices {int(faces.min())}..{int(faces.max())}, "
+                                    f"outside 0..{v - 1}.", lying)
+        parents = self.kintree_table[0].astype(np.int64)
+        children = np.arange(1, SMPL_JOINTS)
+        if not np.all((parents[1:] >= 0) & (parents[1:] < children)):
+            raise CorruptAssetError(f"{source}: kintree_table's parents {parents[1:].tolist()} are not a tree "
+                                    "(each joint's parent must be an earlier joint).", lying)
+        weights = self.weights
+        if weights.min() < -1e-6:
+            raise CorruptAssetError(f"{source}: skinning weights are negative (down to {float(weights.min()):.3g}).",
+                                    lying)
+        sums = weights.sum(axis=1)
+        off = np.abs(sums - 1.0) > 1e-3
+        if off.any():
+            worst = int(np.argmax(np.abs(sums - 1.0)))
+            raise CorruptAssetError(f"{source}: the skinning weights of {int(off.sum())} vertices do not sum to one "
+                                    f"(vertex {worst}: {float(sums[worst]):.4g}).", lying)
+
+
+def check_joint_regressor(regressor: np.ndarray, source: str | Path, joints: int | None = None) -> None:
+    """A joint regressor (`J_regressor_h36m.npy`: (17, 6890); `joints` rows when given) must
+    be a finite numeric (J, 6890) matrix: CorruptAssetError (exit 4) otherwise."""
+    if regressor.ndim != 2 or regressor.shape[1] != SMPL_VERTICES or (joints and regressor.shape[0] != joints):
+        raise CorruptAssetError(f"{source} has shape {regressor.shape}, expected ({joints or 'J'}, {SMPL_VERTICES}) "
+                                "for a joint regressor of SMPL's vertices.", "Check you have the right file.")
+    if not np.issubdtype(regressor.dtype, np.number) or not np.isfinite(regressor).all():
+        raise CorruptAssetError(f"{source} holds NaN, infinite or non-numeric values.", "Re-download it.")
 
 
 def _cache_dir() -> Path:
@@ -268,6 +315,7 @@ class Body(nn.Module):
                 regressor = np.load(h36m_regressor, allow_pickle=False)
             except (OSError, ValueError) as err:
                 raise CorruptAssetError(f"{h36m_regressor} is not a readable .npy ({err}).") from err
+            check_joint_regressor(regressor, h36m_regressor)
         return cls(load_smpl_arrays(path, cache_dir), regressor)
 
     @property

@@ -25,7 +25,7 @@ def export_motion(
 ) -> None:
     """Write OUT/<stem>/<stem>.glb, OUT/<stem>/bvh/<stem>_<id>.bvh (and <stem>.fbx, <stem>.blend) for Blender,
     three.js, game engines (docs/using-exports.md)."""
-    from strcli.road.inputs import output_folders
+    from strcli.road.inputs import export_targets, output_folders
     from strcli.road.options import parse_export_formats
     from strcli.body.files import TEST_BODY_NOTE, is_test_body, smpl_file_for_outputs
 
@@ -37,6 +37,8 @@ def export_motion(
 
         bpy_python(wanted)
     folders = output_folders(outputs)
+    for folder in folders:  # a folder of the user's as <stem>.glb, a file as bvh/: refused before any work
+        export_targets(folder, wanted)
     smpl_file, smpl_note = smpl_file_for_outputs(folders, smpl_dir)
     if smpl_note:
         print(f"warning: {smpl_note}", file=sys.stderr)

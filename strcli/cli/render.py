@@ -44,7 +44,7 @@ def render(
 ) -> None:
     """Overlay videos (and PNGs) of the reconstructed bodies on their input videos, headless."""
     from strcli.utils.errors import UsageError
-    from strcli.road.inputs import output_folders
+    from strcli.road.inputs import output_folders, render_targets
     from strcli.road.options import check_device_name, check_render_values, parse_frames, parse_tracks
     from strcli.body.files import smpl_file_for_outputs
 
@@ -56,6 +56,8 @@ def render(
     folders = output_folders(outputs)
     if source is not None and len(folders) > 1:
         raise UsageError("--video-file works with one output folder.", "Render the folders one at a time.")
+    for folder in folders:  # a file or folder of the user's where one is written: refused before any work
+        render_targets(folder, video, compare, bool(chosen_frames))
     smpl_file, smpl_note = smpl_file_for_outputs(folders, smpl_dir)
     if smpl_note:
         print(f"warning: {smpl_note}", file=sys.stderr)

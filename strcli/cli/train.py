@@ -21,7 +21,10 @@ def _model_config(path: Path | None) -> Any:
     from strcli.utils.errors import UsageError
 
     try:
-        return STRConfig.from_dict(json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise TypeError(f"it holds a {type(data).__name__}, not an object")
+        return STRConfig.from_dict(data)
     except (OSError, ValueError, TypeError) as err:
         raise UsageError(f"--model-config {path}: not a readable STR config ({err}).",
                          "Pass a JSON object of STRConfig fields (docs/model.md).") from err
@@ -96,14 +99,21 @@ def train(
 ) -> None:
     """Train STR the paper's way (TCMR's recipe): log.csv, last.pt and best.pt in the run folder."""
     from strcli.utils.errors import UsageError
+    from strcli.utils.devices import check_device_name
     from strcli.model.config import STRConfig
     from strcli.train.evaluate import check_precision
+    from strcli.train.flags import check_folder_flag, check_training_values
     from strcli.train.trainer import RECIPES, Trainer, check_data_dir, training_assets
 
     if recipe not in RECIPES:
         raise UsageError(f"unknown --recipe {recipe!r}; choose {' or '.join(RECIPES)}.")
     STRConfig().ablate(ablation)  # an unknown name fails here, before any file is read
     check_precision(precision)
+    check_training_values(epochs=epochs, iterations=iterations, batch_size=batch_size, lr=lr, seed=seed,
+                          workers=workers)
+    check_device_name(device)
+    check_folder_flag("--out", out or Path("runs"))
+    config = _model_config(model_config)  # a bad --model-config before any data or weights
     chosen = RECIPES[recipe].replace(epochs=epochs, iterations=iterations, batch_size=batch_size, lr=lr,
                                      datasets_2d=_names(datasets_2d), datasets_3d=_names(datasets_3d),
                                      h36m_smpl=h36m_smpl or None)
@@ -114,7 +124,7 @@ def train(
     torch_device = _train_device(device)
     assets = training_assets(smpl_dir, spin, use_spin=not no_spin, download=not offline)
     trainer = Trainer(chosen, data_dir, out, assets.body, torch_device, ablation, assets.spin, seed, workers,
-                      _model_config(model_config), assets.mean_params, precision)
+                      config, assets.mean_params, precision)
     if trainer.rank == 0:
         for note in (*assets.notes, *trainer.notes):
             stderr.print(note, markup=False, highlight=False, soft_wrap=True)
@@ -178,9 +188,15 @@ def evaluate(
     from strcli.train.evaluate import (DATASET_TITLES, check_precision, evaluate as score, scores_json, table_rows,
                                        test_data_problem)
     from strcli.train.trainer import training_assets
+    from strcli.utils.devices import check_device_name
+    from strcli.train.flags import check_file_flag, check_folder_flag, check_training_values
 
     check_precision(precision)
+    check_training_values(epochs=epochs, iterations=iterations, batch_size=batch_size, seed=seed, workers=workers)
+    check_device_name(device)
+    check_file_flag("--json-out", json_out)
     if ablation is not None:
+        check_folder_flag("--runs-dir", runs_dir)
         _evaluate_ablations(ablation, data_dir, runs_dir, epochs, iterations, batch_size, model_config, no_spin,
                             seed, workers, json_out, smpl_dir, device, offline, precision)
         return
@@ -260,6 +276,7 @@ def _evaluate_ablations(ablation: str, data_dir: Path, runs_dir: Path, epochs: i
     from strcli.train.trainer import check_data_dir
 
     variants = parse_variants(ablation)
+    config = _model_config(model_config)  # a bad --model-config before any data or weights
     recipe = RECIPES["wo3dpw"].replace(epochs=epochs, iterations=iterations, batch_size=batch_size)
     check_data_dir(recipe, data_dir)  # the variants train: every missing file named, before any download
     assets = training_assets(smpl_dir, None, use_spin=not no_spin, download=not offline)
@@ -270,7 +287,7 @@ def _evaluate_ablations(ablation: str, data_dir: Path, runs_dir: Path, epochs: i
         stderr.print(_epoch_line(record, recipe.epochs, recipe.val_dataset, f"{variant}: "))
 
     results = run_ablations(variants, recipe, data_dir, runs_dir, assets, _train_device(device),
-                            _model_config(model_config), seed, workers, epoch, precision)
+                            config, seed, workers, epoch, precision)
     if not results:  # not process 0 under torchrun
         return
     table = Table(title="Ablations (Table 2 and the authors' extras): MPI-INF-3DHP")

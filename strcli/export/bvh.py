@@ -42,7 +42,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from strcli.export.motion import SMPL_JOINT_NAMES, RestBody, TrackMotion
 from strcli.road.outputs import output_error
 
-BVH_DIR = "bvh"
+from strcli.config import BVH_DIR  # noqa: E402, F401 (re-exported)
 INFO_NAME = "info.json"
 LEGACY_NAME = "{track_id}.bvh"  # what older strcli named a track's file; `bvh_files` still finds it
 EULER = "ZYX"  # scipy intrinsic: R = Rz @ Ry @ Rx, channels listed Z, Y, X

@@ -17,13 +17,15 @@ import numpy as np
 from strcli.body.files import TEST_BODY_NOTE, is_test_body, recorded_smpl_file
 from strcli.body.smpl import Body
 from strcli.body.camera import Intrinsics
-from strcli.utils.errors import OutputError, StrcliError, UsageError, writing
+from strcli.utils.errors import OutputError, StrcliError, writing
 from strcli.export.blender import BLENDER_FORMATS, BlenderRequest, bpy_python, run_blender, scene_rate
 from strcli.export.bvh import write_bvh
 from strcli.export.gltf import build_gltf, glb_name, write_glb
 from strcli.export.motion import RestBody, TrackMotion, rest_body
 from strcli.utils.locks import sweep_stale, video_lock
 from strcli.road.options import EXPORT_FORMATS, parse_export_formats as parse_formats  # noqa: F401 (re-exported)
+from strcli.road.inputs import export_targets
+from strcli.road.output_check import check_output
 from strcli.road.outputs import MANIFEST, folder_bytes, output_folders, read_manifest, reading_output  # noqa: F401 (output_folders: export's API)
 from strcli.config import TRACK_COLOURS
 
@@ -44,10 +46,7 @@ class ExportResult:
 
 def load_tracks(folder: Path, body: Body) -> tuple[dict, list[tuple[TrackMotion, RestBody]]]:
     """The manifest of an output folder and each track with its mean-betas rest body."""
-    manifest = read_manifest(folder)
-    if manifest is None:
-        raise UsageError(f"{folder} has no readable {MANIFEST}: is it an output of `strcli reconstruct`?",
-                         "Reconstruct its video again with `strcli reconstruct VIDEO -o OUT --overwrite`.")
+    manifest = check_output(folder).manifest  # shapes, finite values, focal, frame counts: DamagedOutput (exit 2)
     with reading_output(folder):
         tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
         return manifest, [(t, rest_body(body, t.mean_betas)) for t in tracks]
@@ -62,6 +61,7 @@ def export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note: 
     Holds the video's lock (`strcli.utils.locks.video_lock`: BusyError, exit 9, while another
     process writes the folder); a full disk, a read-only folder or a permission error is an
     OutputError (exit 6) and leaves no partial file."""
+    export_targets(folder, formats)  # a folder of the user's as animation.glb, a file as bvh/: exit 2 first
     where = folder.absolute()
     with writing(folder / glb_name(folder.name)), video_lock(where.parent, where.name, "export"):
         sweep_stale(folder / "bvh")

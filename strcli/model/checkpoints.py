@@ -92,6 +92,9 @@ def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         from strcli.utils.errors import MissingAssetError
 
+        if path.exists():
+            raise MissingAssetError(f"checkpoint {path} is {'a folder' if path.is_dir() else 'not a regular file'}.",
+                             "Name the checkpoint file itself.")
         raise MissingAssetError(f"checkpoint {path} does not exist.", "Check the path.")
     try:
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
@@ -111,7 +114,10 @@ def load_checkpoint(path: str | Path, raw: dict[str, Any] | None = None) -> Chec
             f"{path} is not a strcli checkpoint (top-level keys: {', '.join(sorted(map(str, raw))[:8])}).",
             "Import published TCMR/VIBE/SPIN files with `strcli weights import`.")
     version = raw.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CorruptAssetError(f"{path} has a checkpoint version that is not a whole number ({version!r}).",
+                                LYING_HINT)
+    if version > VERSION:
         raise CorruptAssetError(f"{path} has checkpoint version {version}; this strcli "
                                 f"({__version__}) reads up to {VERSION}.", "Upgrade strcli.")
     if version < OLDEST_LAYOUT:
@@ -120,16 +126,64 @@ def load_checkpoint(path: str | Path, raw: dict[str, Any] | None = None) -> Chec
             f"{path} was made by an older STR layout (checkpoint version {version}"
             + (f", strcli {made_by}" if made_by else "") + ") and cannot be loaded into this STR.",
             "Retrain it with `strcli train` (the network changed: docs/model.md).")
+    config_data = raw.get("config")
+    if not isinstance(config_data, Mapping):
+        raise CorruptAssetError(f"{path} has an invalid model config: a {type(config_data).__name__}, not a "
+                                "mapping of STRConfig fields.", LYING_HINT)
     try:
-        config = STRConfig.from_dict(dict(raw["config"]))
-    except (UsageError, TypeError, KeyError) as err:
-        raise CorruptAssetError(f"{path} has an invalid model config ({err}).") from err
-    return Checkpoint(config=config, state_dict=dict(raw["state_dict"]), meta=dict(raw.get("meta", {})),
-                      model=raw.get("model", "str"), version=version)
+        config = STRConfig.from_dict(dict(config_data))
+    except (UsageError, TypeError, ValueError, KeyError) as err:
+        raise CorruptAssetError(f"{path} has an invalid model config ({err}).", LYING_HINT) from err
+    meta = raw.get("meta", {})
+    if not isinstance(meta, Mapping):
+        raise CorruptAssetError(f"{path} has an invalid meta entry: a {type(meta).__name__}, not a mapping.",
+                                LYING_HINT)
+    model = raw.get("model", "str")
+    if model != "str":
+        raise CorruptAssetError(f"{path} says it holds model {model!r}; strcli checkpoints hold 'str'.", LYING_HINT)
+    state_dict = check_state_dict(raw.get("state_dict"), path)
+    with torch.device("meta"):  # the config's shapes, without memory: a lying config may ask for terabytes
+        shaped = STR(config)
+    check_fits(shaped, state_dict, str(path))
+    return Checkpoint(config=config, state_dict=state_dict, meta=dict(meta), model=model, version=version)
+
+
+LYING_HINT = "Re-copy or re-download it; a file written by a diverged or interrupted run must be retrained."
+
+
+def check_state_dict(state: Any, source: str | Path) -> dict[str, Tensor]:
+    """`state` as a dict of tensors, refused (CorruptAssetError, exit 4) when it is no mapping,
+    when an entry is not a tensor under a string name, or when a floating-point tensor holds
+    NaN or infinity (a diverged training run writes such files; they give NaN bodies or a
+    LinAlgError far from the cause)."""
+    if not isinstance(state, Mapping):
+        raise CorruptAssetError(f"{source} has no weights: its state dict is a {type(state).__name__}, not a "
+                                "mapping of names to tensors.", LYING_HINT)
+    wrong = [f"{key!r} ({type(value).__name__})" for key, value in state.items()
+             if not isinstance(key, str) or not isinstance(value, Tensor)]
+    if wrong:
+        raise CorruptAssetError(f"{source} holds weights that are not named tensors: {', '.join(wrong[:5])}"
+                                + (" …" if len(wrong) > 5 else "") + ".", LYING_HINT)
+    bad = [key for key, value in state.items()
+           if (value.is_floating_point() or value.is_complex()) and value.layout == torch.strided
+           and not bool(torch.isfinite(value).all())]
+    if bad:
+        raise CorruptAssetError(f"{source} holds NaN or infinite weights in {len(bad)} tensor(s): "
+                                + ", ".join(bad[:5]) + (" …" if len(bad) > 5 else "") + ".", LYING_HINT)
+    return dict(state)
 
 
 def load_state_dict_checked(module: nn.Module, state_dict: Mapping[str, Tensor], source: str) -> None:
-    """`load_state_dict(strict=True)`, but a mismatch names every offending key."""
+    """`load_state_dict(strict=True)`, but a mismatch names every offending key, and weights
+    that are not tensors or hold NaN/inf are refused (`check_state_dict`)."""
+    state_dict = check_state_dict(state_dict, source)
+    check_fits(module, state_dict, source)
+    module.load_state_dict(state_dict, strict=True)
+
+
+def check_fits(module: nn.Module, state_dict: Mapping[str, Tensor], source: str) -> None:
+    """CorruptAssetError naming every key whose shape differs, is missing or is unexpected.
+    `module` may live on the meta device (shapes only, no memory)."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -147,13 +201,12 @@ def load_state_dict_checked(module: nn.Module, state_dict: Mapping[str, Tensor],
     if problems:
         raise CorruptAssetError(f"{source} does not fit the model: " + " | ".join(problems) + ".",
                                 "Is it a checkpoint of another model or config?")
-    module.load_state_dict(state_dict, strict=True)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu",
                raw: dict[str, Any] | None = None) -> tuple[STR, Checkpoint]:
     """Build the STR a checkpoint describes and load its weights into it (eval mode)."""
-    checkpoint = load_checkpoint(path, raw)
+    checkpoint = load_checkpoint(path, raw)  # its shapes already fit the config's (checked on the meta device)
     model = STR(checkpoint.config)
     load_state_dict_checked(model, checkpoint.state_dict, str(path))
     return model.to(device).eval(), checkpoint

@@ -181,6 +181,16 @@ class STRConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"STR config has unknown keys: {', '.join(unknown)}.")
+        for f in dataclasses.fields(cls):  # a file's values, typed as the fields are (bool is no int here)
+            if f.name not in data:
+                continue
+            value, kind = data[f.name], f.type if isinstance(f.type, str) else f.type.__name__
+            fits = {"int": isinstance(value, int) and not isinstance(value, bool),
+                    "bool": isinstance(value, bool), "str": isinstance(value, str),
+                    "float": isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value)}.get(kind, True)
+            if not fits:
+                raise UsageError(f"STR config: {f.name} must be a finite {kind}, got {value!r}.")
         return cls(**data)
 
 

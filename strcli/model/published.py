@@ -21,7 +21,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from strcli.model.checkpoints import FORMAT, TRAIN_STATE_FORMAT, load_state_dict_checked, read_checkpoint_file
+from strcli.model.checkpoints import (FORMAT, TRAIN_STATE_FORMAT, check_state_dict, load_state_dict_checked,
+                                      read_checkpoint_file)
 from strcli.utils.errors import CorruptAssetError
 from strcli.config import TEMPORAL_MODELS  # noqa: F401 (the --model names, re-exported)
 from strcli.model.regressor import MeanParams
@@ -110,8 +111,7 @@ def load_published(path: str | Path, kind: str) -> PublishedModel:
 def published_from(raw: Mapping[str, Any], kind: str, path: str | Path) -> PublishedModel:
     """`load_published` for a file already read (`raw`)."""
     check_kind(raw, kind, path)
-    state = _model_state(raw)
-    assert state is not None  # check_kind recognised it
+    state = check_state_dict(_model_state(raw), path)  # names and tensors, all finite (the SMPL copy too)
     learnt = {k.removeprefix("module."): v for k, v in state.items()
               if not k.removeprefix("module.").startswith(SMPL_COPY_PREFIX)}
     model = build_published(kind)
@@ -121,6 +121,10 @@ def published_from(raw: Mapping[str, Any], kind: str, path: str | Path) -> Publi
         return PublishedModel(kind, model.eval(), {}, 0)
     load_state_dict_checked(model, learnt, str(path))
     meta = {k: _plain(raw[k]) for k in ("epoch", "performance") if k in raw}
+    if not all(isinstance(v, (int, float, str, type(None))) for v in meta.values()):
+        raise CorruptAssetError(f"{path}: its epoch or performance is not a number "
+                                f"({', '.join(f'{k}: {type(v).__name__}' for k, v in meta.items())}).",
+                                "Re-copy or re-download it.")
     return PublishedModel(kind, model.eval(), meta, len(state) - len(learnt))
 
 

@@ -48,6 +48,9 @@ class MeanParams:
                 f"{path} has pose/shape/cam of sizes {params.pose6d.size}/{params.betas.size}/"
                 f"{params.cam.size}, expected {expected[0]}/{expected[1]}/{expected[2]}."
             )
+        if not all(np.isfinite(a).all() for a in (params.pose6d, params.betas, params.cam)):
+            raise CorruptAssetError(f"{path} holds NaN or infinite mean parameters.",
+                                    "`strcli weights fetch smpl_mean_params` gets SPIN's file again.")
         return params
 
     @classmethod

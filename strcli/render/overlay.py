@@ -14,7 +14,6 @@ and the loop over a video's frames; no other module uses the parts.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -29,11 +28,13 @@ import torch
 from torch import Tensor
 
 from strcli.body.smpl import Body
-from strcli.config import TRACK_COLOURS, OVERLAY
+from strcli.config import FRAMES_DIR, TRACK_COLOURS, OVERLAY
 from strcli.body.camera import Intrinsics
 from strcli.utils.errors import StrcliError, UsageError, VideoError, write_failure, writing
 from strcli.utils.locks import video_lock
 from strcli.road.inputs import source_video
+from strcli.road.inputs import render_targets
+from strcli.road.output_check import check_output
 from strcli.road.outputs import MANIFEST, folder_bytes, output_error, reading_output
 from strcli.utils.overlap import ReadAhead, WriteBehind
 from strcli.road.options import check_render_values
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from strcli.road.reconstruct import Progress, VideoResult
 
 PALETTE = np.array(TRACK_COLOURS, np.float32)  # (8, 3) RGB 0-1; track k: PALETTE[k % 8]
-COMPARE = "compare.mp4"  # --compare: the models of `reconstruct --model str,tcmr` side by side
+from strcli.config import COMPARE  # noqa: E402, F401 (re-exported)
 SIDE_BACKGROUND = 235  # grey level of the side-view panel
 _KEY_LIGHT = (-0.35, -0.55, -0.76)  # from the upper left, in front (camera frame, y down)
 # SMPL's kinematic tree, for drawing 2D joints as a skeleton.
@@ -249,7 +250,9 @@ def render_video(folder: Path, body: Body, options: RenderOptions = RenderOption
     Without a video (`options.video` False) only the frames asked for are drawn, and the
     source is decoded up to the last of them. PNGs go to a fresh folder that replaces
     folder/frames/ when the render is complete, so no PNG of an earlier render stays.
-    `progress(done, total)` is called with done = 0 before the first frame."""
+    `progress(done, total)` is called with done = 0 before the first frame. A folder of the
+    user's where overlay.mp4 goes, or a file where frames/ goes: UsageError (exit 2) first."""
+    render_targets(folder, options.video, options.compare, bool(options.frames))
     with writing(folder / (COMPARE if options.compare else OVERLAY)), \
             video_lock(folder.absolute().parent, folder.absolute().name, "render"):
         return _render_video(folder, body, options, device, source, progress)
@@ -323,7 +326,7 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
         end_time = (last_time + stride / info.fps) if keep_times and info.fps else first_time + count / fps
         video = writer.close(first_time, end_time) if writer is not None else None
         if png_dir is not None:
-            _replace_frames(png_dir, folder / "frames")
+            _replace_frames(png_dir, folder / FRAMES_DIR)
     except BaseException:
         sink.abort()
         if writer is not None:
@@ -334,7 +337,7 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
     finally:
         torch.set_num_threads(threads)
     return RenderResult(folder, video, drawn_count, len(pngs), time.perf_counter() - started,
-                        folder / "frames" if pngs else None)
+                        folder / FRAMES_DIR if pngs else None)
 
 
 def _replace_frames(fresh: Path, frames: Path) -> None:
@@ -383,11 +386,11 @@ def _load(folder: Path, options: RenderOptions, source: Path | None) -> tuple[di
 
 
 def _read_folder(folder: Path, options: RenderOptions, source: Path | None) -> tuple[dict, list[Panel], Path]:
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError) as err:
-        raise UsageError(f"{folder} has no readable {MANIFEST}: is it an output of `strcli reconstruct`?") from err
+    manifest = check_output(folder).manifest  # shapes, finite values, focal, frame counts: DamagedOutput (exit 2)
     source = source_video(manifest["input"], source)
+    if source.is_dir():
+        raise VideoError(f"the source video {source} of {folder.name} is a folder, not a video.",
+                         "Pass the video file with --video-file.")
     if not source.is_file():
         raise VideoError(f"the source video {source} of {folder.name} is gone.",
                          "Pass its new location with --video-file.")

@@ -34,6 +34,10 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
     refuse, exit 4); nothing is copied then."""
     source = Path(source)
     if not source.is_file():
+        if source.is_dir():
+            raise MissingAssetError(f"{source} is a folder, not a file.", "Name the file itself.")
+        if source.exists():
+            raise MissingAssetError(f"{source} is not a regular file.", "Name a weights or SMPL file.")
         raise MissingAssetError(f"{source} does not exist.", "Check the path.")
     manifest = manifest or Manifest.load()
     root = root or registry.weights_root()
@@ -58,7 +62,29 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
         from strcli.model.published import check_kind
 
         check_kind(raw, asset.model, source)  # "this is a VIBE checkpoint, not a TCMR checkpoint"
+        check_checkpoint(raw, asset.model, source)
     return registry.store_file(source, asset, digest, root, check=check_loadable)
+
+
+def check_checkpoint(raw: dict[str, Any], kind: str, source: Path) -> None:
+    """Load a checkpoint of `kind` (str, tcmr, vibe, spin) as the commands will, so that a file
+    they would refuse (NaN/inf weights, a config that is no mapping, a wrong type or shape
+    anywhere) is refused at import too: CorruptAssetError (exit 4)."""
+    if kind == "str":
+        from strcli.model.checkpoints import load_model
+
+        load_model(source, raw=raw)
+    elif kind in ("tcmr", "vibe"):
+        from strcli.model.published import published_from
+
+        published_from(raw, kind, source)
+    elif kind == "spin":
+        from strcli.config import FEATURE_DIM
+        from strcli.model.regressor import Regressor
+        from strcli.road.features import Backbone, load_spin_backbone, load_spin_regressor
+
+        load_spin_backbone(Backbone(), source, raw)
+        load_spin_regressor(Regressor(FEATURE_DIM), source, raw)
 
 
 def _smpl_by_name(path: Path, manifest: Manifest) -> Asset | None:
@@ -104,6 +130,24 @@ def check_loadable(asset: Asset, source: Path) -> None:
         from strcli.body.smpl import load_smpl_arrays
 
         load_smpl_arrays(source)  # refuse a file that is not an SMPL model
+    elif asset.name == "smpl_mean_params":
+        from strcli.model.regressor import MeanParams
+
+        MeanParams.from_npz(source)  # pose, shape, cam: their sizes, finite
+    elif asset.name in ("j_regressor_h36m", "j_regressor_extra"):
+        import numpy as np
+
+        from strcli.body.smpl import check_joint_regressor
+
+        try:
+            regressor = np.load(source, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            raise CorruptAssetError(f"{source} is not a readable .npy without pickles ({err}), as {asset.name} "
+                                    "must be.", "Check you have the right file.") from err
+        if not isinstance(regressor, np.ndarray):
+            raise CorruptAssetError(f"{source} is an .npz archive, not the .npy {asset.name} must be.",
+                                    "Check you have the right file.")
+        check_joint_regressor(regressor, source, 17 if asset.name == "j_regressor_h36m" else 9)
     elif asset.file.endswith((".npy", ".npz")):
         import numpy as np
 

@@ -18,7 +18,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from strcli.model.checkpoints import load_state_dict_checked, read_checkpoint_file
+from strcli.model.checkpoints import check_state_dict, load_state_dict_checked, read_checkpoint_file
 from strcli.config import FEATURE_DIM
 from strcli.utils.errors import CorruptAssetError
 from strcli.model.regressor import Regressor
@@ -40,20 +40,22 @@ class Backbone(nn.Module):
         return self.resnet(crops)  # (N, 2048)
 
 
-def spin_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """HMR's state dict from a SPIN checkpoint (loaded without running code)."""
-    raw = read_checkpoint_file(path)
+def spin_state_dict(path: str | Path, raw: Mapping[str, Any] | None = None) -> dict[str, Tensor]:
+    """HMR's state dict from a SPIN checkpoint (loaded without running code; `raw`: its
+    contents, if already read). CorruptAssetError when it is none, or holds entries that are
+    not tensors, or NaN/inf weights."""
+    raw = read_checkpoint_file(path) if raw is None else raw
     state = raw.get("model", raw)
     if not isinstance(state, Mapping) or "layer4.2.conv3.weight" not in state:
         raise CorruptAssetError(
             f"{path} is not a SPIN checkpoint (no ResNet-50 'model' state dict; top-level keys: "
             f"{', '.join(sorted(map(str, raw))[:6])}).",
             "Get SPIN's model_checkpoint.pt with `strcli weights fetch spin_checkpoint`.")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    return {k.removeprefix("module."): v for k, v in check_state_dict(state, path).items()}
 
 
-def load_spin_backbone(backbone: Backbone, path: str | Path) -> None:
-    state = spin_state_dict(path)
+def load_spin_backbone(backbone: Backbone, path: str | Path, raw: Mapping[str, Any] | None = None) -> None:
+    state = spin_state_dict(path, raw)
     trunk = {k: v for k, v in state.items() if k.startswith(_BACKBONE_PREFIXES)}
     expected = {k for k in backbone.resnet.state_dict() if k.startswith(_BACKBONE_PREFIXES)}
     if set(trunk) != expected:
@@ -62,9 +64,9 @@ def load_spin_backbone(backbone: Backbone, path: str | Path) -> None:
     load_state_dict_checked(backbone.resnet, {**backbone.resnet.state_dict(), **trunk}, str(path))
 
 
-def load_spin_regressor(regressor: Regressor, path: str | Path) -> None:
+def load_spin_regressor(regressor: Regressor, path: str | Path, raw: Mapping[str, Any] | None = None) -> None:
     """SPIN's regressor into ours (the paper initialises STR's regressor from SPIN)."""
-    state = spin_state_dict(path)
+    state = spin_state_dict(path, raw)
     head = {k: v for k, v in state.items() if k.startswith(_REGRESSOR_PREFIXES)}
     load_state_dict_checked(regressor, head, str(path))
 

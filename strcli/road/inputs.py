@@ -18,8 +18,9 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from strcli.config import MANIFEST
+from strcli.config import BVH_DIR, COMPARE, FRAMES_DIR, MANIFEST, OVERLAY
 from strcli.utils.errors import MissingAssetError, OutputError, StrcliError, UsageError, VideoError
 from strcli.utils.locks import busy_error, lock_holder
 
@@ -206,6 +207,58 @@ def foreign_folder_problem(folder: Path) -> UsageError | None:
     kind = "a file" if folder.is_file() else "a link" if folder.is_symlink() else "a folder strcli did not write"
     return UsageError(f"{folder} exists and is {kind} (no strcli manifest.json): strcli will not replace it.",
                       "Write the outputs elsewhere with -o ANOTHER_FOLDER, or move it away.")
+
+
+def check_targets(folder: Path, files: Sequence[str] = (), folders: Sequence[str] = ()) -> None:
+    """UsageError (exit 2), before any work, when a file a command will write into `folder`
+    (`files`: overlay.mp4, <stem>.glb, bvh/<stem>_<id>.bvh) is a folder or anything but a
+    file, or a folder it will replace (`folders`: frames/, bvh/) is a file or a link:
+    strcli writes neither, so it is the user's, and the command would fail at its end."""
+    for name in files:
+        path = folder / name
+        if (path.exists() or path.is_symlink()) and (path.is_dir() or not path.is_file()):
+            kind = "a folder" if path.is_dir() else "a link to nothing" if path.is_symlink() else "not a file"
+            raise UsageError(f"{path} is in the way: it is {kind}, where strcli writes a file.",
+                             "Move it away, then run the command again.")
+    for name in folders:
+        path = folder / name
+        if (path.exists() or path.is_symlink()) and (path.is_symlink() or not path.is_dir()):
+            kind = "a link" if path.is_symlink() else "a file"
+            raise UsageError(f"{path} is in the way: it is {kind}, where strcli writes a folder of its own.",
+                             "Move it away, then run the command again.")
+
+
+def render_targets(folder: Path, video: bool, compare: bool, pngs: bool) -> None:
+    """`check_targets` for `strcli render`: overlay.mp4 (compare.mp4) and frames/."""
+    check_targets(folder, files=((COMPARE if compare else OVERLAY),) if video else (),
+                  folders=(FRAMES_DIR,) if pngs else ())
+
+
+def export_targets(folder: Path, formats: Sequence[str]) -> None:
+    """`check_targets` for `strcli export`: <stem>.glb (and the animation.glb older strcli
+    wrote, which an export removes), <stem>.fbx, <stem>.blend, bvh/, and bvh/<stem>_<id>.bvh
+    (and the older bvh/<id>.bvh) of every track the manifest lists; the stem is the folder's
+    name (`strcli.export.gltf.glb_name`, `strcli.export.bvh.bvh_name`)."""
+    ids = []
+    manifest = _read_json(folder / MANIFEST)
+    for entry in (manifest.get("tracks") if isinstance(manifest, dict) else None) or []:
+        if isinstance(entry, dict) and isinstance(entry.get("track_id"), int):
+            ids.append(entry["track_id"])
+    stem = folder.name
+    files = [f"{stem}.{kind}" for kind in ("fbx", "blend") if kind in formats]
+    if "glb" in formats:
+        files += [f"{stem}.glb", "animation.glb"]
+    check_targets(folder, files=files, folders=(BVH_DIR,) if "bvh" in formats else ())
+    if "bvh" in formats:
+        check_targets(folder, files=[f"{BVH_DIR}/{stem}_{i}.bvh" for i in ids] + [f"{BVH_DIR}/{i}.bvh" for i in ids]
+                      + [f"{BVH_DIR}/info.json"])
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def another_video_problem(video: Path, out_root: Path) -> UsageError | None:

@@ -21,6 +21,7 @@ from strcli.utils.devices import check_device_name  # noqa: F401 (re-exported: t
 from strcli.utils.errors import UsageError
 from strcli.road.tracking import TrackingConfig
 
+SEED_MAX = 2**32 - 1  # `--seed`: numpy's range, the one every strcli command takes
 MESH_FORMATS = ("obj", "ply")  # `--mesh-format`: the mesh files a video's folder may hold
 EXPORT_FORMATS = ("glb", "bvh", "fbx", "blend")  # `--export` / `strcli export --format`; fbx, blend: through bpy
 # `--device`: what `strcli.utils.devices.resolve_device` accepts (whether it exists is its business).
@@ -182,6 +183,8 @@ class ModelSources:
         if unknown or not self.models or len(set(self.models)) != len(self.models):
             raise UsageError(f"--model {','.join(self.models)}: name each of {', '.join(TEMPORAL_MODELS)} "
                              "at most once, comma-separated.")
+        if not 0 <= self.seed <= SEED_MAX:  # torch.manual_seed overflows past 2**64 (a traceback)
+            raise UsageError(f"--seed {self.seed}: must be in 0..{SEED_MAX}.")
 
 
 def parse_frames(text: str | None) -> tuple[int, ...]:
@@ -190,11 +193,22 @@ def parse_frames(text: str | None) -> tuple[int, ...]:
         return ()
     try:
         if ":" in text:
-            parts = [int(p) for p in text.split(":")]
-            return tuple(range(*parts))
-        return tuple(int(p) for p in text.split(","))
+            chosen = range(*[int(p) for p in text.split(":")])
+        else:
+            chosen = [int(p) for p in text.split(",")]
     except (ValueError, TypeError) as err:
         raise UsageError(f"bad --frames {text!r}: use 0,10,20 or start:stop[:step].") from err
+    if len(chosen) > MAX_PNG_FRAMES:  # len() of a range is O(1): checked before anything walks it
+        raise UsageError(f"--frames {text!r} asks for {len(chosen)} PNGs, more than {MAX_PNG_FRAMES}.",
+                         "Write a video instead (the default), or pass a step: start:stop:step.")
+    if len(chosen) == 0 or min(chosen) < 0:
+        raise UsageError(f"bad --frames {text!r}: " + ("no frame in that range" if len(chosen) == 0
+                                                        else "frame numbers start at 0") + ".",
+                         "Use 0,10,20 or start:stop[:step] with 0 <= start < stop.")
+    return tuple(chosen)
+
+
+MAX_PNG_FRAMES = 100_000  # `render --frames`: more PNGs than any video needs is a typo (0:10000000000)
 
 
 def parse_tracks(text: str | None) -> tuple[int, ...] | None:
@@ -215,8 +229,8 @@ def check_render_values(*, alpha: float, crf: int, fps: float | None, preset: st
         raise UsageError(f"--alpha {alpha}: must be in (0, 1].")
     if not 0 <= crf <= 51:
         raise UsageError(f"--crf {crf}: x264 takes 0 (lossless) to 51.")
-    if fps is not None and not fps > 0:
-        raise UsageError(f"--fps {fps}: must be positive.")
+    if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
+        raise UsageError(f"--fps {fps}: must be a positive number of frames per second, at most 1000.")
     if preset not in X264_PRESETS:
         raise UsageError(f"--preset {preset}: x264 has {', '.join(X264_PRESETS)}.")
     if not video and not frames:

@@ -41,7 +41,8 @@ from strcli.road.crops import crop_frame, square_boxes
 from strcli.utils.devices import resolve_precision
 from strcli.utils.errors import ResourceError, StrcliError, UsageError, writing
 from strcli.road.inputs import another_video_problem, foreign_folder_problem, given_path
-from strcli.utils.locks import video_lock
+from strcli.utils.locks import sweep_video, video_lock
+from strcli.road.output_check import DamagedOutput, check_output
 from strcli.road.options import ModelSources, ReconstructOptions  # noqa: F401 (checked without torch; re-exported)
 from strcli.utils.overlap import ReadAhead
 from strcli.road.outputs import (
@@ -214,6 +215,7 @@ def reconstruct_video(video: Path, out_root: Path, options: ReconstructOptions, 
     with writing(out_root / video.stem):
         if (foreign := foreign_folder_problem(out_root / video.stem)) is not None:
             raise foreign  # the user's own file or folder under the video's name (also checked at commit)
+        sweep_video(out_root, video.stem)  # dead runs' partial folders go on every run, a skipped one too
         skipped = None if overwrite else _already_done(video, out_root, key)
         if skipped is not None:
             return skipped
@@ -231,8 +233,12 @@ def _already_done(video: Path, out_root: Path, key: str) -> VideoResult | None:
     if other is not None:
         raise other
     previous = read_manifest(out_root / video.stem)
-    if previous is not None and previous.get("fingerprint") == key:
+    if isinstance(previous, dict) and previous.get("fingerprint") == key:
         folder = out_root / video.stem
+        try:
+            check_output(folder)  # the same check as render, export and view
+        except DamagedOutput:
+            return None  # this video's own folder, damaged since: redone, not skipped
         overlay = folder / OVERLAY
         return VideoResult(video, "skipped", folder, len(previous.get("tracks", [])),
                            previous.get("counts", {}).get("frames_processed", 0),

@@ -161,6 +161,8 @@ def _mot_line_problem(fields: list[str]) -> tuple[str | None, tuple[float, ...]]
         return f"the frame number {frame:g} is not a whole number", ()
     if frame < 1:
         return f"the frame number {frame:g} is below 1 (MOT frame numbers start at 1)", ()
+    if frame > 2**31 - 1:  # also keeps the int64 cast below from overflowing (a numpy warning on stderr)
+        return f"the frame number {frame:g} is beyond any video's", ()
     for name, value in (("x", x), ("y", y), ("width", w), ("height", h)):
         if abs(value) > MAX_COORDINATE:
             return f"the {name} {value:g} is beyond a million pixels", ()

@@ -35,8 +35,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from strcli.config import BBOX_SCALE, CROP_SIZE
-from strcli.utils.errors import CorruptAssetError, UsageError
+from strcli.config import BBOX_SCALE, CROP_SIZE, FEATURE_DIM
+from strcli.utils.errors import DataFileError, UsageError
 from strcli.train.joints import LSP_14, MPII3D_17, SPIN_49, SPIN_TO_LSP14, SPIN_TO_MPII3D17
 
 SEQLEN = 16
@@ -137,7 +137,7 @@ def load_db(path: str | Path, mmap: bool = True) -> dict[str, Column]:
     if not path.is_file():
         raise UsageError(f"{path} does not exist.", "See docs/reproducing.md for the files.")
     if path.stat().st_size == 0:
-        raise CorruptAssetError(f"{path} is empty (0 bytes), not a data file.", "Download or copy it again.")
+        raise DataFileError(f"{path} is empty (0 bytes), not a data file.", "Download or copy it again.")
     if path.suffix == ".h5":
         import h5py
 
@@ -146,7 +146,7 @@ def load_db(path: str | Path, mmap: bool = True) -> dict[str, Column]:
                 keys = {key: int(np.prod(f[key].shape[1:])) for key in f.keys()}
                 small = {key: _decoded(f[key][()]) for key, width in keys.items() if width <= 1}
         except OSError as err:
-            raise CorruptAssetError(f"{path} is not a readable HDF5 data file ({err}).") from err
+            raise DataFileError(f"{path} is not a readable HDF5 data file ({err}).") from err
         return {key: small[key] if key in small else H5Column(path, key) for key in keys}
     from joblib import numpy_pickle
 
@@ -159,15 +159,49 @@ def load_db(path: str | Path, mmap: bool = True) -> dict[str, Column]:
                 data = _safe_unpickler_class()(str(path), fobj, ensure_native_byte_order=False,
                                                mmap_mode=mode).load()
     except EOFError as err:
-        raise CorruptAssetError(f"{path} ends too early: it is truncated, not a whole data file.",
+        raise DataFileError(f"{path} ends too early: it is truncated, not a whole data file.",
                                 "Download or copy it again.") from err
     except (pickle.UnpicklingError, ValueError, OSError) as err:
-        raise CorruptAssetError(f"{path} is not a readable data file "
-                                f"({str(err).strip() or type(err).__name__}).",
-                                "Is it one of TCMR's pre-processed files (joblib)?") from err
+        raise DataFileError(f"{path} is not a readable data file "
+                            f"({str(err).strip() or type(err).__name__}).",
+                            "Is it one of TCMR's pre-processed files (joblib)?") from err
+    except Exception as err:  # garbage makes the unpickler fail in any way (KeyError: 95, struct.error, ...)
+        raise DataFileError(f"{path} is not a readable data file (garbage where a pickle should be: "
+                            f"{type(err).__name__}: {str(err).strip()[:80]}).",
+                            "Is it one of TCMR's pre-processed files (joblib)? Download or copy it again.") from err
     if not isinstance(data, dict):
-        raise CorruptAssetError(f"{path} holds a {type(data).__name__}, not a dict of arrays.")
-    return {k: _decoded(np.asarray(v)) for k, v in data.items()}
+        raise DataFileError(f"{path} holds a {type(data).__name__}, not a dict of arrays.")
+    columns = {}
+    for key, value in data.items():
+        try:
+            array = _decoded(np.asarray(value))
+        except (ValueError, TypeError) as err:
+            raise DataFileError(f"{path}: column {key!r} is not an array ({err}).") from err
+        if not isinstance(key, str) or array.dtype == object:
+            raise DataFileError(f"{path}: column {key!r} holds {type(value).__name__} objects, not an array.")
+        columns[key] = array
+    return columns
+
+
+def check_columns(db: dict[str, Column], path: Path, shapes: dict[str, tuple[int | None, ...]]) -> None:
+    """DataFileError (exit 2) naming the first column of `shapes` (name -> the shape after the
+    row axis, None for any size) that is missing, of another shape or row count than
+    `vid_name`, or not numeric (names aside)."""
+    missing = [k for k in shapes if k not in db]
+    if missing:
+        raise DataFileError(f"{path} lacks {', '.join(missing)}: not a TCMR/VIBE data file.")
+    rows = len(db["vid_name"]) if "vid_name" in db else None
+    for key, rest in shapes.items():
+        column = db[key]
+        shape = tuple(column.shape)
+        if rows is not None and shape[:1] != (rows,):
+            raise DataFileError(f"{path}: {key} has {shape[0] if shape else 0} rows, vid_name {rows}.")
+        if len(shape) != 1 + len(rest) or any(want is not None and got != want for got, want in zip(shape[1:], rest)):
+            wanted = ", ".join("N" if w is None else str(w) for w in (None, *rest))
+            raise DataFileError(f"{path}: {key} has shape {shape}, expected ({wanted}).")
+        dtype = getattr(column, "dtype", None)
+        if key != "vid_name" and dtype is not None and not np.issubdtype(dtype, np.number) and dtype != bool:
+            raise DataFileError(f"{path}: {key} holds {dtype} values, not numbers.")
 
 
 def _decoded(array: np.ndarray) -> np.ndarray:
@@ -237,7 +271,7 @@ def keypoint_names(name: str, joints: int, path: Path) -> Sequence[str]:
     """The names of the `joints` 2D keypoints of data set `name`, checked against its layout."""
     names = KEYPOINTS_2D.get(name, SPIN_49)
     if joints != len(names):
-        raise CorruptAssetError(f"{path}: joints2D has {joints} joints; {name} files have {len(names)}.",
+        raise DataFileError(f"{path}: joints2D has {joints} joints; {name} files have {len(names)}.",
                                 "Is the file from TCMR's/VIBE's pre-processing of this data set?")
     return names
 
@@ -292,10 +326,11 @@ class ClipDataset(Dataset[Clip]):
         self.name, self.path, self.seqlen = name, path, seqlen
         self.db = load_db(path)
         self.crop_keypoints = name in CROP_KEYPOINTS
-        needed = ("vid_name", "features", "joints2D") + (() if self.crop_keypoints else ("bbox",))
-        missing = [k for k in needed if k not in self.db]
-        if missing:
-            raise CorruptAssetError(f"{path} lacks {', '.join(missing)}: not a TCMR/VIBE data file.")
+        shapes: dict[str, tuple[int | None, ...]] = {"vid_name": (), "features": (FEATURE_DIM,),
+                                                     "joints2D": (None, None)}
+        if not self.crop_keypoints:
+            shapes["bbox"] = (None,)
+        check_columns(self.db, path, shapes)
         self.has_3d = name in THREE_D and "joints3D" in self.db
         self.has_smpl = (HAS_SMPL.get(name, False) if smpl is None else smpl) and "pose" in self.db
         self.starts = train_clip_starts(np.asarray(self.db["vid_name"]), seqlen, stride)
@@ -329,7 +364,7 @@ def _names_for(joints: int) -> Sequence[str]:
         return LSP_14
     if joints == 17:
         return MPII3D_17
-    raise CorruptAssetError(f"joints3D with {joints} joints: expected 49 (SPIN), 17 or 14.")
+    raise DataFileError(f"joints3D with {joints} joints: expected 49 (SPIN), 17 or 14.")
 
 
 @dataclass(frozen=True)
@@ -350,6 +385,7 @@ def eval_videos(name: str, path: Path) -> list[EvalVideo]:
     MPI-INF-3DHP's `valid_i` marks the frames that count. Sequences too short for a window
     are returned too: `score_dataset` skips and counts them."""
     db = load_db(path)
+    check_columns(db, path, {"vid_name": (), "features": (FEATURE_DIM,), "joints3D": (None, 3)})
     videos = []
     names = np.asarray(db["vid_name"])
     keep = np.asarray(db["valid"]).astype(bool).reshape(-1) if "valid" in db else np.ones(len(names), bool)

@@ -76,6 +76,9 @@ def attach_extra_regressor(body: nn.Module, regressor: np.ndarray) -> None:
     if array.shape != (EXTRA_JOINTS, vertices):
         raise CorruptAssetError(f"J_regressor_extra has shape {array.shape}, expected ({EXTRA_JOINTS}, {vertices}).",
                                 "Extract data/J_regressor_extra.npy from SPIN's data.tar.gz again.")
+    if not np.isfinite(array).all():
+        raise CorruptAssetError("J_regressor_extra holds NaN or infinite values.",
+                                "Extract data/J_regressor_extra.npy from SPIN's data.tar.gz again.")
     param = next(iter(body.buffers()), None)
     tensor = torch.from_numpy(array)
     body.register_buffer("j_regressor_extra", tensor.to(param.device) if param is not None else tensor)

@@ -32,7 +32,8 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from strcli.body.smpl import Body
-from strcli.model.checkpoints import TRAIN_STATE_FORMAT, read_checkpoint_file, save_checkpoint, save_file
+from strcli.model.checkpoints import (TRAIN_STATE_FORMAT, load_state_dict_checked, read_checkpoint_file,
+                                      save_checkpoint, save_file)
 from strcli.utils.errors import CorruptAssetError, UsageError, failed_write
 from strcli.utils.locks import sweep_stale
 from strcli.model.config import STRConfig
@@ -267,7 +268,7 @@ class Trainer:
         raw = read_checkpoint_file(path)
         if raw.get("format") != TRAIN_STATE_FORMAT:
             raise CorruptAssetError(f"{path} is not a strcli training state (last.pt of `strcli train`).")
-        if raw["config"] != self.model.config.to_dict():
+        if raw.get("config") != self.model.config.to_dict():
             raise UsageError(f"{path} was trained with another model config or --ablation; resume it with "
                              "the same options.")
         # The data a run learns from: a run of another recipe (e.g. wo3dpw's stride-1 windows
@@ -280,13 +281,20 @@ class Trainer:
             raise UsageError(f"{path} was trained on other data than recipe {self.recipe.name} now reads: {what}.",
                              f"Train it again into a new folder (move {path.parent} away, or choose another "
                              "--out / --runs-dir).")
-        self.model.load_state_dict(raw["model"])
-        self.optimizer.load_state_dict(raw["optimizer"])
-        self.scheduler.load_state_dict(raw["scheduler"])
-        torch.set_rng_state(raw["rng"])
-        if raw.get("cuda_rng") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(raw["cuda_rng"])
-        self.epoch, self.best = int(raw["epoch"]), float(raw["best"])
+        load_state_dict_checked(self.model, raw.get("model"), str(path))  # tensors, finite, every shape
+        try:
+            self.optimizer.load_state_dict(raw["optimizer"])
+            self.scheduler.load_state_dict(raw["scheduler"])
+            torch.set_rng_state(raw["rng"])
+            if raw.get("cuda_rng") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(raw["cuda_rng"])
+            self.epoch, self.best = int(raw["epoch"]), float(raw["best"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+            raise CorruptAssetError(f"{path} is a damaged training state ({type(err).__name__}: "
+                                    f"{str(err).strip()[:120]}).", "Start the run again in another --out.") from err
+        if self.epoch < 0:
+            raise CorruptAssetError(f"{path} is a damaged training state (epoch {self.epoch}).",
+                                    "Start the run again in another --out.")
 
     # ---- loop ------------------------------------------------------------------------
     def fit(self, epochs: int | None = None, on_iteration: Callable[[int, int], None] | None = None,

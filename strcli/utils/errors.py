@@ -34,6 +34,11 @@ class UsageError(StrcliError):
     exit_code = 2
 
 
+class DataFileError(UsageError):
+    """A training or test data file (`--data-dir`) that does not parse or lacks what it must
+    hold: a bad argument, exit 2 (it is no weights file)."""
+
+
 class MissingAssetError(StrcliError):
     """A weights file or the SMPL model is not where strcli looks for it."""
 

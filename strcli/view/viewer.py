@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +31,8 @@ from strcli.body.camera import Intrinsics
 from strcli.utils.errors import UsageError, VideoError
 from strcli.export.gltf import camera_yfov
 from strcli.road.options import check_serve_address
-from strcli.road.outputs import MANIFEST, reading_output
+from strcli.road.output_check import check_output
+from strcli.road.outputs import reading_output
 from strcli.render.overlay import PALETTE, TrackMotion
 from strcli.road.inputs import source_video
 from strcli.road.timing import FrameClock
@@ -128,11 +128,7 @@ class Scene:
             self._read(folder, body, source)
 
     def _read(self, folder: Path, body: Body, source: Path | None) -> None:
-        try:
-            manifest = json.loads((folder / MANIFEST).read_text())
-        except (OSError, ValueError) as err:
-            raise UsageError(f"{folder} has no readable {MANIFEST}: is it an output of `strcli reconstruct`?",
-                             "Pass one video's folder, OUT/<video-stem>.") from err
+        manifest = check_output(folder).manifest  # shapes, finite values, focal, frame counts: DamagedOutput (exit 2)
         self.body = body
         self.tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
         cam = manifest["intrinsics"]

@@ -13,6 +13,7 @@ resume, imports), which every command reaches without torch; its parts call each
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import json
@@ -49,7 +50,14 @@ def weights_root() -> Path:
     """Where weights files live: $STRCLI_WEIGHTS_DIR, else the checkout's weights/."""
     env = os.environ.get(WEIGHTS_DIR_ENV)
     if env:
-        return Path(env)
+        root = Path(env)
+        probe = root
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise UsageError(f"${WEIGHTS_DIR_ENV}={env}: {probe} is a file, not a folder.",
+                             f"Point ${WEIGHTS_DIR_ENV} at a folder (it is created when missing), or unset it.")
+        return root
     if _CHECKOUT_WEIGHTS.is_dir():
         return _CHECKOUT_WEIGHTS
     data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
@@ -98,8 +106,27 @@ class Manifest:
         except (OSError, tomllib.TOMLDecodeError) as err:
             raise CorruptAssetError(f"cannot read the weights manifest {path} ({err}).") from err
         assets = {}
-        for name, entry in raw.get("assets", {}).items():
+        table = raw.get("assets", {})
+        if not isinstance(table, dict):
+            raise CorruptAssetError(f"{path}: `assets` is a {type(table).__name__}, not a table of [assets.NAME] "
+                                    "tables.", "Check the manifest (weights/manifest.toml is the shipped one).")
+        kinds = {f.name: f.type for f in dataclasses.fields(Asset)}
+        for name, entry in table.items():
+            if not isinstance(entry, dict):
+                raise CorruptAssetError(f"{path}: asset {name!r} is {entry!r}, not a table.",
+                                        "Check the manifest (weights/manifest.toml is the shipped one).")
             entry = dict(entry)
+            for key, value in entry.items():
+                kind = kinds.get(key)
+                fits = {"str": isinstance(value, str), "int": isinstance(value, int) and not isinstance(value, bool),
+                        "bool": isinstance(value, bool),
+                        "tuple[str, ...]": isinstance(value, list) and all(isinstance(v, str) for v in value)
+                        }.get(kind if isinstance(kind, str) else "", True)
+                if not fits:
+                    shown = {"str": "a string", "int": "a whole number", "bool": "true or false",
+                             "tuple[str, ...]": "a list of strings"}[kind]
+                    raise CorruptAssetError(f"{path}: asset {name!r} has {key} = {value!r}, not {shown}.",
+                                            "Check the manifest (weights/manifest.toml is the shipped one).")
             for key in ("needed_by", "urls"):
                 entry[key] = tuple(entry.get(key, ()))
             try:
@@ -121,10 +148,27 @@ class Registry:
 
     def __init__(self, root: Path) -> None:
         self.path = root / "registry.json"
+        self.entries: dict[str, dict] = {}
         try:
-            self.entries: dict[str, dict] = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            self.entries = {}
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return  # nothing recorded yet
+        except (OSError, UnicodeDecodeError) as err:
+            raise self._damaged(f"cannot be read ({getattr(err, 'strerror', None) or err})") from err
+        try:
+            entries = json.loads(text)
+        except ValueError as err:
+            raise self._damaged(f"is not JSON ({err})") from err
+        if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+            what = type(entries).__name__ if not isinstance(entries, dict) else "an object with entries that are not"
+            raise self._damaged(f"is not a JSON object of recorded checksums (it holds {what}"
+                                + (" objects)" if isinstance(entries, dict) else ")"))
+        self.entries = entries
+
+    def _damaged(self, what: str) -> CorruptAssetError:
+        return CorruptAssetError(f"{self.path} {what}.",
+                                 "Move it away or delete it: strcli records each file's checksum again on the "
+                                 "next `strcli weights fetch` or `import` (pinned checksums are in the manifest).")
 
     def record(self, asset: Asset, path: Path, sha256: str, source: str) -> None:
         stat = path.stat()

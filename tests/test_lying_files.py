@@ -1,0 +1,514 @@
+"""Files that lie (issue 23, second half): checkpoints, SMPL files, output folders, the
+weights registry and data files that hold the wrong thing are refused with one line and
+their exit code, at load and at `weights import`; files in the way of an output are
+refused before any work; a killed run's partial folder goes on the next run, skipped or not.
+
+Every bad file is made the way the reports describe (torch.save of a NaN state dict, an SMPL
+pickle with a face index past the vertices, numpy rewriting a track file, ...); the
+networks are small and randomly initialised (never presented as trained).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from strcli.body.generated import write_chumpy_pickle
+from strcli.body.smpl import load_smpl_arrays
+from strcli.cli.main import app
+from strcli.model import STR, STRConfig
+from strcli.model.checkpoints import load_model, save_checkpoint
+from strcli.model.published import load_published
+from strcli.road.output_check import DamagedOutput, check_output
+from strcli.train.data import load_db
+from strcli.utils.errors import CorruptAssetError, DataFileError
+
+runner = CliRunner()
+TINY = STRConfig(feature_dim=16, gru_hidden=8, integration_dim=4, integration_hidden=4, regressor_hidden=16)
+
+
+def one_error_line(result) -> str:
+    """The stderr of a refused command: exactly one line `error: ...`, no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def tiny_checkpoint(path: Path) -> tuple[Path, dict]:
+    torch.manual_seed(0)
+    save_checkpoint(path, STR(TINY))
+    return path, torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda raw: raw["state_dict"].__setitem__("regressor.fc1.weight",
+                                               raw["state_dict"]["regressor.fc1.weight"] * float("nan")),
+     "NaN or infinite weights in 1 tensor(s): regressor.fc1.weight"),
+    (lambda raw: raw["state_dict"]["ttr.grus.0.gru.bias_hh_l0"].__setitem__(0, float("inf")),
+     "NaN or infinite weights in 1 tensor(s): ttr.grus.0.gru.bias_hh_l0"),
+    (lambda raw: raw.__setitem__("config", "full"), "invalid model config: a str, not a mapping"),
+    (lambda raw: raw.__setitem__("config", [1, 2, 3]), "invalid model config: a list, not a mapping"),
+    (lambda raw: raw["config"].__setitem__("gru_hidden", 8.5), "gru_hidden must be a finite int, got 8.5"),
+    (lambda raw: raw["config"].__setitem__("use_ttr", "yes"), "use_ttr must be a finite bool"),
+    (lambda raw: raw.__setitem__("state_dict", [1, 2]), "its state dict is a list"),
+    (lambda raw: raw["state_dict"].__setitem__("regressor.fc1.weight", [[0.0]]),
+     "not named tensors: 'regressor.fc1.weight' (list)"),
+    (lambda raw: raw.__setitem__("meta", [1, 2]), "invalid meta entry: a list"),
+    # A config that asks for a 94-billion-weight network: refused by shape, nothing allocated.
+    (lambda raw: raw["config"].__setitem__("gru_hidden", 65536), "does not fit the model: shape mismatch"),
+    (lambda raw: raw["config"].__setitem__("seq_len", 10**12), "does not fit the model: shape mismatch"),
+    (lambda raw: raw.__setitem__("version", "2"), "checkpoint version that is not a whole number ('2')"),
+])
+def test_a_lying_strcli_checkpoint_is_refused_at_load(tmp_path, change, words):
+    path, raw = tiny_checkpoint(tmp_path / "str.pt")
+    change(raw)
+    torch.save(raw, path)
+    with pytest.raises(CorruptAssetError) as info:
+        load_model(path)
+    assert words in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_info_checks_the_shapes_a_config_asks_for_without_building_them(tmp_path):
+    path, raw = tiny_checkpoint(tmp_path / "str.pt")
+    raw["config"]["seq_len"] = 10**12  # info read the config alone and printed it (a 2e12-wide layer)
+    torch.save(raw, path)
+    result = runner.invoke(app, ["info", "--checkpoint", str(path)])
+    assert result.exit_code == 4 and "does not fit the model" in one_error_line(result)
+
+
+def test_a_lying_checkpoint_is_refused_by_weights_import_and_reconstruct(tmp_path, assets, smpl_files):
+    path, raw = tiny_checkpoint(tmp_path / "str.pt")
+    raw["state_dict"]["regressor.decpose.weight"].fill_(float("nan"))
+    torch.save(raw, path)
+    imported = runner.invoke(app, ["weights", "import", str(path), "--name", "str_checkpoint"])
+    assert imported.exit_code == 4
+    assert "NaN or infinite weights" in one_error_line(imported)
+    assert not (tmp_path / "weights" / "str_checkpoint.pt").exists()
+    assert not list((tmp_path / "weights").rglob("*.pt"))  # nothing copied
+    raw["state_dict"]["regressor.decpose.weight"].fill_(0.0)
+    raw["config"] = "full"
+    torch.save(raw, path)
+    imported = runner.invoke(app, ["weights", "import", str(path), "--name", "str_checkpoint"])
+    assert imported.exit_code == 4 and "invalid model config" in one_error_line(imported)
+    ran = runner.invoke(app, ["reconstruct", str(assets / "videos" / "pedestrians.avi"), "-o", str(tmp_path / "o"),
+                              "--detections", str(assets / "detections" / "pedestrians.det.txt"), "--smpl-dir",
+                              str(smpl_files["chumpy"].parent), "--checkpoint", str(path), "--untrained",
+                              "--offline", "--device", "cpu", "--end", "4", "--quiet"])
+    assert ran.exit_code == 4 and "invalid model config" in one_error_line(ran)
+    assert not (tmp_path / "o" / "pedestrians").exists()
+
+
+@pytest.mark.parametrize("kind", ["tcmr", "vibe"])
+def test_a_published_file_with_nan_weights_is_refused_at_load_and_import(tmp_path, kind):
+    from published_checkpoints import gen_state_dict, write_released
+
+    state = gen_state_dict(kind)
+    key = next(k for k in state if k.startswith("encoder.") and state[k].is_floating_point())
+    state[key][0] = float("nan")
+    released = {"tcmr": "tcmr_demo_model.pth.tar", "vibe": "vibe_model_wo_3dpw.pth.tar"}[kind]
+    path = write_released(tmp_path / released, kind, state=state)
+    with pytest.raises(CorruptAssetError, match=f"NaN or infinite weights in 1 tensor\\(s\\): {key}"):
+        load_published(path, kind)
+    imported = runner.invoke(app, ["weights", "import", str(path)])
+    assert imported.exit_code == 4 and key in one_error_line(imported)
+    state[key][0] = 0.0
+    state[7] = torch.zeros(1)  # a name that is no string
+    path = write_released(path, kind, state=state)
+    with pytest.raises(CorruptAssetError, match="not named tensors: 7"):
+        load_published(path, kind)
+
+
+# ----------------------------------------------------------------------------- SMPL files
+
+
+def lying_smpl(arrays: dict, change) -> dict:
+    arrays = {k: np.array(v, copy=True) for k, v in arrays.items()}
+    change(arrays)
+    return arrays
+
+
+SMPL_LIES = {
+    "a face index past the vertices": (lambda a: a["f"].__setitem__((5, 1), 6890),
+                                       "faces f index vertices 0..6890, outside 0..6889"),
+    "NaN vertices": (lambda a: a["v_template"].__setitem__((10, 0), np.nan),
+                     "v_template holds 1 NaN or infinite value(s)"),
+    "NaN skinning weights": (lambda a: a["weights"].__setitem__((3, 0), np.nan),
+                             "weights holds 1 NaN or infinite value(s)"),
+    "weights not summing to one": (lambda a: a["weights"].__setitem__(slice(0, 4), a["weights"][:4] * 2),
+                                   "the skinning weights of 4 vertices do not sum to one (vertex 0: 2"),
+    "negative weights": (lambda a: a["weights"].__setitem__((0, slice(None)), a["weights"][0] * -1),
+                         "skinning weights are negative"),
+    "an infinite shape basis": (lambda a: a["shapedirs"].__setitem__((0, 0, 0), np.inf),
+                                "shapedirs holds 1 NaN or infinite value(s)"),
+    "a parent after its child": (lambda a: a["kintree_table"].__setitem__((0, 5), 20),
+                                 "kintree_table's parents"),
+    "a short pose basis": (lambda a: a.__setitem__("posedirs", a["posedirs"][:, :, :100]),
+                           "posedirs has shape (6890, 3, 100)"),
+}
+
+
+@pytest.mark.parametrize("lie", sorted(SMPL_LIES))
+def test_an_smpl_file_that_lies_is_refused_when_read(tmp_path, smpl_arrays, lie):
+    change, words = SMPL_LIES[lie]
+    path = write_chumpy_pickle(lying_smpl(smpl_arrays, change), tmp_path / "SMPL_NEUTRAL.pkl")
+    with pytest.raises(CorruptAssetError) as info:
+        load_smpl_arrays(path, tmp_path / "cache")
+    assert words in str(info.value)
+    assert not list((tmp_path / "cache").glob("*.npz"))  # never cached as good
+
+
+def test_an_smpl_file_that_lies_is_refused_by_import_and_commands(tmp_path, smpl_arrays, assets):
+    change, words = SMPL_LIES["a face index past the vertices"]
+    folder = tmp_path / "smpl"
+    folder.mkdir()
+    path = write_chumpy_pickle(lying_smpl(smpl_arrays, change), folder / "SMPL_NEUTRAL.pkl")
+    imported = runner.invoke(app, ["weights", "import", str(path)])
+    assert imported.exit_code == 4 and words in one_error_line(imported)
+    assert not (tmp_path / "weights" / "smpl" / "SMPL_NEUTRAL.pkl").exists()
+    ran = runner.invoke(app, ["reconstruct", str(assets / "videos" / "pedestrians.avi"), "-o", str(tmp_path / "o"),
+                              "--detections", str(assets / "detections" / "pedestrians.det.txt"), "--smpl-dir",
+                              str(folder), "--untrained", "--offline", "--device", "cpu", "--end", "4", "--quiet"])
+    assert ran.exit_code == 4 and words in one_error_line(ran)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[1, 2]", "is not a JSON object of recorded checksums (it holds list)"),
+    ('"weights"', "it holds str"),
+    ('{"smpl_mean_params": 3}', "an object with entries that are not objects"),
+    ("{not json", "is not JSON"),
+])
+def test_a_registry_that_is_not_an_object_is_one_line(tmp_path, assets, text, words):
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "registry.json").write_text(text)
+    for args in (["weights", "list"], ["weights", "import", str(assets / "smpl_helpers" / "smpl_mean_params.npz")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 4, result.output
+        assert words in one_error_line(result)
+
+
+def test_a_weights_dir_that_is_a_file_is_one_line(tmp_path, monkeypatch, assets):
+    (tmp_path / "afile").write_text("x")
+    for value in (tmp_path / "afile", tmp_path / "afile" / "below"):
+        monkeypatch.setenv("STRCLI_WEIGHTS_DIR", str(value))
+        for args in (["weights", "list"], ["weights", "import", str(assets / "smpl_helpers" / "smpl_mean_params.npz")],
+                     ["weights", "fetch", "smpl_mean_params", "--quiet"]):
+            result = runner.invoke(app, args)
+            assert result.exit_code == 2, (args, result.output)
+            assert f"{tmp_path / 'afile'} is a file, not a folder" in one_error_line(result)
+
+
+# ----------------------------------------------------------------------------- output folders
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory, assets, smpl_files):
+    """pedestrians.avi frames 0..19 through the mean-predicting small STR: the folder and the
+    command that made it (rerunning it skips the video)."""
+    from test_reconstruct import mean_checkpoint
+
+    root = tmp_path_factory.mktemp("lying")
+    checkpoint = mean_checkpoint(root / "mean.pt", assets)
+    args = ["reconstruct", str(assets / "videos" / "pedestrians.avi"), "-o", str(root / "out"), "--detections",
+            str(assets / "detections" / "pedestrians.det.txt"), "--smpl-dir", str(smpl_files["chumpy"].parent),
+            "--checkpoint", str(checkpoint), "--untrained", "--offline", "--device", "cpu", "--mesh-format", "none",
+            "--end", "20", "--quiet", "--json"]
+    env = {"STRCLI_WEIGHTS_DIR": str(root / "weights"), "STRCLI_CACHE_DIR": str(root / "cache")}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    folder = root / "out" / "pedestrians"
+    assert check_output(folder).track_files  # a fresh folder passes
+    return {"folder": folder, "args": args, "env": env, "smpl": smpl_files["chumpy"].parent}
+
+
+def damaged_copy(done, tmp_path, change) -> Path:
+    folder = tmp_path / "out" / "pedestrians"
+    shutil.copytree(done["folder"], folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    change(folder, manifest)
+    return folder
+
+
+def set_track(key, value_of):
+    """A change that rewrites the first track file's `key` with numpy, as a script would."""
+    def change(folder, manifest):
+        path = folder / manifest["tracks"][0]["npz"]
+        with np.load(path) as data:
+            arrays = dict(data)
+        arrays[key] = value_of(arrays[key])
+        np.savez(path, **arrays)
+    return change
+
+
+def set_manifest(edit):
+    def change(folder, manifest):
+        edit(manifest)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    return change
+
+
+def _nan_at(a, index):
+    a = a.copy()
+    a[index] = np.nan
+    return a
+
+
+FOLDER_DAMAGE = {
+    "a NaN pose": (set_track("body_pose", lambda a: _nan_at(a, (2, 5))), "body_pose holds 1 NaN or infinite value"),
+    "a NaN focal in the manifest": (set_manifest(lambda m: m["intrinsics"].__setitem__("focal", float("nan"))),
+                                    "the focal length is nan"),
+    "focal 0": (set_manifest(lambda m: m["intrinsics"].__setitem__("focal", 0)), "the focal length is 0"),
+    "focal 0 in the track": (set_track("intrinsics", lambda a: a * 0), "the focal length is 0"),
+    "a short body_pose": (set_track("body_pose", lambda a: a[:, :60]), "body_pose has shape"),
+    "a track shorter than its manifest": (set_track("frames", lambda a: a[:-1]), "has shape ("),
+    "frame counts that disagree": (set_manifest(lambda m: m["tracks"][0].__setitem__("frames", 999)),
+                                   "says 999"),
+    "betas of 1e30": (set_track("betas", lambda a: a + 1e30), "betas reaches 1e+30, past any real value"),
+    "a rotation of 1000 rad": (set_track("global_orient", lambda a: a + 1000), "global_orient reaches"),
+    "a track file that is text": (lambda f, m: (f / m["tracks"][0]["npz"]).write_text("hello"),
+                                  "is not a readable .npz"),
+    "a track file that is gone": (lambda f, m: (f / m["tracks"][0]["npz"]).unlink(), "is missing"),
+    "tracks that are a string": (set_manifest(lambda m: m.__setitem__("tracks", "all")), "tracks is \"all\""),
+    "a track path out of the folder": (set_manifest(lambda m: m["tracks"][0].__setitem__("npz", "../../x.npz")),
+                                       "outside the folder"),
+    "decreasing frames": (set_track("frames", lambda a: a[::-1].copy()), "not increasing"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(FOLDER_DAMAGE))
+def test_one_check_refuses_each_kind_of_damaged_folder(done, tmp_path, damage):
+    change, words = FOLDER_DAMAGE[damage]
+    folder = damaged_copy(done, tmp_path, change)
+    with pytest.raises(DamagedOutput) as info:
+        check_output(folder)
+    assert str(info.value).startswith(f"{folder} is a damaged strcli output (")
+    assert words in str(info.value) and DamagedOutput.exit_code == 2
+
+
+def test_render_export_and_view_refuse_a_damaged_folder_with_one_line(done, tmp_path):
+    folder = damaged_copy(done, tmp_path, FOLDER_DAMAGE["a NaN pose"][0])
+    smpl = ["--smpl-dir", str(done["smpl"])]
+    for args in (["render", str(folder), *smpl, "--device", "cpu", "--quiet"], ["export", str(folder), *smpl]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "is a damaged strcli output" in result.stderr and "body_pose holds 1 NaN" in result.stderr
+        assert "Traceback" not in result.output
+    assert not (folder / "overlay.mp4").exists() and not (folder / "animation.glb").exists()
+    view = subprocess.run([sys.executable, "-m", "strcli", "view", str(folder), *smpl, "--port", "0"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "STRCLI_CACHE_DIR": str(tmp_path / "cache")})
+    assert view.returncode == 2, view.stderr
+    assert "body_pose holds 1 NaN" in view.stderr and "Traceback" not in view.stderr
+
+
+def test_a_skipped_rerun_redoes_a_damaged_folder_and_sweeps_dead_partials(done, tmp_path, monkeypatch):
+    root = tmp_path / "out"
+    folder = damaged_copy(done, tmp_path, FOLDER_DAMAGE["focal 0"][0])
+    args = [*done["args"]]
+    args[args.index("-o") + 1] = str(root)
+    for key, value in done["env"].items():
+        monkeypatch.setenv(key, value)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs: a killed --overwrite run's
+    partial = root / f".pedestrians.partial-{dead.pid}-abc123"
+    (partial / "tracks").mkdir(parents=True)
+    (partial / "tracks" / "0.npz").write_bytes(b"\0" * 4096)
+    redone = runner.invoke(app, args)
+    assert redone.exit_code == 0, redone.output
+    assert json.loads(redone.stdout)[0]["status"] == "done"  # damaged: redone, not skipped
+    assert check_output(folder).manifest["intrinsics"]["focal"] > 0
+    assert not partial.exists()
+    partial.mkdir()
+    skipped = runner.invoke(app, args)
+    assert skipped.exit_code == 0 and json.loads(skipped.stdout)[0]["status"] == "skipped"
+    assert not partial.exists()  # swept by a skipped run too
+
+
+# ----------------------------------------------------------------------------- in the way
+
+
+def test_render_and_export_refuse_targets_in_the_way_before_any_work(done, tmp_path):
+    folder = damaged_copy(done, tmp_path, lambda f, m: None)
+    smpl = ["--smpl-dir", str(done["smpl"])]
+    (folder / "overlay.mp4").mkdir()
+    (folder / "overlay.mp4" / "mine.txt").write_text("the user's")
+    result = runner.invoke(app, ["render", str(folder), *smpl, "--device", "cpu", "--quiet"])
+    assert result.exit_code == 2
+    assert f"{folder / 'overlay.mp4'} is in the way: it is a folder" in one_error_line(result)
+    assert (folder / "overlay.mp4" / "mine.txt").read_text() == "the user's"
+    (folder / "frames").write_text("the user's")
+    result = runner.invoke(app, ["render", str(folder), *smpl, "--no-video", "--frames", "0", "--quiet"])
+    assert result.exit_code == 2 and "frames is in the way: it is a file" in one_error_line(result)
+    assert (folder / "frames").read_text() == "the user's"
+    (folder / "bvh").write_text("the user's")
+    result = runner.invoke(app, ["export", str(folder), *smpl])
+    assert result.exit_code == 2 and "bvh is in the way: it is a file" in one_error_line(result)
+    assert not (folder / "animation.glb").exists()  # nothing written before the refusal
+    (folder / "bvh").unlink()
+    (folder / "animation.glb").mkdir()
+    result = runner.invoke(app, ["export", str(folder), *smpl, "--format", "glb"])
+    assert result.exit_code == 2 and "animation.glb is in the way: it is a folder" in one_error_line(result)
+    (folder / "animation.glb").rmdir()
+    (folder / "bvh" / "0.bvh").mkdir(parents=True)
+    result = runner.invoke(app, ["export", str(folder), *smpl, "--format", "bvh"])
+    track = json.loads((folder / "manifest.json").read_text())["tracks"][0]["track_id"]
+    if track == 0:
+        assert result.exit_code == 2 and "0.bvh is in the way" in one_error_line(result)
+
+
+# ----------------------------------------------------------------------------- train, evaluate
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--lr", "nan"], "--lr nan: the learning rate must be a finite number above 0"),
+    (["--lr", "-1"], "--lr -1.0: the learning rate"),
+    (["--lr", "inf"], "--lr inf"),
+    (["--batch-size", "0"], "--batch-size 0: must be 1 or more"),
+    (["--workers", "-1"], "--workers -1: must be in 0..256"),
+    (["--iterations", "0"], "--iterations 0: must be 1 or more"),
+    (["--epochs", "0"], "--epochs 0: must be 1 or more"),
+    (["--seed", "-5"], "--seed -5: must be in 0..4294967295"),
+    (["--seed", str(2**40)], "--seed 1099511627776"),
+    (["--device", "gpu7"], "gpu7"),
+])
+def test_train_checks_every_flag_before_any_data(tmp_path, flags, words):
+    # --data-dir does not exist: a flag refused first proves no data was looked at.
+    result = runner.invoke(app, ["train", "--data-dir", str(tmp_path / "nowhere"), *flags])
+    assert result.exit_code == 2, result.output
+    assert words in one_error_line(result)
+
+
+def test_train_and_evaluate_refuse_an_out_that_is_a_file(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    result = runner.invoke(app, ["train", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "afile")])
+    assert result.exit_code == 2 and "--out" in one_error_line(result) and "is a file" in result.stderr
+    result = runner.invoke(app, ["evaluate", "--data-dir", str(tmp_path / "nowhere"), "--ablation", "no_ttr",
+                                 "--runs-dir", str(tmp_path / "afile" / "runs")])
+    assert result.exit_code == 2 and "lies under" in one_error_line(result)
+    result = runner.invoke(app, ["evaluate", "--data-dir", str(tmp_path / "nowhere"), "--checkpoint", "x.pt",
+                                 "--json-out", str(tmp_path)])
+    assert result.exit_code == 2 and "--json-out" in one_error_line(result)
+    result = runner.invoke(app, ["evaluate", "--data-dir", str(tmp_path / "nowhere"), "--checkpoint", "x.pt",
+                                 "--batch-size", "0"])
+    assert result.exit_code == 2 and "--batch-size 0" in one_error_line(result)
+
+
+def test_a_data_file_that_does_not_parse_is_named_with_what_is_wrong(tmp_path):
+    garbage = tmp_path / "3dpw_test_db.pt"
+    garbage.write_bytes(b"\x80\x02h_.")  # a pickle reading memo slot 95, never stored: KeyError: 95
+    with pytest.raises(DataFileError, match=r"3dpw_test_db.pt is not a readable data file \(.*95"):
+        load_db(garbage)
+    garbage.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(DataFileError, match="3dpw_test_db.pt is not a readable data file"):
+        load_db(garbage)
+    import joblib
+
+    joblib.dump({"vid_name": np.array(["a"] * 4), "features": [[1.0], [2.0, 3.0]]}, garbage)
+    with pytest.raises(DataFileError, match="column 'features'"):
+        load_db(garbage)
+    from strcli.train.data import eval_videos
+
+    joblib.dump({"vid_name": np.array(["a"] * 4), "features": np.zeros((3, 2048)),
+                 "joints3D": np.zeros((4, 14, 3))}, garbage)
+    with pytest.raises(DataFileError, match="features has 3 rows, vid_name 4"):
+        eval_videos("3dpw", garbage)
+    assert DataFileError.exit_code == 2
+    with open(garbage, "wb") as handle:
+        pickle.dump({"vid_name": np.array(["a"] * 4)}, handle)
+    with pytest.raises(DataFileError, match="lacks features, joints3D"):
+        eval_videos("3dpw", garbage)
+
+
+# ----------------------------------------------------------------------------- found by trying to break it
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--fps", "inf"], "--fps inf: must be a positive number"),
+    (["--frames", "-3"], "frame numbers start at 0"),
+    (["--frames", "5:2"], "no frame in that range"),
+    (["--frames", "0:10000000000"], "asks for 10000000000 PNGs, more than 100000"),  # answered at once, no list built
+])
+def test_render_refuses_odd_values_at_once(tmp_path, flags, words):
+    result = runner.invoke(app, ["render", str(tmp_path), *flags])
+    assert result.exit_code == 2 and words in one_error_line(result)
+
+
+def test_a_folder_or_device_given_as_a_weights_file_is_named_as_such(tmp_path):
+    result = runner.invoke(app, ["weights", "import", str(tmp_path)])
+    assert result.exit_code == 3 and f"{tmp_path} is a folder, not a file" in one_error_line(result)
+    result = runner.invoke(app, ["weights", "import", "/dev/null"])
+    assert result.exit_code == 3 and "/dev/null is not a regular file" in one_error_line(result)
+    result = runner.invoke(app, ["info", "--checkpoint", str(tmp_path)])
+    assert result.exit_code == 3 and f"checkpoint {tmp_path} is a folder" in one_error_line(result)
+
+
+def test_mean_parameters_and_joint_regressors_that_lie_are_refused(tmp_path, assets):
+    from strcli.body.smpl import Body, check_joint_regressor
+    from strcli.model.regressor import MeanParams
+
+    with np.load(assets / "smpl_helpers" / "smpl_mean_params.npz") as data:
+        arrays = dict(data)
+    arrays["shape"] = arrays["shape"] * np.nan
+    np.savez(tmp_path / "smpl_mean_params.npz", **arrays)
+    with pytest.raises(CorruptAssetError, match="NaN or infinite mean parameters"):
+        MeanParams.from_npz(tmp_path / "smpl_mean_params.npz")
+    regressor = np.load(assets / "smpl_helpers" / "J_regressor_h36m.npy")
+    check_joint_regressor(regressor, "J_regressor_h36m.npy", 17)  # the real one passes
+    with pytest.raises(CorruptAssetError, match=r"has shape \(17, 6000\)"):
+        check_joint_regressor(regressor[:, :6000], "J_regressor_h36m.npy", 17)
+    regressor = regressor.copy()
+    regressor[3, 7] = np.inf
+    np.save(tmp_path / "J_regressor_h36m.npy", regressor)
+    with pytest.raises(CorruptAssetError, match="J_regressor_h36m.npy holds NaN, infinite"):
+        Body.from_file(tmp_path / "nowhere.pkl", tmp_path / "J_regressor_h36m.npy")
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999999"])  # the second was a traceback (torch overflow)
+def test_reconstruct_refuses_a_seed_out_of_range_at_once(tmp_path, assets, seed):
+    result = runner.invoke(app, ["reconstruct", str(assets / "videos" / "pedestrians.avi"), "-o", str(tmp_path / "o"),
+                                 "--untrained", "--offline", "--seed", seed])
+    assert result.exit_code == 2 and f"--seed {seed}: must be in 0..4294967295" in one_error_line(result)
+
+
+def test_a_detection_frame_number_past_any_video_is_one_line(tmp_path):
+    from strcli.road.tracking import read_mot_detections
+    from strcli.utils.errors import UsageError
+
+    path = tmp_path / "clip.det.txt"
+    path.write_text("99999999999999999999,-1,10,10,20,40,0.9,-1,-1,-1\n")  # overflowed int64 with a numpy warning
+    with pytest.raises(UsageError, match="the frame number 1e\\+20 is beyond any"):
+        read_mot_detections(path)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("assets = [1, 2]\n", "`assets` is a list, not a table"),  # was AttributeError
+    ("[assets]\nx = 3\n", "asset 'x' is 3, not a table"),  # was TypeError
+    ('[assets.x]\nfile = "a"\nneeded_by = "reconstruct"\ndescription = "d"\nlicence = "l"\n',
+     "asset 'x' has needed_by = 'reconstruct', not a list of strings"),  # was split into letters
+    ('[assets.x]\nfile = 5\n', "asset 'x' has file = 5, not a string"),
+])
+def test_a_manifest_that_lies_is_one_line(tmp_path, monkeypatch, text, words):
+    (tmp_path / "manifest.toml").write_text(text)
+    monkeypatch.setenv("STRCLI_MANIFEST", str(tmp_path / "manifest.toml"))
+    result = runner.invoke(app, ["weights", "list"])
+    assert result.exit_code == 4 and words in one_error_line(result)
