@@ -727,8 +727,11 @@ def test_fbx_and_blend_through_blender(exported, tmp_path, monkeypatch):
             rows = keys[track.track_id]
             vertices, joints = reference_vertices(exported["arrays"], track, rows)
             name = f"pedestrians_{track.track_id}_body"
-            assert np.abs(got[f"glb_{name}_vertices"][:, :6890] - vertices @ CAMERA_TO_YUP.T).max() < 1e-3, kind
-            assert np.abs(got[f"glb_{name}_joints"] - joints[:, :24] @ CAMERA_TO_YUP.T).max() < 1e-3, kind
+            # FBX keeps its keys in Blender's FBX exporter's own sampling: up to 1.2 mm measured
+            # (bodies 6-56 m from the camera); the .blend holds strcli's own keys
+            limit = 2e-3 if kind == "fbx" else 1e-3
+            assert np.abs(got[f"glb_{name}_vertices"][:, :6890] - vertices @ CAMERA_TO_YUP.T).max() < limit, kind
+            assert np.abs(got[f"glb_{name}_joints"] - joints[:, :24] @ CAMERA_TO_YUP.T).max() < limit, kind
 def _lines_until_open(view, timeout=120):
     """stdout+stderr lines of a `strcli view` process up to its 'open URL' line."""
     import selectors
@@ -752,10 +755,10 @@ def test_export_and_view_take_the_smpl_file_the_manifest_records(exported, tmp_p
     folder = exported["folder"]
     recorded = next(w["path"] for w in exported["manifest"]["weights"] if w["name"] == "smpl")
     assert Path(recorded) == exported["smpl"].resolve() / "SMPL_NEUTRAL.pkl"
-    before = (folder / "animation.glb").read_bytes()
+    before = (folder / f"{folder.name}.glb").read_bytes()
     result = runner.invoke(app, ["export", str(folder), "--format", "glb"])  # no --smpl-dir, no weights folder
     assert result.exit_code == 0, result.output
-    assert (folder / "animation.glb").read_bytes() == before  # the same body as the run's own export
+    assert (folder / f"{folder.name}.glb").read_bytes() == before  # the same body as the run's own export
     env = {**os.environ, "STRCLI_CACHE_DIR": str(tmp_path / "cache")}
     view = subprocess.Popen([sys.executable, "-m", "strcli", "view", str(folder), "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -804,10 +807,10 @@ def test_the_generated_test_body_is_named_in_the_manifest_a_warning_and_the_expo
             assert run.exit_code == 0, run.output
             assert f"warning: the body model {(body / 'SMPL_NEUTRAL.pkl').resolve()} is {TEST_BODY_NOTE}" \
                 in run.stderr
-        gltf = gl.GLTF2().load(str(folder / "animation.glb"))
+        gltf = gl.GLTF2().load(str(folder / f"{folder.name}.glb"))
         assert gltf.extras["strcli"]["body_model"] == TEST_BODY_NOTE
         assert gltf.asset.extras == {"body_model": TEST_BODY_NOTE}
         info = json.loads((folder / "bvh" / "info.json").read_text())
         assert info and all(entry["body_model"] == TEST_BODY_NOTE for entry in info)
     # The SMPL-format body of the other tests is no test body: its files carry no caveat.
-    assert "body_model" not in gl.GLTF2().load(str(exported["folder"] / "animation.glb")).extras["strcli"]
+    assert "body_model" not in gl.GLTF2().load(str(exported["folder"] / "pedestrians.glb")).extras["strcli"]

@@ -313,7 +313,7 @@ def test_render_export_and_view_refuse_a_damaged_folder_with_one_line(done, tmp_
         assert result.exit_code == 2, result.output
         assert "is a damaged strcli output" in result.stderr and "body_pose holds 1 NaN" in result.stderr
         assert "Traceback" not in result.output
-    assert not (folder / "overlay.mp4").exists() and not (folder / "animation.glb").exists()
+    assert not (folder / "overlay.mp4").exists() and not (folder / f"{folder.name}.glb").exists()
     view = subprocess.run([sys.executable, "-m", "strcli", "view", str(folder), *smpl, "--port", "0"],
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "STRCLI_CACHE_DIR": str(tmp_path / "cache")})
@@ -363,12 +363,12 @@ def test_render_and_export_refuse_targets_in_the_way_before_any_work(done, tmp_p
     (folder / "bvh").write_text("the user's")
     result = runner.invoke(app, ["export", str(folder), *smpl])
     assert result.exit_code == 2 and "bvh is in the way: it is a file" in one_error_line(result)
-    assert not (folder / "animation.glb").exists()  # nothing written before the refusal
+    assert not (folder / f"{folder.name}.glb").exists()  # nothing written before the refusal
     (folder / "bvh").unlink()
-    (folder / "animation.glb").mkdir()
+    (folder / f"{folder.name}.glb").mkdir()
     result = runner.invoke(app, ["export", str(folder), *smpl, "--format", "glb"])
-    assert result.exit_code == 2 and "animation.glb is in the way: it is a folder" in one_error_line(result)
-    (folder / "animation.glb").rmdir()
+    assert result.exit_code == 2 and f"{folder.name}.glb is in the way: it is a folder" in one_error_line(result)
+    (folder / f"{folder.name}.glb").rmdir()
     (folder / "bvh" / "0.bvh").mkdir(parents=True)
     result = runner.invoke(app, ["export", str(folder), *smpl, "--format", "bvh"])
     track = json.loads((folder / "manifest.json").read_text())["tracks"][0]["track_id"]

@@ -384,7 +384,7 @@ def test_detect_every_runs_the_detector_on_every_nth_frame_and_fills_the_rest(as
     seen: list = []
 
     class MovingPerson:
-        def __init__(self, weights, device, imgsz, conf, half, hint=""):
+        def __init__(self, weights, device, imgsz, conf, half, hint="", cpu_bf16=False):
             calls.append(("init", imgsz, half))
 
         def __call__(self, images):

@@ -164,7 +164,8 @@ def test_reconstruct_and_render_compare_with_spin(spin_file, assets, smpl_files,
     result = runner.invoke(app, ["reconstruct", str(assets / "videos" / "running.mp4"), "-o", str(out), "--end", "20",
                                  "--model", "str,spin", "--untrained", "--smpl-dir", smpl, "--offline", "--device",
                                  "cpu", "--batch-size", "16", "--detections",
-                                 str(assets / "detections" / "running.det.txt"), "--mesh-format", "none", "--json"])
+                                 str(assets / "detections" / "running.det.txt"), "--mesh-format", "none", "--json",
+                                 "--precision", "fp32"])  # compared below with the fp32 features
     assert result.exit_code == 0, result.output
     folder = out / "running"
     manifest = json.loads((folder / "manifest.json").read_text())

@@ -119,8 +119,8 @@ def reconstruct(
                          "with the floor do not slide (root correction; docs/world.md).")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     precision: Annotated[str, typer.Option(help="The detector's and the ResNet-50's: auto (bf16 on a GPU and "
-                         "on a CPU with native bf16, AVX512-BF16 or AMX; on other CPUs onnx where ONNX Runtime "
-                         "is installed, else fp32), fp32, bf16, or onnx (the ResNet-50 in ONNX Runtime; "
+                         "on a CPU with native bf16, AVX512-BF16 or AMX; else fp32), fp32, bf16, or onnx (the "
+                         "ResNet-50 in ONNX Runtime, on a CPU; "
                          "docs/performance.md: speed and the accuracy each costs).")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Crops per ResNet-50 batch on a GPU (a CPU runs "
                           "them 8 at a time) and windows per STR batch; lower it if the GPU runs out of "

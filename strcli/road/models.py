@@ -197,7 +197,7 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
 
     if used_precision == "bf16" and device.type == "cpu" and not cpu_native_bf16():
         warnings.append("--precision bf16 on a CPU without native bf16 (AVX512-BF16, AMX): emulated, slower "
-                        "than fp32; --precision auto picks onnx (with ONNX Runtime) or fp32 here.")
+                        "than fp32; --precision auto picks fp32 here.")
     models = Models(device, detector, weights, warnings, builder=build, detector_hint=detector_hint,
                     precision=used_precision)
     return models if lazy else models.ready()

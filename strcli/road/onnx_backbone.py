@@ -1,6 +1,6 @@
 """The ResNet-50 on a CPU without native bf16: exported once to ONNX, cached beside the
-weights with its checksum, run by ONNX Runtime (`--precision onnx`, and what `--precision
-auto` picks on such a CPU when onnxruntime is installed: `pip install -e ".[onnx]"`).
+weights with its checksum, run by ONNX Runtime (`--precision onnx`; `pip install -e ".[onnx]"`). Whether it beats
+PyTorch fp32 depends on the CPU (docs/performance.md), so `auto` never picks it.
 
 The cache file is `<weights>/exported/resnet50-<key>.onnx`, where `<key>` is the sha256 of
 the backbone's weights (so SPIN's file and every random initialisation get their own), and
