@@ -205,7 +205,7 @@ def test_weights_import_still_takes_a_real_detector_and_plain_arrays(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "weights" / "yolo11m.pt").read_bytes() == good.read_bytes()
     extra = tmp_path / "J_regressor_extra.npy"
-    np.save(extra, np.eye(9, 20, dtype=np.float32))
+    np.save(extra, np.eye(9, 6890, dtype=np.float32))  # a joint regressor of SMPL's vertices
     result = runner.invoke(app, ["weights", "import", str(extra)])
     assert result.exit_code == 0, result.output
-    assert np.array_equal(np.load(tmp_path / "weights" / "J_regressor_extra.npy"), np.eye(9, 20, dtype=np.float32))
+    assert np.array_equal(np.load(tmp_path / "weights" / "J_regressor_extra.npy"), np.eye(9, 6890, dtype=np.float32))

@@ -36,7 +36,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from strcli.config import BBOX_SCALE, CROP_SIZE, FEATURE_DIM
-from strcli.utils.errors import DataFileError, UsageError
+from strcli.utils.errors import CorruptAssetError, DataFileError, UsageError
 from strcli.train.joints import LSP_14, MPII3D_17, SPIN_49, SPIN_TO_LSP14, SPIN_TO_MPII3D17
 
 SEQLEN = 16
@@ -87,6 +87,10 @@ _ALLOWED = {
 }
 
 
+class _RunsCode(pickle.UnpicklingError):
+    """A data file's pickle names a global other than numpy's arrays: it would run code."""
+
+
 def _safe_unpickler_class() -> type:
     from joblib import numpy_pickle
 
@@ -94,7 +98,7 @@ def _safe_unpickler_class() -> type:
         def find_class(self, module: str, name: str) -> Any:
             if (module, name) in _ALLOWED or (module == "numpy.dtypes" and name.endswith("DType")):
                 return super().find_class(module, name)
-            raise pickle.UnpicklingError(f"refusing {module}.{name}: data files hold only arrays")
+            raise _RunsCode(f"refusing {module}.{name}: data files hold only arrays")
 
     return SafeUnpickler
 
@@ -158,6 +162,9 @@ def load_db(path: str | Path, mmap: bool = True) -> dict[str, Column]:
                 fobj, mode = opened if isinstance(opened, tuple) else (opened, "r" if mmap else None)
                 data = _safe_unpickler_class()(str(path), fobj, ensure_native_byte_order=False,
                                                mmap_mode=mode).load()
+    except _RunsCode as err:  # a file that would run code: refused as every loader refuses one (exit 4)
+        raise CorruptAssetError(f"{path} is not a data file strcli loads ({err}).",
+                                "Use TCMR's pre-processed files as released; this one names code to run.") from err
     except EOFError as err:
         raise DataFileError(f"{path} ends too early: it is truncated, not a whole data file.",
                                 "Download or copy it again.") from err

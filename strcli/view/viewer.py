@@ -238,8 +238,10 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
     intr = scene.intrinsics
     depth = scene.depth
     server.scene.set_up_direction("-y")
-    # Start behind and above the video's camera, looking at the people.
-    server.initial_camera.position = (0.0, scene.floor - 0.3 * depth, -0.1 * depth)
+    # Start above the people and to the right of the video's camera, looking at them: from behind
+    # the camera the video frame on its frustum (at 0.2 depth) would stand between the view and
+    # every body the camera sees (a new user's trial found them hidden).
+    server.initial_camera.position = (0.5 * depth, scene.floor - 0.6 * depth, 0.1 * depth)
     server.initial_camera.look_at = (0.0, scene.floor - 0.9, 0.9 * depth)
     server.initial_camera.up = (0.0, -1.0, 0.0)
     server.scene.add_grid("/ground", width=4 * depth, height=4 * depth, plane="xz",
