@@ -15,7 +15,7 @@ from generated_dataset import make_extra_regressor, write_miniature, write_set
 from strcli.body.smpl import Body
 from strcli.model.checkpoints import load_model
 from strcli.cli.main import app
-from strcli.utils.errors import DataFileError
+from strcli.utils.errors import CorruptAssetError, DataFileError
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams, SMPLPrediction
 from strcli.body.rotations import axis_angle_to_rotmat
@@ -69,10 +69,12 @@ def test_data_files_load_without_running_code(tmp_path):
             return (os.system, ("touch " + str(tmp_path / "pwned"),))
 
     joblib.dump({"features": Payload()}, tmp_path / "evil.pt")
-    with pytest.raises(DataFileError, match="refusing"):
+    # refused as every loader refuses a file that would run code: exit 4, not a data file's exit 2
+    with pytest.raises(CorruptAssetError, match="refusing posix.system") as refused:
         load_db(tmp_path / "evil.pt")
+    assert refused.value.exit_code == 4
     (tmp_path / "evil2.pt").write_bytes(pickle.dumps({"x": Payload()}))
-    with pytest.raises(DataFileError):
+    with pytest.raises(CorruptAssetError, match="refusing"):
         load_db(tmp_path / "evil2.pt")
     assert not (tmp_path / "pwned").exists()
 
