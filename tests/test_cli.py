@@ -127,3 +127,21 @@ def test_window_stride_zero_is_refused_not_replaced_by_the_default(assets, tmp_p
                                       "--window-stride", "0", "--untrained", "--offline", "--quiet"])
     assert result.exit_code == 2, result.output
     assert "--window-stride 0" in result.output
+
+
+@pytest.mark.parametrize("args,line", [
+    (["reconstruct", "--stride", "abc"], "error: invalid value for '--stride': Input should be a valid integer, "
+                                         "unable to parse string as an integer. Run `strcli reconstruct --help` for "
+                                         "the options."),
+    (["render", "--alpha", "x", "out"], "error: invalid value for '--alpha': "),
+    (["render"], "error: missing argument 'OUTPUT'. Run `strcli render --help` for the options."),
+    (["export", "--no-such-flag", "out"], "error: no such option: --no-such-flag"),
+])
+def test_what_click_refuses_is_one_line_too(args, line):
+    """A value of the wrong type, an unknown option or a missing argument, as the console
+    script runs it: one line and exit 2, like every other refusal (click's own form is a
+    boxed panel of several lines)."""
+    done = subprocess.run([sys.executable, "-c", "from strcli.cli import run; run()", *args],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith(line), done.stderr
