@@ -135,12 +135,11 @@ def lock_feet(track: TrackInWorld, sole_heights: np.ndarray) -> tuple[TrackInWor
     feet = track.joints3d[:, list(FOOT_JOINTS)]  # (N, 4, 3)
     both = track.contacts[1:] & track.contacts[:-1]  # (N-1, 4)
     step = np.diff(feet, axis=0)  # (N-1, 4, 3)
+    # each step's mean slide of the joints touching at both ends (0 where none), summed up
+    touching_both = both.sum(axis=1, keepdims=True)  # (N-1, 1)
+    slide = (step * both[..., None]).sum(axis=1) / np.maximum(touching_both, 1)  # (N-1, 3)
     shift = np.zeros((n, 3))
-    for t in range(1, n):
-        shift[t] = shift[t - 1]
-        if both[t - 1].any():
-            slide = step[t - 1][both[t - 1]].mean(axis=0)
-            shift[t, [0, 2]] -= slide[[0, 2]]
+    shift[1:, [0, 2]] = -np.cumsum(slide[:, [0, 2]], axis=0)
     touching = track.contacts.any(axis=1)
     if touching.any():
         above = feet[:, :, 1] - sole_heights[None]  # (N, 4) each sole's height above the floor
