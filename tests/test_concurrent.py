@@ -169,7 +169,7 @@ def test_a_killed_render_leaves_nothing_after_the_next_run(setup):
 
 def test_every_writer_sweeps_its_own_stale_temporaries(tmp_path):
     from strcli.model.checkpoints import save_checkpoint
-    from strcli.cli.train import _write_text
+    from strcli.utils.locks import write_text_whole as _write_text
     from strcli.model import STR
     from test_reconstruct import SMALL_STR
 

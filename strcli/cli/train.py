@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from strcli.cli.common import ABLATION_HELP, app, reports_errors, stderr, stdout
+from strcli.utils.locks import write_text_whole
 from strcli.utils.progress import count_progress
 
 
@@ -244,7 +245,7 @@ def evaluate(
                          "frames, shorter than 16 frames after invalid rows were dropped (TCMR's rule)",
                          soft_wrap=True)
     target = json_out or checkpoint.with_name(checkpoint.stem + ".eval.json")
-    _write_text(target, scores_json(scores, {"checkpoint": str(checkpoint), "model": kind,
+    write_text_whole(target, scores_json(scores, {"checkpoint": str(checkpoint), "model": kind,
                                              "ablation": meta.get("ablation"), "meta": meta}))
     print(f"{target}")
 
@@ -304,7 +305,7 @@ def _evaluate_ablations(ablation: str, data_dir: Path, runs_dir: Path, epochs: i
     stdout.print(table)
     stdout.print("millimetres (Accel: mm per frame squared); TCMR's protocol, see docs/reproducing.md")
     target = json_out or runs_dir / "table2.json"
-    _write_text(target, json.dumps({"recipe": recipe.name, "dataset": "mpii3d", "variants": [
+    write_text_whole(target, json.dumps({"recipe": recipe.name, "dataset": "mpii3d", "variants": [
         {"variant": r.variant, "checkpoint": str(r.checkpoint), "pa_mpjpe": r.score.pa_mpjpe,
          "mpjpe": r.score.mpjpe, "accel": r.score.accel, "frames": r.score.frames,
          "paper_pa_mpjpe": r.paper[0] if r.paper else None, "paper_accel": r.paper[1] if r.paper else None,
@@ -313,22 +314,3 @@ def _evaluate_ablations(ablation: str, data_dir: Path, runs_dir: Path, epochs: i
          "reported_by": r.reported.source if r.reported else None}
         for r in results]}, indent=2))
     print(f"{target}")
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write a result file under a temp name, then rename it (never half-written)."""
-    import os
-
-    from strcli.utils.errors import output_error
-
-    from strcli.utils.locks import sweep_stale
-
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale(path.parent, f".{path.name}.")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise output_error(err, path) from err

@@ -32,7 +32,6 @@ apart), for Blender, MotionBuilder and retargeting tools.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,6 +39,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from strcli.export.motion import SMPL_JOINT_NAMES, RestBody, TrackMotion
+from strcli.utils.locks import write_text_whole
 from strcli.road.outputs import output_error
 
 from strcli.config import BVH_DIR  # noqa: E402, F401 (re-exported)
@@ -180,11 +180,11 @@ def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_st
         frame_time = frame_step / track.fps
         motion = sample_motion(track, rest, frame_time)
         relative = f"{BVH_DIR}/{bvh_name(folder.name, track.track_id)}"
-        _write_text(folder / relative, bvh_text(motion, rest, frame_time))
+        write_text_whole(folder / relative, bvh_text(motion, rest, frame_time))
         infos.append(BVHInfo(track.track_id, relative, len(motion.times), frame_time, float(motion.times[0]),
                              motion.resampled, 1 + round(float(motion.times[0]) / frame_time),
                              body_model=body_note))
-    _write_text(folder / BVH_DIR / INFO_NAME, json.dumps([asdict(i) for i in infos], indent=2))
+    write_text_whole(folder / BVH_DIR / INFO_NAME, json.dumps([asdict(i) for i in infos], indent=2))
     for track, _ in tracks:
         legacy = folder / BVH_DIR / LEGACY_NAME.format(track_id=track.track_id)
         try:
@@ -194,12 +194,3 @@ def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_st
     return infos
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise output_error(err, path) from err

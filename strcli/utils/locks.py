@@ -198,3 +198,18 @@ def _subfolders(folder: Path) -> list[Path]:
         return [p for p in folder.iterdir() if p.is_dir()]
     except OSError:
         return []
+
+
+def write_text_whole(path: Path, text: str) -> None:
+    """Write `text` to `path` under a temporary name (`.<name>.partial-<pid>`, swept by later
+    runs if this process dies), then rename it: a file under its final name is whole.
+    OutputError (exit 6) for a full disk, a read-only folder or no permission."""
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(path.parent, f".{path.name}.")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise output_error(err, path) from err
