@@ -22,16 +22,22 @@ def export_motion(
                        "$STRCLI_BPY_PYTHON, a Python with bpy), or several: glb,bvh.")] = "glb,bvh",
     smpl_dir: Annotated[Path | None, typer.Option(help="The SMPL neutral model: its folder, smplx's model folder "
                         "(DIR/smpl/SMPL_NEUTRAL.pkl) or the file. Default: the file the manifest records.")] = None,
+    frame: Annotated[str, typer.Option("--frame", help="world (y up, bodies on the floor y = 0, the video's camera "
+                     "moving along its path; a folder without a world falls back to camera with a warning) or "
+                     "camera (the camera at the origin, the camera frame turned 180 degrees about x).")] = "world",
+    floor: Annotated[bool, typer.Option("--floor", help="Add a grey floor quad at y = 0 under the people and the "
+                     "camera path to the .glb (and FBX, .blend); world frame only.")] = False,
 ) -> None:
     """Write OUT/<stem>/<stem>.glb, OUT/<stem>/bvh/<stem>_<id>.bvh (and <stem>.fbx, <stem>.blend) for Blender,
     three.js, game engines (docs/using-exports.md)."""
     from strcli.road.inputs import export_targets, output_folders
-    from strcli.road.options import parse_export_formats
+    from strcli.road.options import parse_export_formats, parse_export_frame
     from strcli.body.files import TEST_BODY_NOTE, is_test_body, smpl_file_for_outputs
 
     # The flags, the folders and the SMPL file first, without torch: a bad value is refused at once.
     # The SMPL file is the one the manifest records (the bodies were made with it), as `render` takes it.
     wanted = parse_export_formats(formats)
+    frame = parse_export_frame(frame, floor)
     if {"fbx", "blend"} & set(wanted):
         from strcli.export.blender import bpy_python
 
@@ -54,14 +60,17 @@ def export_motion(
     failed = 0
     for folder in folders:
         try:
-            result = export_video(folder, body, wanted, body_note)
+            result = export_video(folder, body, wanted, body_note, frame, floor)
         except StrcliError as err:
             print(f"error: {folder.name}: {err}", file=sys.stderr)
             failed = failed or err.exit_code
             continue
+        if result.warning:
+            print(f"warning: {result.warning}", file=sys.stderr)
         files = ([str(result.glb)] if result.glb else []) + ([f"{len(result.bvh)} BVH in {folder / 'bvh'}"]
                                                               if "bvh" in wanted else [])
         files += [str(p) for p in (result.fbx, result.blend) if p]
-        print(f"{folder.name}: {result.tracks} track(s): {', '.join(files)} in {result.seconds:.1f} s")
+        print(f"{folder.name}: {result.tracks} track(s), {result.frame} frame: {', '.join(files)} "
+              f"in {result.seconds:.1f} s")
     if failed:
         raise typer.Exit(failed)

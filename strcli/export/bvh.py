@@ -7,9 +7,11 @@ apart), for Blender, MotionBuilder and retargeting tools.
   and its position channels hold the pelvis's absolute position (so importers that add the
   root offset and those that replace it agree). Leaves (feet, head, hands) end in an
   `End Site` half as long as their bone, pointing the same way.
-- Axes and units: the y-up world of `strcli.export.motion` (x right as the camera saw it,
-  y up, z towards the camera), metres: what Blender's BVH importer reads with its defaults
-  (Scale 1.0, Forward -Z, Up Y). MotionBuilder and most mocap tools expect centimetres:
+- Axes and units: the y-up frame of `strcli.export.motion` (`--frame`): the video's world
+  (y up, the floor y = 0, x and -z the first camera's right and forward on the floor) or the
+  camera frame turned 180 degrees about x (x right as the camera saw it, y up, z towards the
+  camera), metres: what Blender's BVH importer reads with its defaults (Scale 1.0, Forward
+  -Z, Up Y). `bvh/info.json` names the frame of each file (`frame`, `axes`). MotionBuilder and most mocap tools expect centimetres:
   import with a scale of 100.
 - Channels: root `Xposition Yposition Zposition Zrotation Yrotation Xrotation`, joints
   `Zrotation Yrotation Xrotation`, degrees: the local rotation is Rz @ Ry @ Rx (intrinsic
@@ -47,6 +49,9 @@ INFO_NAME = "info.json"
 LEGACY_NAME = "{track_id}.bvh"  # what older strcli named a track's file; `bvh_files` still finds it
 EULER = "ZYX"  # scipy intrinsic: R = Rz @ Ry @ Rx, channels listed Z, Y, X
 _ROTATION_CHANNELS = "Zrotation Yrotation Xrotation"
+AXES = {"world": "y up, the floor at y = 0, x and -z the first frame's camera's right and forward laid on the "
+                 "floor (docs/world.md; glTF's frame)",
+        "camera": "y up, z towards the camera, x to the camera's right (glTF's frame)"}
 _ON_GRID = 1e-3  # seconds: frames this close to the constant-rate grid are taken as on it
 
 
@@ -62,7 +67,8 @@ class BVHInfo:
     resampled: bool  # the track's frames were not on the constant-rate grid
     blender_frame_start: int  # Blender's import_anim.bvh frame_start: scene frame 1 = the video's first frame
     units: str = "metres"
-    axes: str = "y up, z towards the camera, x to the camera's right (glTF's frame)"
+    frame: str = "camera"  # "world" or "camera" (`strcli.export.motion`)
+    axes: str = ""  # the frame's axes in words (`AXES`)
     euler: str = "Zrotation Yrotation Xrotation (intrinsic, R = Rz Ry Rx), degrees"
     body_model: str = ""  # a caveat about the body model: the generated test body's, else empty
 
@@ -72,8 +78,8 @@ class BVHMotion:
     """The sampled motion written to a BVH: F frames at a constant frame time."""
 
     times: np.ndarray  # (F,) seconds
-    root_positions: np.ndarray  # (F, 3) metres, y-up world
-    rotations: np.ndarray  # (F, 24, 3, 3) local rotation matrices, the root's in the y-up world
+    root_positions: np.ndarray  # (F, 3) metres, the y-up export frame
+    rotations: np.ndarray  # (F, 24, 3, 3) local rotation matrices, the root's in the y-up export frame
     resampled: bool
 
 
@@ -183,7 +189,7 @@ def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_st
         write_text_whole(folder / relative, bvh_text(motion, rest, frame_time))
         infos.append(BVHInfo(track.track_id, relative, len(motion.times), frame_time, float(motion.times[0]),
                              motion.resampled, 1 + round(float(motion.times[0]) / frame_time),
-                             body_model=body_note))
+                             frame=track.frame, axes=AXES[track.frame], body_model=body_note))
     write_text_whole(folder / BVH_DIR / INFO_NAME, json.dumps([asdict(i) for i in infos], indent=2))
     for track, _ in tracks:
         legacy = folder / BVH_DIR / LEGACY_NAME.format(track_id=track.track_id)

@@ -1,8 +1,14 @@
 """Tracks -> one glTF 2.0 binary (`<stem>.glb`) with a skinned SMPL body per track.
 
 Layout of the file (pygltflib writes it; the arrays are packed here):
-- scene nodes: `camera` (the video's camera at the origin, looking down -z, y up: the
-  camera frame turned by `CAMERA_TO_YUP`), then per track a root node `<stem>_<id>` (static,
+- the frame (`strcli.export.motion`, `--frame`): the video's world (y up, floor y = 0) or
+  the camera frame turned by `CAMERA_TO_YUP`; `extras.strcli` says which (`frame`, `up`,
+  `floor`, `camera_model`).
+- scene nodes: `camera` (the video's camera, looking down -z, y up: in the world frame it
+  moves along camera.npz's path, a translation and rotation key per processed frame, its
+  rotation camera.npz's times `CAMERA_TO_YUP`; in the camera frame it stays at the origin),
+  then, with `--floor` (world frame only), `floor` (a grey quad at y = 0 covering every
+  pelvis and the camera path, `FLOOR_MARGIN` beyond them), then per track a root node `<stem>_<id>` (static,
   at the origin; Blender's armature) holding a static joint `<stem>_<id>_reach` and a node
   `<stem>_<id>_shown` (the visibility scale below) that holds SMPL's 24-joint skeleton (nodes named as SMPL's joints, translations = the track's bone
   offsets from its mean-betas rest joints), and a skinned mesh node `<stem>_<id>_body` (mesh
@@ -21,7 +27,7 @@ Layout of the file (pygltflib writes it; the arrays are packed here):
   mesh cover the track whatever pose it is measured in: three.js measures a skinned mesh's
   bounding sphere once, at its first draw, when a person who enters later is scaled to 0,
   and then frustum-culled that person for ever.
-- one animation `motion`: per track, the pelvis translation and every joint's rotation
+- one animation `motion`: the camera's keys (world frame), and per track, the pelvis translation and every joint's rotation
   (unit quaternions, LINEAR) at the track's frame presentation times (variable frame rate
   kept: the key times are the video's own), and the `_shown` node's scale (STEP): 1 while
   the track has frames, 0 before, after and in gaps longer than --max-gap, so a person is
@@ -43,13 +49,15 @@ import pygltflib as gl
 
 from strcli import __version__
 from strcli.body.camera import Intrinsics
-from strcli.export.motion import SMPL_JOINT_NAMES, RestBody, TrackMotion, frame_runs
+from strcli.export.motion import SMPL_JOINT_NAMES, CameraPath, RestBody, TrackMotion, frame_runs
 from strcli.road.outputs import output_error
 
 LEGACY_GLB_NAME = "animation.glb"  # what older strcli named every video's scene; `glb_path` still finds it
 BOUNDS_VERTICES = 2  # unused vertices after SMPL's: the corners of `reach_box`
 MAX_INFLUENCES = 4  # glTF's JOINTS_0/WEIGHTS_0: what three.js, Unity, Unreal and Blender all read
 ZNEAR, ZFAR = 0.01, 1000.0  # metres, the camera's clipping planes
+FLOOR_MARGIN = 1.0  # metres the floor quad reaches beyond the farthest pelvis or camera position
+FLOOR_COLOUR = (0.5, 0.5, 0.5)  # linear RGB: a plain grey that no track colour (config.TRACK_COLOURS) is
 _ALIGN = 4
 
 
@@ -181,15 +189,46 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return unit
 
 
+def floor_corners(tracks: list[tuple[TrackMotion, RestBody]], path: CameraPath | None,
+                  margin: float = FLOOR_MARGIN) -> np.ndarray:
+    """(4, 3) the floor quad's corners at y = 0, counter-clockwise seen from above (+y): the
+    x-z box of every track's pelvis and every camera position, `margin` metres wider."""
+    points = [t.root_positions(rest) for t, rest in tracks] + ([path.positions] if path is not None else [])
+    flat = np.concatenate(points)[:, [0, 2]] if points else np.zeros((1, 2))
+    (x0, z0), (x1, z1) = flat.min(axis=0) - margin, flat.max(axis=0) + margin
+    return np.array([[x0, 0.0, z0], [x0, 0.0, z1], [x1, 0.0, z1], [x1, 0.0, z0]])
+
+
+def _about(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, video_name: str, frame: str,
+           path: CameraPath | None, floor: bool) -> dict:
+    """The file's `extras.strcli`: what it holds and in which frame."""
+    about = {"video": video_name, "tracks": [t.track_id for t, _ in tracks], "frame_step": frame_step,
+             "units": "metres", "frame": frame}
+    if frame == "world":
+        about.update(up="+y", floor="y = 0" + (" (the node 'floor')" if floor else ""),
+                     camera="the node 'camera' moves along camera.npz's path (camera_model)",
+                     camera_model=path.model if path is not None else "static")
+    else:
+        about.update(up="+y (camera frame turned 180 degrees about x)", camera="at the origin")
+    return about
+
+
 def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colours: np.ndarray,
-               video_name: str, camera: Intrinsics, body_note: str = "") -> gl.GLTF2:
+               video_name: str, camera: Intrinsics, body_note: str = "", path: CameraPath | None = None,
+               floor: bool = False) -> gl.GLTF2:
     """The glTF document (module docstring) of a video's tracks; `frame_step` = reconstruct's
     --stride (frames between a track's consecutive frames); colours (K, 3) RGB 0-1 per track;
     `camera` the full-image camera of the reconstruction; `body_note` a caveat about the body
     model (the generated test body's), written to `extras.strcli.body_model` and to the
-    asset's `extras` so the file never travels without it."""
-    about = {"video": video_name, "tracks": [t.track_id for t, _ in tracks], "frame_step": frame_step,
-             "units": "metres", "up": "+y (camera frame turned 180 degrees about x)"}
+    asset's `extras` so the file never travels without it. The frame is the tracks' own
+    (`TrackMotion.frame`, all alike; "camera" without tracks unless `path` is given); `path`:
+    the camera's path in the world (animates the camera node; world frame only); `floor`: add
+    the floor quad (world frame only; ValueError in the camera frame, whose y = 0 is no floor)."""
+    frame = tracks[0][0].frame if tracks else ("world" if path is not None else "camera")
+    if any(t.frame != frame for t, _ in tracks) or (frame == "camera" and (path is not None or floor)):
+        raise ValueError(f"build_gltf: tracks in several frames, or a camera path or floor in the camera frame "
+                         f"({frame})")
+    about = _about(tracks, frame_step, video_name, frame, path, floor)
     if body_note:
         about["body_model"] = body_note
     gltf = gl.GLTF2(asset=gl.Asset(version="2.0", generator=f"strcli {__version__}",
@@ -202,8 +241,14 @@ def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colo
         znear=ZNEAR, zfar=ZFAR)))
     gltf.nodes.append(gl.Node(name="camera", camera=0))
     scene.append(0)
-    start = min((float(t.times[0]) for t, _ in tracks), default=0.0)
+    start = min([float(t.times[0]) for t, _ in tracks] + ([float(path.times[0])] if path is not None else []),
+                default=0.0)
     animation = gl.Animation(name="motion", samplers=[], channels=[])
+    if path is not None and len(path):
+        _animate_camera(gltf, packer, animation, path)
+    if floor:
+        _add_floor(gltf, packer, floor_corners(tracks, path))
+        scene.append(len(gltf.nodes) - 1)
     shared: dict[str, int] = {}
     for k, (track, rest) in enumerate(tracks):
         name = f"{video_name}_{track.track_id}"
@@ -279,6 +324,35 @@ def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colo
     gltf.buffers.append(gl.Buffer(byteLength=len(packer.blob)))
     gltf.set_binary_blob(bytes(packer.blob))
     return gltf
+
+
+def _animate_camera(gltf: gl.GLTF2, packer: _Packer, animation: gl.Animation, path: CameraPath) -> None:
+    """The `camera` node (node 0) along `path`: its first pose as the node's own, and a
+    translation and a rotation key (LINEAR) at each processed frame's time."""
+    quats = _continuous(path.gltf_rotations().as_quat())  # (P, 4) xyzw, glTF's order
+    node = gltf.nodes[0]
+    node.translation = [float(v) for v in path.positions[0]]
+    node.rotation = [float(v) for v in quats[0]]
+    times = packer.add(path.times.astype(np.float32), gl.SCALAR)
+    for target, values, kind in (("translation", path.positions, gl.VEC3), ("rotation", quats, gl.VEC4)):
+        animation.samplers.append(gl.AnimationSampler(input=times, output=packer.add(values.astype(np.float32), kind),
+                                                      interpolation=gl.ANIM_LINEAR))
+        animation.channels.append(gl.AnimationChannel(sampler=len(animation.samplers) - 1,
+                                                      target=gl.AnimationChannelTarget(node=0, path=target)))
+
+
+def _add_floor(gltf: gl.GLTF2, packer: _Packer, corners: np.ndarray) -> None:
+    """The node and mesh `floor`: two triangles over `corners` (4, 3), normals +y, one grey
+    material (not metallic, rough)."""
+    position = packer.add(corners.astype(np.float32), gl.VEC3, gl.ARRAY_BUFFER)
+    normal = packer.add(np.tile(np.float32([0.0, 1.0, 0.0]), (4, 1)), gl.VEC3, gl.ARRAY_BUFFER, bounds=False)
+    indices = packer.add(np.array([0, 1, 2, 0, 2, 3], np.uint16), gl.SCALAR, gl.ELEMENT_ARRAY_BUFFER, bounds=False)
+    gltf.materials.append(gl.Material(name="floor", doubleSided=True, pbrMetallicRoughness=gl.PbrMetallicRoughness(
+        baseColorFactor=[*FLOOR_COLOUR, 1.0], metallicFactor=0.0, roughnessFactor=1.0)))
+    gltf.meshes.append(gl.Mesh(name="floor", primitives=[gl.Primitive(
+        attributes=gl.Attributes(POSITION=position, NORMAL=normal), indices=indices,
+        material=len(gltf.materials) - 1, mode=gl.TRIANGLES)]))
+    gltf.nodes.append(gl.Node(name="floor", mesh=len(gltf.meshes) - 1))
 
 
 def write_glb(gltf: gl.GLTF2, path: Path) -> Path:

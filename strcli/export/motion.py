@@ -1,13 +1,19 @@
 """A track's motion, ready for animation formats: the rest skeleton of its mean shape and
 per-frame joint rotations and root positions in a y-up world.
 
-Conventions. strcli's tracks are in the camera frame (x right, y down, z forward, metres;
-README "Outputs"). glTF (spec 2.0, section 3.4 "Coordinate System and Units") and Blender's
-BVH importer (its default axis_up Y, axis_forward -Z) use a right-handed y-up frame whose
-camera looks down -z. The camera frame turns into it by a rotation of 180 degrees about x
-(y -> -y, z -> -z), `CAMERA_TO_YUP`. SMPL's own template stands upright, y up, facing +z,
-so the rest pose needs no conversion: only the root joint's rotation and position carry
-the turn, and every other joint keeps SMPL's local rotation unchanged.
+Conventions. glTF (spec 2.0, section 3.4 "Coordinate System and Units") and Blender's BVH
+importer (its default axis_up Y, axis_forward -Z) use a right-handed y-up frame whose camera
+looks down -z. Two frames of strcli's tracks fit it (`--frame`):
+- `world` (the default): the video's world (docs/world.md, `strcli.road.world`): y up, the
+  floor y = 0, x and -z the first frame's camera's right and forward laid on the floor,
+  metres. It is y-up already: the track's `world_global_orient` and `world_transl` are taken
+  as they are (and `world_body_pose`, leg IK's corrected pose, instead of `body_pose` when a
+  track has it).
+- `camera`: the camera frame (x right, y down, z forward, metres; README "Outputs") turned
+  by 180 degrees about x (y -> -y, z -> -z), `CAMERA_TO_YUP`: the camera at the origin.
+SMPL's own template stands upright, y up, facing +z, so the rest pose needs no conversion:
+only the root joint's rotation and position carry the frame, and every other joint keeps
+SMPL's local rotation unchanged.
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ from strcli.body.smpl import Body
 from strcli.config import SMPL_JOINTS
 
 # Camera frame (x right, y down, z forward) -> y-up world (glTF, BVH): 180 degrees about x.
+# Also strcli's camera axes -> a glTF camera's (looks down -z, +y up): R_gltf = R_strcli @ this.
 CAMERA_TO_YUP = np.diag([1.0, -1.0, -1.0])
+FRAMES = ("world", "camera")  # `strcli export --frame`
+WORLD_KEYS = ("world_global_orient", "world_transl")  # what `--frame world` needs in tracks/<id>.npz
 # SMPL's 24 joints in its order (names as in smplx's joint_names and the SMPL paper's figure).
 SMPL_JOINT_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
@@ -54,34 +63,47 @@ class RestBody:
 
 @dataclass(frozen=True)
 class TrackMotion:
-    """One track of `tracks/<id>.npz`; N frames (gaps of more than --max-gap are absent)."""
+    """One track of `tracks/<id>.npz` in one frame (`frame`: module docstring); N frames (gaps
+    of more than --max-gap are absent)."""
 
     track_id: int
     frames: np.ndarray  # (N,) int64 frame indices in the video file
     times: np.ndarray  # (N,) float64 presentation times, seconds from the video's first frame
-    global_orient: np.ndarray  # (N, 3) axis-angle, camera frame
+    global_orient: np.ndarray  # (N, 3) axis-angle, in `frame` (camera: the camera frame, y down)
     body_pose: np.ndarray  # (N, 69) axis-angle
     betas: np.ndarray  # (N, 10) per frame
-    transl: np.ndarray  # (N, 3) SMPL's transl, camera frame
+    transl: np.ndarray  # (N, 3) SMPL's transl, in `frame`
     fps: float  # the video's average frame rate
     image_size: tuple[int, int]  # width, height
     focal: float  # pixels
+    frame: str = "camera"  # "world" or "camera" (module docstring)
 
     @classmethod
-    def load(cls, path: Path) -> TrackMotion:
-        """Read tracks/<id>.npz. Times that do not increase (a folder of an older strcli,
-        which kept a file's repeated timestamps) are mended by `FrameClock`'s rule, so
-        interpolation (`Slerp`) and glTF key times get strictly increasing ones."""
+    def load(cls, path: Path, frame: str = "camera") -> TrackMotion:
+        """Read tracks/<id>.npz in `frame`: "camera" (global_orient, transl) or "world"
+        (world_global_orient, world_transl, and world_body_pose when the file has it; KeyError
+        when the file has no world keys: see `has_world_keys`). Times that do not increase (a
+        folder of an older strcli, which kept a file's repeated timestamps) are mended by
+        `FrameClock`'s rule, so interpolation (`Slerp`) and glTF key times get strictly
+        increasing ones."""
         from strcli.road.timing import increasing_times
 
+        prefix = "world_" if frame == "world" else ""
         with np.load(path, allow_pickle=False) as d:
             width, height = (int(v) for v in d["image_size"])
             fps = float(d["fps"])
             times = increasing_times(d["times"].astype(np.float64), 1 / fps if fps > 0 else 1 / 25)
+            pose = d["world_body_pose"] if frame == "world" and "world_body_pose" in d.files else d["body_pose"]
             return cls(int(d["track_id"]), d["frames"].astype(np.int64), times,
-                       d["global_orient"].astype(np.float64), d["body_pose"].astype(np.float64),
-                       d["betas"].astype(np.float64), d["transl"].astype(np.float64), float(d["fps"]),
-                       (width, height), float(d["intrinsics"][0, 0]))
+                       d[f"{prefix}global_orient"].astype(np.float64), pose.astype(np.float64),
+                       d["betas"].astype(np.float64), d[f"{prefix}transl"].astype(np.float64), float(d["fps"]),
+                       (width, height), float(d["intrinsics"][0, 0]), frame)
+
+    @property
+    def to_yup(self) -> np.ndarray:
+        """(3, 3) the turn from the track's frame into the y-up export frame: `CAMERA_TO_YUP`
+        for the camera frame, the identity for the world (y up already)."""
+        return CAMERA_TO_YUP if self.frame == "camera" else np.eye(3)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -93,17 +115,58 @@ class TrackMotion:
 
     def local_rotations(self) -> Rotation:
         """(N * 24) rotations, frame-major: each joint's rotation relative to its parent,
-        the root's already turned into the y-up world (`CAMERA_TO_YUP`)."""
+        the root's in the y-up export frame (`to_yup`)."""
         n = len(self)
         rotvecs = np.concatenate([self.global_orient, self.body_pose], axis=1).reshape(n, SMPL_JOINTS, 3)
         mats = Rotation.from_rotvec(rotvecs.reshape(-1, 3)).as_matrix().reshape(n, SMPL_JOINTS, 3, 3)
-        mats[:, 0] = CAMERA_TO_YUP @ mats[:, 0]
+        mats[:, 0] = self.to_yup @ mats[:, 0]
         return Rotation.from_matrix(mats.reshape(-1, 3, 3))
 
     def root_positions(self, rest: RestBody) -> np.ndarray:
-        """(N, 3) the pelvis in the y-up world: SMPL rotates about the rest pelvis J0 and then
-        adds transl, so the pelvis is at J0 + transl in the camera frame."""
-        return (self.transl + rest.joints[0]) @ CAMERA_TO_YUP.T
+        """(N, 3) the pelvis in the y-up export frame: SMPL rotates about the rest pelvis J0 and
+        then adds transl, so the pelvis is at J0 + transl in the track's frame."""
+        return (self.transl + rest.joints[0]) @ self.to_yup.T
+
+
+def has_world_keys(path: Path) -> bool:
+    """Whether tracks/<id>.npz holds the world keys `--frame world` reads (`WORLD_KEYS`);
+    a folder of a strcli older than the world stage has none."""
+    with np.load(path, allow_pickle=False) as d:
+        return all(k in d.files for k in WORLD_KEYS)
+
+
+@dataclass(frozen=True)
+class CameraPath:
+    """The video's camera in the world, per processed frame (OUT/<stem>/camera.npz,
+    docs/world.md); P rows."""
+
+    times: np.ndarray  # (P,) float64 seconds from the video's first frame (strictly increasing)
+    rotations: np.ndarray  # (P, 3, 3) camera -> world, strcli's camera axes (x right, y down, z forward)
+    positions: np.ndarray  # (P, 3) the camera's centre in the world, metres
+    model: str  # the camera model reconstruct used: static, rotating or moving
+
+    @classmethod
+    def load(cls, path: Path, fps: float) -> CameraPath | None:
+        """camera.npz, None when it is absent or not in the world frame (a video without a
+        person has its camera relative to the first frame's camera: no floor, no world).
+        Times are mended as `TrackMotion.load` mends them (`fps`: the video's rate)."""
+        from strcli.road.timing import increasing_times
+
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as d:
+            if "frame" not in d.files or str(d["frame"]) != "world":
+                return None
+            times = increasing_times(d["times"].astype(np.float64), 1 / fps if fps > 0 else 1 / 25)
+            return cls(times, d["rotation"].astype(np.float64), d["position"].astype(np.float64), str(d["model"]))
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def gltf_rotations(self) -> Rotation:
+        """(P) rotations of a glTF camera node (looks down -z, +y up) along the path:
+        camera.npz's rotation @ `CAMERA_TO_YUP`."""
+        return Rotation.from_matrix(self.rotations @ CAMERA_TO_YUP)
 
 
 @torch.inference_mode()

@@ -21,13 +21,13 @@ from strcli.utils.errors import OutputError, StrcliError, writing
 from strcli.export.blender import BLENDER_FORMATS, BlenderRequest, bpy_python, run_blender, scene_rate
 from strcli.export.bvh import write_bvh
 from strcli.export.gltf import build_gltf, glb_name, write_glb
-from strcli.export.motion import RestBody, TrackMotion, rest_body
+from strcli.export.motion import CameraPath, RestBody, TrackMotion, has_world_keys, rest_body
 from strcli.utils.locks import sweep_stale, video_lock
 from strcli.road.options import EXPORT_FORMATS, parse_export_formats as parse_formats  # noqa: F401 (re-exported)
 from strcli.road.inputs import export_targets
 from strcli.road.output_check import check_output
 from strcli.road.outputs import MANIFEST, folder_bytes, output_folders, read_manifest, reading_output  # noqa: F401 (output_folders: export's API)
-from strcli.config import TRACK_COLOURS
+from strcli.config import CAMERA_FILE, TRACK_COLOURS
 
 if TYPE_CHECKING:
     from strcli.road.reconstruct import VideoResult
@@ -42,22 +42,48 @@ class ExportResult:
     blend: Path | None = None
     seconds: float = 0.0
     body_note: str = ""  # the generated test body's caveat, written into the files; else empty
+    frame: str = "camera"  # the frame the files are in: "world" or "camera" (strcli.export.motion)
+    warning: str = ""  # why `--frame world` fell back to the camera frame; else empty
 
 
-def load_tracks(folder: Path, body: Body) -> tuple[dict, list[tuple[TrackMotion, RestBody]]]:
-    """The manifest of an output folder and each track with its mean-betas rest body."""
-    manifest = check_output(folder).manifest  # shapes, finite values, focal, frame counts: DamagedOutput (exit 2)
+def load_tracks(folder: Path, body: Body, frame: str = "camera", manifest: dict | None = None
+                ) -> tuple[dict, list[tuple[TrackMotion, RestBody]]]:
+    """The manifest of an output folder and each track, in `frame` (`TrackMotion.load`), with
+    its mean-betas rest body. `manifest`: the folder's, already checked (else checked here)."""
+    if manifest is None:
+        manifest = check_output(folder).manifest  # shapes, finite values, focal, frame counts: DamagedOutput (exit 2)
     with reading_output(folder):
-        tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
+        tracks = [TrackMotion.load(folder / t["npz"], frame) for t in manifest["tracks"]]
         return manifest, [(t, rest_body(body, t.mean_betas)) for t in tracks]
 
 
-def export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note: str = "") -> ExportResult:
+def world_available(folder: Path, manifest: dict) -> tuple[CameraPath | None, str]:
+    """The camera's path for `--frame world` and "", or None and why the folder has no world
+    (a folder of a strcli older than the world stage: no world keys in its tracks, or no
+    camera.npz; a video without a person: camera.npz is not in a world)."""
+    with reading_output(folder):
+        missing = [t["npz"] for t in manifest["tracks"] if not has_world_keys(folder / t["npz"])]
+        fps = float(manifest.get("video", {}).get("fps") or 0.0)
+        path = CameraPath.load(folder / CAMERA_FILE, fps)
+    if missing:
+        return None, f"{missing[0]} has no world keys (made by a strcli older than the world stage)"
+    if path is None:
+        why = "is missing" if not (folder / CAMERA_FILE).is_file() else "is not in a world (no person in the video)"
+        return None, f"{CAMERA_FILE} {why}"
+    return path, ""
+
+
+def export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note: str = "", frame: str = "world",
+                 floor: bool = False) -> ExportResult:
     """Write `folder`/<stem>.glb, `folder`/bvh/<stem>_<id>.bvh, `folder`/<stem>.fbx and/or
     `folder`/<stem>.blend (`formats`) for one reconstructed video (the stem: the folder's name,
     the video's); FBX and .blend through Blender (`strcli.export.blender`: MissingAssetError,
     exit 3, without it). `body_note`: a caveat about `body` (`TEST_BODY_NOTE` for the
     generated test body; see `body_note_for`) written into the glb's extras and bvh/info.json.
+    `frame`: "world" (the video's world, the camera moving along camera.npz's path; `floor`:
+    a floor quad at y = 0 in the .glb) or "camera" (the camera frame turned 180 degrees about
+    x, as strcli wrote before the world stage). A folder without a world (`world_available`)
+    is written in the camera frame, without the floor, and the result's `warning` says why.
     Holds the video's lock (`strcli.utils.locks.video_lock`: BusyError, exit 9, while another
     process writes the folder); a full disk, a read-only folder or a permission error is an
     OutputError (exit 6) and leaves no partial file."""
@@ -65,7 +91,7 @@ def export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note: 
     where = folder.absolute()
     with writing(folder / glb_name(folder.name)), video_lock(where.parent, where.name, "export"):
         sweep_stale(folder / "bvh")
-        return _export_video(folder, body, formats, body_note)
+        return _export_video(folder, body, formats, body_note, frame, floor)
 
 
 def body_note_for(smpl_file: Path | str | None) -> str:
@@ -74,9 +100,17 @@ def body_note_for(smpl_file: Path | str | None) -> str:
     return TEST_BODY_NOTE if smpl_file is not None and is_test_body(smpl_file) else ""
 
 
-def _export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note: str = "") -> ExportResult:
+def _export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note: str, frame: str,
+                  floor: bool) -> ExportResult:
     started = time.perf_counter()
-    manifest, tracks = load_tracks(folder, body)
+    manifest = check_output(folder).manifest  # shapes, finite values, focal, frame counts: DamagedOutput (exit 2)
+    path, warning = None, ""
+    if frame == "world":
+        path, why = world_available(folder, manifest)
+        if path is None:
+            frame, floor = "camera", False
+            warning = f"{folder.name}: {why}: written in the camera frame (--frame camera), without a floor."
+    manifest, tracks = load_tracks(folder, body, frame, manifest)
     with reading_output(folder):
         step = int(manifest["options"].get("stride", 1))
         cam = manifest["intrinsics"]
@@ -88,12 +122,12 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note:
     if "glb" in formats or blender:
         colours = np.array([TRACK_COLOURS[t.track_id % len(TRACK_COLOURS)] for t, _ in tracks], np.float32) if tracks \
             else np.zeros((0, 3))
-        gltf = build_gltf(tracks, step, colours, folder.name, intrinsics, body_note)
+        gltf = build_gltf(tracks, step, colours, folder.name, intrinsics, body_note, path, floor)
         scene = folder / glb_name(folder.name)
         glb = write_glb(gltf, scene if "glb" in formats else folder / f".{scene.name}.partial-{os.getpid()}.glb")
         try:
             if python is not None:
-                outputs = _write_blender(python, folder, glb, manifest, tracks, intrinsics, blender)
+                outputs = _write_blender(python, folder, glb, manifest, tracks, intrinsics, blender, path)
         finally:
             if "glb" not in formats:
                 glb.unlink(missing_ok=True)
@@ -101,11 +135,11 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note:
     if "bvh" in formats:
         bvh = [folder / info.file for info in write_bvh(folder, tracks, step, body_note)]
     return ExportResult(folder, len(tracks), glb, bvh, outputs.get("fbx"), outputs.get("blend"),
-                        time.perf_counter() - started, body_note)
+                        time.perf_counter() - started, body_note, frame, warning)
 
 
 def _write_blender(python: Path, folder: Path, glb: Path, manifest: dict, tracks: list[tuple[TrackMotion, RestBody]],
-                   intrinsics: Intrinsics, formats: list[str]) -> dict[str, Path]:
+                   intrinsics: Intrinsics, formats: list[str], camera_path: CameraPath | None) -> dict[str, Path]:
     """`<stem>.fbx` / `<stem>.blend` from the written .glb through Blender, each made under a
     hidden temporary name and renamed when complete."""
     with reading_output(folder):
@@ -113,7 +147,9 @@ def _write_blender(python: Path, folder: Path, glb: Path, manifest: dict, tracks
         rate = float(video.get("fps") or (tracks[0][0].fps if tracks else 30.0))
         path = video.get("path")
         frames_in_file = int(video.get("frames_in_file") or 0)
-    end = max((float(t.times[-1]) for t, _ in tracks), default=0.0)
+    end = max([float(t.times[-1]) for t, _ in tracks]
+              + ([float(camera_path.times[-1])] if camera_path is not None else []),
+              default=0.0)
     fps, fps_base = scene_rate(rate)
     final = {f: folder / f"{folder.name}.{f}" for f in formats}
     partial = {f: folder / f".{p.name}.partial-{os.getpid()}.{f}" for f, p in final.items()}

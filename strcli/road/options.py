@@ -24,6 +24,7 @@ from strcli.road.tracking import TrackingConfig
 SEED_MAX = 2**32 - 1  # `--seed`: numpy's range, the one every strcli command takes
 MESH_FORMATS = ("obj", "ply")  # `--mesh-format`: the mesh files a video's folder may hold
 EXPORT_FORMATS = ("glb", "bvh", "fbx", "blend")  # `--export` / `strcli export --format`; fbx, blend: through bpy
+EXPORT_FRAMES = ("world", "camera")  # `strcli export --frame` (strcli.export.motion; docs/export.md)
 # `--device`: what `strcli.utils.devices.resolve_device` accepts (whether it exists is its business).
 
 
@@ -73,6 +74,17 @@ def parse_export_formats(text: str) -> tuple[str, ...]:
         raise UsageError(f"unknown export format {(unknown or [text])[0]!r}: use {', '.join(EXPORT_FORMATS)} "
                          "or several (glb,bvh).")
     return formats
+
+
+def parse_export_frame(frame: str, floor: bool) -> str:
+    """`strcli export --frame world|camera` (any case) -> its name; an unknown frame, or
+    `--floor` with the camera frame (whose y = 0 is no floor), is a UsageError."""
+    name = frame.strip().lower()
+    if name not in EXPORT_FRAMES:
+        raise UsageError(f"--frame {frame!r}: use {' or '.join(EXPORT_FRAMES)}.")
+    if floor and name == "camera":
+        raise UsageError("--floor needs --frame world: the camera frame has no floor.")
+    return name
 
 
 def parse_models(text: str) -> tuple[str, ...]:

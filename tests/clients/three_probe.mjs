@@ -2,7 +2,9 @@
 // with an AnimationMixer and reports, per skinned mesh and time, what three.js would do.
 //   node three_probe.mjs NODE_MODULES GLB REQUEST.json
 // REQUEST: {"times": [seconds, ...]}. Prints JSON: {revision, meshes: {name: [{t, shown,
-// inFrustum, culled, sphereRadius}]}, firstSphere: {name: radius}, firstSphereWithoutReach: {name: radius}}
+// inFrustum, culled, sphereRadius}]}, firstSphere: {name: radius}, firstSphereWithoutReach: {name: radius},
+// camera: [{t, matrix}] (the video camera's world matrix, 16 numbers column-major, at each time),
+// nodes: [names of the scene's objects]}
 // where `culled` is three.js's own test (Frustum.intersectsObject with the bounding sphere it
 // computes once, at the first draw: here time 0), `inFrustum` whether any drawn vertex is inside
 // the video camera's frustum, and `shown` whether the drawn vertices are not collapsed (scale 0).
@@ -57,11 +59,14 @@ for (const mesh of meshes) {
   const without = new THREE.Sphere().setFromPoints(drawnPoints(mesh));
   firstSphereWithoutReach[mesh.name] = without.radius;
 }
-const out = { revision: THREE.REVISION, meshes: {}, firstSphere, firstSphereWithoutReach };
+const names = [];
+scene.traverse((o) => names.push(o.name));
+const out = { revision: THREE.REVISION, meshes: {}, firstSphere, firstSphereWithoutReach, camera: [], nodes: names };
 for (const mesh of meshes) out.meshes[mesh.name] = [];
 for (const t of request.times) {
   pose(t);
   const f = frustum();
+  out.camera.push({ t, matrix: camera.matrixWorld.elements.slice() });
   for (const mesh of meshes) {
     const points = drawnPoints(mesh);
     const shown = new THREE.Sphere().setFromPoints(points).radius > 1e-4;  // not collapsed by a scale of 0
