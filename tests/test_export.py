@@ -1,7 +1,10 @@
 """strcli export (glTF 2.0 binary, BVH) and strcli view, on tracks of the real pedestrians video.
 
 The reconstruction uses a randomly initialised small STR (varied poses per frame, so the
-files are checked on real, non-trivial motion) and the generated SMPL-format body.
+files are checked on real, non-trivial motion) and the generated SMPL-format body. One
+reconstruction serves the module; its exports in both frames (`exported`: the world,
+`camera_frame`: --frame camera) and a copy with a hand-made panning camera path and the
+floor (`panned`) are made once; Blender opens all of them in one process (`blender_run`).
 """
 
 import json
@@ -29,7 +32,7 @@ from strcli.model.checkpoints import save_checkpoint
 from strcli.cli.main import app
 from strcli.export.accuracy import approximation_error
 from strcli.export.gltf import top_weights, truncated_weights, vertex_normals
-from strcli.export.motion import CAMERA_TO_YUP, TrackMotion
+from strcli.export.motion import CAMERA_TO_YUP, CameraPath, TrackMotion
 from strcli.model import STR, MeanParams
 from strcli.render.rasterize import project_vertices
 from strcli.render.overlay import PALETTE
@@ -65,8 +68,49 @@ def exported(tmp_path_factory, assets, smpl_files):
     folder = root / "out" / "pedestrians"
     manifest = json.loads((folder / "manifest.json").read_text())
     tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
+    world = [TrackMotion.load(folder / t["npz"], "world") for t in manifest["tracks"]]
     return {"folder": folder, "smpl": smpl, "tracks": tracks, "manifest": manifest, "summary": json.loads(result.stdout),
-            "args": args, "root": root, "arrays": load_smpl_arrays(smpl_files["chumpy"], root / "cache")}
+            "args": args, "root": root, "arrays": load_smpl_arrays(smpl_files["chumpy"], root / "cache"),
+            "world": world, "camera": CameraPath.load(folder / "camera.npz", 10.0)}
+
+
+def _export_copy(exported, name, *args, camera=None):
+    """A copy of the reconstructed folder (OUT/<name>/pedestrians), its camera.npz replaced by
+    `camera` (a dict of arrays) when given, exported with `strcli export ARGS`."""
+    folder = exported["root"] / name / "pedestrians"
+    shutil.copytree(exported["folder"], folder)
+    if camera is not None:
+        np.savez(folder / "camera.npz", **camera)
+    result = runner.invoke(app, ["export", str(folder), "--smpl-dir", str(exported["smpl"]), *args])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.fixture(scope="module")
+def camera_frame(exported):
+    """The folder exported with `--frame camera` (the camera at the origin, as before the world)."""
+    return _export_copy(exported, "camera-frame", "--frame", "camera")
+
+
+def panning_camera(camera_file):
+    """camera.npz's arrays with a hand-made camera path: over the clip the camera turns by
+    12 degrees (mostly a pan about the world's up, with some tilt and roll) and moves 0.7 m."""
+    with np.load(camera_file) as d:
+        arrays = {k: d[k] for k in d.files}
+    s = np.linspace(0.0, 1.0, len(arrays["times"]))[:, None]
+    turn = Rotation.from_rotvec(s * np.radians([2.0, 12.0, 1.0]))
+    arrays["rotation"] = (turn * Rotation.from_matrix(arrays["rotation"])).as_matrix()
+    arrays["position"] = arrays["position"] + s * np.array([0.6, 0.1, -0.3])
+    arrays["model"] = np.array("moving")
+    return arrays
+
+
+@pytest.fixture(scope="module")
+def panned(exported):
+    """The folder with a panning camera path (`panning_camera`), exported in the world frame
+    with `--floor`."""
+    camera = panning_camera(exported["folder"] / "camera.npz")
+    return _export_copy(exported, "panned", "--floor", camera=camera)
 
 
 def _folder_size(folder):
@@ -165,9 +209,131 @@ def khronos_issues(path):
     return json.loads(out.stdout)
 
 
-def test_glb_passes_the_khronos_validator(exported):
-    issues = khronos_issues(exported["folder"] / "pedestrians.glb")
+@pytest.mark.parametrize("which", ["exported", "panned", "camera_frame"])
+def test_glb_passes_the_khronos_validator(exported, request, which):
+    """The world (reconstruct --export's), the world with a moving camera and the floor, the
+    camera frame: no error, no warning."""
+    folder = exported["folder"] if which == "exported" else request.getfixturevalue(which)
+    issues = khronos_issues(folder / "pedestrians.glb")
     assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"][:5]
+
+
+def angle_degrees(a, b):
+    """(..., 3, 3), (..., 3, 3) -> (...) the angle of the rotation between them, degrees."""
+    return np.degrees(Rotation.from_matrix(np.swapaxes(a, -1, -2) @ b).magnitude())
+
+
+def test_glb_camera_moves_along_the_camera_path(exported, panned, camera_frame):
+    """World frame: the camera node has a translation and a rotation key at each processed
+    frame's time, the camera.npz position and rotation (turned to glTF's camera axes); the
+    hand-made path pans (the keys are no identity). Camera frame: no keys, at the origin."""
+    path = CameraPath.load(panned / "camera.npz", 10.0)
+    assert path.model == "moving" and np.array_equal(path.times, exported["camera"].times)
+    gltf, blob = load_glb(panned)
+    expected = path.rotations @ CAMERA_TO_YUP
+    for k, t in enumerate(path.times):
+        m = camera_matrix(gltf, blob, float(t))
+        assert np.abs(m[:3, 3] - path.positions[k]).max() < 1e-5
+        assert angle_degrees(m[:3, :3], expected[k]) < 1e-4
+    assert angle_degrees(expected[0], expected[-1]) > 10 and np.linalg.norm(path.positions[-1] - path.positions[0]) > 0.5
+    channels = [c for c in gltf.animations[0].channels if c.target.node == 0]
+    assert sorted(c.target.path for c in channels) == ["rotation", "translation"]
+    assert all(gltf.animations[0].samplers[c.sampler].interpolation == "LINEAR" for c in channels)
+    assert gltf.extras["strcli"]["camera_model"] == "moving" and gltf.extras["strcli"]["up"] == "+y"
+    # reconstruct's own (static) path: the camera stands where camera.npz puts it.
+    gltf, blob = load_glb(exported["folder"])
+    assert np.abs(camera_matrix(gltf, blob, 0.0)[:3, 3] - exported["camera"].positions[0]).max() < 1e-5
+    gltf, blob = load_glb(camera_frame)
+    assert not [c for c in gltf.animations[0].channels if c.target.node == 0]
+    assert gltf.nodes[0].translation is None and gltf.nodes[0].rotation is None
+
+
+def test_floor_is_a_quad_at_y0_under_everyone(exported, panned, camera_frame, tmp_path):
+    """--floor: a grey quad named floor at y = 0 covering every pelvis and camera position
+    with a metre to spare, facing up; none without --floor; refused with the camera frame."""
+    from strcli.export.gltf import FLOOR_MARGIN
+    from strcli.export.motion import rest_body
+
+    gltf, blob = load_glb(panned)
+    (node,) = [n for n in gltf.nodes if n.name == "floor"]
+    assert gltf.nodes.index(node) in gltf.scenes[0].nodes
+    primitive = gltf.meshes[node.mesh].primitives[0]
+    corners = accessor_data(gltf, blob, primitive.attributes.POSITION).astype(np.float64)
+    normals = accessor_data(gltf, blob, primitive.attributes.NORMAL)
+    assert corners.shape == (4, 3) and np.all(corners[:, 1] == 0) and np.all(normals == [0, 1, 0])
+    triangles = corners[accessor_data(gltf, blob, primitive.indices).reshape(-1, 3)]
+    up = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
+    assert np.all(up[:, 1] > 0)  # counter-clockwise seen from above: the front faces up
+    assert gltf.materials[primitive.material].name == "floor"
+    assert gltf.materials[primitive.material].pbrMetallicRoughness.baseColorFactor[:3] == [0.5, 0.5, 0.5]
+    body = Body(exported["arrays"])
+    pelvis = np.concatenate([t.root_positions(rest_body(body, t.mean_betas)) for t in exported["world"]])
+    points = np.concatenate([pelvis, CameraPath.load(panned / "camera.npz", 10.0).positions])[:, [0, 2]]
+    low, high = corners[:, [0, 2]].min(0), corners[:, [0, 2]].max(0)
+    assert np.allclose(low, points.min(0) - FLOOR_MARGIN, atol=1e-5)
+    assert np.allclose(high, points.max(0) + FLOOR_MARGIN, atol=1e-5)
+    assert "floor" in gltf.extras["strcli"]["floor"]
+    for folder in (exported["folder"], camera_frame):
+        assert not [n for n in load_glb(folder)[0].nodes if n.name == "floor"]
+    refused = runner.invoke(app, ["export", str(camera_frame), "--frame", "camera", "--floor"])
+    assert refused.exit_code == 2
+    refusal = "error: --floor needs --frame world: the camera frame has no floor."
+    assert refused.output.strip().splitlines() == [refusal]
+    bad = runner.invoke(app, ["export", str(camera_frame), "--frame", "sky"])
+    assert bad.exit_code == 2 and bad.output.strip().splitlines() == ["error: --frame 'sky': use world or camera."]
+
+
+def test_a_folder_without_world_keys_falls_back_to_the_camera_frame(exported, camera_frame, tmp_path):
+    """A folder of a strcli older than the world stage (no world keys): --frame world writes
+    the camera frame with one warning line, the same file as --frame camera; also when
+    camera.npz is missing."""
+    folder = tmp_path / "old" / "pedestrians"
+    shutil.copytree(exported["folder"], folder)
+    for npz in (folder / "tracks").glob("*.npz"):
+        with np.load(npz) as d:
+            kept = {k: d[k] for k in d.files if not k.startswith("world_") and k != "foot_contacts"}
+        np.savez(npz, **kept)
+    result = runner.invoke(app, ["export", str(folder), "--floor", "--smpl-dir", str(exported["smpl"])])
+    assert result.exit_code == 0, result.output
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("warning: pedestrians:")]
+    assert warning == ("warning: pedestrians: tracks/0.npz has no world keys (made by a strcli older than the "
+                       "world stage): written in the camera frame (--frame camera), without a floor.")
+    assert "camera frame" in result.stdout
+    assert (folder / "pedestrians.glb").read_bytes() == (camera_frame / "pedestrians.glb").read_bytes()
+    assert all(i["frame"] == "camera" for i in json.loads((folder / "bvh" / "info.json").read_text()))
+    gone = tmp_path / "no-camera" / "pedestrians"
+    shutil.copytree(exported["folder"], gone)
+    (gone / "camera.npz").unlink()
+    result = runner.invoke(app, ["export", str(gone), "--format", "glb", "--smpl-dir", str(exported["smpl"])])
+    assert result.exit_code == 0, result.output
+    assert "warning: pedestrians: camera.npz is missing: written in the camera frame" in result.stderr
+    assert gl.GLTF2().load(str(gone / "pedestrians.glb")).extras["strcli"]["frame"] == "camera"
+
+
+def test_world_body_pose_replaces_body_pose_in_the_world(exported, tmp_path):
+    """A track with `world_body_pose` (leg IK of --foot-lock) is posed with it in the world
+    frame, and with `body_pose` in the camera frame."""
+    folder = tmp_path / "ik" / "pedestrians"
+    shutil.copytree(exported["folder"], folder)
+    track = exported["tracks"][0]
+    npz = folder / "tracks" / f"{track.track_id}.npz"
+    with np.load(npz) as d:
+        arrays = {k: d[k] for k in d.files}
+    corrected = arrays["body_pose"].copy()
+    corrected[:, 3:6] += np.float32([0.5, 0.0, 0.2])  # the right hip (SMPL joint 2) turned
+    np.savez(npz, **arrays, world_body_pose=corrected)
+    world = TrackMotion.load(npz, "world")
+    assert np.allclose(world.body_pose, corrected) and np.allclose(TrackMotion.load(npz).body_pose, track.body_pose)
+    for frame, posed in (("world", world), ("camera", track)):
+        result = runner.invoke(app, ["export", str(folder), "--format", "glb", "--frame", frame,
+                                     "--smpl-dir", str(exported["smpl"])])
+        assert result.exit_code == 0, result.output
+        gltf, blob = load_glb(folder)
+        names = {n.name: i for i, n in enumerate(gltf.nodes)}
+        key = len(track) // 2
+        mine = skin(gltf, blob, names[f"pedestrians_{track.track_id}_body"], key)[:6890]
+        expected, _ = reference_vertices(exported["arrays"], posed, [key])
+        assert np.abs(mine - expected[0] @ posed.to_yup.T).max() < 1e-4, frame
 
 
 def test_glb_of_a_body_with_unused_vertices_passes_the_validator(exported, tmp_path):
@@ -252,8 +418,31 @@ def test_vertex_normals_are_unit_and_point_out():
     assert np.allclose(flipped[:-1], -normals[:-1])
 
 
-def test_glb_skinning_gives_smpl_vertices_and_the_camera_the_overlay_pixels(exported):
-    gltf, blob = load_glb(exported["folder"])
+def camera_matrix(gltf, blob, t):
+    """(4, 4) the glTF camera node's world matrix at time `t` (a key of its channels; the
+    node's own transform when it has none)."""
+    node = gltf.nodes[0]
+    assert node.name == "camera"
+    trs = [np.array(node.translation or [0, 0, 0], float), np.array(node.rotation or [0, 0, 0, 1], float)]
+    for channel in gltf.animations[0].channels:
+        if channel.target.node == 0:
+            sampler = gltf.animations[0].samplers[channel.sampler]
+            (key,) = np.flatnonzero(np.abs(accessor_data(gltf, blob, sampler.input)[:, 0] - t) < 1e-5)
+            trs[["translation", "rotation"].index(channel.target.path)] = \
+                accessor_data(gltf, blob, sampler.output)[key].astype(np.float64)
+    m = np.eye(4)
+    m[:3, :3], m[:3, 3] = Rotation.from_quat(trs[1]).as_matrix(), trs[0]
+    return m
+
+
+@pytest.mark.parametrize("frame", ["world", "camera"])
+def test_glb_skinning_gives_smpl_vertices_and_the_camera_the_overlay_pixels(exported, camera_frame, frame):
+    """Each track's skinned vertices are strcli's SMPL vertices in the frame (the world: the
+    world keys; the camera frame turned 180 degrees about x), and the glTF camera at the
+    track's frame time (moving along camera.npz's path in the world, at the origin in the
+    camera frame) sees them where the overlay draws them."""
+    gltf, blob = load_glb(exported["folder"] if frame == "world" else camera_frame)
+    assert gltf.extras["strcli"]["frame"] == frame
     names = {n.name: i for i, n in enumerate(gltf.nodes)}
     camera_node = gltf.nodes[names["camera"]]
     persp = gltf.cameras[camera_node.camera].perspective
@@ -262,18 +451,23 @@ def test_glb_skinning_gives_smpl_vertices_and_the_camera_the_overlay_pixels(expo
     assert persp.aspectRatio == pytest.approx(768 / 576)
     assert persp.yfov == pytest.approx(2 * math.atan(576 / 2 / intrinsics.focal))
     checked = 0
-    for track in exported["tracks"]:
+    for track, placed in zip(exported["tracks"], exported["world"] if frame == "world" else exported["tracks"]):
         assert np.abs(track.body_pose).max() > 0.3 and np.ptp(track.body_pose, axis=0).max() > 0.02  # real motion
         for key in sorted({0, len(track) // 2, len(track) - 1}):
             mine = skin(gltf, blob, names[f"pedestrians_{track.track_id}_body"], key)[:6890]
-            expected, _ = reference_vertices(exported["arrays"], track, [key])
-            assert np.abs(mine - expected[0] @ CAMERA_TO_YUP.T).max() < 1e-4  # 0.1 mm
-            # The glTF camera (at the origin, looking down -z, y up) sees the same pixels.
+            expected, _ = reference_vertices(exported["arrays"], placed, [key])
+            assert np.abs(mine - expected[0] @ placed.to_yup.T).max() < 1e-4  # 0.1 mm
+            in_camera, _ = reference_vertices(exported["arrays"], track, [key])
+            # The glTF camera (looking down -z, y up) sees the same pixels.
+            view = np.linalg.inv(camera_matrix(gltf, blob, float(track.times[key])))
+            if frame == "camera":
+                assert np.allclose(view, np.eye(4))
+            mine = mine @ view[:3, :3].T + view[:3, 3]
             proj = np.array([[1 / (persp.aspectRatio * math.tan(persp.yfov / 2)), 0, 0],
                              [0, 1 / math.tan(persp.yfov / 2), 0]])
             ndc = (proj @ mine.T).T / -mine[:, 2:3]
             pixels = np.c_[(ndc[:, 0] + 1) / 2 * intrinsics.width, (1 - ndc[:, 1]) / 2 * intrinsics.height]
-            overlay, _ = project_vertices(torch.from_numpy(expected[0]).float(), intrinsics)
+            overlay, _ = project_vertices(torch.from_numpy(in_camera[0]).float(), intrinsics)
             assert np.abs(pixels - overlay.numpy()).max() < 0.05
             checked += 1
     assert checked >= 6
@@ -347,13 +541,16 @@ def bvh_world_joints(path, frame):
     return positions, mocap
 
 
-def test_bvh_forward_kinematics_gives_smpl_joints(exported):
+@pytest.mark.parametrize("frame", ["world", "camera"])
+def test_bvh_forward_kinematics_gives_smpl_joints(exported, camera_frame, frame):
+    from strcli.export.bvh import AXES
     from strcli.export.motion import SMPL_JOINT_NAMES
 
-    folder = exported["folder"]
+    folder = exported["folder"] if frame == "world" else camera_frame
     info = json.loads((folder / "bvh" / "info.json").read_text())
     assert [i["track_id"] for i in info] == [t.track_id for t in exported["tracks"]]
-    for track, entry in zip(exported["tracks"], info):
+    for track, entry in zip(exported["world"] if frame == "world" else exported["tracks"], info):
+        assert entry["frame"] == frame and entry["axes"] == AXES[frame]
         assert entry["file"] == f"bvh/pedestrians_{track.track_id}.bvh"
         assert entry["frame_time"] == pytest.approx(0.1) and entry["units"] == "metres"
         assert entry["blender_frame_start"] == 1 + round(track.times[0] / 0.1)
@@ -363,7 +560,7 @@ def test_bvh_forward_kinematics_gives_smpl_joints(exported):
             assert mocap.nframes == len(track) and mocap.frame_time == pytest.approx(0.1)
             _, joints = reference_vertices(exported["arrays"], track, [key])
             mine = np.stack([positions[name] for name in SMPL_JOINT_NAMES])
-            assert np.abs(mine - joints[0] @ CAMERA_TO_YUP.T).max() < 1e-4  # 0.1 mm
+            assert np.abs(mine - joints[0] @ track.to_yup.T).max() < 1e-4  # 0.1 mm
 
 
 def test_bvh_frame_time_gives_the_exact_rate(exported):
@@ -612,64 +809,109 @@ def bpy_python():
     return path
 
 
-def test_blender_imports_the_glb_and_bvh_as_strcli_poses_them(exported, tmp_path):
-    """Blender 5 (bpy) with the import settings of docs/using-exports.md: the .glb's skinned
-    vertices and bones, and every BVH's bones, within 1 mm of strcli's at the first, a middle
-    and the last frame of every track (late ones included); a late track is hidden (collapsed)
-    before its first frame; the BVH sets the scene to exactly the video's rate and its
-    armature is named after the file."""
+@pytest.fixture(scope="module")
+def blender_run(exported, panned, camera_frame):
+    """One Blender process for every client check: `strcli export --format fbx,blend --floor`
+    of the panned world folder (Blender's exporters, a process of its own), then the probe
+    opens the world .glb (+ its BVHs), the .blend, the FBX and the camera-frame .glb (+ its
+    BVHs), each in a fresh scene, and measures every track at its first, middle and last frame
+    (the latest track also 0.1 s before its first) and the camera at every processed frame."""
     python = bpy_python()
-    folder, tracks = exported["folder"], exported["tracks"]
-    info = json.loads((folder / "bvh" / "info.json").read_text())
+    before = (panned / "pedestrians.glb").read_bytes()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STRCLI_BPY_PYTHON", str(python))
+        result = runner.invoke(app, ["export", str(panned), "--format", "fbx,blend", "--floor",
+                                     "--smpl-dir", str(exported["smpl"])])
+    assert result.exit_code == 0, result.output
+    tracks = exported["world"]
     late = max(tracks, key=lambda t: t.times[0])
     keys = {t.track_id: sorted({0, len(t) // 2, len(t) - 1}) for t in tracks}
-    request = {"glb": str(folder / "pedestrians.glb"), "fps": tracks[0].fps,
-               "meshes": {f"pedestrians_{t.track_id}_body": [float(t.times[k]) for k in keys[t.track_id]]
-                          + ([float(t.times[0]) - 0.1] if t is late else []) for t in tracks},
-               "bvh": [{"file": str(folder / i["file"]), "frame_start": i["blender_frame_start"],
-                        "frames": keys[i["track_id"]]} for i in info]}
-    (tmp_path / "request.json").write_text(json.dumps(request))
-    done = subprocess.run([str(python), str(CLIENTS / "blender_probe.py"), str(tmp_path / "request.json"),
-                           str(tmp_path / "blender.npz")], capture_output=True, text=True, timeout=300, check=False)
+    meshes = {f"pedestrians_{t.track_id}_body": [float(t.times[k]) for k in keys[t.track_id]]
+              + ([float(t.times[0]) - 0.1] if t is late else []) for t in tracks}
+    camera_times = [float(t) for t in exported["camera"].times]
+
+    def bvh(folder):
+        return [{"file": str(folder / i["file"]), "frame_start": i["blender_frame_start"], "frames": keys[i["track_id"]]}
+                for i in json.loads((folder / "bvh" / "info.json").read_text())]
+
+    common = {"fps": tracks[0].fps, "meshes": meshes, "camera_times": camera_times}
+    sources = [{"key": "glb", "glb": str(panned / "pedestrians.glb"), **common, "bvh": bvh(panned)},
+               {"key": "blend", "blend": str(panned / "pedestrians.blend"), **common},
+               {"key": "fbx", "fbx": str(panned / "pedestrians.fbx"), **common},
+               {"key": "camera", "glb": str(camera_frame / "pedestrians.glb"), **common, "bvh": bvh(camera_frame)}]
+    work = exported["root"] / "blender"
+    work.mkdir()
+    (work / "request.json").write_text(json.dumps({"sources": sources}))
+    done = subprocess.run([str(python), str(CLIENTS / "blender_probe.py"), str(work / "request.json"),
+                           str(work / "blender.npz")], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    got = np.load(tmp_path / "blender.npz")
-    assert float(got["scene_fps"]) == 10.0  # exactly: Frame Time carries every digit
+    return {"got": dict(np.load(work / "blender.npz")), "keys": keys, "late": late, "glb_before": before,
+            "folder": panned}
+
+
+def test_blender_imports_the_glb_and_bvh_as_strcli_poses_them(exported, blender_run):
+    """Blender 5 (bpy) with the import settings of docs/using-exports.md: the .glb's skinned
+    vertices and bones, and every BVH's bones, within 1 mm of strcli's at the first, a middle
+    and the last frame of every track (late ones included), in the world frame (world keys)
+    and in the camera frame; a late track is hidden (collapsed) before its first frame; the
+    BVH sets the scene to exactly the video's rate and its armature is named after the file."""
+    got, keys, late = blender_run["got"], blender_run["keys"], blender_run["late"]
     assert late.times[0] >= 1.0
-    for index, track in enumerate(tracks):
-        rows = keys[track.track_id]
-        vertices, joints = reference_vertices(exported["arrays"], track, rows)
-        vertices, joints = vertices @ CAMERA_TO_YUP.T, joints[:, :24] @ CAMERA_TO_YUP.T
-        name = f"pedestrians_{track.track_id}_body"
-        blender_vertices = got[f"glb_{name}_vertices"]
-        assert blender_vertices.shape[1:] == (6890, 3)  # Blender leaves out the two unused reach vertices
-        assert np.abs(blender_vertices[:len(rows)] - vertices).max() < 1e-3
-        assert np.abs(got[f"glb_{name}_joints"][:len(rows)] - joints).max() < 1e-3
-        if track is late:
-            assert np.ptp(blender_vertices[-1], axis=0).max() < 1e-6  # hidden before its first frame
-        assert str(got[f"bvh_{index}_name"]).startswith(f"pedestrians_{track.track_id}")
-        assert np.abs(got[f"bvh_{index}_joints"] - joints).max() < 1e-3
+    for frame, key in (("world", "glb"), ("camera", "camera")):
+        assert float(got[f"{key}_scene_fps"]) == 10.0  # exactly: Frame Time carries every digit
+        for index, track in enumerate(exported["world"] if frame == "world" else exported["tracks"]):
+            rows = keys[track.track_id]
+            vertices, joints = reference_vertices(exported["arrays"], track, rows)
+            vertices, joints = vertices @ track.to_yup.T, joints[:, :24] @ track.to_yup.T
+            name = f"pedestrians_{track.track_id}_body"
+            blender_vertices = got[f"{key}_{name}_vertices"]
+            assert blender_vertices.shape[1:] == (6890, 3)  # Blender leaves out the two unused reach vertices
+            assert np.abs(blender_vertices[:len(rows)] - vertices).max() < 1e-3, frame
+            assert np.abs(got[f"{key}_{name}_joints"][:len(rows)] - joints).max() < 1e-3, frame
+            if track.track_id == late.track_id:
+                assert np.ptp(blender_vertices[-1], axis=0).max() < 1e-6  # hidden before its first frame
+            assert str(got[f"{key}_bvh_{index}_name"]).startswith(f"pedestrians_{track.track_id}")
+            assert np.abs(got[f"{key}_bvh_{index}_joints"] - joints).max() < 1e-3, frame
 
 
-def test_threejs_plays_the_glb_as_it_comes(exported, tmp_path):
-    """three.js r187 (GLTFLoader, AnimationMixer; node): every track is shown at each of its
-    frame times and hidden a frame before and after, and no body in the video camera's view is
-    frustum-culled, with the bounding spheres three.js takes at the first draw (time 0), when
-    the late tracks are collapsed to a point (which culled them for ever before)."""
+def test_blender_camera_follows_the_camera_path(exported, blender_run):
+    """The camera Blender makes of the world .glb, the .blend's scene camera and the FBX's
+    camera are at camera.npz's position (1 mm) and rotation (0.01 degrees) at every processed
+    frame, along the hand-made panning path; in the camera frame it stays at the origin."""
+    got = blender_run["got"]
+    path = CameraPath.load(blender_run["folder"] / "camera.npz", 10.0)
+    expected = path.rotations @ CAMERA_TO_YUP  # glTF's camera axes: looks down -z, +y up
+    assert angle_degrees(expected[0], expected[-1]) > 10  # it pans
+    for key in ("glb", "blend", "fbx"):
+        assert str(got[f"{key}_camera_name"]) == "camera", key
+        assert np.abs(got[f"{key}_camera_position"] - path.positions).max() < 1e-3, key
+        assert angle_degrees(got[f"{key}_camera_rotation"], expected).max() < 0.01, key
+    assert np.abs(got["camera_camera_position"]).max() < 1e-6
+    assert angle_degrees(got["camera_camera_rotation"], np.eye(3)).max() < 1e-4
+
+
+def test_threejs_plays_the_glb_as_it_comes(exported, panned, tmp_path):
+    """three.js r187 (GLTFLoader, AnimationMixer; node) on the world .glb with the floor and
+    the panning camera: every track is shown at each of its frame times and hidden a frame
+    before and after, no body in the video camera's view is frustum-culled, with the bounding
+    spheres three.js takes at the first draw (time 0), when the late tracks are collapsed to a
+    point (which culled them for ever before); the camera is at camera.npz's pose (1 mm,
+    0.01 degrees) at every processed frame."""
     node = shutil.which("node")
     modules = REPO / ".ci" / "node" / "node_modules"
     if node is None or not (modules / "three").is_dir():
         pytest.skip("three.js is not installed (CI installs it: npm install --prefix .ci/node three@0.187.0)")
-    tracks = exported["tracks"]
+    tracks = exported["world"]
     end = max(float(t.times[-1]) for t in tracks)
     times = sorted({round(float(v), 6) for t in tracks for v in [*t.times, t.times[0] - 0.1, t.times[-1] + 0.1]
                     if 0 <= v <= end})
     (tmp_path / "request.json").write_text(json.dumps({"times": times}))
-    done = subprocess.run([node, str(CLIENTS / "three_probe.mjs"), str(modules), str(exported["folder"] /
-                           "pedestrians.glb"), str(tmp_path / "request.json")], capture_output=True, text=True,
-                          timeout=300, check=False)
+    done = subprocess.run([node, str(CLIENTS / "three_probe.mjs"), str(modules), str(panned / "pedestrians.glb"),
+                           str(tmp_path / "request.json")], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout)
     assert got["revision"] == "187"
+    assert "floor" in got["nodes"] and "camera" in got["nodes"]
     late = [t for t in tracks if t.times[0] > 0]
     assert late and all(got["firstSphereWithoutReach"][f"pedestrians_{t.track_id}_body"] < 1e-6 for t in late)
     seen_late = 0
@@ -681,14 +923,20 @@ def test_threejs_plays_the_glb_as_it_comes(exported, tmp_path):
             assert not (row["inFrustum"] and row["culled"]), (track.track_id, t)
         seen_late += track in late and any(rows[t]["inFrustum"] for t in own)
     assert seen_late == len(late)
+    path = CameraPath.load(panned / "camera.npz", 10.0)
+    cameras = {row["t"]: np.array(row["matrix"]).reshape(4, 4).T for row in got["camera"]}
+    for k, t in enumerate(path.times):
+        m = cameras[round(float(t), 6)]
+        assert np.abs(m[:3, 3] - path.positions[k]).max() < 1e-3
+        assert angle_degrees(m[:3, :3], path.rotations[k] @ CAMERA_TO_YUP) < 0.01
 
 
-def test_fbx_and_blend_through_blender(exported, tmp_path, monkeypatch):
+def test_fbx_and_blend_through_blender(exported, blender_run, tmp_path, monkeypatch):
     """`--format fbx,blend` runs Blender's own exporters (bpy, in its own Python): the .blend
-    opens with the video's rate, frame range, resolution, camera and the video behind it, and
-    the FBX imported back (Animation Offset 0); both pose every track within 1 mm of strcli.
-    Without $STRCLI_BPY_PYTHON: one line, exit 3, nothing written."""
-    python = bpy_python()
+    opens with the video's rate, frame range, resolution, the animated camera as the scene
+    camera with the video behind it, and the floor; the FBX imported back (Animation Offset
+    0); both pose every track within 1 mm of strcli in the world. Without
+    $STRCLI_BPY_PYTHON: one line, exit 3, nothing written."""
     folder = tmp_path / "pedestrians"
     shutil.copytree(exported["folder"], folder)
     monkeypatch.delenv("STRCLI_BPY_PYTHON", raising=False)
@@ -699,39 +947,25 @@ def test_fbx_and_blend_through_blender(exported, tmp_path, monkeypatch):
         "Blender's Python module in a venv of its own (python3.11 -m venv ~/.venv-bpy && ~/.venv-bpy/bin/pip "
         "install bpy) and set STRCLI_BPY_PYTHON=~/.venv-bpy/bin/python.")]
     assert not list(folder.glob("*.fbx"))
-    monkeypatch.setenv("STRCLI_BPY_PYTHON", str(python))
-    before = (folder / "pedestrians.glb").read_bytes()
-    result = runner.invoke(app, ["export", str(folder), "--format", "fbx,blend", "--smpl-dir", str(exported["smpl"])])
-    assert result.exit_code == 0, result.output
-    assert (folder / "pedestrians.fbx").stat().st_size > 100_000 and (folder / "pedestrians.blend").is_file()
-    assert (folder / "pedestrians.glb").read_bytes() == before  # not asked for: left as it was
-    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
-    tracks = exported["tracks"]
-    late = max(tracks, key=lambda t: t.times[0])
-    chosen = [tracks[0], late]
-    keys = {t.track_id: sorted({0, len(t) // 2, len(t) - 1}) for t in chosen}
+    panned, got, keys = blender_run["folder"], blender_run["got"], blender_run["keys"]
+    assert (panned / "pedestrians.fbx").stat().st_size > 100_000 and (panned / "pedestrians.blend").is_file()
+    assert (panned / "pedestrians.glb").read_bytes() == blender_run["glb_before"]  # not asked for: left as it was
+    assert sorted(p.name for p in panned.iterdir() if p.name.startswith(".")) == []
+    fps, first, last, width, height, camera, backgrounds = got["blend_scene"].tolist()
+    assert (fps, first, last, width, height, camera, backgrounds) == (10, 0, 29, 768, 576, 1, 1)
     for kind in ("blend", "fbx"):
-        request = {kind: str(folder / f"pedestrians.{kind}"), "fps": tracks[0].fps,
-                   "meshes": {f"pedestrians_{t.track_id}_body": [float(t.times[k]) for k in keys[t.track_id]]
-                              for t in chosen}}
-        (tmp_path / "request.json").write_text(json.dumps(request))
-        done = subprocess.run([str(python), str(CLIENTS / "blender_probe.py"), str(tmp_path / "request.json"),
-                               str(tmp_path / f"{kind}.npz")], capture_output=True, text=True, timeout=300,
-                              check=False)
-        assert done.returncode == 0, done.stderr[-2000:]
-        got = np.load(tmp_path / f"{kind}.npz")
-        if kind == "blend":
-            fps, first, last, width, height, camera, backgrounds = got["scene"].tolist()
-            assert (fps, first, last, width, height, camera, backgrounds) == (10, 0, 29, 768, 576, 1, 1)
-        for track in chosen:
+        assert "floor" in got[f"{kind}_objects"].tolist()
+        for track in exported["world"]:
             rows = keys[track.track_id]
             vertices, joints = reference_vertices(exported["arrays"], track, rows)
             name = f"pedestrians_{track.track_id}_body"
             # FBX keeps its keys in Blender's FBX exporter's own sampling: up to 1.2 mm measured
             # (bodies 6-56 m from the camera); the .blend holds strcli's own keys
             limit = 2e-3 if kind == "fbx" else 1e-3
-            assert np.abs(got[f"glb_{name}_vertices"][:, :6890] - vertices @ CAMERA_TO_YUP.T).max() < limit, kind
-            assert np.abs(got[f"glb_{name}_joints"] - joints[:, :24] @ CAMERA_TO_YUP.T).max() < limit, kind
+            assert np.abs(got[f"{kind}_{name}_vertices"][:len(rows), :6890] - vertices).max() < limit, kind
+            assert np.abs(got[f"{kind}_{name}_joints"][:len(rows)] - joints[:, :24]).max() < limit, kind
+
+
 def _lines_until_open(view, timeout=120):
     """stdout+stderr lines of a `strcli view` process up to its 'open URL' line."""
     import selectors
