@@ -94,11 +94,12 @@ def camera_frame(exported):
 
 def panning_camera(camera_file):
     """camera.npz's arrays with a hand-made camera path: over the clip the camera turns by
-    12 degrees (mostly a pan about the world's up, with some tilt and roll) and moves 0.7 m."""
+    12 degrees (mostly a pan about the world's up, to the right, where the late people walk in,
+    with some tilt and roll) and moves 0.7 m."""
     with np.load(camera_file) as d:
         arrays = {k: d[k] for k in d.files}
     s = np.linspace(0.0, 1.0, len(arrays["times"]))[:, None]
-    turn = Rotation.from_rotvec(s * np.radians([2.0, 12.0, 1.0]))
+    turn = Rotation.from_rotvec(s * np.radians([2.0, -12.0, 1.0]))
     arrays["rotation"] = (turn * Rotation.from_matrix(arrays["rotation"])).as_matrix()
     arrays["position"] = arrays["position"] + s * np.array([0.6, 0.1, -0.3])
     arrays["model"] = np.array("moving")
@@ -959,11 +960,10 @@ def test_fbx_and_blend_through_blender(exported, blender_run, tmp_path, monkeypa
             rows = keys[track.track_id]
             vertices, joints = reference_vertices(exported["arrays"], track, rows)
             name = f"pedestrians_{track.track_id}_body"
-            # FBX keeps its keys in Blender's FBX exporter's own sampling: up to 1.2 mm measured
-            # (bodies 6-56 m from the camera); the .blend holds strcli's own keys
-            limit = 2e-3 if kind == "fbx" else 1e-3
-            assert np.abs(got[f"{kind}_{name}_vertices"][:len(rows), :6890] - vertices).max() < limit, kind
-            assert np.abs(got[f"{kind}_{name}_joints"][:len(rows)] - joints[:, :24]).max() < limit, kind
+            # the FBX keeps every baked key (bake_anim_simplify_factor=0, blender_scene.py): the
+            # default simplification missed by up to 2.6 mm between the keys it kept
+            assert np.abs(got[f"{kind}_{name}_vertices"][:len(rows), :6890] - vertices).max() < 1e-3, kind
+            assert np.abs(got[f"{kind}_{name}_joints"][:len(rows)] - joints[:, :24]).max() < 1e-3, kind
 
 
 def _lines_until_open(view, timeout=120):

@@ -14,7 +14,11 @@ The scene: Blender's glTF importer places the key at time t on frame t x (fps x 
 video's exact rate and afterwards to Blender's usual way of writing it (fps / fps_base);
 frames 0 .. frame_end (frame 0 = the video's first frame, as the glTF importer puts it);
 render resolution = the video's; the glTF camera is the scene camera, with the video as
-its background (the movie's frame 1 on scene frame 0).
+its background (the movie's frame 1 on scene frame 0). In the world frame that camera moves
+along the video camera's path (the .glb's keys). The FBX keeps every baked key
+(`bake_anim_simplify_factor=0`): the exporter's default, 1.0, drops keys it finds
+redundant, and the bodies then missed strcli's by up to 2.6 mm between kept keys (measured
+on the pedestrians test clip); with every key, 0.04 mm.
 """
 
 import json
@@ -51,8 +55,8 @@ def main() -> None:
     if request.get("fbx"):
         bpy.ops.export_scene.fbx(filepath=request["fbx"], object_types={"ARMATURE", "MESH", "CAMERA"},
                                  bake_anim=True, bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False,
-                                 add_leaf_bones=False, axis_forward="-Z", axis_up="Y", global_scale=1.0,
-                                 apply_unit_scale=True, path_mode="AUTO")
+                                 bake_anim_simplify_factor=0.0, add_leaf_bones=False, axis_forward="-Z", axis_up="Y",
+                                 global_scale=1.0, apply_unit_scale=True, path_mode="AUTO")
     if request.get("blend"):
         bpy.ops.wm.save_as_mainfile(filepath=request["blend"], check_existing=False, compress=True)
 
