@@ -49,7 +49,13 @@ import pygltflib as gl
 
 from strcli import __version__
 from strcli.body.camera import Intrinsics
-from strcli.export.motion import SMPL_JOINT_NAMES, CameraPath, RestBody, TrackMotion, frame_runs
+from strcli.export.motion import (
+    SMPL_JOINT_NAMES,
+    CameraPath,
+    RestBody,
+    TrackMotion,
+    frame_runs,
+)
 from strcli.road.outputs import output_error
 
 LEGACY_GLB_NAME = "animation.glb"  # what older strcli named every video's scene; `glb_path` still finds it
