@@ -311,6 +311,25 @@ def test_a_folder_without_world_keys_falls_back_to_the_camera_frame(exported, ca
     assert gl.GLTF2().load(str(gone / "pedestrians.glb")).extras["strcli"]["frame"] == "camera"
 
 
+def test_a_damaged_world_is_one_line_and_exit_2(exported, tmp_path):
+    """A world key or camera.npz value that is not finite (or of the wrong shape) is the
+    damaged-folder error (one line, exit 2), before anything is written."""
+    for damage in ("world_transl", "position"):
+        folder = tmp_path / damage / "pedestrians"
+        shutil.copytree(exported["folder"], folder)
+        target = folder / ("camera.npz" if damage == "position" else "tracks/1.npz")
+        with np.load(target) as d:
+            arrays = {k: d[k] for k in d.files}
+        arrays[damage][3, 1] = np.nan
+        np.savez(target, **arrays)
+        before = (folder / "pedestrians.glb").read_bytes()
+        result = runner.invoke(app, ["export", str(folder), "--smpl-dir", str(exported["smpl"])])
+        assert result.exit_code == 2, result.output
+        (line,) = result.output.strip().splitlines()
+        assert line.startswith(f"error: pedestrians: {folder} is a damaged strcli output (ValueError: ")
+        assert "not finite" in line and (folder / "pedestrians.glb").read_bytes() == before
+
+
 def test_world_body_pose_replaces_body_pose_in_the_world(exported, tmp_path):
     """A track with `world_body_pose` (leg IK of --foot-lock) is posed with it in the world
     frame, and with `body_pose` in the camera frame."""
