@@ -58,6 +58,9 @@ FLOOR_ABOVE_FEET = 0.15  # the floor is sought below the people's feet, from thi
 FLOOR_ROWS = 2 / 3  # ... or, without people, in the image below this share of its height
 FLOOR_TOLERANCE = 0.05  # a point is on the floor within this share of its distance (unit-travel noise)
 MIN_FLOOR_POINTS = 8
+FIT_POINTS = 150  # background points a turn-and-travel fit starts from
+FIT_PIXELS = 2.0  # ... and the distance from their epipolar planes within which it keeps them
+HINT_SHARE = 0.3  # the last travel is a good start when the mean squared distance is under this share of FIT_PIXELS^2
 FLOOR_QUALITY = 1e-4  # goodFeaturesToTrack's quality level for the fainter corners of the floor
 
 
@@ -124,6 +127,7 @@ class CameraMotionEstimator:
         self.keyframes: list[int] = []
         self.steps: list[_Step] = []
         self.windows: list[_Window] = []
+        self._hint: np.ndarray | None = None  # the last travel's direction: where the next fit starts
         k = intrinsics.matrix.copy()
         k[:2] *= self.scale
         self._k, self._k_inv = k, np.linalg.inv(k)
@@ -227,8 +231,10 @@ class CameraMotionEstimator:
         if self.requested == "moving" or (self.requested == "auto" and parallax > PARALLAX_PIXELS / 2):
             # A translation leaks into the best pure rotation (a sideways step looks like a
             # pan): the turn is solved again together with the direction of travel.
-            solved = _relative_pose(b0, b1, matrix, k[0, 0])
+            solved = _relative_pose(b0, b1, matrix, k[0, 0], self._hint)
             turn = solved[0] if solved is not None else matrix
+            if solved is not None:
+                self._hint = solved[1]
         return _Step(matrix, float(np.degrees(rotation.magnitude())), pixels, parallax, moving_rotation=turn)
 
     def _travel_window(self, after: np.ndarray, after_boxes: np.ndarray) -> None:
@@ -247,7 +253,7 @@ class CameraMotionEstimator:
         if len(p0) < 12:
             return
         b0, b1 = _bearings(p0, self._k_inv), _bearings(p1, self._k_inv)
-        solved = _relative_pose(b0, b1, turn, self._k[0, 0])
+        solved = _relative_pose(b0, b1, turn, self._k[0, 0], self._hint)
         if solved is None:
             return
         rotation, direction, inliers = solved
@@ -356,45 +362,66 @@ class CameraMotionEstimator:
         return np.vstack((np.zeros(3), np.cumsum(travel, axis=0))), height, source, []
 
 
-def _relative_pose(b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Two views' turn and direction of travel together (5 degrees of freedom), by robust least
-    squares (scipy) on each point's distance from its epipolar plane, in pixels, starting from
-    `rotation` (3, 3) after -> before and travel along each axis. b0, b1: (n, 3) unit rays.
-    Returns (rotation, unit direction with an arbitrary sign, (n,) bool inliers within a pixel),
-    or None when the turn strays over TURN_AGREEMENT degrees from `rotation` or too few agree."""
+def _around(direction: np.ndarray) -> np.ndarray:
+    """(3,) unit -> (3, 3) rows: the direction and two unit vectors across it."""
+    across = np.linalg.svd(direction[None])[2][1:]
+    return np.vstack((direction, across))
+
+
+def _relative_pose(b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float,
+                   hint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Two views' turn and direction of travel together (5 degrees of freedom): least squares
+    (scipy's Levenberg-Marquardt) on each point's distance from its epipolar plane, in pixels,
+    starting from `rotation` (3, 3) after -> before with the travel along `hint` (the last
+    travel, when it explains most points) or else along each camera axis, then again on the
+    points the best start explains within FIT_PIXELS. b0, b1: (n, 3) unit
+    rays (the last fit robust: scipy's soft L1 loss, half a pixel). Returns (rotation, unit direction with an arbitrary sign, (n,) bool inliers within
+    a pixel), or None when the turn strays over TURN_AGREEMENT degrees from `rotation` or too
+    few points agree."""
     from scipy.optimize import least_squares
-    from scipy.spatial.transform import Rotation
 
-    start = np.concatenate((Rotation.from_matrix(rotation).as_rotvec(), np.zeros(2)))
-    best, basis = None, np.eye(3)
-    for axis in range(3):  # the travel as axis + u e1 + v e2: two unknowns around each camera axis
-        around = np.roll(np.eye(3), -axis, axis=0)
-        fit = least_squares(_epipolar_pixels, start, args=(b0, b1, focal, around), loss="soft_l1", f_scale=0.5,
-                            max_nfev=10)  # a few steps show which start is in the right valley ...
-        if best is None or fit.cost < best.cost:
-            best, basis = fit, around
-    best = least_squares(_epipolar_pixels, best.x, args=(b0, b1, focal, basis), loss="soft_l1", f_scale=0.5,
-                         max_nfev=100)  # ... which is then followed to its end
-    turn = Rotation.from_rotvec(best.x[:3])
-    inliers = np.abs(_epipolar_pixels(best.x, b0, b1, focal, basis)) < 1.0
-    if np.degrees((turn.inv() * Rotation.from_matrix(rotation)).magnitude()) > TURN_AGREEMENT or inliers.sum() < 12:
+    sample = np.random.default_rng(0).permutation(len(b0))[:FIT_POINTS]  # enough for 5 unknowns, and fast
+    best, basis, cost = np.zeros(5), np.eye(3), np.inf
+    starts = [_around(hint)] if hint is not None else []
+    for k, around in enumerate(starts + [np.roll(np.eye(3), -axis, axis=0) for axis in range(3)]):
+        if k == 1 and hint is not None and cost < HINT_SHARE * len(sample) * FIT_PIXELS ** 2:
+            break  # the last travel's direction was a good start: the camera axes are not tried
+        fit = least_squares(_epipolar_pixels, np.zeros(5), args=(b0[sample], b1[sample], rotation, focal, around),
+                            method="lm", max_nfev=200)
+        robust = float(np.minimum(fit.fun ** 2, FIT_PIXELS ** 2).sum())  # outliers count as FIT_PIXELS each
+        if robust < cost:
+            best, basis, cost = fit.x, around, robust
+    near = np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < FIT_PIXELS
+    if near.sum() < 12:
         return None
-    travel = basis.T @ np.array([1.0, *best.x[3:]])
-    return turn.as_matrix(), travel / np.linalg.norm(travel), inliers
+    best = least_squares(_epipolar_pixels, best, args=(b0[near], b1[near], rotation, focal, basis), loss="soft_l1",
+                         f_scale=0.5).x
+    inliers = np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < 1.0
+    if np.degrees(np.linalg.norm(best[:3])) > TURN_AGREEMENT or inliers.sum() < 12:
+        return None
+    travel = basis.T @ np.array([1.0, *best[3:]])
+    return rotation @ _rodrigues(best[:3]), travel / np.linalg.norm(travel), inliers
 
 
-def _epipolar_pixels(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, focal: float, basis: np.ndarray
-                     ) -> np.ndarray:
-    """params: rotation vector (3) and (u, v), the travel being basis[0] + u basis[1] + v basis[2]
-    -> (n,) each before-ray's distance (pixels) from the plane through the travel and its
-    after-ray turned back."""
-    from scipy.spatial.transform import Rotation
+def _rodrigues(vector: np.ndarray) -> np.ndarray:
+    """(3,) rotation vector -> (3, 3) matrix (a small turn, in the residuals' inner loop)."""
+    angle = float(np.sqrt(vector @ vector))
+    cross = np.array([[0.0, -vector[2], vector[1]], [vector[2], 0.0, -vector[0]], [-vector[1], vector[0], 0.0]])
+    if angle < 1e-12:
+        return np.eye(3) + cross
+    return np.eye(3) + np.sin(angle) / angle * cross + (1 - np.cos(angle)) / angle ** 2 * cross @ cross
 
-    turned = b1 @ Rotation.from_rotvec(params[:3]).as_matrix().T
-    normals = np.cross(basis.T @ np.array([1.0, params[3], params[4]]), turned)
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    return np.einsum("ij,ij->i", b0, normals) * focal
+
+def _epipolar_pixels(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float,
+                     basis: np.ndarray) -> np.ndarray:
+    """params: a turn (rotation vector) after `rotation`, and (u, v), the travel being
+    basis[0] + u basis[1] + v basis[2] -> (n,) each before-ray's distance (pixels) from the
+    plane through the travel and its after-ray turned back."""
+    x, y, z = basis.T @ np.array([1.0, params[3], params[4]])
+    across = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])  # travel x ...
+    normals = b1 @ (across @ rotation @ _rodrigues(params[:3])).T  # ... each after-ray turned back
+    return np.einsum("ij,ij->i", b0, normals) * focal / np.maximum(np.sqrt(np.einsum("ij,ij->i", normals, normals)),
+                                                                   1e-12)
 
 
 def _floor_plane(points: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float, np.ndarray] | None:
@@ -406,18 +433,12 @@ def _floor_plane(points: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float, 
         return None
     rng = np.random.default_rng(seed)
     band = FLOOR_TOLERANCE * np.linalg.norm(points, axis=1)
-    best = np.zeros(len(points), bool)
-    for _ in range(200):
-        a, b, c = points[rng.choice(len(points), 3, replace=False)]
-        normal = np.cross(b - a, c - a)
-        if np.linalg.norm(normal) < 1e-12:
-            continue
-        normal /= np.linalg.norm(normal) * (1 if normal[1] >= 0 else -1)
-        if normal[1] < 0.5:
-            continue
-        inliers = np.abs((points - a) @ normal) < band
-        if inliers.sum() > best.sum():
-            best = inliers
+    a, b, c = points[np.stack([rng.choice(len(points), 3, replace=False) for _ in range(200)])].transpose(1, 0, 2)
+    normals = np.cross(b - a, c - a)  # (200, 3) the planes through 200 random triples
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12) * np.where(normals[:, 1:2] < 0, -1, 1)
+    inliers = np.abs(points @ normals.T - np.sum(a * normals, axis=1)) < band[:, None]  # (n, 200)
+    inliers &= normals[:, 1] >= 0.5  # the floor is below the camera, not a wall
+    best = inliers[:, int(np.argmax(inliers.sum(axis=0)))]
     if best.sum() < MIN_FLOOR_POINTS:
         return None
     centre = points[best].mean(axis=0)
