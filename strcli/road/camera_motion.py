@@ -335,19 +335,20 @@ class CameraMotionEstimator:
                 unit.append(float(np.median(w.below_feet[f[2]] @ own)) if f is not None else np.nan)
                 at = self.keyframes[w.first]
                 heights += [person_depths[t][at] * float(ray @ own) for t, ray in w.feet.items()
-                            if at in person_depths.get(t, {}) and ray @ own > 0]
+                            if person_depths.get(t, {}).get(at, 0.0) > 0 and ray @ own > 0]
         steps = len(self.steps)
-        if not heights:
+        # metres per keyframe step of each window (nan: no floor seen), at the people's camera height
+        height = float(np.median(heights)) if heights else np.nan
+        per_step = np.array([height / h / (w.last - w.first) if h > 0 else np.nan for w, h in zip(self.windows, unit)]
+                            ) if heights else np.zeros(0)
+        seen = int(np.isfinite(per_step).sum())
+        if not seen:
             source = ("none: no floor seen under the people at unit travel; the camera's position is left "
                       "at the start")
             warning = ("camera model 'moving': no metric scale found (no floor seen under any person's "
                        "feet); camera translation set to zero.")
             return np.zeros((steps + 1, 3)), float("nan"), source, [warning]
-        height = float(np.median(heights))
-        # metres per keyframe step of each window; a window without a floor takes the median
-        per_step = np.array([height / h / (w.last - w.first) if h > 0 else np.nan for w, h in zip(self.windows, unit)])
-        floors = int(np.isfinite(per_step).sum())
-        per_step[~np.isfinite(per_step)] = np.nanmedian(per_step)
+        per_step[~np.isfinite(per_step)] = np.nanmedian(per_step)  # a window without a floor: the median
         travel, covered = np.zeros((steps, 3)), np.zeros(steps)
         for w, length in zip(self.windows, per_step):
             travel[w.first:w.last] += chained[w.first] @ w.direction * length
@@ -358,7 +359,7 @@ class CameraMotionEstimator:
             travel[~known] = np.median(travel[known], axis=0)
         source = (f"camera height {height:.2f} m from {len(heights)} people-frames (their depths against the "
                   f"floor triangulated under their feet); travel from {len(self.windows)} windows of up to "
-                  f"{self.window} keyframe steps ({floors} saw the floor), {int(known.sum())} of {steps} steps covered")
+                  f"{self.window} keyframe steps ({seen} saw the floor), {int(known.sum())} of {steps} steps covered")
         return np.vstack((np.zeros(3), np.cumsum(travel, axis=0))), height, source, []
 
 
