@@ -53,6 +53,7 @@ PARALLAX_PIXELS = 1.5  # background motion left once the rotation is out: a movi
 PARALLAX_PERCENTILE = 80  # ... for this share of the background (the near part shows it)
 BOX_MARGIN = 0.1  # a box is masked with this fraction of its size around it
 WINDOW_STEPS = 4  # moving: keyframe steps between the two views that give a travel's direction
+WINDOW_STRIDE = 2  # ... one such window ending every this many keyframe steps (and at the end)
 TURN_AGREEMENT = 2.0  # degrees: a turn solved with a travel may differ this much from the pure turn
 FLOOR_ABOVE_FEET = 0.15  # the floor is sought below the people's feet, from this share of their height up
 FLOOR_ROWS = 2 / 3  # ... or, without people, in the image below this share of its height
@@ -110,19 +111,20 @@ class _Window(NamedTuple):
 
 
 class CameraMotionEstimator:
-    """Feed every processed frame in order (`add`), then `finish`. Holds `WINDOW_STEPS`
+    """Feed every processed frame in order (`add`), then `finish`. Holds `WINDOW_STEPS` + 1
     shrunk grey keyframes and per-keyframe numbers, whatever the video's length."""
 
     def __init__(self, intrinsics: Intrinsics, fps: float, requested: str = "auto",
-                 every: int | None = None, size: int = KEYFRAME_SIZE, window: int = WINDOW_STEPS) -> None:
+                 every: int | None = None, size: int = KEYFRAME_SIZE, window: int = WINDOW_STEPS,
+                 stride: int = WINDOW_STRIDE) -> None:
         if requested not in CAMERA_MODELS:
             raise ValueError(f"camera model {requested!r}: one of {CAMERA_MODELS}")
         self.intrinsics, self.requested = intrinsics, requested
         self.every = every or max(1, round((fps or KEYFRAME_RATE) / KEYFRAME_RATE))
         self.scale = min(1.0, size / max(intrinsics.width, intrinsics.height))
-        self.window = window
+        self.window, self.stride = window, stride
         self.count = 0
-        self._recent: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=window)  # (grey, boxes, ids)
+        self._recent: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=window + 1)  # (grey, boxes, ids)
         self._pending: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None  # a non-keyframe, kept for the end
         self.keyframes: list[int] = []
         self.steps: list[_Step] = []
@@ -157,14 +159,16 @@ class CameraMotionEstimator:
             grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         return grey
 
-    def _keyframe(self, position: int, grey: np.ndarray, boxes: np.ndarray, ids: np.ndarray) -> None:
-        if self._recent:
-            step = self._solve(*self._recent[-1][:2], grey, boxes)
+    def _keyframe(self, position: int, grey: np.ndarray, boxes: np.ndarray, ids: np.ndarray,
+                  final: bool = False) -> None:
+        step = self._solve(*self._recent[-1][:2], grey, boxes) if self._recent else None
+        if step is not None:
             self.steps.append(step)
-            if step.moving_rotation is not None:  # a travel is seen: solve it over a wider baseline
-                self._travel_window(grey, boxes)
         self.keyframes.append(position)
         self._recent.append((grey, boxes, ids))
+        # a travel is seen: solve it over a wider baseline, every `stride` keyframes and at the end
+        if step is not None and step.moving_rotation is not None and (len(self.steps) % self.stride == 0 or final):
+            self._travel_window()
 
     def _mask(self, shape: tuple[int, ...], boxes: np.ndarray) -> np.ndarray:
         mask = np.full(shape[:2], 255, np.uint8)
@@ -237,12 +241,12 @@ class CameraMotionEstimator:
                 self._hint = solved[1]
         return _Step(matrix, float(np.degrees(rotation.magnitude())), pixels, parallax, moving_rotation=turn)
 
-    def _travel_window(self, after: np.ndarray, after_boxes: np.ndarray) -> None:
-        """The travel between the oldest kept keyframe and this one (up to `window` steps apart):
-        its direction, and the floor at unit travel under the people of the first one."""
-        last = len(self.keyframes)  # this keyframe's index (not yet appended)
-        first = last - (len(self._recent))
-        before, before_boxes, before_ids = self._recent[0]
+    def _travel_window(self) -> None:
+        """The travel between the oldest kept keyframe and the newest (up to `window` steps
+        apart): its direction, and the floor at unit travel under the people of the first one."""
+        last = len(self.keyframes) - 1
+        first = last - (len(self._recent) - 1)
+        (before, before_boxes, before_ids), (after, after_boxes, _) = self._recent[0], self._recent[-1]
         turn = np.eye(3)
         for step in self.steps[first:last]:
             turn = turn @ (step.moving_rotation if step.moving_rotation is not None else step.rotation)
@@ -280,8 +284,10 @@ class CameraMotionEstimator:
             return CameraMotion.identity(count, self.requested)
         if self._pending is not None:  # the last frame is always solved
             position, image, boxes, ids = self._pending
-            self._keyframe(position, self._grey(image), boxes, ids)
+            self._keyframe(position, self._grey(image), boxes, ids, final=True)
             self._pending = None
+        elif self.steps and self.steps[-1].moving_rotation is not None and len(self.steps) % self.stride:
+            self._travel_window()  # the video ended on a keyframe between two windows
         keys = np.array(self.keyframes, np.int64)
         degrees = np.array([s.degrees for s in self.steps])
         pixels = np.array([s.pixels for s in self.steps])
