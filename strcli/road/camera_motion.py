@@ -393,16 +393,16 @@ def _relative_pose(b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: 
     for k, around in enumerate(starts + [np.roll(np.eye(3), -axis, axis=0) for axis in range(3)]):
         if k == 1 and hint is not None and cost < HINT_SHARE * len(sample) * FIT_PIXELS ** 2:
             break  # the last travel's direction was a good start: the camera axes are not tried
-        fit = least_squares(_epipolar_pixels, np.zeros(5), args=(b0[sample], b1[sample], rotation, focal, around),
-                            method="lm", max_nfev=200)
+        fit = least_squares(_epipolar_pixels, np.zeros(5), jac=_epipolar_jacobian,
+                            args=(b0[sample], b1[sample], rotation, focal, around), method="lm", max_nfev=200)
         robust = float(np.minimum(fit.fun ** 2, FIT_PIXELS ** 2).sum())  # outliers count as FIT_PIXELS each
         if robust < cost:
             best, basis, cost = fit.x, around, robust
     near = np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < FIT_PIXELS
     if near.sum() < 12:
         return None
-    best = least_squares(_epipolar_pixels, best, args=(b0[near], b1[near], rotation, focal, basis), loss="soft_l1",
-                         f_scale=0.5).x
+    best = least_squares(_epipolar_pixels, best, jac=_epipolar_jacobian, args=(b0[near], b1[near], rotation, focal,
+                         basis), loss="soft_l1", f_scale=0.5).x
     inliers = np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < 1.0
     if np.degrees(np.linalg.norm(best[:3])) > TURN_AGREEMENT or inliers.sum() < 12:
         return None
@@ -410,10 +410,16 @@ def _relative_pose(b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: 
     return rotation @ _rodrigues(best[:3]), travel / np.linalg.norm(travel), inliers
 
 
+def _skew(vector: np.ndarray) -> np.ndarray:
+    """(3,) v -> (3, 3) the matrix of v x."""
+    x, y, z = vector
+    return np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+
+
 def _rodrigues(vector: np.ndarray) -> np.ndarray:
     """(3,) rotation vector -> (3, 3) matrix (a small turn, in the residuals' inner loop)."""
     angle = float(np.sqrt(vector @ vector))
-    cross = np.array([[0.0, -vector[2], vector[1]], [vector[2], 0.0, -vector[0]], [-vector[1], vector[0], 0.0]])
+    cross = _skew(vector)
     if angle < 1e-12:
         return np.eye(3) + cross
     return np.eye(3) + np.sin(angle) / angle * cross + (1 - np.cos(angle)) / angle ** 2 * cross @ cross
@@ -424,11 +430,27 @@ def _epipolar_pixels(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, rotatio
     """params: a turn (rotation vector) after `rotation`, and (u, v), the travel being
     basis[0] + u basis[1] + v basis[2] -> (n,) each before-ray's distance (pixels) from the
     plane through the travel and its after-ray turned back."""
-    x, y, z = basis.T @ np.array([1.0, params[3], params[4]])
-    across = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])  # travel x ...
+    across = _skew(basis.T @ np.array([1.0, params[3], params[4]]))  # travel x ...
     normals = b1 @ (across @ rotation @ _rodrigues(params[:3])).T  # ... each after-ray turned back
     return np.einsum("ij,ij->i", b0, normals) * focal / np.maximum(np.sqrt(np.einsum("ij,ij->i", normals, normals)),
                                                                    1e-12)
+
+
+def _epipolar_jacobian(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float,
+                       basis: np.ndarray) -> np.ndarray:
+    """(n, 5) derivatives of `_epipolar_pixels` by its parameters (the turn's taken about the
+    current turn: exact at no turn, close for the small turns a fit is allowed)."""
+    turn = rotation @ _rodrigues(params[:3])
+    across = _skew(basis.T @ np.array([1.0, params[3], params[4]]))  # travel x
+    turned = b1 @ turn.T  # (n, 3)
+    normals = turned @ across.T  # (n, 3)
+    changes = np.stack([b1 @ (across @ turn @ _skew(axis)).T for axis in np.eye(3)]
+                       + [turned @ _skew(basis[1]).T, turned @ _skew(basis[2]).T], axis=2)  # (n, 3, 5)
+    length = np.sqrt(np.einsum("ij,ij->i", normals, normals))[:, None]  # (n, 1)
+    along = np.einsum("ij,ijk->ik", b0, changes)  # (n, 5)
+    stretch = np.einsum("ij,ijk->ik", normals, changes)  # (n, 5)
+    seen = np.einsum("ij,ij->i", b0, normals)[:, None]
+    return focal * (along / length - seen * stretch / length ** 3)
 
 
 def _floor_plane(points: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float, np.ndarray] | None:
