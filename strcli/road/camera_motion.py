@@ -15,7 +15,8 @@ every tracked person's box of that frame, and keeps only per-keyframe numbers:
   pan), so each step's turn is solved again together with the direction of travel (robust
   least squares on the points' distances from their epipolar planes, scipy
   `least_squares`, started from the pure turn); the direction of travel itself comes from
-  wider windows (`WINDOW_STEPS` keyframe steps, 0.4 s) solved the same way, where the
+  wider windows (`WINDOW_STEPS` keyframe steps, 0.4 s, one every `WINDOW_STRIDE` steps)
+  solved the same way, where the
   background is also triangulated at unit travel. The metric scale comes from the people:
   the floor under their feet (a plane through the triangulated points below them) and the
   body network's depth of each person give the camera's height above the floor in metres
