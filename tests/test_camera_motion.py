@@ -1,5 +1,6 @@
 """The camera-motion stage (strcli/road/camera_motion.py) on synthetic pans made from a real
-frame of a shared clip, and on the shared tripod clip."""
+frame of a shared clip, on the shared tripod clip, and on moving cameras ray-cast over a
+floor and a wall textured with real frames."""
 
 from __future__ import annotations
 

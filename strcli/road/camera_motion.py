@@ -12,15 +12,15 @@ every tracked person's box of that frame, and keeps only per-keyframe numbers:
   then the rotation that best aligns their bearing vectors (Wahba's problem, scipy's
   `Rotation.align_vectors`);
 - for `moving`, a translation leaks into that pure rotation (a sideways step looks like a
-  pan), so each step's turn is solved again together with the direction of travel (robust
-  least squares on the points' distances from their epipolar planes, scipy
-  `least_squares`, started from the pure turn); the direction of travel itself comes from
-  wider windows (`WINDOW_STEPS` keyframe steps, 0.4 s, one every `WINDOW_STRIDE` steps)
-  solved the same way, where the
-  background is also triangulated at unit travel. The metric scale comes from the people:
-  the floor under their feet (a plane through the triangulated points below them) and the
-  body network's depth of each person give the camera's height above the floor in metres
-  (median); each window's length is that height over its height at unit travel;
+  pan), so each step's turn is solved again together with the direction of travel (least
+  squares on the points' distances from their epipolar planes, scipy `least_squares`,
+  started from the pure turn); the direction of travel itself comes from wider windows
+  (`WINDOW_STEPS` keyframe steps, 0.4 s, one every `WINDOW_STRIDE` steps) solved the same
+  way, where the background is also triangulated at unit travel. The metric scale comes
+  from the people: the floor under their feet (a plane through the triangulated points
+  below them) and the body network's depth of each person give the camera's height above
+  the floor in metres (median); each window's length is that height over its own height
+  at unit travel (docs/world.md: approximate, and measured);
 - keyframe motions are chained and interpolated to every frame (scipy `Slerp` for the
   rotation, linear for the position).
 
