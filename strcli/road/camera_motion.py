@@ -18,9 +18,9 @@ every tracked person's box of that frame, and keeps only per-keyframe numbers:
   (`WINDOW_STEPS` keyframe steps, 0.4 s, one every `WINDOW_STRIDE` steps) solved the same
   way, where the background is also triangulated at unit travel. The metric scale comes
   from the people: the floor under their feet (a plane through the triangulated points
-  below them) and the body network's depth of each person give the camera's height above
-  the floor in metres (median); each window's length is that height over its own height
-  at unit travel (docs/world.md: approximate, and measured);
+  below them) and the depth of each person's feet (the body network's) give the camera's
+  height above the floor in metres (median); each window's length is that height over its
+  own height at unit travel (docs/world.md: approximate, and measured);
 - keyframe motions are chained and interpolated to every frame (scipy `Slerp` for the
   rotation, linear for the position).
 
@@ -277,7 +277,8 @@ class CameraMotionEstimator:
 
     def finish(self, person_depths: dict[int, dict[int, float]] | None = None) -> CameraMotion:
         """The motion of every frame added. person_depths: track id -> {position: depth of
-        the body (metres, camera z)}, for a moving camera's scale."""
+        the person's feet (metres, camera z; reconstruct: the mean of SMPL's ankle and foot
+        joints)}, for a moving camera's scale."""
         from scipy.spatial.transform import Rotation, Slerp
 
         count = self.count
@@ -327,7 +328,7 @@ class CameraMotionEstimator:
                  ) -> tuple[np.ndarray, float, str, list[str]]:
         """Keyframe centres (K, 3) in the first camera, metres; the camera height that set their
         scale; its source; warnings. The camera's height above the floor is the median over
-        windows and people of (the body's depth) x (the floor's normal . the ray through the
+        windows and people of (the feet's depth) x (the floor's normal . the ray through the
         feet); each window's travel is that height over its unit-travel height, spread evenly
         over its steps; each step takes the mean of the windows covering it."""
         floors = [_floor_plane(w.below_feet) for w in self.windows]
