@@ -365,7 +365,7 @@ class CameraMotionEstimator:
         travel[known] /= covered[known, None]
         if known.any():  # steps no window covers: the median step
             travel[~known] = np.median(travel[known], axis=0)
-        source = (f"camera height {height:.2f} m from {len(heights)} people-frames (their depths against the "
+        source = (f"camera height {height:.2f} m from {len(heights)} people-frames (their feet's depths against the "
                   f"floor triangulated under their feet); travel from {len(self.windows)} windows of up to "
                   f"{self.window} keyframe steps ({seen} saw the floor), {int(known.sum())} of {steps} steps covered")
         return np.vstack((np.zeros(3), np.cumsum(travel, axis=0))), height, source, []
