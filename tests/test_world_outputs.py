@@ -90,3 +90,22 @@ def test_forced_static_camera(workspace, assets, tmp_path):  # noqa: F811
         assert str(camera["model"]) == "static" and str(camera["requested"]) == "static"
         assert np.array_equal(camera["relative_rotation"], np.repeat(np.eye(3)[None], 16, 0))
     assert Rotation.from_matrix(np.eye(3)).magnitude() == 0
+
+
+def test_moving_camera_says_where_its_scale_came_from(workspace, assets, tmp_path):  # noqa: F811
+    """running.mp4's camera follows the runner: `moving`. The untrained networks' depths are
+    meaningless, so only the bookkeeping is checked: camera.npz and the manifest name the
+    scale's source alike, and a found scale is a positive camera height."""
+    result = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", tmp_path, "--end", 30,
+                         "--detections", assets / "detections" / "running.det.txt", "--mesh-format", "none")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "running" / "manifest.json").read_text())
+    assert manifest["world"]["camera_model"] == "moving"
+    with np.load(tmp_path / "running" / "camera.npz") as camera:
+        assert str(camera["model"]) == "moving"
+        assert str(camera["scale_source"]) == manifest["world"]["camera_scale"]
+        if str(camera["scale_source"]).startswith("camera height"):
+            assert float(camera["camera_height"]) > 0 and np.abs(camera["relative_position"]).max() > 0
+        else:
+            assert np.isnan(camera["camera_height"]) and not np.abs(camera["relative_position"]).any()
+            assert any("no metric scale" in w for w in manifest["warnings"])

@@ -10,9 +10,17 @@ every tracked person's box of that frame, and keeps only per-keyframe numbers:
   started, and dropped when they land inside a box;
 - a robust two-view solve with the video's intrinsics: RANSAC homography inliers (OpenCV),
   then the rotation that best aligns their bearing vectors (Wahba's problem, scipy's
-  `Rotation.align_vectors`); for `moving`, the essential matrix (RANSAC) and `recoverPose`
-  give the rotation and the direction of travel, and the background triangulated at unit
-  baseline near each person's feet gives the metric scale against the people's depths;
+  `Rotation.align_vectors`);
+- for `moving`, a translation leaks into that pure rotation (a sideways step looks like a
+  pan), so each step's turn is solved again together with the direction of travel (least
+  squares on the points' distances from their epipolar planes, scipy `least_squares`,
+  started from the pure turn); the direction of travel itself comes from wider windows
+  (`WINDOW_STEPS` keyframe steps, 0.4 s, one every `WINDOW_STRIDE` steps) solved the same
+  way, where the background is also triangulated at unit travel. The metric scale comes
+  from the people: the floor under their feet (a plane through the triangulated points
+  below them) and the depth of each person's feet (the body network's) give the camera's
+  height above the floor in metres (median); each window's length is that height over its
+  own height at unit travel (docs/world.md: approximate, and measured);
 - keyframe motions are chained and interpolated to every frame (scipy `Slerp` for the
   rotation, linear for the position).
 
@@ -29,7 +37,8 @@ camera centre in the first frame's camera (metres), so X_0 = R_p X_p + c_p.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -44,6 +53,17 @@ STATIC_PIXELS = 0.25  # ... when its background also moves less than this (media
 PARALLAX_PIXELS = 1.5  # background motion left once the rotation is out: a moving camera
 PARALLAX_PERCENTILE = 80  # ... for this share of the background (the near part shows it)
 BOX_MARGIN = 0.1  # a box is masked with this fraction of its size around it
+WINDOW_STEPS = 4  # moving: keyframe steps between the two views that give a travel's direction
+WINDOW_STRIDE = 2  # ... one such window ending every this many keyframe steps (and at the end)
+TURN_AGREEMENT = 2.0  # degrees: a turn solved with a travel may differ this much from the pure turn
+FLOOR_ABOVE_FEET = 0.15  # the floor is sought below the people's feet, from this share of their height up
+FLOOR_ROWS = 2 / 3  # ... or, without people, in the image below this share of its height
+FLOOR_TOLERANCE = 0.05  # a point is on the floor within this share of its distance (unit-travel noise)
+MIN_FLOOR_POINTS = 8
+FIT_POINTS = 150  # background points a turn-and-travel fit starts from
+FIT_PIXELS = 2.0  # ... and the distance from their epipolar planes within which it keeps them
+HINT_SHARE = 0.3  # the last travel is a good start when the mean squared distance is under this share of FIT_PIXELS^2
+FLOOR_QUALITY = 1e-4  # goodFeaturesToTrack's quality level for the fainter corners of the floor
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,7 @@ class CameraMotion:
     parallax_pixels: np.ndarray  # (K-1,) median background motion left after the rotation
     scale_source: str = ""  # moving: how the translation's metres were found
     warnings: tuple[str, ...] = ()
+    camera_height: float = float("nan")  # moving: the camera's height above the floor that set the scale, metres
 
     @classmethod
     def identity(cls, count: int, requested: str = "static") -> CameraMotion:
@@ -72,32 +93,47 @@ class CameraMotion:
 
 
 class _Step(NamedTuple):
-    rotation: np.ndarray  # (3, 3) this keyframe's camera -> the previous keyframe's
-    direction: np.ndarray  # (3,) unit travel in the previous keyframe's camera (0: none found)
+    rotation: np.ndarray  # (3, 3) this keyframe's camera -> the previous keyframe's (Wahba)
     degrees: float
     pixels: float  # median background motion, full-size pixels
     parallax: float  # median motion left after the rotation, full-size pixels
-    feet_depths: dict[int, float]  # track id -> background depth near its feet at unit baseline
     solved: bool = True  # False: too few background points; the previous step's turn is repeated
-    moving_rotation: np.ndarray | None = None  # (3, 3) the essential matrix's turn, when solved for travel
+    moving_rotation: np.ndarray | None = None  # (3, 3) the turn solved together with a travel
+
+
+class _Window(NamedTuple):
+    """Two keyframes `first` < `last` (indices into the keyframes) solved for a travel."""
+
+    first: int
+    last: int
+    direction: np.ndarray  # (3,) unit travel in the first keyframe's camera
+    below_feet: np.ndarray  # (m, 3) background triangulated at unit travel below the people's feet, first camera
+    feet: dict[int, np.ndarray]  # track id -> (3,) ray (z = 1) through the bottom centre of its box
 
 
 class CameraMotionEstimator:
-    """Feed every processed frame in order (`add`), then `finish`. Holds two shrunk grey
-    keyframes and per-keyframe numbers, whatever the video's length."""
+    """Feed every processed frame in order (`add`), then `finish`. Holds `WINDOW_STEPS` + 1
+    shrunk grey keyframes and per-keyframe numbers, whatever the video's length."""
 
     def __init__(self, intrinsics: Intrinsics, fps: float, requested: str = "auto",
-                 every: int | None = None, size: int = KEYFRAME_SIZE) -> None:
+                 every: int | None = None, size: int = KEYFRAME_SIZE, window: int = WINDOW_STEPS,
+                 stride: int = WINDOW_STRIDE) -> None:
         if requested not in CAMERA_MODELS:
             raise ValueError(f"camera model {requested!r}: one of {CAMERA_MODELS}")
         self.intrinsics, self.requested = intrinsics, requested
         self.every = every or max(1, round((fps or KEYFRAME_RATE) / KEYFRAME_RATE))
         self.scale = min(1.0, size / max(intrinsics.width, intrinsics.height))
+        self.window, self.stride = window, stride
         self.count = 0
-        self._previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (grey, boxes, ids) of the last keyframe
+        self._recent: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=window + 1)  # (grey, boxes, ids)
         self._pending: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None  # a non-keyframe, kept for the end
         self.keyframes: list[int] = []
         self.steps: list[_Step] = []
+        self.windows: list[_Window] = []
+        self._hint: np.ndarray | None = None  # the last travel's direction: where the next fit starts
+        k = intrinsics.matrix.copy()
+        k[:2] *= self.scale
+        self._k, self._k_inv = k, np.linalg.inv(k)
 
     def add(self, position: int, image: np.ndarray, boxes: np.ndarray, track_ids: np.ndarray | None = None) -> None:
         """image: (H, W, 3) uint8 RGB; boxes: (n, 4) x1, y1, x2, y2 full-size pixels of the
@@ -124,11 +160,16 @@ class CameraMotionEstimator:
             grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         return grey
 
-    def _keyframe(self, position: int, grey: np.ndarray, boxes: np.ndarray, ids: np.ndarray) -> None:
-        if self._previous is not None:
-            self.steps.append(self._solve(*self._previous, grey, boxes, ids))
+    def _keyframe(self, position: int, grey: np.ndarray, boxes: np.ndarray, ids: np.ndarray,
+                  final: bool = False) -> None:
+        step = self._solve(*self._recent[-1][:2], grey, boxes) if self._recent else None
+        if step is not None:
+            self.steps.append(step)
         self.keyframes.append(position)
-        self._previous = (grey, boxes, ids)
+        self._recent.append((grey, boxes, ids))
+        # a travel is seen: solve it over a wider baseline, every `stride` keyframes and at the end
+        if step is not None and step.moving_rotation is not None and (len(self.steps) % self.stride == 0 or final):
+            self._travel_window()
 
     def _mask(self, shape: tuple[int, ...], boxes: np.ndarray) -> np.ndarray:
         mask = np.full(shape[:2], 255, np.uint8)
@@ -137,16 +178,24 @@ class CameraMotionEstimator:
             mask[max(0, int(y1 - my)):max(0, int(np.ceil(y2 + my))), max(0, int(x1 - mx)):max(0, int(np.ceil(x2 + mx)))] = 0
         return mask
 
-    def _solve(self, before: np.ndarray, before_boxes: np.ndarray, before_ids: np.ndarray,
-               after: np.ndarray, after_boxes: np.ndarray, after_ids: np.ndarray) -> _Step:
+    def _follow(self, before: np.ndarray, before_boxes: np.ndarray, after: np.ndarray, after_boxes: np.ndarray,
+                floor_top: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Background corners of `before` and where they are in `after`: (n, 2), (n, 2) shrunk
+        pixels. floor_top: a row (shrunk pixels) below which fainter corners are added too (a
+        floor is often smooth; its points set a moving camera's scale)."""
         import cv2
-        from scipy.spatial.transform import Rotation
 
-        none = _Step(np.eye(3), np.zeros(3), 0.0, 0.0, 0.0, {}, solved=False)
+        mask = self._mask(before.shape, before_boxes)
         corners = cv2.goodFeaturesToTrack(before, maxCorners=400, qualityLevel=0.001, minDistance=9,
-                                          mask=self._mask(before.shape, before_boxes), blockSize=7)
+                                          mask=mask, blockSize=7)
+        if floor_top is not None:
+            mask[:max(0, int(floor_top))] = 0
+            faint = cv2.goodFeaturesToTrack(before, maxCorners=200, qualityLevel=FLOOR_QUALITY, minDistance=5,
+                                            mask=mask, blockSize=7)
+            if faint is not None:
+                corners = faint if corners is None else np.concatenate((corners, faint))
         if corners is None or len(corners) < 12:
-            return none
+            return np.zeros((0, 2)), np.zeros((0, 2))
         window = {"winSize": (15, 15), "maxLevel": 3,
                   "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
         moved, ok, _ = cv2.calcOpticalFlowPyrLK(before, after, corners, None, **window)
@@ -157,15 +206,19 @@ class CameraMotionEstimator:
         h, w = after.shape
         xi, yi = np.clip(p1[:, 0].astype(int), 0, w - 1), np.clip(p1[:, 1].astype(int), 0, h - 1)
         keep = (inside[yi, xi] > 0) & (p1[:, 0] >= 0) & (p1[:, 0] < w) & (p1[:, 1] >= 0) & (p1[:, 1] < h)
-        p0, p1 = p0[keep], p1[keep]
+        return p0[keep], p1[keep]
+
+    def _solve(self, before: np.ndarray, before_boxes: np.ndarray, after: np.ndarray, after_boxes: np.ndarray) -> _Step:
+        import cv2
+        from scipy.spatial.transform import Rotation
+
+        none = _Step(np.eye(3), 0.0, 0.0, 0.0, solved=False)
+        p0, p1 = self._follow(before, before_boxes, after, after_boxes)
         if len(p0) < 12:
             return none
         pixels = float(np.median(np.linalg.norm(p1 - p0, axis=1))) / self.scale
-        k = self.intrinsics.matrix.copy()
-        k[:2] *= self.scale
-        k_inv = np.linalg.inv(k)
-        b0 = _bearings(p0, k_inv)
-        b1 = _bearings(p1, k_inv)
+        k = self._k
+        b0, b1 = _bearings(p0, self._k_inv), _bearings(p1, self._k_inv)
         _, inliers = cv2.findHomography(p0, p1, cv2.RANSAC, 1.0, maxIters=2000, confidence=0.999)
         use = inliers[:, 0].astype(bool) if inliers is not None and inliers.sum() >= 8 else np.ones(len(p0), bool)
         # Refit on every point the rotation explains within a pixel (the homography's
@@ -179,44 +232,53 @@ class CameraMotionEstimator:
             residual = _pixels_apart(rotation.as_matrix(), b0, b1, k)
         parallax = float(np.percentile(residual, PARALLAX_PERCENTILE)) / self.scale
         matrix = rotation.as_matrix()
-        direction, feet, turn = np.zeros(3), {}, None
-        if self.requested in ("moving", "auto") and parallax > PARALLAX_PIXELS / 2:
-            turn, direction, feet = self._travel(p0, p1, k, before_boxes, before_ids, matrix)
-        return _Step(matrix, direction, float(np.degrees(rotation.magnitude())), pixels, parallax, feet,
-                     moving_rotation=turn)
+        turn = None
+        if self.requested == "moving" or (self.requested == "auto" and parallax > PARALLAX_PIXELS / 2):
+            # A translation leaks into the best pure rotation (a sideways step looks like a
+            # pan): the turn is solved again together with the direction of travel.
+            solved = _relative_pose(b0, b1, matrix, k[0, 0], self._hint)
+            turn = solved[0] if solved is not None else matrix
+            if solved is not None:
+                self._hint = solved[1]
+        return _Step(matrix, float(np.degrees(rotation.magnitude())), pixels, parallax, moving_rotation=turn)
 
-    def _travel(self, p0: np.ndarray, p1: np.ndarray, k: np.ndarray, boxes: np.ndarray, ids: np.ndarray,
-                rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
-        """Essential matrix -> (after -> before rotation, unit travel in the before camera,
-        background depth at unit baseline near each person's feet)."""
-        import cv2
-
-        essential, inliers = cv2.findEssentialMat(p0, p1, k, cv2.RANSAC, 0.999, 1.0)
-        if essential is None or essential.shape != (3, 3) or inliers.sum() < 12:
-            return rotation, np.zeros(3), {}
-        _, r, t, pose_ok = cv2.recoverPose(essential, p0, p1, k, mask=inliers.copy())
-        use = pose_ok[:, 0] > 0
-        if use.sum() < 12:
-            return rotation, np.zeros(3), {}
-        # x_after = r x_before + t: the after camera's centre in the before camera is -r^T t.
-        centre = -(r.T @ t[:, 0])
-        first = k @ np.hstack((np.eye(3), np.zeros((3, 1))))
-        second = k @ np.hstack((r, t))
-        points = cv2.triangulatePoints(first, second, p0[use].T, p1[use].T)
-        depth = points[2] / points[3]
-        pixels = p0[use]
-        feet: dict[int, float] = {}
-        for (x1, y1, x2, y2), track in zip(boxes * self.scale, ids):
-            tall = y2 - y1
-            near = ((pixels[:, 0] > x1 - 0.5 * tall) & (pixels[:, 0] < x2 + 0.5 * tall)
-                    & (pixels[:, 1] > y2 - 0.15 * tall) & (pixels[:, 1] < y2 + 0.25 * tall) & (depth > 0))
-            if near.sum() >= 3 and track >= 0:
-                feet[int(track)] = float(np.median(depth[near]))
-        return r.T, centre / max(np.linalg.norm(centre), 1e-12), feet
+    def _travel_window(self) -> None:
+        """The travel between the oldest kept keyframe and the newest (up to `window` steps
+        apart): its direction, and the floor at unit travel under the people of the first one."""
+        last = len(self.keyframes) - 1
+        first = last - (len(self._recent) - 1)
+        (before, before_boxes, before_ids), (after, after_boxes, _) = self._recent[0], self._recent[-1]
+        turn = np.eye(3)
+        for step in self.steps[first:last]:
+            turn = turn @ (step.moving_rotation if step.moving_rotation is not None else step.rotation)
+        boxes = before_boxes * self.scale
+        tall = boxes[:, 3] - boxes[:, 1]
+        top = float(np.min(boxes[:, 3] - FLOOR_ABOVE_FEET * tall)) if len(boxes) else FLOOR_ROWS * after.shape[0]
+        p0, p1 = self._follow(before, before_boxes, after, after_boxes, top)
+        if len(p0) < 12:
+            return
+        b0, b1 = _bearings(p0, self._k_inv), _bearings(p1, self._k_inv)
+        solved = _relative_pose(b0, b1, turn, self._k[0, 0], self._hint)
+        if solved is None:
+            return
+        rotation, direction, inliers = solved
+        # Triangulated at unit travel (X = depth0 * b0 = depth1 * R b1 + direction), in the first camera.
+        rays = np.stack((b0[inliers], -(b1[inliers] @ rotation.T)), axis=2)  # (n, 3, 2)
+        normal = np.einsum("nij,nik->njk", rays, rays)  # least squares per point, the 2 x 2 normal equations
+        depths = np.linalg.solve(normal, np.einsum("nij,i->nj", rays, direction)[..., None])[..., 0]  # (n, 2)
+        points = depths[:, :1] * b0[inliers]
+        pixels = p0[inliers]
+        front = (depths > 0).all(axis=1)
+        if np.median(depths[:, 0]) < 0:  # the travel's sign: the scene is in front of the camera
+            direction, points, front = -direction, -points, (depths < 0).all(axis=1)
+        feet = {int(track): self._k_inv @ np.array([(x1 + x2) / 2, y2, 1.0])  # z = 1: per metre of depth
+                for (x1, _, x2, y2), track in zip(boxes, before_ids) if track >= 0}
+        self.windows.append(_Window(first, last, direction, points[front & (pixels[:, 1] > top)], feet))
 
     def finish(self, person_depths: dict[int, dict[int, float]] | None = None) -> CameraMotion:
         """The motion of every frame added. person_depths: track id -> {position: depth of
-        the body (metres, camera z)}, for a moving camera's scale."""
+        the person's feet (metres, camera z; reconstruct: the mean of SMPL's ankle and foot
+        joints)}, for a moving camera's scale."""
         from scipy.spatial.transform import Rotation, Slerp
 
         count = self.count
@@ -224,8 +286,10 @@ class CameraMotionEstimator:
             return CameraMotion.identity(count, self.requested)
         if self._pending is not None:  # the last frame is always solved
             position, image, boxes, ids = self._pending
-            self._keyframe(position, self._grey(image), boxes, ids)
+            self._keyframe(position, self._grey(image), boxes, ids, final=True)
             self._pending = None
+        elif self.steps and self.steps[-1].moving_rotation is not None and len(self.steps) % self.stride:
+            self._travel_window()  # the video ended on a keyframe between two windows
         keys = np.array(self.keyframes, np.int64)
         degrees = np.array([s.degrees for s in self.steps])
         pixels = np.array([s.pixels for s in self.steps])
@@ -237,8 +301,7 @@ class CameraMotionEstimator:
             model = "static" if static else "moving" if moving else "rotating"
         if model == "static" or len(keys) < 2:
             motion = CameraMotion.identity(count, self.requested)
-            return CameraMotion(**{**motion.__dict__, "keyframes": keys, "step_degrees": degrees,
-                                   "step_pixels": pixels, "parallax_pixels": parallax})
+            return replace(motion, keyframes=keys, step_degrees=degrees, step_pixels=pixels, parallax_pixels=parallax)
         chained = [np.eye(3)]
         turn = np.eye(3)
         for step in self.steps:
@@ -253,40 +316,167 @@ class CameraMotionEstimator:
             warnings.append(f"camera motion: {failed} of {len(self.steps)} keyframe steps had too little "
                             "background to follow (the people fill the frame, or it is dark or blurred); "
                             "the camera was assumed to keep turning as before over them.")
-        source = ""
+        source, height = "", float("nan")
         if model == "moving":
-            key_centres, source, more = self._centres(chained, person_depths or {})
+            key_centres, height, source, more = self._centres(chained, person_depths or {})
             warnings += more
             centres = np.stack([np.interp(np.arange(count), keys, key_centres[:, a]) for a in range(3)], axis=1)
         return CameraMotion(model, self.requested, rotations, centres, keys, degrees, pixels, parallax,
-                            source, tuple(warnings))
+                            source, tuple(warnings), height)
 
     def _centres(self, chained: list[np.ndarray], person_depths: dict[int, dict[int, float]]
-                 ) -> tuple[np.ndarray, str, list[str]]:
-        """Chain the unit travels with a metric length each: per step, the median over the
-        people of (their body's depth) / (the background's depth near their feet at unit
-        baseline); steps without one take the median of the others."""
-        lengths = np.full(len(self.steps), np.nan)
-        for s, step in enumerate(self.steps):
-            at = int(self.keyframes[s])
-            ratios = [person_depths[t][at] / d for t, d in step.feet_depths.items()
-                      if at in person_depths.get(t, {}) and d > 0]
-            if ratios and np.linalg.norm(step.direction) > 0:
-                lengths[s] = float(np.median(ratios))
-        known = np.isfinite(lengths)
-        warnings = []
-        if not known.any():
-            lengths[:] = 0.0
-            source = "none: no background near the people's feet; the camera's position is left at the start"
-            warnings.append("camera model 'moving': no metric scale found (no background near any "
-                            "person's feet); camera translation set to zero.")
-        else:
-            lengths[~known] = float(np.median(lengths[known]))
-            source = f"people's depths against the background near their feet ({int(known.sum())} of {len(lengths)} steps)"
-        centres = [np.zeros(3)]
-        for s, step in enumerate(self.steps):
-            centres.append(centres[-1] + chained[s] @ (lengths[s] * step.direction))
-        return np.stack(centres), source, warnings
+                 ) -> tuple[np.ndarray, float, str, list[str]]:
+        """Keyframe centres (K, 3) in the first camera, metres; the camera height that set their
+        scale; its source; warnings. The camera's height above the floor is the median over
+        windows and people of (the feet's depth) x (the floor's normal . the ray through the
+        feet); each window's travel is that height over its unit-travel height, spread evenly
+        over its steps; each step takes the mean of the windows covering it."""
+        floors = [_floor_plane(w.below_feet) for w in self.windows]
+        normals = [chained[w.first] @ f[0] for w, f in zip(self.windows, floors) if f is not None]
+        heights = []
+        if normals:  # one floor direction for the video (in the first camera): the windows' median
+            normal = np.median(normals, axis=0)
+            normal /= np.linalg.norm(normal)
+            unit = []
+            for w, f in zip(self.windows, floors):
+                own = chained[w.first].T @ normal  # the floor's normal in this window's first camera
+                unit.append(float(np.median(w.below_feet[f[2]] @ own)) if f is not None else np.nan)
+                at = self.keyframes[w.first]
+                heights += [person_depths[t][at] * float(ray @ own) for t, ray in w.feet.items()
+                            if person_depths.get(t, {}).get(at, 0.0) > 0 and ray @ own > 0]
+        steps = len(self.steps)
+        # metres per keyframe step of each window (nan: no floor seen), at the people's camera height
+        height = float(np.median(heights)) if heights else np.nan
+        per_step = np.array([height / h / (w.last - w.first) if h > 0 else np.nan for w, h in zip(self.windows, unit)]
+                            ) if heights else np.zeros(0)
+        seen = int(np.isfinite(per_step).sum())
+        if not seen:
+            source = ("none: no floor seen under the people at unit travel; the camera's position is left "
+                      "at the start")
+            warning = ("camera model 'moving': no metric scale found (no floor seen under any person's "
+                       "feet); camera translation set to zero.")
+            return np.zeros((steps + 1, 3)), float("nan"), source, [warning]
+        per_step[~np.isfinite(per_step)] = np.nanmedian(per_step)  # a window without a floor: the median
+        travel, covered = np.zeros((steps, 3)), np.zeros(steps)
+        for w, length in zip(self.windows, per_step):
+            travel[w.first:w.last] += chained[w.first] @ w.direction * length
+            covered[w.first:w.last] += 1
+        known = covered > 0
+        travel[known] /= covered[known, None]
+        if known.any():  # steps no window covers: the median step
+            travel[~known] = np.median(travel[known], axis=0)
+        source = (f"camera height {height:.2f} m from {len(heights)} people-frames (their feet's depths against the "
+                  f"floor triangulated under their feet); travel from {len(self.windows)} windows of up to "
+                  f"{self.window} keyframe steps ({seen} saw the floor), {int(known.sum())} of {steps} steps covered")
+        return np.vstack((np.zeros(3), np.cumsum(travel, axis=0))), height, source, []
+
+
+def _around(direction: np.ndarray) -> np.ndarray:
+    """(3,) unit -> (3, 3) rows: the direction and two unit vectors across it."""
+    across = np.linalg.svd(direction[None])[2][1:]
+    return np.vstack((direction, across))
+
+
+def _relative_pose(b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float,
+                   hint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Two views' turn and direction of travel together (5 degrees of freedom): least squares
+    (scipy's Levenberg-Marquardt) on each point's distance from its epipolar plane, in pixels,
+    starting from `rotation` (3, 3) after -> before with the travel along `hint` (the last
+    travel, when it explains most points) or else along each camera axis, then again on the
+    points the best start explains within FIT_PIXELS. b0, b1: (n, 3) unit
+    rays (the last fit robust: scipy's soft L1 loss, half a pixel). Returns (rotation, unit direction with an arbitrary sign, (n,) bool inliers within
+    a pixel), or None when the turn strays over TURN_AGREEMENT degrees from `rotation` or too
+    few points agree."""
+    from scipy.optimize import least_squares
+
+    sample = np.random.default_rng(0).permutation(len(b0))[:FIT_POINTS]  # enough for 5 unknowns, and fast
+    best, basis, cost = np.zeros(5), np.eye(3), np.inf
+    starts = [_around(hint)] if hint is not None else []
+    for k, around in enumerate(starts + [np.roll(np.eye(3), -axis, axis=0) for axis in range(3)]):
+        if k == 1 and hint is not None and cost < HINT_SHARE * len(sample) * FIT_PIXELS ** 2:
+            break  # the last travel's direction was a good start: the camera axes are not tried
+        fit = least_squares(_epipolar_pixels, np.zeros(5), jac=_epipolar_jacobian,
+                            args=(b0[sample], b1[sample], rotation, focal, around), method="lm", max_nfev=200)
+        robust = float(np.minimum(fit.fun ** 2, FIT_PIXELS ** 2).sum())  # outliers count as FIT_PIXELS each
+        if robust < cost:
+            best, basis, cost = fit.x, around, robust
+    near = np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < FIT_PIXELS
+    if near.sum() < 12:
+        return None
+    best = least_squares(_epipolar_pixels, best, jac=_epipolar_jacobian, args=(b0[near], b1[near], rotation, focal,
+                         basis), loss="soft_l1", f_scale=0.5).x
+    inliers = np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < 1.0
+    if np.degrees(np.linalg.norm(best[:3])) > TURN_AGREEMENT or inliers.sum() < 12:
+        return None
+    travel = basis.T @ np.array([1.0, *best[3:]])
+    return rotation @ _rodrigues(best[:3]), travel / np.linalg.norm(travel), inliers
+
+
+def _skew(vector: np.ndarray) -> np.ndarray:
+    """(3,) v -> (3, 3) the matrix of v x."""
+    x, y, z = vector
+    return np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+
+
+def _rodrigues(vector: np.ndarray) -> np.ndarray:
+    """(3,) rotation vector -> (3, 3) matrix (a small turn, in the residuals' inner loop)."""
+    angle = float(np.sqrt(vector @ vector))
+    cross = _skew(vector)
+    if angle < 1e-12:
+        return np.eye(3) + cross
+    return np.eye(3) + np.sin(angle) / angle * cross + (1 - np.cos(angle)) / angle ** 2 * cross @ cross
+
+
+def _epipolar_pixels(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float,
+                     basis: np.ndarray) -> np.ndarray:
+    """params: a turn (rotation vector) after `rotation`, and (u, v), the travel being
+    basis[0] + u basis[1] + v basis[2] -> (n,) each before-ray's distance (pixels) from the
+    plane through the travel and its after-ray turned back."""
+    across = _skew(basis.T @ np.array([1.0, params[3], params[4]]))  # travel x ...
+    normals = b1 @ (across @ rotation @ _rodrigues(params[:3])).T  # ... each after-ray turned back
+    return np.einsum("ij,ij->i", b0, normals) * focal / np.maximum(np.sqrt(np.einsum("ij,ij->i", normals, normals)),
+                                                                   1e-12)
+
+
+def _epipolar_jacobian(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float,
+                       basis: np.ndarray) -> np.ndarray:
+    """(n, 5) derivatives of `_epipolar_pixels` by its parameters (the turn's taken about the
+    current turn: exact at no turn, close for the small turns a fit is allowed)."""
+    turn = rotation @ _rodrigues(params[:3])
+    across = _skew(basis.T @ np.array([1.0, params[3], params[4]]))  # travel x
+    turned = b1 @ turn.T  # (n, 3)
+    normals = turned @ across.T  # (n, 3)
+    changes = np.stack([b1 @ (across @ turn @ _skew(axis)).T for axis in np.eye(3)]
+                       + [turned @ _skew(basis[1]).T, turned @ _skew(basis[2]).T], axis=2)  # (n, 3, 5)
+    length = np.sqrt(np.einsum("ij,ij->i", normals, normals))[:, None]  # (n, 1)
+    along = np.einsum("ij,ijk->ik", b0, changes)  # (n, 5)
+    stretch = np.einsum("ij,ijk->ik", normals, changes)  # (n, 5)
+    seen = np.einsum("ij,ij->i", b0, normals)[:, None]
+    return focal * (along / length - seen * stretch / length ** 3)
+
+
+def _floor_plane(points: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float, np.ndarray] | None:
+    """(n, 3) points in a camera -> the floor through them: its unit normal pointing down
+    (towards the floor, within 60 degrees of the camera's down) and the camera's height above
+    it, by RANSAC (inliers within FLOOR_TOLERANCE of their distance) and least squares, and
+    the (n,) bool inliers; None when fewer than MIN_FLOOR_POINTS agree."""
+    if len(points) < MIN_FLOOR_POINTS:
+        return None
+    rng = np.random.default_rng(seed)
+    band = FLOOR_TOLERANCE * np.linalg.norm(points, axis=1)
+    a, b, c = points[np.stack([rng.choice(len(points), 3, replace=False) for _ in range(200)])].transpose(1, 0, 2)
+    normals = np.cross(b - a, c - a)  # (200, 3) the planes through 200 random triples
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12) * np.where(normals[:, 1:2] < 0, -1, 1)
+    inliers = np.abs(points @ normals.T - np.sum(a * normals, axis=1)) < band[:, None]  # (n, 200)
+    inliers &= normals[:, 1] >= 0.5  # the floor is below the camera, not a wall
+    best = inliers[:, int(np.argmax(inliers.sum(axis=0)))]
+    if best.sum() < MIN_FLOOR_POINTS:
+        return None
+    centre = points[best].mean(axis=0)
+    normal = np.linalg.svd(points[best] - centre)[2][2]
+    normal *= 1 if normal[1] >= 0 else -1
+    height = float(centre @ normal)
+    return (normal, height, best) if normal[1] >= 0.5 and height > 0 else None
 
 
 def _bearings(points: np.ndarray, k_inv: np.ndarray) -> np.ndarray:

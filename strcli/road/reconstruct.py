@@ -512,6 +512,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
     Returns the models' outputs, the person-frames and the manifest's `world` section (its
     "warnings" to be moved to the manifest's warnings)."""
     from strcli.road.camera_motion import CameraMotion, CameraMotionEstimator
+    from strcli.road.grounding import FOOT_JOINTS
     from strcli.road.world import place_in_world, write_camera_file
 
     tracks = tracked.tracks
@@ -616,8 +617,9 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
 
     with timer("camera"):
         first = writers[names[0]]
-        depths = {tracks[k].track_id: dict(zip(tracks[k].frames.tolist(), np.concatenate(w.parts["transl"])[
-            np.argsort(np.concatenate(w.rows)), 2].tolist())) for k, w in enumerate(first)}
+        feet = list(FOOT_JOINTS)  # a moving camera's scale: the depth of each person's feet, camera z
+        depths = {tracks[k].track_id: dict(zip(tracks[k].frames.tolist(), np.concatenate(w.parts["joints3d"])[
+            np.argsort(np.concatenate(w.rows))][:, feet, 2].mean(1).tolist())) for k, w in enumerate(first)}
         camera = camera_stage.finish(depths)
     outputs = []
     section: dict = {"camera_model": camera.model, "camera_requested": options.camera, "camera_file": CAMERA_FILE,

@@ -192,6 +192,7 @@ def write_camera_file(folder: Path, camera: CameraMotion, world: World | None, f
               "intrinsics": intrinsics.matrix, "image_size": np.array([intrinsics.width, intrinsics.height]),
               "model": np.array(camera.model), "requested": np.array(camera.requested),
               "relative_rotation": camera.rotations, "relative_position": camera.centres,
+              "scale_source": np.array(camera.scale_source), "camera_height": np.array(camera.camera_height),
               "frame": np.array("world" if world is not None else "first camera")}
     if world is not None:
         arrays.update(world_axes=world.frame.axes, world_origin=world.frame.origin,
