@@ -528,6 +528,63 @@ def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
     assert "Traceback" not in output
 
 
+def test_view_poses_the_world_bodies_where_the_track_files_put_them(exported):
+    """World posing (world_global_orient, world_transl, per-frame betas) puts every joint
+    where world_joints3d has it; the camera's path and frustum are camera.npz's."""
+    from strcli.view.viewer import Scene
+
+    scene = Scene(exported["folder"], Body(exported["arrays"]))
+    assert scene.frame == "world" and scene.warning is None
+    with np.load(exported["folder"] / "camera.npz") as camera:
+        assert np.array_equal(scene.camera_path.positions, camera["position"])
+        assert np.array_equal(scene.camera_path.rotations, camera["rotation"])
+        assert scene.camera_path.row(int(camera["frames"][7])) == 7
+    worst, compared = 0.0, 0
+    for frame in (0, 13, 29):
+        posed = scene.pose(frame)
+        for track in exported["tracks"]:
+            with np.load(exported["folder"] / "tracks" / f"{track.track_id}.npz") as data:
+                rows = np.flatnonzero(data["frames"] == frame)
+                if len(rows) == 0:
+                    continue
+                expected = data["world_joints3d"][rows[0]]
+            worst = max(worst, float(np.abs(posed[track.track_id][1] - expected).max()))
+            compared += 1
+    assert compared >= 6 and worst < 1e-3, (compared, worst)  # 1 mm
+    # the roots the first view frames are the files' pelvis positions
+    assert len(scene.roots) == sum(len(t.frames) for t in exported["tracks"])
+
+
+def test_view_of_an_older_folder_is_the_camera_frame_with_one_warning(exported, tmp_path):
+    import threading
+
+    from strcli.view.viewer import Scene, serve
+
+    old = tmp_path / "old"
+    shutil.copytree(exported["folder"], old, ignore=shutil.ignore_patterns("*.glb", "bvh", "amass"))
+    (old / "camera.npz").unlink()
+    body = Body(exported["arrays"])
+    scene = Scene(old, body)
+    assert scene.frame == "camera" and scene.camera_path is None
+    assert scene.warning == (f"{old} has no world (no camera.npz: made by an older strcli?): shown in the camera "
+                             "frame; reconstruct it again for the world.")
+    assert Scene(old, body, frame="camera").warning is None  # asked for: no warning
+    shutil.copy(exported["folder"] / "camera.npz", old / "camera.npz")
+    track = exported["tracks"][1].track_id
+    with np.load(old / "tracks" / f"{track}.npz") as data:
+        kept = {k: data[k] for k in data.files if not k.startswith("world_") and k != "foot_contacts"}
+    np.savez(old / "tracks" / f"{track}.npz", **kept)
+    assert Scene(old, body).warning.startswith(f"{old} has no world (no world keys in track {track}: ")
+    # served: the warning is said once, and the camera frame's bodies are the camera keys'
+    stop, warned = threading.Event(), []
+    stop.set()  # serve builds the scene, announces and returns
+    serve(old, body, port=0, stop=stop, announce=lambda url: None, warn=warned.append)
+    assert warned == [Scene(old, body).warning]
+    posed = Scene(old, body, frame="camera").pose(int(exported["tracks"][0].frames[0]))
+    with np.load(old / "tracks" / f"{exported['tracks'][0].track_id}.npz") as data:
+        assert np.abs(posed[exported["tracks"][0].track_id][1] - data["joints3d"][0]).max() < 1e-3
+
+
 def _view(folder, smpl, *args, env_dir):
     env = {**os.environ, "STRCLI_CACHE_DIR": str(env_dir / "cache")}
     return subprocess.Popen([sys.executable, "-m", "strcli", "view", str(folder), "--smpl-dir", str(smpl), *args],
