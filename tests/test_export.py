@@ -521,9 +521,15 @@ def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
             diff = np.abs(hue - palette[track.track_id % len(PALETTE)])
             seen += int((coloured & (np.minimum(diff, 180 - diff) < 8)).sum() > 10)
         assert coloured.sum() > 100 and seen >= 3, (coloured.sum(), seen)  # several bodies in their colours
+        # The world's first view frames them: not a few pixels each (1089 coloured pixels measured; the
+        # camera frame's old first view from behind the frustum drew them a few pixels tall).
+        assert coloured.sum() > 500, coloured.sum()
+        # and the floor grid at y = 0 under them: thin grey lines, 1.5% of the view measured
+        grey = (rgb.max(-1) - rgb.min(-1) < 0.03) & (rgb.mean(-1) > 0.3) & (rgb.mean(-1) < 0.88)
+        assert grey.mean() > 0.005, grey.mean()
     finally:
         view.send_signal(signal.SIGINT)  # Ctrl-C: stops cleanly
-        output, _ = view.communicate(timeout=60)
+        output, _ = view.communicate(timeout=60)  # hung twice under load before signals only set `stop`
     assert view.returncode == 0, output
     assert "Traceback" not in output
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -370,11 +371,13 @@ def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, s
     except OSError as err:
         raise UsageError(f"cannot serve on {host}:{port} ({err.strerror or err}).",
                          "Choose another --port.") from err
+    stop = stop or threading.Event()
     try:
         if port and server.get_port() != port:  # taken since the check: viser moved on to another
             raise UsageError(f"port {port} on {host} is in use by another program.",
                              "Choose another --port (--port 0: any free one).")
-        _build(server, scene, stop or threading.Event(), announce, host, server.get_port())
+        with _signals_stop(stop) as caught:
+            _build(server, scene, stop, announce, host, server.get_port())
     finally:
         # viser prints "(viser) Server stopped" from its server thread, which `stop` joins: the
         # command's own one line says it (strcli.cli.view).
@@ -382,6 +385,51 @@ def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, s
             server.stop()
         if scene.video is not None:
             scene.video.close()
+    if caught.signum is not None:  # now that the server is down: what the signal would have done
+        caught.raise_as_before()
+
+
+class _Caught:
+    """The first SIGINT or SIGTERM that came while serving, and the handlers before."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def raise_as_before(self) -> None:
+        """Do what the handler before would have done: KeyboardInterrupt (Python's SIGINT
+        handler), the command's `Interrupted` (strcli.cli.common's SIGTERM handler), or the
+        signal's default action."""
+        assert self.signum is not None
+        handler = self.previous.get(self.signum, signal.SIG_DFL)
+        if callable(handler):
+            handler(self.signum, None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(self.signum)
+
+
+@contextlib.contextmanager
+def _signals_stop(stop: threading.Event):
+    """While serving, SIGINT and SIGTERM set `stop` instead of raising where the main
+    thread happens to be: an exception raised inside viser's or torch's calls (a frame being
+    sent) once left the command hung instead of stopped. `serve` raises as before once the
+    server is down. Outside the main thread (no signal handlers there) nothing changes."""
+    caught = _Caught()
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def defer(signum: int, _frame: object) -> None:
+        if caught.signum is None:
+            caught.signum = signum
+        stop.set()
+
+    caught.previous = {s: signal.signal(s, defer) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for s, handler in caught.previous.items():
+            signal.signal(s, handler)
 
 
 def track_list(tracks: list[TrackMotion]) -> str:
