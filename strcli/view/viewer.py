@@ -30,12 +30,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import av
-import cv2
 import numpy as np
 import torch
 
@@ -49,168 +46,17 @@ from strcli.road.inputs import source_video
 from strcli.road.options import check_serve_address
 from strcli.road.output_check import check_output
 from strcli.road.outputs import reading_output
-from strcli.road.timing import FrameClock
-from strcli.road.video import stream_rate, upright, upright_rotation, video_stream
-from strcli.utils.errors import UsageError, VideoError
+from strcli.road.video import upright_rotation
+from strcli.utils.errors import UsageError
+from strcli.view.frames import FrameSource
 from strcli.view.framing import ASPECT, ViewPose, frame_people
+from strcli.view.world import CameraPath, WorldMotion
 
-FRAME_WIDTH = 480  # pixels: the frustum image is downscaled to this width
-_SEEK_AHEAD = 2.0  # seconds: a jump further than this (or backwards) seeks instead of decoding on
 IDLE_POLL = 0.25  # seconds: how often an idle viewer looks whether it is to stop
 Frame = Literal["world", "camera"]
 GRID_MARGIN = 3.0  # metres of floor grid beyond the people and the camera's path
 PATH_COLOUR = (40, 40, 40)  # the camera's path: dark grey, as viser's frustum
 CONTACT_COLOUR = (20, 20, 20)  # the foot contact markers
-
-
-class FrameSource:
-    """Frames of a video by presentation time (seconds from its first frame, as
-    `VideoReader` gives them: `FrameClock`'s times), upright and downscaled to `width`,
-    decoded on demand with one open decoder from the stream every command reads
-    (`video_stream`). `seekable` False (a file whose timestamps had to be mended: its own
-    times are not the frames') decodes from the start instead of seeking back."""
-
-    def __init__(self, path: Path, rotation: int, width: int = FRAME_WIDTH, mirrored: bool = False,
-                 seekable: bool = True) -> None:
-        self.path, self.rotation, self.width, self.mirrored = path, rotation, width, mirrored
-        self.seekable = seekable
-        self.lock = threading.Lock()
-        self.container = av.open(str(path))
-        stream = video_stream(self.container)
-        if stream is None:
-            self.container.close()
-            raise VideoError(f"{path} has no video stream.")
-        self.stream = stream
-        self.stream.thread_type = "AUTO"
-        rate = stream_rate(self.stream) or 25.0  # the reader's step (`probe`), for the same times
-        self.discontinuous = bool(self.container.format.flags & av.format.Flags.ts_discont.value)
-        self.step = 1 / rate
-        self.clock = FrameClock(self.step, self.discontinuous)
-        self.size: tuple[int, int] | None = None  # the first frame's (width, height), as decoded
-        self.frames = self.container.decode(self.stream)
-        self.last: tuple[float, av.VideoFrame] | None = None
-        first = self._next()
-        if first is None:
-            raise VideoError(f"{path} has no decodable frames.")
-
-    def _next(self) -> tuple[float, av.VideoFrame] | None:
-        try:
-            frame = next(self.frames)
-        except (StopIteration, av.error.FFmpegError):
-            return None
-        self.size = self.size or (frame.width, frame.height)
-        self.last = (self.clock(float(frame.time) if frame.time is not None else None), frame)
-        return self.last
-
-    def _seek(self, seconds: float) -> None:
-        """Go back to just before `seconds`: by the file's own times when they are the
-        frames', else by decoding again from the start."""
-        if self.seekable and self.clock.origin is not None and self.stream.time_base is not None:
-            self.container.seek(int((seconds + self.clock.origin) / self.stream.time_base), stream=self.stream,
-                                backward=True, any_frame=False)
-            self.clock = FrameClock(self.step, self.discontinuous, origin=self.clock.origin)
-            self.frames = self.container.decode(self.stream)
-            self.last = None
-            return
-        self.container.seek(0, backward=True, any_frame=False)
-        self.clock = FrameClock(self.step, self.discontinuous)
-        self.frames = self.container.decode(self.stream)
-        self.last = None
-
-    def at(self, seconds: float) -> np.ndarray | None:
-        """(h, w, 3) uint8 RGB of the frame shown at `seconds`, or None past the end."""
-        with self.lock:
-            if self.last is None or seconds < self.last[0] - 1e-4 or (
-                    self.seekable and seconds > self.last[0] + _SEEK_AHEAD):
-                self._seek(seconds)
-                self._next()
-            while self.last is not None and self.last[0] < seconds - 1e-4:
-                if self._next() is None:
-                    break
-            if self.last is None:
-                return None
-            frame = self.last[1]
-            if self.size is not None and (frame.width, frame.height) != self.size:
-                frame = frame.reformat(width=self.size[0], height=self.size[1])
-            image = upright(frame.to_ndarray(format="rgb24"), self.rotation, self.mirrored)
-        scale = self.width / image.shape[1]
-        return cv2.resize(image, (self.width, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-
-    def close(self) -> None:
-        self.container.close()
-
-
-WORLD_KEYS = ("world_global_orient", "world_transl", "world_joints3d", "foot_contacts")
-
-
-@dataclass(frozen=True)
-class WorldMotion:
-    """One track in the world (docs/world.md), its rows as its TrackMotion's (N):
-    global_orient (N, 3) axis-angle (`world_global_orient`); body_pose (N, 69)
-    (`world_body_pose` where the file has it, e.g. legs bent by foot-lock IK, else the
-    camera frame's: the pose below the root is the same in both frames); transl (N, 3)
-    metres (`world_transl`: added to SMPL's output for the track's mean shape); joints
-    (N, 24, 3) metres (`world_joints3d`); contacts (N, 4) bool (`foot_contacts`, the
-    columns FOOT_JOINTS)."""
-
-    global_orient: np.ndarray
-    body_pose: np.ndarray
-    transl: np.ndarray
-    joints: np.ndarray
-    contacts: np.ndarray
-
-    @classmethod
-    def load(cls, path: Path) -> WorldMotion | None:
-        """The world keys of a track file, or None when it has none (an older strcli).
-        Raises ValueError on keys of the wrong shape (a damaged file)."""
-        with np.load(path, allow_pickle=False) as data:
-            if not set(WORLD_KEYS) <= set(data.files):
-                return None
-            n = len(data["frames"])
-            pose = data["world_body_pose"] if "world_body_pose" in data.files else data["body_pose"]
-            motion = cls(data["world_global_orient"], pose, data["world_transl"], data["world_joints3d"],
-                         data["foot_contacts"].astype(bool))
-        shapes = {"world_global_orient": (motion.global_orient, (n, 3)), "world_body_pose": (motion.body_pose, (n, 69)),
-                  "world_transl": (motion.transl, (n, 3)), "world_joints3d": (motion.joints, (n, 24, 3)),
-                  "foot_contacts": (motion.contacts, (n, len(FOOT_JOINTS)))}
-        for key, (array, shape) in shapes.items():
-            if array.shape != shape or not np.isfinite(array).all():
-                raise ValueError(f"{path.name}: {key} has shape {array.shape} (or a value not finite), "
-                                 f"expected {shape}")
-        return motion
-
-
-@dataclass(frozen=True)
-class CameraPath:
-    """The video camera in the world, from camera.npz (docs/world.md); P processed frames:
-    frames (P,) the file frame of each row, rotations (P, 3, 3) camera -> world (camera x
-    right, y down, z forward), positions (P, 3) its centre, metres."""
-
-    frames: np.ndarray
-    rotations: np.ndarray
-    positions: np.ndarray
-
-    @classmethod
-    def load(cls, path: Path) -> CameraPath | None:
-        """None when the file is missing, or holds no world (a video without people).
-        Raises ValueError on arrays of the wrong shape (a damaged file)."""
-        if not path.is_file():
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            if "frame" in data.files and str(data["frame"]) != "world":
-                return None
-            camera = cls(data["frames"].astype(np.int64), data["rotation"].astype(np.float64),
-                         data["position"].astype(np.float64))
-        p = len(camera.frames)
-        if (p == 0 or camera.rotations.shape != (p, 3, 3) or camera.positions.shape != (p, 3)
-                or not np.isfinite(camera.rotations).all() or not np.isfinite(camera.positions).all()):
-            raise ValueError(f"{path.name}: rotation {camera.rotations.shape} and position "
-                             f"{camera.positions.shape} for {p} frames, or a value not finite")
-        return camera
-
-    def row(self, frame: int) -> int:
-        """The row of a file frame: its own, else the last one before it (the first if none)."""
-        return max(int(np.searchsorted(self.frames, frame, side="right")) - 1, 0)
 
 
 class Scene:
