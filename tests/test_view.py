@@ -95,3 +95,13 @@ def test_bulk_drops_the_far_outliers():
     with pytest.raises(ValueError):
         frame_people(np.zeros((0, 3)), _camera())
     assert math.isclose(len(bulk(roots, 1.0)), 100)
+
+
+def test_an_unknown_frame_is_refused_with_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from strcli.cli.main import app
+
+    result = CliRunner().invoke(app, ["view", str(tmp_path), "--frame", "up"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == ["error: --frame up: choose world or camera."]
