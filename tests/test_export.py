@@ -561,6 +561,43 @@ def test_view_poses_the_world_bodies_where_the_track_files_put_them(exported):
     assert len(scene.roots) == sum(len(t.frames) for t in exported["tracks"])
 
 
+def test_view_draws_the_floor_at_zero_and_the_camera_path_of_camera_npz(exported):
+    """What the world adds to a served scene, on a recording stand-in for viser's server: up
+    +y, the first view of `strcli.view.framing`, the grid at y = 0 under every root, and the
+    camera's path as segments between camera.npz's positions (a moving camera: the
+    pedestrians tripod's path is one point, so the test moves it)."""
+    from types import SimpleNamespace
+
+    from strcli.view.framing import ASPECT, frame_people
+    from strcli.view.viewer import Scene, _stage_world
+
+    scene = Scene(exported["folder"], Body(exported["arrays"]))
+    calls = []
+
+    def record(name):
+        return lambda *args, **kwargs: calls.append((name, args, kwargs))
+
+    server = SimpleNamespace(scene=SimpleNamespace(set_up_direction=record("up"), add_grid=record("grid"),
+                                                   add_line_segments=record("path")),
+                             initial_camera=SimpleNamespace())
+    _stage_world(server, scene)
+    assert [c[0] for c in calls] == ["up", "grid"] and calls[0][1] == ("+y",)  # a tripod: no path
+    view = frame_people(scene.roots, scene.camera_path.rotations[0], aspect=ASPECT)
+    assert np.allclose(server.initial_camera.position, view.position)
+    assert np.allclose(server.initial_camera.look_at, view.look_at)
+    grid = calls[1][2]
+    centre, size = np.array(grid["position"]), np.array([grid["width"], grid["height"]])
+    assert centre[1] == 0.0 and grid["plane"] == "xz"
+    assert (np.abs(scene.roots[:, [0, 2]] - centre[[0, 2]]) < size / 2).all()
+    moving = scene.camera_path.positions + np.linspace(0, 2, len(scene.camera_path.frames))[:, None] * [1, 0, 0]
+    scene.camera_path = replace(scene.camera_path, positions=moving)
+    calls.clear()
+    _stage_world(server, scene)
+    (segments,) = [c[1][1] for c in calls if c[0] == "path"]
+    assert segments.shape == (len(moving) - 1, 2, 3)
+    assert np.allclose(segments[:, 0], moving[:-1]) and np.allclose(segments[:, 1], moving[1:])
+
+
 def test_view_of_an_older_folder_is_the_camera_frame_with_one_warning(exported, tmp_path):
     import threading
 
