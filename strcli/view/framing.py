@@ -25,8 +25,8 @@ import numpy as np
 
 BODY_HEIGHT = 1.8  # metres: a standing person, the extent framed about each root
 # The share of root positions framed (the nearest to their median on the floor). On pedestrians.avi
-# (300 frames, 21 tracks): 0.8 keeps 99.8% of the roots in view and bodies 37 px tall on a 700 px
-# canvas, 0.7 97% and 46 px, 0.5 89% and 67 px (/tmp probe of `frame_people`, see docs/view.md).
+# (300 frames, 21 tracks): all of them frames bodies 32 px tall on a 700 px canvas, 0.8 keeps 99.8%
+# of the roots in view at 37 px, 0.7 97% at 46 px, 0.5 89% at 67 px (benchmarks/view_framing.py).
 KEEP = 0.7
 AZIMUTH = math.radians(35.0)  # the view's turn from the first camera's heading, to its right
 ELEVATION = math.radians(25.0)  # the view's height: the angle it looks down at the people
