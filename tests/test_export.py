@@ -626,6 +626,14 @@ def test_view_of_an_older_folder_is_the_camera_frame_with_one_warning(exported, 
     posed = Scene(old, body, frame="camera").pose(int(exported["tracks"][0].frames[0]))
     with np.load(old / "tracks" / f"{exported['tracks'][0].track_id}.npz") as data:
         assert np.abs(posed[exported["tracks"][0].track_id][1] - data["joints3d"][0]).max() < 1e-3
+    # world keys of the wrong shape: a damaged folder, one line (exit 2), not a traceback
+    from strcli.utils.errors import UsageError
+
+    kept.update(world_global_orient=np.zeros((2, 3), np.float32), world_transl=np.zeros((2, 3), np.float32),
+                world_joints3d=np.zeros((2, 24, 3), np.float32), foot_contacts=np.zeros((2, 4), bool))
+    np.savez(old / "tracks" / f"{track}.npz", **kept)
+    with pytest.raises(UsageError, match="is a damaged strcli output .*world_global_orient has shape"):
+        Scene(old, body)
 
 
 def _view(folder, smpl, *args, env_dir):
