@@ -738,11 +738,119 @@ def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
             diff = np.abs(hue - palette[track.track_id % len(PALETTE)])
             seen += int((coloured & (np.minimum(diff, 180 - diff) < 8)).sum() > 10)
         assert coloured.sum() > 100 and seen >= 3, (coloured.sum(), seen)  # several bodies in their colours
+        # The world's first view frames them: not a few pixels each (1089 coloured pixels measured; the
+        # camera frame's old first view from behind the frustum drew them a few pixels tall).
+        assert coloured.sum() > 500, coloured.sum()
+        # and the floor grid at y = 0 under them: thin grey lines, 1.5% of the view measured
+        grey = (rgb.max(-1) - rgb.min(-1) < 0.03) & (rgb.mean(-1) > 0.3) & (rgb.mean(-1) < 0.88)
+        assert grey.mean() > 0.005, grey.mean()
     finally:
         view.send_signal(signal.SIGINT)  # Ctrl-C: stops cleanly
-        output, _ = view.communicate(timeout=60)
+        output, _ = view.communicate(timeout=60)  # hung twice under load before signals only set `stop`
     assert view.returncode == 0, output
     assert "Traceback" not in output
+
+
+def test_view_poses_the_world_bodies_where_the_track_files_put_them(exported):
+    """World posing (world_global_orient, world_transl, per-frame betas) puts every joint
+    where world_joints3d has it; the camera's path and frustum are camera.npz's."""
+    from strcli.view.viewer import Scene
+
+    scene = Scene(exported["folder"], Body(exported["arrays"]))
+    assert scene.frame == "world" and scene.warning is None
+    with np.load(exported["folder"] / "camera.npz") as camera:
+        assert np.array_equal(scene.camera_path.positions, camera["position"])
+        assert np.array_equal(scene.camera_path.rotations, camera["rotation"])
+        assert scene.camera_path.row(int(camera["frames"][7])) == 7
+    worst, compared = 0.0, 0
+    for frame in (0, 13, 29):
+        posed = scene.pose(frame)
+        for track in exported["tracks"]:
+            with np.load(exported["folder"] / "tracks" / f"{track.track_id}.npz") as data:
+                rows = np.flatnonzero(data["frames"] == frame)
+                if len(rows) == 0:
+                    continue
+                expected = data["world_joints3d"][rows[0]]
+            worst = max(worst, float(np.abs(posed[track.track_id][1] - expected).max()))
+            compared += 1
+    assert compared >= 6 and worst < 1e-3, (compared, worst)  # 1 mm
+    # the roots the first view frames are the files' pelvis positions
+    assert len(scene.roots) == sum(len(t.frames) for t in exported["tracks"])
+
+
+def test_view_draws_the_floor_at_zero_and_the_camera_path_of_camera_npz(exported):
+    """What the world adds to a served scene, on a recording stand-in for viser's server: up
+    +y, the first view of `strcli.view.framing`, the grid at y = 0 under every root, and the
+    camera's path as segments between camera.npz's positions (a moving camera: the
+    pedestrians tripod's path is one point, so the test moves it)."""
+    from types import SimpleNamespace
+
+    from strcli.view.framing import ASPECT, frame_people
+    from strcli.view.viewer import Scene, _stage_world
+
+    scene = Scene(exported["folder"], Body(exported["arrays"]))
+    calls = []
+
+    def record(name):
+        return lambda *args, **kwargs: calls.append((name, args, kwargs))
+
+    server = SimpleNamespace(scene=SimpleNamespace(set_up_direction=record("up"), add_grid=record("grid"),
+                                                   add_line_segments=record("path")),
+                             initial_camera=SimpleNamespace())
+    _stage_world(server, scene)
+    assert [c[0] for c in calls] == ["up", "grid"] and calls[0][1] == ("+y",)  # a tripod: no path
+    view = frame_people(scene.roots, scene.camera_path.rotations[0], aspect=ASPECT)
+    assert np.allclose(server.initial_camera.position, view.position)
+    assert np.allclose(server.initial_camera.look_at, view.look_at)
+    grid = calls[1][2]
+    centre, size = np.array(grid["position"]), np.array([grid["width"], grid["height"]])
+    assert centre[1] == 0.0 and grid["plane"] == "xz"
+    assert (np.abs(scene.roots[:, [0, 2]] - centre[[0, 2]]) < size / 2).all()
+    moving = scene.camera_path.positions + np.linspace(0, 2, len(scene.camera_path.frames))[:, None] * [1, 0, 0]
+    scene.camera_path = replace(scene.camera_path, positions=moving)
+    calls.clear()
+    _stage_world(server, scene)
+    (segments,) = [c[1][1] for c in calls if c[0] == "path"]
+    assert segments.shape == (len(moving) - 1, 2, 3)
+    assert np.allclose(segments[:, 0], moving[:-1]) and np.allclose(segments[:, 1], moving[1:])
+
+
+def test_view_of_an_older_folder_is_the_camera_frame_with_one_warning(exported, tmp_path):
+    import threading
+
+    from strcli.view.viewer import Scene, serve
+
+    old = tmp_path / "old"
+    shutil.copytree(exported["folder"], old, ignore=shutil.ignore_patterns("*.glb", "bvh", "amass"))
+    (old / "camera.npz").unlink()
+    body = Body(exported["arrays"])
+    scene = Scene(old, body)
+    assert scene.frame == "camera" and scene.camera_path is None
+    assert scene.warning == (f"{old} has no world (no camera.npz: made by an older strcli?): shown in the camera "
+                             "frame; reconstruct it again for the world.")
+    assert Scene(old, body, frame="camera").warning is None  # asked for: no warning
+    shutil.copy(exported["folder"] / "camera.npz", old / "camera.npz")
+    track = exported["tracks"][1].track_id
+    with np.load(old / "tracks" / f"{track}.npz") as data:
+        kept = {k: data[k] for k in data.files if not k.startswith("world_") and k != "foot_contacts"}
+    np.savez(old / "tracks" / f"{track}.npz", **kept)
+    assert Scene(old, body).warning.startswith(f"{old} has no world (no world keys in track {track}: ")
+    # served: the warning is said once, and the camera frame's bodies are the camera keys'
+    stop, warned = threading.Event(), []
+    stop.set()  # serve builds the scene, announces and returns
+    serve(old, body, port=0, stop=stop, announce=lambda url: None, warn=warned.append)
+    assert warned == [Scene(old, body).warning]
+    posed = Scene(old, body, frame="camera").pose(int(exported["tracks"][0].frames[0]))
+    with np.load(old / "tracks" / f"{exported['tracks'][0].track_id}.npz") as data:
+        assert np.abs(posed[exported["tracks"][0].track_id][1] - data["joints3d"][0]).max() < 1e-3
+    # world keys of the wrong shape: a damaged folder, one line (exit 2), not a traceback
+    from strcli.utils.errors import UsageError
+
+    kept.update(world_global_orient=np.zeros((2, 3), np.float32), world_transl=np.zeros((2, 3), np.float32),
+                world_joints3d=np.zeros((2, 24, 3), np.float32), foot_contacts=np.zeros((2, 4), bool))
+    np.savez(old / "tracks" / f"{track}.npz", **kept)
+    with pytest.raises(UsageError, match="is a damaged strcli output .*world_global_orient has shape"):
+        Scene(old, body)
 
 
 def _view(folder, smpl, *args, env_dir):

@@ -22,19 +22,25 @@ def view(
                         "(DIR/smpl/SMPL_NEUTRAL.pkl) or the file. Default: the file the manifest records.")] = None,
     video_file: Annotated[Path | None, typer.Option("--video-file", help="The source video, if it moved "
                           "since reconstruct.")] = None,
+    frame: Annotated[str, typer.Option(help="world: y up, the floor at y = 0, the camera's path (docs/world.md); "
+                     "camera: the video camera's frame, the camera at the origin. A folder of an older strcli "
+                     "without a world is shown in the camera frame, with a warning.")] = "world",
 ) -> None:
-    """Look at the bodies in 3D in the browser (viser): play/pause, frame slider, camera, tracks.
+    """Look at the bodies in 3D in the browser (viser): in the world (the floor, the camera's path) or the
+    camera frame; play/pause, frame slider, camera, tracks.
 
     Prints what it loads, then the URL. Ctrl-C or SIGTERM is how a server ends: one line
     (`strcli view: stopped (SIGTERM).`) and exit 0."""
     import sys
 
     from strcli.body.files import TEST_BODY_NOTE, is_test_body, smpl_file_for_outputs
-    from strcli.road.options import check_serve_address
     from strcli.config import MANIFEST
+    from strcli.road.options import check_serve_address
     from strcli.utils.errors import Interrupted, UsageError
 
     check_serve_address(host, port)  # before torch and the body load: a bad port is refused at once
+    if frame not in ("world", "camera"):
+        raise UsageError(f"--frame {frame}: choose world or camera.")
     if not (folder / MANIFEST).is_file():
         raise UsageError(f"{folder} has no {MANIFEST}: is it an output of `strcli reconstruct`?",
                          "Pass one video's folder, OUT/<video-stem>.")
@@ -53,7 +59,8 @@ def view(
         body = Body.from_file(smpl_file)
         serve(folder, body, host=host, port=port, source=video_file,
               announce=lambda url: print(f"strcli view: open {url} (Ctrl-C to stop)", flush=True),
-              loading=lambda line: print(f"strcli view: {line}", file=sys.stderr, flush=True))
+              loading=lambda line: print(f"strcli view: {line}", file=sys.stderr, flush=True),
+              frame=frame, warn=lambda line: print(f"warning: {line}", file=sys.stderr, flush=True))
     except (KeyboardInterrupt, Interrupted) as err:  # a server's normal end: one line, no error
         print(f"strcli view: stopped ({err.signal_name if isinstance(err, Interrupted) else 'Ctrl-C'}).",
               file=sys.stderr, flush=True)

@@ -1,133 +1,74 @@
 """`strcli view`: the reconstructed bodies in 3D, in the browser, with viser.
 
 viser serves a web page (its prebuilt client, no network needed) and keeps the scene in
-sync over a websocket. The scene is the camera frame of the reconstruction (x right,
-y down, z forward, metres) shown with -y as up: every track's SMPL body, posed by
-strcli's own body model (per-frame betas and pose correctives, as `strcli render` draws
-them) only for the frame on screen; the video's camera as a frustum at the origin with the
-current frame, downscaled, as its image (decoded on demand: `FrameSource` keeps one
-decoder and seeks only when the slider jumps); a ground grid under the lowest foot. GUI:
-play/pause, a frame slider, and one checkbox per track. Memory does not grow with the
-video's length: the track files (a few hundred bytes a frame) are the only per-frame data
-held.
+sync over a websocket. Two frames (`--frame`):
+
+- `world` (the default; docs/world.md): y up, the floor y = 0, metres. Every track's SMPL
+  body posed with its world keys (`world_global_orient`, `world_transl`, and
+  `world_body_pose` where a track file has it); the floor grid at y = 0 under the people;
+  the video camera's path (camera.npz's positions) as a line and its frustum moving along
+  it, posed by camera.npz's rotation of the frame on screen; optional markers on the feet
+  touching the floor (`foot_contacts`); a first view that frames the people
+  (`strcli.view.framing`). A folder of an older strcli (no camera.npz or no world keys)
+  is shown in the camera frame, with one warning.
+- `camera`: the camera frame of the reconstruction (x right, y down, z forward) shown with
+  -y as up; the frustum at the origin; a ground grid under the lowest foot.
+
+Bodies are posed by strcli's own body model (per-frame betas and pose correctives, as
+`strcli render` draws them) only for the frame on screen; the frustum's image is the current
+frame, downscaled (decoded on demand: `FrameSource` keeps one decoder and seeks only when
+the slider jumps). GUI: play/pause, a frame slider, and one checkbox per track. Memory
+does not grow with the video's length: the track files (a few hundred bytes a frame) are
+the only per-frame data held.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import signal
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
-import av
-import cv2
 import numpy as np
 import torch
 
-from strcli.body.smpl import Body
 from strcli.body.camera import Intrinsics
-from strcli.utils.errors import UsageError, VideoError
+from strcli.body.smpl import Body
+from strcli.config import CAMERA_FILE
 from strcli.export.gltf import camera_yfov
+from strcli.render.overlay import PALETTE, TrackMotion
+from strcli.road.grounding import FOOT_JOINTS
+from strcli.road.inputs import source_video
 from strcli.road.options import check_serve_address
 from strcli.road.output_check import check_output
 from strcli.road.outputs import reading_output
-from strcli.render.overlay import PALETTE, TrackMotion
-from strcli.road.inputs import source_video
-from strcli.road.timing import FrameClock
-from strcli.road.video import stream_rate, upright, upright_rotation, video_stream
+from strcli.road.video import upright_rotation
+from strcli.utils.errors import UsageError
+from strcli.view.frames import FrameSource
+from strcli.view.framing import ASPECT, ViewPose, frame_people
+from strcli.view.world import CameraPath, WorldMotion
 
-FRAME_WIDTH = 480  # pixels: the frustum image is downscaled to this width
-_SEEK_AHEAD = 2.0  # seconds: a jump further than this (or backwards) seeks instead of decoding on
 IDLE_POLL = 0.25  # seconds: how often an idle viewer looks whether it is to stop
-
-
-class FrameSource:
-    """Frames of a video by presentation time (seconds from its first frame, as
-    `VideoReader` gives them: `FrameClock`'s times), upright and downscaled to `width`,
-    decoded on demand with one open decoder from the stream every command reads
-    (`video_stream`). `seekable` False (a file whose timestamps had to be mended: its own
-    times are not the frames') decodes from the start instead of seeking back."""
-
-    def __init__(self, path: Path, rotation: int, width: int = FRAME_WIDTH, mirrored: bool = False,
-                 seekable: bool = True) -> None:
-        self.path, self.rotation, self.width, self.mirrored = path, rotation, width, mirrored
-        self.seekable = seekable
-        self.lock = threading.Lock()
-        self.container = av.open(str(path))
-        stream = video_stream(self.container)
-        if stream is None:
-            self.container.close()
-            raise VideoError(f"{path} has no video stream.")
-        self.stream = stream
-        self.stream.thread_type = "AUTO"
-        rate = stream_rate(self.stream) or 25.0  # the reader's step (`probe`), for the same times
-        self.discontinuous = bool(self.container.format.flags & av.format.Flags.ts_discont.value)
-        self.step = 1 / rate
-        self.clock = FrameClock(self.step, self.discontinuous)
-        self.size: tuple[int, int] | None = None  # the first frame's (width, height), as decoded
-        self.frames = self.container.decode(self.stream)
-        self.last: tuple[float, av.VideoFrame] | None = None
-        first = self._next()
-        if first is None:
-            raise VideoError(f"{path} has no decodable frames.")
-
-    def _next(self) -> tuple[float, av.VideoFrame] | None:
-        try:
-            frame = next(self.frames)
-        except (StopIteration, av.error.FFmpegError):
-            return None
-        self.size = self.size or (frame.width, frame.height)
-        self.last = (self.clock(float(frame.time) if frame.time is not None else None), frame)
-        return self.last
-
-    def _seek(self, seconds: float) -> None:
-        """Go back to just before `seconds`: by the file's own times when they are the
-        frames', else by decoding again from the start."""
-        if self.seekable and self.clock.origin is not None and self.stream.time_base is not None:
-            self.container.seek(int((seconds + self.clock.origin) / self.stream.time_base), stream=self.stream,
-                                backward=True, any_frame=False)
-            self.clock = FrameClock(self.step, self.discontinuous, origin=self.clock.origin)
-            self.frames = self.container.decode(self.stream)
-            self.last = None
-            return
-        self.container.seek(0, backward=True, any_frame=False)
-        self.clock = FrameClock(self.step, self.discontinuous)
-        self.frames = self.container.decode(self.stream)
-        self.last = None
-
-    def at(self, seconds: float) -> np.ndarray | None:
-        """(h, w, 3) uint8 RGB of the frame shown at `seconds`, or None past the end."""
-        with self.lock:
-            if self.last is None or seconds < self.last[0] - 1e-4 or (
-                    self.seekable and seconds > self.last[0] + _SEEK_AHEAD):
-                self._seek(seconds)
-                self._next()
-            while self.last is not None and self.last[0] < seconds - 1e-4:
-                if self._next() is None:
-                    break
-            if self.last is None:
-                return None
-            frame = self.last[1]
-            if self.size is not None and (frame.width, frame.height) != self.size:
-                frame = frame.reformat(width=self.size[0], height=self.size[1])
-            image = upright(frame.to_ndarray(format="rgb24"), self.rotation, self.mirrored)
-        scale = self.width / image.shape[1]
-        return cv2.resize(image, (self.width, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-
-    def close(self) -> None:
-        self.container.close()
+Frame = Literal["world", "camera"]
+GRID_MARGIN = 3.0  # metres of floor grid beyond the people and the camera's path
+PATH_COLOUR = (40, 40, 40)  # the camera's path: dark grey, as viser's frustum
+CONTACT_COLOUR = (20, 20, 20)  # the foot contact markers
 
 
 class Scene:
-    """What the viewer shows of one output folder, frame by frame."""
+    """What the viewer shows of one output folder, frame by frame, in `frame` ("world" or
+    "camera"). `frame` is "camera" when "world" was asked of a folder without a world, and
+    `warning` then says why in one line (else None)."""
 
-    def __init__(self, folder: Path, body: Body, source: Path | None = None) -> None:
+    def __init__(self, folder: Path, body: Body, source: Path | None = None, frame: Frame = "world") -> None:
         with reading_output(folder):  # a damaged folder: UsageError (exit 2)
-            self._read(folder, body, source)
+            self._read(folder, body, source, frame)
 
-    def _read(self, folder: Path, body: Body, source: Path | None) -> None:
+    def _read(self, folder: Path, body: Body, source: Path | None, frame: Frame) -> None:
         manifest = check_output(folder).manifest  # shapes, finite values, focal, frame counts: DamagedOutput (exit 2)
         self.body = body
         self.tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
@@ -146,6 +87,12 @@ class Scene:
         else:
             self.frames, self.times = np.zeros(0, np.int64), np.zeros(0)
         self.fps = float(manifest["video"].get("fps") or 25.0) / int(manifest["options"].get("stride", 1))
+        self.frame: Frame = frame
+        self.warning: str | None = None
+        self.world: list[WorldMotion] = []
+        self.camera_path: CameraPath | None = None
+        if frame == "world":
+            self._read_world(folder, manifest)
         self.floor = self._floor(folder, manifest)
         self.depth = self._depth(folder, manifest)
         video = source_video(manifest["input"], source)
@@ -154,6 +101,44 @@ class Scene:
         mirrored = bool(manifest["video"].get("mirrored", False))
         seekable = not manifest.get("counts", {}).get("timestamps_mended", 0)
         self.video = FrameSource(video, rotation, mirrored=mirrored, seekable=seekable) if video.is_file() else None
+
+    def _read_world(self, folder: Path, manifest: dict) -> None:
+        """The world keys of every track and camera.npz; without them (an older strcli), the
+        camera frame and `warning`."""
+        camera = CameraPath.load(folder / CAMERA_FILE)
+        world = [WorldMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
+        lacking = [str(t.track_id) for t, w in zip(self.tracks, world) if w is None]
+        if camera is None or lacking:
+            what = f"no {CAMERA_FILE}" if camera is None else f"no world keys in track{'s' if len(lacking) > 1 else ''} " \
+                + ", ".join(lacking)
+            self.frame = "camera"
+            self.warning = (f"{folder} has no world ({what}: made by an older strcli?): shown in the camera "
+                            "frame; reconstruct it again for the world.")
+            return
+        self.world = [w for w in world if w is not None]
+        self.camera_path = camera
+        # Each track's pelvis in the rest pose of its mean shape: what `world_transl` is added to.
+        with torch.inference_mode():
+            self.rest_pelvis = [self.body.axis_angle(torch.zeros(1, 3), torch.zeros(1, 69), torch.from_numpy(
+                t.betas.mean(0, keepdims=True)).float()).joints[0, 0].numpy() for t in self.tracks]
+
+    @property
+    def roots(self) -> np.ndarray:
+        """(K, 3) every track's root (pelvis) in the world over the video, metres."""
+        return np.concatenate([w.joints[:, 0] for w in self.world]) if self.world else np.zeros((0, 3))
+
+    def first_view(self, aspect: float) -> ViewPose:
+        """The world view that frames the people (`strcli.view.framing`) from beside the
+        first frame's camera; canvas width / height `aspect`."""
+        assert self.camera_path is not None
+        return frame_people(self.roots, self.camera_path.rotations[0], aspect=aspect)
+
+    def contacts(self, frame: int, shown: set[int]) -> np.ndarray:
+        """(K, 3) world positions of the foot joints touching the floor in `frame`, of the
+        tracks in `shown`."""
+        points = [w.joints[r][list(FOOT_JOINTS)][w.contacts[r]] for t, w in zip(self.tracks, self.world)
+                  if t.track_id in shown and (r := t.row(frame)) is not None]
+        return np.concatenate(points) if points else np.zeros((0, 3))
 
     @staticmethod
     def _floor(folder: Path, manifest: dict) -> float:
@@ -174,34 +159,55 @@ class Scene:
         return float(np.median(np.concatenate(depths))) if depths else 5.0
 
     @torch.inference_mode()
-    def bodies(self, frame: int) -> dict[int, np.ndarray]:
-        """Track id -> (V, 3) camera-frame vertices of the people in `frame`."""
-        rows = [(t, r) for t in self.tracks if (r := t.row(frame)) is not None]
+    def pose(self, frame: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Track id -> (vertices (V, 3), joints (24, 3)) of the people in `frame`, metres, in
+        the scene's frame. In the world: posed with the world keys, moved by `world_transl`
+        plus the offset of the frame's own shape's pelvis from the mean shape's (per-frame
+        betas: the pelvis lands where `world_joints3d` has it)."""
+        rows = [(k, t, r) for k, t in enumerate(self.tracks) if (r := t.row(frame)) is not None]
         if not rows:
             return {}
 
-        def stack(name: str) -> torch.Tensor:
-            return torch.from_numpy(np.stack([getattr(t, name)[r] for t, r in rows])).float()
+        def stack(arrays: list[np.ndarray]) -> torch.Tensor:
+            return torch.from_numpy(np.stack(arrays)).float()
 
-        out = self.body.axis_angle(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
-        return {t.track_id: out.vertices[k].numpy() for k, (t, _) in enumerate(rows)}
+        betas = stack([t.betas[r] for _, t, r in rows])
+        if self.frame == "camera":
+            out = self.body.axis_angle(stack([t.global_orient[r] for _, t, r in rows]),
+                                       stack([t.body_pose[r] for _, t, r in rows]), betas,
+                                       stack([t.transl[r] for _, t, r in rows]))
+            return {t.track_id: (out.vertices[i].numpy(), out.joints[i, :24].numpy()) for i, (_, t, _) in enumerate(rows)}
+        out = self.body.axis_angle(stack([self.world[k].global_orient[r] for k, _, r in rows]),
+                                   stack([self.world[k].body_pose[r] for k, _, r in rows]), betas)
+        offset = (stack([self.world[k].transl[r] + self.rest_pelvis[k] for k, _, r in rows])
+                  - out.joints[:, 0])[:, None]  # (B, 1, 3)
+        return {t.track_id: ((out.vertices[i] + offset[i]).numpy(), (out.joints[i, :24] + offset[i]).numpy())
+                for i, (_, t, _) in enumerate(rows)}
+
+    def bodies(self, frame: int) -> dict[int, np.ndarray]:
+        """Track id -> (V, 3) vertices of the people in `frame`, in the scene's frame."""
+        return {tid: vertices for tid, (vertices, _) in self.pose(frame).items()}
 
 
 def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, source: Path | None = None,
           announce: Callable[[str], None] = print, stop: threading.Event | None = None,
-          loading: Callable[[str], None] = lambda line: None) -> None:
+          loading: Callable[[str], None] = lambda line: None, frame: Frame = "world",
+          warn: Callable[[str], None] = lambda line: None) -> None:
     """Serve the viewer of `folder` until `stop` is set (KeyboardInterrupt and SIGTERM's
     `Interrupted` pass through, after the server is stopped). `port` 0 takes any free port;
     a port out of range or in use is a UsageError (exit 2), before anything loads.
     `loading(line)` hears what is being read (the tracks, every one listed, and the video)
-    before `announce(url)`."""
+    before `announce(url)`. `frame`: "world" or "camera" (module docstring); `warn(line)`
+    hears why a folder without a world is shown in the camera frame."""
     import viser
 
     check_serve_address(host, port)
     loading(f"reading {folder}...")
-    scene = Scene(folder, body, source)
+    scene = Scene(folder, body, source, frame)
     if len(scene.frames) == 0:
         raise UsageError(f"{folder.name} has no tracks to show.")
+    if scene.warning:
+        warn(scene.warning)
     loading(track_list(scene.tracks))
     loading(f"video frames from {scene.video.path}" if scene.video is not None
             else "no source video found (--video-file FILE shows its frames): the camera shows none")
@@ -211,11 +217,13 @@ def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, s
     except OSError as err:
         raise UsageError(f"cannot serve on {host}:{port} ({err.strerror or err}).",
                          "Choose another --port.") from err
+    stop = stop or threading.Event()
     try:
         if port and server.get_port() != port:  # taken since the check: viser moved on to another
             raise UsageError(f"port {port} on {host} is in use by another program.",
                              "Choose another --port (--port 0: any free one).")
-        _build(server, scene, stop or threading.Event(), announce, host, server.get_port())
+        with _signals_stop(stop) as caught:
+            _build(server, scene, stop, announce, host, server.get_port())
     finally:
         # viser prints "(viser) Server stopped" from its server thread, which `stop` joins: the
         # command's own one line says it (strcli.cli.view).
@@ -223,6 +231,51 @@ def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, s
             server.stop()
         if scene.video is not None:
             scene.video.close()
+    if caught.signum is not None:  # now that the server is down: what the signal would have done
+        caught.raise_as_before()
+
+
+class _Caught:
+    """The first SIGINT or SIGTERM that came while serving, and the handlers before."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def raise_as_before(self) -> None:
+        """Do what the handler before would have done: KeyboardInterrupt (Python's SIGINT
+        handler), the command's `Interrupted` (strcli.cli.common's SIGTERM handler), or the
+        signal's default action."""
+        assert self.signum is not None
+        handler = self.previous.get(self.signum, signal.SIG_DFL)
+        if callable(handler):
+            handler(self.signum, None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(self.signum)
+
+
+@contextlib.contextmanager
+def _signals_stop(stop: threading.Event):
+    """While serving, SIGINT and SIGTERM set `stop` instead of raising where the main
+    thread happens to be: an exception raised inside viser's or torch's calls (a frame being
+    sent) once left the command hung instead of stopped. `serve` raises as before once the
+    server is down. Outside the main thread (no signal handlers there) nothing changes."""
+    caught = _Caught()
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def defer(signum: int, _frame: object) -> None:
+        if caught.signum is None:
+            caught.signum = signum
+        stop.set()
+
+    caught.previous = {s: signal.signal(s, defer) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for s, handler in caught.previous.items():
+            signal.signal(s, handler)
 
 
 def track_list(tracks: list[TrackMotion]) -> str:
@@ -232,10 +285,8 @@ def track_list(tracks: list[TrackMotion]) -> str:
     return f"{len(tracks)} track{'s' if len(tracks) != 1 else ''}: {listed}"
 
 
-def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str], None], host: str,
-           port: int) -> None:
-    faces = scene.body.faces
-    intr = scene.intrinsics
+def _stage_camera_frame(server, scene: Scene) -> float:
+    """The camera frame's up, first view and grid; returns the frustum's scale (metres)."""
     depth = scene.depth
     server.scene.set_up_direction("-y")
     # Start above the people and to the right of the video's camera, looking at them: from behind
@@ -246,9 +297,44 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
     server.initial_camera.up = (0.0, -1.0, 0.0)
     server.scene.add_grid("/ground", width=4 * depth, height=4 * depth, plane="xz",
                           cell_size=0.5 if depth < 10 else 1.0, position=(0.0, scene.floor, depth))
+    return 0.2 * depth
+
+
+def _stage_world(server, scene: Scene) -> float:
+    """The world's up (+y), first view (`Scene.first_view`), the floor grid at y = 0 under the
+    people and the camera, and the camera's path; returns the frustum's scale (metres)."""
+    assert scene.camera_path is not None
+    path = scene.camera_path.positions
+    server.scene.set_up_direction("+y")
+    view = scene.first_view(ASPECT)
+    server.initial_camera.position = tuple(view.position)
+    server.initial_camera.look_at = tuple(view.look_at)
+    server.initial_camera.up = tuple(view.up)
+    server.initial_camera.fov = view.fov
+    ground = np.concatenate((scene.roots[:, [0, 2]], path[:, [0, 2]]))
+    low, high = ground.min(0) - GRID_MARGIN, ground.max(0) + GRID_MARGIN
+    size = high - low
+    server.scene.add_grid("/ground", width=float(size[0]), height=float(size[1]), plane="xz",
+                          cell_size=0.5 if size.max() < 20 else 1.0, section_size=1.0 if size.max() < 20 else 5.0,
+                          position=(float(low[0] + high[0]) / 2, 0.0, float(low[1] + high[1]) / 2))
+    if len(path) > 1 and np.linalg.norm(np.diff(path, axis=0), axis=1).sum() > 0.01:  # a still camera has no path
+        segments = np.stack((path[:-1], path[1:]), axis=1).astype(np.float32)  # (P - 1, 2, 3)
+        server.scene.add_line_segments("/camera_path", segments, PATH_COLOUR, thickness=2.0, thickness_units="screen")
+    distance = float(np.median(np.linalg.norm(scene.roots - path[0], axis=1)))
+    return float(np.clip(0.08 * distance, 0.3, 2.0))
+
+
+def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str], None], host: str,
+           port: int) -> None:
+    from viser import transforms
+
+    faces = scene.body.faces
+    intr = scene.intrinsics
+    world = scene.frame == "world"
+    scale = _stage_world(server, scene) if world else _stage_camera_frame(server, scene)
     first = scene.video.at(float(scene.times[0])) if scene.video is not None else None
     frustum = server.scene.add_camera_frustum("/camera", fov=camera_yfov(intr.focal, intr.height),
-                                              aspect=intr.width / intr.height, scale=0.2 * depth,
+                                              aspect=intr.width / intr.height, scale=scale,
                                               image=first, format="jpeg", jpeg_quality=80)
     meshes: dict[int, object] = {}
     colours = {t.track_id: tuple(int(255 * c) for c in PALETTE[t.track_id % len(PALETTE)]) for t in scene.tracks}
@@ -263,7 +349,10 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
         server.gui.add_markdown(f"{len(scene.tracks)} track{'s' if len(scene.tracks) != 1 else ''}: "
                                 + ", ".join(str(t.track_id) for t in scene.tracks))
         show_all, hide_all = server.gui.add_button("Show all"), server.gui.add_button("Hide all")
+        feet = server.gui.add_checkbox("Foot contacts", True, hint="Markers on the feet touching the floor "
+                                       "(the track files' foot_contacts)") if world else None
         toggles = {t.track_id: server.gui.add_checkbox(f"track {t.track_id}", True) for t in scene.tracks}
+    markers: dict[str, object] = {}  # "/contacts": the foot contact markers, once added
 
     def set_all(value: bool) -> None:
         for toggle in toggles.values():
@@ -274,7 +363,7 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
     shown: dict[str, object] = {"state": None}
 
     def state() -> tuple:
-        return int(slider.value), tuple(t.value for t in toggles.values())
+        return int(slider.value), tuple(t.value for t in toggles.values()), feet.value if feet is not None else None
 
     def show(index: int) -> None:
         frame = int(scene.frames[index])
@@ -287,6 +376,17 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
                                                            faces, color=colours[tid], side="double")
             elif tid in meshes:
                 meshes[tid].visible = False
+        if world:
+            assert scene.camera_path is not None
+            row = scene.camera_path.row(frame)
+            frustum.position = scene.camera_path.positions[row]
+            frustum.wxyz = transforms.SO3.from_matrix(scene.camera_path.rotations[row]).wxyz
+            touching = scene.contacts(frame, {tid for tid, t in toggles.items() if t.value}) if feet.value else None
+            if touching is not None and len(touching):
+                markers["/contacts"] = server.scene.add_point_cloud(
+                    "/contacts", touching.astype(np.float32), CONTACT_COLOUR, point_size=0.12, point_shape="circle")
+            elif "/contacts" in markers:
+                markers["/contacts"].visible = False
         if scene.video is not None:
             image = scene.video.at(float(scene.times[index]))
             if image is not None:
@@ -303,7 +403,7 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
 
     server.on_client_connect(poke)
     server.on_client_disconnect(poke)
-    for control in (playing, slider, speed, *toggles.values()):
+    for control in (playing, slider, speed, *toggles.values(), *([feet] if feet is not None else [])):
         control.on_update(poke)
     show(int(slider.value))  # the scene a first client gets
     announce(f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}")

@@ -1,0 +1,83 @@
+"""What the viewer reads of the world (docs/world.md): each track's world keys and the
+camera's path (camera.npz)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from strcli.road.grounding import FOOT_JOINTS
+
+WORLD_KEYS = ("world_global_orient", "world_transl", "world_joints3d", "foot_contacts")
+
+
+@dataclass(frozen=True)
+class WorldMotion:
+    """One track in the world (docs/world.md), its rows as its TrackMotion's (N):
+    global_orient (N, 3) axis-angle (`world_global_orient`); body_pose (N, 69)
+    (`world_body_pose` where the file has it, e.g. legs bent by foot-lock IK, else the
+    camera frame's: the pose below the root is the same in both frames); transl (N, 3)
+    metres (`world_transl`: added to SMPL's output for the track's mean shape); joints
+    (N, 24, 3) metres (`world_joints3d`); contacts (N, 4) bool (`foot_contacts`, the
+    columns FOOT_JOINTS)."""
+
+    global_orient: np.ndarray
+    body_pose: np.ndarray
+    transl: np.ndarray
+    joints: np.ndarray
+    contacts: np.ndarray
+
+    @classmethod
+    def load(cls, path: Path) -> WorldMotion | None:
+        """The world keys of a track file, or None when it has none (an older strcli).
+        Raises ValueError on keys of the wrong shape (a damaged file)."""
+        with np.load(path, allow_pickle=False) as data:
+            if not set(WORLD_KEYS) <= set(data.files):
+                return None
+            n = len(data["frames"])
+            pose = data["world_body_pose"] if "world_body_pose" in data.files else data["body_pose"]
+            motion = cls(data["world_global_orient"], pose, data["world_transl"], data["world_joints3d"],
+                         data["foot_contacts"].astype(bool))
+        shapes = {"world_global_orient": (motion.global_orient, (n, 3)), "world_body_pose": (motion.body_pose, (n, 69)),
+                  "world_transl": (motion.transl, (n, 3)), "world_joints3d": (motion.joints, (n, 24, 3)),
+                  "foot_contacts": (motion.contacts, (n, len(FOOT_JOINTS)))}
+        for key, (array, shape) in shapes.items():
+            if array.shape != shape or not np.isfinite(array).all():
+                raise ValueError(f"{path.name}: {key} has shape {array.shape} (or a value not finite), "
+                                 f"expected {shape}")
+        return motion
+
+
+@dataclass(frozen=True)
+class CameraPath:
+    """The video camera in the world, from camera.npz (docs/world.md); P processed frames:
+    frames (P,) the file frame of each row, rotations (P, 3, 3) camera -> world (camera x
+    right, y down, z forward), positions (P, 3) its centre, metres."""
+
+    frames: np.ndarray
+    rotations: np.ndarray
+    positions: np.ndarray
+
+    @classmethod
+    def load(cls, path: Path) -> CameraPath | None:
+        """None when the file is missing, or holds no world (a video without people).
+        Raises ValueError on arrays of the wrong shape (a damaged file)."""
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            if "frame" in data.files and str(data["frame"]) != "world":
+                return None
+            camera = cls(data["frames"].astype(np.int64), data["rotation"].astype(np.float64),
+                         data["position"].astype(np.float64))
+        p = len(camera.frames)
+        if (p == 0 or camera.rotations.shape != (p, 3, 3) or camera.positions.shape != (p, 3)
+                or not np.isfinite(camera.rotations).all() or not np.isfinite(camera.positions).all()):
+            raise ValueError(f"{path.name}: rotation {camera.rotations.shape} and position "
+                             f"{camera.positions.shape} for {p} frames, or a value not finite")
+        return camera
+
+    def row(self, frame: int) -> int:
+        """The row of a file frame: its own, else the last one before it (the first if none)."""
+        return max(int(np.searchsorted(self.frames, frame, side="right")) - 1, 0)
