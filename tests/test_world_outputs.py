@@ -49,11 +49,19 @@ def test_track_world_keys_agree_with_the_camera_keys(pedestrians, smpl_files):
             assert data["world_transl"].shape == (n, 3) and data["foot_contacts"].shape == (n, 4)
             assert data["foot_contacts"].dtype == bool and data["world_joints3d"].shape == (n, 24, 3)
             # The world body is the camera body moved by the world's rigid motion (and, with
-            # --foot-lock, a shift of its root): the joints relative to the root agree.
+            # --foot-lock, a shift of its root and its legs bent): the joints relative to the
+            # root agree, but for the legs' IK (knees, ankles, feet), whose pose is world_body_pose.
             moved = (data["joints3d"] - origin) @ axes.T
             relative = data["world_joints3d"] - data["world_joints3d"][:, :1]
-            assert np.allclose(relative, moved - moved[:, :1], atol=1e-4)
-            go, bp, betas, tr = (torch.from_numpy(data[k]) for k in ("world_global_orient", "body_pose", "betas", "world_transl"))
+            upper = [j for j in range(24) if j not in (4, 5, 7, 8, 10, 11)]
+            assert np.allclose(relative[:, upper], (moved - moved[:, :1])[:, upper], atol=1e-4)
+            assert data["world_body_pose"].shape == (n, 69) and data["world_body_pose"].dtype == np.float32
+            legs = [0, 1, 3, 4, 6, 7]  # body_pose rows of the hips, knees, ankles: the only ones the IK turns
+            others = data["body_pose"].reshape(n, 23, 3)[:, [r for r in range(23) if r not in legs]]
+            assert np.array_equal(data["world_body_pose"].reshape(n, 23, 3)[:, [r for r in range(23) if r not in legs]],
+                                  others)
+            go, bp, betas, tr = (torch.from_numpy(data[k]) for k in ("world_global_orient", "world_body_pose", "betas",
+                                                                      "world_transl"))
             rebuilt = body.axis_angle(go, bp, betas, tr).joints.numpy()
             assert np.allclose(rebuilt, data["world_joints3d"], atol=1e-4)
         with np.load(pedestrians / track["amass"]) as amass:

@@ -657,4 +657,4 @@ def _in_camera(writer: TrackWriter, rest: BodyOutput, frame_of: np.ndarray) -> T
     joints, vertices = rest.joints[0].float().cpu().numpy(), rest.vertices[0].float().cpu().numpy()
     soles = joints[list(FOOT_JOINTS), 1] - vertices[:, 1].min()  # SMPL's rest pose stands along +y
     return TrackInCamera(writer.track.track_id, positions.astype(np.int64), writer.track.times,
-                         values["global_orient"], values["joints3d"], joints[0], soles)
+                         values["global_orient"], values["joints3d"], joints[0], soles, values["body_pose"])
