@@ -98,3 +98,34 @@ def test_forced_static_camera(workspace, assets, tmp_path):  # noqa: F811
         assert str(camera["model"]) == "static" and str(camera["requested"]) == "static"
         assert np.array_equal(camera["relative_rotation"], np.repeat(np.eye(3)[None], 16, 0))
     assert Rotation.from_matrix(np.eye(3)).magnitude() == 0
+
+
+def test_camera_stage_in_its_own_thread_gives_the_same_numbers(assets):
+    """reconstruct feeds the camera-motion stage from a thread of its own (docs/performance.md):
+    the same calls in the same order, so the same numbers, bit for bit; its errors reach the caller."""
+    from strcli.body.camera import Intrinsics
+    from strcli.road.camera_motion import CameraMotionEstimator
+    from strcli.road.reconstruct import _CameraFeed
+    from strcli.road.tracking import read_mot_detections
+    from strcli.road.video import VideoReader
+
+    detections = read_mot_detections(assets / "detections" / "running.det.txt", 0.0)
+    frames = [(f.image, detections[f.index].xyxy if f.index in detections else np.zeros((0, 4)))
+              for f in VideoReader(assets / "videos" / "running.mp4", 0, 30, 1)]
+    results = []
+    for threaded in (False, True):
+        intrinsics = Intrinsics.default_for(frames[0][0].shape[1], frames[0][0].shape[0])
+        feed = _CameraFeed(CameraMotionEstimator(intrinsics, 30.0, "auto"), threaded)
+        assert (feed.behind is not None) == threaded
+        for position, (image, boxes) in enumerate(frames):
+            feed.add(position, image, boxes, np.arange(len(boxes)))
+        results.append(feed.finish({}))
+    inline, thread = results
+    assert inline.model == thread.model and len(inline) == 30 and inline.warnings == thread.warnings
+    for key in ("rotations", "centres", "keyframes", "step_degrees", "step_pixels", "parallax_pixels"):
+        assert np.array_equal(getattr(inline, key), getattr(thread, key)), key
+    assert not np.allclose(inline.rotations[-1], np.eye(3))  # the camera turned: real numbers compared
+    feed = _CameraFeed(CameraMotionEstimator(Intrinsics.default_for(64, 48), 30.0, "auto"), True)
+    feed.add(1, np.zeros((48, 64, 3), np.uint8), np.zeros((0, 4)), np.zeros(0, np.int64))  # not frame 0
+    with pytest.raises(ValueError, match="frame 1 given, 0 expected"):
+        feed.finish({})
