@@ -204,7 +204,7 @@ def _render_rate(clip: Clip, frames: int, device: torch.device, smpl_dir: Path, 
 
 def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, compile_backbone: bool,
                queue: multiprocessing.Queue, null_networks: bool = False, precision: str = "auto",
-               camera: str = "auto", render: bool = True, camera_thread: bool = True) -> None:
+               camera: str = "auto", render: bool = True, camera_thread: bool | None = None) -> None:
     """In a fresh process: load the networks (timed apart: a batch of videos pays it once),
     then reconstruct the whole clip and render its overlay, as `reconstruct --render` does.
     With `null_networks` the device's work is made free and nothing is rendered: what is
@@ -215,7 +215,8 @@ def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, compile_backb
     from strcli.render.overlay import RenderOptions, render_video
     import strcli.road.reconstruct
 
-    strcli.road.reconstruct.CAMERA_THREAD = camera_thread
+    if camera_thread is not None:  # else reconstruct's own choice
+        strcli.road.reconstruct.CAMERA_THREAD = camera_thread
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         models = load_models(ModelSources(smpl_dir=Path(smpl_dir), untrained=True, download=False), device,
@@ -272,7 +273,7 @@ def _peak_rss_mib() -> float:
 
 def whole_run(clip: Clip, device: str, smpl_dir: Path, fast: bool, compile_backbone: bool,
               null_networks: bool = False, precision: str = "auto", camera: str = "auto", render: bool = True,
-              camera_thread: bool = True) -> dict:
+              camera_thread: bool | None = None) -> dict:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=_whole_run, args=(clip, device, str(smpl_dir), fast, compile_backbone, queue,

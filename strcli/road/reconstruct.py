@@ -496,7 +496,7 @@ def _expected_frames(info: VideoInfo, start: int | Position | None, end: int | P
     return None if last is None else max(0, -(-(last - first) // stride))
 
 
-CAMERA_THREAD = True  # the camera-motion stage in a thread of its own (docs/performance.md)
+CAMERA_THREAD = False  # the camera-motion stage in a thread of its own: no gain measured on 2 cores (docs/performance.md)
 CAMERA_QUEUE = 8  # frames waiting for it at most (a 720p frame: 2.8 MB)
 
 
