@@ -5,7 +5,9 @@ skipped as static) scaled to 1280x720 are fed to `CameraMotionEstimator` as pass
 (every frame given, every 3rd a keyframe at 30 fps), with the runner's box masked, best of 3 runs; the time
 per video frame is the stage's cost, to compare with the whole road's time per frame.
 
-    PYTHONPATH=. python benchmarks/camera_motion.py [--frames 120] [--size 640] [--overlap]
+    PYTHONPATH=. python benchmarks/camera_motion.py [--frames 120] [--size 640] [--overlap] [--profile]
+
+`--profile` prints where the stage's time goes (cProfile of one run, the largest calls).
 
 `--overlap` also asks whether the stage's own thread pays (reconstruct's `_CameraFeed`): the
 same frames go through a stand-in of pass 2 for one person (one crop a frame, the ResNet-50
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs="+", default=[KEYFRAME_SIZE])
     parser.add_argument("--overlap", action="store_true", help="also time the stage inline and in its own thread "
                         "beside the ResNet-50, as pass 2 runs it")
+    parser.add_argument("--profile", action="store_true", help="where the stage's time goes (cProfile, one run)")
     args = parser.parse_args()
     assets = ASSETS if ASSETS.is_dir() else Path("/work/shared/assets")
     video = assets / "videos" / "running.mp4"
@@ -61,6 +64,15 @@ def main() -> None:
         seconds, model = min(run(size, len(frames)) for _ in range(3))
         print(f"720p, keyframes every 3 frames at {size} px: {1000 * seconds / len(frames):.1f} ms "
               f"per video frame ({len(frames)} frames, model {model}, best of 3)")
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profile = cProfile.Profile()
+        profile.enable()
+        run(args.size[0], len(frames))
+        profile.disable()
+        pstats.Stats(profile).sort_stats("tottime").print_stats(8)
     if args.overlap:
         overlap(frames, boxes)
 
