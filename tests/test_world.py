@@ -20,6 +20,7 @@ from strcli.road.world import (
     foot_slide,
     lock_feet,
     pin_offsets,
+    place_in_world,
     world_frame,
 )
 
@@ -193,6 +194,24 @@ def test_foot_lock_leg_ik_with_per_joint_noise(body: Body) -> None:
             assert np.abs(j[track.contacts[:, side], ankle, 1] - person.sole_heights[side]).max() < 0.005
             steps = np.linalg.norm(np.diff(j[:, ankle], axis=0), axis=1)
             assert steps.max() < 1.5 * np.linalg.norm(np.diff(o[:, ankle], axis=0), axis=1).max()
+
+
+def test_foot_lock_pose_reaches_the_track_file_keys(body: Body) -> None:
+    """What reconstruct writes (`place_in_world`, then `world_keys`): world_body_pose only
+    with --foot-lock, float32, and with it SMPL gives world_joints3d."""
+    from strcli.road.outputs import world_keys
+
+    tracks, motion, *_ = _scene(body, 20.0, 15.0, drift=0.008, pose_noise=1.5)
+    world, slides = place_in_world(tracks, motion, True)
+    assert all(before > 2.0 and after < 1.0 for after, before in slides), slides
+    for track, person in zip(world.tracks, tracks):
+        keys = world_keys(track)
+        assert keys["world_body_pose"].shape == (FRAMES, 69) and keys["world_body_pose"].dtype == np.float32
+        assert not np.allclose(keys["world_body_pose"], person.body_pose, atol=1e-3)  # the legs were bent
+        rebuilt = _joints(body, keys["world_global_orient"], keys["world_body_pose"], keys["world_transl"])
+        assert np.abs(rebuilt - keys["world_joints3d"]).max() < 1e-4
+    unlocked, _ = place_in_world(tracks, motion, False)
+    assert "world_body_pose" not in world_keys(unlocked.tracks[0])
 
 
 def test_pin_offsets_fade_in_and_out() -> None:
