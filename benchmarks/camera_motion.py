@@ -5,7 +5,14 @@ skipped as static) scaled to 1280x720 are fed to `CameraMotionEstimator` as pass
 (every frame given, every 3rd a keyframe at 30 fps), with the runner's box masked, best of 3 runs; the time
 per video frame is the stage's cost, to compare with the whole road's time per frame.
 
-    PYTHONPATH=. python benchmarks/camera_motion.py [--frames 120] [--size 640]
+    PYTHONPATH=. python benchmarks/camera_motion.py [--frames 120] [--size 640] [--overlap] [--profile]
+
+`--profile` prints where the stage's time goes (cProfile of one run, the largest calls).
+
+`--overlap` also asks whether the stage's own thread pays (reconstruct's `_CameraFeed`): the
+same frames go through a stand-in of pass 2 for one person (one crop a frame, the ResNet-50
+on every 8, in the precision `--precision auto` picks), with the stage inline, in its own
+thread, and left out; the wall time per frame of each, the best of 3, interleaved.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--size", type=int, nargs="+", default=[KEYFRAME_SIZE])
     parser.add_argument("--camera", default="auto", help="the camera model asked for (rotating: no translation solved)")
+    parser.add_argument("--overlap", action="store_true", help="also time the stage inline and in its own thread "
+                        "beside the ResNet-50, as pass 2 runs it")
+    parser.add_argument("--profile", action="store_true", help="where the stage's time goes (cProfile, one run)")
     args = parser.parse_args()
     assets = ASSETS if ASSETS.is_dir() else Path("/work/shared/assets")
     video = assets / "videos" / "running.mp4"
@@ -56,6 +66,55 @@ def main() -> None:
         print(f"720p, keyframes every 3 frames at {size} px: {1000 * seconds / len(frames):.1f} ms "
               f"per video frame, {1000 * cpu / len(frames):.1f} ms of CPU (every thread) ({len(frames)} frames, "
               f"model {model}, best of 3)")
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profile = cProfile.Profile()
+        profile.enable()
+        run(args.size[0], len(frames))
+        profile.disable()
+        pstats.Stats(profile).sort_stats("tottime").print_stats(8)
+    if args.overlap:
+        overlap(frames, boxes)
+
+
+def overlap(frames: list[np.ndarray], boxes: list[np.ndarray]) -> None:
+    """Pass 2 for one person, reduced to the ResNet-50 on every 8th frame's batch of 8 crops
+    and the camera stage: wall time per frame with the stage inline, threaded, and absent."""
+    import torch
+
+    from strcli.road.features import Backbone, FeatureExtractor
+    from strcli.road.reconstruct import _CameraFeed
+    from strcli.utils.devices import resolve_precision
+
+    precision = resolve_precision("auto", torch.device("cpu"))
+    extractor = FeatureExtractor(Backbone().eval(), "cpu", batch_size=8, precision=precision)
+    crops = torch.rand(8, 3, 224, 224)
+    extractor(crops)  # warm-up
+
+    def run(camera: str) -> float:
+        feed = None if camera == "none" else _CameraFeed(
+            CameraMotionEstimator(Intrinsics.default_for(1280, 720), 30.0, "auto"), threaded=camera == "thread")
+        start = time.perf_counter()
+        for position, (image, box) in enumerate(zip(frames, boxes)):
+            if feed is not None:
+                feed.add(position, image, box, np.arange(len(box)))
+            if position % 8 == 7:
+                extractor(crops)
+        if feed is not None:
+            feed.finish({})
+        return (time.perf_counter() - start) / len(frames)
+
+    names = ("none", "inline", "thread")
+    best = dict.fromkeys(names, float("inf"))
+    for _ in range(3):
+        for name in names:
+            best[name] = min(best[name], run(name))
+    print(f"pass 2 stand-in (ResNet-50 {precision}, batches of 8), ms per video frame, best of 3: "
+          + ", ".join(f"camera {name} {1000 * value:.1f}" for name, value in best.items())
+          + f"; the stage costs {1000 * (best['inline'] - best['none']):.1f} inline, "
+          f"{1000 * (best['thread'] - best['none']):.1f} in its own thread")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python benchmarks/pipeline.py [--device cpu|cuda] [--sizes 720,1080] [--people 1,4]
                                   [--lengths 10,120] [--stage-frames 60] [--fast] [--compile]
-                                  [--host-ceiling] [--json FILE]
+                                  [--host-ceiling] [--camera-share REPEATS] [--json FILE]
 
 Clips are made from ../shared/assets/videos/running.mp4 (one runner, 30 fps): resized to
 720p or 1080p, played back and forth to the length asked (seconds), and for 4 people
@@ -14,7 +14,10 @@ prints its frames per second (and that of the reconstruction alone, without rend
 share of the slowest stage's stand-alone throughput, and the process's peak host memory
 (and peak GPU memory). `--host-ceiling` instead runs the whole reconstruction with the
 device's work made free (zero crops and features, mean SMPL parameters): the frames per
-second the host side alone could feed a GPU, and where its time goes.
+second the host side alone could feed a GPU, and where its time goes. `--camera-share N`
+instead times the camera-motion stage inside the whole reconstruction (`--camera auto`
+against `static`, N runs each, the fastest kept) and its share of the run, with and
+without YOLO's cost.
 
 Honest limits: no trained weights exist here. Networks are randomly initialised (speed
 does not depend on the values); the detector is built from its yaml (same computation
@@ -200,15 +203,20 @@ def _render_rate(clip: Clip, frames: int, device: torch.device, smpl_dir: Path, 
 
 
 def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, compile_backbone: bool,
-               queue: multiprocessing.Queue, null_networks: bool = False, precision: str = "auto") -> None:
+               queue: multiprocessing.Queue, null_networks: bool = False, precision: str = "auto",
+               camera: str = "auto", render: bool = True, camera_thread: bool | None = None) -> None:
     """In a fresh process: load the networks (timed apart: a batch of videos pays it once),
     then reconstruct the whole clip and render its overlay, as `reconstruct --render` does.
     With `null_networks` the device's work is made free and nothing is rendered: what is
-    left is the host's own work per frame, the most it could feed a GPU."""
+    left is the host's own work per frame, the most it could feed a GPU. `camera`: the
+    reconstruction's --camera; `render` False: the reconstruction alone."""
     from strcli.body.smpl import Body, find_smpl_file
     from strcli.road.reconstruct import ModelSources, ReconstructOptions, load_models, reconstruct_video
     from strcli.render.overlay import RenderOptions, render_video
+    import strcli.road.reconstruct
 
+    if camera_thread is not None:  # else reconstruct's own choice
+        strcli.road.reconstruct.CAMERA_THREAD = camera_thread
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         models = load_models(ModelSources(smpl_dir=Path(smpl_dir), untrained=True, download=False), device,
@@ -219,10 +227,10 @@ def _whole_run(clip: Clip, device: str, smpl_dir: str, fast: bool, compile_backb
         on_gpu = models.device.type == "cuda"
         options = ReconstructOptions(device=device, detect_every=1 if on_gpu and not fast else 0,
                                      detect_hz=7.5 if fast else 10.0, detector_imgsz=320 if fast else 640,
-                                     window_stride=16 if fast else 8, precision=precision)
+                                     window_stride=16 if fast else 8, precision=precision, camera=camera)
         result = reconstruct_video(clip.path, Path(tmp), options, models, clip.detections)
         reconstructed = time.perf_counter()
-        if not null_networks:
+        if not null_networks and render:
             body = Body.from_file(find_smpl_file("neutral", Path(smpl_dir))).to(models.device)
             render_video(result.output, body, RenderOptions(), models.device)
         done = time.perf_counter()
@@ -264,11 +272,12 @@ def _peak_rss_mib() -> float:
 
 
 def whole_run(clip: Clip, device: str, smpl_dir: Path, fast: bool, compile_backbone: bool,
-              null_networks: bool = False, precision: str = "auto") -> dict:
+              null_networks: bool = False, precision: str = "auto", camera: str = "auto", render: bool = True,
+              camera_thread: bool | None = None) -> dict:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=_whole_run, args=(clip, device, str(smpl_dir), fast, compile_backbone, queue,
-                                                       null_networks, precision))
+                                                       null_networks, precision, camera, render, camera_thread))
     process.start()
     out = queue.get()
     process.join()
@@ -292,6 +301,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16: the detector's and the ResNet-50's "
                         "(reconstruct --precision)")
+    parser.add_argument("--camera-share", type=int, metavar="REPEATS", default=0,
+                        help="only the camera stage's share: the whole reconstruct (no render) with --camera static "
+                             "and auto, REPEATS times each, interleaved, and YOLO11m alone; the fastest run of each")
     args = parser.parse_args()
 
     from strcli.utils.devices import resolve_device
@@ -310,6 +322,12 @@ def main() -> None:
             for people in map(int, args.people.split(",")):
                 for seconds in map(int, args.lengths.split(",")):
                     clip = make_clip(folder, size, people, seconds)
+                    if args.camera_share:
+                        rows.append(camera_share(clip, device, smpl_dir, args.detector, imgsz, detect_every,
+                                                 precision, args.camera_share))
+                        if args.json:
+                            args.json.write_text(json.dumps(rows, indent=2))
+                        continue
                     if args.host_ceiling:
                         row = {"clip": clip.path.name, "device": _device_name(device), "frames": clip.frames,
                                **whole_run(clip, str(device), smpl_dir, args.fast, False, null_networks=True)}
@@ -338,6 +356,8 @@ def main() -> None:
     # peak memory against length, per size and people
     by_key: dict[tuple, dict[int, float]] = {}
     for row in rows:
+        if "peak_rss_mib" not in row:  # --camera-share rows
+            continue
         size, people, seconds = row["clip"].removesuffix(".mp4").split("_")[1:]
         by_key.setdefault((size, people), {})[int(seconds[:-1])] = row["peak_rss_mib"]
     for key, peaks in by_key.items():
@@ -345,6 +365,61 @@ def main() -> None:
             short, long = peaks[min(peaks)], peaks[max(peaks)]
             print(f"peak host memory {key[0]} {key[1]}: {min(peaks)} s {short:.0f} MiB, {max(peaks)} s "
                   f"{long:.0f} MiB ({100 * (long / short - 1):+.1f}%)")
+
+
+def detector_seconds(clip: Clip, device: torch.device, detector: str, imgsz: int, precision: str,
+                     frames: int = 30) -> float:
+    """Seconds per frame of YOLO (built from `detector`) and the tracker alone, one frame a call
+    on a CPU, on the clip's first `frames` frames (after a warm-up)."""
+    from strcli.road.tracking import DetectionTracker, YoloPersonDetector
+    from strcli.road.video import VideoReader
+
+    images = [f.image for f in VideoReader(clip.path, 0, frames)]
+    on_gpu = device.type == "cuda"
+    yolo = YoloPersonDetector(detector, str(device.index or 0) if on_gpu else "cpu", imgsz, half=on_gpu,
+                              cpu_bf16=not on_gpu and precision == "bf16")
+    tracker = DetectionTracker(30.0)
+    yolo(images[:1])  # warm-up
+    started = time.perf_counter()
+    for k, image in enumerate(images):
+        tracker(k, yolo([image])[0])
+    if on_gpu:
+        torch.cuda.synchronize()
+    return (time.perf_counter() - started) / len(images)
+
+
+def camera_share(clip: Clip, device: torch.device, smpl_dir: Path, detector: str, imgsz: int, detect_every: int,
+                 precision: str, repeats: int) -> dict:
+    """The camera-motion stage's cost in the whole reconstruction (no render): runs with
+    --camera static, auto with the stage inline and auto in its own thread, interleaved,
+    `repeats` times each; the fastest of each (the machine may be shared: the slower runs
+    measure the neighbours). Inline, its share is the manifest's `camera` timing over the
+    run's wall time; either way, the run's extra time over `static`. With YOLO: the same
+    over the run plus YOLO's own cost (every `detect_every`-th frame)."""
+    variants = {"static": ("static", True), "inline": ("auto", False), "thread": ("auto", True)}
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, found in runs.items():
+            camera, threaded = variants[name]
+            found.append(whole_run(clip, str(device), smpl_dir, False, False, precision=precision, camera=camera,
+                                   render=False, camera_thread=threaded))
+    ms = {name: 1000 * min(r["reconstruct_seconds"] for r in found) / clip.frames for name, found in runs.items()}
+    inline = min(runs["inline"], key=lambda r: r["reconstruct_seconds"])
+    camera_ms = 1000 * inline["timings"].get("camera", 0.0) / clip.frames
+    yolo = 1000 * detector_seconds(clip, device, detector, imgsz, precision) / detect_every
+    row = {"clip": clip.path.name, "device": _device_name(device), "precision": precision, "frames": clip.frames,
+           "repeats": repeats, "ms_per_frame": ms, "camera_ms_per_frame": camera_ms, "yolo_ms_per_frame": yolo,
+           "share": camera_ms / ms["inline"], "share_with_yolo": camera_ms / (ms["inline"] + yolo),
+           "every_run_s": {name: [round(r["reconstruct_seconds"], 2) for r in found] for name, found in runs.items()},
+           "camera_s": {name: [round(r["timings"].get("camera", 0.0), 2) for r in found] for name, found in runs.items()}}
+    print(f"\n{row['clip']} ({clip.frames} frames) on {row['device']}, --precision {precision}, fastest of {repeats}:"
+          f"\n  whole reconstruct ms/frame: static {ms['static']:.1f}, auto inline {ms['inline']:.1f}, "
+          f"auto in its own thread {ms['thread']:.1f}"
+          f"\n  camera stage (inline, manifest) {camera_ms:.1f} ms/frame = {100 * row['share']:.1f}% of the run; "
+          f"with YOLO's own {yolo:.1f} ms/frame (every {detect_every} frames) {100 * row['share_with_yolo']:.1f}%"
+          f"\n  over static: inline +{ms['inline'] - ms['static']:.1f}, thread +{ms['thread'] - ms['static']:.1f} ms/frame"
+          f"\n  every run (s): {row['every_run_s']}; camera timings (s): {row['camera_s']}")
+    return row
 
 
 def _print(row: dict, detect_every: int, imgsz: int) -> None:

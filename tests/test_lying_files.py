@@ -260,6 +260,17 @@ def set_track(key, value_of):
     return change
 
 
+def add_track(key, value_from):
+    """A change that adds `key` to the first track file, computed from its arrays."""
+    def change(folder, manifest):
+        path = folder / manifest["tracks"][0]["npz"]
+        with np.load(path) as data:
+            arrays = dict(data)
+        arrays[key] = value_from(arrays)
+        np.savez(path, **arrays)
+    return change
+
+
 def set_manifest(edit):
     def change(folder, manifest):
         edit(manifest)
@@ -292,6 +303,10 @@ FOLDER_DAMAGE = {
     "a track path out of the folder": (set_manifest(lambda m: m["tracks"][0].__setitem__("npz", "../../x.npz")),
                                        "outside the folder"),
     "decreasing frames": (set_track("frames", lambda a: a[::-1].copy()), "not increasing"),
+    "a NaN world_body_pose": (add_track("world_body_pose", lambda d: _nan_at(d["body_pose"].copy(), (1, 4))),
+                              "world_body_pose holds 1 NaN or infinite value"),
+    "a short world_body_pose": (add_track("world_body_pose", lambda d: d["body_pose"][:, :60]),
+                                "world_body_pose has shape"),
 }
 
 

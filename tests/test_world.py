@@ -13,10 +13,14 @@ from strcli.body.smpl import Body, SMPLArrays
 from strcli.road.camera_motion import CameraMotion
 from strcli.road.grounding import FOOT_JOINTS, Floor
 from strcli.road.world import (
+    LEGS,
+    MAX_REACH,
     TrackInCamera,
     build_world,
     foot_slide,
     lock_feet,
+    pin_offsets,
+    place_in_world,
     world_frame,
 )
 
@@ -38,9 +42,11 @@ def _rest(body: Body) -> tuple[np.ndarray, np.ndarray, float]:
     return joints, joints[list(FOOT_JOINTS), 1] - sole, sole
 
 
-def _person(body: Body, heading: float, start: tuple[float, float], walking: bool) -> tuple[np.ndarray, np.ndarray]:
-    """A person in the true world (y up, floor y = 0): (N, 3) root axis-angle, (N, 24, 3)
-    joints. Walking: the stance foot stays put, flat on the floor, while the other swings."""
+def _person(body: Body, heading: float, start: tuple[float, float], walking: bool
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A person in the true world (y up, floor y = 0): (N, 3) root axis-angle, (N, 69) body
+    pose, (N, 3) translation, (N, 24, 3) joints. Walking: the stance foot stays put, flat on
+    the floor, while the other swings."""
     a, b = 0.35, 0.6
     pose = np.zeros((FRAMES, 69))
     stance_of = np.zeros(FRAMES, int)
@@ -66,7 +72,7 @@ def _person(body: Body, heading: float, start: tuple[float, float], walking: boo
             anchor = joints[t, stance_of[t]] + (anchor - joints[t, stance_of[t - 1]])  # the other foot lands ...
             anchor[1] = -sole + rest[7, 1]  # ... on the floor (the generated legs are not quite symmetric)
         transl[t] = anchor - joints[t, stance_of[t] if walking else 7]
-    return orient, joints + transl[:, None]
+    return orient, pose, transl, joints + transl[:, None]
 
 
 def _camera(tilt: float, pan: float) -> np.ndarray:
@@ -78,7 +84,18 @@ def _camera(tilt: float, pan: float) -> np.ndarray:
     return turn.as_matrix() @ base
 
 
-def _scene(body: Body, tilt: float, pan: float, drift: float = 0.0, noise: float = 0.002):
+def _joints(body: Body, orient: np.ndarray, pose: np.ndarray, transl: np.ndarray) -> np.ndarray:
+    """(N, 24, 3) SMPL joints of the generated body (mean shape), metres."""
+    with torch.no_grad():
+        out = body.axis_angle(*(torch.from_numpy(np.asarray(v, np.float32)) for v in (orient, pose)),
+                              torch.zeros(len(orient), 10), torch.from_numpy(np.asarray(transl, np.float32)))
+    return out.joints.numpy().astype(np.float64)
+
+
+def _scene(body: Body, tilt: float, pan: float, drift: float = 0.0, noise: float = 0.002, pose_noise: float = 0.0):
+    """Four people seen by a panning camera. drift (m a frame) and noise (m) move each whole
+    body; pose_noise (degrees, per axis of every joint's local rotation) is a network's
+    per-joint noise: the joints are then SMPL's for the noisy pose, as a network gives them."""
     rng = np.random.default_rng(1)
     centre = np.array([0.3, 1.6, 6.0])
     cameras = _camera(tilt, pan)
@@ -87,13 +104,16 @@ def _scene(body: Body, tilt: float, pan: float, drift: float = 0.0, noise: float
     rest, heights, _ = _rest(body)
     truth, tracks = [], []
     for k, (heading, start, walking) in enumerate(people):
-        orient, joints = _person(body, heading, start, walking)
+        orient, pose, transl, joints = _person(body, heading, start, walking)
         truth.append(joints)
+        if pose_noise:
+            pose = pose + rng.normal(0, np.radians(pose_noise), pose.shape)
+            joints = _joints(body, orient, pose, transl)
         error = rng.normal(0, noise, (FRAMES, 3)) + drift * np.arange(FRAMES)[:, None] * np.array([1.0, 0, 0.5])
         in_camera = np.einsum("nji,nkj->nki", cameras, joints + error[:, None] - centre)  # M^T (X - C)
         root = Rotation.from_matrix(np.transpose(cameras, (0, 2, 1)) @ Rotation.from_rotvec(orient).as_matrix())
         tracks.append(TrackInCamera(k, np.arange(FRAMES), np.arange(FRAMES) / FPS, root.as_rotvec(), in_camera,
-                                    rest[0], heights))
+                                    rest[0], heights, pose))
     relative = np.einsum("ji,njk->nik", cameras[0], cameras)  # camera p -> camera 0: M_0^T M_p
     motion = CameraMotion("rotating", "auto", relative, np.zeros((FRAMES, 3)), np.arange(FRAMES, dtype=np.int64),
                           np.zeros(0), np.zeros(0), np.zeros(0))
@@ -134,6 +154,77 @@ def test_foot_lock_stops_sliding(body: Body) -> None:
         assert after < 1.0 and after < before / 3, (before, after)
         assert after == pytest.approx(foot_slide(locked.joints3d, track.contacts))
         assert np.allclose(locked.joints3d[:, 0] - locked.transl, track.joints3d[:, 0] - track.transl)
+
+
+def test_foot_lock_leg_ik_with_per_joint_noise(body: Body) -> None:
+    """A network's per-joint noise (1.5 degrees on every local rotation: 2.0 cm per joint,
+    2.2 cm at the feet, 3.1 cm frame to frame) leaves slide that moving the root cannot take
+    out (the standing person's four foot joints jitter apart); the legs' IK pins the ankles,
+    with real SMPL parameters: the generated body posed with them gives the locked joints."""
+    tracks, motion, *_ = _scene(body, 20.0, 15.0, drift=0.008, pose_noise=1.5)
+    world = build_world(tracks, motion)
+    for track, person in zip(world.tracks, tracks):
+        _, before, root_only = lock_feet(track, person.sole_heights)
+        locked, _, after = lock_feet(track, person.sole_heights, person.body_pose)
+        assert before > 2.0 and after < 1.0 and after < root_only + 0.01, (before, root_only, after)
+        if track.track_id == 3:  # the standing person (_scene): both feet down all along
+            assert root_only > 1.0 and after < root_only / 4, (root_only, after)
+        # Real SMPL parameters: the body posed with the corrected pose gives the locked joints.
+        rebuilt = _joints(body, locked.global_orient, locked.body_pose, locked.transl)
+        assert np.abs(rebuilt - locked.joints3d).max() < 1e-4
+        # Only the legs' hips, knees and ankles turned (body_pose rows 0, 1, 3, 4, 6, 7), and
+        # the knees by a few degrees.
+        turned = np.degrees((Rotation.from_rotvec(person.body_pose.reshape(-1, 3)).inv()
+                             * Rotation.from_rotvec(locked.body_pose.reshape(-1, 3))).magnitude()).reshape(-1, 23)
+        assert np.array_equal(turned[:, [2, 5, 8]], np.zeros((FRAMES, 3)))
+        assert turned[:, [r for r in range(23) if r not in (0, 1, 3, 4, 6, 7)]].max() < 1e-4
+        assert turned[:, [3, 4]].max() < 12.0, turned[:, [3, 4]].max()
+        for side, (hip, knee, ankle, _) in enumerate(LEGS):
+            j, o = locked.joints3d, track.joints3d
+            # No leg over-extended: the hip-ankle distance within MAX_REACH of the leg, or the network's.
+            legs = np.linalg.norm(j[:, knee] - j[:, hip], axis=1) + np.linalg.norm(j[:, ankle] - j[:, knee], axis=1)
+            reach = np.linalg.norm(j[:, ankle] - j[:, hip], axis=1)
+            assert (reach <= np.maximum(MAX_REACH * legs, np.linalg.norm(o[:, ankle] - o[:, hip], axis=1)) + 1e-6).all()
+            # A touching ankle does not move while it touches, on the floor at its sole height
+            # (but where the reach is clamped: a few frames stop a few millimetres short);
+            # where the pin fades, no step is longer than the network's longest.
+            held = track.contacts[1:, side] & track.contacts[:-1, side]
+            moves = np.linalg.norm(np.diff(j[:, ankle], axis=0), axis=1)[held]
+            assert np.median(moves) < 1e-4 and moves.max() < 0.005, moves
+            assert np.abs(j[track.contacts[:, side], ankle, 1] - person.sole_heights[side]).max() < 0.005
+            steps = np.linalg.norm(np.diff(j[:, ankle], axis=0), axis=1)
+            assert steps.max() < 1.5 * np.linalg.norm(np.diff(o[:, ankle], axis=0), axis=1).max()
+
+
+def test_foot_lock_pose_reaches_the_track_file_keys(body: Body) -> None:
+    """What reconstruct writes (`place_in_world`, then `world_keys`): world_body_pose only
+    with --foot-lock, float32, and with it SMPL gives world_joints3d."""
+    from strcli.road.outputs import world_keys
+
+    tracks, motion, *_ = _scene(body, 20.0, 15.0, drift=0.008, pose_noise=1.5)
+    world, slides = place_in_world(tracks, motion, True)
+    assert all(before > 2.0 and after < 1.0 for after, before in slides), slides
+    for track, person in zip(world.tracks, tracks):
+        keys = world_keys(track)
+        assert keys["world_body_pose"].shape == (FRAMES, 69) and keys["world_body_pose"].dtype == np.float32
+        assert not np.allclose(keys["world_body_pose"], person.body_pose, atol=1e-3)  # the legs were bent
+        rebuilt = _joints(body, keys["world_global_orient"], keys["world_body_pose"], keys["world_transl"])
+        assert np.abs(rebuilt - keys["world_joints3d"]).max() < 1e-4
+    unlocked, _ = place_in_world(tracks, motion, False)
+    assert "world_body_pose" not in world_keys(unlocked.tracks[0])
+
+
+def test_pin_offsets_fade_in_and_out() -> None:
+    ankle = np.zeros((20, 3))
+    ankle[:, 0] = np.arange(20) * 0.01  # sliding 1 cm a frame
+    ankle[:, 1] = 0.1
+    contact = np.zeros(20, bool)
+    contact[8:12] = True
+    offset = pin_offsets(ankle, contact, 0.08, fade=3)
+    assert np.allclose((ankle + offset)[8:12], [0.08, 0.08, 0.0])  # held where it began, at its sole height
+    assert np.allclose(offset[:5], 0) and np.allclose(offset[15:], 0)  # beyond the fade, the network's
+    assert np.allclose(offset[5:8, 1], [-0.005, -0.01, -0.015])  # fading in over 3 frames
+    assert np.allclose(offset[12:15, 0], [-0.0225, -0.015, -0.0075])  # and out from the 3 cm it slid
 
 
 def test_no_contact_falls_back_to_the_camera_up_with_a_warning(body: Body) -> None:

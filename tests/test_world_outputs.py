@@ -49,11 +49,19 @@ def test_track_world_keys_agree_with_the_camera_keys(pedestrians, smpl_files):
             assert data["world_transl"].shape == (n, 3) and data["foot_contacts"].shape == (n, 4)
             assert data["foot_contacts"].dtype == bool and data["world_joints3d"].shape == (n, 24, 3)
             # The world body is the camera body moved by the world's rigid motion (and, with
-            # --foot-lock, a shift of its root): the joints relative to the root agree.
+            # --foot-lock, a shift of its root and its legs bent): the joints relative to the
+            # root agree, but for the legs' IK (knees, ankles, feet), whose pose is world_body_pose.
             moved = (data["joints3d"] - origin) @ axes.T
             relative = data["world_joints3d"] - data["world_joints3d"][:, :1]
-            assert np.allclose(relative, moved - moved[:, :1], atol=1e-4)
-            go, bp, betas, tr = (torch.from_numpy(data[k]) for k in ("world_global_orient", "body_pose", "betas", "world_transl"))
+            upper = [j for j in range(24) if j not in (4, 5, 7, 8, 10, 11)]
+            assert np.allclose(relative[:, upper], (moved - moved[:, :1])[:, upper], atol=1e-4)
+            assert data["world_body_pose"].shape == (n, 69) and data["world_body_pose"].dtype == np.float32
+            legs = [0, 1, 3, 4, 6, 7]  # body_pose rows of the hips, knees, ankles: the only ones the IK turns
+            others = data["body_pose"].reshape(n, 23, 3)[:, [r for r in range(23) if r not in legs]]
+            assert np.array_equal(data["world_body_pose"].reshape(n, 23, 3)[:, [r for r in range(23) if r not in legs]],
+                                  others)
+            go, bp, betas, tr = (torch.from_numpy(data[k]) for k in ("world_global_orient", "world_body_pose", "betas",
+                                                                      "world_transl"))
             rebuilt = body.axis_angle(go, bp, betas, tr).joints.numpy()
             assert np.allclose(rebuilt, data["world_joints3d"], atol=1e-4)
         with np.load(pedestrians / track["amass"]) as amass:
@@ -109,3 +117,34 @@ def test_moving_camera_says_where_its_scale_came_from(workspace, assets, tmp_pat
         else:
             assert np.isnan(camera["camera_height"]) and not np.abs(camera["relative_position"]).any()
             assert any("no metric scale" in w for w in manifest["warnings"])
+
+
+def test_camera_stage_in_its_own_thread_gives_the_same_numbers(assets):
+    """reconstruct feeds the camera-motion stage from a thread of its own (docs/performance.md):
+    the same calls in the same order, so the same numbers, bit for bit; its errors reach the caller."""
+    from strcli.body.camera import Intrinsics
+    from strcli.road.camera_motion import CameraMotionEstimator
+    from strcli.road.reconstruct import _CameraFeed
+    from strcli.road.tracking import read_mot_detections
+    from strcli.road.video import VideoReader
+
+    detections = read_mot_detections(assets / "detections" / "running.det.txt", 0.0)
+    frames = [(f.image, detections[f.index].xyxy if f.index in detections else np.zeros((0, 4)))
+              for f in VideoReader(assets / "videos" / "running.mp4", 0, 30, 1)]
+    results = []
+    for threaded in (False, True):
+        intrinsics = Intrinsics.default_for(frames[0][0].shape[1], frames[0][0].shape[0])
+        feed = _CameraFeed(CameraMotionEstimator(intrinsics, 30.0, "auto"), threaded)
+        assert (feed.behind is not None) == threaded
+        for position, (image, boxes) in enumerate(frames):
+            feed.add(position, image, boxes, np.arange(len(boxes)))
+        results.append(feed.finish({}))
+    inline, thread = results
+    assert inline.model == thread.model and len(inline) == 30 and inline.warnings == thread.warnings
+    for key in ("rotations", "centres", "keyframes", "step_degrees", "step_pixels", "parallax_pixels"):
+        assert np.array_equal(getattr(inline, key), getattr(thread, key)), key
+    assert not np.allclose(inline.rotations[-1], np.eye(3))  # the camera turned: real numbers compared
+    feed = _CameraFeed(CameraMotionEstimator(Intrinsics.default_for(64, 48), 30.0, "auto"), True)
+    feed.add(1, np.zeros((48, 64, 3), np.uint8), np.zeros((0, 4)), np.zeros(0, np.int64))  # not frame 0
+    with pytest.raises(ValueError, match="frame 1 given, 0 expected"):
+        feed.finish({})

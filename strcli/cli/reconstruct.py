@@ -115,8 +115,9 @@ def reconstruct(
     camera: Annotated[str, typer.Option("--camera", help="The camera's motion: auto (found from the "
                       "background), static (tripod: no motion), rotating (pans and tilts), moving (also "
                       "travels; its metric scale is approximate). See docs/world.md.")] = "auto",
-    foot_lock: Annotated[bool, typer.Option("--foot-lock", help="Move each body so its feet in contact "
-                         "with the floor do not slide (root correction; docs/world.md).")] = False,
+    foot_lock: Annotated[bool, typer.Option("--foot-lock", help="Move each body and bend its legs so its feet "
+                         "in contact with the floor do not slide (root correction and leg IK; the pose is written "
+                         "as world_body_pose; docs/world.md).")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     precision: Annotated[str, typer.Option(help="The detector's and the ResNet-50's: auto (bf16 on a GPU and "
                          "on a CPU with native bf16, AVX512-BF16 or AMX; else fp32), fp32, bf16, or onnx (the "

@@ -42,8 +42,11 @@ _ARRAYS: dict[str, tuple[tuple[int | str, ...], bool]] = {
     "intrinsics": ((3, 3), True), "fps": ((), True), "image_size": ((2,), True), "track_id": ((), True),
     "joints3d": (("N", SMPL_JOINTS, 3), False), "cam_crop": (("N", 3), False), "boxes": (("N", 4), False),
     "box_scores": (("N",), False), "box_interpolated": (("N",), False),
+    "world_body_pose": (("N", SMPL_BODY_JOINTS * 3), False),  # --foot-lock's corrected legs (docs/world.md)
 }
-_BOUNDS = {"global_orient": MAX_ROTATION, "body_pose": MAX_ROTATION, "betas": MAX_BETA, "transl": MAX_TRANSLATION,
+_ROTATIONS = ("global_orient", "body_pose", "world_body_pose")  # axis-angle: bounded per joint
+_BOUNDS = {"global_orient": MAX_ROTATION, "body_pose": MAX_ROTATION, "world_body_pose": MAX_ROTATION,
+           "betas": MAX_BETA, "transl": MAX_TRANSLATION,
            "joints3d": MAX_TRANSLATION, "joints2d": MAX_PIXELS, "boxes": MAX_PIXELS}
 
 
@@ -183,7 +186,7 @@ def _check_track(folder: Path, path: Path, entry: dict[str, Any], size: tuple[in
     for key, bound in _BOUNDS.items():
         if key in arrays:
             value = arrays[key]
-            largest = float(np.abs(value).max()) if key not in ("global_orient", "body_pose") else \
+            largest = float(np.abs(value).max()) if key not in _ROTATIONS else \
                 float(np.linalg.norm(value.reshape(n, -1, 3), axis=-1).max())
             if largest > bound:
                 raise damaged(folder, f"{name}: {key} reaches {largest:.3g}, past any real value ({bound:.3g})")

@@ -302,7 +302,8 @@ class TrackWriter:
         if world is not None:
             from strcli.road.world import Y_UP_TO_Z_UP
 
-            exported = to_amass(world.global_orient, values["body_pose"], values["betas"], world.transl, rest_pelvis,
+            pose = world.body_pose if world.body_pose is not None else values["body_pose"]  # --foot-lock's legs
+            exported = to_amass(world.global_orient, pose, values["betas"], world.transl, rest_pelvis,
                                 self.fps, t.frames, t.times if self.amass_rate else None, self.amass_rate,
                                 to_zup=Y_UP_TO_Z_UP)
             exported["frame"] = np.array("world")
@@ -334,13 +335,17 @@ class TrackWriter:
 def world_keys(world: TrackInWorld | None) -> dict[str, np.ndarray]:
     """The per-track npz's world keys (docs/world.md): world_global_orient (N, 3) axis-angle,
     world_transl (N, 3) metres, world_joints3d (N, 24, 3) metres, foot_contacts (N, 4) bool
-    (SMPL joints 7, 8, 10, 11: left/right ankle, left/right foot). None: no keys."""
+    (SMPL joints 7, 8, 10, 11: left/right ankle, left/right foot), and with --foot-lock's leg
+    IK world_body_pose (N, 69) axis-angle, the pose of the world body. None: no keys."""
     if world is None:
         return {}
-    return {"world_global_orient": world.global_orient.astype(np.float32),
+    keys = {"world_global_orient": world.global_orient.astype(np.float32),
             "world_transl": world.transl.astype(np.float32),
             "world_joints3d": world.joints3d.astype(np.float32),
             "foot_contacts": world.contacts.astype(bool)}
+    if world.body_pose is not None:
+        keys["world_body_pose"] = world.body_pose.astype(np.float32)
+    return keys
 
 
 def obj_face_lines(faces: np.ndarray) -> bytes:

@@ -25,6 +25,7 @@ import hashlib
 import json
 import platform
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -44,7 +45,7 @@ from strcli.road.inputs import another_video_problem, foreign_folder_problem, gi
 from strcli.utils.locks import sweep_video, video_lock
 from strcli.road.output_check import DamagedOutput, check_output
 from strcli.road.options import ModelSources, ReconstructOptions  # noqa: F401 (checked without torch; re-exported)
-from strcli.utils.overlap import ReadAhead
+from strcli.utils.overlap import ReadAhead, WriteBehind
 from strcli.road.outputs import (
     Counts,
     InputFile,
@@ -84,6 +85,7 @@ from strcli.road.models import Models, load_models  # noqa: F401 (load_models re
 
 if TYPE_CHECKING:
     from strcli.body.smpl import BodyOutput
+    from strcli.road.camera_motion import CameraMotion, CameraMotionEstimator
     from strcli.road.world import TrackInCamera
 
 # ----------------------------------------------------------------------------- progress
@@ -494,6 +496,36 @@ def _expected_frames(info: VideoInfo, start: int | Position | None, end: int | P
     return None if last is None else max(0, -(-(last - first) // stride))
 
 
+CAMERA_THREAD = False  # the camera-motion stage in a thread of its own: no gain measured on 2 cores (docs/performance.md)
+CAMERA_QUEUE = 8  # frames waiting for it at most (a 720p frame: 2.8 MB)
+
+
+class _CameraFeed:
+    """Pass 2's frames to the camera-motion stage, in order: in a thread of its own fed
+    through a bounded queue (OpenCV releases Python's lock; the stage's calls and results
+    are those of the main thread's, bit for bit), or inline when `threaded` is False.
+    An error in the thread is raised at the next `add` or at `finish`; a feed dropped
+    unfinished (an error elsewhere) stops its thread."""
+
+    def __init__(self, stage: CameraMotionEstimator, threaded: bool) -> None:
+        self.stage = stage
+        self.behind: WriteBehind | None = None
+        if threaded:
+            self.behind = WriteBehind(lambda item: stage.add(*item), CAMERA_QUEUE)
+            weakref.finalize(self, self.behind.abort)
+
+    def add(self, position: int, image: np.ndarray, boxes: np.ndarray, track_ids: np.ndarray) -> None:
+        if self.behind is None:
+            self.stage.add(position, image, boxes, track_ids)
+        else:
+            self.behind.put((position, image, boxes, track_ids))
+
+    def finish(self, depths: dict[int, dict[int, float]]) -> CameraMotion:
+        if self.behind is not None:
+            self.behind.close()
+        return self.stage.finish(depths)
+
+
 @dataclass(frozen=True)
 class _Sequence:
     """One run of consecutive frames of a track: STR's unit (it never bridges a gap)."""
@@ -575,6 +607,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
         pending_crops.clear()
         pending_rows.clear()
 
+    camera_feed = _CameraFeed(camera_stage, CAMERA_THREAD and options.camera != "static")
     reader = VideoReader(info.path, start, end, options.stride)
     total = sum(len(t) for t in tracks)
     progress.start("bodies", total)  # cropped, through the ResNet-50 and STR, posed, written
@@ -594,8 +627,8 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
                 active.append((k, next_row[k]))
                 next_row[k] += 1
         live = [k for k in live if next_row[k] < len(tracks[k])]
-        with timer("camera"):  # the background of this frame, every person's box masked
-            camera_stage.add(position, frame.image,
+        with timer("camera"):  # the background of this frame, every person's box masked (or queued for it)
+            camera_feed.add(position, frame.image,
                              np.array([tracks[k].boxes[r] for k, r in active]).reshape(-1, 4),
                              np.array([tracks[k].track_id for k, _ in active], np.int64))
         if not active:
@@ -620,7 +653,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
         feet = list(FOOT_JOINTS)  # a moving camera's scale: the depth of each person's feet, camera z
         depths = {tracks[k].track_id: dict(zip(tracks[k].frames.tolist(), np.concatenate(w.parts["joints3d"])[
             np.argsort(np.concatenate(w.rows))][:, feet, 2].mean(1).tolist())) for k, w in enumerate(first)}
-        camera = camera_stage.finish(depths)
+        camera = camera_feed.finish(depths)
     outputs = []
     section: dict = {"camera_model": camera.model, "camera_requested": options.camera, "camera_file": CAMERA_FILE,
                      "foot_lock": options.foot_lock, "warnings": list(camera.warnings), "floor": {}}
@@ -659,4 +692,4 @@ def _in_camera(writer: TrackWriter, rest: BodyOutput, frame_of: np.ndarray) -> T
     joints, vertices = rest.joints[0].float().cpu().numpy(), rest.vertices[0].float().cpu().numpy()
     soles = joints[list(FOOT_JOINTS), 1] - vertices[:, 1].min()  # SMPL's rest pose stands along +y
     return TrackInCamera(writer.track.track_id, positions.astype(np.int64), writer.track.times,
-                         values["global_orient"], values["joints3d"], joints[0], soles)
+                         values["global_orient"], values["joints3d"], joints[0], soles, values["body_pose"])

@@ -40,6 +40,7 @@ class TrackInCamera:
     joints3d: np.ndarray  # (N, 24, 3) SMPL joints, camera frame, metres
     rest_pelvis: np.ndarray  # (3,) SMPL's root joint in the rest pose (its mean shape)
     sole_heights: np.ndarray  # (4,) FOOT_JOINTS' heights above the sole in the rest pose, metres
+    body_pose: np.ndarray | None = None  # (N, 69) the network's local rotations (axis-angle): --foot-lock's leg IK
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class TrackInWorld:
     transl: np.ndarray  # (N, 3) SMPL translation in the world (add to SMPL's output), metres
     joints3d: np.ndarray  # (N, 24, 3) SMPL joints in the world, metres
     contacts: np.ndarray  # (N, 4) bool, FOOT_JOINTS on the floor
+    body_pose: np.ndarray | None = None  # (N, 69) the legs bent by --foot-lock's IK; None: the network's pose
 
 
 @dataclass(frozen=True)
@@ -123,13 +125,24 @@ def build_world(tracks: list[TrackInCamera], camera: CameraMotion) -> World:
     return World(frame, placed, camera_rotations, frame.points(camera.centres), tuple(warnings))
 
 
-def lock_feet(track: TrackInWorld, sole_heights: np.ndarray) -> tuple[TrackInWorld, float, float]:
-    """`--foot-lock`: the root is moved so that feet in contact do not slide. Over each step
-    where a foot joint touches at both ends, the body is moved back by the mean slide of the
-    touching joints (the correction builds up and stays, so the body never jumps), and the
-    touching soles' height above the floor is taken out, faded linearly over the frames
-    without contact. sole_heights: (4,) FOOT_JOINTS' heights above the sole at rest (metres).
-    Returns the moved track and the foot slide before and after (cm per contact frame)."""
+# --foot-lock's leg IK (docs/world.md). SMPL joints of each leg: hip, knee, ankle, foot.
+LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))  # left, right; body_pose row = joint - 1
+FADE_FRAMES = 4  # our choice: the pin fades in/out over this many frames around a contact (0.13 s at 30 fps)
+MAX_REACH = 0.999  # the IK reaches at most this share of thigh + shin (a knee bent ~5 degrees), or the network's own
+
+
+def lock_feet(track: TrackInWorld, sole_heights: np.ndarray, body_pose: np.ndarray | None = None
+              ) -> tuple[TrackInWorld, float, float]:
+    """`--foot-lock`: feet in contact do not slide. First the root: over each step where a
+    foot joint touches at both ends, the body is moved back by the mean slide of the touching
+    joints (the correction builds up and stays, so the body never jumps), and the touching
+    soles' height above the floor is taken out, faded linearly over the frames without
+    contact. Then, given the network's `body_pose` (N, 69) axis-angle, each leg's two-bone IK
+    (`pin_ankles`) pins a touching ankle where its contact began, on the floor; the result's
+    `body_pose` is then the corrected pose and its joints those of SMPL with it. Without
+    `body_pose`, the root alone is moved. sole_heights: (4,) FOOT_JOINTS' heights above the
+    sole at rest (metres). Returns the moved track and the foot slide before and after (cm
+    per contact frame)."""
     before = foot_slide(track.joints3d, track.contacts)
     n = len(track.transl)
     feet = track.joints3d[:, list(FOOT_JOINTS)]  # (N, 4, 3)
@@ -147,8 +160,110 @@ def lock_feet(track: TrackInWorld, sole_heights: np.ndarray) -> tuple[TrackInWor
         rows = np.arange(n)
         shift[:, 1] = -np.interp(rows, rows[touching], error[touching])
     moved = track.joints3d + shift[:, None]
-    locked = TrackInWorld(track.track_id, track.global_orient, track.transl + shift, moved, track.contacts)
+    pose = None
+    if body_pose is not None:
+        pose, moved = pin_ankles(moved, track.global_orient, body_pose, track.contacts, sole_heights)
+    locked = TrackInWorld(track.track_id, track.global_orient, track.transl + shift, moved, track.contacts, pose)
     return locked, before, foot_slide(moved, track.contacts)
+
+
+def pin_offsets(ankle: np.ndarray, contact: np.ndarray, sole_height: float, fade: int = FADE_FRAMES) -> np.ndarray:
+    """Where one ankle should go: ankle (N, 3) world positions, contact (N,) bool -> (N, 3)
+    offsets (metres) to add. Through each run of contact frames the ankle is held where the
+    run began, at `sole_height` above the floor (y = 0); within `fade` frames of a run the
+    offset is interpolated linearly to 0 (or to the next run's), so the leg never jumps."""
+    from scipy.ndimage import distance_transform_edt
+
+    n = len(ankle)
+    offset = np.zeros((n, 3))
+    if not contact.any():
+        return offset
+    starts = np.flatnonzero(contact & ~np.concatenate(([False], contact[:-1])))
+    ends = np.flatnonzero(contact & ~np.concatenate((contact[1:], [False]))) + 1
+    for start, end in zip(starts, ends):
+        lock = np.array([ankle[start, 0], sole_height, ankle[start, 2]])
+        offset[start:end] = lock - ankle[start:end]
+    far = distance_transform_edt(~contact) > fade  # frames the pin does not reach
+    anchors = np.flatnonzero(contact | far)
+    rows = np.arange(n)
+    return np.stack([np.interp(rows, anchors, offset[anchors, k]) for k in range(3)], axis=1)
+
+
+def pin_ankles(joints3d: np.ndarray, global_orient: np.ndarray, body_pose: np.ndarray, contacts: np.ndarray,
+               sole_heights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Leg IK: each touching ankle held by `pin_offsets` through a two-bone solve per frame.
+    joints3d (N, 24, 3) world metres, SMPL's joints for global_orient (N, 3) and body_pose
+    (N, 69) axis-angle; contacts (N, 4) FOOT_JOINTS; sole_heights (4,) metres. Per frame the
+    knee bends about its own hinge to the pin's distance from the hip (on the side of the
+    straight leg it was), then the leg turns by the least rotation onto the pin, so the
+    knee keeps the bending plane and the swivel the network gave (its pole). The reach is
+    clamped to MAX_REACH of the straight leg (or the network's own, when straighter): a leg
+    is never over-extended, the ankle stops short of its pin instead. The ankle keeps its
+    world orientation, so the foot (10, 11) moves with it. Returns the pose (N, 69) with new hip,
+    knee and ankle rotations (others unchanged) and the joints (N, 24, 3) SMPL gives with it."""
+    from scipy.spatial.transform import Rotation
+
+    n = len(joints3d)
+    joints = joints3d.astype(np.float64).copy()
+    pose = np.asarray(body_pose, np.float64).reshape(n, 23, 3).copy()
+    pelvis = Rotation.from_rotvec(np.asarray(global_orient, np.float64)).as_matrix()  # (N, 3, 3)
+    for side, (hip, knee, ankle, foot) in enumerate(LEGS):
+        offset = pin_offsets(joints[:, ankle], contacts[:, side], float(sole_heights[side]))
+        rows = np.flatnonzero(np.abs(offset).max(axis=1) > 0)
+        if not len(rows):
+            continue
+        local = Rotation.from_rotvec(pose[rows][:, [hip - 1, knee - 1, ankle - 1]].reshape(-1, 3)).as_matrix()
+        local = local.reshape(len(rows), 3, 3, 3)
+        g_hip = pelvis[rows] @ local[:, 0]
+        g_knee = g_hip @ local[:, 1]
+        g_ankle = g_knee @ local[:, 2]
+        h, k, a = joints[rows, hip], joints[rows, knee], joints[rows, ankle]
+        thigh, shin = k - h, a - k
+        l1, l2 = np.linalg.norm(thigh, axis=1), np.linalg.norm(shin, axis=1)
+        # The knee turns about its hinge (SMPL bends it about its x axis), taken square to the
+        # thigh, until the hip-ankle distance is the pin's; it stays on the side of the straight
+        # leg the network gave (it never passes through straight).
+        hinge = g_knee[:, :, 0]
+        m = _unit(hinge - np.sum(hinge * thigh, axis=1, keepdims=True) * thigh / l1[:, None] ** 2)
+        across = shin - np.sum(shin * m, axis=1, keepdims=True) * m  # the shin in the bending plane
+        rho = np.linalg.norm(across, axis=1)
+        t_hat = thigh / l1[:, None]
+        bend = np.arctan2(np.sum(np.cross(t_hat, across) * m, axis=1), np.sum(t_hat * across, axis=1))
+        reach = a + offset[rows] - h
+        longest = np.sqrt(l1**2 + l2**2 + 2 * l1 * rho)  # the knee straight
+        shortest = np.sqrt(np.maximum(l1**2 + l2**2 - 2 * l1 * rho, 0.0))
+        own = np.linalg.norm(a - h, axis=1)
+        d = np.clip(np.linalg.norm(reach, axis=1), shortest + 1e-6, np.maximum(own, MAX_REACH * longest))
+        new_bend = np.where(bend < 0, -1.0, 1.0) * np.arccos(np.clip((d**2 - l1**2 - l2**2) / (2 * l1 * rho), -1, 1))
+        turn_knee = Rotation.from_rotvec(m * (new_bend - bend)[:, None]).as_matrix()
+        # Then the whole leg turns by the least rotation that takes the ankle onto the pin.
+        leg = thigh + np.einsum("nij,nj->ni", turn_knee, shin)
+        turn_hip = _least_turn(leg, reach)
+        new_ankle = h + d[:, None] * _unit(reach)
+        new_knee = h + np.einsum("nij,nj->ni", turn_hip, thigh)
+        g_hip_new = turn_hip @ g_hip
+        g_knee_new = turn_hip @ turn_knee @ g_knee
+        parents = np.stack((pelvis[rows], g_hip_new, g_knee_new), axis=1)  # (n, 3, 3, 3)
+        new_local = np.swapaxes(parents, 2, 3) @ np.stack((g_hip_new, g_knee_new, g_ankle), axis=1)
+        pose[rows[:, None], [hip - 1, knee - 1, ankle - 1]] = Rotation.from_matrix(
+            new_local.reshape(-1, 3, 3)).as_rotvec().reshape(len(rows), 3, 3)
+        joints[rows, foot] += new_ankle - a  # the ankle keeps its world orientation: the foot follows it
+        joints[rows, knee], joints[rows, ankle] = new_knee, new_ankle
+    return pose.reshape(n, 69), joints
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def _least_turn(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(n, 3, 3) the smallest rotations taking each `source` direction to its `target`'s."""
+    from scipy.spatial.transform import Rotation
+
+    s, t = _unit(source), _unit(target)
+    axis = np.cross(s, t)
+    angle = np.arctan2(np.linalg.norm(axis, axis=1), np.sum(s * t, axis=1))
+    return Rotation.from_rotvec(_unit(axis) * angle[:, None]).as_matrix()
 
 
 def foot_slide(joints3d: np.ndarray, contacts: np.ndarray) -> float:
@@ -164,13 +279,14 @@ def foot_slide(joints3d: np.ndarray, contacts: np.ndarray) -> float:
 def place_in_world(inputs: list[TrackInCamera], camera: CameraMotion, foot_lock: bool
                    ) -> tuple[World, list[tuple[float, float | None]]]:
     """One model's tracks in the video's world; with `foot_lock`, each track's root is moved
-    so its feet in contact do not slide. Returns the World (its tracks replaced by the locked
+    and its legs bent (when the inputs carry their body_pose) so its feet in contact do not
+    slide (`lock_feet`). Returns the World (its tracks replaced by the locked
     ones) and per track (slide as written, slide before the lock or None), cm per contact frame."""
     world = build_world(inputs, camera)
     slides, placed = [], []
     for track, person in zip(world.tracks, inputs):
         if foot_lock:
-            locked, before, after = lock_feet(track, person.sole_heights)
+            locked, before, after = lock_feet(track, person.sole_heights, person.body_pose)
             placed.append(locked)
             slides.append((after, before))
         else:
