@@ -420,3 +420,73 @@ def test_render_reuses_the_smpl_file_the_manifest_records(reconstructed, assets)
     from strcli.body.files import smpl_file_for_outputs
 
     assert smpl_file_for_outputs([folder]) == ((smpl / "SMPL_NEUTRAL.pkl").resolve(), None)
+
+
+def test_caveats_are_read_from_the_manifest():
+    from strcli.body.files import TEST_BODY_NOTE
+    from strcli.render.overlay import overlay_caveats
+
+    trained = [{"name": "detector", "path": "/w/yolo11m.pt", "note": "asset detector"},
+               {"name": "backbone", "path": "/w/spin.pt", "note": "SPIN ResNet-50"},
+               {"name": "mean_params", "path": None, "note": "built-in fallback (MeanParams.neutral)"},
+               {"name": "str", "path": "/w/best.pt", "note": "strcli checkpoint, full"},
+               {"name": "smpl", "path": "/w/SMPL_NEUTRAL.pkl", "note": ""}]
+    assert overlay_caveats({"weights": trained}) == ""  # real results: no caption
+    random = [dict(w, path=None, note="random init (seed 0)") if w["name"] in ("backbone", "str") else w
+              for w in trained]
+    assert overlay_caveats({"weights": random}) == "TEST ONLY, NOT REAL BODIES: untrained ResNet-50, STR (random weights)"
+    yaml = [dict(w, note="untrained (built from yaml)") if w["name"] == "detector" else w for w in trained]
+    assert "untrained detector" in overlay_caveats({"weights": yaml})
+    test_body = [dict(w, note=TEST_BODY_NOTE) if w["name"] == "smpl" else w for w in trained]
+    assert overlay_caveats({"weights": test_body}).endswith(": a generated test body, not SMPL")
+    # the body drawn now is the test body, whatever the manifest says
+    assert overlay_caveats({"weights": trained}, TEST_BODY_NOTE).endswith("a generated test body, not SMPL")
+    assert overlay_caveats({"weights": random}, TEST_BODY_NOTE).count(";") == 1
+
+
+@pytest.mark.parametrize("height, width", [(240, 320), (1080, 1920)])
+def test_the_caption_is_legible_and_fits_the_frame(height, width):
+    from strcli.render.overlay import draw_caption
+
+    image = np.empty((height, width, 3), np.uint8)
+    image[:] = (200, 40, 90)  # no grey the caption's anti-aliasing could make
+    text = "TEST ONLY, NOT REAL BODIES: untrained ResNet-50, STR (random weights); a generated test body, not SMPL"
+    top, right = draw_caption(image, text)
+    changed = (image != (200, 40, 90)).any(axis=2)
+    assert not changed[:top].any() and not changed[:, right:].any()  # only the band at the bottom left
+    assert changed[top:, :right].all()  # a solid band (text drawn on it)
+    white = (image[top:, :right] > 200).all(axis=2)
+    rows = np.nonzero(white.any(axis=1))[0]
+    assert white.sum() > 0.04 * white.size  # text, not an empty band
+    lines = len(np.split(rows, np.nonzero(np.diff(rows) > 1)[0] + 1))  # runs of rows with white
+    assert 11 <= (height - top) / lines  # at least 11 rows per line of text
+    assert (height - top) < 0.3 * height  # a caption, not a curtain
+
+
+def test_render_burns_the_caveat_into_the_frames(reconstructed, assets):
+    """The mean-predicting STR with a random ResNet-50 (no SPIN file): the frames say so; the
+    same folder whose manifest records trained weights draws the same bodies with no caption."""
+    run, smpl = reconstructed
+    folder = run(assets / "videos" / "running.mp4", assets / "detections" / "running.det.txt", "--end", 3)
+
+    def render():
+        result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--device", "cpu",
+                                     "--frames", "1", "--no-video", "-q"])
+        assert result.exit_code == 0, result.output
+        return cv2.cvtColor(cv2.imread(str(folder / "frames" / "000001.png")), cv2.COLOR_BGR2RGB)
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [w["note"] for w in manifest["weights"] if w["name"] == "backbone"] == ["random init (seed 0)"]
+    captioned = render()
+    for used in manifest["weights"]:
+        if used["name"] == "backbone":
+            used.update(path=str(folder / "spin.pt"), note="SPIN ResNet-50")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    plain = render()
+    differs = (captioned != plain).any(axis=2)
+    ys, xs = np.nonzero(differs)
+    height, width = plain.shape[:2]
+    assert ys.min() > 0.9 * height and xs.min() < 10  # the band at the bottom left, nothing else
+    assert 400 < xs.max() < width  # as wide as its text
+    band = captioned[ys.min():, :xs.max()]
+    assert (band < 40).all(axis=2).mean() > 0.5 and (band > 200).all(axis=2).mean() > 0.04  # white on dark

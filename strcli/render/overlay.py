@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
+from strcli.body.files import TEST_BODY_NOTE
 from strcli.body.smpl import Body
 from strcli.config import FRAMES_DIR, TRACK_COLOURS, OVERLAY
 from strcli.body.camera import Intrinsics
@@ -67,6 +68,9 @@ class RenderOptions:
     fps: float | None = None  # default: the source's (divided by the reconstruct stride)
     preset: str = "veryfast"
     compare: bool = False  # one labelled panel per model of the folder, side by side
+    # A caveat about the body model drawn (`TEST_BODY_NOTE` when it is the generated test
+    # body), burned into the frames with the manifest's own (`overlay_caveats`).
+    body_note: str = ""
 
     def __post_init__(self) -> None:
         check_render_values(alpha=self.alpha, crf=self.crf, fps=self.fps, preset=self.preset, video=self.video,
@@ -275,6 +279,7 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
     fps = options.fps or info.fps / stride
     keep_times = options.fps is None  # each frame at its source time (a variable rate is kept)
     faces = torch.as_tensor(body.faces, device=device)
+    caption = overlay_caveats(manifest, options.body_note)  # burned into every frame, when there is one
     sides = [frame_side_view(tracks, body, device, info.width, info.height) if options.side_view else None
              for _, tracks in panels]
     writer = None
@@ -313,8 +318,10 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
                 continue  # PNGs only: draw just the frames asked for
             drawn = [_draw_frame(frame.image, _people_at(frame.index, tracks, body, device), faces, intrinsics,
                                  options, label, side) for (label, tracks), side in zip(panels, sides)]
-            sink.put((frame.index, frame.time - first_time,
-                      drawn[0] if len(drawn) == 1 else np.concatenate(drawn, axis=1)))
+            composed = drawn[0] if len(drawn) == 1 else np.concatenate(drawn, axis=1)
+            if caption:
+                draw_caption(composed, caption)
+            sink.put((frame.index, frame.time - first_time, composed))
             drawn_count += 1
             if progress:
                 progress(drawn_count, total)
@@ -434,6 +441,69 @@ def _draw_frame(frame: np.ndarray, people: list[Person], faces: Tensor, intrinsi
     if label:
         draw_label(drawn, label)
     return drawn
+
+
+# The manifest's names of the networks, as a caption names them.
+_NETWORK_NAMES = {"str": "STR", "tcmr": "TCMR", "vibe": "VIBE", "spin": "SPIN", "backbone": "ResNet-50",
+                  "detector": "detector"}
+
+
+def overlay_caveats(manifest: dict[str, Any], body_note: str = "") -> str:
+    """The caption every frame of a render carries when its bodies are not real results, or
+    "": the networks the manifest records as randomly initialised or untrained
+    (`WeightsUsed` with no file and a "random init" note, or an "untrained" one: --untrained,
+    a detector built from a yaml) and the generated test body (the manifest's SMPL entry
+    says `TEST_BODY_NOTE`, or `body_note`, the body drawn now, does). ASCII only: OpenCV's
+    fonts draw no other."""
+    untrained, test_body = [], bool(body_note)
+    for used in manifest.get("weights", []):
+        if not isinstance(used, dict):
+            continue
+        note = str(used.get("note") or "")
+        if used.get("name") == "smpl" and note == TEST_BODY_NOTE:
+            test_body = True
+        elif (used.get("path") is None and note.startswith("random init")) or note.startswith("untrained"):
+            name = str(used.get("name"))
+            untrained.append(_NETWORK_NAMES.get(name, name))
+    parts = []
+    if untrained:
+        parts.append(f"untrained {', '.join(dict.fromkeys(untrained))} (random weights)")
+    if test_body:
+        parts.append("a generated test body, not SMPL")
+    return f"TEST ONLY, NOT REAL BODIES: {'; '.join(parts)}" if parts else ""
+
+
+def caption_scale(height: int) -> float:
+    """The caption's OpenCV font scale for a frame `height` pixels tall: its capitals are about
+    2.2% of the height (24 px at 1080), never under 11 px (scale 0.5)."""
+    return max(0.5, height / 1000)
+
+
+def draw_caption(image: np.ndarray, text: str) -> tuple[int, int]:
+    """`text` in white on a dark band along the bottom-left of `image` ((H, W, 3) uint8, in
+    place), wrapped at word boundaries to the image's width; returns the band's top row and
+    right column. Sized by `caption_scale`."""
+    height, width = image.shape[:2]
+    scale = caption_scale(height)
+    thickness = max(1, round(1.6 * scale))
+    pad = max(3, round(6 * scale))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    lines: list[str] = []
+    for word in text.split():
+        joined = f"{lines[-1]} {word}" if lines else word
+        if lines and cv2.getTextSize(joined, font, scale, thickness)[0][0] <= width - 2 * pad:
+            lines[-1] = joined
+        else:
+            lines.append(word)
+    (_, h), base = cv2.getTextSize("Ag", font, scale, thickness)
+    step = h + base + pad // 2
+    top = max(0, height - pad - step * len(lines) - pad // 2)
+    right = min(width, 2 * pad + max(cv2.getTextSize(line, font, scale, thickness)[0][0] for line in lines))
+    cv2.rectangle(image, (0, top), (right - 1, height - 1), (20, 20, 20), -1)
+    for k, line in enumerate(lines):
+        cv2.putText(image, line, (pad, top + pad + h + k * step), font, scale, (255, 255, 255), thickness,
+                    cv2.LINE_AA)
+    return top, right
 
 
 def draw_label(image: np.ndarray, text: str) -> None:
