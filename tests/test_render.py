@@ -490,3 +490,39 @@ def test_render_burns_the_caveat_into_the_frames(reconstructed, assets):
     assert 400 < xs.max() < width  # as wide as its text
     band = captioned[ys.min():, :xs.max()]
     assert (band < 40).all(axis=2).mean() > 0.5 and (band > 200).all(axis=2).mean() > 0.04  # white on dark
+
+
+def _standing(centre, samples=8, rng=None):
+    """(samples, 200, 3) points of a 0.5 x 1.7 x 0.3 m box person around `centre` (camera
+    frame, y down, metres), walking 1 m to the right over the samples."""
+    rng = rng or np.random.default_rng(0)
+    box = (rng.random((200, 3)) - 0.5) * np.array([0.5, 1.7, 0.3])
+    steps = np.linspace(0, 1, samples)[:, None, None] * np.array([1.0, 0, 0])
+    return torch.tensor(box[None] + np.array(centre) + steps, dtype=torch.float32)
+
+
+def test_the_side_view_frames_the_crowd_not_the_farthest_person():
+    """pedestrians.avi's shape: a crowd 6 to 15 m away and one person 56 m away. The side view
+    (depth across the panel) must show the crowd whole and large; the far one may leave it."""
+    from strcli.render.overlay import SIDE_MARGIN, bulk_bodies, side_framing
+
+    rng = np.random.default_rng(1)
+    crowd = [_standing((x, 1.0, z), rng=rng) for x, z in zip(np.linspace(-3, 3, 10), np.linspace(6, 15, 10))]
+    far = _standing((2.0, 1.0, 56.0), rng=rng)
+    bodies = torch.cat([*crowd, far])
+    assert bulk_bodies(bodies).tolist() == [True] * 80 + [False] * 8
+    width, height = 640, 480
+    framing = side_framing(bodies, width, height)
+    heights = []
+    for person in crowd:
+        xy, depth = project_vertices(framing.apply(person.reshape(-1, 3)), framing.intrinsics)
+        assert (depth > 0).all()
+        assert xy[:, 0].min() >= 0.5 * SIDE_MARGIN * width and xy[:, 0].max() <= (1 - 0.5 * SIDE_MARGIN) * width
+        assert xy[:, 1].min() >= 0.5 * SIDE_MARGIN * height and xy[:, 1].max() <= (1 - 0.5 * SIDE_MARGIN) * height
+        heights.append(float(xy[:, 1].max() - xy[:, 1].min()))
+    # Of a useful size: the crowd spans ~10 m of depth across the panel, so a 1.7 m person
+    # is over a tenth of its height (framing all 50 m would make it ~3%).
+    assert min(heights) > 0.1 * height
+    # A crowd without a far-off person keeps everyone in the framing (tested whole in
+    # test_first_hour's side-view test).
+    assert bulk_bodies(torch.cat(crowd)).all()

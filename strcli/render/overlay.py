@@ -6,7 +6,7 @@ each frame, rasterizes them together in one z-buffer (`strcli.render.rasterize`,
 bodies and limbs hide farther ones), shades them light and matte in one stable colour per
 track id, blends them over the frame and encodes H.264 (`VideoWriter`, temporary name,
 renamed when complete). `--side-view` adds a panel of the same bodies turned 90 degrees
-about the vertical axis through their centre.
+about the vertical axis through their centre, framed on the bulk of them (`bulk_bodies`).
 
 Size (over 500 lines): one frame's drawing (projection, depth order, shading, panels)
 and the loop over a video's frames; no other module uses the parts.
@@ -173,13 +173,22 @@ class SideFraming:
         return (vertices - vertices.new_tensor(self.centre)) @ turn.T + vertices.new_tensor(self.offset)
 
 
+# The side view frames the bulk of the bodies: those whose centre lies within the
+# SIDE_BULK quantiles of all sampled centres (per axis), widened on each side by
+# SIDE_SLACK times that range plus one body height, so a track at the edge of the bulk stays
+# whole; bodies beyond (a few far-off people) may leave the panel.
+SIDE_BULK = (0.1, 0.9)
+SIDE_SLACK = 0.5
+_BODY_HEIGHT = 1.7  # metres: the widening beyond the bulk's range
+
+
 @torch.inference_mode()
 def frame_side_view(tracks: list[TrackMotion], body: Body, device: torch.device, width: int, height: int,
                     samples: int = 32) -> SideFraming:
     """A first pass over the tracks: SMPL posed on up to `samples` frames of each track
-    (evenly spread), turned, and the side camera chosen so that all of them fit the
-    `width` x `height` panel with a margin, as large as they can be."""
-    points = []
+    (evenly spread), and the side camera chosen by `side_framing` for a `width` x `height`
+    panel."""
+    bodies = []
     for track in tracks:
         rows = np.unique(np.linspace(0, len(track.frames) - 1, min(samples, len(track.frames))).astype(int))
         if len(rows) == 0:
@@ -189,10 +198,20 @@ def frame_side_view(tracks: list[TrackMotion], body: Body, device: torch.device,
             return torch.from_numpy(np.asarray(getattr(t, name)[r])).to(device, torch.float32)
 
         out = body.axis_angle(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
-        points.append(out.vertices.reshape(-1, 3)[::7].float())  # every 7th vertex is enough for extents
-    if not points:
+        bodies.append(out.vertices[:, ::7].float())  # (S, V / 7, 3): every 7th vertex is enough for extents
+    if not bodies:
         return SideFraming((0.0, 0.0, 3.0), (0.0, 0.0, 3.0), Intrinsics(float(max(width, height)), width, height))
-    cloud = torch.cat(points)
+    return side_framing(torch.cat(bodies), width, height)
+
+
+def side_framing(bodies: Tensor, width: int, height: int) -> SideFraming:
+    """The side camera for `bodies` ((S, P, 3) points of S posed bodies, camera frame,
+    metres): the bulk of them (`bulk_bodies`) turned 90 degrees about the vertical axis
+    through their centre, seen from far enough that the nearest is not distorted, with the
+    focal length that fits them in the `width` x `height` panel with a margin of SIDE_MARGIN,
+    as large as they can be. Bodies outside the bulk may fall outside the panel."""
+    kept = bodies[bulk_bodies(bodies)]
+    cloud = kept.reshape(-1, 3)
     centre = cloud.mean(dim=0)
     turned = (cloud - centre) @ cloud.new_tensor(_QUARTER_TURN).T
     lo, hi = turned.min(dim=0).values, turned.max(dim=0).values
@@ -204,6 +223,19 @@ def frame_side_view(tracks: list[TrackMotion], body: Body, device: torch.device,
     v = (seen[:, 1] / seen[:, 2]).abs().max().clamp_min(1e-6)
     focal = min((0.5 - SIDE_MARGIN) * width / float(u), (0.5 - SIDE_MARGIN) * height / float(v))
     return SideFraming(tuple(centre.tolist()), tuple(offset.tolist()), Intrinsics(focal, width, height))
+
+
+def bulk_bodies(bodies: Tensor) -> Tensor:
+    """(S,) bool: the bodies of `bodies` ((S, P, 3), camera frame, metres) whose centre lies,
+    on each axis, within the SIDE_BULK quantiles of all the centres widened by SIDE_SLACK
+    times their range and one body height. A tight crowd keeps everyone; a person far
+    behind it (pedestrians.avi's farthest, 56 m away) is left out of the framing. Never
+    empty."""
+    centres = bodies.mean(dim=1)  # (S, 3)
+    q = torch.quantile(centres, centres.new_tensor(SIDE_BULK), dim=0)  # (2, 3)
+    slack = SIDE_SLACK * (q[1] - q[0]) + _BODY_HEIGHT
+    keep = ((centres >= q[0] - slack) & (centres <= q[1] + slack)).all(dim=1)
+    return keep if bool(keep.any()) else torch.ones_like(keep)
 
 
 def side_view(people: list[Person], framing: SideFraming) -> list[Person]:
