@@ -187,6 +187,12 @@ def test_render_overlays_the_body_on_the_person(reconstructed, assets):
         x1, y1, x2, y2 = data["boxes"][2].astype(int)
     source = next(f.to_ndarray(format="rgb24") for i, f in enumerate(av.open(str(assets / "videos" / "running.mp4")).decode(video=0)) if i == 2)
     changed = np.abs(png[:, :1920].astype(int) - source).sum(2) > 30
+    # The caption (a random ResNet-50: no SPIN file) in its band at the bottom left, not a body.
+    from strcli.render.overlay import draw_caption, overlay_caveats
+
+    top, right = draw_caption(np.zeros_like(png), overlay_caveats(json.loads((folder / "manifest.json").read_text())))
+    assert changed[top:, :right].mean() > 0.5  # drawn
+    changed[top:, :right] = False
     ys, xs = np.nonzero(changed)
     assert changed[y1:y2, x1:x2].sum() > 2000
     assert xs.min() > x1 - 0.6 * (y2 - y1) and xs.max() < x2 + 0.6 * (y2 - y1) and ys.min() > y1 - 50
@@ -332,9 +338,13 @@ def test_variable_rate_overlay_keeps_every_frames_source_time_and_its_audio(reco
         kinds = [s.type for s in container.streams]
         audio_seconds = float(container.streams.audio[0].duration * container.streams.audio[0].time_base)
     assert len(out) == len(times) == 45 and kinds == ["video", "audio"]
+    from strcli.render.overlay import draw_caption, overlay_caveats
+
+    caption = overlay_caveats(json.loads((folder / "manifest.json").read_text()))  # a random ResNet-50
+    top, _ = draw_caption(np.zeros_like(images[0]), caption)
     for (at, image), source_time, source in zip(out, times, images):
         assert abs(at - source_time) <= max(tick, 1e-3)  # the source's time, within a tick
-        left = (slice(None), slice(0, 28))  # the left third: grey 12 + 5 i, no body there
+        left = (slice(0, top), slice(0, 28))  # the left third above the caption: grey 12 + 5 i, no body there
         assert abs(float(image[left].mean()) - float(source[left].mean())) < 3
     assert out[15][0] == pytest.approx(times[15], abs=1e-3) and times[15] == pytest.approx(14 / 30 + 0.1, abs=1e-3)
     assert audio_seconds == pytest.approx(times[-1] + 1 / 30, abs=0.15)  # as long as the video
