@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import strcli.render.overlay as overlay
+from strcli.render import overlay
 from strcli.body.smpl import Body
 from strcli.render.rasterize import project_vertices
 
