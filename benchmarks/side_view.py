@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from strcli.render import overlay
 from strcli.body.smpl import Body
+from strcli.render import overlay
 from strcli.render.rasterize import project_vertices
 
 
