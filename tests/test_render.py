@@ -188,7 +188,7 @@ def test_render_overlays_the_body_on_the_person(reconstructed, assets):
     source = next(f.to_ndarray(format="rgb24") for i, f in enumerate(av.open(str(assets / "videos" / "running.mp4")).decode(video=0)) if i == 2)
     changed = np.abs(png[:, :1920].astype(int) - source).sum(2) > 30
     # The caption (a random ResNet-50: no SPIN file) in its band at the bottom left, not a body.
-    from strcli.render.overlay import draw_caption, overlay_caveats
+    from strcli.render.caption import draw_caption, overlay_caveats
 
     top, right = draw_caption(np.zeros_like(png), overlay_caveats(json.loads((folder / "manifest.json").read_text())))
     assert changed[top:, :right].mean() > 0.5  # drawn
@@ -338,7 +338,7 @@ def test_variable_rate_overlay_keeps_every_frames_source_time_and_its_audio(reco
         kinds = [s.type for s in container.streams]
         audio_seconds = float(container.streams.audio[0].duration * container.streams.audio[0].time_base)
     assert len(out) == len(times) == 45 and kinds == ["video", "audio"]
-    from strcli.render.overlay import draw_caption, overlay_caveats
+    from strcli.render.caption import draw_caption, overlay_caveats
 
     caption = overlay_caveats(json.loads((folder / "manifest.json").read_text()))  # a random ResNet-50
     top, _ = draw_caption(np.zeros_like(images[0]), caption)
@@ -434,7 +434,7 @@ def test_render_reuses_the_smpl_file_the_manifest_records(reconstructed, assets)
 
 def test_caveats_are_read_from_the_manifest():
     from strcli.body.files import TEST_BODY_NOTE
-    from strcli.render.overlay import overlay_caveats
+    from strcli.render.caption import overlay_caveats
 
     trained = [{"name": "detector", "path": "/w/yolo11m.pt", "note": "asset detector"},
                {"name": "backbone", "path": "/w/spin.pt", "note": "SPIN ResNet-50"},
@@ -456,7 +456,7 @@ def test_caveats_are_read_from_the_manifest():
 
 @pytest.mark.parametrize("height, width", [(240, 320), (1080, 1920)])
 def test_the_caption_is_legible_and_fits_the_frame(height, width):
-    from strcli.render.overlay import draw_caption
+    from strcli.render.caption import draw_caption
 
     image = np.empty((height, width, 3), np.uint8)
     image[:] = (200, 40, 90)  # no grey the caption's anti-aliasing could make
