@@ -452,6 +452,10 @@ def test_caveats_are_read_from_the_manifest():
     # the body drawn now is the test body, whatever the manifest says
     assert overlay_caveats({"weights": trained}, TEST_BODY_NOTE).endswith("a generated test body, not SMPL")
     assert overlay_caveats({"weights": random}, TEST_BODY_NOTE).count(";") == 1
+    # --compare: each panel names its own temporal model, and the shared networks
+    both = [*random, {"name": "tcmr", "path": "/w/tcmr.pth.tar", "note": "TCMR, epoch 30"}]
+    assert overlay_caveats({"weights": both}, model="str").endswith("untrained ResNet-50, STR (random weights)")
+    assert overlay_caveats({"weights": both}, model="tcmr").endswith("untrained ResNet-50 (random weights)")
 
 
 @pytest.mark.parametrize("height, width", [(240, 320), (1080, 1920)])

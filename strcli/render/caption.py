@@ -19,13 +19,18 @@ _NETWORK_NAMES = {"str": "STR", "tcmr": "TCMR", "vibe": "VIBE", "spin": "SPIN", 
                   "detector": "detector"}
 
 
-def overlay_caveats(manifest: dict[str, Any], body_note: str = "") -> str:
+# The temporal models: in a --compare panel only its own model's state is named.
+_TEMPORAL = ("str", "tcmr", "vibe")
+
+
+def overlay_caveats(manifest: dict[str, Any], body_note: str = "", model: str | None = None) -> str:
     """The caption every frame of a render carries when its bodies are not real results, or
     "": the networks the manifest records as randomly initialised or untrained
     (`WeightsUsed` with no file and a "random init" note, or an "untrained" one: --untrained,
     a detector built from a yaml) and the generated test body (the manifest's SMPL entry
     says `TEST_BODY_NOTE`, or `body_note`, the body drawn now, does). ASCII only: OpenCV's
-    fonts draw no other."""
+    fonts draw no other. `model` (a --compare panel's, e.g. "tcmr"): of the temporal models
+    only that one is named; the networks and body they share always are."""
     untrained, test_body = [], bool(body_note)
     for used in manifest.get("weights", []):
         if not isinstance(used, dict):
@@ -35,6 +40,8 @@ def overlay_caveats(manifest: dict[str, Any], body_note: str = "") -> str:
             test_body = True
         elif (used.get("path") is None and note.startswith("random init")) or note.startswith("untrained"):
             name = str(used.get("name"))
+            if model is not None and name in _TEMPORAL and name != model:
+                continue
             untrained.append(_NETWORK_NAMES.get(name, name))
     parts = []
     if untrained:

@@ -314,7 +314,9 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
     fps = options.fps or info.fps / stride
     keep_times = options.fps is None  # each frame at its source time (a variable rate is kept)
     faces = torch.as_tensor(body.faces, device=device)
-    caption = overlay_caveats(manifest, options.body_note)  # burned into every frame, when there is one
+    # Burned into every frame (each --compare panel its own model's), when there is one.
+    first = (manifest.get("models") or [{}])[0].get("name")  # the model a plain render draws
+    captions = [overlay_caveats(manifest, options.body_note, label.lower() if label else first) for label, _ in panels]
     sides = [frame_side_view(tracks, body, device, info.width, info.height) if options.side_view else None
              for _, tracks in panels]
     writer = None
@@ -353,10 +355,11 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
                 continue  # PNGs only: draw just the frames asked for
             drawn = [_draw_frame(frame.image, _people_at(frame.index, tracks, body, device), faces, intrinsics,
                                  options, label, side) for (label, tracks), side in zip(panels, sides)]
-            composed = drawn[0] if len(drawn) == 1 else np.concatenate(drawn, axis=1)
-            if caption:
-                draw_caption(composed, caption)
-            sink.put((frame.index, frame.time - first_time, composed))
+            for panel, caption in zip(drawn, captions):
+                if caption:
+                    draw_caption(panel, caption)
+            sink.put((frame.index, frame.time - first_time,
+                      drawn[0] if len(drawn) == 1 else np.concatenate(drawn, axis=1)))
             drawn_count += 1
             if progress:
                 progress(drawn_count, total)
