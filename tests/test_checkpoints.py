@@ -120,3 +120,34 @@ def test_old_layout_checkpoint_is_refused_in_one_line(tmp_path):
     torch.save(raw, path)
     with pytest.raises(CorruptAssetError, match="missing keys: .*unexpected keys: .*spectral"):
         load_model(path)
+
+
+def old_senet_checkpoint(path):
+    """A senet_for_ste file as strcli wrote it before SENet became per frame: today's keys
+    plus the GRU branch it had then (`ste.gru.*`, the branch's own names and shapes)."""
+    from strcli.model.str import _branch
+
+    config = TINY.ablate("senet_for_ste")
+    model = STR(config)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state.update({f"ste.gru.{k}": v.detach().clone() for k, v in _branch(config).state_dict().items()})
+    torch.save({"format": "strcli-checkpoint", "version": VERSION, "model": "str", "config": config.to_dict(),
+                "state_dict": state, "meta": {"strcli": "0.2.0"}}, path)
+    return path
+
+
+def test_senet_checkpoint_from_before_the_per_frame_senet_says_retrain(tmp_path):
+    path = old_senet_checkpoint(tmp_path / "senet.pt")
+    with pytest.raises(CorruptAssetError, match="made before SENet became per frame") as info:
+        load_model(path)
+    assert "docs/model.md" in info.value.message and "strcli train --ablation senet_for_ste" in info.value.hint
+    result = CliRunner().invoke(app, ["info", "--checkpoint", str(path)])
+    assert result.exit_code == 4 and result.stderr.count("\n") == 1
+    assert "before SENet became per frame" in result.stderr and "Retrain it" in result.stderr
+    # Any other mismatch keeps the plain message: the recognised case is only the GRU's keys.
+    raw = torch.load(path, weights_only=True)
+    raw["state_dict"]["ste.extra.weight"] = torch.zeros(1)
+    torch.save(raw, path)
+    with pytest.raises(CorruptAssetError, match="does not fit the model") as info:
+        load_model(path)
+    assert "ste.gru." in info.value.message and "Retrain" not in (info.value.hint or "")

@@ -187,6 +187,12 @@ def test_render_overlays_the_body_on_the_person(reconstructed, assets):
         x1, y1, x2, y2 = data["boxes"][2].astype(int)
     source = next(f.to_ndarray(format="rgb24") for i, f in enumerate(av.open(str(assets / "videos" / "running.mp4")).decode(video=0)) if i == 2)
     changed = np.abs(png[:, :1920].astype(int) - source).sum(2) > 30
+    # The caption (a random ResNet-50: no SPIN file) in its band at the bottom left, not a body.
+    from strcli.render.caption import draw_caption, overlay_caveats
+
+    top, right = draw_caption(np.zeros_like(png), overlay_caveats(json.loads((folder / "manifest.json").read_text())))
+    assert changed[top:, :right].mean() > 0.5  # drawn
+    changed[top:, :right] = False
     ys, xs = np.nonzero(changed)
     assert changed[y1:y2, x1:x2].sum() > 2000
     assert xs.min() > x1 - 0.6 * (y2 - y1) and xs.max() < x2 + 0.6 * (y2 - y1) and ys.min() > y1 - 50
@@ -332,9 +338,13 @@ def test_variable_rate_overlay_keeps_every_frames_source_time_and_its_audio(reco
         kinds = [s.type for s in container.streams]
         audio_seconds = float(container.streams.audio[0].duration * container.streams.audio[0].time_base)
     assert len(out) == len(times) == 45 and kinds == ["video", "audio"]
+    from strcli.render.caption import draw_caption, overlay_caveats
+
+    caption = overlay_caveats(json.loads((folder / "manifest.json").read_text()))  # a random ResNet-50
+    top, _ = draw_caption(np.zeros_like(images[0]), caption)
     for (at, image), source_time, source in zip(out, times, images):
         assert abs(at - source_time) <= max(tick, 1e-3)  # the source's time, within a tick
-        left = (slice(None), slice(0, 28))  # the left third: grey 12 + 5 i, no body there
+        left = (slice(0, top), slice(0, 28))  # the left third above the caption: grey 12 + 5 i, no body there
         assert abs(float(image[left].mean()) - float(source[left].mean())) < 3
     assert out[15][0] == pytest.approx(times[15], abs=1e-3) and times[15] == pytest.approx(14 / 30 + 0.1, abs=1e-3)
     assert audio_seconds == pytest.approx(times[-1] + 1 / 30, abs=0.15)  # as long as the video
@@ -420,3 +430,113 @@ def test_render_reuses_the_smpl_file_the_manifest_records(reconstructed, assets)
     from strcli.body.files import smpl_file_for_outputs
 
     assert smpl_file_for_outputs([folder]) == ((smpl / "SMPL_NEUTRAL.pkl").resolve(), None)
+
+
+def test_caveats_are_read_from_the_manifest():
+    from strcli.body.files import TEST_BODY_NOTE
+    from strcli.render.caption import overlay_caveats
+
+    trained = [{"name": "detector", "path": "/w/yolo11m.pt", "note": "asset detector"},
+               {"name": "backbone", "path": "/w/spin.pt", "note": "SPIN ResNet-50"},
+               {"name": "mean_params", "path": None, "note": "built-in fallback (MeanParams.neutral)"},
+               {"name": "str", "path": "/w/best.pt", "note": "strcli checkpoint, full"},
+               {"name": "smpl", "path": "/w/SMPL_NEUTRAL.pkl", "note": ""}]
+    assert overlay_caveats({"weights": trained}) == ""  # real results: no caption
+    random = [dict(w, path=None, note="random init (seed 0)") if w["name"] in ("backbone", "str") else w
+              for w in trained]
+    assert overlay_caveats({"weights": random}) == "TEST ONLY, NOT REAL BODIES: untrained ResNet-50, STR (random weights)"
+    yaml = [dict(w, note="untrained (built from yaml)") if w["name"] == "detector" else w for w in trained]
+    assert "untrained detector" in overlay_caveats({"weights": yaml})
+    test_body = [dict(w, note=TEST_BODY_NOTE) if w["name"] == "smpl" else w for w in trained]
+    assert overlay_caveats({"weights": test_body}).endswith(": a generated test body, not SMPL")
+    # the body drawn now is the test body, whatever the manifest says
+    assert overlay_caveats({"weights": trained}, TEST_BODY_NOTE).endswith("a generated test body, not SMPL")
+    assert overlay_caveats({"weights": random}, TEST_BODY_NOTE).count(";") == 1
+    # --compare: each panel names its own temporal model, and the shared networks
+    both = [*random, {"name": "tcmr", "path": "/w/tcmr.pth.tar", "note": "TCMR, epoch 30"}]
+    assert overlay_caveats({"weights": both}, model="str").endswith("untrained ResNet-50, STR (random weights)")
+    assert overlay_caveats({"weights": both}, model="tcmr").endswith("untrained ResNet-50 (random weights)")
+
+
+@pytest.mark.parametrize("height, width", [(240, 320), (1080, 1920)])
+def test_the_caption_is_legible_and_fits_the_frame(height, width):
+    from strcli.render.caption import draw_caption
+
+    image = np.empty((height, width, 3), np.uint8)
+    image[:] = (200, 40, 90)  # no grey the caption's anti-aliasing could make
+    text = "TEST ONLY, NOT REAL BODIES: untrained ResNet-50, STR (random weights); a generated test body, not SMPL"
+    top, right = draw_caption(image, text)
+    changed = (image != (200, 40, 90)).any(axis=2)
+    assert not changed[:top].any() and not changed[:, right:].any()  # only the band at the bottom left
+    assert changed[top:, :right].all()  # a solid band (text drawn on it)
+    white = (image[top:, :right] > 200).all(axis=2)
+    rows = np.nonzero(white.any(axis=1))[0]
+    assert white.sum() > 0.04 * white.size  # text, not an empty band
+    lines = len(np.split(rows, np.nonzero(np.diff(rows) > 1)[0] + 1))  # runs of rows with white
+    assert 11 <= (height - top) / lines  # at least 11 rows per line of text
+    assert (height - top) < 0.3 * height  # a caption, not a curtain
+
+
+def test_render_burns_the_caveat_into_the_frames(reconstructed, assets):
+    """The mean-predicting STR with a random ResNet-50 (no SPIN file): the frames say so; the
+    same folder whose manifest records trained weights draws the same bodies with no caption."""
+    run, smpl = reconstructed
+    folder = run(assets / "videos" / "running.mp4", assets / "detections" / "running.det.txt", "--end", 3)
+
+    def render():
+        result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(smpl), "--device", "cpu",
+                                     "--frames", "1", "--no-video", "-q"])
+        assert result.exit_code == 0, result.output
+        return cv2.cvtColor(cv2.imread(str(folder / "frames" / "000001.png")), cv2.COLOR_BGR2RGB)
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [w["note"] for w in manifest["weights"] if w["name"] == "backbone"] == ["random init (seed 0)"]
+    captioned = render()
+    for used in manifest["weights"]:
+        if used["name"] == "backbone":
+            used.update(path=str(folder / "spin.pt"), note="SPIN ResNet-50")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    plain = render()
+    differs = (captioned != plain).any(axis=2)
+    ys, xs = np.nonzero(differs)
+    height, width = plain.shape[:2]
+    assert ys.min() > 0.9 * height and xs.min() < 10  # the band at the bottom left, nothing else
+    assert 400 < xs.max() < width  # as wide as its text
+    band = captioned[ys.min():, :xs.max()]
+    assert (band < 40).all(axis=2).mean() > 0.5 and (band > 200).all(axis=2).mean() > 0.04  # white on dark
+
+
+def _standing(centre, samples=8, rng=None):
+    """(samples, 200, 3) points of a 0.5 x 1.7 x 0.3 m box person around `centre` (camera
+    frame, y down, metres), walking 1 m to the right over the samples."""
+    rng = rng or np.random.default_rng(0)
+    box = (rng.random((200, 3)) - 0.5) * np.array([0.5, 1.7, 0.3])
+    steps = np.linspace(0, 1, samples)[:, None, None] * np.array([1.0, 0, 0])
+    return torch.tensor(box[None] + np.array(centre) + steps, dtype=torch.float32)
+
+
+def test_the_side_view_frames_the_crowd_not_the_farthest_person():
+    """pedestrians.avi's shape: a crowd 6 to 15 m away and one person 56 m away. The side view
+    (depth across the panel) must show the crowd whole and large; the far one may leave it."""
+    from strcli.render.overlay import SIDE_MARGIN, bulk_bodies, side_framing
+
+    rng = np.random.default_rng(1)
+    crowd = [_standing((x, 1.0, z), rng=rng) for x, z in zip(np.linspace(-3, 3, 10), np.linspace(6, 15, 10))]
+    far = _standing((2.0, 1.0, 56.0), rng=rng)
+    bodies = torch.cat([*crowd, far])
+    assert bulk_bodies(bodies).tolist() == [True] * 80 + [False] * 8
+    width, height = 640, 480
+    framing = side_framing(bodies, width, height)
+    heights = []
+    for person in crowd:
+        xy, depth = project_vertices(framing.apply(person.reshape(-1, 3)), framing.intrinsics)
+        assert (depth > 0).all()
+        assert xy[:, 0].min() >= 0.5 * SIDE_MARGIN * width and xy[:, 0].max() <= (1 - 0.5 * SIDE_MARGIN) * width
+        assert xy[:, 1].min() >= 0.5 * SIDE_MARGIN * height and xy[:, 1].max() <= (1 - 0.5 * SIDE_MARGIN) * height
+        heights.append(float(xy[:, 1].max() - xy[:, 1].min()))
+    # Of a useful size: the crowd spans ~10 m of depth across the panel, so a 1.7 m person
+    # is over a tenth of its height (framing all 50 m would make it ~3%).
+    assert min(heights) > 0.1 * height
+    # A crowd without a far-off person keeps everyone in the framing (tested whole in
+    # test_first_hour's side-view test).
+    assert bulk_bodies(torch.cat(crowd)).all()

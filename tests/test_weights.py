@@ -301,3 +301,18 @@ def test_weights_list_honours_strcli_smpl_dir(tmp_path, monkeypatch, smpl_files)
     assert rows["smpl_male"]["status"] == "missing"
     table = runner.invoke(app, ["weights", "list"])
     assert "smpl_neutral: register" not in table.stdout
+
+
+@pytest.mark.parametrize("args, smpl", [
+    (["basicmodel_m_lbs_10_207_0_v1.1.0.pkl"], True),  # an official download name
+    (["SMPL_NEUTRAL.pkl"], True),
+    (["body.pkl", "--name", "smpl_female"], True),  # the asset named
+    (["smpl_mean_params.npz"], False),  # SPIN's mean parameters are no body model
+    (["tcmr.pth.tar"], False),
+])
+def test_import_of_a_missing_smpl_file_names_the_test_body(tmp_path, args, smpl):
+    result = CliRunner().invoke(app, ["weights", "import", str(tmp_path / args[0]), *args[1:]])
+    assert result.exit_code == MissingAssetError.exit_code == 3
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "does not exist" in result.stderr
+    assert ("strcli weights make-test-smpl DIR" in result.stderr) == smpl

@@ -257,7 +257,9 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
     sample video of --example). Returns the results, and the exit codes of failed exports
     (--export)."""
     notes = StageNotes(stderr, quiet)
-    with notes.showing("loading torch and ultralytics..."):
+    # Only torch and strcli load here; ultralytics (the tracker, and YOLO without --detections)
+    # is imported with the first video that runs, so the line names torch alone.
+    with notes.showing("loading torch..."):
         from strcli.road.batch import run_batch
         from strcli.utils.devices import resolve_device
         from strcli.export.writer import export_after

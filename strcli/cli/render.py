@@ -66,9 +66,12 @@ def render(
     from strcli.utils.devices import resolve_device
     from strcli.render.overlay import RenderOptions, render_video
 
+    from strcli.body.files import TEST_BODY_NOTE, is_test_body
+
     options = RenderOptions(overlay=overlay, side_view=side_view, tracks=chosen_tracks, alpha=alpha,
                             joints=joints, video=video, frames=chosen_frames, crf=crf, fps=fps,
-                            preset=preset, compare=compare)
+                            preset=preset, compare=compare,
+                            body_note=TEST_BODY_NOTE if is_test_body(smpl_file) else "")
     torch_device = resolve_device(device)
     body = Body.from_file(smpl_file).to(torch_device)
     failed = 0

@@ -199,8 +199,28 @@ def check_fits(module: nn.Module, state_dict: Mapping[str, Tensor], source: str)
         problems.append("unexpected keys: " + ", ".join(unexpected[:10])
                         + (" …" if len(unexpected) > 10 else ""))
     if problems:
+        change = _known_layout_change(module, missing, unexpected)
+        if change is not None:
+            raise CorruptAssetError(f"{source} {change[0]}", change[1])
         raise CorruptAssetError(f"{source} does not fit the model: " + " | ".join(problems) + ".",
                                 "Is it a checkpoint of another model or config?")
+
+
+def _known_layout_change(module: nn.Module, missing: list[str], unexpected: list[str]) -> tuple[str, str] | None:
+    """(what happened, what to do) when a mismatch is the mark of a recognised change of STR's
+    layout made without a new checkpoint version (so `load_checkpoint`'s version check cannot
+    tell): the file predates it and must be retrained. None when it is no such change.
+
+    - senet_for_ste lost its GRU when SENet became per frame (commit 2748420; docs/model.md,
+      the `senet_for_ste` row): its files from before hold `ste.gru.*`, nothing else differs."""
+    config = getattr(module, "config", None)
+    if (isinstance(config, STRConfig) and config.ste_form == "senet" and not missing and unexpected
+            and all(key.startswith("ste.gru.") for key in unexpected)):
+        return ("is a senet_for_ste checkpoint made before SENet became per frame: its ste.gru.* weights "
+                "belong to a GRU this STR no longer has (docs/model.md, senet_for_ste).",
+                "Retrain it: `strcli train --ablation senet_for_ste`, into a new --out (or a new --runs-dir "
+                "for `strcli evaluate --ablation`).")
+    return None
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu",

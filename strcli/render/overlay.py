@@ -6,7 +6,7 @@ each frame, rasterizes them together in one z-buffer (`strcli.render.rasterize`,
 bodies and limbs hide farther ones), shades them light and matte in one stable colour per
 track id, blends them over the frame and encodes H.264 (`VideoWriter`, temporary name,
 renamed when complete). `--side-view` adds a panel of the same bodies turned 90 degrees
-about the vertical axis through their centre.
+about the vertical axis through their centre, framed on the bulk of them (`bulk_bodies`).
 
 Size (over 500 lines): one frame's drawing (projection, depth order, shading, panels)
 and the loop over a video's frames; no other module uses the parts.
@@ -38,6 +38,7 @@ from strcli.road.output_check import check_output
 from strcli.road.outputs import MANIFEST, folder_bytes, output_error, reading_output
 from strcli.utils.overlap import ReadAhead, WriteBehind
 from strcli.road.options import check_render_values
+from strcli.render.caption import draw_caption, overlay_caveats
 from strcli.render.rasterize import rasterize, vertex_normals
 from strcli.road.video import VideoInfo, VideoReader, VideoWriter
 
@@ -67,6 +68,9 @@ class RenderOptions:
     fps: float | None = None  # default: the source's (divided by the reconstruct stride)
     preset: str = "veryfast"
     compare: bool = False  # one labelled panel per model of the folder, side by side
+    # A caveat about the body model drawn (`TEST_BODY_NOTE` when it is the generated test
+    # body), burned into the frames with the manifest's own (`strcli.render.caption`).
+    body_note: str = ""
 
     def __post_init__(self) -> None:
         check_render_values(alpha=self.alpha, crf=self.crf, fps=self.fps, preset=self.preset, video=self.video,
@@ -169,13 +173,25 @@ class SideFraming:
         return (vertices - vertices.new_tensor(self.centre)) @ turn.T + vertices.new_tensor(self.offset)
 
 
+# The side view frames the bulk of the bodies: those whose centre lies within the
+# SIDE_BULK quantiles of all sampled centres (per axis: the middle half), widened on each
+# side by SIDE_SLACK times that range plus one body height, so a track at the edge of the
+# bulk stays whole; bodies beyond (people far behind or before the crowd) may leave the
+# panel. On pedestrians.avi (bodies 10 to 59 m away, median 23 m; benchmarks/side_view.py)
+# framing every body makes the median one 22 px tall in a 576-line panel, the 10-90%
+# quantiles (slack 0.5) 35 px, the middle half 64 px with 84% of the bodies still whole.
+SIDE_BULK = (0.25, 0.75)
+SIDE_SLACK = 0.25
+_BODY_HEIGHT = 1.7  # metres: the widening beyond the bulk's range
+
+
 @torch.inference_mode()
 def frame_side_view(tracks: list[TrackMotion], body: Body, device: torch.device, width: int, height: int,
                     samples: int = 32) -> SideFraming:
     """A first pass over the tracks: SMPL posed on up to `samples` frames of each track
-    (evenly spread), turned, and the side camera chosen so that all of them fit the
-    `width` x `height` panel with a margin, as large as they can be."""
-    points = []
+    (evenly spread), and the side camera chosen by `side_framing` for a `width` x `height`
+    panel."""
+    bodies = []
     for track in tracks:
         rows = np.unique(np.linspace(0, len(track.frames) - 1, min(samples, len(track.frames))).astype(int))
         if len(rows) == 0:
@@ -185,10 +201,20 @@ def frame_side_view(tracks: list[TrackMotion], body: Body, device: torch.device,
             return torch.from_numpy(np.asarray(getattr(t, name)[r])).to(device, torch.float32)
 
         out = body.axis_angle(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
-        points.append(out.vertices.reshape(-1, 3)[::7].float())  # every 7th vertex is enough for extents
-    if not points:
+        bodies.append(out.vertices[:, ::7].float())  # (S, V / 7, 3): every 7th vertex is enough for extents
+    if not bodies:
         return SideFraming((0.0, 0.0, 3.0), (0.0, 0.0, 3.0), Intrinsics(float(max(width, height)), width, height))
-    cloud = torch.cat(points)
+    return side_framing(torch.cat(bodies), width, height)
+
+
+def side_framing(bodies: Tensor, width: int, height: int) -> SideFraming:
+    """The side camera for `bodies` ((S, P, 3) points of S posed bodies, camera frame,
+    metres): the bulk of them (`bulk_bodies`) turned 90 degrees about the vertical axis
+    through their centre, seen from far enough that the nearest is not distorted, with the
+    focal length that fits them in the `width` x `height` panel with a margin of SIDE_MARGIN,
+    as large as they can be. Bodies outside the bulk may fall outside the panel."""
+    kept = bodies[bulk_bodies(bodies)]
+    cloud = kept.reshape(-1, 3)
     centre = cloud.mean(dim=0)
     turned = (cloud - centre) @ cloud.new_tensor(_QUARTER_TURN).T
     lo, hi = turned.min(dim=0).values, turned.max(dim=0).values
@@ -200,6 +226,19 @@ def frame_side_view(tracks: list[TrackMotion], body: Body, device: torch.device,
     v = (seen[:, 1] / seen[:, 2]).abs().max().clamp_min(1e-6)
     focal = min((0.5 - SIDE_MARGIN) * width / float(u), (0.5 - SIDE_MARGIN) * height / float(v))
     return SideFraming(tuple(centre.tolist()), tuple(offset.tolist()), Intrinsics(focal, width, height))
+
+
+def bulk_bodies(bodies: Tensor) -> Tensor:
+    """(S,) bool: the bodies of `bodies` ((S, P, 3), camera frame, metres) whose centre lies,
+    on each axis, within the SIDE_BULK quantiles of all the centres widened by SIDE_SLACK
+    times their range and one body height. A tight crowd keeps everyone; a person far
+    behind it (pedestrians.avi's farthest, 56 m away) is left out of the framing. Never
+    empty."""
+    centres = bodies.mean(dim=1)  # (S, 3)
+    q = torch.quantile(centres, centres.new_tensor(SIDE_BULK), dim=0)  # (2, 3)
+    slack = SIDE_SLACK * (q[1] - q[0]) + _BODY_HEIGHT
+    keep = ((centres >= q[0] - slack) & (centres <= q[1] + slack)).all(dim=1)
+    return keep if bool(keep.any()) else torch.ones_like(keep)
 
 
 def side_view(people: list[Person], framing: SideFraming) -> list[Person]:
@@ -275,6 +314,9 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
     fps = options.fps or info.fps / stride
     keep_times = options.fps is None  # each frame at its source time (a variable rate is kept)
     faces = torch.as_tensor(body.faces, device=device)
+    # Burned into every frame (each --compare panel its own model's), when there is one.
+    first = (manifest.get("models") or [{}])[0].get("name")  # the model a plain render draws
+    captions = [overlay_caveats(manifest, options.body_note, label.lower() if label else first) for label, _ in panels]
     sides = [frame_side_view(tracks, body, device, info.width, info.height) if options.side_view else None
              for _, tracks in panels]
     writer = None
@@ -313,6 +355,9 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
                 continue  # PNGs only: draw just the frames asked for
             drawn = [_draw_frame(frame.image, _people_at(frame.index, tracks, body, device), faces, intrinsics,
                                  options, label, side) for (label, tracks), side in zip(panels, sides)]
+            for panel, caption in zip(drawn, captions):
+                if caption:
+                    draw_caption(panel, caption)
             sink.put((frame.index, frame.time - first_time,
                       drawn[0] if len(drawn) == 1 else np.concatenate(drawn, axis=1)))
             drawn_count += 1

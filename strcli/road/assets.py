@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from strcli.body.files import SMPL_DIR_ENV, SMPL_FILE_NAMES, SMPL_GENDERS, find_smpl_file
+from strcli.body.files import SMPL_DIR_ENV, SMPL_FILE_NAMES, SMPL_GENDERS, TEST_BODY_HINT, find_smpl_file
 from strcli.utils.errors import CorruptAssetError, MissingAssetError, UsageError
 from strcli.weights import registry
 from strcli.weights.registry import Asset, AssetState, Manifest, Registry, Status, smpl_asset_name
@@ -34,11 +34,14 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
     refuse, exit 4); nothing is copied then."""
     source = Path(source)
     if not source.is_file():
+        # An SMPL file the user has not got yet: name the generated test body, the way to try
+        # the pipeline without the licensed file.
+        also = f" {TEST_BODY_HINT}" if _means_smpl(source, name) else ""
         if source.is_dir():
-            raise MissingAssetError(f"{source} is a folder, not a file.", "Name the file itself.")
+            raise MissingAssetError(f"{source} is a folder, not a file.", "Name the file itself." + also)
         if source.exists():
-            raise MissingAssetError(f"{source} is not a regular file.", "Name a weights or SMPL file.")
-        raise MissingAssetError(f"{source} does not exist.", "Check the path.")
+            raise MissingAssetError(f"{source} is not a regular file.", "Name a weights or SMPL file." + also)
+        raise MissingAssetError(f"{source} does not exist.", "Check the path." + also)
     manifest = manifest or Manifest.load()
     root = root or registry.weights_root()
     digest = registry.sha256_file(source)
@@ -85,6 +88,17 @@ def check_checkpoint(raw: dict[str, Any], kind: str, source: Path) -> None:
 
         load_spin_backbone(Backbone(), source, raw)
         load_spin_regressor(Regressor(FEATURE_DIM), source, raw)
+
+
+def _means_smpl(path: Path, name: str | None) -> bool:
+    """Whether an import is of an SMPL body file, by the asset named (`--name smpl_neutral`)
+    or the file's name (an official download name, or one that says SMPL, not its mean
+    parameters), before the file can be read."""
+    if name is not None:
+        return name in {smpl_asset_name(g) for g in SMPL_GENDERS}
+    lower = path.name.lower()
+    official = {n.lower() for names in SMPL_FILE_NAMES.values() for n in names}
+    return lower in official or ("smpl" in lower and "mean" not in lower)
 
 
 def _smpl_by_name(path: Path, manifest: Manifest) -> Asset | None:

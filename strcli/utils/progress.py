@@ -10,7 +10,7 @@ one at its end, e.g.
 `LineProgress` has the part of `rich.progress.Progress`'s interface strcli uses
 (`add_task`, `update`, `advance`, `remove_task`, a context manager), so a command drives
 either the same way. `StageNotes` does the same for the notes before the first frame
-("loading torch and ultralytics...", downloads): a rich status line on a terminal, plain
+("loading torch...", downloads): a rich status line on a terminal, plain
 lines elsewhere.
 """
 

@@ -1,0 +1,104 @@
+"""The caption a render burns into every frame when its bodies are not real results:
+untrained (randomly initialised) networks or the generated test body, as the output's
+manifest records them (`overlay_caveats`), drawn legibly at any frame size (`draw_caption`).
+The manifest, the warnings and the exports say the same in words; a video travels without
+them, so the frames say it too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from strcli.body.files import TEST_BODY_NOTE
+
+# The manifest's names of the networks, as a caption names them.
+_NETWORK_NAMES = {"str": "STR", "tcmr": "TCMR", "vibe": "VIBE", "spin": "SPIN", "backbone": "ResNet-50",
+                  "detector": "detector"}
+
+
+# The temporal models: in a --compare panel only its own model's state is named.
+_TEMPORAL = ("str", "tcmr", "vibe")
+
+
+def overlay_caveats(manifest: dict[str, Any], body_note: str = "", model: str | None = None) -> str:
+    """The caption every frame of a render carries when its bodies are not real results, or
+    "": the networks the manifest records as randomly initialised or untrained
+    (`WeightsUsed` with no file and a "random init" note, or an "untrained" one: --untrained,
+    a detector built from a yaml) and the generated test body (the manifest's SMPL entry
+    says `TEST_BODY_NOTE`, or `body_note`, the body drawn now, does). ASCII only: OpenCV's
+    fonts draw no other. `model` (a --compare panel's, e.g. "tcmr"): of the temporal models
+    only that one is named; the networks and body they share always are."""
+    untrained, test_body = [], bool(body_note)
+    for used in manifest.get("weights", []):
+        if not isinstance(used, dict):
+            continue
+        note = str(used.get("note") or "")
+        if used.get("name") == "smpl" and note == TEST_BODY_NOTE:
+            test_body = True
+        elif (used.get("path") is None and note.startswith("random init")) or note.startswith("untrained"):
+            name = str(used.get("name"))
+            if model is not None and name in _TEMPORAL and name != model:
+                continue
+            untrained.append(_NETWORK_NAMES.get(name, name))
+    parts = []
+    if untrained:
+        parts.append(f"untrained {', '.join(dict.fromkeys(untrained))} (random weights)")
+    if test_body:
+        parts.append("a generated test body, not SMPL")
+    return f"TEST ONLY, NOT REAL BODIES: {'; '.join(parts)}" if parts else ""
+
+
+def caption_scale(height: int) -> float:
+    """The caption's OpenCV font scale for a frame `height` pixels tall: height/1000, at least
+    0.5; its capitals are then 29 px tall at 1080 and never under 14 px (`cv2.getTextSize`)."""
+    return max(0.5, height / 1000)
+
+
+CAPTION_SHARE = 0.25  # the most of a frame's height the caption may cover
+_SHORT_CAPTION = "TEST ONLY"  # what a frame too small for the whole caption carries
+
+
+def draw_caption(image: np.ndarray, text: str) -> tuple[int, int]:
+    """`text` in white on a dark band along the bottom-left of `image` ((H, W, 3) uint8, in
+    place), wrapped at word boundaries to the image's width; returns the band's top row and
+    right column. Sized by `caption_scale`, smaller where the wrapped text would cover more
+    than CAPTION_SHARE of the height (down to scale 0.3); a frame too small even then (a
+    thumbnail) gets "TEST ONLY"."""
+    height, width = image.shape[:2]
+    scale = caption_scale(height)
+    while True:
+        lines, thickness, pad, step = _caption_layout(text, width, scale)
+        if step * len(lines) + pad <= CAPTION_SHARE * height:
+            break
+        if scale <= 0.3:
+            lines, thickness, pad, step = _caption_layout(_SHORT_CAPTION, width, scale)
+            break
+        scale = max(0.3, scale * 0.85)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    top = max(0, height - pad - step * len(lines) - pad // 2)
+    right = min(width, 2 * pad + max(cv2.getTextSize(line, font, scale, thickness)[0][0] for line in lines))
+    cv2.rectangle(image, (0, top), (right - 1, height - 1), (20, 20, 20), -1)
+    rise = cv2.getTextSize("Ag", font, scale, thickness)[0][1]
+    for k, line in enumerate(lines):
+        cv2.putText(image, line, (pad, top + pad + rise + k * step), font, scale, (255, 255, 255), thickness,
+                    cv2.LINE_AA)
+    return top, right
+
+
+def _caption_layout(text: str, width: int, scale: float) -> tuple[list[str], int, int, int]:
+    """`text` wrapped to `width` at font `scale`: (lines, stroke thickness, padding, line step), pixels."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    thickness = max(1, round(1.6 * scale))
+    pad = max(2, round(6 * scale))
+    lines: list[str] = []
+    for word in text.split():
+        joined = f"{lines[-1]} {word}" if lines else word
+        if lines and cv2.getTextSize(joined, font, scale, thickness)[0][0] <= width - 2 * pad:
+            lines[-1] = joined
+        else:
+            lines.append(word)
+    (_, h), base = cv2.getTextSize("Ag", font, scale, thickness)
+    return lines, thickness, pad, h + base + pad // 2
