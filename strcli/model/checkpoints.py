@@ -216,10 +216,11 @@ def _known_layout_change(module: nn.Module, missing: list[str], unexpected: list
     config = getattr(module, "config", None)
     if (isinstance(config, STRConfig) and config.ste_form == "senet" and not missing and unexpected
             and all(key.startswith("ste.gru.") for key in unexpected)):
-        return ("is a senet_for_ste checkpoint made before SENet became per frame: its ste.gru.* weights "
-                "belong to a GRU this STR no longer has (docs/model.md, senet_for_ste).",
-                "Retrain it: `strcli train --ablation senet_for_ste`, into a new --out (or a new --runs-dir "
+        what = ("is a senet_for_ste checkpoint made before SENet became per frame: its ste.gru.* weights "
+                "belong to a GRU this STR no longer has (docs/model.md, senet_for_ste).")
+        todo = ("Retrain it: `strcli train --ablation senet_for_ste`, into a new --out (or a new --runs-dir "
                 "for `strcli evaluate --ablation`).")
+        return what, todo
     return None
 
 
