@@ -52,6 +52,8 @@ STATIC_DEGREES = 0.05  # a step turning less is no turn ...
 STATIC_PIXELS = 0.25  # ... when its background also moves less than this (median, full-size px)
 PARALLAX_PIXELS = 1.5  # background motion left once the rotation is out: a moving camera
 PARALLAX_PERCENTILE = 80  # ... for this share of the background (the near part shows it)
+LK_WINDOW = 11  # Lucas-Kanade's window for a keyframe step, shrunk pixels (15: twice the flow's cost, no better)
+LK_WINDOW_TRAVEL = 15  # ... for a travel's window (11: its direction 3 times as wrong, docs/performance.md)
 BOX_MARGIN = 0.1  # a box is masked with this fraction of its size around it
 WINDOW_STEPS = 4  # moving: keyframe steps between the two views that give a travel's direction
 WINDOW_STRIDE = 2  # ... one such window ending every this many keyframe steps (and at the end)
@@ -154,10 +156,16 @@ class CameraMotionEstimator:
     def _grey(self, image: np.ndarray) -> np.ndarray:
         import cv2
 
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)  # grey first: a third of the pixels to shrink
         if self.scale < 1.0:
             size = (round(grey.shape[1] * self.scale), round(grey.shape[0] * self.scale))
-            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+            # Exact halves first (INTER_AREA's 2 x 2 mean, its fast path), then the rest: the
+            # same area average within rounding, at half the cost of one non-integer INTER_AREA
+            # (docs/performance.md).
+            while grey.shape[1] >= 2 * size[0] and grey.shape[0] >= 2 * size[1]:
+                grey = cv2.resize(grey, (grey.shape[1] // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            if grey.shape[1::-1] != size:
+                grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         return grey
 
     def _keyframe(self, position: int, grey: np.ndarray, boxes: np.ndarray, ids: np.ndarray,
@@ -196,7 +204,8 @@ class CameraMotionEstimator:
                 corners = faint if corners is None else np.concatenate((corners, faint))
         if corners is None or len(corners) < 12:
             return np.zeros((0, 2)), np.zeros((0, 2))
-        window = {"winSize": (15, 15), "maxLevel": 3,
+        size = LK_WINDOW if floor_top is None else LK_WINDOW_TRAVEL
+        window = {"winSize": (size, size), "maxLevel": 3,
                   "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
         moved, ok, _ = cv2.calcOpticalFlowPyrLK(before, after, corners, None, **window)
         back, ok_back, _ = cv2.calcOpticalFlowPyrLK(after, before, moved, None, **window)
