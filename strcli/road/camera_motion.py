@@ -52,6 +52,11 @@ STATIC_DEGREES = 0.05  # a step turning less is no turn ...
 STATIC_PIXELS = 0.25  # ... when its background also moves less than this (median, full-size px)
 PARALLAX_PIXELS = 1.5  # background motion left once the rotation is out: a moving camera
 PARALLAX_PERCENTILE = 80  # ... for this share of the background (the near part shows it)
+CORNERS = 400  # background corners followed per keyframe step (at most)
+FLOOR_CORNERS = 200  # ... and fainter ones added under the people's feet for a travel's window
+LK_ITERATIONS = 20  # Lucas-Kanade's iterations per pyramid level (at most)
+LK_WINDOW = 11  # Lucas-Kanade's window for a keyframe step, shrunk pixels (15: twice the flow's cost, no better)
+LK_WINDOW_TRAVEL = 15  # ... for a travel's window (11: its direction 3 times as wrong, docs/performance.md)
 BOX_MARGIN = 0.1  # a box is masked with this fraction of its size around it
 WINDOW_STEPS = 4  # moving: keyframe steps between the two views that give a travel's direction
 WINDOW_STRIDE = 2  # ... one such window ending every this many keyframe steps (and at the end)
@@ -154,10 +159,16 @@ class CameraMotionEstimator:
     def _grey(self, image: np.ndarray) -> np.ndarray:
         import cv2
 
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)  # grey first: a third of the pixels to shrink
         if self.scale < 1.0:
             size = (round(grey.shape[1] * self.scale), round(grey.shape[0] * self.scale))
-            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+            # Exact halves first (INTER_AREA's 2 x 2 mean, its fast path), then the rest: the
+            # same area average within rounding, at half the cost of one non-integer INTER_AREA
+            # (docs/performance.md).
+            while grey.shape[1] >= 2 * size[0] and grey.shape[0] >= 2 * size[1]:
+                grey = cv2.resize(grey, (grey.shape[1] // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            if grey.shape[1::-1] != size:
+                grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         return grey
 
     def _keyframe(self, position: int, grey: np.ndarray, boxes: np.ndarray, ids: np.ndarray,
@@ -186,18 +197,19 @@ class CameraMotionEstimator:
         import cv2
 
         mask = self._mask(before.shape, before_boxes)
-        corners = cv2.goodFeaturesToTrack(before, maxCorners=400, qualityLevel=0.001, minDistance=9,
+        corners = cv2.goodFeaturesToTrack(before, maxCorners=CORNERS, qualityLevel=0.001, minDistance=9,
                                           mask=mask, blockSize=7)
         if floor_top is not None:
             mask[:max(0, int(floor_top))] = 0
-            faint = cv2.goodFeaturesToTrack(before, maxCorners=200, qualityLevel=FLOOR_QUALITY, minDistance=5,
+            faint = cv2.goodFeaturesToTrack(before, maxCorners=FLOOR_CORNERS, qualityLevel=FLOOR_QUALITY, minDistance=5,
                                             mask=mask, blockSize=7)
             if faint is not None:
                 corners = faint if corners is None else np.concatenate((corners, faint))
         if corners is None or len(corners) < 12:
             return np.zeros((0, 2)), np.zeros((0, 2))
-        window = {"winSize": (15, 15), "maxLevel": 3,
-                  "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
+        size = LK_WINDOW if floor_top is None else LK_WINDOW_TRAVEL
+        window = {"winSize": (size, size), "maxLevel": 3,
+                  "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, LK_ITERATIONS, 0.03)}
         moved, ok, _ = cv2.calcOpticalFlowPyrLK(before, after, corners, None, **window)
         back, ok_back, _ = cv2.calcOpticalFlowPyrLK(after, before, moved, None, **window)
         good = (ok[:, 0] == 1) & (ok_back[:, 0] == 1) & (np.linalg.norm(back - corners, axis=2)[:, 0] < 0.5)
@@ -438,6 +450,10 @@ def _epipolar_pixels(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, rotatio
                                                                    1e-12)
 
 
+_AXES_SKEW = np.array([[[0.0, 0, 0], [0, 0, -1], [0, 1, 0]], [[0, 0, 1], [0, 0, 0], [-1, 0, 0]],
+                       [[0, -1, 0], [1, 0, 0], [0, 0, 0]]])  # (3, 3, 3) _skew of each axis
+
+
 def _epipolar_jacobian(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float,
                        basis: np.ndarray) -> np.ndarray:
     """(n, 5) derivatives of `_epipolar_pixels` by its parameters (the turn's taken about the
@@ -446,11 +462,12 @@ def _epipolar_jacobian(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, rotat
     across = _skew(basis.T @ np.array([1.0, params[3], params[4]]))  # travel x
     turned = b1 @ turn.T  # (n, 3)
     normals = turned @ across.T  # (n, 3)
-    changes = np.stack([b1 @ (across @ turn @ _skew(axis)).T for axis in np.eye(3)]
-                       + [turned @ _skew(basis[1]).T, turned @ _skew(basis[2]).T], axis=2)  # (n, 3, 5)
+    # the five derivatives of the normals' matrix (across @ turn), (5, 3, 3), applied to every ray at once
+    changes = np.concatenate((across @ turn @ _AXES_SKEW, [_skew(basis[1]) @ turn, _skew(basis[2]) @ turn]))
+    changes = (b1 @ changes.reshape(15, 3).T).reshape(-1, 5, 3)  # (n, 5, 3)
     length = np.sqrt(np.einsum("ij,ij->i", normals, normals))[:, None]  # (n, 1)
-    along = np.einsum("ij,ijk->ik", b0, changes)  # (n, 5)
-    stretch = np.einsum("ij,ijk->ik", normals, changes)  # (n, 5)
+    along = np.einsum("ij,ikj->ik", b0, changes)  # (n, 5)
+    stretch = np.einsum("ij,ikj->ik", normals, changes)  # (n, 5)
     seen = np.einsum("ij,ij->i", b0, normals)[:, None]
     return focal * (along / length - seen * stretch / length ** 3)
 
