@@ -233,3 +233,23 @@ def test_a_missing_weights_smpl_folder_is_called_missing(tmp_path):
     assert f"in {tmp_path / 'weights' / 'smpl'} (does not exist)." in message
     assert "not created yet" not in message and "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl" in message
     assert "strcli weights make-test-smpl DIR" in message  # the testing-only alternative
+
+
+def test_neutral_mean_params_stand_upright_in_the_camera(smpl_files):
+    # Without SPIN's file an untrained network starts from MeanParams.neutral: its body must
+    # stand head up in the camera frame (y down), or the world stage's floor lands above it.
+    from strcli.model import MeanParams, Regressor
+
+    body = Body.from_file(smpl_files["chumpy"])
+    regressor = Regressor(16, iterations=1, mean_params=MeanParams.neutral()).eval()
+    for head in (regressor.decpose, regressor.decshape, regressor.deccam):
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+    with torch.no_grad():
+        prediction = regressor(torch.randn(2, 16))
+        aa = prediction.axis_angle
+        out = body.axis_angle(aa[:, :3], aa[:, 3:], prediction.betas)
+    joints = out.joints.numpy()
+    head, ankles = joints[:, 15], joints[:, [7, 8]]
+    assert (head[:, 1] < ankles[:, :, 1].min(axis=1) - 1.0).all()  # the head over 1 m above the ankles (y down)
+    assert np.allclose(head[:, [0, 2]], ankles.mean(axis=1)[:, [0, 2]], atol=0.2)  # upright, not leaning

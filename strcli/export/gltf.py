@@ -211,9 +211,12 @@ def _about(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, video_na
     about = {"video": video_name, "tracks": [t.track_id for t, _ in tracks], "frame_step": frame_step,
              "units": "metres", "frame": frame}
     if frame == "world":
+        model = path.model if path is not None else "static"
         about.update(up="+y", floor="y = 0" + (" (the node 'floor')" if floor else ""),
-                     camera="the node 'camera' moves along camera.npz's path (camera_model)",
-                     camera_model=path.model if path is not None else "static")
+                     camera=("the node 'camera', keyed at every processed frame from camera.npz (the "
+                             f"video camera's estimated {model} motion)" if model != "static" else
+                             "the node 'camera', where camera.npz puts the video camera (static: it does not move)"),
+                     camera_model=model)
     else:
         about.update(up="+y (camera frame turned 180 degrees about x)", camera="at the origin")
     return about

@@ -55,13 +55,19 @@ class MeanParams:
 
     @classmethod
     def neutral(cls) -> MeanParams:
-        """Identity rotations, zero shape, a camera that fills the crop.
+        """SMPL's rest pose standing upright in the camera frame, zero shape, a camera that
+        fills the crop: the root turned 180 degrees about x (the camera's y points down,
+        SMPL's template stands along +y; SPIN's mean root is near this turn too), every
+        other joint the identity.
 
-        Used only when no mean-parameter file is given (tests, or a checkpoint whose
-        buffers will overwrite these anyway).
+        Used only when no mean-parameter file is given (tests, an offline run without
+        SPIN's file, or a checkpoint whose buffers will overwrite these anyway). With the
+        identity root instead, an untrained network's bodies stood on their heads and the
+        world stage put the floor above them (a new user's trial).
         """
-        identity6d = np.tile(np.array([1, 0, 0, 1, 0, 0], np.float32), SMPL_JOINTS)
-        return cls(identity6d, np.zeros(SMPL_BETAS, np.float32),
+        pose6d = np.tile(np.array([1, 0, 0, 1, 0, 0], np.float32), SMPL_JOINTS)
+        pose6d[:6] = [1, 0, 0, -1, 0, 0]  # rot6d of diag(1, -1, -1): its first two columns
+        return cls(pose6d, np.zeros(SMPL_BETAS, np.float32),
                    np.array([0.9, 0.0, 0.0], np.float32))
 
 

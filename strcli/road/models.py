@@ -312,10 +312,10 @@ def _mean_params(sources: ModelSources, weights: list[WeightsUsed], warnings: li
                            "asset smpl_mean_params")
     except (MissingAssetError, CorruptAssetError) as err:
         mean = MeanParams.neutral()
-        used = WeightsUsed("mean_params", None, "", "built-in fallback (MeanParams.neutral: zero pose, "
-                           "zero shape)")
+        used = WeightsUsed("mean_params", None, "", "built-in fallback (MeanParams.neutral: rest pose "
+                           "upright in the camera, zero shape)")
         note = (f"SPIN's mean parameters are not available: {err.message.rstrip('.')}. The built-in fallback "
-                "(zero pose and shape) is used; get them with `strcli weights fetch smpl_mean_params` or "
+                "(the rest pose upright in the camera, zero shape) is used; get them with `strcli weights fetch smpl_mean_params` or "
                 "`strcli weights import smpl_mean_params.npz`.")
         if note not in warnings:
             warnings.append(note)
