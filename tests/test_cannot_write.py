@@ -232,3 +232,13 @@ def test_errors_are_found_through_their_causes():
     assert isinstance(mapped, OutputError) and "disk is full while writing /x/y.bin" in str(mapped)
     assert write_failure(ValueError("no errno")) is None
     assert write_failure(FileNotFoundError(errno.ENOENT, "gone")) is None  # not a writing problem
+
+
+def test_the_hint_of_an_unwritable_folder_fits_every_command():
+    # render and export write into the output folder and take no -o: the hint names both ways.
+    from strcli.utils.errors import output_error
+
+    for code in (errno.EACCES, errno.EROFS, errno.ENOSPC):
+        err = output_error(OSError(code, os.strerror(code)), "out/clip/clip.glb")
+        assert err.exit_code == 6 and "out/clip/clip.glb" in str(err)
+        assert "reconstruct: another -o DIR" in str(err) and "a copy of the output folder" in str(err)

@@ -100,6 +100,18 @@ def test_forced_static_camera(workspace, assets, tmp_path):  # noqa: F811
     assert Rotation.from_matrix(np.eye(3)).magnitude() == 0
 
 
+def test_a_forced_camera_model_that_cannot_be_had_is_warned_about(workspace, assets, tmp_path):  # noqa: F811
+    # One processed frame gives no second keyframe: `--camera moving` ends static, and says so
+    # (with no person tracked, the other warning: no world, the identity).
+    result = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", tmp_path, "--end", 1, "--camera",
+                         "moving", "--detections", assets / "detections" / "running.det.txt", "--mesh-format", "none")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "running" / "manifest.json").read_text())
+    assert manifest["world"]["camera_model"] == "static" and manifest["world"]["camera_requested"] == "moving"
+    assert any(w.startswith("--camera moving was asked") for w in manifest["warnings"]), manifest["warnings"]
+    assert "--camera moving was asked" in result.output
+
+
 def test_moving_camera_says_where_its_scale_came_from(workspace, assets, tmp_path):  # noqa: F811
     """running.mp4's camera follows the runner: `moving`. The untrained networks' depths are
     meaningless, so only the bookkeeping is checked: camera.npz and the manifest name the

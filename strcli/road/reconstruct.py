@@ -554,8 +554,12 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
     if not tracks:
         camera = CameraMotion.identity(len(tracked.frame_of), options.camera)
         write_camera_file(folder, camera, None, tracked.frame_of, tracked.times, intrinsics)
+        forced = [] if options.camera in ("auto", "static") else [
+            f"--camera {options.camera} was asked, but no person was tracked: without people there is no world, "
+            "and camera.npz holds the identity (the camera motion is not estimated)."]
         return ([ModelOutput(name, folders[name], [], 0) for name in names], 0,
-                {"camera_model": camera.model, "camera_requested": options.camera, "camera_file": CAMERA_FILE})
+                {"camera_model": camera.model, "camera_requested": options.camera, "camera_file": CAMERA_FILE,
+                 "warnings": forced})
     device = models.device
     faces = models.body.faces
     writers = {name: [TrackWriter(folder / folders[name],
@@ -657,6 +661,9 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
     outputs = []
     section: dict = {"camera_model": camera.model, "camera_requested": options.camera, "camera_file": CAMERA_FILE,
                      "foot_lock": options.foot_lock, "warnings": list(camera.warnings), "floor": {}}
+    if options.camera in ("rotating", "moving") and camera.model == "static":
+        section["warnings"].append(f"--camera {options.camera} was asked, but {len(camera)} processed frame(s) "
+                                   "give no second keyframe to solve against: the camera is static.")
     if camera.model == "moving":
         section["camera_scale"] = camera.scale_source
     for name in names:

@@ -102,20 +102,24 @@ INTERRUPTED_HINT = ("finished work is kept, the work in progress was removed and
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
+# Where to write instead: reconstruct takes -o; render and export write into the output folder.
+_ELSEWHERE = "write elsewhere (reconstruct: another -o DIR; render, export: a copy of the output folder)"
+
+
 def output_error(err: BaseException, path: str | os.PathLike[str] | None = None) -> OutputError:
     """An error while writing `path` -> one line saying what to do (exit 6)."""
     where = path if path is not None else getattr(err, "filename", None) or "the output"
     code = getattr(err, "errno", None)
     if code == errno.ENOSPC:
         return OutputError(f"the disk is full while writing {where}.",
-                           "Free some space or choose another output folder with -o.")
+                           f"Free some space, or {_ELSEWHERE}.")
     if code == errno.EDQUOT:
         return OutputError(f"the disk quota is used up while writing {where}.",
-                           "Free some space or choose another output folder with -o.")
+                           f"Free some space, or {_ELSEWHERE}.")
     if code == errno.EROFS:
-        return OutputError(f"{where} is on a read-only file system.", "Choose a writable output folder with -o.")
+        return OutputError(f"{where} is on a read-only file system.", f"{_ELSEWHERE[0].upper()}{_ELSEWHERE[1:]}.")
     if code in (errno.EACCES, errno.EPERM):
-        return OutputError(f"no permission to write {where}.", "Choose a writable output folder with -o.")
+        return OutputError(f"no permission to write {where}.", f"Make it writable, or {_ELSEWHERE}.")
     return OutputError(f"cannot write {where} ({getattr(err, 'strerror', None) or err}).")
 
 
