@@ -191,9 +191,9 @@ def test_weights_fetch_on_a_full_disk_and_a_read_only_one(disk, tmp_path, monkey
 
 
 def test_train_checkpoint_and_evaluate_json_on_a_full_disk(disk):
+    from strcli.model import STR, STRConfig
     from strcli.model.checkpoints import save_checkpoint
     from strcli.utils.locks import write_text_whole as _write_text
-    from strcli.model import STR, STRConfig
 
     full = disk(128)
     model = STR(STRConfig())  # tens of MB: does not fit

@@ -554,9 +554,9 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
     if not tracks:
         camera = CameraMotion.identity(len(tracked.frame_of), options.camera)
         write_camera_file(folder, camera, None, tracked.frame_of, tracked.times, intrinsics)
-        forced = [] if options.camera in ("auto", "static") else [
+        forced = [] if options.camera in ("auto", "static") else [(
             f"--camera {options.camera} was asked, but no person was tracked: without people there is no world, "
-            "and camera.npz holds the identity (the camera motion is not estimated)."]
+            "and camera.npz holds the identity (the camera motion is not estimated).")]
         return ([ModelOutput(name, folders[name], [], 0) for name in names], 0,
                 {"camera_model": camera.model, "camera_requested": options.camera, "camera_file": CAMERA_FILE,
                  "warnings": forced})
