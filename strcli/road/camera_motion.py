@@ -59,7 +59,7 @@ LK_WINDOW = 11  # Lucas-Kanade's window for a keyframe step, shrunk pixels (15: 
 LK_WINDOW_TRAVEL = 15  # ... for a travel's window (11: its direction 3 times as wrong, docs/performance.md)
 BOX_MARGIN = 0.1  # a box is masked with this fraction of its size around it
 WINDOW_STEPS = 4  # moving: keyframe steps between the two views that give a travel's direction
-WINDOW_STRIDE = 2  # ... one such window ending every this many keyframe steps (and at the end)
+WINDOW_STRIDE = 4  # ... one such window ending every this many keyframe steps (and at the end; 2: 1.3 times the cost)
 TURN_AGREEMENT = 2.0  # degrees: a turn solved with a travel may differ this much from the pure turn
 FLOOR_ABOVE_FEET = 0.15  # the floor is sought below the people's feet, from this share of their height up
 FLOOR_ROWS = 2 / 3  # ... or, without people, in the image below this share of its height
@@ -67,6 +67,7 @@ FLOOR_TOLERANCE = 0.05  # a point is on the floor within this share of its dista
 MIN_FLOOR_POINTS = 8
 FIT_POINTS = 150  # background points a turn-and-travel fit starts from
 FIT_PIXELS = 2.0  # ... and the distance from their epipolar planes within which it keeps them
+ROBUST_POINTS = 300  # ... the robust fit after it keeps at most this many of them (docs/performance.md)
 HINT_SHARE = 0.3  # the last travel is a good start when the mean squared distance is under this share of FIT_PIXELS^2
 FLOOR_QUALITY = 1e-4  # goodFeaturesToTrack's quality level for the fainter corners of the floor
 
@@ -136,6 +137,7 @@ class CameraMotionEstimator:
         self.steps: list[_Step] = []
         self.windows: list[_Window] = []
         self._hint: np.ndarray | None = None  # the last travel's direction: where the next fit starts
+        self._corners: dict[int, np.ndarray] = {}  # keyframe index -> its background corners (a window reuses them)
         k = intrinsics.matrix.copy()
         k[:2] *= self.scale
         self._k, self._k_inv = k, np.linalg.inv(k)
@@ -173,7 +175,7 @@ class CameraMotionEstimator:
 
     def _keyframe(self, position: int, grey: np.ndarray, boxes: np.ndarray, ids: np.ndarray,
                   final: bool = False) -> None:
-        step = self._solve(*self._recent[-1][:2], grey, boxes) if self._recent else None
+        step = self._solve(len(self.keyframes) - 1, *self._recent[-1][:2], grey, boxes) if self._recent else None
         if step is not None:
             self.steps.append(step)
         self.keyframes.append(position)
@@ -189,16 +191,20 @@ class CameraMotionEstimator:
             mask[max(0, int(y1 - my)):max(0, int(np.ceil(y2 + my))), max(0, int(x1 - mx)):max(0, int(np.ceil(x2 + mx)))] = 0
         return mask
 
-    def _follow(self, before: np.ndarray, before_boxes: np.ndarray, after: np.ndarray, after_boxes: np.ndarray,
-                floor_top: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Background corners of `before` and where they are in `after`: (n, 2), (n, 2) shrunk
-        pixels. floor_top: a row (shrunk pixels) below which fainter corners are added too (a
-        floor is often smooth; its points set a moving camera's scale)."""
+    def _follow(self, index: int, before: np.ndarray, before_boxes: np.ndarray, after: np.ndarray,
+                after_boxes: np.ndarray, floor_top: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Background corners of `before` (keyframe `index`) and where they are in `after`:
+        (n, 2), (n, 2) shrunk pixels. floor_top: a row (shrunk pixels) below which fainter
+        corners are added too (a floor is often smooth; its points set a moving camera's scale).
+        A keyframe's corners are found once: a travel's window starts from its first step's."""
         import cv2
 
         mask = self._mask(before.shape, before_boxes)
-        corners = cv2.goodFeaturesToTrack(before, maxCorners=CORNERS, qualityLevel=0.001, minDistance=9,
-                                          mask=mask, blockSize=7)
+        if index not in self._corners:
+            self._corners = {k: v for k, v in self._corners.items() if k > index - self.window}  # those still in reach
+            self._corners[index] = cv2.goodFeaturesToTrack(before, maxCorners=CORNERS, qualityLevel=0.001,
+                                                           minDistance=9, mask=mask, blockSize=7)
+        corners = self._corners[index]
         if floor_top is not None:
             mask[:max(0, int(floor_top))] = 0
             faint = cv2.goodFeaturesToTrack(before, maxCorners=FLOOR_CORNERS, qualityLevel=FLOOR_QUALITY, minDistance=5,
@@ -220,12 +226,13 @@ class CameraMotionEstimator:
         keep = (inside[yi, xi] > 0) & (p1[:, 0] >= 0) & (p1[:, 0] < w) & (p1[:, 1] >= 0) & (p1[:, 1] < h)
         return p0[keep], p1[keep]
 
-    def _solve(self, before: np.ndarray, before_boxes: np.ndarray, after: np.ndarray, after_boxes: np.ndarray) -> _Step:
+    def _solve(self, index: int, before: np.ndarray, before_boxes: np.ndarray, after: np.ndarray,
+               after_boxes: np.ndarray) -> _Step:
         import cv2
         from scipy.spatial.transform import Rotation
 
         none = _Step(np.eye(3), 0.0, 0.0, 0.0, solved=False)
-        p0, p1 = self._follow(before, before_boxes, after, after_boxes)
+        p0, p1 = self._follow(index, before, before_boxes, after, after_boxes)
         if len(p0) < 12:
             return none
         pixels = float(np.median(np.linalg.norm(p1 - p0, axis=1))) / self.scale
@@ -266,7 +273,7 @@ class CameraMotionEstimator:
         boxes = before_boxes * self.scale
         tall = boxes[:, 3] - boxes[:, 1]
         top = float(np.min(boxes[:, 3] - FLOOR_ABOVE_FEET * tall)) if len(boxes) else FLOOR_ROWS * after.shape[0]
-        p0, p1 = self._follow(before, before_boxes, after, after_boxes, top)
+        p0, p1 = self._follow(first, before, before_boxes, after, after_boxes, top)
         if len(p0) < 12:
             return
         b0, b1 = _bearings(p0, self._k_inv), _bearings(p1, self._k_inv)
@@ -395,7 +402,8 @@ def _relative_pose(b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: 
     (scipy's Levenberg-Marquardt) on each point's distance from its epipolar plane, in pixels,
     starting from `rotation` (3, 3) after -> before with the travel along `hint` (the last
     travel, when it explains most points) or else along each camera axis, then again on the
-    points the best start explains within FIT_PIXELS. b0, b1: (n, 3) unit
+    points the best start explains within FIT_PIXELS (at most ROBUST_POINTS of them, a seeded
+    sample). b0, b1: (n, 3) unit
     rays (the last fit robust: scipy's soft L1 loss, half a pixel). Returns (rotation, unit direction with an arbitrary sign, (n,) bool inliers within
     a pixel), or None when the turn strays over TURN_AGREEMENT degrees from `rotation` or too
     few points agree."""
@@ -412,9 +420,10 @@ def _relative_pose(b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: 
         robust = float(np.minimum(fit.fun ** 2, FIT_PIXELS ** 2).sum())  # outliers count as FIT_PIXELS each
         if robust < cost:
             best, basis, cost = fit.x, around, robust
-    near = np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < FIT_PIXELS
-    if near.sum() < 12:
+    near = np.flatnonzero(np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < FIT_PIXELS)
+    if len(near) < 12:
         return None
+    near = near[np.sort(np.random.default_rng(1).permutation(len(near))[:ROBUST_POINTS])]
     best = least_squares(_epipolar_pixels, best, jac=_epipolar_jacobian, args=(b0[near], b1[near], rotation, focal,
                          basis), loss="soft_l1", f_scale=0.5).x
     inliers = np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < 1.0
