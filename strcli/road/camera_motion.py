@@ -67,6 +67,9 @@ FLOOR_TOLERANCE = 0.05  # a point is on the floor within this share of its dista
 MIN_FLOOR_POINTS = 8
 FIT_POINTS = 150  # background points a turn-and-travel fit starts from
 FIT_PIXELS = 2.0  # ... and the distance from their epipolar planes within which it keeps them
+ROBUST_SCALE = 0.5  # pixels: the robust fit's soft L1 loss is quadratic within about this
+ROBUST_STEPS = 10  # ... and it takes at most this many Gauss-Newton steps (30: the same errors to 0.002)
+ROBUST_TOLERANCE = 1e-6  # ... stopping when one lowers its loss by less than this share
 ROBUST_POINTS = 300  # ... the robust fit after it keeps at most this many of them (docs/performance.md)
 HINT_SHARE = 0.3  # the last travel is a good start when the mean squared distance is under this share of FIT_PIXELS^2
 FLOOR_QUALITY = 1e-4  # goodFeaturesToTrack's quality level for the fainter corners of the floor
@@ -424,13 +427,47 @@ def _relative_pose(b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: 
     if len(near) < 12:
         return None
     near = near[np.sort(np.random.default_rng(1).permutation(len(near))[:ROBUST_POINTS])]
-    best = least_squares(_epipolar_pixels, best, jac=_epipolar_jacobian, args=(b0[near], b1[near], rotation, focal,
-                         basis), loss="soft_l1", f_scale=0.5).x
+    best = _robust_fit(best, b0[near], b1[near], rotation, focal, basis)
     inliers = np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < 1.0
     if np.degrees(np.linalg.norm(best[:3])) > TURN_AGREEMENT or inliers.sum() < 12:
         return None
     travel = basis.T @ np.array([1.0, *best[3:]])
     return rotation @ _rodrigues(best[:3]), travel / np.linalg.norm(travel), inliers
+
+
+def _robust_fit(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float,
+                basis: np.ndarray) -> np.ndarray:
+    """`_epipolar_pixels`' parameters (5,) refined from `params` under the soft L1 loss with a
+    scale of ROBUST_SCALE pixels (the loss scipy's `least_squares` calls soft_l1): at most
+    ROBUST_STEPS damped Gauss-Newton steps on the iteratively reweighted problem (weights
+    1 / sqrt(1 + (r / scale)^2)), each kept only when it lowers the loss. Our few numpy steps
+    instead of scipy's solver: its per-call overhead was most of the fit's time
+    (docs/performance.md)."""
+    def loss(residuals: np.ndarray) -> float:
+        return float(np.sum(np.sqrt(1 + (residuals / ROBUST_SCALE) ** 2) - 1))
+
+    residuals = _epipolar_pixels(params, b0, b1, rotation, focal, basis)
+    cost, damping = loss(residuals), 1e-3
+    for _ in range(ROBUST_STEPS):
+        jacobian = _epipolar_jacobian(params, b0, b1, rotation, focal, basis)  # (n, 5)
+        weights = 1 / np.sqrt(1 + (residuals / ROBUST_SCALE) ** 2)
+        normal = jacobian.T @ (weights[:, None] * jacobian)
+        gradient = jacobian.T @ (weights * residuals)
+        while damping < 1e6:
+            trial = params - np.linalg.solve(normal + damping * np.diag(np.diag(normal)), gradient)
+            trial_residuals = _epipolar_pixels(trial, b0, b1, rotation, focal, basis)
+            trial_cost = loss(trial_residuals)
+            if trial_cost < cost:
+                params, residuals, damping = trial, trial_residuals, damping / 10
+                break
+            damping *= 10
+        else:
+            break  # no step lowers the loss: a minimum
+        if cost - trial_cost < ROBUST_TOLERANCE * cost:
+            cost = trial_cost
+            break
+        cost = trial_cost
+    return params
 
 
 def _skew(vector: np.ndarray) -> np.ndarray:
