@@ -13,7 +13,7 @@ every tracked person's box of that frame, and keeps only per-keyframe numbers:
   `Rotation.align_vectors`);
 - for `moving`, a translation leaks into that pure rotation (a sideways step looks like a
   pan), so each step's turn is solved again together with the direction of travel (least
-  squares on the points' distances from their epipolar planes, scipy `least_squares`,
+  squares on the points' distances from their epipolar planes, a few Levenberg-Marquardt steps,
   started from the pure turn); the direction of travel itself comes from wider windows
   (`WINDOW_STEPS` keyframe steps, 0.4 s, one every `WINDOW_STRIDE` steps) solved the same
   way, where the background is also triangulated at unit travel. The metric scale comes
@@ -67,10 +67,10 @@ FLOOR_TOLERANCE = 0.05  # a point is on the floor within this share of its dista
 MIN_FLOOR_POINTS = 8
 FIT_POINTS = 150  # background points a turn-and-travel fit starts from
 FIT_PIXELS = 2.0  # ... and the distance from their epipolar planes within which it keeps them
-ROBUST_SCALE = 0.5  # pixels: the robust fit's soft L1 loss is quadratic within about this
-ROBUST_STEPS = 10  # ... and it takes at most this many Gauss-Newton steps (30: the same errors to 0.002)
-ROBUST_TOLERANCE = 1e-6  # ... stopping when one lowers its loss by less than this share
 ROBUST_POINTS = 300  # ... the robust fit after it keeps at most this many of them (docs/performance.md)
+ROBUST_SCALE = 0.5  # pixels: the robust fit's soft L1 loss is quadratic within about this
+FIT_STEPS = 20  # a fit's Levenberg-Marquardt steps, at most (10 or 50: the dolly's errors the same to 0.002)
+FIT_TOLERANCE = 1e-6  # ... stopping when one lowers its loss by less than this share
 HINT_SHARE = 0.3  # the last travel is a good start when the mean squared distance is under this share of FIT_PIXELS^2
 FLOOR_QUALITY = 1e-4  # goodFeaturesToTrack's quality level for the fainter corners of the floor
 
@@ -402,32 +402,30 @@ def _around(direction: np.ndarray) -> np.ndarray:
 def _relative_pose(b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float,
                    hint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Two views' turn and direction of travel together (5 degrees of freedom): least squares
-    (scipy's Levenberg-Marquardt) on each point's distance from its epipolar plane, in pixels,
+    (Levenberg-Marquardt, `_fit`) on each point's distance from its epipolar plane, in pixels,
     starting from `rotation` (3, 3) after -> before with the travel along `hint` (the last
     travel, when it explains most points) or else along each camera axis, then again on the
     points the best start explains within FIT_PIXELS (at most ROBUST_POINTS of them, a seeded
     sample). b0, b1: (n, 3) unit
-    rays (the last fit robust: scipy's soft L1 loss, half a pixel). Returns (rotation, unit direction with an arbitrary sign, (n,) bool inliers within
+    rays (the last fit robust: a soft L1 loss, half a pixel). Returns (rotation, unit direction with an arbitrary sign, (n,) bool inliers within
     a pixel), or None when the turn strays over TURN_AGREEMENT degrees from `rotation` or too
     few points agree."""
-    from scipy.optimize import least_squares
-
     sample = np.random.default_rng(0).permutation(len(b0))[:FIT_POINTS]  # enough for 5 unknowns, and fast
     best, basis, cost = np.zeros(5), np.eye(3), np.inf
     starts = [_around(hint)] if hint is not None else []
     for k, around in enumerate(starts + [np.roll(np.eye(3), -axis, axis=0) for axis in range(3)]):
         if k == 1 and hint is not None and cost < HINT_SHARE * len(sample) * FIT_PIXELS ** 2:
             break  # the last travel's direction was a good start: the camera axes are not tried
-        fit = least_squares(_epipolar_pixels, np.zeros(5), jac=_epipolar_jacobian,
-                            args=(b0[sample], b1[sample], rotation, focal, around), method="lm", max_nfev=200)
-        robust = float(np.minimum(fit.fun ** 2, FIT_PIXELS ** 2).sum())  # outliers count as FIT_PIXELS each
+        x = _fit(np.zeros(5), b0[sample], b1[sample], rotation, focal, around, robust=False)
+        fun = _epipolar_pixels(x, b0[sample], b1[sample], rotation, focal, around)
+        robust = float(np.minimum(fun ** 2, FIT_PIXELS ** 2).sum())  # outliers count as FIT_PIXELS each
         if robust < cost:
-            best, basis, cost = fit.x, around, robust
+            best, basis, cost = x, around, robust
     near = np.flatnonzero(np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < FIT_PIXELS)
     if len(near) < 12:
         return None
     near = near[np.sort(np.random.default_rng(1).permutation(len(near))[:ROBUST_POINTS])]
-    best = _robust_fit(best, b0[near], b1[near], rotation, focal, basis)
+    best = _fit(best, b0[near], b1[near], rotation, focal, basis, robust=True)
     inliers = np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < 1.0
     if np.degrees(np.linalg.norm(best[:3])) > TURN_AGREEMENT or inliers.sum() < 12:
         return None
@@ -435,26 +433,30 @@ def _relative_pose(b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: 
     return rotation @ _rodrigues(best[:3]), travel / np.linalg.norm(travel), inliers
 
 
-def _robust_fit(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float,
-                basis: np.ndarray) -> np.ndarray:
-    """`_epipolar_pixels`' parameters (5,) refined from `params` under the soft L1 loss with a
-    scale of ROBUST_SCALE pixels (the loss scipy's `least_squares` calls soft_l1): at most
-    ROBUST_STEPS damped Gauss-Newton steps on the iteratively reweighted problem (weights
-    1 / sqrt(1 + (r / scale)^2)), each kept only when it lowers the loss. Our few numpy steps
-    instead of scipy's solver: its per-call overhead was most of the fit's time
+def _fit(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float,
+         basis: np.ndarray, robust: bool) -> np.ndarray:
+    """`_epipolar_pixels`' parameters (5,) refined from `params`: Levenberg-Marquardt, damped
+    Gauss-Newton steps each kept only when it lowers the loss, at most FIT_STEPS of them, under
+    squares or, robust, under the soft L1 loss with a scale of ROBUST_SCALE pixels (scipy's
+    `least_squares` soft_l1), by reweighting each step (weights 1 / sqrt(1 + (r / scale)^2)).
+    b0, b1: (n, 3) unit rays. Our few numpy steps instead of scipy's `least_squares`: its
+    per-call overhead was most of the fits' time, and the dolly's errors are the same to 0.002
     (docs/performance.md)."""
     def loss(residuals: np.ndarray) -> float:
+        if not robust:
+            return float(residuals @ residuals)
         return float(np.sum(np.sqrt(1 + (residuals / ROBUST_SCALE) ** 2) - 1))
 
     residuals = _epipolar_pixels(params, b0, b1, rotation, focal, basis)
     cost, damping = loss(residuals), 1e-3
-    for _ in range(ROBUST_STEPS):
+    for _ in range(FIT_STEPS):
         jacobian = _epipolar_jacobian(params, b0, b1, rotation, focal, basis)  # (n, 5)
-        weights = 1 / np.sqrt(1 + (residuals / ROBUST_SCALE) ** 2)
+        weights = 1 / np.sqrt(1 + (residuals / ROBUST_SCALE) ** 2) if robust else np.ones(len(residuals))
         normal = jacobian.T @ (weights[:, None] * jacobian)
         gradient = jacobian.T @ (weights * residuals)
         while damping < 1e6:
-            trial = params - np.linalg.solve(normal + damping * np.diag(np.diag(normal)), gradient)
+            # Marquardt's scaling (the diagonal), kept invertible when a parameter has no effect
+            trial = params - np.linalg.solve(normal + damping * np.diag(np.maximum(np.diag(normal), 1e-9)), gradient)
             trial_residuals = _epipolar_pixels(trial, b0, b1, rotation, focal, basis)
             trial_cost = loss(trial_residuals)
             if trial_cost < cost:
@@ -463,7 +465,7 @@ def _robust_fit(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, rotation: np
             damping *= 10
         else:
             break  # no step lowers the loss: a minimum
-        if cost - trial_cost < ROBUST_TOLERANCE * cost:
+        if cost - trial_cost < FIT_TOLERANCE * cost:
             cost = trial_cost
             break
         cost = trial_cost
