@@ -229,10 +229,10 @@ def test_moving_camera_translation_and_scale(tmp_path: Path) -> None:
     assert motion.model == "moving" and not motion.warnings
     errors = moving_errors(motion, rotations, centres)
     assert errors["rotation_max"] < 0.5, errors  # measured 0.17 (45 frames)
-    assert errors["direction"] < 2.0 and errors["step_direction_mean"] < 3.0, errors  # 0.70, 0.83
-    assert abs(errors["scale_percent"]) < 6.0, errors  # +1.9
-    assert errors["final_cm"] < 10.0, errors  # 4.1
-    assert abs(motion.camera_height - 1.5) < 0.15 and motion.scale_source.startswith("camera height")  # 1.45
+    assert errors["direction"] < 2.0 and errors["step_direction_mean"] < 3.0, errors  # 1.31, 1.31 (a window every 4 steps; every 2: 0.70, 0.83)
+    assert abs(errors["scale_percent"]) < 6.0, errors  # +1.5
+    assert errors["final_cm"] < 10.0, errors  # 4.9
+    assert abs(motion.camera_height - 1.5) < 0.15 and motion.scale_source.startswith("camera height")  # 1.48
 
 
 def test_moving_camera_without_people_has_no_scale(tmp_path: Path) -> None:

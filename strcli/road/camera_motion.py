@@ -13,7 +13,7 @@ every tracked person's box of that frame, and keeps only per-keyframe numbers:
   `Rotation.align_vectors`);
 - for `moving`, a translation leaks into that pure rotation (a sideways step looks like a
   pan), so each step's turn is solved again together with the direction of travel (least
-  squares on the points' distances from their epipolar planes, scipy `least_squares`,
+  squares on the points' distances from their epipolar planes, a few Levenberg-Marquardt steps,
   started from the pure turn); the direction of travel itself comes from wider windows
   (`WINDOW_STEPS` keyframe steps, 0.4 s, one every `WINDOW_STRIDE` steps) solved the same
   way, where the background is also triangulated at unit travel. The metric scale comes
@@ -59,7 +59,7 @@ LK_WINDOW = 11  # Lucas-Kanade's window for a keyframe step, shrunk pixels (15: 
 LK_WINDOW_TRAVEL = 15  # ... for a travel's window (11: its direction 3 times as wrong, docs/performance.md)
 BOX_MARGIN = 0.1  # a box is masked with this fraction of its size around it
 WINDOW_STEPS = 4  # moving: keyframe steps between the two views that give a travel's direction
-WINDOW_STRIDE = 2  # ... one such window ending every this many keyframe steps (and at the end)
+WINDOW_STRIDE = 4  # ... one such window ending every this many keyframe steps (and at the end; 2: 1.3 times the cost)
 TURN_AGREEMENT = 2.0  # degrees: a turn solved with a travel may differ this much from the pure turn
 FLOOR_ABOVE_FEET = 0.15  # the floor is sought below the people's feet, from this share of their height up
 FLOOR_ROWS = 2 / 3  # ... or, without people, in the image below this share of its height
@@ -67,6 +67,10 @@ FLOOR_TOLERANCE = 0.05  # a point is on the floor within this share of its dista
 MIN_FLOOR_POINTS = 8
 FIT_POINTS = 150  # background points a turn-and-travel fit starts from
 FIT_PIXELS = 2.0  # ... and the distance from their epipolar planes within which it keeps them
+ROBUST_POINTS = 300  # ... the robust fit after it keeps at most this many of them (docs/performance.md)
+ROBUST_SCALE = 0.5  # pixels: the robust fit's soft L1 loss is quadratic within about this
+FIT_STEPS = 20  # a fit's Levenberg-Marquardt steps, at most (10 or 50: the dolly's errors the same to 0.002)
+FIT_TOLERANCE = 1e-6  # ... stopping when one lowers its loss by less than this share
 HINT_SHARE = 0.3  # the last travel is a good start when the mean squared distance is under this share of FIT_PIXELS^2
 FLOOR_QUALITY = 1e-4  # goodFeaturesToTrack's quality level for the fainter corners of the floor
 
@@ -136,6 +140,7 @@ class CameraMotionEstimator:
         self.steps: list[_Step] = []
         self.windows: list[_Window] = []
         self._hint: np.ndarray | None = None  # the last travel's direction: where the next fit starts
+        self._corners: dict[int, np.ndarray] = {}  # keyframe index -> its background corners (a window reuses them)
         k = intrinsics.matrix.copy()
         k[:2] *= self.scale
         self._k, self._k_inv = k, np.linalg.inv(k)
@@ -173,7 +178,7 @@ class CameraMotionEstimator:
 
     def _keyframe(self, position: int, grey: np.ndarray, boxes: np.ndarray, ids: np.ndarray,
                   final: bool = False) -> None:
-        step = self._solve(*self._recent[-1][:2], grey, boxes) if self._recent else None
+        step = self._solve(len(self.keyframes) - 1, *self._recent[-1][:2], grey, boxes) if self._recent else None
         if step is not None:
             self.steps.append(step)
         self.keyframes.append(position)
@@ -189,16 +194,20 @@ class CameraMotionEstimator:
             mask[max(0, int(y1 - my)):max(0, int(np.ceil(y2 + my))), max(0, int(x1 - mx)):max(0, int(np.ceil(x2 + mx)))] = 0
         return mask
 
-    def _follow(self, before: np.ndarray, before_boxes: np.ndarray, after: np.ndarray, after_boxes: np.ndarray,
-                floor_top: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Background corners of `before` and where they are in `after`: (n, 2), (n, 2) shrunk
-        pixels. floor_top: a row (shrunk pixels) below which fainter corners are added too (a
-        floor is often smooth; its points set a moving camera's scale)."""
+    def _follow(self, index: int, before: np.ndarray, before_boxes: np.ndarray, after: np.ndarray,
+                after_boxes: np.ndarray, floor_top: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Background corners of `before` (keyframe `index`) and where they are in `after`:
+        (n, 2), (n, 2) shrunk pixels. floor_top: a row (shrunk pixels) below which fainter
+        corners are added too (a floor is often smooth; its points set a moving camera's scale).
+        A keyframe's corners are found once: a travel's window starts from its first step's."""
         import cv2
 
         mask = self._mask(before.shape, before_boxes)
-        corners = cv2.goodFeaturesToTrack(before, maxCorners=CORNERS, qualityLevel=0.001, minDistance=9,
-                                          mask=mask, blockSize=7)
+        if index not in self._corners:
+            self._corners = {k: v for k, v in self._corners.items() if k > index - self.window}  # those still in reach
+            self._corners[index] = cv2.goodFeaturesToTrack(before, maxCorners=CORNERS, qualityLevel=0.001,
+                                                           minDistance=9, mask=mask, blockSize=7)
+        corners = self._corners[index]
         if floor_top is not None:
             mask[:max(0, int(floor_top))] = 0
             faint = cv2.goodFeaturesToTrack(before, maxCorners=FLOOR_CORNERS, qualityLevel=FLOOR_QUALITY, minDistance=5,
@@ -220,12 +229,13 @@ class CameraMotionEstimator:
         keep = (inside[yi, xi] > 0) & (p1[:, 0] >= 0) & (p1[:, 0] < w) & (p1[:, 1] >= 0) & (p1[:, 1] < h)
         return p0[keep], p1[keep]
 
-    def _solve(self, before: np.ndarray, before_boxes: np.ndarray, after: np.ndarray, after_boxes: np.ndarray) -> _Step:
+    def _solve(self, index: int, before: np.ndarray, before_boxes: np.ndarray, after: np.ndarray,
+               after_boxes: np.ndarray) -> _Step:
         import cv2
         from scipy.spatial.transform import Rotation
 
         none = _Step(np.eye(3), 0.0, 0.0, 0.0, solved=False)
-        p0, p1 = self._follow(before, before_boxes, after, after_boxes)
+        p0, p1 = self._follow(index, before, before_boxes, after, after_boxes)
         if len(p0) < 12:
             return none
         pixels = float(np.median(np.linalg.norm(p1 - p0, axis=1))) / self.scale
@@ -266,7 +276,7 @@ class CameraMotionEstimator:
         boxes = before_boxes * self.scale
         tall = boxes[:, 3] - boxes[:, 1]
         top = float(np.min(boxes[:, 3] - FLOOR_ABOVE_FEET * tall)) if len(boxes) else FLOOR_ROWS * after.shape[0]
-        p0, p1 = self._follow(before, before_boxes, after, after_boxes, top)
+        p0, p1 = self._follow(first, before, before_boxes, after, after_boxes, top)
         if len(p0) < 12:
             return
         b0, b1 = _bearings(p0, self._k_inv), _bearings(p1, self._k_inv)
@@ -392,36 +402,74 @@ def _around(direction: np.ndarray) -> np.ndarray:
 def _relative_pose(b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float,
                    hint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Two views' turn and direction of travel together (5 degrees of freedom): least squares
-    (scipy's Levenberg-Marquardt) on each point's distance from its epipolar plane, in pixels,
+    (Levenberg-Marquardt, `_fit`) on each point's distance from its epipolar plane, in pixels,
     starting from `rotation` (3, 3) after -> before with the travel along `hint` (the last
     travel, when it explains most points) or else along each camera axis, then again on the
-    points the best start explains within FIT_PIXELS. b0, b1: (n, 3) unit
-    rays (the last fit robust: scipy's soft L1 loss, half a pixel). Returns (rotation, unit direction with an arbitrary sign, (n,) bool inliers within
+    points the best start explains within FIT_PIXELS (at most ROBUST_POINTS of them, a seeded
+    sample). b0, b1: (n, 3) unit
+    rays (the last fit robust: a soft L1 loss, half a pixel). Returns (rotation, unit direction with an arbitrary sign, (n,) bool inliers within
     a pixel), or None when the turn strays over TURN_AGREEMENT degrees from `rotation` or too
     few points agree."""
-    from scipy.optimize import least_squares
-
     sample = np.random.default_rng(0).permutation(len(b0))[:FIT_POINTS]  # enough for 5 unknowns, and fast
     best, basis, cost = np.zeros(5), np.eye(3), np.inf
     starts = [_around(hint)] if hint is not None else []
     for k, around in enumerate(starts + [np.roll(np.eye(3), -axis, axis=0) for axis in range(3)]):
         if k == 1 and hint is not None and cost < HINT_SHARE * len(sample) * FIT_PIXELS ** 2:
             break  # the last travel's direction was a good start: the camera axes are not tried
-        fit = least_squares(_epipolar_pixels, np.zeros(5), jac=_epipolar_jacobian,
-                            args=(b0[sample], b1[sample], rotation, focal, around), method="lm", max_nfev=200)
-        robust = float(np.minimum(fit.fun ** 2, FIT_PIXELS ** 2).sum())  # outliers count as FIT_PIXELS each
+        x = _fit(np.zeros(5), b0[sample], b1[sample], rotation, focal, around, robust=False)
+        fun = _epipolar_pixels(x, b0[sample], b1[sample], rotation, focal, around)
+        robust = float(np.minimum(fun ** 2, FIT_PIXELS ** 2).sum())  # outliers count as FIT_PIXELS each
         if robust < cost:
-            best, basis, cost = fit.x, around, robust
-    near = np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < FIT_PIXELS
-    if near.sum() < 12:
+            best, basis, cost = x, around, robust
+    near = np.flatnonzero(np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < FIT_PIXELS)
+    if len(near) < 12:
         return None
-    best = least_squares(_epipolar_pixels, best, jac=_epipolar_jacobian, args=(b0[near], b1[near], rotation, focal,
-                         basis), loss="soft_l1", f_scale=0.5).x
+    near = near[np.sort(np.random.default_rng(1).permutation(len(near))[:ROBUST_POINTS])]
+    best = _fit(best, b0[near], b1[near], rotation, focal, basis, robust=True)
     inliers = np.abs(_epipolar_pixels(best, b0, b1, rotation, focal, basis)) < 1.0
     if np.degrees(np.linalg.norm(best[:3])) > TURN_AGREEMENT or inliers.sum() < 12:
         return None
     travel = basis.T @ np.array([1.0, *best[3:]])
     return rotation @ _rodrigues(best[:3]), travel / np.linalg.norm(travel), inliers
+
+
+def _fit(params: np.ndarray, b0: np.ndarray, b1: np.ndarray, rotation: np.ndarray, focal: float,
+         basis: np.ndarray, robust: bool) -> np.ndarray:
+    """`_epipolar_pixels`' parameters (5,) refined from `params`: Levenberg-Marquardt, damped
+    Gauss-Newton steps each kept only when it lowers the loss, at most FIT_STEPS of them, under
+    squares or, robust, under the soft L1 loss with a scale of ROBUST_SCALE pixels (scipy's
+    `least_squares` soft_l1), by reweighting each step (weights 1 / sqrt(1 + (r / scale)^2)).
+    b0, b1: (n, 3) unit rays. Our few numpy steps instead of scipy's `least_squares`: its
+    per-call overhead was most of the fits' time, and the dolly's errors are the same to 0.002
+    (docs/performance.md)."""
+    def loss(residuals: np.ndarray) -> float:
+        if not robust:
+            return float(residuals @ residuals)
+        return float(np.sum(np.sqrt(1 + (residuals / ROBUST_SCALE) ** 2) - 1))
+
+    residuals = _epipolar_pixels(params, b0, b1, rotation, focal, basis)
+    cost, damping = loss(residuals), 1e-3
+    for _ in range(FIT_STEPS):
+        jacobian = _epipolar_jacobian(params, b0, b1, rotation, focal, basis)  # (n, 5)
+        weights = 1 / np.sqrt(1 + (residuals / ROBUST_SCALE) ** 2) if robust else np.ones(len(residuals))
+        normal = jacobian.T @ (weights[:, None] * jacobian)
+        gradient = jacobian.T @ (weights * residuals)
+        while damping < 1e6:
+            # Marquardt's scaling (the diagonal), kept invertible when a parameter has no effect
+            trial = params - np.linalg.solve(normal + damping * np.diag(np.maximum(np.diag(normal), 1e-9)), gradient)
+            trial_residuals = _epipolar_pixels(trial, b0, b1, rotation, focal, basis)
+            trial_cost = loss(trial_residuals)
+            if trial_cost < cost:
+                params, residuals, damping = trial, trial_residuals, damping / 10
+                break
+            damping *= 10
+        else:
+            break  # no step lowers the loss: a minimum
+        if cost - trial_cost < FIT_TOLERANCE * cost:
+            cost = trial_cost
+            break
+        cost = trial_cost
+    return params
 
 
 def _skew(vector: np.ndarray) -> np.ndarray:
