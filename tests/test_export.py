@@ -285,15 +285,16 @@ def test_floor_is_a_quad_at_y0_under_everyone(exported, panned, camera_frame, tm
 
 
 def test_a_folder_without_world_keys_falls_back_to_the_camera_frame(exported, camera_frame, tmp_path):
-    """A folder of a strcli older than the world stage (no world keys): --frame world writes
-    the camera frame with one warning line, the same file as --frame camera; also when
-    camera.npz is missing."""
+    """A folder of a strcli older than the world stage (no world keys, no `world` section in
+    its manifest): --frame world writes the camera frame with one warning line, the same
+    file as --frame camera; also when camera.npz is missing too."""
     folder = tmp_path / "old" / "pedestrians"
     shutil.copytree(exported["folder"], folder)
     for npz in (folder / "tracks").glob("*.npz"):
         with np.load(npz) as d:
             kept = {k: d[k] for k in d.files if not k.startswith("world_") and k != "foot_contacts"}
         np.savez(npz, **kept)
+    _drop_world_section(folder)
     result = runner.invoke(app, ["export", str(folder), "--floor", "--smpl-dir", str(exported["smpl"])])
     assert result.exit_code == 0, result.output
     (warning,) = [line for line in result.stderr.splitlines() if line.startswith("warning: pedestrians:")]
@@ -306,9 +307,24 @@ def test_a_folder_without_world_keys_falls_back_to_the_camera_frame(exported, ca
     shutil.copytree(exported["folder"], gone)
     (gone / "camera.npz").unlink()
     result = runner.invoke(app, ["export", str(gone), "--format", "glb", "--smpl-dir", str(exported["smpl"])])
+    assert result.exit_code == 2  # the manifest records a world: a missing camera.npz is damage
+    assert "camera.npz is missing, though manifest.json records a world" in result.output
+    _drop_world_section(gone)
+    for npz in (gone / "tracks").glob("*.npz"):  # an older strcli: world keys, but no camera.npz
+        with np.load(npz) as d:
+            kept = {k: d[k] for k in d.files if not k.startswith("world_") and k != "foot_contacts"}
+        np.savez(npz, **kept)
+    result = runner.invoke(app, ["export", str(gone), "--format", "glb", "--smpl-dir", str(exported["smpl"])])
     assert result.exit_code == 0, result.output
-    assert "warning: pedestrians: camera.npz is missing: written in the camera frame" in result.stderr
+    assert "warning: pedestrians: tracks/0.npz has no world keys (made by a strcli older" in result.stderr
     assert gl.GLTF2().load(str(gone / "pedestrians.glb")).extras["strcli"]["frame"] == "camera"
+
+
+def _drop_world_section(folder):
+    """The manifest as a strcli older than the world stage wrote it: no `world` section."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.pop("world")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_a_damaged_world_is_one_line_and_exit_2(exported, tmp_path):
@@ -326,8 +342,9 @@ def test_a_damaged_world_is_one_line_and_exit_2(exported, tmp_path):
         result = runner.invoke(app, ["export", str(folder), "--smpl-dir", str(exported["smpl"])])
         assert result.exit_code == 2, result.output
         (line,) = result.output.strip().splitlines()
-        assert line.startswith(f"error: pedestrians: {folder} is a damaged strcli output (ValueError: ")
-        assert "not finite" in line and (folder / "pedestrians.glb").read_bytes() == before
+        assert line.startswith("error: ") and f"{folder} is a damaged strcli output (" in line
+        assert f"{damage} holds 1 NaN or infinite value(s)" in line
+        assert (folder / "pedestrians.glb").read_bytes() == before
 
 
 def test_world_body_pose_replaces_body_pose_in_the_world(exported, tmp_path):
@@ -820,9 +837,14 @@ def test_view_of_an_older_folder_is_the_camera_frame_with_one_warning(exported, 
 
     from strcli.view.viewer import Scene, serve
 
-    old = tmp_path / "old"
+    old = tmp_path / "old"  # as a strcli older than the world stage wrote it
     shutil.copytree(exported["folder"], old, ignore=shutil.ignore_patterns("*.glb", "bvh", "amass"))
     (old / "camera.npz").unlink()
+    _drop_world_section(old)
+    for npz in (old / "tracks").glob("*.npz"):
+        with np.load(npz) as data:
+            kept = {k: data[k] for k in data.files if not k.startswith("world_") and k != "foot_contacts"}
+        np.savez(npz, **kept)
     body = Body(exported["arrays"])
     scene = Scene(old, body)
     assert scene.frame == "camera" and scene.camera_path is None
@@ -831,10 +853,8 @@ def test_view_of_an_older_folder_is_the_camera_frame_with_one_warning(exported, 
     assert Scene(old, body, frame="camera").warning is None  # asked for: no warning
     shutil.copy(exported["folder"] / "camera.npz", old / "camera.npz")
     track = exported["tracks"][1].track_id
-    with np.load(old / "tracks" / f"{track}.npz") as data:
-        kept = {k: data[k] for k in data.files if not k.startswith("world_") and k != "foot_contacts"}
-    np.savez(old / "tracks" / f"{track}.npz", **kept)
-    assert Scene(old, body).warning.startswith(f"{old} has no world (no world keys in track {track}: ")
+    ids = ", ".join(str(t.track_id) for t in exported["tracks"])
+    assert Scene(old, body).warning.startswith(f"{old} has no world (no world keys in tracks {ids}: ")
     # served: the warning is said once, and the camera frame's bodies are the camera keys'
     stop, warned = threading.Event(), []
     stop.set()  # serve builds the scene, announces and returns

@@ -310,6 +310,118 @@ FOLDER_DAMAGE = {
 }
 
 
+def set_camera(key, value_of):
+    """A change that rewrites camera.npz's `key` (None: deletes it) with numpy."""
+    def change(folder, manifest):
+        with np.load(folder / "camera.npz") as data:
+            arrays = dict(data)
+        if value_of is None:
+            del arrays[key]
+        else:
+            arrays[key] = value_of(arrays[key])
+        np.savez(folder / "camera.npz", **arrays)
+    return change
+
+
+def drop_track_keys(*keys, every=False):
+    """A change that deletes `keys` from the first track file (`every`: from each)."""
+    def change(folder, manifest):
+        for entry in manifest["tracks"] if every else manifest["tracks"][:1]:
+            with np.load(folder / entry["npz"]) as data:
+                arrays = {k: data[k] for k in data.files if k not in keys}
+            np.savez(folder / entry["npz"], **arrays)
+    return change
+
+
+def replace_camera(make):
+    def change(folder, manifest):
+        (folder / "camera.npz").unlink()
+        make(folder / "camera.npz")
+    return change
+
+
+def _reflect(rotations):
+    rotations = rotations.copy()
+    rotations[3] = rotations[3] @ np.diag([1.0, 1.0, -1.0])
+    return rotations
+
+
+# The world's damage (issue 21; the tester's cases A-D): each kind and the words of its line.
+WORLD_DAMAGE = {
+    "a zero camera rotation": (set_camera("rotation", lambda a: a * 0), "rotation 0 is not a rotation (determinant 0.00"),
+    "a reflected camera rotation": (set_camera("rotation", _reflect),
+                                    "camera.npz: rotation 3 is not a rotation (determinant -1.00)"),
+    "a scaled camera rotation": (set_camera("rotation", lambda a: a * 2), "is not a rotation (determinant 8.00"),
+    "a NaN camera rotation": (set_camera("rotation", lambda a: _nan_at(a, (2, 0, 0))),
+                              "camera.npz: rotation holds 1 NaN or infinite value"),
+    "another video's frames": (set_camera("frames", lambda a: a + 1000), "camera.npz has no row for frame 0"),
+    "another video's frame count": (set_camera("frames", lambda a: a[:-2]), "frames has shape"),
+    "another video's image size": (set_camera("image_size", lambda a: np.array([640, 480])),
+                                   "camera.npz: image size (640, 480), manifest.json says"),
+    "another video's intrinsics": (set_camera("intrinsics", lambda a: a * [[0.4], [0.4], [1]]),
+                                   "camera.npz: its intrinsics (focal"),
+    "a camera 1e30 m away": (set_camera("position", lambda a: a * 0 + 1e30), "position reaches 1e+30"),
+    "a camera position in text": (set_camera("position", lambda a: a.astype(str)),
+                                  "position holds <U32 values, not floating-point numbers"),
+    "a camera without frames": (set_camera("frames", None), "camera.npz lacks frames"),
+    "a camera.npz that is a folder": (replace_camera(lambda p: p.mkdir()), "camera.npz is not a file, though"),
+    "a camera.npz linked to /dev/zero": (replace_camera(lambda p: p.symlink_to("/dev/zero")), "camera.npz is not a file"),
+    "a camera.npz linked to itself": (replace_camera(lambda p: p.symlink_to(p)), "camera.npz is not a file"),
+    "an empty camera.npz": (replace_camera(lambda p: p.write_bytes(b"")),
+                            "camera.npz is not a readable .npz: No data left in file"),
+    "a world_transl 1e30 m away": (set_track("world_transl", lambda a: a * 0 + 1e30), "world_transl reaches 1e+30"),
+    "a world_transl in text": (set_track("world_transl", lambda a: a.astype(str)), "world_transl holds <U32 values"),
+    "a world_transl of int8": (set_track("world_transl", lambda a: a.astype(np.int8)),
+                               "world_transl holds int8 values, not floating-point numbers"),
+    "foot contacts in text": (set_track("foot_contacts", lambda a: a.astype(str)), "foot_contacts holds <U5 values"),
+    "all-NaN world joints": (set_track("world_joints3d", lambda a: a * np.nan),
+                             "world_joints3d holds "),
+    "a track without world_transl": (drop_track_keys("world_transl"),
+                                     "tracks/0.npz lacks world_transl, though manifest.json records a world"),
+    "world keys without a world section": (set_manifest(lambda m: m.pop("world")),
+                                           "holds world keys, though manifest.json records no world"),
+}
+
+
+@pytest.fixture(scope="module")
+def body(smpl_files, tmp_path_factory):
+    from strcli.body.smpl import Body
+
+    return Body(load_smpl_arrays(smpl_files["chumpy"], tmp_path_factory.mktemp("body-cache")))
+
+
+@pytest.mark.parametrize("damage", sorted(WORLD_DAMAGE))
+def test_export_and_view_refuse_each_kind_of_damaged_world_with_one_line(done, tmp_path, body, damage):
+    """One check (`check_output`) for the world too: export (in-process CLI) and the viewer's
+    Scene refuse the folder, exit 2, with the same one line; nothing is written."""
+    from strcli.view.viewer import Scene
+
+    change, words = WORLD_DAMAGE[damage]
+    folder = damaged_copy(done, tmp_path, change)
+    with pytest.raises(DamagedOutput) as info:
+        check_output(folder)
+    line = str(info.value)
+    assert line.startswith(f"{folder} is a damaged strcli output (") and words in line, line
+    assert "Error" not in line  # in words, not Python's exception names
+    result = runner.invoke(app, ["export", str(folder), "--smpl-dir", str(done["smpl"])])
+    assert result.exit_code == 2 and line in one_error_line(result)
+    assert not (folder / f"{folder.name}.glb").exists() and not (folder / "bvh").exists()
+    with pytest.raises(DamagedOutput) as viewed:
+        Scene(folder, body)
+    assert str(viewed.value) == line
+
+
+def test_an_older_folder_without_a_world_still_passes(done, tmp_path):
+    """A folder of a strcli older than the world stage (no `world` section, no world keys,
+    no camera.npz) is valid: the readers fall back to the camera frame."""
+    def older(folder, manifest):
+        drop_track_keys("world_global_orient", "world_transl", "world_joints3d", "foot_contacts",
+                        "world_body_pose", every=True)(folder, manifest)
+        (folder / "camera.npz").unlink()
+        set_manifest(lambda m: m.pop("world"))(folder, manifest)
+    assert check_output(damaged_copy(done, tmp_path, older)).track_files
+
+
 @pytest.mark.parametrize("damage", sorted(FOLDER_DAMAGE))
 def test_one_check_refuses_each_kind_of_damaged_folder(done, tmp_path, damage):
     change, words = FOLDER_DAMAGE[damage]
@@ -330,15 +442,18 @@ def test_render_export_and_view_refuse_a_damaged_folder_with_one_line(done, tmp_
         assert "Traceback" not in result.output
     assert not (folder / "overlay.mp4").exists() and not (folder / f"{folder.name}.glb").exists()
     view = subprocess.run([sys.executable, "-m", "strcli", "view", str(folder), *smpl, "--port", "0"],
-                          capture_output=True, text=True, timeout=120,
+                          check=False, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "STRCLI_CACHE_DIR": str(tmp_path / "cache")})
     assert view.returncode == 2, view.stderr
     assert "body_pose holds 1 NaN" in view.stderr and "Traceback" not in view.stderr
 
 
 def test_a_skipped_rerun_redoes_a_damaged_folder_and_sweeps_dead_partials(done, tmp_path, monkeypatch):
+    """A rerun that would skip the video checks its folder first (`check_output`, the world
+    included): a NaN camera rotation (and a focal of 0) is redone, not skipped."""
     root = tmp_path / "out"
     folder = damaged_copy(done, tmp_path, FOLDER_DAMAGE["focal 0"][0])
+    WORLD_DAMAGE["a NaN camera rotation"][0](folder, {})
     args = [*done["args"]]
     args[args.index("-o") + 1] = str(root)
     for key, value in done["env"].items():
@@ -352,6 +467,8 @@ def test_a_skipped_rerun_redoes_a_damaged_folder_and_sweeps_dead_partials(done, 
     assert redone.exit_code == 0, redone.output
     assert json.loads(redone.stdout)[0]["status"] == "done"  # damaged: redone, not skipped
     assert check_output(folder).manifest["intrinsics"]["focal"] > 0
+    with np.load(folder / "camera.npz") as camera:
+        assert np.isfinite(camera["rotation"]).all()
     assert not partial.exists()
     partial.mkdir()
     skipped = runner.invoke(app, args)

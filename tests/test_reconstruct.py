@@ -211,6 +211,9 @@ def test_no_person_found_is_an_empty_result_with_a_warning(workspace, assets, tm
     assert "no person found" in result.stderr
     manifest = json.loads((tmp_path / "out" / "running" / "manifest.json").read_text())
     assert manifest["tracks"] == [] and manifest["counts"]["frames_processed"] == 10
+    from strcli.road.output_check import check_output
+
+    assert "world" in manifest and check_output(tmp_path / "out" / "running")  # its camera (no world) passes
 
 
 def test_ultralytics_path_with_an_untrained_yolo(workspace, assets, tmp_path):

@@ -82,8 +82,9 @@ class TrackMotion:
     def load(cls, path: Path, frame: str = "camera") -> TrackMotion:
         """Read tracks/<id>.npz in `frame`: "camera" (global_orient, transl) or "world"
         (world_global_orient, world_transl, and world_body_pose when the file has it; KeyError
-        when the file has no world keys: see `has_world_keys`; ValueError when their shapes
-        disagree or a value is not finite). Times that do not increase (a
+        when the file has no world keys: see `has_world_keys`). Shapes, dtypes, finite values
+        and bounds are not checked here: the commands read a folder only after
+        `strcli.road.output_check.check_output` passed it. Times that do not increase (a
         folder of an older strcli, which kept a file's repeated timestamps) are mended by
         `FrameClock`'s rule, so interpolation (`Slerp`) and glTF key times get strictly
         increasing ones."""
@@ -99,12 +100,6 @@ class TrackMotion:
                         d[f"{prefix}global_orient"].astype(np.float64), pose.astype(np.float64),
                         d["betas"].astype(np.float64), d[f"{prefix}transl"].astype(np.float64), float(d["fps"]),
                         (width, height), float(d["intrinsics"][0, 0]), frame)
-        if frame == "world":  # the camera-frame keys are checked by `strcli.road.output_check`
-            n = len(track.frames)
-            shapes = (track.global_orient.shape, track.body_pose.shape, track.transl.shape)
-            if shapes != ((n, 3), (n, 69), (n, 3)) or not all(
-                    np.isfinite(a).all() for a in (track.global_orient, track.body_pose, track.transl)):
-                raise ValueError(f"{path.name}: world keys of shapes {shapes} for {n} frames, or not finite")
         return track
 
     @property
@@ -158,8 +153,8 @@ class CameraPath:
         """camera.npz, None when it is absent or not in the world frame (a video without a
         person has its camera relative to the first frame's camera: no floor, no world).
         Times are mended as `TrackMotion.load` mends them (`fps`: the video's rate).
-        ValueError when its shapes disagree or a value is not finite (`reading_output`
-        makes it the one-line damaged-folder error, exit 2)."""
+        Its keys, shapes, finite values and proper rotations are `check_output`'s (run first by
+        every command; a damaged camera.npz is refused there, exit 2)."""
         from strcli.road.timing import increasing_times
 
         if not path.is_file():
@@ -168,13 +163,7 @@ class CameraPath:
             if "frame" not in d.files or str(d["frame"]) != "world":
                 return None
             times = increasing_times(d["times"].astype(np.float64), 1 / fps if fps > 0 else 1 / 25)
-            path = cls(times, d["rotation"].astype(np.float64), d["position"].astype(np.float64), str(d["model"]))
-        count = len(path.times)
-        if path.rotations.shape != (count, 3, 3) or path.positions.shape != (count, 3) or not (
-                np.isfinite(path.rotations).all() and np.isfinite(path.positions).all()):
-            raise ValueError(f"{path.rotations.shape} rotations, {path.positions.shape} positions for {count} "
-                             "times, or values that are not finite")
-        return path
+            return cls(times, d["rotation"].astype(np.float64), d["position"].astype(np.float64), str(d["model"]))
 
     def __len__(self) -> int:
         return len(self.times)

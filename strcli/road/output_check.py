@@ -22,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from strcli.config import MANIFEST, SMPL_BETAS, SMPL_BODY_JOINTS, SMPL_JOINTS
+from strcli.config import (
+    CAMERA_FILE,
+    MANIFEST,
+    SMPL_BETAS,
+    SMPL_BODY_JOINTS,
+    SMPL_JOINTS,
+)
+from strcli.road.grounding import FOOT_JOINTS
 from strcli.utils.errors import UsageError
 
 REDO_HINT = "Reconstruct its video again with `strcli reconstruct VIDEO -o OUT --overwrite`."
@@ -43,11 +50,29 @@ _ARRAYS: dict[str, tuple[tuple[int | str, ...], bool]] = {
     "joints3d": (("N", SMPL_JOINTS, 3), False), "cam_crop": (("N", 3), False), "boxes": (("N", 4), False),
     "box_scores": (("N",), False), "box_interpolated": (("N",), False),
     "world_body_pose": (("N", SMPL_BODY_JOINTS * 3), False),  # --foot-lock's corrected legs (docs/world.md)
+    # The world keys (docs/world.md "What is written"): all four or none (`_check_world`).
+    "world_global_orient": (("N", 3), False), "world_transl": (("N", 3), False),
+    "world_joints3d": (("N", SMPL_JOINTS, 3), False), "foot_contacts": (("N", len(FOOT_JOINTS)), False),
 }
-_ROTATIONS = ("global_orient", "body_pose", "world_body_pose")  # axis-angle: bounded per joint
+WORLD_KEYS = ("world_global_orient", "world_transl", "world_joints3d", "foot_contacts")
+_FLOATS = ("world_global_orient", "world_transl", "world_joints3d", "world_body_pose")  # written as float32
+_ROTATIONS = ("global_orient", "body_pose", "world_body_pose", "world_global_orient")  # axis-angle: bounded per joint
 _BOUNDS = {"global_orient": MAX_ROTATION, "body_pose": MAX_ROTATION, "world_body_pose": MAX_ROTATION,
-           "betas": MAX_BETA, "transl": MAX_TRANSLATION,
+           "world_global_orient": MAX_ROTATION, "betas": MAX_BETA, "transl": MAX_TRANSLATION,
+           "world_transl": MAX_TRANSLATION, "world_joints3d": MAX_TRANSLATION,
            "joints3d": MAX_TRANSLATION, "joints2d": MAX_PIXELS, "boxes": MAX_PIXELS}
+ROTATION_TOLERANCE = 1e-3  # |det - 1| and |R^T R - I|: float64 rotations are exact to ~1e-12
+# camera.npz (docs/world.md "What is written"), P = processed frames: shape, required.
+_CAMERA: dict[str, tuple[tuple[int | str, ...], bool]] = {
+    "rotation": (("P", 3, 3), True), "position": (("P", 3), True), "frames": (("P",), True),
+    "times": (("P",), True), "intrinsics": ((3, 3), True), "image_size": ((2,), True),
+    "model": ((), True), "frame": ((), True), "requested": ((), False),
+    "relative_rotation": (("P", 3, 3), False), "relative_position": (("P", 3), False),
+    "scale_source": ((), False), "camera_height": ((), False), "world_axes": ((3, 3), False),
+    "world_origin": ((3,), False), "floor_source": ((), False),
+}
+_CAMERA_TEXT = ("model", "frame", "requested", "scale_source", "floor_source")
+_CAMERA_NAN = ("camera_height",)  # NaN: no camera height (not a moving camera)
 
 
 class DamagedOutput(UsageError):
@@ -84,13 +109,127 @@ def check_output(folder: Path) -> CheckedOutput:
         raise damaged(folder, f"{MANIFEST} holds a {type(manifest).__name__}, not an object")
     size = _check_manifest(folder, manifest)
     files: list[Path] = []
+    frames: list[np.ndarray] = []
     sets = [(".", manifest["tracks"])] + [(m["folder"], m["tracks"]) for m in manifest.get("models") or []]
     for place, tracks in sets:
         for entry in tracks:
             path = _inside(folder, place, entry["npz"])
-            _check_track(folder, path, entry, size)
+            arrays = _check_track(folder, path, entry, size)
+            _check_world_keys(folder, path, arrays, "world" in manifest)
             files.append(path)
+            frames.append(arrays["frames"])
+    if "world" in manifest:
+        _check_camera(folder, manifest, np.concatenate(frames) if frames else np.zeros(0, np.int64))
     return CheckedOutput(folder, manifest, tuple(files))
+
+
+def _check_world_keys(folder: Path, path: Path, arrays: dict[str, np.ndarray], world: bool) -> None:
+    """A track's world keys (shapes, finite values and bounds: `_check_track`): all of
+    `WORLD_KEYS` when the manifest records a world (its `world` section), none when it does
+    not (a folder of a strcli older than the world stage); floats, and bool contacts."""
+    name = path.relative_to(folder)
+    present = [key for key in WORLD_KEYS if key in arrays]
+    if world and len(present) < len(WORLD_KEYS):
+        lacking = ", ".join(key for key in WORLD_KEYS if key not in arrays)
+        raise damaged(folder, f"{name} lacks {lacking}, though {MANIFEST} records a world")
+    if not world and (present or "world_body_pose" in arrays):
+        raise damaged(folder, f"{name} holds world keys, though {MANIFEST} records no world (no `world` section)")
+    for key in _FLOATS:
+        if key in arrays and not np.issubdtype(arrays[key].dtype, np.floating):
+            raise damaged(folder, f"{name}: {key} holds {arrays[key].dtype} values, not floating-point numbers")
+    if world and arrays["foot_contacts"].dtype != bool:
+        raise damaged(folder, f"{name}: foot_contacts holds {arrays['foot_contacts'].dtype} values, not true/false")
+
+
+def _check_camera(folder: Path, manifest: dict[str, Any], track_frames: np.ndarray) -> None:
+    """camera.npz of a folder whose manifest records a world: a readable file of the keys of
+    docs/world.md, P rows (the manifest's processed frames), sorted frames that hold every
+    track frame, the manifest's image size and intrinsics, finite values within bounds, and
+    proper rotations (determinant +1 and orthonormal, within `ROTATION_TOLERANCE`)."""
+    section = manifest["world"]
+    if not isinstance(section, dict):
+        raise damaged(folder, f"{MANIFEST}: world is {_shown(section)}, not an object")
+    if section.get("camera_file", CAMERA_FILE) != CAMERA_FILE:
+        raise damaged(folder, f"{MANIFEST}: world.camera_file is {_shown(section.get('camera_file'))}, "
+                              f"not \"{CAMERA_FILE}\"")
+    path = folder / CAMERA_FILE
+    if not path.is_file():
+        what = "is missing" if not path.exists() and not path.is_symlink() else "is not a file"
+        raise damaged(folder, f"{CAMERA_FILE} {what}, though {MANIFEST} records a world")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files if key in _CAMERA}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise damaged(folder, f"{CAMERA_FILE} is not a readable .npz: {str(err)[:120] or 'it is empty'}") from err
+    missing = [key for key, (_, required) in _CAMERA.items() if required and key not in arrays]
+    if missing:
+        raise damaged(folder, f"{CAMERA_FILE} lacks {', '.join(missing)}")
+    p = arrays["rotation"].shape[0] if arrays["rotation"].ndim else -1
+    for key, value in arrays.items():
+        shape = tuple(p if d == "P" else d for d in _CAMERA[key][0])
+        if value.shape != shape:
+            raise damaged(folder, f"{CAMERA_FILE}: {key} has shape {value.shape}, expected {shape}")
+        if key in _CAMERA_TEXT:
+            if value.dtype.kind != "U":
+                raise damaged(folder, f"{CAMERA_FILE}: {key} holds {value.dtype} values, not text")
+            continue
+        number = np.issubdtype(value.dtype, np.integer) if key in ("frames", "image_size") else \
+            np.issubdtype(value.dtype, np.floating)
+        if not number:
+            kind = "whole numbers" if key in ("frames", "image_size") else "floating-point numbers"
+            raise damaged(folder, f"{CAMERA_FILE}: {key} holds {value.dtype} values, not {kind}")
+        if key not in _CAMERA_NAN and not np.isfinite(value).all():
+            bad = int(np.count_nonzero(~np.isfinite(value)))
+            raise damaged(folder, f"{CAMERA_FILE}: {key} holds {bad} NaN or infinite value(s)")
+    processed = manifest["counts"]["frames_processed"]
+    if p != processed:
+        raise damaged(folder, f"{CAMERA_FILE} holds {p} frames, {MANIFEST} says {processed} were processed")
+    frames = arrays["frames"]
+    if p and (frames.min() < 0 or (np.diff(frames) <= 0).any()):
+        raise damaged(folder, f"{CAMERA_FILE}: its frame indices are not increasing whole numbers >= 0")
+    absent = np.setdiff1d(track_frames, frames)
+    if absent.size:
+        raise damaged(folder, f"{CAMERA_FILE} has no row for frame {int(absent[0])} of the tracks "
+                              f"({absent.size} frame(s) absent): another video's camera?")
+    cam = manifest["intrinsics"]
+    size = (cam["width"], cam["height"])
+    if tuple(int(v) for v in arrays["image_size"]) != size:
+        raise damaged(folder, f"{CAMERA_FILE}: image size {tuple(int(v) for v in arrays['image_size'])}, "
+                              f"{MANIFEST} says {size}")
+    matrix = cam.get("matrix")
+    expected = np.asarray(matrix, np.float64) if isinstance(matrix, list) and np.shape(matrix) == (3, 3) else \
+        np.array([[cam["focal"], 0, size[0] / 2], [0, cam["focal"], size[1] / 2], [0, 0, 1]], np.float64)
+    if not np.allclose(arrays["intrinsics"], expected, rtol=1e-5, atol=1e-3):
+        raise damaged(folder, f"{CAMERA_FILE}: its intrinsics (focal {float(arrays['intrinsics'][0, 0]):.6g}) "
+                              f"differ from {MANIFEST}'s (focal {float(expected[0, 0]):.6g})")
+    for key in ("position", "relative_position", "world_origin"):
+        if key in arrays and p and float(np.abs(arrays[key]).max(initial=0)) > MAX_TRANSLATION:
+            largest = float(np.abs(arrays[key]).max())
+            raise damaged(folder, f"{CAMERA_FILE}: {key} reaches {largest:.3g}, past any real value "
+                                  f"({MAX_TRANSLATION:.3g})")
+    for key in ("rotation", "relative_rotation", "world_axes"):
+        if key in arrays:
+            _check_rotations(folder, key, arrays[key].reshape(-1, 3, 3))
+    if manifest["tracks"] and str(arrays["frame"]) != "world":
+        raise damaged(folder, f"{CAMERA_FILE}: its frame is {_shown(str(arrays['frame']))}, not \"world\", "
+                              "though the tracks are in a world")
+
+
+def _check_rotations(folder: Path, key: str, mats: np.ndarray) -> None:
+    """(K, 3, 3) matrices that must be rotations: determinant +1 and R^T R = I within
+    `ROTATION_TOLERANCE` (a reflection or a scaled matrix is not a camera's turn)."""
+    if not len(mats):
+        return
+    det = np.linalg.det(mats)
+    gram = np.abs(np.swapaxes(mats, 1, 2) @ mats - np.eye(3)).max(axis=(1, 2))
+    bad = np.flatnonzero((np.abs(det - 1) > ROTATION_TOLERANCE) | (gram > ROTATION_TOLERANCE))
+    if bad.size:
+        k = int(bad[0])
+        what = f"determinant {det[k]:.2f}" if abs(det[k] - 1) > ROTATION_TOLERANCE else \
+            f"not orthonormal: R^T R differs from I by {gram[k]:.2g}"
+        index = f" {k}" if mats.shape[0] > 1 else ""
+        more = f"; {bad.size} of {len(mats)} are not" if bad.size > 1 else ""
+        raise damaged(folder, f"{CAMERA_FILE}: {key}{index} is not a rotation ({what}{more})")
 
 
 def _check_manifest(folder: Path, manifest: dict[str, Any]) -> tuple[int, int]:
@@ -151,8 +290,9 @@ def _inside(folder: Path, place: str, relative: str) -> Path:
     return path
 
 
-def _check_track(folder: Path, path: Path, entry: dict[str, Any], size: tuple[int, int]) -> None:
-    """One tracks/<id>.npz against the shapes of `_ARRAYS`, its bounds and its manifest entry."""
+def _check_track(folder: Path, path: Path, entry: dict[str, Any], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """One tracks/<id>.npz against the shapes of `_ARRAYS`, its bounds and its manifest entry;
+    returns its arrays (those of `_ARRAYS`)."""
     name = path.relative_to(folder)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -198,6 +338,7 @@ def _check_track(folder: Path, path: Path, entry: dict[str, Any], size: tuple[in
     if tuple(int(v) for v in arrays["image_size"]) != size:
         raise damaged(folder, f"{name}: image size {tuple(int(v) for v in arrays['image_size'])}, "
                               f"{MANIFEST} says {size}")
+    return arrays
 
 
 def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from strcli.road.grounding import FOOT_JOINTS
-
 WORLD_KEYS = ("world_global_orient", "world_transl", "world_joints3d", "foot_contacts")
 
 
@@ -32,22 +30,15 @@ class WorldMotion:
     @classmethod
     def load(cls, path: Path) -> WorldMotion | None:
         """The world keys of a track file, or None when it has none (an older strcli).
-        Raises ValueError on keys of the wrong shape (a damaged file)."""
+        Their shapes, dtypes, finite values and bounds, and that a folder recording a world
+        has them in every track, are `strcli.road.output_check.check_output`'s (the Scene
+        runs it first: a damaged file is refused there, exit 2)."""
         with np.load(path, allow_pickle=False) as data:
             if not set(WORLD_KEYS) <= set(data.files):
                 return None
-            n = len(data["frames"])
             pose = data["world_body_pose"] if "world_body_pose" in data.files else data["body_pose"]
-            motion = cls(data["world_global_orient"], pose, data["world_transl"], data["world_joints3d"],
-                         data["foot_contacts"].astype(bool))
-        shapes = {"world_global_orient": (motion.global_orient, (n, 3)), "world_body_pose": (motion.body_pose, (n, 69)),
-                  "world_transl": (motion.transl, (n, 3)), "world_joints3d": (motion.joints, (n, 24, 3)),
-                  "foot_contacts": (motion.contacts, (n, len(FOOT_JOINTS)))}
-        for key, (array, shape) in shapes.items():
-            if array.shape != shape or not np.isfinite(array).all():
-                raise ValueError(f"{path.name}: {key} has shape {array.shape} (or a value not finite), "
-                                 f"expected {shape}")
-        return motion
+            return cls(data["world_global_orient"], pose, data["world_transl"], data["world_joints3d"],
+                       data["foot_contacts"])
 
 
 @dataclass(frozen=True)
@@ -62,21 +53,15 @@ class CameraPath:
 
     @classmethod
     def load(cls, path: Path) -> CameraPath | None:
-        """None when the file is missing, or holds no world (a video without people).
-        Raises ValueError on arrays of the wrong shape (a damaged file)."""
+        """None when the file is missing, or holds no world (a video without people). Its
+        keys, shapes, finite values and proper rotations are `check_output`'s (run first)."""
         if not path.is_file():
             return None
         with np.load(path, allow_pickle=False) as data:
             if "frame" in data.files and str(data["frame"]) != "world":
                 return None
-            camera = cls(data["frames"].astype(np.int64), data["rotation"].astype(np.float64),
-                         data["position"].astype(np.float64))
-        p = len(camera.frames)
-        if (p == 0 or camera.rotations.shape != (p, 3, 3) or camera.positions.shape != (p, 3)
-                or not np.isfinite(camera.rotations).all() or not np.isfinite(camera.positions).all()):
-            raise ValueError(f"{path.name}: rotation {camera.rotations.shape} and position "
-                             f"{camera.positions.shape} for {p} frames, or a value not finite")
-        return camera
+            return cls(data["frames"].astype(np.int64), data["rotation"].astype(np.float64),
+                       data["position"].astype(np.float64))
 
     def row(self, frame: int) -> int:
         """The row of a file frame: its own, else the last one before it (the first if none)."""
