@@ -343,8 +343,9 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
         slider = server.gui.add_slider("Frame", 0, len(scene.frames) - 1, 1, 0)
         speed = server.gui.add_slider("Speed", 0.25, 2.0, 0.25, 1.0)
     # A sidebar as tall as the window, which scrolls: the floating panel capped its height and
-    # hid the tracks past the tenth or so.
-    server.gui.configure_theme(control_layout="fixed", control_width="medium", show_share_button=False)
+    # hid the tracks past the tenth or so. viser docks its control panel to the right edge, as
+    # tall as the window, by itself now (its `control_layout="fixed"` is deprecated).
+    server.gui.configure_theme(control_width="medium", show_share_button=False)
     with server.gui.add_folder("Tracks"):
         server.gui.add_markdown(f"{len(scene.tracks)} track{'s' if len(scene.tracks) != 1 else ''}: "
                                 + ", ".join(str(t.track_id) for t in scene.tracks))
