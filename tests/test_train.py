@@ -309,6 +309,13 @@ def test_a_run_of_the_old_wo3dpw_windows_is_not_resumed(mini, tmp_path):
     save_file(state, tmp_path / "old.pt")
     with pytest.raises(UsageError, match=r"overlap True \(now False\)"):
         run.resume(tmp_path / "old.pt")
+    # A model config of an older strcli (a field it did not have yet) is refused naming the field.
+    state["recipe"]["overlap"] = False
+    del state["config"]["integration_input"]
+    save_file(state, tmp_path / "older.pt")
+    with pytest.raises(UsageError, match=r"another model config or --ablation: integration_input absent") as info:
+        run.resume(tmp_path / "older.pt")
+    assert "train it again" in info.value.hint
     run.close()
 
 

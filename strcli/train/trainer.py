@@ -268,9 +268,15 @@ class Trainer:
         raw = read_checkpoint_file(path)
         if raw.get("format") != TRAIN_STATE_FORMAT:
             raise CorruptAssetError(f"{path} is not a strcli training state (last.pt of `strcli train`).")
-        if raw.get("config") != self.model.config.to_dict():
-            raise UsageError(f"{path} was trained with another model config or --ablation; resume it with "
-                             "the same options.")
+        config = self.model.config.to_dict()
+        if raw.get("config") != config:
+            saved = raw.get("config") if isinstance(raw.get("config"), dict) else {}
+            absent = "absent (a strcli older than the field)"
+            what = ", ".join(f"{k} {saved[k]!r} (now {config[k]!r})" if k in saved else f"{k} {absent} (now {config[k]!r})"
+                             for k in sorted(set(config) | set(saved)) if saved.get(k, absent) != config.get(k, absent))
+            raise UsageError(f"{path} was trained with another model config or --ablation: {what}.",
+                             "Resume it with the same options, or train it again into a new folder (move "
+                             f"{path.parent} away, or choose another --out / --runs-dir).")
         # The data a run learns from: a run of another recipe (e.g. wo3dpw's stride-1 windows
         # of strcli before issue 24) is never continued, nor reused by `evaluate --ablation`.
         ours = json.loads(json.dumps(dataclasses.asdict(self.recipe)))
