@@ -251,17 +251,11 @@ def damaged_copy(done, tmp_path, change) -> Path:
 
 def set_track(key, value_of):
     """A change that rewrites the first track file's `key` with numpy, as a script would."""
-    def change(folder, manifest):
-        path = folder / manifest["tracks"][0]["npz"]
-        with np.load(path) as data:
-            arrays = dict(data)
-        arrays[key] = value_of(arrays[key])
-        np.savez(path, **arrays)
-    return change
+    return add_track(key, lambda arrays: value_of(arrays[key]))
 
 
 def add_track(key, value_from):
-    """A change that adds `key` to the first track file, computed from its arrays."""
+    """A change that sets `key` in the first track file (adding it when absent), computed from its arrays."""
     def change(folder, manifest):
         path = folder / manifest["tracks"][0]["npz"]
         with np.load(path) as data:
