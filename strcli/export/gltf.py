@@ -46,10 +46,12 @@ from pathlib import Path
 
 import numpy as np
 import pygltflib as gl
+from scipy.spatial.transform import Rotation
 
 from strcli import __version__
 from strcli.body.camera import Intrinsics
 from strcli.export.motion import (
+    CAMERA_TO_YUP,
     SMPL_JOINT_NAMES,
     CameraPath,
     RestBody,
@@ -338,7 +340,8 @@ def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colo
 def _animate_camera(gltf: gl.GLTF2, packer: _Packer, animation: gl.Animation, path: CameraPath) -> None:
     """The `camera` node (node 0) along `path`: its first pose as the node's own, and a
     translation and a rotation key (LINEAR) at each processed frame's time."""
-    quats = _continuous(path.gltf_rotations().as_quat())  # (P, 4) xyzw, glTF's order
+    # a glTF camera looks down -z with +y up: camera.npz's rotation @ CAMERA_TO_YUP
+    quats = _continuous(Rotation.from_matrix(path.rotations @ CAMERA_TO_YUP).as_quat())  # (P, 4) xyzw, glTF's order
     node = gltf.nodes[0]
     node.translation = [float(v) for v in path.positions[0]]
     node.rotation = [float(v) for v in quats[0]]

@@ -27,12 +27,12 @@ from scipy.spatial.transform import Rotation
 
 from strcli.body.smpl import Body
 from strcli.config import SMPL_JOINTS
+from strcli.road.world import CameraPath  # noqa: F401 (camera.npz's one reader, for writer, gltf and tests)
 
 # Camera frame (x right, y down, z forward) -> y-up world (glTF, BVH): 180 degrees about x.
 # Also strcli's camera axes -> a glTF camera's (looks down -z, +y up): R_gltf = R_strcli @ this.
 CAMERA_TO_YUP = np.diag([1.0, -1.0, -1.0])
 FRAMES = ("world", "camera")  # `strcli export --frame`
-WORLD_KEYS = ("world_global_orient", "world_transl")  # what `--frame world` needs in tracks/<id>.npz
 # SMPL's 24 joints in its order (names as in smplx's joint_names and the SMPL paper's figure).
 SMPL_JOINT_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
@@ -82,7 +82,8 @@ class TrackMotion:
     def load(cls, path: Path, frame: str = "camera") -> TrackMotion:
         """Read tracks/<id>.npz in `frame`: "camera" (global_orient, transl) or "world"
         (world_global_orient, world_transl, and world_body_pose when the file has it; KeyError
-        when the file has no world keys: see `has_world_keys`). Shapes, dtypes, finite values
+        when the file has no world keys: a folder of a strcli older than the world stage, whose
+        manifest has no `world` section). Shapes, dtypes, finite values
         and bounds are not checked here: the commands read a folder only after
         `strcli.road.output_check.check_output` passed it. Times that do not increase (a
         folder of an older strcli, which kept a file's repeated timestamps) are mended by
@@ -129,49 +130,6 @@ class TrackMotion:
         """(N, 3) the pelvis in the y-up export frame: SMPL rotates about the rest pelvis J0 and
         then adds transl, so the pelvis is at J0 + transl in the track's frame."""
         return (self.transl + rest.joints[0]) @ self.to_yup.T
-
-
-def has_world_keys(path: Path) -> bool:
-    """Whether tracks/<id>.npz holds the world keys `--frame world` reads (`WORLD_KEYS`);
-    a folder of a strcli older than the world stage has none."""
-    with np.load(path, allow_pickle=False) as d:
-        return all(k in d.files for k in WORLD_KEYS)
-
-
-@dataclass(frozen=True)
-class CameraPath:
-    """The video's camera in the world, per processed frame (OUT/<stem>/camera.npz,
-    docs/world.md); P rows."""
-
-    times: np.ndarray  # (P,) float64 seconds from the video's first frame (strictly increasing)
-    rotations: np.ndarray  # (P, 3, 3) camera -> world, strcli's camera axes (x right, y down, z forward)
-    positions: np.ndarray  # (P, 3) the camera's centre in the world, metres
-    model: str  # the camera model reconstruct used: static, rotating or moving
-
-    @classmethod
-    def load(cls, path: Path, fps: float) -> CameraPath | None:
-        """camera.npz, None when it is absent or not in the world frame (a video without a
-        person has its camera relative to the first frame's camera: no floor, no world).
-        Times are mended as `TrackMotion.load` mends them (`fps`: the video's rate).
-        Its keys, shapes, finite values and proper rotations are `check_output`'s (run first by
-        every command; a damaged camera.npz is refused there, exit 2)."""
-        from strcli.road.timing import increasing_times
-
-        if not path.is_file():
-            return None
-        with np.load(path, allow_pickle=False) as d:
-            if "frame" not in d.files or str(d["frame"]) != "world":
-                return None
-            times = increasing_times(d["times"].astype(np.float64), 1 / fps if fps > 0 else 1 / 25)
-            return cls(times, d["rotation"].astype(np.float64), d["position"].astype(np.float64), str(d["model"]))
-
-    def __len__(self) -> int:
-        return len(self.times)
-
-    def gltf_rotations(self) -> Rotation:
-        """(P) rotations of a glTF camera node (looks down -z, +y up) along the path:
-        camera.npz's rotation @ `CAMERA_TO_YUP`."""
-        return Rotation.from_matrix(self.rotations @ CAMERA_TO_YUP)
 
 
 @torch.inference_mode()

@@ -21,7 +21,7 @@ from strcli.utils.errors import OutputError, StrcliError, writing
 from strcli.export.blender import BLENDER_FORMATS, BlenderRequest, bpy_python, run_blender, scene_rate
 from strcli.export.bvh import write_bvh
 from strcli.export.gltf import build_gltf, glb_name, write_glb
-from strcli.export.motion import CameraPath, RestBody, TrackMotion, has_world_keys, rest_body
+from strcli.export.motion import CameraPath, RestBody, TrackMotion, rest_body
 from strcli.utils.locks import sweep_stale, video_lock
 from strcli.road.options import EXPORT_FORMATS, parse_export_formats as parse_formats  # noqa: F401 (re-exported)
 from strcli.road.inputs import export_targets
@@ -61,12 +61,13 @@ def world_available(folder: Path, manifest: dict) -> tuple[CameraPath | None, st
     """The camera's path for `--frame world` and "", or None and why the folder has no world
     (a folder of a strcli older than the world stage: no world keys in its tracks, or no
     camera.npz; a video without a person: camera.npz is not in a world)."""
+    # `check_output` (run first) holds the world keys present in every track exactly when the
+    # manifest records a world, so the manifest says it without opening the tracks again.
+    if "world" not in manifest and manifest["tracks"]:
+        return None, f"{manifest['tracks'][0]['npz']} has no world keys (made by a strcli older than the world stage)"
     with reading_output(folder):
-        missing = [t["npz"] for t in manifest["tracks"] if not has_world_keys(folder / t["npz"])]
         fps = float(manifest.get("video", {}).get("fps") or 0.0)
         path = CameraPath.load(folder / CAMERA_FILE, fps)
-    if missing:
-        return None, f"{missing[0]} has no world keys (made by a strcli older than the world stage)"
     if path is None:
         why = "is missing" if not (folder / CAMERA_FILE).is_file() else "is not in a world (no person in the video)"
         return None, f"{CAMERA_FILE} {why}"

@@ -295,6 +295,44 @@ def place_in_world(inputs: list[TrackInCamera], camera: CameraMotion, foot_lock:
     return replace(world, tracks=placed), slides
 
 
+@dataclass(frozen=True)
+class CameraPath:
+    """The video camera in the world as `write_camera_file` wrote it (OUT/<stem>/camera.npz,
+    docs/world.md), what the exporters and the viewer read; P processed frames."""
+
+    frames: np.ndarray  # (P,) int64 the file frame of each row
+    times: np.ndarray  # (P,) float64 seconds from the video's first frame (strictly increasing)
+    rotations: np.ndarray  # (P, 3, 3) camera -> world, strcli's camera axes (x right, y down, z forward)
+    positions: np.ndarray  # (P, 3) the camera's centre in the world, metres
+    model: str  # the camera model reconstruct used: static, rotating or moving
+
+    @classmethod
+    def load(cls, path: Path, fps: float = 0.0) -> CameraPath | None:
+        """camera.npz, None when it is absent or not in the world frame (a video without a
+        person has its camera relative to the first frame's camera: no floor, no world).
+        Times are mended as track times are (`strcli.road.timing.increasing_times`; `fps`:
+        the video's rate, 25 when unknown). Its keys, shapes, finite values and proper
+        rotations are `strcli.road.output_check.check_output`'s (run first by every command;
+        a damaged camera.npz is refused there, exit 2)."""
+        from strcli.road.timing import increasing_times
+
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as d:
+            if "frame" not in d.files or str(d["frame"]) != "world":
+                return None
+            times = increasing_times(d["times"].astype(np.float64), 1 / fps if fps > 0 else 1 / 25)
+            return cls(d["frames"].astype(np.int64), times, d["rotation"].astype(np.float64),
+                       d["position"].astype(np.float64), str(d["model"]))
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def row(self, frame: int) -> int:
+        """The row of a file frame: its own, else the last one before it (the first if none)."""
+        return max(int(np.searchsorted(self.frames, frame, side="right")) - 1, 0)
+
+
 def write_camera_file(folder: Path, camera: CameraMotion, world: World | None, frames: np.ndarray,
                       times: np.ndarray, intrinsics: Intrinsics) -> None:
     """OUT/<stem>/camera.npz (docs/world.md): per processed frame the camera's rotation

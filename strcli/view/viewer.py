@@ -50,7 +50,8 @@ from strcli.road.video import upright_rotation
 from strcli.utils.errors import UsageError
 from strcli.view.frames import FrameSource
 from strcli.view.framing import ASPECT, ViewPose, frame_people
-from strcli.view.world import CameraPath, WorldMotion
+from strcli.road.world import CameraPath
+from strcli.view.world import WorldMotion
 
 IDLE_POLL = 0.25  # seconds: how often an idle viewer looks whether it is to stop
 Frame = Literal["world", "camera"]

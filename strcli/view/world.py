@@ -1,5 +1,5 @@
-"""What the viewer reads of the world (docs/world.md): each track's world keys and the
-camera's path (camera.npz)."""
+"""What the viewer reads of the world (docs/world.md): each track's world keys (the
+camera's path is `strcli.road.world.CameraPath`, as the exporters read it)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-WORLD_KEYS = ("world_global_orient", "world_transl", "world_joints3d", "foot_contacts")
+from strcli.road.output_check import WORLD_KEYS
 
 
 @dataclass(frozen=True)
@@ -39,30 +39,3 @@ class WorldMotion:
             pose = data["world_body_pose"] if "world_body_pose" in data.files else data["body_pose"]
             return cls(data["world_global_orient"], pose, data["world_transl"], data["world_joints3d"],
                        data["foot_contacts"])
-
-
-@dataclass(frozen=True)
-class CameraPath:
-    """The video camera in the world, from camera.npz (docs/world.md); P processed frames:
-    frames (P,) the file frame of each row, rotations (P, 3, 3) camera -> world (camera x
-    right, y down, z forward), positions (P, 3) its centre, metres."""
-
-    frames: np.ndarray
-    rotations: np.ndarray
-    positions: np.ndarray
-
-    @classmethod
-    def load(cls, path: Path) -> CameraPath | None:
-        """None when the file is missing, or holds no world (a video without people). Its
-        keys, shapes, finite values and proper rotations are `check_output`'s (run first)."""
-        if not path.is_file():
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            if "frame" in data.files and str(data["frame"]) != "world":
-                return None
-            return cls(data["frames"].astype(np.int64), data["rotation"].astype(np.float64),
-                       data["position"].astype(np.float64))
-
-    def row(self, frame: int) -> int:
-        """The row of a file frame: its own, else the last one before it (the first if none)."""
-        return max(int(np.searchsorted(self.frames, frame, side="right")) - 1, 0)
