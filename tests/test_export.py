@@ -36,6 +36,7 @@ from strcli.export.motion import CAMERA_TO_YUP, CameraPath, TrackMotion
 from strcli.model import STR, MeanParams
 from strcli.render.rasterize import project_vertices
 from strcli.render.overlay import PALETTE
+from strcli.view.framing import ASPECT, frame_people, project
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
@@ -697,6 +698,9 @@ def test_frame_source_decodes_the_frame_at_a_time(exported, assets):
     source.close()
 
 
+CANVAS = (676, 700)  # pixels: viser's 3D view in a 1000 x 700 window, beside its docked sidebar (measured)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -717,7 +721,7 @@ def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
     env = {**os.environ, "STRCLI_CACHE_DIR": str(tmp_path / "cache")}
     # No video frame on the frustum here, so that the body colours are the only colours.
     view = subprocess.Popen([sys.executable, "-m", "strcli", "view", str(exported["folder"]), "--port", str(port),
-                             "--smpl-dir", str(smpl), "--video-file", str(tmp_path / "gone.avi")],
+                             "--smpl-dir", str(smpl), "--video-file", str(tmp_path / "gone.avi"), "--paused"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         url = None
@@ -745,19 +749,35 @@ def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
         shutil.copy(shot, Path(os.environ.get("STRCLI_TEST_SHOTS", tmp_path)) / "view_test.png")
         bgr = cv2.imread(str(shot))
         assert bgr.std() > 10  # not blank
-        bgr = bgr[160:, :600]  # the 3D view: below viser's notice, left of its control panel
+        bgr = bgr[:, :CANVAS[0]]  # the 3D view: left of viser's sidebar, docked to the window's right edge
         rgb = bgr[..., ::-1].astype(float) / 255
-        coloured = rgb.max(-1) - rgb.min(-1) > 0.06  # the grid, frustum and background are grey
+        coloured = rgb.max(-1) - rgb.min(-1) > 0.06  # the grid, frustum, shadows and background are grey
         hue = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)[..., 0].astype(int)
         palette = cv2.cvtColor((PALETTE[None] * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)[0, :, 0].astype(int)
-        seen = 0
-        for track in exported["tracks"]:
+        # --paused: the first frame, whose bodies stand where the first view (framing.py) projects them
+        folder = exported["folder"]
+        tracks = [dict(np.load(folder / "tracks" / f"{t.track_id}.npz")) for t in exported["tracks"]]
+        first = min(int(t["frames"][0]) for t in tracks)
+        with np.load(folder / "camera.npz") as camera:
+            first_view = frame_people(np.concatenate([t["world_joints3d"][:, 0] for t in tracks]),
+                                      camera["rotation"][0], aspect=ASPECT,
+                                      middles=np.stack([np.median(t["world_joints3d"][:, 0], axis=0) for t in tracks]))
+        seen, expected = [], []
+        for track, data in zip(exported["tracks"], tracks):
+            if data["frames"][0] != first:
+                continue
+            x, y = project(data["world_joints3d"][:1, 0], first_view, CANVAS)[0][0].round().astype(int)
+            if not (40 < x < CANVAS[0] - 40 and 40 < y < CANVAS[1] - 40) or (x < 330 and y < 170):
+                continue  # at the canvas's edge, or under viser's notice about software WebGL (top left)
+            expected.append(track.track_id)
             diff = np.abs(hue - palette[track.track_id % len(PALETTE)])
-            seen += int((coloured & (np.minimum(diff, 180 - diff) < 8)).sum() > 10)
-        assert coloured.sum() > 100 and seen >= 3, (coloured.sum(), seen)  # several bodies in their colours
-        # The world's first view frames them: not a few pixels each (1089 coloured pixels measured; the
-        # camera frame's old first view from behind the frustum drew them a few pixels tall).
-        assert coloured.sum() > 500, coloured.sum()
+            mine = coloured & (np.minimum(diff, 180 - diff) < 8)
+            if mine[y - 40:y + 40, x - 40:x + 40].sum() > 30:  # the body about its projected pelvis
+                seen.append(track.track_id)
+        assert len(expected) >= 2 and seen == expected, (first, expected, seen)
+        # Bodies of a useful size, not a few pixels each (the camera frame's old first view, from behind
+        # the frustum, drew them a few pixels tall): 530 coloured pixels measured at this frame.
+        assert coloured.sum() > 60 * len(expected), (coloured.sum(), len(expected))
         # and the floor grid at y = 0 under them: thin grey lines, 1.5% of the view measured
         grey = (rgb.max(-1) - rgb.min(-1) < 0.03) & (rgb.mean(-1) > 0.3) & (rgb.mean(-1) < 0.88)
         assert grey.mean() > 0.005, grey.mean()
@@ -816,7 +836,8 @@ def test_view_draws_the_floor_at_zero_and_the_camera_path_of_camera_npz(exported
                              initial_camera=SimpleNamespace())
     _stage_world(server, scene)
     assert [c[0] for c in calls] == ["up", "grid"] and calls[0][1] == ("+y",)  # a tripod: no path
-    view = frame_people(scene.roots, scene.camera_path.rotations[0], aspect=ASPECT)
+    middles = np.stack([np.median(w.joints[:, 0], axis=0) for w in scene.world])  # every person's typical place
+    view = frame_people(scene.roots, scene.camera_path.rotations[0], middles=middles, aspect=ASPECT)
     assert np.allclose(server.initial_camera.position, view.position)
     assert np.allclose(server.initial_camera.look_at, view.look_at)
     grid = calls[1][2]

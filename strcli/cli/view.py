@@ -25,6 +25,8 @@ def view(
     frame: Annotated[str, typer.Option(help="world: y up, the floor at y = 0, the camera's path (docs/world.md); "
                      "camera: the video camera's frame, the camera at the origin. A folder of an older strcli "
                      "without a world is shown in the camera frame, with a warning.")] = "world",
+    paused: Annotated[bool, typer.Option("--paused", help="Open paused on the first frame (the Playing box "
+                      "plays it).")] = False,
 ) -> None:
     """Look at the bodies in 3D in the browser (viser): in the world (the floor, the camera's path) or the
     camera frame; play/pause, frame slider, camera, tracks.
@@ -60,7 +62,8 @@ def view(
         serve(folder, body, host=host, port=port, source=video_file,
               announce=lambda url: print(f"strcli view: open {url} (Ctrl-C to stop)", flush=True),
               loading=lambda line: print(f"strcli view: {line}", file=sys.stderr, flush=True),
-              frame=frame, warn=lambda line: print(f"warning: {line}", file=sys.stderr, flush=True))
+              frame=frame, warn=lambda line: print(f"warning: {line}", file=sys.stderr, flush=True),
+              paused=paused)
     except (KeyboardInterrupt, Interrupted) as err:  # a server's normal end: one line, no error
         print(f"strcli view: stopped ({err.signal_name if isinstance(err, Interrupted) else 'Ctrl-C'}).",
               file=sys.stderr, flush=True)

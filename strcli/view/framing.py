@@ -10,10 +10,11 @@ lies inside the view with a margin, solved in closed form per point: a point at
 (x, y) across the view and z along it is inside when z >= |x| / tan(horizontal fov / 2)
 and z >= |y| / tan(vertical fov / 2).
 
-Which bodies are kept: when people are spread far (pedestrians.avi has people 6 to over
-50 m from the camera), framing them all leaves every body a few pixels tall; the view
-frames the bulk instead, the `KEEP` share of all root positions (every track, every
-frame) nearest the median position on the floor, so a few far walkers fall outside it.
+Which bodies are framed: every person, at their typical place (each track's median root),
+and the bulk of all positions, the `KEEP` share of all root positions (every track, every
+frame) nearest their median on the floor. Framing every position of every track
+(pedestrians.avi has people 6 to over 50 m from the camera) leaves every body small for
+the sake of a few far frames; framing the bulk alone can leave a far person out.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 BODY_HEIGHT = 1.8  # metres: a standing person, the extent framed about each root
-# The share of root positions framed (the nearest to their median on the floor). On pedestrians.avi
-# (300 frames, 21 tracks): all of them frames bodies 32 px tall on a 700 px canvas, 0.8 keeps 99.8%
-# of the roots in view at 37 px, 0.7 97% at 46 px, 0.5 89% at 67 px (benchmarks/view_framing.py).
+# The share of root positions framed (the nearest to their median on the floor), beside every track's
+# median. On pedestrians.avi (300 frames, 21 tracks; benchmarks/view_framing.py), the median body's
+# height on a 676 x 700 canvas and the share of roots in view: every root 32 px, 100%; the bulk of 0.7
+# and every track's median 36 px, 100%; of 0.5 and the medians 39 px, 97%.
 KEEP = 0.7
 AZIMUTH = math.radians(35.0)  # the view's turn from the first camera's heading, to its right
 ELEVATION = math.radians(25.0)  # the view's height: the angle it looks down at the people
@@ -77,13 +79,17 @@ def view_axes(camera_rotation: np.ndarray, azimuth: float = AZIMUTH, elevation: 
     return right, np.cross(right, look), back
 
 
-def frame_people(roots: np.ndarray, camera_rotation: np.ndarray, *, keep: float = KEEP, fov: float = FOV,
-                 aspect: float = ASPECT, height: float = BODY_HEIGHT) -> ViewPose:
+def frame_people(roots: np.ndarray, camera_rotation: np.ndarray, *, middles: np.ndarray | None = None,
+                 keep: float = KEEP, fov: float = FOV, aspect: float = ASPECT, height: float = BODY_HEIGHT
+                 ) -> ViewPose:
     """The first view of the viewer: roots (K, 3) every track's root (pelvis) positions in
-    the world over the video, metres; camera_rotation (3, 3) the first frame's camera ->
-    world. Frames the `keep` share of the roots (`bulk`), each as a body `height` tall about
-    it. Raises ValueError when roots is empty."""
+    the world over the video, metres; middles (P, 3) each track's typical root (its median),
+    framed whatever their distance, so that every person is in view; camera_rotation (3, 3)
+    the first frame's camera -> world. Frames the middles and the `keep` share of the roots
+    (`bulk`), each as a body `height` tall about it. Raises ValueError when roots is empty."""
     kept = bulk(roots, keep)
+    if middles is not None and len(middles):
+        kept = np.concatenate((kept, np.asarray(middles, dtype=np.float64).reshape(-1, 3)))
     offsets = np.array([[0.0, -height / 2, 0.0], [0.0, height / 2, 0.0]])
     points = (kept[:, None] + offsets[None]).reshape(-1, 3)  # (2 M, 3): each body's bottom and top
     look_at = (points.min(0) + points.max(0)) / 2

@@ -128,11 +128,16 @@ class Scene:
         """(K, 3) every track's root (pelvis) in the world over the video, metres."""
         return np.concatenate([w.joints[:, 0] for w in self.world]) if self.world else np.zeros((0, 3))
 
+    @property
+    def middles(self) -> np.ndarray:
+        """(P, 3) each track's median root in the world, metres: where the person typically is."""
+        return np.stack([np.median(w.joints[:, 0], axis=0) for w in self.world]) if self.world else np.zeros((0, 3))
+
     def first_view(self, aspect: float) -> ViewPose:
         """The world view that frames the people (`strcli.view.framing`) from beside the
         first frame's camera; canvas width / height `aspect`."""
         assert self.camera_path is not None
-        return frame_people(self.roots, self.camera_path.rotations[0], aspect=aspect)
+        return frame_people(self.roots, self.camera_path.rotations[0], middles=self.middles, aspect=aspect)
 
     def contacts(self, frame: int, shown: set[int]) -> np.ndarray:
         """(K, 3) world positions of the foot joints touching the floor in `frame`, of the
@@ -193,13 +198,14 @@ class Scene:
 def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, source: Path | None = None,
           announce: Callable[[str], None] = print, stop: threading.Event | None = None,
           loading: Callable[[str], None] = lambda line: None, frame: Frame = "world",
-          warn: Callable[[str], None] = lambda line: None) -> None:
+          warn: Callable[[str], None] = lambda line: None, paused: bool = False) -> None:
     """Serve the viewer of `folder` until `stop` is set (KeyboardInterrupt and SIGTERM's
     `Interrupted` pass through, after the server is stopped). `port` 0 takes any free port;
     a port out of range or in use is a UsageError (exit 2), before anything loads.
     `loading(line)` hears what is being read (the tracks, every one listed, and the video)
     before `announce(url)`. `frame`: "world" or "camera" (module docstring); `warn(line)`
-    hears why a folder without a world is shown in the camera frame."""
+    hears why a folder without a world is shown in the camera frame. `paused`: open on the
+    first frame, not playing."""
     import viser
 
     check_serve_address(host, port)
@@ -224,7 +230,7 @@ def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, s
             raise UsageError(f"port {port} on {host} is in use by another program.",
                              "Choose another --port (--port 0: any free one).")
         with _signals_stop(stop) as caught:
-            _build(server, scene, stop, announce, host, server.get_port())
+            _build(server, scene, stop, announce, host, server.get_port(), paused)
     finally:
         # viser prints "(viser) Server stopped" from its server thread, which `stop` joins: the
         # command's own one line says it (strcli.cli.view).
@@ -326,7 +332,7 @@ def _stage_world(server, scene: Scene) -> float:
 
 
 def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str], None], host: str,
-           port: int) -> None:
+           port: int, paused: bool = False) -> None:
     from viser import transforms
 
     faces = scene.body.faces
@@ -340,13 +346,15 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
     meshes: dict[int, object] = {}
     colours = {t.track_id: tuple(int(255 * c) for c in PALETTE[t.track_id % len(PALETTE)]) for t in scene.tracks}
     with server.gui.add_folder("Playback"):
-        playing = server.gui.add_checkbox("Playing", True)
+        playing = server.gui.add_checkbox("Playing", not paused)
         slider = server.gui.add_slider("Frame", 0, len(scene.frames) - 1, 1, 0)
         speed = server.gui.add_slider("Speed", 0.25, 2.0, 0.25, 1.0)
-    # A sidebar as tall as the window, which scrolls: the floating panel capped its height and
-    # hid the tracks past the tenth or so. viser docks its control panel to the right edge, as
-    # tall as the window, by itself now (its `control_layout="fixed"` is deprecated).
+    # A sidebar docked to the right edge, as tall as the window, which scrolls: the 3D canvas is
+    # beside it, not under it (a floating panel hid the bodies on the right of the first view,
+    # and capped its height, hiding the tracks past the tenth or so). viser 1.1 docks on request
+    # (`main_panel.dock_right`; its older `control_layout="fixed"` is deprecated).
     server.gui.configure_theme(control_width="medium", show_share_button=False)
+    server.gui.main_panel.dock_right()
     with server.gui.add_folder("Tracks"):
         server.gui.add_markdown(f"{len(scene.tracks)} track{'s' if len(scene.tracks) != 1 else ''}: "
                                 + ", ".join(str(t.track_id) for t in scene.tracks))
