@@ -126,7 +126,8 @@ class _Window(NamedTuple):
 
 class CameraMotionEstimator:
     """Feed every processed frame in order (`add`), then `finish`. Holds `WINDOW_STEPS` + 1
-    shrunk grey keyframes and per-keyframe numbers, whatever the video's length."""
+    shrunk grey keyframes, the rays of the steps since the last window (`WINDOW_STRIDE` at
+    most) and per-keyframe numbers, whatever the video's length."""
 
     def __init__(self, intrinsics: Intrinsics, fps: float, requested: str = "auto",
                  every: int | None = None, size: int = KEYFRAME_SIZE, window: int = WINDOW_STEPS,
