@@ -5,7 +5,12 @@ skipped as static) scaled to 1280x720 are fed to `CameraMotionEstimator` as pass
 (every frame given, every 3rd a keyframe at 30 fps), with the runner's box masked, best of 3 runs; the time
 per video frame is the stage's cost, to compare with the whole road's time per frame.
 
-    PYTHONPATH=. python benchmarks/camera_motion.py [--frames 120] [--size 640] [--overlap] [--profile]
+    PYTHONPATH=. python benchmarks/camera_motion.py [--frames 120] [--size 640] [--pan] [--overlap] [--profile]
+
+`--pan` feeds a synthetic pan instead (tests/test_camera_motion.py's: 30 degrees of yaw warped
+from a frame of running.mp4, a masked 'person', scaled up to 1280x720): what `--camera auto`
+costs on a turning camera, whose windows are measured but whose steps are not solved with a
+travel.
 
 `--profile` prints where the stage's time goes (cProfile of one run, the largest calls).
 
@@ -18,6 +23,8 @@ thread, and left out; the wall time per frame of each, the best of 3, interleave
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,17 +47,11 @@ def main() -> None:
     parser.add_argument("--overlap", action="store_true", help="also time the stage inline and in its own thread "
                         "beside the ResNet-50, as pass 2 runs it")
     parser.add_argument("--profile", action="store_true", help="where the stage's time goes (cProfile, one run)")
+    parser.add_argument("--pan", action="store_true", help="a synthetic 30 degree pan instead of running.mp4")
     args = parser.parse_args()
     assets = ASSETS if ASSETS.is_dir() else Path("/work/shared/assets")
-    video = assets / "videos" / "running.mp4"
-    detections = read_mot_detections(assets / "detections" / "running.det.txt", 0.0)
-    frames, boxes = [], []
-    for frame in VideoReader(video, 0, args.frames, 1):
-        scale = 720 / frame.image.shape[0]
-        frames.append(cv2.resize(frame.image, (1280, 720), interpolation=cv2.INTER_AREA))
-        found = detections.get(frame.index)
-        boxes.append(found.xyxy * [1280 / frame.image.shape[1], scale, 1280 / frame.image.shape[1], scale]
-                     if found is not None else np.zeros((0, 4)))
+    frames, boxes = pan_frames(args.frames) if args.pan else running_frames(assets, args.frames)
+
     def run(size: int, count: int) -> tuple[float, float, str]:
         estimator = CameraMotionEstimator(Intrinsics.default_for(1280, 720), 30.0, args.camera, size=size)
         start, cpu = time.perf_counter(), time.process_time()
@@ -77,6 +78,34 @@ def main() -> None:
         pstats.Stats(profile).sort_stats("tottime").print_stats(8)
     if args.overlap:
         overlap(frames, boxes)
+
+
+def running_frames(assets: Path, count: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The first `count` frames of running.mp4 at 1280x720 (H, W, 3) uint8, and the runner's
+    boxes (n, 4) in them."""
+    detections = read_mot_detections(assets / "detections" / "running.det.txt", 0.0)
+    frames, boxes = [], []
+    for frame in VideoReader(assets / "videos" / "running.mp4", 0, count, 1):
+        scale = 720 / frame.image.shape[0]
+        frames.append(cv2.resize(frame.image, (1280, 720), interpolation=cv2.INTER_AREA))
+        found = detections.get(frame.index)
+        boxes.append(found.xyxy * [1280 / frame.image.shape[1], scale, 1280 / frame.image.shape[1], scale]
+                     if found is not None else np.zeros((0, 4)))
+    return frames, boxes
+
+
+def pan_frames(count: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A synthetic pan of `count` frames (30 degrees of yaw, the tests' 640x360 video) scaled
+    to 1280x720 (H, W, 3) uint8, and its 'person' box (1, 4) in each."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_camera_motion import _pan, _source_frame, _write_pan
+
+    box = np.array([260.0, 90.0, 340.0, 300.0])
+    with tempfile.TemporaryDirectory() as folder:
+        video = Path(folder) / "pan.mp4"
+        _write_pan(video, _source_frame(), _pan(count, 30.0, 0.0, 0.0), box)
+        frames = [cv2.resize(f.image, (1280, 720), interpolation=cv2.INTER_CUBIC) for f in VideoReader(video, 0, None, 1)]
+    return frames, [box[None] * 2] * len(frames)
 
 
 def overlap(frames: list[np.ndarray], boxes: list[np.ndarray]) -> None:

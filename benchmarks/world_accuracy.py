@@ -29,7 +29,7 @@ from test_world import _scene
 
 from strcli.body.generated import make_smpl_arrays
 from strcli.body.smpl import Body, SMPLArrays
-from strcli.road.camera_motion import CameraMotionEstimator
+from strcli.road.camera_motion import CameraMotion, CameraMotionEstimator
 from strcli.road.video import VideoReader
 from strcli.road.world import build_world, lock_feet
 
@@ -47,8 +47,16 @@ def pans() -> None:
                 estimator.add(position, frame.image, box[None], np.array([0]))
         motion = estimator.finish()
         error = np.degrees((Rotation.from_matrix(motion.rotations).inv() * truth).magnitude())
-        print(f"pan yaw {yaw:+.0f} pitch {pitch:+.0f} roll {roll:+.0f}: model {motion.model}, "
+        print(f"pan yaw {yaw:+.0f} pitch {pitch:+.0f} roll {roll:+.0f}: model {motion.model} ({_parallax(motion)}), "
               f"rotation error mean {error.mean():.3f} deg, max {error.max():.3f} deg")
+
+
+def _parallax(motion: CameraMotion) -> str:
+    """What `auto` decided on: its windows' parallax (keyframe px), and the single steps'."""
+    windows = motion.window_parallax
+    measured = f"median {np.median(windows):.2f}, {windows.min():.2f}-{windows.max():.2f}" if len(windows) else "none"
+    return (f"windows' parallax {measured} keyframe px over {len(windows)} windows; steps' median "
+            f"{np.median(motion.parallax_pixels):.2f} px")
 
 
 def moving() -> None:
@@ -62,7 +70,8 @@ def moving() -> None:
                 estimator.add(position, frame.image, boxes[position][None], np.array([0]))
             motion = estimator.finish({0: dict(enumerate(depths.tolist()))})
         e = moving_errors(motion, rotations, centres)
-        line = (f"moving camera {name} (--camera {requested}): model {motion.model}, rotation error mean "
+        seen = f" ({_parallax(motion)})" if requested == "auto" else ""
+        line = (f"moving camera {name} (--camera {requested}): model {motion.model}{seen}, rotation error mean "
                 f"{e['rotation_mean']:.3f} deg, max {e['rotation_max']:.3f} deg")
         if motion.model == "moving":
             line += (f"; travel direction error {e['direction']:.2f} deg (whole path), per keyframe step mean "

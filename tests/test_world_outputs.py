@@ -155,7 +155,8 @@ def test_camera_stage_in_its_own_thread_gives_the_same_numbers(assets):
         results.append(feed.finish({}))
     inline, thread = results
     assert inline.model == thread.model and len(inline) == 30 and inline.warnings == thread.warnings
-    for key in ("rotations", "centres", "keyframes", "step_degrees", "step_pixels", "parallax_pixels"):
+    for key in ("rotations", "centres", "keyframes", "step_degrees", "step_pixels", "parallax_pixels",
+                "window_parallax"):
         assert np.array_equal(getattr(inline, key), getattr(thread, key)), key
     assert not np.allclose(inline.rotations[-1], np.eye(3))  # the camera turned: real numbers compared
     feed = _CameraFeed(CameraMotionEstimator(Intrinsics.default_for(64, 48), 30.0, "auto"), True)

@@ -27,8 +27,15 @@ every tracked person's box of that frame, and keeps only per-keyframe numbers:
 A static camera (tripod) is recognised when every keyframe step turns less than
 `STATIC_DEGREES` and its background moves less than `STATIC_PIXELS` (median, full-size
 pixels): the result is then the identity exactly, with no drift. Thresholds measured in
-docs/world.md. `auto` chooses `moving` over `rotating` when the background, once the best
-rotation is taken out, still moves by more than `PARALLAX_PIXELS` (median over steps).
+docs/world.md. `auto` chooses `moving` over `rotating` on windows of `WINDOW_STEPS` keyframe
+steps (one every `WINDOW_STRIDE`), not on single steps: over one step a sideways travel's
+parallax is within the flow's noise, and a floor's is a turn (a roll and a pan explain it),
+so it lives in the few far points (a wall); over a window it grows with the baseline while
+the noise does not. The camera is `moving` when the background, once the window's best
+rotation is out, still moves by more than `WINDOW_PARALLAX` keyframe pixels (its
+`WINDOW_PARALLAX_PERCENTILE`th percentile, the median over the windows in which the camera
+moved). Each window's steps are solved for a travel only when its parallax could make the
+camera `moving` (over half that); a still window is not measured.
 
 Conventions: camera frame x right, y down, z forward (metres); `rotations[p]` takes a
 direction of frame p's camera into the first frame's camera, `centres[p]` is frame p's
@@ -38,8 +45,8 @@ camera centre in the first frame's camera (metres), so X_0 = R_p X_p + c_p.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, replace
-from typing import NamedTuple
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -47,12 +54,16 @@ from strcli.body.camera import Intrinsics
 from strcli.config import CAMERA_MODELS
 from strcli.road.two_view import bearings, floor_plane, pixels_apart, relative_pose
 
+if TYPE_CHECKING:
+    from scipy.spatial.transform import Rotation
+
 KEYFRAME_RATE = 10.0  # keyframes per second of video (every 3rd frame at 30 fps)
 KEYFRAME_SIZE = 480  # keyframes' longest side, pixels (640: 3 times the cost, docs/performance.md)
 STATIC_DEGREES = 0.05  # a step turning less is no turn ...
 STATIC_PIXELS = 0.25  # ... when its background also moves less than this (median, full-size px)
-PARALLAX_PIXELS = 1.5  # background motion left once the rotation is out: a moving camera
-PARALLAX_PERCENTILE = 80  # ... for this share of the background (the near part shows it)
+PARALLAX_PERCENTILE = 80  # a step's parallax: this percentile of its background's motion left after the rotation
+WINDOW_PARALLAX = 2.0  # auto: moving when a window's background moves more once its rotation is out (keyframe px)
+WINDOW_PARALLAX_PERCENTILE = 90  # ... this percentile of it (the far tenth to a fifth shows a truck), median over windows
 CORNERS = 400  # background corners followed per keyframe step (at most)
 FLOOR_CORNERS = 200  # ... and fainter ones added under the people's feet for a travel's window
 LK_ITERATIONS = 20  # Lucas-Kanade's iterations per pyramid level (at most)
@@ -81,6 +92,7 @@ class CameraMotion:
     scale_source: str = ""  # moving: how the translation's metres were found
     warnings: tuple[str, ...] = ()
     camera_height: float = float("nan")  # moving: the camera's height above the floor that set the scale, metres
+    window_parallax: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (W,) auto: each window's, keyframe px
 
     @classmethod
     def identity(cls, count: int, requested: str = "static") -> CameraMotion:
@@ -96,9 +108,10 @@ class _Step(NamedTuple):
     rotation: np.ndarray  # (3, 3) this keyframe's camera -> the previous keyframe's (Wahba)
     degrees: float
     pixels: float  # median background motion, full-size pixels
-    parallax: float  # median motion left after the rotation, full-size pixels
+    parallax: float  # PARALLAX_PERCENTILE of the motion left after the rotation, full-size pixels
     solved: bool = True  # False: too few background points; the previous step's turn is repeated
     moving_rotation: np.ndarray | None = None  # (3, 3) the turn solved together with a travel
+    rays: tuple[np.ndarray, np.ndarray] | None = None  # (n, 3), (n, 3) unit rays before, after: kept until its window
 
 
 class _Window(NamedTuple):
@@ -113,7 +126,8 @@ class _Window(NamedTuple):
 
 class CameraMotionEstimator:
     """Feed every processed frame in order (`add`), then `finish`. Holds `WINDOW_STEPS` + 1
-    shrunk grey keyframes and per-keyframe numbers, whatever the video's length."""
+    shrunk grey keyframes, the rays of the steps since the last window (`WINDOW_STRIDE` at
+    most) and per-keyframe numbers, whatever the video's length."""
 
     def __init__(self, intrinsics: Intrinsics, fps: float, requested: str = "auto",
                  every: int | None = None, size: int = KEYFRAME_SIZE, window: int = WINDOW_STEPS,
@@ -132,6 +146,8 @@ class CameraMotionEstimator:
         self.windows: list[_Window] = []
         self._hint: np.ndarray | None = None  # the last travel's direction: where the next fit starts
         self._corners: dict[int, np.ndarray] = {}  # keyframe index -> its background corners (a window reuses them)
+        self._closed = 0  # steps before this one belong to a window already decided
+        self.window_parallax: list[float] = []  # auto: each measured window's, keyframe pixels
         k = intrinsics.matrix.copy()
         k[:2] *= self.scale
         self._k, self._k_inv = k, np.linalg.inv(k)
@@ -174,9 +190,8 @@ class CameraMotionEstimator:
             self.steps.append(step)
         self.keyframes.append(position)
         self._recent.append((grey, boxes, ids))
-        # a travel is seen: solve it over a wider baseline, every `stride` keyframes and at the end
-        if step is not None and step.moving_rotation is not None and (len(self.steps) % self.stride == 0 or final):
-            self._travel_window()
+        if step is not None and (len(self.steps) % self.stride == 0 or final):
+            self._close_window()
 
     def _mask(self, shape: tuple[int, ...], boxes: np.ndarray) -> np.ndarray:
         mask = np.full(shape[:2], 255, np.uint8)
@@ -222,15 +237,23 @@ class CameraMotionEstimator:
 
     def _solve(self, index: int, before: np.ndarray, before_boxes: np.ndarray, after: np.ndarray,
                after_boxes: np.ndarray) -> _Step:
-        import cv2
-        from scipy.spatial.transform import Rotation
-
         none = _Step(np.eye(3), 0.0, 0.0, 0.0, solved=False)
         p0, p1 = self._follow(index, before, before_boxes, after, after_boxes)
         if len(p0) < 12:
             return none
         pixels = float(np.median(np.linalg.norm(p1 - p0, axis=1))) / self.scale
-        k = self._k
+        rotation, residual, rays = self._best_rotation(p0, p1)
+        parallax = float(np.percentile(residual, PARALLAX_PERCENTILE)) / self.scale
+        return _Step(rotation.as_matrix(), float(np.degrees(rotation.magnitude())), pixels, parallax,
+                     rays=rays if self.requested in ("auto", "moving") else None)
+
+    def _best_rotation(self, p0: np.ndarray, p1: np.ndarray) -> tuple[Rotation, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """p0, p1: (n, 2) matched background points, shrunk pixels -> the pure rotation that best
+        aligns them (scipy `Rotation`, after -> before), each point's distance from its match
+        turned back by it (n,) shrunk pixels, and their unit rays (n, 3), (n, 3)."""
+        import cv2
+        from scipy.spatial.transform import Rotation
+
         b0, b1 = bearings(p0, self._k_inv), bearings(p1, self._k_inv)
         _, inliers = cv2.findHomography(p0, p1, cv2.RANSAC, 1.0, maxIters=2000, confidence=0.999)
         use = inliers[:, 0].astype(bool) if inliers is not None and inliers.sum() >= 8 else np.ones(len(p0), bool)
@@ -238,22 +261,54 @@ class CameraMotionEstimator:
         # inliers are a plane's, and may leave a far background out); what it leaves
         # unexplained in the nearer part of the background is the parallax of a translation.
         rotation = Rotation.align_vectors(b0[use], b1[use])[0]  # R b1 ~ b0: after -> before
-        residual = pixels_apart(rotation.as_matrix(), b0, b1, k)
+        residual = pixels_apart(rotation.as_matrix(), b0, b1, self._k)
         fit = residual < 1.0
         if fit.sum() >= 8:
             rotation = Rotation.align_vectors(b0[fit], b1[fit])[0]
-            residual = pixels_apart(rotation.as_matrix(), b0, b1, k)
-        parallax = float(np.percentile(residual, PARALLAX_PERCENTILE)) / self.scale
-        matrix = rotation.as_matrix()
-        turn = None
-        if self.requested == "moving" or (self.requested == "auto" and parallax > PARALLAX_PIXELS / 2):
-            # A translation leaks into the best pure rotation (a sideways step looks like a
-            # pan): the turn is solved again together with the direction of travel.
-            solved = relative_pose(b0, b1, matrix, k[0, 0], self._hint)
-            turn = solved[0] if solved is not None else matrix
-            if solved is not None:
-                self._hint = solved[1]
-        return _Step(matrix, float(np.degrees(rotation.magnitude())), pixels, parallax, moving_rotation=turn)
+            residual = pixels_apart(rotation.as_matrix(), b0, b1, self._k)
+        return rotation, residual, (b0, b1)
+
+    def _close_window(self) -> None:
+        """The keyframe steps since the last window are decided: `auto` measures the parallax of
+        the window ending now; under `moving`, or when that parallax could make the camera
+        `moving`, each step's turn is solved again with a travel and the window's travel is
+        solved. The steps' rays are dropped."""
+        travel = self.requested == "moving"
+        first = len(self.keyframes) - len(self._recent)  # the window's first keyframe
+        still = all(s.degrees < STATIC_DEGREES and s.pixels < STATIC_PIXELS for s in self.steps[first:])
+        if self.requested == "auto" and not still:
+            parallax = self._window_parallax(first)
+            if parallax is not None:
+                self.window_parallax.append(parallax)
+                travel = parallax > WINDOW_PARALLAX / 2
+        for index in range(self._closed, len(self.steps)):
+            step = self.steps[index]
+            if travel and step.rays is not None:
+                step = step._replace(moving_rotation=self._turn_with_travel(step))
+            self.steps[index] = step._replace(rays=None)
+        self._closed = len(self.steps)
+        if travel:
+            self._travel_window()
+
+    def _window_parallax(self, first: int) -> float | None:
+        """The background's motion between keyframe `first` (the oldest kept) and the newest, once
+        their best pure rotation is out: its WINDOW_PARALLAX_PERCENTILE, keyframe pixels; None:
+        too few points followed."""
+        (before, before_boxes, _), (after, after_boxes, _) = self._recent[0], self._recent[-1]
+        p0, p1 = self._follow(first, before, before_boxes, after, after_boxes)
+        if len(p0) < 12:
+            return None
+        return float(np.percentile(self._best_rotation(p0, p1)[1], WINDOW_PARALLAX_PERCENTILE))
+
+    def _turn_with_travel(self, step: _Step) -> np.ndarray:
+        """(3, 3) a step's turn solved again together with a direction of travel (a translation
+        leaks into the best pure rotation: a sideways step looks like a pan), started from its
+        pure turn; the pure turn when that fails."""
+        solved = relative_pose(*step.rays, step.rotation, self._k[0, 0], self._hint)
+        if solved is None:
+            return step.rotation
+        self._hint = solved[1]
+        return solved[0]
 
     def _travel_window(self) -> None:
         """The travel between the oldest kept keyframe and the newest (up to `window` steps
@@ -301,20 +356,22 @@ class CameraMotionEstimator:
             position, image, boxes, ids = self._pending
             self._keyframe(position, self._grey(image), boxes, ids, final=True)
             self._pending = None
-        elif self.steps and self.steps[-1].moving_rotation is not None and len(self.steps) % self.stride:
-            self._travel_window()  # the video ended on a keyframe between two windows
+        elif self._closed < len(self.steps):
+            self._close_window()  # the video ended on a keyframe between two windows
         keys = np.array(self.keyframes, np.int64)
         degrees = np.array([s.degrees for s in self.steps])
         pixels = np.array([s.pixels for s in self.steps])
         parallax = np.array([s.parallax for s in self.steps])
+        windows = np.array(self.window_parallax)
         static = bool(np.all((degrees < STATIC_DEGREES) & (pixels < STATIC_PIXELS)))
         model = self.requested
         if model == "auto":
-            moving = len(parallax) and float(np.median(parallax)) > PARALLAX_PIXELS
+            moving = len(windows) and float(np.median(windows)) > WINDOW_PARALLAX
             model = "static" if static else "moving" if moving else "rotating"
         if model == "static" or len(keys) < 2:
             motion = CameraMotion.identity(count, self.requested)
-            return replace(motion, keyframes=keys, step_degrees=degrees, step_pixels=pixels, parallax_pixels=parallax)
+            return replace(motion, keyframes=keys, step_degrees=degrees, step_pixels=pixels, parallax_pixels=parallax,
+                           window_parallax=windows)
         chained = [np.eye(3)]
         turn = np.eye(3)
         for step in self.steps:
@@ -335,7 +392,7 @@ class CameraMotionEstimator:
             warnings += more
             centres = np.stack([np.interp(np.arange(count), keys, key_centres[:, a]) for a in range(3)], axis=1)
         return CameraMotion(model, self.requested, rotations, centres, keys, degrees, pixels, parallax,
-                            source, tuple(warnings), height)
+                            source, tuple(warnings), height, windows)
 
     def _centres(self, chained: list[np.ndarray], person_depths: dict[int, dict[int, float]]
                  ) -> tuple[np.ndarray, float, str, list[str]]:
