@@ -43,6 +43,7 @@ DEPTH_FACTOR_RANGE = (0.5, 2.0)  # a factor outside: not a depth error (another 
 MIN_RAY_DROP = 0.3  # m: the pelvis at least this far below (or above) the camera along gravity
 LYING_TILT = 60.0  # degrees: a torso (pelvis -> neck) tilted more from up, in most frames, is lying
 NECK = 12  # SMPL joint
+GROUNDINGS = ("contacts", "ray", "network")  # how a track's height was set: its own contacts, the rays, none
 
 
 @dataclass(frozen=True)

@@ -51,9 +51,6 @@ class TrackInCamera:
     feet_in_view: np.ndarray | None = None  # (N,) bool: the foot joints inside the image (None: every frame)
 
 
-GROUNDINGS = ("contacts", "ray", "network")  # how a track's height was set (docs/world.md)
-
-
 @dataclass(frozen=True)
 class Grounding:
     """How one track's height above the floor was set: "contacts" (its own feet found the
@@ -61,7 +58,7 @@ class Grounding:
     `factor`, `strcli.road.grounding.ground_along_rays`) or "network" (the body network's
     depth kept; `note` says why)."""
 
-    method: str  # one of GROUNDINGS
+    method: str  # one of strcli.road.grounding.GROUNDINGS
     factor: float = 1.0  # the depth factor s (1.0 but for "ray")
     note: str = ""
     shift: float = 0.0  # "ray": the pelvis's mean move along the rays, metres (< 0: nearer)
