@@ -285,6 +285,20 @@ def test_a_person_without_contacts_is_put_on_the_floor_along_the_rays(body: Body
     assert len(moved) == 1 and ("nearer" if error > 1 else "farther") in moved[0], world.warnings
 
 
+@pytest.mark.parametrize("person", [1, 3])
+def test_a_person_too_near_does_not_tilt_the_floor(body: Body, person: int) -> None:
+    """Walker 1, or the standing person (four still feet in every frame: the most soles),
+    20% too near: the plane through their soles and parts of the others' held more soles
+    than the floor (3.3 and 7.4 degrees off, before the floor's score counted people); the
+    floor is the one most people stand on, and the person is put on it along the rays."""
+    tracks, motion, truth, expected, to_first, *_ = _scene(body, 20.0, 15.0, depth_errors={person: 0.8})
+    world = build_world(tracks, motion)
+    assert np.degrees(np.arccos(np.clip(world.frame.floor.normal @ expected.axes[1], -1, 1))) < 0.1
+    assert world.tracks[person].grounding.method == "ray"
+    true_root = expected.points(to_first(truth[person][:, 0]))
+    assert np.linalg.norm(world.tracks[person].joints3d[:, 0] - true_root, axis=1).max() < 0.05
+
+
 def test_the_percentile_is_robust_to_a_person_off_the_floor_most_of_the_time(body: Body) -> None:
     """A person hopping 20 cm, off the floor in 75% of the frames, 20% too far: the factor
     from the frames their feet are down (RAY_PERCENTILE, then the median of the frames

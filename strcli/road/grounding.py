@@ -5,8 +5,9 @@ taken out, `strcli.road.camera_motion`). A foot joint (SMPL's ankles 7, 8 and fe
 is a contact candidate when it is nearly still (under `CONTACT_SPEED`). Each candidate is
 moved down to the sole (by that joint's height above the lowest vertex of the person's
 rest body), and the floor is the plane RANSAC finds through the soles of *all* people's
-candidates (3 cm inlier band), refitted by least squares (SVD) on its inliers; gravity is
-its normal. When the soles lie along a line (one person walking straight ahead), the plane
+candidates (3 cm inlier band; a plane scores the sum over people of the squared share of
+their candidates it holds, so it is the plane most people stand on wholly, not the one
+through most soles), refitted by least squares (SVD) on its inliers; gravity is its normal. When the soles lie along a line (one person walking straight ahead), the plane
 through that line closest to the first camera's up is taken; when they cover a spot, the
 camera's up. Contacts are then the candidates whose sole is within `CONTACT_HEIGHT` of it.
 
@@ -83,7 +84,10 @@ def fit_floor(soles: list[np.ndarray], seed: int = 0) -> Floor | None:
     if len(points) < MIN_CONTACTS:
         return None
     rng = np.random.default_rng(seed)
-    best = np.zeros(len(points), bool)
+    counts = np.array([len(s.reshape(-1, 3)) for s in soles])
+    person = np.repeat(np.arange(len(soles)), counts)  # (M,) whose sole each point is
+    weight = np.minimum(1.0, counts / MIN_CONTACTS)  # (P,) a person with few candidates counts less
+    best, best_score = np.zeros(len(points), bool), (0.0, 0)
     for _ in range(300):
         a, b, c = points[rng.choice(len(points), 3, replace=False)]
         normal = np.cross(b - a, c - a)
@@ -92,8 +96,10 @@ def fit_floor(soles: list[np.ndarray], seed: int = 0) -> Floor | None:
             continue
         normal /= length
         inliers = np.abs((points - a) @ normal) < FLOOR_BAND
-        if inliers.sum() > best.sum():
-            best = inliers
+        share = np.bincount(person[inliers], minlength=len(soles)) / np.maximum(counts, 1)  # (P,)
+        score = (round(float((weight * share**2).sum()), 9), int(inliers.sum()))
+        if score > best_score:
+            best, best_score = inliers, score
     if best.sum() < MIN_CONTACTS:
         # Every triple was degenerate or disagreed: the soles lie along a line or at a spot.
         best = np.abs((points - np.median(points, 0)) @ CAMERA_UP) < 3 * FLOOR_BAND
