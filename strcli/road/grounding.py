@@ -7,7 +7,8 @@ moved down to the sole (by that joint's height above the lowest vertex of the pe
 rest body), and the floor is the plane RANSAC finds through the soles of *all* people's
 candidates (3 cm inlier band; a plane scores the sum over people of the squared share of
 their candidates it holds, so it is the plane most people stand on wholly, not the one
-through most soles), refitted by least squares (SVD) on its inliers; gravity is its normal. When the soles lie along a line (one person walking straight ahead), the plane
+through most soles), refitted by least squares (SVD) on its inliers; gravity is its
+normal. When the soles lie along a line (one person walking straight ahead), the plane
 through that line closest to the first camera's up is taken; when they cover a spot, the
 camera's up. Contacts are then the candidates whose sole is within `CONTACT_HEIGHT` of it.
 
@@ -18,10 +19,13 @@ of view): gravity is the first camera's up (-y) and the floor passes under the l
 A person without a single contact on a floor found from the others' (`ground_along_rays`)
 is put on it by one depth factor along the camera's rays, the body network's least certain
 quantity: their pelvis moves from r to s r (r its offset from that frame's camera centre),
-which keeps its image in place, with s chosen so that the `RAY_PERCENTILE`th percentile over
-the frames of their lowest sole's height is 0. Refused (the network's depth kept, and the
-reason given) for a short track, feet out of view, a lying body, a camera level with the
-pelvis, or a factor outside `DEPTH_FACTOR_RANGE`.
+which keeps its image in place. s sets the `RAY_PERCENTILE`th percentile over the frames of
+their lowest sole's height to 0 (the frames their feet are down: they may jump or lift a
+foot), then the median height of the frames resting within `CONTACT_HEIGHT` of the floor
+at that s (a low percentile alone is pulled down by noise and feet dipping through the
+floor). Refused (the network's depth kept, and the reason given) for a short track, feet
+out of view, a lying body, a camera level with the pelvis, or a factor outside
+`DEPTH_FACTOR_RANGE`.
 """
 
 from __future__ import annotations
@@ -177,7 +181,10 @@ def ground_along_rays(joints: np.ndarray, centres: np.ndarray, floor: Floor, sol
     sole_heights: (4,) FOOT_JOINTS' heights above the sole at rest; feet_in_view: (N,) bool,
     the frames whose foot joints are inside the image (None: all)."""
     n = len(joints)
-    keep = lambda why: RayGrounding(1.0, np.zeros((n, 3)), why)
+
+    def keep(why: str) -> RayGrounding:
+        return RayGrounding(1.0, np.zeros((n, 3)), why)
+
     if n < MIN_RAY_FRAMES:
         return keep(f"{n} frames, under {MIN_RAY_FRAMES}")
     seen = np.ones(n, bool) if feet_in_view is None else np.asarray(feet_in_view, bool)

@@ -7,7 +7,9 @@ The world frame (docs/world.md):
 - heading from the first frame's camera: x is its right and -z its forward direction,
   both laid on the floor (as a glTF camera looks down -z);
 - origin on the floor under the first person's pelvis at their first frame (the track
-  that starts first; the lowest id among those that start together).
+  that starts first; the lowest id among those that start together);
+- a person without foot contact, on a floor found from the others', moved onto it along
+  the camera's rays (`ground_track`; each track's `Grounding` says how its height was set).
 Metres. A point X_p of frame p's camera is X_w = A (R_p X_p + c_p - o), with (R_p, c_p) the
 camera motion and A (rows x, y, z) and o (the origin) in the first frame's camera.
 """
@@ -115,8 +117,10 @@ def world_frame(floor: Floor, first_pelvis: np.ndarray | None) -> WorldFrame:
 
 
 def build_world(tracks: list[TrackInCamera], camera: CameraMotion) -> World:
-    """Every person of a video in one world (module docstring). Raises ValueError when a
-    track's positions fall outside the camera motion."""
+    """Every person of a video in one world (module docstring): the floor from everyone's
+    foot contacts, each track without one grounded along the camera's rays (`ground_track`),
+    the world frame, each body in it. Raises ValueError when a track's positions fall
+    outside the camera motion."""
     first_camera = []
     for track in tracks:
         if len(track.positions) and int(track.positions.max()) >= len(camera):
