@@ -54,9 +54,9 @@ _ARRAYS: dict[str, tuple[tuple[int | str, ...], bool]] = {
     "world_global_orient": (("N", 3), False), "world_transl": (("N", 3), False),
     "world_joints3d": (("N", SMPL_JOINTS, 3), False), "foot_contacts": (("N", len(FOOT_JOINTS)), False),
     # How the track's height was set (docs/world.md): absent from folders written before it.
-    "grounding": ((), False), "depth_factor": ((), False),
+    "world_grounding": ((), False), "world_depth_factor": ((), False),
 }
-_TRACK_TEXT = ("grounding",)  # text, not numbers
+_TRACK_TEXT = ("world_grounding",)  # text, not numbers
 WORLD_KEYS = ("world_global_orient", "world_transl", "world_joints3d", "foot_contacts")
 _FLOATS = ("world_global_orient", "world_transl", "world_joints3d", "world_body_pose")  # written as float32
 _ROTATIONS = ("global_orient", "body_pose", "world_body_pose", "world_global_orient")  # axis-angle: bounded per joint
@@ -145,11 +145,11 @@ def _check_world_keys(folder: Path, path: Path, arrays: dict[str, np.ndarray], w
         raise damaged(folder, f"{name}: foot_contacts holds {arrays['foot_contacts'].dtype} values, not true/false")
 
 
-_GROUNDING_KEYS = ("grounding", "depth_factor")
+_GROUNDING_KEYS = ("world_grounding", "world_depth_factor")
 
 
 def _check_grounding(folder: Path, name: Path, arrays: dict[str, np.ndarray]) -> None:
-    """grounding and depth_factor (docs/world.md), both or neither (a folder written before
+    """world_grounding and world_depth_factor (docs/world.md), both or neither (a folder written before
     them has neither): a method of GROUNDINGS, and a factor that is 1 unless the method is
     "ray", within DEPTH_FACTOR_RANGE."""
     present = [key for key in _GROUNDING_KEYS if key in arrays]
@@ -158,13 +158,13 @@ def _check_grounding(folder: Path, name: Path, arrays: dict[str, np.ndarray]) ->
         raise damaged(folder, f"{name} holds {present[0]} without {lacking}")
     if not present:
         return
-    method, factor = str(arrays["grounding"]), float(arrays["depth_factor"])
+    method, factor = str(arrays["world_grounding"]), float(arrays["world_depth_factor"])
     if method not in GROUNDINGS:
-        raise damaged(folder, f"{name}: grounding is {_shown(method)}, not one of {', '.join(GROUNDINGS)}")
+        raise damaged(folder, f"{name}: world_grounding is {_shown(method)}, not one of {', '.join(GROUNDINGS)}")
     low, high = DEPTH_FACTOR_RANGE
-    if not np.issubdtype(arrays["depth_factor"].dtype, np.floating) or not low <= factor <= high or \
+    if not np.issubdtype(arrays["world_depth_factor"].dtype, np.floating) or not low <= factor <= high or \
             method != "ray" and factor != 1.0:
-        raise damaged(folder, f"{name}: depth_factor is {factor:g} for grounding {_shown(method)} "
+        raise damaged(folder, f"{name}: world_depth_factor is {factor:g} for world_grounding {_shown(method)} "
                               f"(1 unless \"ray\", then within {low:g}-{high:g})")
 
 

@@ -339,8 +339,8 @@ class TrackWriter:
 def world_keys(world: TrackInWorld | None) -> dict[str, np.ndarray]:
     """The per-track npz's world keys (docs/world.md): world_global_orient (N, 3) axis-angle,
     world_transl (N, 3) metres, world_joints3d (N, 24, 3) metres, foot_contacts (N, 4) bool
-    (SMPL joints 7, 8, 10, 11: left/right ankle, left/right foot), grounding () text (how its
-    height was set: contacts, ray or network) and depth_factor () (the network's depth times
+    (SMPL joints 7, 8, 10, 11: left/right ankle, left/right foot), world_grounding () text (how
+    its height was set: contacts, ray or network) and world_depth_factor () (the network's depth times
     this along the camera's rays; 1 but for "ray"), and with --foot-lock's leg IK
     world_body_pose (N, 69) axis-angle, the pose of the world body. None: no keys."""
     if world is None:
@@ -349,7 +349,8 @@ def world_keys(world: TrackInWorld | None) -> dict[str, np.ndarray]:
             "world_transl": world.transl.astype(np.float32),
             "world_joints3d": world.joints3d.astype(np.float32),
             "foot_contacts": world.contacts.astype(bool),
-            "grounding": np.array(world.grounding.method), "depth_factor": np.float64(world.grounding.factor)}
+            "world_grounding": np.array(world.grounding.method),
+            "world_depth_factor": np.float64(world.grounding.factor)}
     if world.body_pose is not None:
         keys["world_body_pose"] = world.body_pose.astype(np.float32)
     return keys
