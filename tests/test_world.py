@@ -315,6 +315,23 @@ def test_the_percentile_is_robust_to_a_person_off_the_floor_most_of_the_time(bod
     assert np.linalg.norm(wrong[:, 0] + median.shift - joints[:, 0], axis=1).max() > 0.5
 
 
+def test_grounding_along_the_rays_from_a_camera_below_the_pelvis(body: Body) -> None:
+    """A camera 0.3 m above the floor (below the pelvis: moving away along a ray lifts the
+    body): the walker hopping (off the floor in 60% of the frames), 20% too far, floating, is
+    put back within 5 cm (the percentile's other end, 100 - RAY_PERCENTILE)."""
+    tracks, motion, *_ = _scene(body, 20.0, 15.0)
+    floor = build_world(tracks, motion).frame.floor
+    phase = (np.arange(FRAMES) % 20) / 20
+    lift = np.where(phase < 0.6, 0.2 * np.sin(np.pi * phase / 0.6), 0.0)  # (N,) metres
+    joints = _first_camera(tracks[1], motion) + lift[:, None, None] * floor.normal
+    low = motion.centres - 1.3 * floor.normal  # (N, 3) the camera 1.6 -> 0.3 m above the floor
+    wrong = joints + 0.2 * (joints[:, :1] - low[:, None])
+    assert floor.height(wrong[:, list(FOOT_JOINTS)]).min() > 0.05  # afloat: no contact
+    ray = ground_along_rays(wrong, low, floor, tracks[1].sole_heights)
+    assert not ray.refused and ray.factor == pytest.approx(1 / 1.2, rel=0.01)
+    assert np.linalg.norm(wrong[:, 0] + ray.shift - joints[:, 0], axis=1).max() < 0.05
+
+
 def _refused(joints: np.ndarray, centres: np.ndarray, floor: Floor, heights: np.ndarray, in_view=None) -> str:
     ray = ground_along_rays(joints, centres, floor, heights, in_view)
     assert ray.factor == 1.0 and not ray.shift.any()
