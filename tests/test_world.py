@@ -332,6 +332,17 @@ def test_grounding_along_the_rays_from_a_camera_below_the_pelvis(body: Body) -> 
     assert np.linalg.norm(wrong[:, 0] + ray.shift - joints[:, 0], axis=1).max() < 0.05
 
 
+def test_feet_in_view_needs_the_foot_joints_inside_the_image_and_the_box_above_its_edge() -> None:
+    from strcli.road.grounding import feet_in_view
+
+    feet = np.tile([[[100.0, 400.0]]], (4, 4, 1))  # (N, 4, 2) pixels in a 640 x 480 image
+    feet[1, 2] = [100.0, 481.0]  # a toe below the image
+    feet[2, 0] = [-1.0, 400.0]  # an ankle left of it
+    boxes = np.tile([50.0, 100.0, 150.0, 420.0], (4, 1))
+    boxes[3, 3] = 479.0  # the box reaches the bottom edge: the feet are cut off
+    assert feet_in_view(feet, boxes, 640, 480).tolist() == [True, False, False, False]
+
+
 def _refused(joints: np.ndarray, centres: np.ndarray, floor: Floor, heights: np.ndarray, in_view=None) -> str:
     ray = ground_along_rays(joints, centres, floor, heights, in_view)
     assert ray.factor == 1.0 and not ray.shift.any()

@@ -48,6 +48,7 @@ DEPTH_FACTOR_RANGE = (0.5, 2.0)  # a factor outside: not a depth error (another 
 MIN_RAY_DROP = 0.3  # m: the pelvis at least this far below (or above) the camera along gravity
 LYING_TILT = 60.0  # degrees: a torso (pelvis -> neck) tilted more from up, in most frames, is lying
 NECK = 12  # SMPL joint
+BOTTOM_EDGE = 0.005  # share of the image height: a person's box ending this near the bottom edge cuts the feet off
 GROUNDINGS = ("contacts", "ray", "network")  # how a track's height was set: its own contacts, the rays, none
 
 
@@ -214,6 +215,15 @@ def ground_along_rays(joints: np.ndarray, centres: np.ndarray, floor: Floor, sol
         return keep(f"its depth would be x{factor:.2f}, outside {low:g}-{high:g}: not a depth error "
                     "(another floor, stairs, a screen?)")
     return RayGrounding(factor, (factor - 1.0) * offsets, "")
+
+
+def feet_in_view(feet2d: np.ndarray, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """feet2d: (N, 4, 2) FOOT_JOINTS projected, pixels; boxes: (N, 4) the person's x1 y1 x2 y2
+    -> (N,) bool: the frames whose foot joints fall inside the image and whose box ends
+    above its bottom edge (a box cut by the edge: the network guesses feet it cannot see,
+    often inside the image)."""
+    inside = ((feet2d >= 0) & (feet2d < np.array([width, height]))).all(axis=(1, 2))
+    return inside & (boxes[:, 3] < height * (1 - BOTTOM_EDGE))
 
 
 def lying_tilt(joints: np.ndarray, up: np.ndarray) -> float:
