@@ -2,7 +2,7 @@
 the numbers docs/world.md quotes: rotation error on synthetic pans (warped from a real frame
 of running.mp4), moving cameras' rotation, travel direction, scale and final position
 errors (a ray-cast floor and wall, a dolly and a truck), floor normal / height / root error and foot slide on generated
-walkers.
+walkers, and a walker without contacts (its depth 20% off) put on the floor along the camera's rays.
 
     PYTHONPATH=. python benchmarks/world_accuracy.py
 """
@@ -100,7 +100,34 @@ def worlds() -> None:
               + ", ".join(f"{b:.2f} -> {a:.3f}" for b, a in slides))
 
 
+
+def without_contacts() -> None:
+    """One walker of four (person 2) with the network's depth 20% too far or too near, so no
+    contact: its root error before (the network's depth, in the others' world) and after
+    grounding along the rays; a panning camera, and one also moving 1.4 m."""
+    body = Body(SMPLArrays.from_mapping(make_smpl_arrays(seed=0), "generated"))
+    for pose_noise in (0.0, 1.5):
+        for travel in ((0.0, 0.0, 0.0), (1.0, 0.0, -1.0)):
+            for error in (1.2, 0.8):
+                tracks, motion, truth, expected, to_first, *_ = _scene(body, 20.0, 15.0, pose_noise=pose_noise,
+                                                                     depth_errors={2: error}, travel=travel)
+                world = build_world(tracks, motion)
+                track = tracks[2]
+                network = (np.einsum("nij,nkj->nki", motion.rotations[track.positions], track.joints3d)
+                           + motion.centres[track.positions][:, None])
+                true_root = expected.points(to_first(truth[2][:, 0]))
+                before = np.linalg.norm(world.frame.points(network)[:, 0] - true_root, axis=1)
+                after = np.linalg.norm(world.tracks[2].joints3d[:, 0] - true_root, axis=1)
+                grounding = world.tracks[2].grounding
+                print(f"depth x{error:.1f}, {'moving' if any(travel) else 'panning'} camera, pose noise "
+                      f"{pose_noise:.1f} deg: {grounding.method}, factor {grounding.factor:.4f} (truth "
+                      f"{1 / error:.4f}); root error before mean {100 * before.mean():.1f} cm, max "
+                      f"{100 * before.max():.1f} cm; after mean {100 * after.mean():.2f} cm, max "
+                      f"{100 * after.max():.2f} cm")
+
+
 if __name__ == "__main__":
     pans()
     moving()
     worlds()
+    without_contacts()

@@ -340,6 +340,14 @@ def _reflect(rotations):
     return rotations
 
 
+def _both(*items):
+    """A change that sets several keys of the first track file at once: (key, value) pairs."""
+    def change(folder, manifest):
+        for key, value in items:
+            add_track(key, lambda arrays, value=value: value)(folder, manifest)
+    return change
+
+
 # The world's damage (issue 21; the tester's cases A-D): each kind and the words of its line.
 WORLD_DAMAGE = {
     "a zero camera rotation": (set_camera("rotation", lambda a: a * 0), "rotation 0 is not a rotation (determinant 0.00"),
@@ -374,6 +382,17 @@ WORLD_DAMAGE = {
                                      "tracks/0.npz lacks world_transl, though manifest.json records a world"),
     "world keys without a world section": (set_manifest(lambda m: m.pop("world")),
                                            "holds world keys, though manifest.json records no world"),
+    "an unknown grounding": (set_track("world_grounding", lambda a: np.array("floating")),
+                             "world_grounding is \"floating\", not one of contacts, ray, network"),
+    "a grounding in numbers": (set_track("world_grounding", lambda a: np.array(2)),
+                               "world_grounding holds int64 values, not text"),
+    "a depth factor of 5": (_both(("world_grounding", np.array("ray")), ("world_depth_factor", np.float64(5.0))),
+                            "world_depth_factor is 5 for world_grounding \"ray\" (1 unless \"ray\", then within 0.5-2)"),
+    "a depth factor without a move": (_both(("world_grounding", np.array("contacts")),
+                                            ("world_depth_factor", np.float64(1.3))),
+                                      "world_depth_factor is 1.3 for world_grounding \"contacts\""),
+    "a grounding without its factor": (drop_track_keys("world_depth_factor"),
+                                       "holds world_grounding without world_depth_factor"),
 }
 
 
@@ -410,10 +429,25 @@ def test_an_older_folder_without_a_world_still_passes(done, tmp_path):
     no camera.npz) is valid: the readers fall back to the camera frame."""
     def older(folder, manifest):
         drop_track_keys("world_global_orient", "world_transl", "world_joints3d", "foot_contacts",
-                        "world_body_pose", every=True)(folder, manifest)
+                        "world_body_pose", "world_grounding", "world_depth_factor", every=True)(folder, manifest)
         (folder / "camera.npz").unlink()
         set_manifest(lambda m: m.pop("world"))(folder, manifest)
     assert check_output(damaged_copy(done, tmp_path, older)).track_files
+
+
+def test_a_world_folder_from_before_the_grounding_keys_still_passes(done, tmp_path):
+    """A folder with a world written before each track said how its height was set (no
+    world_grounding, no world_depth_factor, nor the manifest's grounding fields) is valid."""
+    def before(folder, manifest):
+        for entry in manifest["tracks"]:
+            entry.pop("grounding", None)
+            entry.pop("depth_factor", None)
+        set_manifest(lambda m: None)(folder, manifest)
+        drop_track_keys("world_grounding", "world_depth_factor", every=True)(folder, manifest)
+    checked = check_output(damaged_copy(done, tmp_path, before))
+    assert checked.track_files and "world" in checked.manifest
+    with np.load(checked.track_files[0]) as data:
+        assert "world_grounding" not in data.files and "world_transl" in data.files
 
 
 @pytest.mark.parametrize("damage", sorted(FOLDER_DAMAGE))

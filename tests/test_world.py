@@ -3,6 +3,8 @@ walking and standing on a floor, seen by a camera tilted 10-30 degrees that pans
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,13 @@ from scipy.spatial.transform import Rotation
 from strcli.body.generated import make_smpl_arrays
 from strcli.body.smpl import Body, SMPLArrays
 from strcli.road.camera_motion import CameraMotion
-from strcli.road.grounding import FOOT_JOINTS, Floor
+from strcli.road.grounding import (
+    DEPTH_FACTOR_RANGE,
+    FOOT_JOINTS,
+    MIN_RAY_FRAMES,
+    Floor,
+    ground_along_rays,
+)
 from strcli.road.world import (
     LEGS,
     MAX_REACH,
@@ -92,12 +100,17 @@ def _joints(body: Body, orient: np.ndarray, pose: np.ndarray, transl: np.ndarray
     return out.joints.numpy().astype(np.float64)
 
 
-def _scene(body: Body, tilt: float, pan: float, drift: float = 0.0, noise: float = 0.002, pose_noise: float = 0.0):
+def _scene(body: Body, tilt: float, pan: float, drift: float = 0.0, noise: float = 0.002, pose_noise: float = 0.0,
+           depth_errors: dict[int, float] | None = None, travel: tuple[float, float, float] = (0.0, 0.0, 0.0)):
     """Four people seen by a panning camera. drift (m a frame) and noise (m) move each whole
     body; pose_noise (degrees, per axis of every joint's local rotation) is a network's
-    per-joint noise: the joints are then SMPL's for the noisy pose, as a network gives them."""
+    per-joint noise: the joints are then SMPL's for the noisy pose, as a network gives them.
+    depth_errors: {person: e}, that person's pelvis e times as far from the camera as it is
+    (a body network's depth error: the body moved along the rays); travel: the camera's
+    move over the clip (true world metres, linear), a moving camera's."""
     rng = np.random.default_rng(1)
-    centre = np.array([0.3, 1.6, 6.0])
+    centre = np.array([0.3, 1.6, 6.0])  # the camera at the first frame
+    centres = centre + np.linspace(0, 1, FRAMES)[:, None] * np.asarray(travel)  # (FRAMES, 3)
     cameras = _camera(tilt, pan)
     people = [(0.4, (-0.8, -0.5), True), (np.pi - 0.3, (1.0, 1.5), True), (1.9, (-1.5, 1.0), True),
               (0.0, (0.5, -1.5), False)]
@@ -110,12 +123,14 @@ def _scene(body: Body, tilt: float, pan: float, drift: float = 0.0, noise: float
             pose = pose + rng.normal(0, np.radians(pose_noise), pose.shape)
             joints = _joints(body, orient, pose, transl)
         error = rng.normal(0, noise, (FRAMES, 3)) + drift * np.arange(FRAMES)[:, None] * np.array([1.0, 0, 0.5])
-        in_camera = np.einsum("nji,nkj->nki", cameras, joints + error[:, None] - centre)  # M^T (X - C)
+        in_camera = np.einsum("nji,nkj->nki", cameras, joints + error[:, None] - centres[:, None])  # M^T (X - C)
+        in_camera += ((depth_errors or {}).get(k, 1.0) - 1.0) * in_camera[:, :1]  # along the pelvis's ray
         root = Rotation.from_matrix(np.transpose(cameras, (0, 2, 1)) @ Rotation.from_rotvec(orient).as_matrix())
         tracks.append(TrackInCamera(k, np.arange(FRAMES), np.arange(FRAMES) / FPS, root.as_rotvec(), in_camera,
                                     rest[0], heights, pose))
     relative = np.einsum("ji,njk->nik", cameras[0], cameras)  # camera p -> camera 0: M_0^T M_p
-    motion = CameraMotion("rotating", "auto", relative, np.zeros((FRAMES, 3)), np.arange(FRAMES, dtype=np.int64),
+    motion = CameraMotion("rotating" if not any(travel) else "moving", "auto", relative,
+                          (centres - centres[0]) @ cameras[0], np.arange(FRAMES, dtype=np.int64),
                           np.zeros(0), np.zeros(0), np.zeros(0))
     up = cameras[0].T @ np.array([0.0, 1.0, 0.0])
     expected = world_frame(Floor(up, float(up @ (cameras[0].T @ -centre)), "truth", 0),
@@ -239,6 +254,142 @@ def test_no_contact_falls_back_to_the_camera_up_with_a_warning(body: Body) -> No
     assert world.frame.floor.source == "camera"
     assert any("no usable foot contact" in w for w in world.warnings)
     assert np.allclose(world.frame.axes[1], [0.0, -1.0, 0.0])
+
+
+def _first_camera(track: TrackInCamera, motion: CameraMotion) -> np.ndarray:
+    """(N, 24, 3) a track's joints in the first frame's camera, as `build_world` puts them."""
+    return (np.einsum("nij,nkj->nki", motion.rotations[track.positions], track.joints3d)
+            + motion.centres[track.positions][:, None])
+
+
+@pytest.mark.parametrize("error, travel", [(1.2, (0.0, 0.0, 0.0)), (0.8, (0.0, 0.0, 0.0)), (1.2, (1.0, 0.0, -1.0))])
+def test_a_person_without_contacts_is_put_on_the_floor_along_the_rays(body: Body, error: float, travel) -> None:
+    """One walker of four with the network's depth 20% too far (their soles 0.2 m under the
+    floor) or too near (above it): no contact, so the floor is the others'; one depth factor
+    along the camera's rays (a panning camera, or one also moving 1.4 m) puts them back on it,
+    their root within 5 cm of the truth all along (it was a metre off)."""
+    tracks, motion, truth, expected, to_first, *_ = _scene(body, 20.0, 15.0, depth_errors={2: error}, travel=travel)
+    world = build_world(tracks, motion)
+    assert world.frame.floor.source == "contacts"
+    true_root = expected.points(to_first(truth[2][:, 0]))
+    before = np.linalg.norm(world.frame.points(_first_camera(tracks[2], motion))[:, 0] - true_root, axis=1)
+    after = np.linalg.norm(world.tracks[2].joints3d[:, 0] - true_root, axis=1)
+    grounding = world.tracks[2].grounding
+    assert grounding.method == "ray" and grounding.factor == pytest.approx(1 / error, rel=0.01), grounding
+    assert before.min() > 0.9 and after.max() < 0.05, (before.min(), after.max())
+    assert [t.grounding.method for t in world.tracks] == ["contacts", "contacts", "ray", "contacts"]
+    # On the floor, the moved walker's stance feet are found as contacts (for --foot-lock).
+    assert 0.3 < world.tracks[2].contacts[:, :2].mean() < 0.8
+    assert np.allclose(world.tracks[2].transl, world.tracks[2].joints3d[:, 0] - tracks[2].rest_pelvis)
+    moved = [w for w in world.warnings if w.startswith("track 2 (depth x")]
+    assert len(moved) == 1 and ("nearer" if error > 1 else "farther") in moved[0], world.warnings
+
+
+@pytest.mark.parametrize("person", [1, 3])
+def test_a_person_too_near_does_not_tilt_the_floor(body: Body, person: int) -> None:
+    """Walker 1, or the standing person (four still feet in every frame: the most soles),
+    20% too near: the plane through their soles and parts of the others' held more soles
+    than the floor (3.3 and 7.4 degrees off, before the floor's score counted people); the
+    floor is the one most people stand on, and the person is put on it along the rays."""
+    tracks, motion, truth, expected, to_first, *_ = _scene(body, 20.0, 15.0, depth_errors={person: 0.8})
+    world = build_world(tracks, motion)
+    assert np.degrees(np.arccos(np.clip(world.frame.floor.normal @ expected.axes[1], -1, 1))) < 0.1
+    assert world.tracks[person].grounding.method == "ray"
+    true_root = expected.points(to_first(truth[person][:, 0]))
+    assert np.linalg.norm(world.tracks[person].joints3d[:, 0] - true_root, axis=1).max() < 0.05
+
+
+def test_the_percentile_is_robust_to_a_person_off_the_floor_most_of_the_time(body: Body) -> None:
+    """A person hopping 20 cm, off the floor in 75% of the frames, 20% too far: the factor
+    from the frames their feet are down (RAY_PERCENTILE, then the median of the frames
+    resting on the floor); the root within 5 cm. The median alone would sink them a metre."""
+    tracks, motion, *_ = _scene(body, 20.0, 15.0)
+    floor = build_world(tracks, motion).frame.floor
+    phase = (np.arange(FRAMES) % 20) / 20
+    lift = np.where(phase < 0.75, 0.2 * np.sin(np.pi * phase / 0.75), 0.0)  # (N,) metres
+    joints = _first_camera(tracks[1], motion) + lift[:, None, None] * floor.normal
+    wrong = joints + 0.2 * (joints[:, :1] - motion.centres[:, None])  # the depth 20% too far
+    ray = ground_along_rays(wrong, motion.centres, floor, tracks[1].sole_heights)
+    assert not ray.refused and np.linalg.norm(wrong[:, 0] + ray.shift - joints[:, 0], axis=1).max() < 0.05
+    median = ground_along_rays(wrong, motion.centres, floor, tracks[1].sole_heights, percentile=50.0)
+    assert np.linalg.norm(wrong[:, 0] + median.shift - joints[:, 0], axis=1).max() > 0.5
+
+
+def test_grounding_along_the_rays_from_a_camera_below_the_pelvis(body: Body) -> None:
+    """A camera 0.3 m above the floor (below the pelvis: moving away along a ray lifts the
+    body): the walker hopping (off the floor in 60% of the frames), 20% too far, floating, is
+    put back within 5 cm (the percentile's other end, 100 - RAY_PERCENTILE)."""
+    tracks, motion, *_ = _scene(body, 20.0, 15.0)
+    floor = build_world(tracks, motion).frame.floor
+    phase = (np.arange(FRAMES) % 20) / 20
+    lift = np.where(phase < 0.6, 0.2 * np.sin(np.pi * phase / 0.6), 0.0)  # (N,) metres
+    joints = _first_camera(tracks[1], motion) + lift[:, None, None] * floor.normal
+    low = motion.centres - 1.3 * floor.normal  # (N, 3) the camera 1.6 -> 0.3 m above the floor
+    wrong = joints + 0.2 * (joints[:, :1] - low[:, None])
+    assert floor.height(wrong[:, list(FOOT_JOINTS)]).min() > 0.05  # afloat: no contact
+    ray = ground_along_rays(wrong, low, floor, tracks[1].sole_heights)
+    assert not ray.refused and ray.factor == pytest.approx(1 / 1.2, rel=0.01)
+    assert np.linalg.norm(wrong[:, 0] + ray.shift - joints[:, 0], axis=1).max() < 0.05
+
+
+def test_feet_in_view_needs_the_foot_joints_inside_the_image_and_the_box_above_its_edge() -> None:
+    from strcli.road.grounding import feet_in_view
+
+    feet = np.tile([[[100.0, 400.0]]], (4, 4, 1))  # (N, 4, 2) pixels in a 640 x 480 image
+    feet[1, 2] = [100.0, 481.0]  # a toe below the image
+    feet[2, 0] = [-1.0, 400.0]  # an ankle left of it
+    boxes = np.tile([50.0, 100.0, 150.0, 420.0], (4, 1))
+    boxes[3, 3] = 479.0  # the box reaches the bottom edge: the feet are cut off
+    assert feet_in_view(feet, boxes, 640, 480).tolist() == [True, False, False, False]
+
+
+def _refused(joints: np.ndarray, centres: np.ndarray, floor: Floor, heights: np.ndarray, in_view=None) -> str:
+    ray = ground_along_rays(joints, centres, floor, heights, in_view)
+    assert ray.factor == 1.0 and not ray.shift.any()
+    return ray.refused
+
+
+def test_grounding_along_the_rays_refuses_what_a_depth_error_does_not_explain(body: Body) -> None:
+    """The network's depth is kept, and the reason given, for a short track, feet out of
+    view, a lying body, a camera level with the pelvis, and a factor outside 0.5-2."""
+    tracks, motion, *_ = _scene(body, 20.0, 15.0)
+    floor = build_world(tracks, motion).frame.floor
+    joints, centres, heights = _first_camera(tracks[1], motion), motion.centres, tracks[1].sole_heights
+    wrong = joints + 0.2 * (joints[:, :1] - centres[:, None])
+    assert not ground_along_rays(wrong, centres, floor, heights).refused
+    assert "under 15" in _refused(wrong[:MIN_RAY_FRAMES - 1], centres[:MIN_RAY_FRAMES - 1], floor, heights)
+    in_view = np.arange(FRAMES) < MIN_RAY_FRAMES - 1
+    assert "feet out of view in 76 of 90 frames" in _refused(wrong, centres, floor, heights, in_view)
+    # Lying (on a bed, say): the body turned 90 degrees about its pelvis, which stays 0.9 m up.
+    turn = Rotation.from_rotvec(np.radians(90) * np.cross(floor.normal, [1.0, 0.0, 0.0])).as_matrix()
+    pelvis = joints[:, :1]
+    lying = (joints - pelvis) @ turn.T + pelvis
+    assert "lying (torso 94 deg from upright)" in _refused(lying, centres, floor, heights)
+    # A camera at the pelvis's height: moving along the rays barely moves the body up or down.
+    low = centres + (floor.height(joints[:, 0]) - floor.height(centres))[:, None] * floor.normal
+    assert "barely moves it up or down" in _refused(wrong, low, floor, heights)
+    # Feet 3 m below the floor (another floor, a screen): a factor past DEPTH_FACTOR_RANGE.
+    far = joints + (DEPTH_FACTOR_RANGE[1] + 0.5 - 1) * (joints[:, :1] - centres[:, None])
+    assert "outside 0.5-2" in _refused(far, centres, floor, heights)
+
+
+def test_a_refused_track_keeps_the_network_depth_and_the_manifest_says_why(body: Body) -> None:
+    """In the world: the walker with its feet out of view is not moved (its joints those of
+    the network's depth), its grounding "network", a warning names it and the reason; on the
+    camera's fallback floor (no contact for anyone) nobody is moved and the one warning says so."""
+    tracks, motion, *_ = _scene(body, 20.0, 15.0, depth_errors={2: 1.2})
+    hidden = np.zeros(FRAMES, bool)
+    tracks[2] = replace(tracks[2], feet_in_view=hidden)
+    world = build_world(tracks, motion)
+    assert world.tracks[2].grounding.method == "network" and not world.tracks[2].contacts.any()
+    assert np.allclose(world.tracks[2].joints3d, world.frame.points(_first_camera(tracks[2], motion)))
+    assert any(w.startswith("track 2 had no foot contact and keeps the body network's depth") and
+               "feet out of view in 90 of 90 frames" in w for w in world.warnings), world.warnings
+    hopping = [replace(t, joints3d=t.joints3d + np.arange(FRAMES)[:, None, None] * 0.05) for t in tracks]
+    fallback = build_world(hopping, motion)
+    assert fallback.frame.floor.source == "camera"
+    assert all(t.grounding.method == "network" for t in fallback.tracks)
+    assert len(fallback.warnings) == 1 and "every person keeps the body network's depth" in fallback.warnings[0]
 
 
 def test_amass_world_is_z_up_on_the_floor() -> None:

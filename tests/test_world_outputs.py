@@ -71,6 +71,10 @@ def test_track_world_keys_agree_with_the_camera_keys(pedestrians, smpl_files):
             world = rebuilt  # y up -> z up: (x, y, z) -> (x, -z, y)
             assert np.allclose(zup, np.stack((world[..., 0], -world[..., 2], world[..., 1]), -1), atol=1e-4)
         assert track["foot_slide_before_cm"] is not None and track["foot_slide_cm"] <= track["foot_slide_before_cm"] + 1e-6
+        with np.load(pedestrians / track["npz"]) as data:  # how its height was set, alike in both places
+            assert str(data["world_grounding"]) == track["grounding"] in ("contacts", "ray", "network")
+            assert float(data["world_depth_factor"]) == pytest.approx(track["depth_factor"], abs=1e-4)
+            assert track["grounding"] == "ray" or track["depth_factor"] == 1.0
 
 
 def test_world_origin_under_the_first_person(pedestrians):

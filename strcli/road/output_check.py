@@ -29,7 +29,7 @@ from strcli.config import (
     SMPL_BODY_JOINTS,
     SMPL_JOINTS,
 )
-from strcli.road.grounding import FOOT_JOINTS
+from strcli.road.grounding import DEPTH_FACTOR_RANGE, FOOT_JOINTS, GROUNDINGS
 from strcli.utils.errors import UsageError
 
 REDO_HINT = "Reconstruct its video again with `strcli reconstruct VIDEO -o OUT --overwrite`."
@@ -53,7 +53,10 @@ _ARRAYS: dict[str, tuple[tuple[int | str, ...], bool]] = {
     # The world keys (docs/world.md "What is written"): all four or none (`_check_world`).
     "world_global_orient": (("N", 3), False), "world_transl": (("N", 3), False),
     "world_joints3d": (("N", SMPL_JOINTS, 3), False), "foot_contacts": (("N", len(FOOT_JOINTS)), False),
+    # How the track's height was set (docs/world.md): absent from folders written before it.
+    "world_grounding": ((), False), "world_depth_factor": ((), False),
 }
+_TRACK_TEXT = ("world_grounding",)  # text, not numbers
 WORLD_KEYS = ("world_global_orient", "world_transl", "world_joints3d", "foot_contacts")
 _FLOATS = ("world_global_orient", "world_transl", "world_joints3d", "world_body_pose")  # written as float32
 _ROTATIONS = ("global_orient", "body_pose", "world_body_pose", "world_global_orient")  # axis-angle: bounded per joint
@@ -132,13 +135,37 @@ def _check_world_keys(folder: Path, path: Path, arrays: dict[str, np.ndarray], w
     if world and len(present) < len(WORLD_KEYS):
         lacking = ", ".join(key for key in WORLD_KEYS if key not in arrays)
         raise damaged(folder, f"{name} lacks {lacking}, though {MANIFEST} records a world")
-    if not world and (present or "world_body_pose" in arrays):
+    if not world and (present or any(key in arrays for key in ("world_body_pose",) + _GROUNDING_KEYS)):
         raise damaged(folder, f"{name} holds world keys, though {MANIFEST} records no world (no `world` section)")
+    _check_grounding(folder, name, arrays)
     for key in _FLOATS:
         if key in arrays and not np.issubdtype(arrays[key].dtype, np.floating):
             raise damaged(folder, f"{name}: {key} holds {arrays[key].dtype} values, not floating-point numbers")
     if world and arrays["foot_contacts"].dtype != bool:
         raise damaged(folder, f"{name}: foot_contacts holds {arrays['foot_contacts'].dtype} values, not true/false")
+
+
+_GROUNDING_KEYS = ("world_grounding", "world_depth_factor")
+
+
+def _check_grounding(folder: Path, name: Path, arrays: dict[str, np.ndarray]) -> None:
+    """world_grounding and world_depth_factor (docs/world.md), both or neither (a folder written before
+    them has neither): a method of GROUNDINGS, and a factor that is 1 unless the method is
+    "ray", within DEPTH_FACTOR_RANGE."""
+    present = [key for key in _GROUNDING_KEYS if key in arrays]
+    if len(present) == 1:
+        lacking = next(key for key in _GROUNDING_KEYS if key not in arrays)
+        raise damaged(folder, f"{name} holds {present[0]} without {lacking}")
+    if not present:
+        return
+    method, factor = str(arrays["world_grounding"]), float(arrays["world_depth_factor"])
+    if method not in GROUNDINGS:
+        raise damaged(folder, f"{name}: world_grounding is {_shown(method)}, not one of {', '.join(GROUNDINGS)}")
+    low, high = DEPTH_FACTOR_RANGE
+    if not np.issubdtype(arrays["world_depth_factor"].dtype, np.floating) or not low <= factor <= high or \
+            method != "ray" and factor != 1.0:
+        raise damaged(folder, f"{name}: world_depth_factor is {factor:g} for world_grounding {_shown(method)} "
+                              f"(1 unless \"ray\", then within {low:g}-{high:g})")
 
 
 def _check_camera(folder: Path, manifest: dict[str, Any], track_frames: np.ndarray) -> None:
@@ -310,6 +337,10 @@ def _check_track(folder: Path, path: Path, entry: dict[str, Any], size: tuple[in
         shape = tuple(n if d == "N" else d for d in _ARRAYS[key][0])
         if value.shape != shape:
             raise damaged(folder, f"{name}: {key} has shape {value.shape}, expected {shape}")
+        if key in _TRACK_TEXT:
+            if value.dtype.kind != "U":
+                raise damaged(folder, f"{name}: {key} holds {value.dtype} values, not text")
+            continue
         if not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
             raise damaged(folder, f"{name}: {key} holds {value.dtype} values, not numbers")
         if np.issubdtype(value.dtype, np.inexact) and not np.isfinite(value).all():

@@ -51,6 +51,8 @@ class TrackSummary:
     contact_frames: int = 0  # frames with a foot on the floor (docs/world.md)
     foot_slide_cm: float | None = None  # cm per contact frame, as written
     foot_slide_before_cm: float | None = None  # with --foot-lock: before the lock
+    grounding: str | None = None  # how its height was set: contacts, ray or network (docs/world.md)
+    depth_factor: float | None = None  # "ray": the network's depth times this
 
 
 @dataclass(frozen=True)
@@ -321,7 +323,9 @@ class TrackWriter:
                             amass_resampled=bool(exported["resampled"]),
                             contact_frames=int(world.contacts.any(axis=1).sum()) if world is not None else 0,
                             foot_slide_cm=round(slide[0], 3) if slide else None,
-                            foot_slide_before_cm=round(slide[1], 3) if slide and slide[1] is not None else None)
+                            foot_slide_before_cm=round(slide[1], 3) if slide and slide[1] is not None else None,
+                            grounding=world.grounding.method if world is not None else None,
+                            depth_factor=round(world.grounding.factor, 4) if world is not None else None)
 
     def _save(self, relative: Path, **arrays: Any) -> None:
         path = self.folder / relative
@@ -335,14 +339,18 @@ class TrackWriter:
 def world_keys(world: TrackInWorld | None) -> dict[str, np.ndarray]:
     """The per-track npz's world keys (docs/world.md): world_global_orient (N, 3) axis-angle,
     world_transl (N, 3) metres, world_joints3d (N, 24, 3) metres, foot_contacts (N, 4) bool
-    (SMPL joints 7, 8, 10, 11: left/right ankle, left/right foot), and with --foot-lock's leg
-    IK world_body_pose (N, 69) axis-angle, the pose of the world body. None: no keys."""
+    (SMPL joints 7, 8, 10, 11: left/right ankle, left/right foot), world_grounding () text (how
+    its height was set: contacts, ray or network) and world_depth_factor () (the network's depth times
+    this along the camera's rays; 1 but for "ray"), and with --foot-lock's leg IK
+    world_body_pose (N, 69) axis-angle, the pose of the world body. None: no keys."""
     if world is None:
         return {}
     keys = {"world_global_orient": world.global_orient.astype(np.float32),
             "world_transl": world.transl.astype(np.float32),
             "world_joints3d": world.joints3d.astype(np.float32),
-            "foot_contacts": world.contacts.astype(bool)}
+            "foot_contacts": world.contacts.astype(bool),
+            "world_grounding": np.array(world.grounding.method),
+            "world_depth_factor": np.float64(world.grounding.factor)}
     if world.body_pose is not None:
         keys["world_body_pose"] = world.body_pose.astype(np.float32)
     return keys

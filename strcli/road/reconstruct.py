@@ -691,12 +691,13 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
 
 def _in_camera(writer: TrackWriter, rest: BodyOutput, frame_of: np.ndarray) -> TrackInCamera:
     """A written track as the world stage takes it; `rest`: its body in the rest pose (mean shape)."""
-    from strcli.road.grounding import FOOT_JOINTS
+    from strcli.road.grounding import FOOT_JOINTS, feet_in_view
     from strcli.road.world import TrackInCamera
 
     values = writer.values()
     positions = np.searchsorted(frame_of, writer.track.frames)  # file frames -> processed positions
     joints, vertices = rest.joints[0].float().cpu().numpy(), rest.vertices[0].float().cpu().numpy()
     soles = joints[list(FOOT_JOINTS), 1] - vertices[:, 1].min()  # SMPL's rest pose stands along +y
+    in_view = feet_in_view(values["joints2d"][:, list(FOOT_JOINTS)], writer.track.boxes, *writer.image_size)
     return TrackInCamera(writer.track.track_id, positions.astype(np.int64), writer.track.times,
-                         values["global_orient"], values["joints3d"], joints[0], soles, values["body_pose"])
+                         values["global_orient"], values["joints3d"], joints[0], soles, values["body_pose"], in_view)

@@ -7,7 +7,9 @@ The world frame (docs/world.md):
 - heading from the first frame's camera: x is its right and -z its forward direction,
   both laid on the floor (as a glTF camera looks down -z);
 - origin on the floor under the first person's pelvis at their first frame (the track
-  that starts first; the lowest id among those that start together).
+  that starts first; the lowest id among those that start together);
+- a person without foot contact, on a floor found from the others', moved onto it along
+  the camera's rays (`ground_track`; each track's `Grounding` says how its height was set).
 Metres. A point X_p of frame p's camera is X_w = A (R_p X_p + c_p - o), with (R_p, c_p) the
 camera motion and A (rows x, y, z) and o (the origin) in the first frame's camera.
 """
@@ -22,7 +24,14 @@ import numpy as np
 from strcli.body.camera import Intrinsics
 from strcli.config import CAMERA_FILE
 from strcli.road.camera_motion import CameraMotion
-from strcli.road.grounding import FOOT_JOINTS, Floor, find_floor
+from strcli.road.grounding import (
+    FOOT_JOINTS,
+    Floor,
+    find_floor,
+    foot_speeds,
+    ground_along_rays,
+    touching,
+)
 from strcli.utils.errors import output_error
 
 # World (y up) -> AMASS (z up, y forward): (x, y, z) -> (x, -z, y).
@@ -41,6 +50,20 @@ class TrackInCamera:
     rest_pelvis: np.ndarray  # (3,) SMPL's root joint in the rest pose (its mean shape)
     sole_heights: np.ndarray  # (4,) FOOT_JOINTS' heights above the sole in the rest pose, metres
     body_pose: np.ndarray | None = None  # (N, 69) the network's local rotations (axis-angle): --foot-lock's leg IK
+    feet_in_view: np.ndarray | None = None  # (N,) bool: the foot joints inside the image (None: every frame)
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """How one track's height above the floor was set: "contacts" (its own feet found the
+    floor with the others'), "ray" (no contact: its depth along the camera's rays times
+    `factor`, `strcli.road.grounding.ground_along_rays`) or "network" (the body network's
+    depth kept; `note` says why)."""
+
+    method: str  # one of strcli.road.grounding.GROUNDINGS
+    factor: float = 1.0  # the depth factor s (1.0 but for "ray")
+    note: str = ""
+    shift: float = 0.0  # "ray": the pelvis's mean move along the rays, metres (< 0: nearer)
 
 
 @dataclass(frozen=True)
@@ -53,6 +76,7 @@ class TrackInWorld:
     joints3d: np.ndarray  # (N, 24, 3) SMPL joints in the world, metres
     contacts: np.ndarray  # (N, 4) bool, FOOT_JOINTS on the floor
     body_pose: np.ndarray | None = None  # (N, 69) the legs bent by --foot-lock's IK; None: the network's pose
+    grounding: Grounding = Grounding("contacts")
 
 
 @dataclass(frozen=True)
@@ -93,8 +117,10 @@ def world_frame(floor: Floor, first_pelvis: np.ndarray | None) -> WorldFrame:
 
 
 def build_world(tracks: list[TrackInCamera], camera: CameraMotion) -> World:
-    """Every person of a video in one world (module docstring). Raises ValueError when a
-    track's positions fall outside the camera motion."""
+    """Every person of a video in one world (module docstring): the floor from everyone's
+    foot contacts, each track without one grounded along the camera's rays (`ground_track`),
+    the world frame, each body in it. Raises ValueError when a track's positions fall
+    outside the camera motion."""
     first_camera = []
     for track in tracks:
         if len(track.positions) and int(track.positions.max()) >= len(camera):
@@ -108,21 +134,66 @@ def build_world(tracks: list[TrackInCamera], camera: CameraMotion) -> World:
     if floor.source == "camera":
         warnings.append("no usable foot contact (sitting, jumping or feet out of view?): gravity is the "
                         "first frame's camera up and the floor passes under the lowest feet; the world "
-                        "is tilted by the camera's pitch and roll.")
+                        "is tilted by the camera's pitch and roll, and every person keeps the body "
+                        "network's depth.")
+    groundings = []
+    for k, track in enumerate(tracks):
+        first_camera[k], contacts[k], grounding = ground_track(track, first_camera[k], contacts[k], floor, camera)
+        groundings.append(grounding)
+    if floor.source != "camera":  # (on the fallback floor, the warning above says it for everyone)
+        warnings += grounding_warnings(tracks, groundings)
     order = sorted(range(len(tracks)), key=lambda k: (int(tracks[k].positions[0]), tracks[k].track_id))
     first_pelvis = first_camera[order[0]][0, 0] if tracks else None
     frame = world_frame(floor, first_pelvis)
     placed = []
     from scipy.spatial.transform import Rotation
 
-    for track, joints, touching in zip(tracks, first_camera, contacts):
+    for track, joints, touches, grounding in zip(tracks, first_camera, contacts, groundings):
         world_joints = frame.points(joints)
         root = Rotation.from_matrix(frame.axes @ camera.rotations[track.positions]
                                     @ Rotation.from_rotvec(track.global_orient.astype(np.float64)).as_matrix())
         placed.append(TrackInWorld(track.track_id, root.as_rotvec(), world_joints[:, 0] - track.rest_pelvis,
-                                   world_joints, touching))
+                                   world_joints, touches, grounding=grounding))
     camera_rotations = np.einsum("ij,njk->nik", frame.axes, camera.rotations)
     return World(frame, placed, camera_rotations, frame.points(camera.centres), tuple(warnings))
+
+
+def ground_track(track: TrackInCamera, joints: np.ndarray, contacts: np.ndarray, floor: Floor,
+                 camera: CameraMotion) -> tuple[np.ndarray, np.ndarray, Grounding]:
+    """How one track stands on the floor. joints: (N, 24, 3) its joints in the first camera,
+    metres; contacts: (N, 4) bool. A track with a contact, or any track on the camera's
+    fallback floor (no one's contact: nothing to put anyone on), is left as it is; one
+    without is moved along the camera's rays (`ground_along_rays`) and its contacts found
+    again on the floor. Returns the joints, the contacts and how its height was set."""
+    if contacts.any():
+        return joints, contacts, Grounding("contacts")
+    if floor.source == "camera":
+        return joints, contacts, Grounding("network", note="no floor from anyone's contacts")
+    ray = ground_along_rays(joints, camera.centres[track.positions], floor, track.sole_heights, track.feet_in_view)
+    if ray.refused:
+        return joints, contacts, Grounding("network", note=ray.refused)
+    moved = joints + ray.shift[:, None]
+    feet = moved[:, list(FOOT_JOINTS)]
+    mean_shift = float(np.linalg.norm(ray.shift, axis=1).mean()) * (1.0 if ray.factor >= 1 else -1.0)
+    return moved, touching(floor, feet, foot_speeds(feet, track.times), track.sole_heights), \
+        Grounding("ray", ray.factor, shift=mean_shift)
+
+
+def grounding_warnings(tracks: list[TrackInCamera], groundings: list[Grounding]) -> list[str]:
+    """The manifest's lines about the tracks without contacts on a floor found from others':
+    which were moved along the camera's rays and by how much, which keep the network's depth and why."""
+    moved = [f"{t.track_id} (depth x{g.factor:.2f}: {abs(g.shift):.2f} m {'farther' if g.shift >= 0 else 'nearer'})"
+             for t, g in zip(tracks, groundings) if g.method == "ray"]
+    lines = []
+    if moved:
+        lines.append(f"track{'s' if len(moved) > 1 else ''} {', '.join(moved)} had no foot contact: put on the "
+                     "floor found from the others' feet by moving along the camera's rays (the body network's "
+                     "depth times the factor).")
+    for track, grounding in zip(tracks, groundings):
+        if grounding.method == "network":
+            lines.append(f"track {track.track_id} had no foot contact and keeps the body network's depth (it may "
+                         f"float above the floor or sink below it): {grounding.note}.")
+    return lines
 
 
 # --foot-lock's leg IK (docs/world.md). SMPL joints of each leg: hip, knee, ankle, foot.
@@ -163,7 +234,7 @@ def lock_feet(track: TrackInWorld, sole_heights: np.ndarray, body_pose: np.ndarr
     pose = None
     if body_pose is not None:
         pose, moved = pin_ankles(moved, track.global_orient, body_pose, track.contacts, sole_heights)
-    locked = TrackInWorld(track.track_id, track.global_orient, track.transl + shift, moved, track.contacts, pose)
+    locked = replace(track, transl=track.transl + shift, joints3d=moved, body_pose=pose)
     return locked, before, foot_slide(moved, track.contacts)
 
 
