@@ -35,7 +35,7 @@ from strcli.body.smpl import Body
 from strcli.model.checkpoints import (TRAIN_STATE_FORMAT, load_state_dict_checked, read_checkpoint_file,
                                       save_checkpoint, save_file)
 from strcli.utils.errors import CorruptAssetError, StrcliError, UsageError, failed_write
-from strcli.utils.locks import WholeFile, sweep_stale
+from strcli.utils.locks import WholeFile, sweep_stale, write_text_whole
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams
 from strcli.model.str import STR
@@ -379,7 +379,7 @@ class Trainer:
                     "regressor_init": "SPIN" if self.spin else "random", "precision": self.precision})
             notes = self.out_dir / "notes.txt"
             if self.notes and not notes.is_file():
-                notes.write_text("".join(line + "\n" for line in self.notes))
+                write_text_whole(notes, "".join(line + "\n" for line in self.notes))
             log = self.out_dir / "log.csv"
             new = not log.is_file()
             with log.open("a", newline="") as f:
