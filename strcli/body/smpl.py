@@ -31,7 +31,7 @@ from strcli.config import (
     SMPL_JOINTS,
     SMPL_VERTICES,
 )
-from strcli.utils.errors import CorruptAssetError, MissingAssetError
+from strcli.utils.errors import CorruptAssetError, MissingAssetError, OutputError
 from strcli.body.files import (  # noqa: F401 (re-exported: where the SMPL file is found, torch-free)
     CACHE_DIR_ENV, SMPL_DIR_ENV, SMPL_FILE_NAMES, SMPL_GENDERS, SMPL_HOMEPAGE, find_smpl_file)
 
@@ -243,18 +243,10 @@ def load_smpl_arrays(path: str | Path, cache_dir: str | Path | None = None) -> S
     if cached.is_file():
         return _load_npz(cached)
     arrays = SMPLArrays.from_mapping(read_smpl_pickle(path), path)
-    from strcli.utils.locks import sweep_stale
+    from strcli.utils.locks import WholeFile
 
-    tmp = cached.with_name(f".{cached.name}.partial-{os.getpid()}")
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        sweep_stale(cache, f".{cached.name}.")
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays.__dict__)
-        os.replace(tmp, cached)
-    except OSError:  # an unwritable cache only costs the conversion next time
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OutputError), WholeFile(cached) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays.__dict__)  # an unwritable cache only costs the conversion next time
     return arrays
 
 

@@ -110,7 +110,8 @@ def weights_make_test_smpl(
                             "folder, where every command then finds the test body without --smpl-dir.")] = False,
 ) -> None:
     """Write a generated SMPL-format test body (NOT SMPL: meaningless shapes) to try the pipeline without the SMPL file."""
-    from strcli.utils.errors import UsageError, output_error
+    from strcli.utils.errors import UsageError
+    from strcli.utils.locks import WholeFile
     from strcli.body.generated import TEST_BODY_KEY, TEST_BODY_NOTE, write_test_body
     from strcli.body.files import SMPL_FILE_NAMES
     from strcli.weights.registry import weights_root
@@ -126,11 +127,8 @@ def weights_make_test_smpl(
         if present.is_file() and TEST_BODY_KEY.encode() not in present.read_bytes():
             raise UsageError(f"{present} is there already and is not a generated test body; strcli does not "
                              "replace an SMPL file with one.", "Choose another folder.")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_test_body(target)
-    except OSError as err:
-        raise output_error(err, target) from err
+    with WholeFile(target) as tmp:
+        write_test_body(tmp)
     print(target)
     print(f"warning: {target} is {TEST_BODY_NOTE}: use it to try the pipeline only (--smpl-dir {folder}).",
           file=sys.stderr)

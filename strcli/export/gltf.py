@@ -41,7 +41,6 @@ What glTF cannot carry (SMPL's pose correctives, more than 4 weights) is measure
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +58,7 @@ from strcli.export.motion import (
     frame_runs,
 )
 from strcli.road.outputs import output_error
+from strcli.utils.locks import WholeFile
 
 LEGACY_GLB_NAME = "animation.glb"  # what older strcli named every video's scene; `glb_path` still finds it
 BOUNDS_VERTICES = 2  # unused vertices after SMPL's: the corners of `reach_box`
@@ -371,15 +371,12 @@ def write_glb(gltf: gl.GLTF2, path: Path) -> Path:
     """Write `gltf` as a .glb: to a hidden temporary name, renamed when complete; the scene
     older strcli wrote into the same folder (`animation.glb`) is then removed, so that one
     scene of the video is left."""
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with WholeFile(path) as tmp:
         tmp.write_bytes(b"".join(gltf.save_to_bytes()))
-        os.replace(tmp, path)
-        if path.name != LEGACY_GLB_NAME:
+    if path.name != LEGACY_GLB_NAME:
+        try:
             (path.parent / LEGACY_GLB_NAME).unlink(missing_ok=True)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise output_error(err, path) from err
+        except OSError as err:
+            raise output_error(err, path) from err
     return path
 

@@ -5,6 +5,7 @@ shared conventions (axes, rest skeleton) in `motion`; what the formats approxima
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from strcli.export.blender import BLENDER_FORMATS, BlenderRequest, bpy_python, r
 from strcli.export.bvh import write_bvh
 from strcli.export.gltf import build_gltf, glb_name, write_glb
 from strcli.export.motion import CameraPath, RestBody, TrackMotion, rest_body
-from strcli.utils.locks import sweep_stale, video_lock
+from strcli.utils.locks import WholeFile, sweep_stale, video_lock
 from strcli.road.options import EXPORT_FORMATS, parse_export_formats as parse_formats  # noqa: F401 (re-exported)
 from strcli.road.inputs import export_targets
 from strcli.road.output_check import check_output
@@ -153,21 +154,18 @@ def _write_blender(python: Path, folder: Path, glb: Path, manifest: dict, tracks
               default=0.0)
     fps, fps_base = scene_rate(rate)
     final = {f: folder / f"{folder.name}.{f}" for f in formats}
-    partial = {f: folder / f".{p.name}.partial-{os.getpid()}.{f}" for f, p in final.items()}
-    request = BlenderRequest(glb=str(glb), fps=fps, fps_base=fps_base, frame_end=round(end * rate),
-                             width=intrinsics.width, height=intrinsics.height,
-                             video=str(path) if path and Path(path).is_file() else None, video_frames=frames_in_file,
-                             fbx=str(partial["fbx"]) if "fbx" in partial else None,
-                             blend=str(partial["blend"]) if "blend" in partial else None)
-    try:
+    with contextlib.ExitStack() as outputs:  # renamed once Blender wrote every file asked for
+        partial = {f: outputs.enter_context(WholeFile(p, keep_suffix=True)) for f, p in final.items()}
+        request = BlenderRequest(glb=str(glb), fps=fps, fps_base=fps_base, frame_end=round(end * rate),
+                                 width=intrinsics.width, height=intrinsics.height,
+                                 video=str(path) if path and Path(path).is_file() else None,
+                                 video_frames=frames_in_file,
+                                 fbx=str(partial["fbx"]) if "fbx" in partial else None,
+                                 blend=str(partial["blend"]) if "blend" in partial else None)
         run_blender(python, request, folder)
         for f, tmp in partial.items():
             if not tmp.is_file():
                 raise OutputError(f"Blender wrote no {f.upper()} file.", "Export again; report it if it repeats.")
-            os.replace(tmp, final[f])
-    finally:
-        for tmp in partial.values():
-            tmp.unlink(missing_ok=True)
     return final
 
 

@@ -20,8 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from strcli import __version__
-from strcli.utils.errors import CorruptAssetError, UsageError, failed_write
-from strcli.utils.locks import sweep_stale
+from strcli.utils.errors import CorruptAssetError, UsageError
+from strcli.utils.locks import WholeFile
 from strcli.model import STR, STRConfig
 
 FORMAT = "strcli-checkpoint"
@@ -50,18 +50,8 @@ def save_checkpoint(path: str | Path, model: STR, meta: Mapping[str, Any] | None
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": {"strcli": __version__, **(meta or {})},
     }
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale(path.parent, f".{path.name}.")  # a killed run's temporary
+    with WholeFile(path) as tmp:
         save_file(payload, tmp)
-        os.replace(tmp, path)
-    except Exception as err:  # torch reports a full disk as a RuntimeError raised from the OSError
-        tmp.unlink(missing_ok=True)
-        mapped = failed_write(err, path)
-        if mapped is None:
-            raise
-        raise mapped from err
     return path
 
 

@@ -31,7 +31,7 @@ from strcli.body.smpl import Body
 from strcli.config import FRAMES_DIR, TRACK_COLOURS, OVERLAY
 from strcli.body.camera import Intrinsics
 from strcli.utils.errors import StrcliError, UsageError, VideoError, write_failure, writing
-from strcli.utils.locks import video_lock
+from strcli.utils.locks import WholeFile, video_lock
 from strcli.road.inputs import source_video
 from strcli.road.inputs import render_targets
 from strcli.road.output_check import check_output
@@ -509,19 +509,14 @@ def _people_at(frame: int, tracks: list[TrackMotion], body: Body, device: torch.
 
 def _write_png(path: Path, image: np.ndarray) -> Path:
     """PNG through a temporary name. OpenCV says only False when it fails, so the image is
-    encoded in memory and written by Python, whose errors carry the errno (full disk...)."""
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}.png")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    encoded in memory and written by Python, whose errors carry the errno (full disk...).
+    Nothing is swept: the folder is this render's own fresh one."""
+    with WholeFile(path, keep_suffix=True, sweep=False) as tmp:
         ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if not ok:
             raise OSError(f"cv2 could not encode {path}")
         tmp.write_bytes(encoded.tobytes())
-        tmp.replace(path)
-        return path
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise output_error(err, path) from err
+    return path
 
 def render_result(result: VideoResult, body: Body, options: RenderOptions, device: torch.device,
                   progress: Progress | None = None) -> VideoResult:

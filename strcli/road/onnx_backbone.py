@@ -12,7 +12,6 @@ refused: it is deleted and exported again. Written under a temporary name, then 
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from pathlib import Path
 
@@ -21,8 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from strcli.config import CROP_SIZE
-from strcli.utils.errors import output_error
-from strcli.utils.locks import sweep_stale
+from strcli.utils.locks import WholeFile, write_text_whole
 from strcli.weights.registry import sha256_file, weights_root
 
 OPSET = 17  # ONNX opset of the export (ONNX Runtime 1.16 and newer run it)
@@ -56,10 +54,7 @@ def cached_export(backbone: nn.Module, folder: Path | None = None) -> tuple[Path
                 "exported again")
         path.unlink(missing_ok=True)
         recorded.unlink(missing_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        sweep_stale(folder, f".{path.name}.")
+    with WholeFile(path) as tmp:
         example = torch.zeros(1, 3, CROP_SIZE, CROP_SIZE)
         with warnings.catch_warnings():
             # PyTorch's TorchScript-based exporter (deprecated since 2.9, in 2.14 still whole):
@@ -69,11 +64,7 @@ def cached_export(backbone: nn.Module, folder: Path | None = None) -> tuple[Path
                               input_names=["crops"], output_names=["features"],
                               dynamic_axes={"crops": {0: "n"}, "features": {0: "n"}})
         checksum = sha256_file(tmp)
-        os.replace(tmp, path)
-        recorded.write_text(checksum + "\n")
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise output_error(err, path) from err
+    write_text_whole(recorded, checksum + "\n")
     return path, note
 
 

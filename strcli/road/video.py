@@ -18,7 +18,6 @@ itself is `strcli.road.timing`.
 from __future__ import annotations
 
 import math
-import os
 import re
 import struct
 from collections.abc import Iterator
@@ -30,7 +29,8 @@ import av
 import numpy as np
 
 from strcli.road.timing import FrameClock, increasing_times  # noqa: F401 (increasing_times re-exported)
-from strcli.utils.errors import UsageError, VideoError
+from strcli.utils.errors import UsageError, VideoError, output_error
+from strcli.utils.locks import WholeFile
 
 
 @dataclass(frozen=True)
@@ -500,7 +500,8 @@ class VideoWriter:
     def __init__(self, path: str | Path, width: int, height: int, fps: float, crf: int = 20,
                  preset: str = "veryfast", copy_audio_from: Path | None = None) -> None:
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
+        self.output = WholeFile(self.path, keep_suffix=True)  # FFmpeg picks MP4 by the temporary's suffix
+        self.tmp = self.output.begin()
         self.width, self.height = width + width % 2, height + height % 2
         self.frames = 0
         self.timed: bool | None = None  # whether frames come with their times (set by the first)
@@ -508,32 +509,34 @@ class VideoWriter:
         try:
             self.container = av.open(str(self.tmp), "w")
         except (av.error.FFmpegError, OSError) as err:
-            from strcli.utils.errors import output_error
-
-            self.tmp.unlink(missing_ok=True)
+            self.output.discard()
             raise output_error(err, self.path) from err
-        rate = Fraction(fps).limit_denominator(1001)
-        self.stream = self.container.add_stream("libx264", rate=rate)
-        self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
-        self.stream.time_base = WRITER_TIME_BASE
-        self.stream.codec_context.time_base = WRITER_TIME_BASE  # frames keep their own times
-        self.stream.options = {"crf": str(crf), "preset": preset}
-        self.stream.thread_type = "AUTO"
-        # The audio stream must exist before the first packet is written: made now, filled at close.
-        self.audio_source, self.audio_out, self.audio_copy = None, None, False
-        self.audio_origin = 0.0  # seconds in the source of its first video frame: the overlay's time 0
-        if copy_audio_from is not None:
-            with av.open(str(copy_audio_from)) as src:
-                audio = audio_stream(src)
-                if audio is not None:
-                    self.audio_source = copy_audio_from
-                    self.audio_origin = probe(copy_audio_from).start_time
-                    # Packets are copied from containers that keep AAC as MP4 does (MPEG-TS
-                    # holds ADTS frames, which MP4 cannot); anything else is re-encoded.
-                    self.audio_copy = (audio.codec_context.name in _MP4_AUDIO
-                                       and any(name in src.format.name for name in ("mp4", "matroska")))
-                    self.audio_out = (self.container.add_stream_from_template(audio) if self.audio_copy else
-                                      self.container.add_stream("aac", rate=audio.codec_context.sample_rate))
+        try:  # a source without readable audio, say: no temporary stays
+            rate = Fraction(fps).limit_denominator(1001)
+            self.stream = self.container.add_stream("libx264", rate=rate)
+            self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
+            self.stream.time_base = WRITER_TIME_BASE
+            self.stream.codec_context.time_base = WRITER_TIME_BASE  # frames keep their own times
+            self.stream.options = {"crf": str(crf), "preset": preset}
+            self.stream.thread_type = "AUTO"
+            # The audio stream must exist before the first packet is written: made now, filled at close.
+            self.audio_source, self.audio_out, self.audio_copy = None, None, False
+            self.audio_origin = 0.0  # seconds in the source of its first video frame: the overlay's time 0
+            if copy_audio_from is not None:
+                with av.open(str(copy_audio_from)) as src:
+                    audio = audio_stream(src)
+                    if audio is not None:
+                        self.audio_source = copy_audio_from
+                        self.audio_origin = probe(copy_audio_from).start_time
+                        # Packets are copied from containers that keep AAC as MP4 does (MPEG-TS
+                        # holds ADTS frames, which MP4 cannot); anything else is re-encoded.
+                        self.audio_copy = (audio.codec_context.name in _MP4_AUDIO
+                                           and any(name in src.format.name for name in ("mp4", "matroska")))
+                        self.audio_out = (self.container.add_stream_from_template(audio) if self.audio_copy else
+                                          self.container.add_stream("aac", rate=audio.codec_context.sample_rate))
+        except BaseException:
+            self.abort()
+            raise
 
     def write(self, image: np.ndarray, time: float | None = None) -> None:
         """Encode one frame; `time`: its presentation time in seconds from the first frame
@@ -568,19 +571,14 @@ class VideoWriter:
         if self.audio_source is not None:
             self._copy_audio(self.audio_source, audio_start, audio_end)
         self.container.close()
-        try:
-            os.replace(self.tmp, self.path)
-        except OSError:
-            self.tmp.unlink(missing_ok=True)
-            raise
-        return self.path
+        return self.output.commit()
 
     def abort(self) -> None:
         try:
             self.container.close()
         except (av.error.FFmpegError, OSError, ValueError):
             pass
-        self.tmp.unlink(missing_ok=True)
+        self.output.discard()
 
     def __enter__(self) -> VideoWriter:
         return self

@@ -34,8 +34,8 @@ from torch.utils.data import ConcatDataset, DataLoader
 from strcli.body.smpl import Body
 from strcli.model.checkpoints import (TRAIN_STATE_FORMAT, load_state_dict_checked, read_checkpoint_file,
                                       save_checkpoint, save_file)
-from strcli.utils.errors import CorruptAssetError, UsageError, failed_write
-from strcli.utils.locks import sweep_stale
+from strcli.utils.errors import CorruptAssetError, StrcliError, UsageError, failed_write
+from strcli.utils.locks import WholeFile, sweep_stale, write_text_whole
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams
 from strcli.model.str import STR
@@ -368,12 +368,10 @@ class Trainer:
         return score
 
     def _write(self, record: EpochRecord) -> None:
-        tmp = self.out_dir / f".last.pt.partial-{os.getpid()}"
         try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            sweep_stale(self.out_dir)  # temporaries of killed runs
-            save_file(self.state(), tmp)
-            os.replace(tmp, self.out_dir / "last.pt")
+            sweep_stale(self.out_dir)  # killed runs' temporaries of every file in it
+            with WholeFile(self.out_dir / "last.pt", sweep=False) as tmp:  # makes out_dir
+                save_file(self.state(), tmp)
             if record.best:
                 save_checkpoint(self.out_dir / "best.pt", self.model, {
                     "recipe": self.recipe.name, "epoch": record.epoch, "ablation": self.model.config.ablation,
@@ -381,7 +379,7 @@ class Trainer:
                     "regressor_init": "SPIN" if self.spin else "random", "precision": self.precision})
             notes = self.out_dir / "notes.txt"
             if self.notes and not notes.is_file():
-                notes.write_text("".join(line + "\n" for line in self.notes))
+                write_text_whole(notes, "".join(line + "\n" for line in self.notes))
             log = self.out_dir / "log.csv"
             new = not log.is_file()
             with log.open("a", newline="") as f:
@@ -394,8 +392,9 @@ class Trainer:
                                  f"{record.val.mpjpe:.2f}", f"{record.val.pa_mpjpe:.2f}",
                                  "" if record.val.mpvpe is None else f"{record.val.mpvpe:.2f}",
                                  f"{record.val.accel:.2f}", f"{record.seconds:.1f}", int(record.best)])
+        except StrcliError:
+            raise  # best.pt's or last.pt's OutputError, naming the file
         except Exception as err:  # torch reports a full disk as a RuntimeError raised from the OSError
-            tmp.unlink(missing_ok=True)
             mapped = failed_write(err, self.out_dir)
             if mapped is None:
                 raise

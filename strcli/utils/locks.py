@@ -13,7 +13,8 @@ Every temporary name strcli writes carries its process id: `.<name>.partial-<pid
 (files and folders being written) or `.<stem>.old-<pid>-...` (a replaced folder being
 deleted). `sweep_stale` removes those of processes that no longer run (or, for a pid that
 runs again, over a day old: the pid was reused); the holder of a video's lock sweeps that
-video's temporaries, so a killed run's leftovers go at the next run.
+video's temporaries, so a killed run's leftovers go at the next run. `WholeFile` is the one
+way a file is written whole: under such a temporary name, renamed when complete.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from strcli.utils.errors import BusyError, output_error
+from strcli.utils.errors import BusyError, StrcliError, failed_write, output_error
 
 # A temporary's name: ".<anything>.partial-<pid>..." or ".<anything>.old-<pid>-...".
 _TEMPORARY = re.compile(r"^\..+\.(?:partial|old)-(\d+)(?:[-.].*)?$")
@@ -200,16 +201,76 @@ def _subfolders(folder: Path) -> list[Path]:
         return []
 
 
+class WholeFile:
+    """`path` written whole or not at all: the writer gets a temporary path in the same
+    folder, `.<name>.partial-<pid>` (`keep_suffix`: `.<stem>.partial-<pid><suffix>`, for
+    writers that choose the format by the extension: FFmpeg, OpenCV, Blender), renamed to
+    `path` when complete, so a file under its final name is whole and a killed process's
+    temporary is swept by a later run (`sweep_stale`).
+
+        with WholeFile(path) as tmp:
+            tmp.write_bytes(data)
+
+    The folder is made and its stale temporaries of `path` swept (`sweep`: False where the
+    folder is new, or swept already) on entering. An exception in the block removes the
+    temporary and leaves any earlier `path` as it was; a full disk, a read-only folder or a
+    permission error, also found through a library's own error raised from it (torch's
+    RuntimeError), and any other OSError become an OutputError (exit 6) naming `path`; other
+    errors pass unchanged. A writer whose life spans calls (`VideoWriter`) uses `begin`,
+    `commit` and `discard` instead of `with`."""
+
+    def __init__(self, path: str | os.PathLike[str], *, keep_suffix: bool = False, sweep: bool = True) -> None:
+        self.path = Path(path)
+        pid = os.getpid()
+        if keep_suffix:
+            self.tmp = self.path.with_name(f".{self.path.stem}.partial-{pid}{self.path.suffix}")
+            self._prefix = f".{self.path.stem}.partial-"
+        else:
+            self.tmp = self.path.with_name(f".{self.path.name}.partial-{pid}")
+            self._prefix = f".{self.path.name}."
+        self.sweep = sweep
+
+    def begin(self) -> Path:
+        """Make the folder, sweep the stale temporaries of `path`; the temporary path."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise output_error(err, self.path) from err
+        if self.sweep:
+            sweep_stale(self.path.parent, self._prefix)
+        return self.tmp
+
+    def commit(self) -> Path:
+        """Rename the complete temporary to `path` (OutputError, and no temporary, if it fails)."""
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as err:
+            self.discard()
+            raise output_error(err, self.path) from err
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary, if there is one; never raises."""
+        with contextlib.suppress(OSError):
+            self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> Path:
+        return self.begin()
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, trace: object) -> None:
+        if err is None:
+            self.commit()
+            return
+        self.discard()
+        if isinstance(err, StrcliError) or not isinstance(err, Exception):
+            return  # raised on unchanged (an Interrupted, a KeyboardInterrupt too)
+        mapped = failed_write(err, self.path)
+        if mapped is not None:
+            raise mapped from err
+
+
 def write_text_whole(path: Path, text: str) -> None:
-    """Write `text` to `path` under a temporary name (`.<name>.partial-<pid>`, swept by later
-    runs if this process dies), then rename it: a file under its final name is whole.
-    OutputError (exit 6) for a full disk, a read-only folder or no permission."""
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale(path.parent, f".{path.name}.")
+    """Write `text` to `path` whole (`WholeFile`): OutputError (exit 6) for a full disk, a
+    read-only folder or no permission."""
+    with WholeFile(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise output_error(err, path) from err

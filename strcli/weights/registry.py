@@ -36,7 +36,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from strcli import __version__
 from strcli.utils.errors import CorruptAssetError, DownloadError, MissingAssetError, UsageError, output_error
-from strcli.utils.locks import sweep_stale
+from strcli.utils.locks import WholeFile, write_text_whole
 
 WEIGHTS_DIR_ENV = "STRCLI_WEIGHTS_DIR"
 MANIFEST_ENV = "STRCLI_MANIFEST"
@@ -176,15 +176,7 @@ class Registry:
                                     "mtime": stat.st_mtime, "source": source,
                                     "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"),
                                     "strcli": __version__}
-        tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            sweep_stale(self.path.parent, f".{self.path.name}.")
-            tmp.write_text(json.dumps(self.entries, indent=2, sort_keys=True))
-            os.replace(tmp, self.path)
-        except OSError as err:
-            tmp.unlink(missing_ok=True)
-            raise output_error(err, self.path) from err
+        write_text_whole(self.path, json.dumps(self.entries, indent=2, sort_keys=True))
 
     def expected_sha256(self, asset: Asset) -> str:
         return asset.sha256 or self.entries.get(asset.name, {}).get("sha256", "")
@@ -456,16 +448,9 @@ def store_file(source: Path, asset: Asset, digest: str, root: Path | None = None
     if check is not None:
         check(asset, source)
     dest = asset.path(root)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
-    try:
-        sweep_stale(dest.parent, f".{dest.name}.")
-        if source.resolve() != dest.resolve():
+    if source.resolve() != dest.resolve():
+        with WholeFile(dest) as tmp:
             shutil.copyfile(source, tmp)
-            os.replace(tmp, dest)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise output_error(err, dest) from err
     registry.record(asset, dest, digest, f"import:{source}")
     return AssetState(asset, dest, Status.PRESENT)
 
