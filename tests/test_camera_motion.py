@@ -203,6 +203,20 @@ def test_running_clip_camera_follows_the_runner() -> None:
     assert np.median(motion.step_pixels) > 3.0
 
 
+def test_a_camera_never_seen_is_taken_as_still_with_a_warning() -> None:
+    """A box over the whole frame hides every background point of running.mp4 (a moving
+    camera): `auto` cannot tell, takes it as still, and says so (it said nothing)."""
+    info = probe(RUNNING)
+    estimator = CameraMotionEstimator(Intrinsics.default_for(info.width, info.height), info.fps, size=320)
+    everything = np.array([[0.0, 0.0, float(info.width), float(info.height)]])
+    for position, frame in enumerate(VideoReader(RUNNING, 0, 16, 1)):
+        estimator.add(position, frame.image, everything, np.array([0]))
+    motion = estimator.finish()
+    assert motion.model == "static" and np.array_equal(motion.rotations, np.repeat(np.eye(3)[None], 16, 0))
+    assert len(motion.warnings) == 1 and "none of the 5 keyframe steps had background" in motion.warnings[0]
+    assert "--camera rotating" in motion.warnings[0]
+
+
 def test_forced_static_is_identity_without_solving() -> None:
     estimator = CameraMotionEstimator(Intrinsics.default_for(64, 48), 30.0, requested="static")
     for position in range(5):

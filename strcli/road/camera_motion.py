@@ -363,7 +363,10 @@ class CameraMotionEstimator:
         pixels = np.array([s.pixels for s in self.steps])
         parallax = np.array([s.parallax for s in self.steps])
         windows = np.array(self.window_parallax)
-        static = bool(np.all((degrees < STATIC_DEGREES) & (pixels < STATIC_PIXELS)))
+        solved = np.array([s.solved for s in self.steps], bool)
+        failed = int((~solved).sum())
+        # still: every step that saw the background (an unseen one says nothing either way)
+        static = bool(np.all(((degrees < STATIC_DEGREES) & (pixels < STATIC_PIXELS)) | ~solved))
         model = self.requested
         if model == "auto":
             moving = len(windows) and float(np.median(windows)) > WINDOW_PARALLAX
@@ -371,14 +374,13 @@ class CameraMotionEstimator:
         if model == "static" or len(keys) < 2:
             motion = CameraMotion.identity(count, self.requested)
             return replace(motion, keyframes=keys, step_degrees=degrees, step_pixels=pixels, parallax_pixels=parallax,
-                           window_parallax=windows)
+                           window_parallax=windows, warnings=_unseen_warnings(failed, len(self.steps)))
         chained = [np.eye(3)]
         turn = np.eye(3)
         for step in self.steps:
             own = step.moving_rotation if model == "moving" and step.moving_rotation is not None else step.rotation
             turn = own if step.solved else turn  # constant turning speed over a gap
             chained.append(chained[-1] @ turn)
-        failed = sum(not step.solved for step in self.steps)
         rotations = Slerp(keys, Rotation.from_matrix(np.stack(chained)))(np.arange(count)).as_matrix()
         centres = np.zeros((count, 3))
         warnings: list[str] = []
@@ -439,3 +441,18 @@ class CameraMotionEstimator:
                   f"floor triangulated under their feet); travel from {len(self.windows)} windows of up to "
                   f"{self.window} keyframe steps ({seen} saw the floor), {int(known.sum())} of {steps} steps covered")
         return np.vstack((np.zeros(3), np.cumsum(travel, axis=0))), height, source, []
+
+
+def _unseen_warnings(failed: int, steps: int) -> tuple[str, ...]:
+    """The manifest's warning for a camera called (or forced) static although `failed` of its
+    `steps` keyframe steps saw too little background to tell: none when every step saw it."""
+    if not failed:
+        return ()
+    if failed == steps:
+        return (f"camera motion: none of the {steps} keyframe steps had background to follow (the people fill "
+                "the frame, or it is dark or blurred): the camera is taken as still; if it moved, force "
+                "--camera rotating or --camera moving.",)
+    return (f"camera motion: {failed} of {steps} keyframe steps had too little background to follow (the people "
+            "fill the frame, or it is dark or blurred); the others saw a still camera, so it is taken as still "
+            "throughout.",)
+
