@@ -1122,6 +1122,10 @@ def test_fbx_and_blend_through_blender(exported, blender_run, tmp_path, monkeypa
     assert sorted(p.name for p in panned.iterdir() if p.name.startswith(".")) == []
     fps, first, last, width, height, camera, backgrounds = got["blend_scene"].tolist()
     assert (fps, first, last, width, height, camera, backgrounds) == (10, 0, 29, 768, 576, 1, 1)
+    # The FBX holds the scene's own objects only: no glTF importer's bone display shape (a 2 m icosphere
+    # per armature at the origin, which the FBX exporter wrote as a visible mesh before)
+    own = {"floor", "camera"} | {f"pedestrians_{t.track_id}{part}" for t in exported["world"] for part in ("", "_body")}
+    assert set(got["fbx_objects"].tolist()) == own, got["fbx_objects"]
     for kind in ("blend", "fbx"):
         assert "floor" in got[f"{kind}_objects"].tolist()
         for track in exported["world"]:

@@ -53,7 +53,15 @@ def main() -> None:
             background.image_user.frame_duration = int(request["video_frames"])
             background.alpha = 1.0
     if request.get("fbx"):
+        # Only the scene's own objects: the glTF importer adds a bone display shape (a 2 m
+        # icosphere) in its hidden `glTF_not_exported` collection, which the FBX exporter would
+        # otherwise write as a visible mesh at the origin, one per armature.
+        internal = bpy.data.collections.get("glTF_not_exported")
+        helpers = set(internal.all_objects) if internal is not None else set()
+        for item in scene.objects:
+            item.select_set(item not in helpers)
         bpy.ops.export_scene.fbx(filepath=request["fbx"], object_types={"ARMATURE", "MESH", "CAMERA"},
+                                 use_selection=True,
                                  bake_anim=True, bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False,
                                  bake_anim_simplify_factor=0.0, add_leaf_bones=False, axis_forward="-Z", axis_up="Y",
                                  global_scale=1.0, apply_unit_scale=True, path_mode="AUTO")
