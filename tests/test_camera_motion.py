@@ -281,3 +281,14 @@ def test_moving_camera_without_people_has_no_scale(truck: tuple) -> None:
     assert motion.model == "moving" and np.all(motion.centres == 0)
     assert motion.scale_source.startswith("none") and any("no metric scale" in w for w in motion.warnings)
     assert np.isnan(motion.camera_height)
+
+
+def test_an_implausible_camera_height_is_warned_about(truck: tuple) -> None:
+    """People's depths 50 times too small (an untrained network's, say) put the camera 3 cm
+    above the floor: the path is scaled by it, and the manifest says the scale is doubtful."""
+    video, intrinsics, boxes, depths, _, _ = truck
+    motion = _estimate_moving(video, intrinsics, boxes, depths / 50, "moving")
+    assert 0.02 < motion.camera_height < 0.04, motion.camera_height  # 1.41 m / 50
+    (warning,) = motion.warnings
+    assert warning.startswith(f"camera model 'moving': the people's depths put the camera {motion.camera_height:.2f} m")
+    assert "outside 0.3-30 m" in warning

@@ -62,6 +62,7 @@ KEYFRAME_SIZE = 480  # keyframes' longest side, pixels (640: 3 times the cost, d
 STATIC_DEGREES = 0.05  # a step turning less is no turn ...
 STATIC_PIXELS = 0.25  # ... when its background also moves less than this (median, full-size px)
 PARALLAX_PERCENTILE = 80  # a step's parallax: this percentile of its background's motion left after the rotation
+PLAUSIBLE_HEIGHT = (0.3, 30.0)  # m: a camera height outside this warns that the moving camera's scale is doubtful
 WINDOW_PARALLAX = 2.0  # auto: moving when a window's background moves more once its rotation is out (keyframe px)
 WINDOW_PARALLAX_PERCENTILE = 90  # ... this percentile of it (the far tenth to a fifth shows a truck), median over windows
 CORNERS = 400  # background corners followed per keyframe step (at most)
@@ -440,7 +441,12 @@ class CameraMotionEstimator:
         source = (f"camera height {height:.2f} m from {len(heights)} people-frames (their feet's depths against the "
                   f"floor triangulated under their feet); travel from {len(self.windows)} windows of up to "
                   f"{self.window} keyframe steps ({seen} saw the floor), {int(known.sum())} of {steps} steps covered")
-        return np.vstack((np.zeros(3), np.cumsum(travel, axis=0))), height, source, []
+        low, high = PLAUSIBLE_HEIGHT
+        warnings = [] if low <= height <= high else [
+            f"camera model 'moving': the people's depths put the camera {height:.2f} m above the floor, outside "
+            f"{low:g}-{high:g} m: the scale of its path is likely wrong (the body network's depths, or no floor "
+            "under the people); its direction holds."]
+        return np.vstack((np.zeros(3), np.cumsum(travel, axis=0))), height, source, warnings
 
 
 def _unseen_warnings(failed: int, steps: int) -> tuple[str, ...]:
