@@ -18,7 +18,7 @@ pytest.importorskip("importlinter", reason="import-linter is in the dev extra: p
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     """import-linter on the `strcli` package under `root`, with `root`'s pyproject.toml."""
-    code = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports())"
+    code = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True))"
     return subprocess.run([sys.executable, "-c", code], cwd=root, env={"PYTHONPATH": str(root), "PATH": ""},
                           capture_output=True, text=True, timeout=300)
 

@@ -83,7 +83,7 @@ def test_running_video_manifest(running, assets):
     names = {w["name"]: w for w in manifest["weights"]}
     assert names["backbone"]["note"].startswith("random init")  # nothing pretends to be trained
     assert len(names["str"]["sha256"]) == 64 and len(names["smpl"]["sha256"]) == 64
-    assert {"decode", "crop", "features", "str", "smpl", "write", "total"} <= set(manifest["timings"])
+    assert {"decode", "crop", "features", "temporal", "smpl", "write", "total"} <= set(manifest["timings"])
     assert manifest["intrinsics"]["focal"] == pytest.approx(math.hypot(1920, 1088))
     assert any("backbone is randomly initialised" in w for w in manifest["warnings"])
     assert not list(folder.parent.glob(".running.partial-*"))

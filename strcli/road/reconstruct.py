@@ -604,7 +604,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
         progress.advance(len(pending_rows))  # bodies cropped and through the backbone
         for name, stream in streams.items():
             finals = []
-            with timer("str"):
+            with timer("temporal"):
                 for i, (k, row) in enumerate(pending_rows):
                     finals += stream.add(int(sequence_of_row[k][row]), features[i : i + 1])
             finish(name, finals)
@@ -647,7 +647,7 @@ def _reconstruct_tracks(info: VideoInfo, start: int, end: int | None, options: R
     frames.close()  # stops the decoding thread (the file may hold frames past the range)
     run_features()
     for name, stream in streams.items():
-        with timer("str"):
+        with timer("temporal"):
             finals = stream.flush()
         finish(name, finals)
     progress.finish()
