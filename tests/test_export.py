@@ -1122,6 +1122,10 @@ def test_fbx_and_blend_through_blender(exported, blender_run, tmp_path, monkeypa
     assert sorted(p.name for p in panned.iterdir() if p.name.startswith(".")) == []
     fps, first, last, width, height, camera, backgrounds = got["blend_scene"].tolist()
     assert (fps, first, last, width, height, camera, backgrounds) == (10, 0, 29, 768, 576, 1, 1)
+    # the video behind the camera by its absolute path: a .blend moved elsewhere still finds it (Blender
+    # saved it relative to the .blend's folder, //../../..)
+    (video,) = got["blend_backgrounds"].tolist()
+    assert Path(video).is_absolute() and Path(video).is_file() and Path(video).suffix == ".avi", video
     # The FBX holds the scene's own objects only: no glTF importer's bone display shape (a 2 m icosphere
     # per armature at the origin, which the FBX exporter wrote as a visible mesh before)
     own = {"floor", "camera"} | {f"pedestrians_{t.track_id}{part}" for t in exported["world"] for part in ("", "_body")}

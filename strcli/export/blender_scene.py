@@ -14,7 +14,8 @@ The scene: Blender's glTF importer places the key at time t on frame t x (fps x 
 video's exact rate and afterwards to Blender's usual way of writing it (fps / fps_base);
 frames 0 .. frame_end (frame 0 = the video's first frame, as the glTF importer puts it);
 render resolution = the video's; the glTF camera is the scene camera, with the video as
-its background (the movie's frame 1 on scene frame 0). In the world frame that camera moves
+its background (the movie's frame 1 on scene frame 0), by its absolute path (Blender would
+save it relative to the .blend, which breaks when the .blend moves). In the world frame that camera moves
 along the video camera's path (the .glb's keys). The FBX keeps every baked key
 (`bake_anim_simplify_factor=0`): the exporter's default, 1.0, drops keys it finds
 redundant, and the bodies then missed strcli's by up to 2.6 mm between kept keys (measured
@@ -66,7 +67,7 @@ def main() -> None:
                                  bake_anim_simplify_factor=0.0, add_leaf_bones=False, axis_forward="-Z", axis_up="Y",
                                  global_scale=1.0, apply_unit_scale=True, path_mode="AUTO")
     if request.get("blend"):
-        bpy.ops.wm.save_as_mainfile(filepath=request["blend"], check_existing=False, compress=True)
+        bpy.ops.wm.save_as_mainfile(filepath=request["blend"], check_existing=False, compress=True, relative_remap=False)
 
 
 if __name__ == "__main__":

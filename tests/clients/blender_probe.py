@@ -92,6 +92,8 @@ def measure(source, out):
         out[f"{key}_camera_position"] = np.stack(positions)
         out[f"{key}_camera_name"] = np.array(camera.name)
     out[f"{key}_objects"] = np.array(sorted(o.name for o in scene.objects))
+    out[f"{key}_backgrounds"] = np.array([b.image.filepath for b in scene.camera.data.background_images
+                                          if b.image is not None] if scene.camera is not None else [], dtype=str)
     out[f"{key}_scene"] = np.array([scene.render.fps / scene.render.fps_base, scene.frame_start, scene.frame_end,
                                     scene.render.resolution_x, scene.render.resolution_y, scene.camera is not None,
                                     len(scene.camera.data.background_images) if scene.camera is not None else 0],
