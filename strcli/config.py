@@ -52,3 +52,5 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 # their colour everywhere.
 TRACK_COLOURS = ((0.65, 0.74, 0.86), (0.93, 0.71, 0.55), (0.62, 0.84, 0.64), (0.89, 0.64, 0.72),
                  (0.79, 0.72, 0.90), (0.93, 0.86, 0.55), (0.58, 0.83, 0.83), (0.85, 0.78, 0.68))
+# Their names, as the viewer's track list says them (its checkboxes carry no colour).
+TRACK_COLOUR_NAMES = ("blue", "orange", "green", "pink", "lilac", "yellow", "teal", "tan")

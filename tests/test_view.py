@@ -123,3 +123,20 @@ def test_an_unknown_frame_is_refused_with_one_line(tmp_path):
     result = CliRunner().invoke(app, ["view", str(tmp_path), "--frame", "up"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == ["error: --frame up: choose world or camera."]
+
+
+def test_every_track_colour_has_a_name():
+    """The viewer's track list names each track's colour (its checkboxes carry none)."""
+    from strcli.config import TRACK_COLOUR_NAMES, TRACK_COLOURS
+    from strcli.view.viewer import colour_name
+
+    assert len(TRACK_COLOUR_NAMES) == len(TRACK_COLOURS) == len(set(TRACK_COLOUR_NAMES))
+    assert [colour_name(k) for k in (0, 1, 9)] == ["blue", "orange", "orange"]
+    # each name fits its colour's hue (degrees)
+    import colorsys
+
+    for (r, g, b), name in zip(TRACK_COLOURS, TRACK_COLOUR_NAMES):
+        hue = 360 * colorsys.rgb_to_hsv(r, g, b)[0]
+        expected = {"blue": 215, "orange": 25, "green": 125, "pink": 340, "lilac": 265, "yellow": 50, "teal": 180,
+                    "tan": 35}[name]
+        assert min(abs(hue - expected), 360 - abs(hue - expected)) < 20, (name, hue)

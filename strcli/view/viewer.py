@@ -38,7 +38,7 @@ import torch
 
 from strcli.body.camera import Intrinsics
 from strcli.body.smpl import Body
-from strcli.config import CAMERA_FILE
+from strcli.config import CAMERA_FILE, TRACK_COLOUR_NAMES
 from strcli.export.gltf import camera_yfov
 from strcli.render.overlay import PALETTE, TrackMotion
 from strcli.road.grounding import FOOT_JOINTS
@@ -285,6 +285,11 @@ def _signals_stop(stop: threading.Event):
             signal.signal(s, handler)
 
 
+def colour_name(track_id: int) -> str:
+    """The name of a track's colour (TRACK_COLOURS, as render and export draw it too)."""
+    return TRACK_COLOUR_NAMES[track_id % len(TRACK_COLOUR_NAMES)]
+
+
 def track_list(tracks: list[TrackMotion]) -> str:
     """Every track of a scene in one line: "3 tracks: 1 (frames 0-79), 2 (...), ..."."""
     listed = ", ".join(f"{t.track_id} (frames {int(t.frames[0])}-{int(t.frames[-1])})" if len(t.frames)
@@ -361,7 +366,8 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
         show_all, hide_all = server.gui.add_button("Show all"), server.gui.add_button("Hide all")
         feet = server.gui.add_checkbox("Foot contacts", True, hint="Markers on the feet touching the floor "
                                        "(the track files' foot_contacts)") if world else None
-        toggles = {t.track_id: server.gui.add_checkbox(f"track {t.track_id}", True) for t in scene.tracks}
+        toggles = {t.track_id: server.gui.add_checkbox(f"track {t.track_id} ({colour_name(t.track_id)})", True)
+                   for t in scene.tracks}
     markers: dict[str, object] = {}  # "/contacts": the foot contact markers, once added
 
     def set_all(value: bool) -> None:
