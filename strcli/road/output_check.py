@@ -8,6 +8,9 @@ A folder `strcli reconstruct` wrote holds `manifest.json` and, per track (and pe
 without a word or end in a traceback far away; `check_output` reads the whole folder once
 and refuses it with one line (UsageError, exit 2, the "damaged strcli output" line of
 `strcli.road.outputs.reading_output`). numpy only: no torch.
+
+Size (over 500 lines): one check of every file of a folder (manifest, tracks, camera.npz)
+and its few number helpers, kept in one place so that every reader relies on the same one.
 """
 
 from __future__ import annotations
