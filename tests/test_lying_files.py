@@ -396,6 +396,80 @@ WORLD_DAMAGE = {
 }
 
 
+def _other_grounding(entry):
+    """The first grounding method that is not `entry`'s."""
+    from strcli.road.grounding import GROUNDINGS
+
+    return next(g for g in GROUNDINGS if g != entry["grounding"])
+
+
+def _drop_option(key):
+    return set_manifest(lambda m: m["options"].pop(key))
+
+
+# The checker's own attack: numbers of the wrong kind (complex, whole, true/false) where
+# floating-point ones are expected, JSON numbers past any float, manifest fields only a
+# reader used, the manifest's grounding, camera.npz's values, a track listed twice.
+TYPE_DAMAGE = {
+    "a complex depth factor": (set_track("world_depth_factor", lambda a: np.array(1 + 1j)),
+                               "world_depth_factor holds complex128 values, not floating-point numbers"),
+    "a complex fps": (set_track("fps", lambda a: a + 1j), "fps holds complex128 values, not floating-point numbers"),
+    "a complex track id": (set_track("track_id", lambda a: a + 1j), "track_id holds complex128 values, not whole numbers"),
+    "complex intrinsics": (set_track("intrinsics", lambda a: a.astype(np.complex64)),
+                           "intrinsics holds complex64 values, not floating-point numbers"),
+    "a whole-number depth factor": (set_track("world_depth_factor", lambda a: np.array(1)),
+                                    "world_depth_factor holds int64 values, not floating-point numbers"),
+    "a true/false depth factor": (set_track("world_depth_factor", lambda a: np.array(True)),
+                                  "world_depth_factor holds bool values, not floating-point numbers"),
+    "a body_pose of whole numbers": (set_track("body_pose", lambda a: a.astype(np.int32)),
+                                     "body_pose holds int32 values, not floating-point numbers"),
+    "times of whole numbers": (set_track("times", lambda a: a.astype(np.int64)),
+                               "times holds int64 values, not floating-point numbers"),
+    "a video fps of 10**400": (set_manifest(lambda m: m["video"].__setitem__("fps", 10**400)),
+                               "video.fps is 1000000000"),
+    "a focal of 10**400": (set_manifest(lambda m: m["intrinsics"].__setitem__("focal", 10**400)),
+                           "not a positive number of pixels"),
+    "a focal of true": (set_manifest(lambda m: m["intrinsics"].__setitem__("focal", True)),
+                        "the focal length is true, not a positive number of pixels"),
+    "a video fps of true": (set_manifest(lambda m: m["video"].__setitem__("fps", True)),
+                            "video.fps is true, not a positive number"),
+    "a huge matrix entry": (set_manifest(lambda m: m["intrinsics"]["matrix"][0].__setitem__(2, 10**400)),
+                            "intrinsics.matrix[0][2] is 1000"),
+    "no start_frame": (_drop_option("start_frame"), "options.start_frame is null, not a whole number >= 0"),
+    "an end_frame in text": (set_manifest(lambda m: m["options"].__setitem__("end_frame", "abc")),
+                             "options.end_frame is \"abc\", not a whole number"),
+    "a stride of 10**400": (set_manifest(lambda m: m["options"].__setitem__("stride", 10**400)),
+                            "options.stride is 1000"),
+    "mirrored in text": (set_manifest(lambda m: m["video"].__setitem__("mirrored", "no")),
+                         "video.mirrored is \"no\", not true or false"),
+    "frames_in_file in text": (set_manifest(lambda m: m["video"].__setitem__("frames_in_file", "20")),
+                               "video.frames_in_file is \"20\", not a whole number >= 0"),
+    "a grounding of 5": (set_manifest(lambda m: m["tracks"][0].__setitem__("grounding", 5)),
+                         "tracks[0].grounding is 5, not one of contacts, ray, network"),
+    "a depth_factor in text": (set_manifest(lambda m: m["tracks"][0].__setitem__("depth_factor", "x")),
+                               "tracks[0].depth_factor is \"x\", not a positive number"),
+    "a grounding the track file does not hold": (
+        set_manifest(lambda m: m["tracks"][0].__setitem__("grounding", _other_grounding(m["tracks"][0]))),
+        "the grounding of tracks/0.npz is \""),
+    "a depth_factor the track file does not hold": (
+        set_manifest(lambda m: m["tracks"][0].__setitem__("depth_factor", 1.7)),
+        "the depth_factor of tracks/0.npz is 1.7, but the file's world_depth_factor is"),
+    "an infinite camera height": (set_camera("camera_height", lambda a: np.array(np.inf)),
+                                  "camera.npz: camera_height holds 1 infinite value(s)"),
+    "a camera model of warp": (set_camera("model", lambda a: np.array("warp")),
+                               "camera.npz: model is \"warp\", not one of auto, static, rotating, moving"),
+    "decreasing camera times": (set_camera("times", lambda a: a[::-1].copy()), "camera.npz: its times decrease"),
+    "decreasing track times": (set_track("times", lambda a: a[::-1].copy()), "tracks/0.npz: its times decrease"),
+    "a track listed twice": (set_manifest(lambda m: m["tracks"].append(dict(m["tracks"][0]))),
+                             "tracks lists npz \"tracks/0.npz\" twice"),
+    "a track listed twice by another path": (
+        set_manifest(lambda m: m["tracks"].append({**m["tracks"][0], "npz": "./tracks/0.npz"})),
+        "tracks lists npz \"tracks/0.npz\" twice"),
+    "a track id listed twice": (set_manifest(lambda m: m["tracks"].append({**m["tracks"][0], "npz": "tracks/x.npz"})),
+                                "lists track_id"),
+}
+
+
 @pytest.fixture(scope="module")
 def body(smpl_files, tmp_path_factory):
     from strcli.body.smpl import Body
@@ -407,9 +481,21 @@ def body(smpl_files, tmp_path_factory):
 def test_export_and_view_refuse_each_kind_of_damaged_world_with_one_line(done, tmp_path, body, damage):
     """One check (`check_output`) for the world too: export (in-process CLI) and the viewer's
     Scene refuse the folder, exit 2, with the same one line; nothing is written."""
+    refused_by_check_export_and_view(done, tmp_path, body, *WORLD_DAMAGE[damage])
+
+
+@pytest.mark.parametrize("damage", sorted(TYPE_DAMAGE))
+def test_export_and_view_refuse_numbers_of_the_wrong_kind_and_unchecked_fields(done, tmp_path, body, damage):
+    """Every number the check reads is of its kind before it is converted (a complex value was
+    a TypeError traceback, 10**400 in the manifest an OverflowError), every manifest field a
+    reader uses is checked (a missing start_frame was render's KeyError), the manifest's
+    grounding agrees with the track file's: one line, exit 2, naming the problem."""
+    refused_by_check_export_and_view(done, tmp_path, body, *TYPE_DAMAGE[damage])
+
+
+def refused_by_check_export_and_view(done, tmp_path, body, change, words):
     from strcli.view.viewer import Scene
 
-    change, words = WORLD_DAMAGE[damage]
     folder = damaged_copy(done, tmp_path, change)
     with pytest.raises(DamagedOutput) as info:
         check_output(folder)
@@ -474,6 +560,61 @@ def test_render_export_and_view_refuse_a_damaged_folder_with_one_line(done, tmp_
                           env={**os.environ, "STRCLI_CACHE_DIR": str(tmp_path / "cache")})
     assert view.returncode == 2, view.stderr
     assert "body_pose holds 1 NaN" in view.stderr and "Traceback" not in view.stderr
+
+
+@pytest.mark.parametrize("damage", ["a complex depth factor", "a complex fps", "no start_frame", "a video fps of 10**400"])
+def test_render_refuses_damage_it_used_to_crash_on_with_one_line(done, tmp_path, damage):
+    """render read fields the check did not (start_frame, end_frame) and converted complex
+    values to float: a KeyError or TypeError traceback, exit 1, or Python's words."""
+    folder = damaged_copy(done, tmp_path, TYPE_DAMAGE[damage][0])
+    result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(done["smpl"]), "--device", "cpu",
+                                 "--quiet"])
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert TYPE_DAMAGE[damage][1] in line and "Error" not in line, line
+
+
+def test_a_folder_without_the_optional_fields_passes_with_the_readers_defaults(done, tmp_path):
+    """A manifest without stride (or the video's fps, rotation, mirrored; an older strcli's)
+    passes, and the readers get the defaults of MANIFEST_DEFAULTS: render drew without
+    stride a KeyError."""
+    from strcli.road.output_check import MANIFEST_DEFAULTS
+
+    def older(folder, manifest):
+        for section, defaults in MANIFEST_DEFAULTS.items():
+            for key in defaults:
+                manifest[section].pop(key, None)
+        for entry in manifest["tracks"]:
+            entry["grounding"] = entry["depth_factor"] = None
+        set_manifest(lambda m: None)(folder, manifest)
+    folder = damaged_copy(done, tmp_path, older)
+    checked = check_output(folder).manifest
+    assert checked["options"]["stride"] == 1 and checked["video"]["mirrored"] is False
+    assert checked["options"]["start_frame"] == 0
+    result = runner.invoke(app, ["render", str(folder), "--smpl-dir", str(done["smpl"]), "--device", "cpu",
+                                 "--no-video", "--frames", "0", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (folder / "frames" / "000000.png").is_file()
+
+
+@pytest.mark.parametrize("damage", ["a complex fps", "no start_frame"])
+def test_a_rerun_redoes_a_folder_damaged_past_the_old_check(done, tmp_path, monkeypatch, damage):
+    """A rerun of the same video checked the folder with float() of a complex fps (a
+    TypeError traceback) or skipped a folder without start_frame (then render's KeyError):
+    now it is redone."""
+    root = tmp_path / "out"
+    folder = damaged_copy(done, tmp_path, TYPE_DAMAGE[damage][0])
+    args = [*done["args"]]
+    args[args.index("-o") + 1] = str(root)
+    for key, value in done["env"].items():
+        monkeypatch.setenv(key, value)
+    redone = runner.invoke(app, args)
+    assert redone.exit_code == 0, redone.output
+    assert json.loads(redone.stdout)[0]["status"] == "done"
+    checked = check_output(folder)
+    assert checked.manifest["options"]["start_frame"] == 0
+    with np.load(checked.track_files[0]) as data:
+        assert data["fps"].dtype == np.float64
 
 
 def test_a_skipped_rerun_redoes_a_damaged_folder_and_sweeps_dead_partials(done, tmp_path, monkeypatch):

@@ -67,7 +67,7 @@ def world_available(folder: Path, manifest: dict) -> tuple[CameraPath | None, st
     if "world" not in manifest and manifest["tracks"]:
         return None, f"{manifest['tracks'][0]['npz']} has no world keys (made by a strcli older than the world stage)"
     with reading_output(folder):
-        fps = float(manifest.get("video", {}).get("fps") or 0.0)
+        fps = float(manifest["video"]["fps"] or 0.0)
         path = CameraPath.load(folder / CAMERA_FILE, fps)
     if path is None:
         why = "is missing" if not (folder / CAMERA_FILE).is_file() else "is not in a world (no person in the video)"
@@ -114,7 +114,7 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note:
             warning = f"{folder.name}: {why}: written in the camera frame (--frame camera), without a floor."
     manifest, tracks = load_tracks(folder, body, frame, manifest)
     with reading_output(folder):
-        step = int(manifest["options"].get("stride", 1))
+        step = int(manifest["options"]["stride"])
         cam = manifest["intrinsics"]
         intrinsics = Intrinsics(float(cam["focal"]), int(cam["width"]), int(cam["height"]))
     glb, bvh = None, []
@@ -145,10 +145,10 @@ def _write_blender(python: Path, folder: Path, glb: Path, manifest: dict, tracks
     """`<stem>.fbx` / `<stem>.blend` from the written .glb through Blender, each made under a
     hidden temporary name and renamed when complete."""
     with reading_output(folder):
-        video = manifest.get("video", {})
-        rate = float(video.get("fps") or (tracks[0][0].fps if tracks else 30.0))
-        path = video.get("path")
-        frames_in_file = int(video.get("frames_in_file") or 0)
+        video = manifest["video"]
+        rate = float(video["fps"] or (tracks[0][0].fps if tracks else 30.0))
+        path = video["path"]
+        frames_in_file = int(video["frames_in_file"] or 0)
     end = max([float(t.times[-1]) for t, _ in tracks]
               + ([float(camera_path.times[-1])] if camera_path is not None else []),
               default=0.0)

@@ -8,6 +8,9 @@ A folder `strcli reconstruct` wrote holds `manifest.json` and, per track (and pe
 without a word or end in a traceback far away; `check_output` reads the whole folder once
 and refuses it with one line (UsageError, exit 2, the "damaged strcli output" line of
 `strcli.road.outputs.reading_output`). numpy only: no torch.
+
+Size (over 500 lines): one check of every file of a folder (manifest, tracks, camera.npz)
+and its few number helpers, kept in one place so that every reader relies on the same one.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 
 from strcli.config import (
     CAMERA_FILE,
+    CAMERA_MODELS,
     MANIFEST,
     SMPL_BETAS,
     SMPL_BODY_JOINTS,
@@ -40,6 +44,7 @@ MAX_ROTATION = 4 * math.pi  # radians, |axis-angle|
 MAX_BETA = 100.0  # SMPL shape coefficients, in standard deviations (real ones: a few)
 MAX_TRANSLATION = 1e5  # metres
 MAX_PIXELS = 1e8  # 2D joints and boxes, pixels
+MAX_WHOLE = 2**53  # the manifest's whole numbers (frames, sizes, ids): exact as a float
 
 # Each array of tracks/<id>.npz: its shape (N = the track's frames) and whether it must be there.
 _ARRAYS: dict[str, tuple[tuple[int | str, ...], bool]] = {
@@ -57,8 +62,9 @@ _ARRAYS: dict[str, tuple[tuple[int | str, ...], bool]] = {
     "world_grounding": ((), False), "world_depth_factor": ((), False),
 }
 _TRACK_TEXT = ("world_grounding",)  # text, not numbers
+_TRACK_INTEGERS = ("frames", "image_size", "track_id")  # whole numbers; the rest are floats but:
+_TRACK_BOOLS = {"foot_contacts": (bool,), "box_interpolated": (bool, np.integer)}  # true/false (or 0/1)
 WORLD_KEYS = ("world_global_orient", "world_transl", "world_joints3d", "foot_contacts")
-_FLOATS = ("world_global_orient", "world_transl", "world_joints3d", "world_body_pose")  # written as float32
 _ROTATIONS = ("global_orient", "body_pose", "world_body_pose", "world_global_orient")  # axis-angle: bounded per joint
 _BOUNDS = {"global_orient": MAX_ROTATION, "body_pose": MAX_ROTATION, "world_body_pose": MAX_ROTATION,
            "world_global_orient": MAX_ROTATION, "betas": MAX_BETA, "transl": MAX_TRANSLATION,
@@ -75,7 +81,20 @@ _CAMERA: dict[str, tuple[tuple[int | str, ...], bool]] = {
     "world_origin": ((3,), False), "floor_source": ((), False),
 }
 _CAMERA_TEXT = ("model", "frame", "requested", "scale_source", "floor_source")
-_CAMERA_NAN = ("camera_height",)  # NaN: no camera height (not a moving camera)
+_CAMERA_NAN = ("camera_height",)  # NaN: no camera height (not a moving camera); never infinite
+_CAMERA_INTEGERS = ("frames", "image_size")
+_CAMERA_MODEL_KEYS = ("model", "requested")  # one of CAMERA_MODELS
+
+# The manifest fields a reader may find absent (a folder of an older strcli) and the value
+# it then means: `check_output` returns the manifest with them filled in, so the readers
+# (render, export, view) index it and hold no default of their own.
+MANIFEST_DEFAULTS: dict[str, dict[str, Any]] = {
+    "options": {"stride": 1},
+    "video": {"fps": None, "width": None, "height": None, "frames_in_file": None, "duration": None,
+              "rotation": 0, "mirrored": False, "path": None},
+    "counts": {"timestamps_mended": 0},
+}
+DEPTH_FACTOR_DIGITS = 4  # the manifest's `depth_factor`: the track file's, rounded (strcli.road.outputs)
 
 
 class DamagedOutput(UsageError):
@@ -111,6 +130,7 @@ def check_output(folder: Path) -> CheckedOutput:
     if not isinstance(manifest, dict):
         raise damaged(folder, f"{MANIFEST} holds a {type(manifest).__name__}, not an object")
     size = _check_manifest(folder, manifest)
+    manifest = _with_defaults(manifest)
     files: list[Path] = []
     frames: list[np.ndarray] = []
     sets = [(".", manifest["tracks"])] + [(m["folder"], m["tracks"]) for m in manifest.get("models") or []]
@@ -119,6 +139,7 @@ def check_output(folder: Path) -> CheckedOutput:
             path = _inside(folder, place, entry["npz"])
             arrays = _check_track(folder, path, entry, size)
             _check_world_keys(folder, path, arrays, "world" in manifest)
+            _check_recorded_grounding(folder, path, arrays, entry)
             files.append(path)
             frames.append(arrays["frames"])
     if "world" in manifest:
@@ -138,11 +159,6 @@ def _check_world_keys(folder: Path, path: Path, arrays: dict[str, np.ndarray], w
     if not world and (present or any(key in arrays for key in ("world_body_pose",) + _GROUNDING_KEYS)):
         raise damaged(folder, f"{name} holds world keys, though {MANIFEST} records no world (no `world` section)")
     _check_grounding(folder, name, arrays)
-    for key in _FLOATS:
-        if key in arrays and not np.issubdtype(arrays[key].dtype, np.floating):
-            raise damaged(folder, f"{name}: {key} holds {arrays[key].dtype} values, not floating-point numbers")
-    if world and arrays["foot_contacts"].dtype != bool:
-        raise damaged(folder, f"{name}: foot_contacts holds {arrays['foot_contacts'].dtype} values, not true/false")
 
 
 _GROUNDING_KEYS = ("world_grounding", "world_depth_factor")
@@ -151,7 +167,7 @@ _GROUNDING_KEYS = ("world_grounding", "world_depth_factor")
 def _check_grounding(folder: Path, name: Path, arrays: dict[str, np.ndarray]) -> None:
     """world_grounding and world_depth_factor (docs/world.md), both or neither (a folder written before
     them has neither): a method of GROUNDINGS, and a factor that is 1 unless the method is
-    "ray", within DEPTH_FACTOR_RANGE."""
+    "ray", within DEPTH_FACTOR_RANGE (their types: `_check_track`)."""
     present = [key for key in _GROUNDING_KEYS if key in arrays]
     if len(present) == 1:
         lacking = next(key for key in _GROUNDING_KEYS if key not in arrays)
@@ -162,10 +178,36 @@ def _check_grounding(folder: Path, name: Path, arrays: dict[str, np.ndarray]) ->
     if method not in GROUNDINGS:
         raise damaged(folder, f"{name}: world_grounding is {_shown(method)}, not one of {', '.join(GROUNDINGS)}")
     low, high = DEPTH_FACTOR_RANGE
-    if not np.issubdtype(arrays["world_depth_factor"].dtype, np.floating) or not low <= factor <= high or \
-            method != "ray" and factor != 1.0:
+    if not low <= factor <= high or method != "ray" and factor != 1.0:
         raise damaged(folder, f"{name}: world_depth_factor is {factor:g} for world_grounding {_shown(method)} "
                               f"(1 unless \"ray\", then within {low:g}-{high:g})")
+
+
+def _check_recorded_grounding(folder: Path, path: Path, arrays: dict[str, np.ndarray], entry: dict[str, Any]) -> None:
+    """The manifest entry's `grounding` and `depth_factor` (docs/world.md; their types:
+    `_check_track_list`) against the track file's world_grounding and its world_depth_factor
+    rounded to DEPTH_FACTOR_DIGITS. Absent or null in the manifest, or absent from the file
+    (folders written before them, a track without a world), there is nothing to compare."""
+    if "world_grounding" not in arrays:  # `_check_grounding`: then world_depth_factor is absent too
+        return
+    name = path.relative_to(folder)
+    recorded, written = entry.get("grounding"), str(arrays["world_grounding"])
+    if recorded is not None and recorded != written:
+        raise damaged(folder, f"{MANIFEST}: the grounding of {name} is {_shown(recorded)}, "
+                              f"but the file's world_grounding is {_shown(written)}")
+    factor = entry.get("depth_factor")
+    written_factor = float(arrays["world_depth_factor"])
+    if factor is not None and abs(factor - round(written_factor, DEPTH_FACTOR_DIGITS)) > 10.0 ** -DEPTH_FACTOR_DIGITS:
+        raise damaged(folder, f"{MANIFEST}: the depth_factor of {name} is {factor:g}, "
+                              f"but the file's world_depth_factor is {written_factor:g}")
+
+
+def _with_defaults(manifest: dict[str, Any]) -> dict[str, Any]:
+    """`manifest` with the absent fields of MANIFEST_DEFAULTS filled in (a copy)."""
+    filled = dict(manifest)
+    for section, defaults in MANIFEST_DEFAULTS.items():
+        filled[section] = {**defaults, **manifest[section]}
+    return filled
 
 
 def _check_camera(folder: Path, manifest: dict[str, Any], track_frames: np.ndarray) -> None:
@@ -199,21 +241,19 @@ def _check_camera(folder: Path, manifest: dict[str, Any], track_frames: np.ndarr
         if key in _CAMERA_TEXT:
             if value.dtype.kind != "U":
                 raise damaged(folder, f"{CAMERA_FILE}: {key} holds {value.dtype} values, not text")
+            if key in _CAMERA_MODEL_KEYS and str(value) not in CAMERA_MODELS:
+                raise damaged(folder, f"{CAMERA_FILE}: {key} is {_shown(str(value))}, "
+                                      f"not one of {', '.join(CAMERA_MODELS)}")
             continue
-        number = np.issubdtype(value.dtype, np.integer) if key in ("frames", "image_size") else \
-            np.issubdtype(value.dtype, np.floating)
-        if not number:
-            kind = "whole numbers" if key in ("frames", "image_size") else "floating-point numbers"
-            raise damaged(folder, f"{CAMERA_FILE}: {key} holds {value.dtype} values, not {kind}")
-        if key not in _CAMERA_NAN and not np.isfinite(value).all():
-            bad = int(np.count_nonzero(~np.isfinite(value)))
-            raise damaged(folder, f"{CAMERA_FILE}: {key} holds {bad} NaN or infinite value(s)")
+        _check_numbers(folder, CAMERA_FILE, key, value, (np.integer,) if key in _CAMERA_INTEGERS else (np.floating,),
+                       nan=key in _CAMERA_NAN)
     processed = manifest["counts"]["frames_processed"]
     if p != processed:
         raise damaged(folder, f"{CAMERA_FILE} holds {p} frames, {MANIFEST} says {processed} were processed")
     frames = arrays["frames"]
     if p and (frames.min() < 0 or (np.diff(frames) <= 0).any()):
         raise damaged(folder, f"{CAMERA_FILE}: its frame indices are not increasing whole numbers >= 0")
+    _check_times(folder, CAMERA_FILE, arrays["times"])
     absent = np.setdiff1d(track_frames, frames)
     if absent.size:
         raise damaged(folder, f"{CAMERA_FILE} has no row for frame {int(absent[0])} of the tracks "
@@ -223,8 +263,8 @@ def _check_camera(folder: Path, manifest: dict[str, Any], track_frames: np.ndarr
     if tuple(int(v) for v in arrays["image_size"]) != size:
         raise damaged(folder, f"{CAMERA_FILE}: image size {tuple(int(v) for v in arrays['image_size'])}, "
                               f"{MANIFEST} says {size}")
-    matrix = cam.get("matrix")
-    expected = np.asarray(matrix, np.float64) if isinstance(matrix, list) and np.shape(matrix) == (3, 3) else \
+    matrix = cam.get("matrix")  # checked by `_check_manifest`: None or 3x3 numbers
+    expected = np.asarray(matrix, np.float64) if matrix is not None else \
         np.array([[cam["focal"], 0, size[0] / 2], [0, cam["focal"], size[1] / 2], [0, 0, 1]], np.float64)
     if not np.allclose(arrays["intrinsics"], expected, rtol=1e-5, atol=1e-3):
         raise damaged(folder, f"{CAMERA_FILE}: its intrinsics (focal {float(arrays['intrinsics'][0, 0]):.6g}) "
@@ -260,7 +300,9 @@ def _check_rotations(folder: Path, key: str, mats: np.ndarray) -> None:
 
 
 def _check_manifest(folder: Path, manifest: dict[str, Any]) -> tuple[int, int]:
-    """The manifest's own fields that the readers use; returns the image (width, height)."""
+    """Every field of the manifest a reader uses (render, export, view: `input`, `options`,
+    `intrinsics`, `counts`, `video`, the track lists); those of MANIFEST_DEFAULTS may be
+    absent. Returns the image (width, height)."""
     def need(mapping: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
         value = mapping.get(key) if isinstance(mapping, Mapping) else None
         if not isinstance(value, kind) or isinstance(value, bool) and bool not in _tuple(kind):
@@ -271,21 +313,40 @@ def _check_manifest(folder: Path, manifest: dict[str, Any]) -> tuple[int, int]:
         need(manifest, key, dict, "")
     need(manifest["input"], "path", str, "input.")
     cam = manifest["intrinsics"]
-    focal = need(cam, "focal", (int, float), "intrinsics.")
-    if not math.isfinite(focal) or focal <= 0:
-        raise damaged(folder, f"{MANIFEST}: the focal length is {focal}, not a positive number of pixels")
-    width, height = need(cam, "width", int, "intrinsics."), need(cam, "height", int, "intrinsics.")
-    if width <= 0 or height <= 0:
-        raise damaged(folder, f"{MANIFEST}: the image size is {width}x{height}")
-    stride = manifest["options"].get("stride", 1)
-    if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
-        raise damaged(folder, f"{MANIFEST}: options.stride is {_shown(stride)}, not a whole number >= 1")
-    processed = need(manifest["counts"], "frames_processed", int, "counts.")
-    if processed < 0:
-        raise damaged(folder, f"{MANIFEST}: counts.frames_processed is {processed}")
-    fps = manifest["video"].get("fps")
-    if fps is not None and (not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0):
-        raise damaged(folder, f"{MANIFEST}: video.fps is {_shown(fps)}, not a positive number")
+    _json_number(folder, cam.get("focal"), "the focal length", "a positive number of pixels")
+    width = _json_int(folder, cam.get("width"), "intrinsics.width", 1)
+    height = _json_int(folder, cam.get("height"), "intrinsics.height", 1)
+    if cam.get("matrix") is not None:
+        matrix = cam["matrix"]
+        if not isinstance(matrix, list) or len(matrix) != 3 or \
+                any(not isinstance(row, list) or len(row) != 3 for row in matrix):
+            raise damaged(folder, f"{MANIFEST}: intrinsics.matrix is {_shown(matrix)}, not 3x3 numbers")
+        for i, row in enumerate(matrix):
+            for j, value in enumerate(row):
+                _json_number(folder, value, f"intrinsics.matrix[{i}][{j}]", "a number", positive=False)
+    options = {**MANIFEST_DEFAULTS["options"], **manifest["options"]}
+    _json_int(folder, options["stride"], "options.stride", 1)
+    start = _json_int(folder, options.get("start_frame"), "options.start_frame")
+    if "end_frame" not in options:  # null: to the video's end
+        raise damaged(folder, f"{MANIFEST}: options lacks end_frame")
+    if options["end_frame"] is not None:
+        _json_int(folder, options["end_frame"], "options.end_frame", start + 1)
+    counts = {**MANIFEST_DEFAULTS["counts"], **manifest["counts"]}
+    _json_int(folder, counts.get("frames_processed"), "counts.frames_processed")
+    _json_int(folder, counts["timestamps_mended"], "counts.timestamps_mended")
+    video = {**MANIFEST_DEFAULTS["video"], **manifest["video"]}
+    for key, check in (("fps", lambda v, w: _json_number(folder, v, w)),
+                       ("width", lambda v, w: _json_int(folder, v, w, 1)),
+                       ("height", lambda v, w: _json_int(folder, v, w, 1)),
+                       ("frames_in_file", lambda v, w: _json_int(folder, v, w)),
+                       ("duration", lambda v, w: _json_number(folder, v, w, "a number >= 0", False, 0.0)),
+                       ("rotation", lambda v, w: _json_number(folder, v, w, "a number", False))):
+        if video[key] is not None:
+            check(video[key], f"video.{key}")
+    if not isinstance(video["mirrored"], bool):
+        raise damaged(folder, f"{MANIFEST}: video.mirrored is {_shown(video['mirrored'])}, not true or false")
+    if video["path"] is not None and not isinstance(video["path"], str):
+        raise damaged(folder, f"{MANIFEST}: video.path is {_shown(video['path'])}, not a string")
     _check_track_list(folder, manifest.get("tracks"), "tracks")
     models = manifest.get("models") or []
     if not isinstance(models, list):
@@ -298,14 +359,29 @@ def _check_manifest(folder: Path, manifest: dict[str, Any]) -> tuple[int, int]:
 
 
 def _check_track_list(folder: Path, tracks: Any, where: str) -> None:
+    """A list of track entries (`TrackSummary`): npz, track_id and frames of the right types,
+    each id and each file once (a track listed twice would be drawn and exported twice), and
+    `grounding` / `depth_factor` null or of their types (their values: `_check_recorded_grounding`)."""
     if not isinstance(tracks, list):
         raise damaged(folder, f"{MANIFEST}: {where} is {_shown(tracks)}, not a list")
+    seen: dict[str, set[Any]] = {"npz": set(), "track_id": set()}
     for k, entry in enumerate(tracks):
         if not isinstance(entry, dict):
             raise damaged(folder, f"{MANIFEST}: {where}[{k}] is {_shown(entry)}, not an object")
-        for key, kind in (("npz", str), ("track_id", int), ("frames", int)):
-            if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
-                raise damaged(folder, f"{MANIFEST}: {where}[{k}].{key} is {_shown(entry.get(key))}")
+        if not isinstance(entry.get("npz"), str):
+            raise damaged(folder, f"{MANIFEST}: {where}[{k}].npz is {_shown(entry.get('npz'))}, not a string")
+        _json_int(folder, entry.get("track_id"), f"{where}[{k}].track_id")
+        _json_int(folder, entry.get("frames"), f"{where}[{k}].frames")
+        for key, value in (("npz", str(Path(entry["npz"]))), ("track_id", entry["track_id"])):
+            if value in seen[key]:
+                raise damaged(folder, f"{MANIFEST}: {where} lists {key} {_shown(value)} twice")
+            seen[key].add(value)
+        grounding = entry.get("grounding")
+        if grounding is not None and grounding not in GROUNDINGS:
+            raise damaged(folder, f"{MANIFEST}: {where}[{k}].grounding is {_shown(grounding)}, "
+                                  f"not one of {', '.join(GROUNDINGS)}")
+        if entry.get("depth_factor") is not None:
+            _json_number(folder, entry["depth_factor"], f"{where}[{k}].depth_factor", "a positive number")
 
 
 def _inside(folder: Path, place: str, relative: str) -> Path:
@@ -341,19 +417,17 @@ def _check_track(folder: Path, path: Path, entry: dict[str, Any], size: tuple[in
             if value.dtype.kind != "U":
                 raise damaged(folder, f"{name}: {key} holds {value.dtype} values, not text")
             continue
-        if not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
-            raise damaged(folder, f"{name}: {key} holds {value.dtype} values, not numbers")
-        if np.issubdtype(value.dtype, np.inexact) and not np.isfinite(value).all():
-            bad = int(np.count_nonzero(~np.isfinite(value)))
-            raise damaged(folder, f"{name}: {key} holds {bad} NaN or infinite value(s)")
+        kinds = (np.integer,) if key in _TRACK_INTEGERS else _TRACK_BOOLS.get(key, (np.floating,))
+        _check_numbers(folder, str(name), key, value, kinds)
     if n == 0:
         raise damaged(folder, f"{name} holds no frames")
     if n != entry["frames"]:
         raise damaged(folder, f"{name} holds {n} frames, {MANIFEST} says {entry['frames']}")
     if int(arrays["track_id"]) != entry["track_id"]:
         raise damaged(folder, f"{name} is track {int(arrays['track_id'])}, {MANIFEST} says {entry['track_id']}")
-    if not np.issubdtype(frames.dtype, np.integer) or frames.min() < 0 or (np.diff(frames) <= 0).any():
+    if frames.min() < 0 or (np.diff(frames) <= 0).any():
         raise damaged(folder, f"{name}: its frame indices are not increasing whole numbers >= 0")
+    _check_times(folder, str(name), arrays["times"])
     for key, bound in _BOUNDS.items():
         if key in arrays:
             value = arrays[key]
@@ -365,11 +439,58 @@ def _check_track(folder: Path, path: Path, entry: dict[str, Any], size: tuple[in
     if k[0, 0] <= 0 or k[1, 1] <= 0:
         raise damaged(folder, f"{name}: the focal length is {float(k[0, 0]):g}, not a positive number of pixels")
     if float(arrays["fps"]) <= 0:
-        raise damaged(folder, f"{name}: fps is {float(arrays['fps']):g}")
+        raise damaged(folder, f"{name}: fps is {float(arrays['fps']):g}, not a positive number")
     if tuple(int(v) for v in arrays["image_size"]) != size:
         raise damaged(folder, f"{name}: image size {tuple(int(v) for v in arrays['image_size'])}, "
                               f"{MANIFEST} says {size}")
     return arrays
+
+
+def _check_numbers(folder: Path, name: str, key: str, value: np.ndarray, kinds: tuple[type, ...],
+                   nan: bool = False) -> None:
+    """An array of `name` that must hold real numbers of `kinds` (np.floating: floating-point,
+    never complex, whole or true/false; np.integer: whole numbers; bool: true/false), finite
+    (`nan`: NaN allowed, meaning "not measured", but never infinite)."""
+    if not any(value.dtype == k if k is bool else np.issubdtype(value.dtype, k) for k in kinds):
+        words = {np.floating: "floating-point numbers", np.integer: "whole numbers", bool: "true/false"}
+        raise damaged(folder, f"{name}: {key} holds {value.dtype} values, not {words[kinds[0]]}")
+    if np.issubdtype(value.dtype, np.floating):
+        bad = int(np.count_nonzero(np.isinf(value) if nan else ~np.isfinite(value)))
+        if bad:
+            raise damaged(folder, f"{name}: {key} holds {bad} {'infinite' if nan else 'NaN or infinite'} value(s)")
+
+
+def _check_times(folder: Path, name: str, times: np.ndarray) -> None:
+    """Times in seconds that never go back (a repeated one, of an older strcli, is mended by the readers)."""
+    if (np.diff(times) < 0).any():
+        k = int(np.flatnonzero(np.diff(times) < 0)[0])
+        raise damaged(folder, f"{name}: its times decrease (row {k + 1}: {float(times[k + 1]):.6g} s "
+                              f"after {float(times[k]):.6g} s)")
+
+
+def _json_number(folder: Path, value: Any, where: str, what: str = "a positive number", positive: bool = True,
+                 low: float | None = None) -> float:
+    """A number of the manifest: a JSON integer or fraction, not true/false, finite as a float
+    (an integer of 400 digits is not), and > 0 when `positive`, >= `low` when given."""
+    number = math.nan
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+    if not math.isfinite(number) or positive and number <= 0 or low is not None and number < low:
+        raise damaged(folder, f"{MANIFEST}: {where} is {_shown(value)}, not {what}")
+    return number
+
+
+def _json_int(folder: Path, value: Any, where: str, low: int = 0) -> int:
+    """A whole number of the manifest: a JSON integer (not true/false, not 2.0) >= `low` and
+    at most MAX_WHOLE (a float holds it exactly; no frame count or size comes near)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise damaged(folder, f"{MANIFEST}: {where} is {_shown(value)}, not a whole number >= {low}")
+    if value > MAX_WHOLE:
+        raise damaged(folder, f"{MANIFEST}: {where} is {_shown(value)}, past any real value ({MAX_WHOLE:.3g})")
+    return value
 
 
 def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
@@ -382,5 +503,7 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # nan, inf: as Python and the focal's line write it
     text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
     return text if len(text) <= 40 else text[:37] + "..."

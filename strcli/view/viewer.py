@@ -87,7 +87,7 @@ class Scene:
             self.times = np.concatenate(times)[order]
         else:
             self.frames, self.times = np.zeros(0, np.int64), np.zeros(0)
-        self.fps = float(manifest["video"].get("fps") or 25.0) / int(manifest["options"].get("stride", 1))
+        self.fps = float(manifest["video"]["fps"] or 25.0) / int(manifest["options"]["stride"])
         self.frame: Frame = frame
         self.warning: str | None = None
         self.world: list[WorldMotion] = []
@@ -98,9 +98,9 @@ class Scene:
         self.depth = self._depth(folder, manifest)
         video = source_video(manifest["input"], source)
         # The rule of `probe` again: a manifest of an older strcli may record any angle.
-        rotation = upright_rotation(float(manifest["video"].get("rotation") or 0))[0]
-        mirrored = bool(manifest["video"].get("mirrored", False))
-        seekable = not manifest.get("counts", {}).get("timestamps_mended", 0)
+        rotation = upright_rotation(float(manifest["video"]["rotation"] or 0))[0]
+        mirrored = manifest["video"]["mirrored"]
+        seekable = not manifest["counts"]["timestamps_mended"]
         self.video = FrameSource(video, rotation, mirrored=mirrored, seekable=seekable) if video.is_file() else None
 
     def _read_world(self, folder: Path, manifest: dict) -> None:
