@@ -7,6 +7,7 @@ encoder's thread is also made to fail as FFmpeg does (an av.error.OSError with E
 """
 
 import errno
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -119,6 +120,33 @@ def test_export_on_a_full_disk_and_a_read_only_one(disk, reconstructed):
     assert "read-only" in one_line_exit_6(runner.invoke(app, export))
 
 
+def test_an_export_that_fails_partway_leaves_the_earlier_set(tmp_path, reconstructed, monkeypatch):
+    """The disk fills while the BVHs are written, after the .glb: exit 6, and no new .glb
+    beside the old BVHs (a first export: no file at all)."""
+    import strcli.export.bvh
+
+    run, smpl = reconstructed
+    out = tmp_path / "out"
+    assert run(out, "--mesh-format", "none").exit_code == 0
+    folder = out / "running"
+    export = ["export", str(folder), "--smpl-dir", str(smpl)]
+    original = strcli.export.bvh.bvh_text
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    reconstructed_only = sorted(folder.rglob("*"))
+    monkeypatch.setattr(strcli.export.bvh, "bvh_text", full)
+    assert "disk is full" in one_line_exit_6(runner.invoke(app, export))
+    assert sorted(folder.rglob("*")) == reconstructed_only  # no .glb, no bvh/
+    monkeypatch.setattr(strcli.export.bvh, "bvh_text", original)
+    assert runner.invoke(app, export).exit_code == 0
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    monkeypatch.setattr(strcli.export.bvh, "bvh_text", full)
+    assert "disk is full" in one_line_exit_6(runner.invoke(app, [*export, "--floor"]))  # another .glb
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before and leftovers(out) == []
+
+
 def test_reconstruct_on_a_full_disk_leaves_no_partial_folder(disk, reconstructed, monkeypatch):
     run, _ = reconstructed
     out = disk(600)  # the meshes (an OBJ is ~500 KB) do not fit
@@ -139,6 +167,18 @@ def test_reconstruct_into_a_read_only_folder(disk, reconstructed):
     disk.read_only(out)
     assert "read-only" in one_line_exit_6(run(out / "sub", "--mesh-format", "none")).lower()
     assert "read-only" in one_line_exit_6(run(out, "--mesh-format", "none")).lower()
+
+
+def test_a_finished_video_on_a_read_only_disk_is_skipped(disk, reconstructed):
+    """Nothing needs writing: the rerun skips it (exit 0); --overwrite, which must write, is exit 6."""
+    run, _ = reconstructed
+    out = disk(4096)
+    assert run(out, "--mesh-format", "none").exit_code == 0
+    disk.read_only(out)
+    result = run(out, "--mesh-format", "none", "--json")
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in json.loads(result.stdout)] == ["skipped"] and "error" not in result.stderr
+    assert "read-only" in one_line_exit_6(run(out, "--mesh-format", "none", "--overwrite")).lower()
 
 
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES])
@@ -188,6 +228,17 @@ def test_weights_fetch_on_a_full_disk_and_a_read_only_one(disk, tmp_path, monkey
         assert "disk is full" in line and list(full.iterdir()) == []
     finally:
         server.close()
+
+
+def test_make_test_smpl_on_a_full_disk_leaves_no_folder_it_made(disk):
+    full = disk(64)
+    disk.fill(full, leave_kb=4)  # the body (about a megabyte) does not fit
+    made = full / "new" / "smpl"
+    assert "disk is full" in one_line_exit_6(runner.invoke(app, ["weights", "make-test-smpl", str(made)]))
+    assert sorted(p.name for p in full.iterdir()) == ["filler"]  # neither new/ nor new/smpl/
+    (full / "mine").mkdir()  # a folder that was there stays
+    assert "disk is full" in one_line_exit_6(runner.invoke(app, ["weights", "make-test-smpl", str(full / "mine")]))
+    assert (full / "mine").is_dir() and list((full / "mine").iterdir()) == []
 
 
 def test_train_checkpoint_and_evaluate_json_on_a_full_disk(disk):

@@ -155,12 +155,17 @@ def test_a_killed_render_leaves_nothing_after_the_next_run(setup):
         stale[1].parent.mkdir()
         for path in stale:
             path.mkdir() if "." not in path.name.rsplit("-", 1)[-1] else path.write_bytes(b"x")
-        other_video = out / f".other.partial-{DEAD_PID}-abcdef"  # another video's: left to that video's run
+        (folder / "tracks" / f".0.npz.partial-{DEAD_PID}").write_bytes(b"x")  # inside a finished folder
+        stale.append(folder / "tracks" / f".0.npz.partial-{DEAD_PID}")
+        other_video = out / f".other.partial-{DEAD_PID}-abcdef"  # another video's, of a dead run: swept too
         other_video.mkdir()
+        stale.append(other_video)
+        other_live = out / f".other.partial-{live.pid}-abcdef"  # another video's, of a live run: kept
+        other_live.mkdir()
         result = runner.invoke(app, setup["render"])
         assert result.exit_code == 0, result.output
         assert not partial.exists() and not any(p.exists() for p in stale)
-        assert kept.exists() and other_video.exists()
+        assert kept.exists() and other_live.exists()
         assert frames_of(folder / "overlay.mp4") == 60
     finally:
         live.kill()

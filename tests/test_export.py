@@ -672,6 +672,19 @@ def test_export_command_rewrites_and_needs_smpl(exported, tmp_path):
     assert bad.exit_code == 2 and "unknown export format 'stl'" in bad.output
 
 
+def test_export_of_out_leaves_a_dead_runs_temporary_alone_and_sweeps_it(exported):
+    """A dead run's `.pedestrians.partial-*/` in OUT holds a manifest: `export OUT` exports
+    the video's folder only, never into the temporary, which the run sweeps."""
+    folder = _export_copy(exported, "leftover", "--format", "glb")
+    dead = folder.parent / ".pedestrians.partial-999999999-abcdef"
+    shutil.copytree(folder, dead)
+    (dead / "pedestrians.glb").unlink()
+    result = runner.invoke(app, ["export", str(folder.parent), "--format", "glb", "--smpl-dir", str(exported["smpl"])])
+    assert result.exit_code == 0, result.output
+    assert "partial" not in result.output and not dead.exists()
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["pedestrians"]
+
+
 def test_approximation_is_measured(exported):
     result = approximation_error(exported["arrays"], exported["tracks"][0])
     assert result.four_weights.max == 0 and result.vertices_over_four == 0  # this body has 2 weights a vertex
@@ -719,9 +732,15 @@ def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
     write_chumpy_pickle(make_smpl_arrays(seed=0, radii=HUMAN_RADII), smpl / "SMPL_NEUTRAL.pkl")
     port = free_port()
     env = {**os.environ, "STRCLI_CACHE_DIR": str(tmp_path / "cache")}
-    # No video frame on the frustum here, so that the body colours are the only colours.
-    view = subprocess.Popen([sys.executable, "-m", "strcli", "view", str(exported["folder"]), "--port", str(port),
-                             "--smpl-dir", str(smpl), "--video-file", str(tmp_path / "gone.avi"), "--paused"],
+    # No video frame on the frustum here, so that the body colours are the only colours: a copy
+    # whose recorded source is gone (a --video-file that does not exist is refused, exit 7).
+    folder = tmp_path / "out" / "pedestrians"
+    shutil.copytree(exported["folder"], folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["input"]["path"] = str(tmp_path / "gone.avi")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    view = subprocess.Popen([sys.executable, "-m", "strcli", "view", str(folder), "--port", str(port),
+                             "--smpl-dir", str(smpl), "--paused"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         url = None
@@ -909,6 +928,22 @@ def test_view_refuses_a_port_out_of_range_at_once(exported, tmp_path, port):
         view.kill()
     assert view.returncode == 2, output
     assert output.strip().splitlines() == [f"error: --port {port}: a port is 1-65535 (0: any free port)."]
+
+
+@pytest.mark.parametrize("video", ["gone.mp4", "running.mp4"])
+def test_view_checks_the_video_file_as_render_does(exported, tmp_path, assets, video):
+    """--video-file that does not exist, or another video (another size, rate and length):
+    one line and exit 7, as `render` refuses them, before anything is served."""
+    given = assets / "videos" / video if video == "running.mp4" else tmp_path / video
+    view = _view(exported["folder"], exported["smpl"], "--port", "0", "--video-file", str(given), env_dir=tmp_path)
+    try:
+        output, _ = view.communicate(timeout=60)  # it served anyway
+    finally:
+        view.kill()
+    assert view.returncode == 7, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    expected = "does not exist" if video == "gone.mp4" else "is not the video pedestrians was reconstructed from"
+    assert len(errors) == 1 and expected in errors[0] and "Traceback" not in output, output
 
 
 def test_view_refuses_a_port_in_use_with_one_line(exported, tmp_path):

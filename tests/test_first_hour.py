@@ -368,7 +368,8 @@ def _heavy_work_forbidden(monkeypatch):
     (["VIDEO", "--detections", "{tmp}/nodets.txt"], UsageError.exit_code, "--detections {tmp}/nodets.txt does not exist"),
     (["VIDEO", "--backbone", "{tmp}/spin.pt"], 3, "--backbone {tmp}/spin.pt does not exist"),
     (["VIDEO", "--checkpoint", "{tmp}/best.pt"], 3, "checkpoint {tmp}/best.pt does not exist"),
-    (["VIDEO", "-o", "{tmp}/file/out"], OutputError.exit_code, "is a file, not a folder"),
+    (["VIDEO", "-o", "{tmp}/file/out"], UsageError.exit_code, "-o {tmp}/file/out: {tmp}/file is a file, not a folder"),
+    (["VIDEO", "-o", "{tmp}/file"], UsageError.exit_code, "-o {tmp}/file: {tmp}/file is a file, not a folder"),
     ([], UsageError.exit_code, "no input videos given"),
 ])
 def test_a_bad_path_is_refused_before_any_model_or_detector(setup, tmp_path, monkeypatch, args, code, text):
@@ -397,6 +398,8 @@ def test_a_missing_video_is_refused_without_importing_torch(tmp_path):
     (["--start", "10", "--end", "5"], "--start 10 --end 5: no frame in between (--end is exclusive"),
     (["--start", "10", "--end", "10"], "--start 10 --end 10: no frame in between"),
     (["--start", "2s", "--end", "1.5s"], "--start 2s --end 1.5s: no frame in between"),
+    (["--end", "0"], "--end 0: no frame in between (--end is exclusive, so it must be after --start, 0 when not "
+                     "given). Pass an --end of 1 or more, or leave --end out"),
     (["--start", "abc"], "bad --start 'abc': use a frame number (120) or seconds (4.5s)."),
     (["--end", "2.5"], "bad --end '2.5': frame numbers are whole"),
     (["--stride", "0"], "--stride 0: must be at least 1."),
@@ -573,7 +576,10 @@ def test_a_video_another_process_is_writing_is_refused_before_any_model(setup, t
 def test_a_failed_run_removes_the_output_folder_it_made_when_empty(setup, tmp_path):
     result = setup["run"]("--start", 1000, out=tmp_path / "new" / "out")  # the clip has 180 frames
     assert result.exit_code == UsageError.exit_code, result.output
-    assert "no frame in the range --start 1000" in result.stderr
+    (line,) = result.stderr.strip().splitlines()  # refused before any model: the file says its length
+    assert line.startswith("error: running.mp4: --start 1000: no frame in that range; the video has 180 frames "
+                           "(0-179"), line
+    assert line.count("running.mp4") == 1 and "None" not in line and "Pass a --start below 180" in line
     assert not (tmp_path / "new").exists()
     (tmp_path / "mine").mkdir()  # a folder that was there before the run stays
     assert setup["run"]("--start", 1000, out=tmp_path / "mine").exit_code == UsageError.exit_code

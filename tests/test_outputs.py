@@ -70,6 +70,17 @@ def test_stale_partial_folders_of_dead_processes_are_removed(tmp_path):
     assert not stale.exists() and mine.exists()
 
 
+def test_a_scan_of_out_skips_temporaries_and_hidden_folders(tmp_path):
+    """render, export and view given OUT: a dead run's `.r5.partial-*/` (or `.r5.old-*/`)
+    holds a manifest too, and is no output."""
+    from strcli.road.outputs import output_folders
+
+    for name in ("r5", ".r5.partial-99999-abcdef", ".r5.old-99999-abcdef", ".hidden"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text("{}")
+    assert output_folders([tmp_path]) == [tmp_path / "r5"]
+
+
 def test_disk_errors_say_what_to_do(tmp_path):
     full = output_error(OSError(28, "No space left on device"), tmp_path / "x")
     assert isinstance(full, OutputError) and "disk is full" in str(full) and "-o" in str(full)

@@ -17,7 +17,7 @@ from strcli.body.smpl import Body
 from strcli.body.camera import Intrinsics, project
 from strcli.model.checkpoints import save_checkpoint
 from strcli.cli.main import app
-from strcli.utils.errors import MissingAssetError, OutputError, UsageError, VideoError
+from strcli.utils.errors import MissingAssetError, UsageError, VideoError
 from strcli.model import STR, MeanParams, STRConfig
 from strcli.road.reconstruct import ReconstructOptions, track_video
 from strcli.road.tracking import TrackingConfig
@@ -232,7 +232,7 @@ def test_ultralytics_path_with_an_untrained_yolo(workspace, assets, tmp_path):
     (["VIDEO", "--shard", "3/3"], UsageError.exit_code, "bad --shard"),
     (["VIDEO", "--mesh-format", "stl"], UsageError.exit_code, "--mesh-format"),
     (["VIDEO", "--end", "2.5"], UsageError.exit_code, "frame numbers are whole"),
-    (["VIDEO", "-o", "FILE"], OutputError.exit_code, "cannot write"),
+    (["VIDEO", "-o", "FILE"], UsageError.exit_code, "is a file, not a folder"),  # a bad argument, not a full disk
 ])
 def test_bad_input_gets_one_line_and_its_exit_code(workspace, assets, tmp_path, args, code, text):
     (tmp_path / "file").write_text("in the way")

@@ -421,6 +421,26 @@ def test_render_refuses_a_different_video(reconstructed, assets, tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_frames_the_output_lacks_are_refused_before_frames_is_touched(reconstructed, assets):
+    """`--frames 999` past a 5-frame output, or `--frames 1` between the frames --stride 2
+    kept: exit 2 naming the frames that exist, and the PNGs of an earlier render stay."""
+    run, smpl = reconstructed
+    folder = run(assets / "videos" / "running.mp4", assets / "detections" / "running.det.txt", "--end", 5,
+                 "--stride", 2)
+    render = ["render", str(folder), "--smpl-dir", str(smpl), "--device", "cpu", "--no-video", "-q"]
+    first = runner.invoke(app, [*render, "--frames", "2"])
+    assert first.exit_code == 0, first.output
+    before = sorted(p.name for p in (folder / "frames").iterdir())
+    assert before == ["000002.png"]
+    for asked in ("999", "1", "0,1,2"):
+        result = runner.invoke(app, [*render, "--frames", asked])
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: --frames {asked}: the output running has frames 0-4 (every 2nd)"), line
+        assert "--frames 0,2,4" in line
+        assert sorted(p.name for p in (folder / "frames").iterdir()) == before
+
+
 def test_render_reuses_the_smpl_file_the_manifest_records(reconstructed, assets):
     run, smpl = reconstructed
     folder = run(assets / "videos" / "running.mp4", assets / "detections" / "running.det.txt", "--end", 3)

@@ -145,7 +145,8 @@ def reconstruct(
     Real bodies today: `strcli reconstruct VIDEO --model tcmr` (the published TCMR weights).
     STR needs weights you train (`strcli train`, then --checkpoint); --untrained runs a random
     STR to test the pipeline (meaningless bodies)."""
-    from strcli.utils.errors import UsageError
+    from strcli.config import MANIFEST
+    from strcli.utils.errors import OutputError, UsageError
     from strcli.road.inputs import (Shard, check_detections, check_file, check_output_folder, find_videos,
                                missing_folders, remove_empty, run_problem, select_shard, video_problem)
     from strcli.road.options import (ModelSources, ReconstructOptions, parse_export_formats, parse_mesh_formats,
@@ -184,7 +185,11 @@ def reconstruct(
         find_smpl_file("neutral", smpl_dir)
     if detections is None:
         check_file(detector, "--detector", allow_suffix=".yaml")
-    check_output_folder(output)
+    try:
+        check_output_folder(output)
+        unwritable = None
+    except OutputError as err:  # read-only: finished videos are still skipped (skipping writes nothing)
+        unwritable = err
     created = missing_folders(output)  # removed at the end if the run leaves them empty
     try:
         paths = list(inputs or [])
@@ -194,6 +199,9 @@ def reconstruct(
         if sample is not None:  # downloaded with the weights (every missing file named at once)
             found.append(sample)
         candidates = select_shard(found, shard_spec)
+        if unwritable is not None and (overwrite or example or not candidates or any(
+                not (output / video.stem / MANIFEST).is_file() for video in candidates)):
+            raise unwritable  # a video to write: refused before any model loads
         if detections is not None and detections.is_file() and len(candidates) > 1:
             raise UsageError(f"--detections {detections} is one file for {len(candidates)} videos.",
                              "For several videos, pass a folder holding <video-stem>.det.txt files.")
@@ -203,7 +211,7 @@ def reconstruct(
             if video == sample and not video.exists():
                 continue  # not downloaded yet: checked once it is
             if video not in refused and (problem := run_problem(
-                    video, output, overwrite, detections, min_score=min_score)) is not None:
+                    video, output, overwrite, detections, min_score=min_score, start=start, end=end)) is not None:
                 refused[video] = problem
         videos = [v for v in candidates if v not in refused]
         for video in candidates:

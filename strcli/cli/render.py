@@ -44,7 +44,7 @@ def render(
 ) -> None:
     """Overlay videos (and PNGs) of the reconstructed bodies on their input videos, headless."""
     from strcli.utils.errors import UsageError
-    from strcli.road.inputs import output_folders, render_targets
+    from strcli.road.inputs import check_render_frames, output_folders, render_targets
     from strcli.road.options import check_device_name, check_render_values, parse_frames, parse_tracks
     from strcli.body.files import smpl_file_for_outputs
 
@@ -58,6 +58,7 @@ def render(
         raise UsageError("--video-file works with one output folder.", "Render the folders one at a time.")
     for folder in folders:  # a file or folder of the user's where one is written: refused before any work
         render_targets(folder, video, compare, bool(chosen_frames))
+        check_render_frames(folder, chosen_frames, frames)  # a frame the output lacks: frames/ stays as it is
     smpl_file, smpl_note = smpl_file_for_outputs(folders, smpl_dir)
     if smpl_note:
         print(f"warning: {smpl_note}", file=sys.stderr)

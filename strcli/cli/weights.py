@@ -112,6 +112,7 @@ def weights_make_test_smpl(
     """Write a generated SMPL-format test body (NOT SMPL: meaningless shapes) to try the pipeline without the SMPL file."""
     from strcli.utils.errors import UsageError
     from strcli.utils.locks import WholeFile
+    from strcli.road.inputs import missing_folders, remove_empty
     from strcli.body.generated import TEST_BODY_KEY, TEST_BODY_NOTE, write_test_body
     from strcli.body.files import SMPL_FILE_NAMES
     from strcli.weights.registry import weights_root
@@ -127,8 +128,13 @@ def weights_make_test_smpl(
         if present.is_file() and TEST_BODY_KEY.encode() not in present.read_bytes():
             raise UsageError(f"{present} is there already and is not a generated test body; strcli does not "
                              "replace an SMPL file with one.", "Choose another folder.")
-    with WholeFile(target) as tmp:
-        write_test_body(tmp)
+    created = missing_folders(folder)  # removed again if the write fails (a full disk): nothing is left
+    try:
+        with WholeFile(target) as tmp:
+            write_test_body(tmp)
+    except BaseException:
+        remove_empty(created)
+        raise
     print(target)
     print(f"warning: {target} is {TEST_BODY_NOTE}: use it to try the pipeline only (--smpl-dir {folder}).",
           file=sys.stderr)

@@ -41,8 +41,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from strcli.export.motion import SMPL_JOINT_NAMES, RestBody, TrackMotion
-from strcli.utils.locks import write_text_whole
-from strcli.road.outputs import output_error
+from strcli.utils.locks import WholeSet
 
 from strcli.config import BVH_DIR  # noqa: E402, F401 (re-exported)
 INFO_NAME = "info.json"
@@ -175,28 +174,27 @@ def bvh_files(folder: Path) -> dict[int, Path]:
 
 
 def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_step: int,
-              body_note: str = "") -> list[BVHInfo]:
+              body_note: str = "", files: WholeSet | None = None) -> list[BVHInfo]:
     """bvh/<stem>_<id>.bvh per track and bvh/info.json in `folder` (the stem: the folder's
-    name), each written under a hidden temporary name and renamed when complete; then the
-    files older strcli named `bvh/<id>.bvh` are removed, so each track has one file.
-    `body_note` (the generated test body's caveat) goes into each track's info.json entry,
-    as BVH has no place for a note."""
+    name), written as one set (`files`, or a set of their own): under hidden temporary names,
+    all renamed once every one is complete; then the files older strcli named `bvh/<id>.bvh`
+    are removed, so each track has one file. `body_note` (the generated test body's caveat)
+    goes into each track's info.json entry, as BVH has no place for a note."""
+    if files is None:
+        with WholeSet() as own:
+            return write_bvh(folder, tracks, frame_step, body_note, own)
     infos = []
     for track, rest in tracks:
         frame_time = frame_step / track.fps
         motion = sample_motion(track, rest, frame_time)
         relative = f"{BVH_DIR}/{bvh_name(folder.name, track.track_id)}"
-        write_text_whole(folder / relative, bvh_text(motion, rest, frame_time))
+        files.add(folder / relative).write_text(bvh_text(motion, rest, frame_time))
         infos.append(BVHInfo(track.track_id, relative, len(motion.times), frame_time, float(motion.times[0]),
                              motion.resampled, 1 + round(float(motion.times[0]) / frame_time),
                              frame=track.frame, axes=AXES[track.frame], body_model=body_note))
-    write_text_whole(folder / BVH_DIR / INFO_NAME, json.dumps([asdict(i) for i in infos], indent=2))
+    files.add(folder / BVH_DIR / INFO_NAME).write_text(json.dumps([asdict(i) for i in infos], indent=2))
     for track, _ in tracks:
-        legacy = folder / BVH_DIR / LEGACY_NAME.format(track_id=track.track_id)
-        try:
-            legacy.unlink(missing_ok=True)
-        except OSError as err:
-            raise output_error(err, legacy) from err
+        files.replaces(folder / BVH_DIR / LEGACY_NAME.format(track_id=track.track_id))
     return infos
 
 

@@ -58,7 +58,7 @@ from strcli.export.motion import (
     frame_runs,
 )
 from strcli.road.outputs import output_error
-from strcli.utils.locks import WholeFile
+from strcli.utils.locks import WholeFile, WholeSet
 
 LEGACY_GLB_NAME = "animation.glb"  # what older strcli named every video's scene; `glb_path` still finds it
 BOUNDS_VERTICES = 2  # unused vertices after SMPL's: the corners of `reach_box`
@@ -367,15 +367,23 @@ def _add_floor(gltf: gl.GLTF2, packer: _Packer, corners: np.ndarray) -> None:
     gltf.nodes.append(gl.Node(name="floor", mesh=len(gltf.meshes) - 1))
 
 
-def write_glb(gltf: gl.GLTF2, path: Path) -> Path:
+def write_glb(gltf: gl.GLTF2, path: Path, files: WholeSet | None = None) -> Path:
     """Write `gltf` as a .glb: to a hidden temporary name, renamed when complete; the scene
     older strcli wrote into the same folder (`animation.glb`) is then removed, so that one
-    scene of the video is left."""
+    scene of the video is left. With `files` (a set written all or none, `strcli export`'s),
+    the temporary is one of the set's and returned: the set renames it with the others."""
+    legacy = path.parent / LEGACY_GLB_NAME
+    if files is not None:
+        tmp = files.add(path, keep_suffix=True)  # .<stem>.partial-<pid>.glb: Blender reads it by its suffix
+        tmp.write_bytes(b"".join(gltf.save_to_bytes()))
+        if path.name != LEGACY_GLB_NAME:
+            files.replaces(legacy)
+        return tmp
     with WholeFile(path) as tmp:
         tmp.write_bytes(b"".join(gltf.save_to_bytes()))
     if path.name != LEGACY_GLB_NAME:
         try:
-            (path.parent / LEGACY_GLB_NAME).unlink(missing_ok=True)
+            legacy.unlink(missing_ok=True)
         except OSError as err:
             raise output_error(err, path) from err
     return path

@@ -5,7 +5,6 @@ shared conventions (axes, rest skeleton) in `motion`; what the formats approxima
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from strcli.export.blender import BLENDER_FORMATS, BlenderRequest, bpy_python, r
 from strcli.export.bvh import write_bvh
 from strcli.export.gltf import build_gltf, glb_name, write_glb
 from strcli.export.motion import CameraPath, RestBody, TrackMotion, rest_body
-from strcli.utils.locks import WholeFile, sweep_stale, video_lock
+from strcli.utils.locks import WholeSet, sweep_stale, video_lock
 from strcli.road.options import EXPORT_FORMATS, parse_export_formats as parse_formats  # noqa: F401 (re-exported)
 from strcli.road.inputs import export_targets
 from strcli.road.output_check import check_output
@@ -88,7 +87,8 @@ def export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note: 
     is written in the camera frame, without the floor, and the result's `warning` says why.
     Holds the video's lock (`strcli.utils.locks.video_lock`: BusyError, exit 9, while another
     process writes the folder); a full disk, a read-only folder or a permission error is an
-    OutputError (exit 6) and leaves no partial file."""
+    OutputError (exit 6). The files are one set, written all or none (`WholeSet`): a failure
+    leaves no partial file and no new file, and the folder's earlier export as it was."""
     export_targets(folder, formats)  # a folder of the user's as animation.glb, a file as bvh/: exit 2 first
     where = folder.absolute()
     with writing(folder / glb_name(folder.name)), video_lock(where.parent, where.name, "export"):
@@ -121,29 +121,37 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note:
     blender = [f for f in formats if f in BLENDER_FORMATS]
     python = bpy_python(tuple(blender)) if blender else None
     outputs: dict[str, Path] = {}
-    if "glb" in formats or blender:
-        colours = np.array([TRACK_COLOURS[t.track_id % len(TRACK_COLOURS)] for t, _ in tracks], np.float32) if tracks \
-            else np.zeros((0, 3))
-        gltf = build_gltf(tracks, step, colours, folder.name, intrinsics, body_note, path, floor)
-        scene = folder / glb_name(folder.name)
-        glb = write_glb(gltf, scene if "glb" in formats else folder / f".{scene.name}.partial-{os.getpid()}.glb")
-        try:
-            if python is not None:
-                outputs = _write_blender(python, folder, glb, manifest, tracks, intrinsics, blender, path)
-        finally:
-            if "glb" not in formats:
-                glb.unlink(missing_ok=True)
-                glb = None
-    if "bvh" in formats:
-        bvh = [folder / info.file for info in write_bvh(folder, tracks, step, body_note)]
+    # Every file of the export under a temporary name, renamed together at the end of the block:
+    # a failure (a full disk, Blender) leaves the earlier export's files as they were.
+    with WholeSet() as files:
+        if "glb" in formats or blender:
+            colours = np.array([TRACK_COLOURS[t.track_id % len(TRACK_COLOURS)] for t, _ in tracks], np.float32) \
+                if tracks else np.zeros((0, 3))
+            gltf = build_gltf(tracks, step, colours, folder.name, intrinsics, body_note, path, floor)
+            scene = folder / glb_name(folder.name)
+            if "glb" in formats:
+                written = write_glb(gltf, scene, files)  # the set's temporary, renamed to `scene` with the rest
+                glb = scene
+            else:
+                written = write_glb(gltf, folder / f".{scene.name}.partial-{os.getpid()}.glb")
+            try:
+                if python is not None:
+                    outputs = _write_blender(python, folder, written, manifest, tracks, intrinsics, blender, path,
+                                             files)
+            finally:
+                if "glb" not in formats:
+                    written.unlink(missing_ok=True)
+        if "bvh" in formats:
+            bvh = [folder / info.file for info in write_bvh(folder, tracks, step, body_note, files)]
     return ExportResult(folder, len(tracks), glb, bvh, outputs.get("fbx"), outputs.get("blend"),
                         time.perf_counter() - started, body_note, frame, warning)
 
 
 def _write_blender(python: Path, folder: Path, glb: Path, manifest: dict, tracks: list[tuple[TrackMotion, RestBody]],
-                   intrinsics: Intrinsics, formats: list[str], camera_path: CameraPath | None) -> dict[str, Path]:
+                   intrinsics: Intrinsics, formats: list[str], camera_path: CameraPath | None,
+                   files: WholeSet) -> dict[str, Path]:
     """`<stem>.fbx` / `<stem>.blend` from the written .glb through Blender, each made under a
-    hidden temporary name and renamed when complete."""
+    hidden temporary name of `files`, renamed with the rest of the export's set."""
     with reading_output(folder):
         video = manifest["video"]
         rate = float(video["fps"] or (tracks[0][0].fps if tracks else 30.0))
@@ -154,18 +162,17 @@ def _write_blender(python: Path, folder: Path, glb: Path, manifest: dict, tracks
               default=0.0)
     fps, fps_base = scene_rate(rate)
     final = {f: folder / f"{folder.name}.{f}" for f in formats}
-    with contextlib.ExitStack() as outputs:  # renamed once Blender wrote every file asked for
-        partial = {f: outputs.enter_context(WholeFile(p, keep_suffix=True)) for f, p in final.items()}
-        request = BlenderRequest(glb=str(glb), fps=fps, fps_base=fps_base, frame_end=round(end * rate),
-                                 width=intrinsics.width, height=intrinsics.height,
-                                 video=str(path) if path and Path(path).is_file() else None,
-                                 video_frames=frames_in_file,
-                                 fbx=str(partial["fbx"]) if "fbx" in partial else None,
-                                 blend=str(partial["blend"]) if "blend" in partial else None)
-        run_blender(python, request, folder)
-        for f, tmp in partial.items():
-            if not tmp.is_file():
-                raise OutputError(f"Blender wrote no {f.upper()} file.", "Export again; report it if it repeats.")
+    partial = {f: files.add(p, keep_suffix=True) for f, p in final.items()}  # renamed with the export's set
+    request = BlenderRequest(glb=str(glb), fps=fps, fps_base=fps_base, frame_end=round(end * rate),
+                             width=intrinsics.width, height=intrinsics.height,
+                             video=str(path) if path and Path(path).is_file() else None,
+                             video_frames=frames_in_file,
+                             fbx=str(partial["fbx"]) if "fbx" in partial else None,
+                             blend=str(partial["blend"]) if "blend" in partial else None)
+    run_blender(python, request, folder)
+    for f, tmp in partial.items():
+        if not tmp.is_file():
+            raise OutputError(f"Blender wrote no {f.upper()} file.", "Export again; report it if it repeats.")
     return final
 
 

@@ -32,15 +32,15 @@ from strcli.config import FRAMES_DIR, TRACK_COLOURS, OVERLAY
 from strcli.body.camera import Intrinsics
 from strcli.utils.errors import StrcliError, UsageError, VideoError, write_failure, writing
 from strcli.utils.locks import WholeFile, video_lock
-from strcli.road.inputs import source_video
-from strcli.road.inputs import render_targets
+from strcli.road.inputs import check_same_video, source_file
+from strcli.road.inputs import check_render_frames, render_targets
 from strcli.road.output_check import check_output
 from strcli.road.outputs import MANIFEST, folder_bytes, output_error, reading_output
 from strcli.utils.overlap import ReadAhead, WriteBehind
 from strcli.road.options import check_render_values
 from strcli.render.caption import draw_caption, overlay_caveats
 from strcli.render.rasterize import rasterize, vertex_normals
-from strcli.road.video import VideoInfo, VideoReader, VideoWriter
+from strcli.road.video import VideoReader, VideoWriter
 
 if TYPE_CHECKING:
     from strcli.road.reconstruct import Progress, VideoResult
@@ -290,8 +290,10 @@ def render_video(folder: Path, body: Body, options: RenderOptions = RenderOption
     source is decoded up to the last of them. PNGs go to a fresh folder that replaces
     folder/frames/ when the render is complete, so no PNG of an earlier render stays.
     `progress(done, total)` is called with done = 0 before the first frame. A folder of the
-    user's where overlay.mp4 goes, or a file where frames/ goes: UsageError (exit 2) first."""
+    user's where overlay.mp4 goes, or a file where frames/ goes, or a frame asked for that the
+    output does not hold (`check_render_frames`): UsageError (exit 2) first, nothing touched."""
     render_targets(folder, options.video, options.compare, bool(options.frames))
+    check_render_frames(folder, options.frames)
     with writing(folder / (COMPARE if options.compare else OVERLAY)), \
             video_lock(folder.absolute().parent, folder.absolute().name, "render"):
         return _render_video(folder, body, options, device, source, progress)
@@ -403,26 +405,6 @@ def _replace_frames(fresh: Path, frames: Path) -> None:
 Panel = tuple[str | None, list[TrackMotion]]  # (label, tracks to draw)
 
 
-def check_same_video(manifest: dict, info: VideoInfo, name: str) -> None:
-    """Refuse (VideoError, exit 7) a source video whose size, frame rate or length differ
-    from those of the video `manifest` was reconstructed from: the bodies would be drawn
-    over the wrong pictures. A re-encoded or moved copy of the same video passes."""
-    was = manifest.get("video") or {}
-    differences = []
-    if (was.get("width"), was.get("height")) != (info.width, info.height) and was.get("width"):
-        differences.append(f"{info.width}x{info.height} pixels, not {was['width']}x{was['height']}")
-    if was.get("fps") and info.fps and abs(info.fps - was["fps"]) > 0.01 * was["fps"]:
-        differences.append(f"{info.fps:.3g} fps, not {was['fps']:.3g}")
-    if was.get("frames_in_file") and info.frames_in_file and was["frames_in_file"] != info.frames_in_file:
-        differences.append(f"{info.frames_in_file} frames, not {was['frames_in_file']}")
-    elif was.get("duration") and info.duration and abs(info.duration - was["duration"]) > 2 / (info.fps or 1):
-        differences.append(f"{info.duration:.2f} s long, not {was['duration']:.2f}")
-    if differences:
-        raise VideoError(f"{info.path.name} is not the video {name} was reconstructed from: "
-                         f"{'; '.join(differences)}.",
-                         "Pass the video it was made from with --video-file.")
-
-
 def _load(folder: Path, options: RenderOptions, source: Path | None) -> tuple[dict, list[Panel], Path]:
     """The manifest, the panels to draw (one, or one per model with `compare`) and the
     source video of an output folder. A damaged folder is a UsageError (exit 2)."""
@@ -432,13 +414,7 @@ def _load(folder: Path, options: RenderOptions, source: Path | None) -> tuple[di
 
 def _read_folder(folder: Path, options: RenderOptions, source: Path | None) -> tuple[dict, list[Panel], Path]:
     manifest = check_output(folder).manifest  # shapes, finite values, focal, frame counts: DamagedOutput (exit 2)
-    source = source_video(manifest["input"], source)
-    if source.is_dir():
-        raise VideoError(f"the source video {source} of {folder.name} is a folder, not a video.",
-                         "Pass the video file with --video-file.")
-    if not source.is_file():
-        raise VideoError(f"the source video {source} of {folder.name} is gone.",
-                         "Pass its new location with --video-file.")
+    source = source_file(manifest, source, folder.name)
     if options.compare:
         models = manifest.get("models", [])
         if len(models) < 2:

@@ -18,11 +18,14 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strcli.config import BVH_DIR, COMPARE, FRAMES_DIR, MANIFEST, OVERLAY
 from strcli.utils.errors import MissingAssetError, OutputError, StrcliError, UsageError, VideoError
 from strcli.utils.locks import busy_error, lock_holder
+
+if TYPE_CHECKING:
+    from strcli.road.video import VideoInfo
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
                   ".ts", ".mts", ".3gp")
@@ -84,6 +87,43 @@ def source_video(recorded: object, given: Path | None = None) -> Path:
     return Path(path)
 
 
+def source_file(manifest: dict, given: Path | None, name: str) -> Path:
+    """The source video file of output folder `name` (`source_video`: `given`, --video-file,
+    else the one `manifest` records); VideoError (exit 7) when it is a folder or does not
+    exist. `render` and `view` take it so, then `check_same_video` once it is probed."""
+    source = source_video(manifest["input"], given)
+    if source.is_dir():
+        raise VideoError(f"the source video {source} of {name} is a folder, not a video.",
+                         "Pass the video file with --video-file.")
+    if not source.is_file():
+        if given is not None:
+            raise VideoError(f"--video-file {source} does not exist.",
+                             f"Pass the video {name} was reconstructed from.")
+        raise VideoError(f"the source video {source} of {name} is gone.",
+                         "Pass its new location with --video-file.")
+    return source
+
+
+def check_same_video(manifest: dict, info: VideoInfo, name: str) -> None:
+    """Refuse (VideoError, exit 7) a source video whose size, frame rate or length differ
+    from those of the video `manifest` was reconstructed from: the bodies would be drawn
+    over the wrong pictures. A re-encoded or moved copy of the same video passes."""
+    was = manifest.get("video") or {}
+    differences = []
+    if (was.get("width"), was.get("height")) != (info.width, info.height) and was.get("width"):
+        differences.append(f"{info.width}x{info.height} pixels, not {was['width']}x{was['height']}")
+    if was.get("fps") and info.fps and abs(info.fps - was["fps"]) > 0.01 * was["fps"]:
+        differences.append(f"{info.fps:.3g} fps, not {was['fps']:.3g}")
+    if was.get("frames_in_file") and info.frames_in_file and was["frames_in_file"] != info.frames_in_file:
+        differences.append(f"{info.frames_in_file} frames, not {was['frames_in_file']}")
+    elif was.get("duration") and info.duration and abs(info.duration - was["duration"]) > 2 / (info.fps or 1):
+        differences.append(f"{info.duration:.2f} s long, not {was['duration']:.2f}")
+    if differences:
+        raise VideoError(f"{info.path.name} is not the video {name} was reconstructed from: "
+                         f"{'; '.join(differences)}.",
+                         "Pass the video it was made from with --video-file.")
+
+
 def select_shard(videos: Sequence[Path], shard: Shard) -> list[Path]:
     return [v for i, v in enumerate(videos) if i % shard.count == shard.index]
 
@@ -130,7 +170,8 @@ def detections_for(video: Path, detections: Path | None, single: bool) -> Path |
 
 
 def run_problem(video: Path, out_root: Path, overwrite: bool, detections: Path | None = None,
-                single: bool = True, min_score: float = 0.0) -> StrcliError | None:
+                single: bool = True, min_score: float = 0.0, start: str | None = None,
+                end: str | None = None) -> StrcliError | None:
     """Why `video`, which passed `video_problem`, cannot run into `out_root/<stem>/` now, or
     None: VideoError (exit 7) when its contents cannot be decoded (text or garbage under a
     video's name, an MP4 cut before its index, no video stream) or it is a still image
@@ -138,7 +179,8 @@ def run_problem(video: Path, out_root: Path, overwrite: bool, detections: Path |
     folder; `single`: one video in the run) holds no file for it, or its file has a
     malformed line or does not fit the video (`strcli.road.tracking.check_detections_fit`);
     UsageError too when its folder holds another video of the same stem and not
-    `overwrite` (`another_video_problem`); BusyError (exit 9) when another process holds the folder's lock and the video must be
+    `overwrite` (`another_video_problem`); UsageError when `start` (--start, as given, with
+    `end`) lies past the end of a video whose length the file records; BusyError (exit 9) when another process holds the folder's lock and the video must be
     written (`overwrite`, or no finished folder that could be skipped). A look at the lock,
     as the run starts: a video is refused at once rather than after the models are loaded,
     even if its holder would be done by its turn."""
@@ -148,6 +190,8 @@ def run_problem(video: Path, out_root: Path, overwrite: bool, detections: Path |
         info = probe(video)
     except VideoError as err:
         return err
+    if (past := range_problem(info, start, end)) is not None:
+        return past
     if detections is not None:
         from strcli.road.tracking import check_detections_fit  # numpy only; sets ultralytics' settings
 
@@ -167,15 +211,32 @@ def run_problem(video: Path, out_root: Path, overwrite: bool, detections: Path |
     return None
 
 
+def range_problem(info: VideoInfo, start: str | None, end: str | None) -> UsageError | None:
+    """UsageError when --start (`start`, as given) is at or past the end of the video, by
+    the frame count or the duration its file records (else the decoding finds it out)."""
+    from strcli.road.video import empty_range_error, parse_position
+
+    first = parse_position(start, "--start")
+    if first is None:
+        return None
+    frames, seconds = info.frames_in_file, info.duration
+    if (first.frame is not None and frames and first.frame >= frames) or \
+            (first.seconds is not None and seconds and first.seconds >= seconds):
+        return empty_range_error(start, end, frames or info.frames_expected or 0, seconds)
+    return None
+
+
 def output_folders(paths: Sequence[Path]) -> list[Path]:
     """reconstruct output folders given as OUT (every video in it) or OUT/<stem>, for
-    `render`, `export` and `view`; UsageError (exit 2) when none holds a manifest."""
+    `render`, `export` and `view`; UsageError (exit 2) when none holds a manifest. A scan of
+    OUT skips hidden names: a run's temporaries (`.<stem>.partial-<pid>-*/`, `.<stem>.old-*/`)
+    hold manifests too, and are never outputs."""
     folders: list[Path] = []
     for path in paths:
         if (path / MANIFEST).is_file():
             folders.append(path)
         elif path.is_dir():
-            folders += sorted(p for p in path.iterdir() if (p / MANIFEST).is_file())
+            folders += sorted(p for p in path.iterdir() if not p.name.startswith(".") and (p / MANIFEST).is_file())
     if not folders:
         missing = [str(p) for p in paths if not p.exists()]
         raise UsageError(f"no reconstruct outputs (folders with {MANIFEST}) in {', '.join(map(str, paths))}"
@@ -232,6 +293,52 @@ def render_targets(folder: Path, video: bool, compare: bool, pngs: bool) -> None
     """`check_targets` for `strcli render`: overlay.mp4 (compare.mp4) and frames/."""
     check_targets(folder, files=((COMPARE if compare else OVERLAY),) if video else (),
                   folders=(FRAMES_DIR,) if pngs else ())
+
+
+def output_frames(manifest: Any) -> range | None:
+    """The frame numbers (of the video) an output folder holds: every `stride`-th from its
+    start, as many as were processed; None where the manifest does not say (a damaged
+    folder, which `check_output` refuses on its own)."""
+    try:
+        options, counts = manifest["options"], manifest["counts"]
+        start, stride, processed = int(options["start_frame"]), int(options["stride"]), int(counts["frames_processed"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return range(start, start + max(processed, 0) * stride, max(stride, 1))
+
+
+def describe_frames(frames: range) -> str:
+    """"frames 0-4 (every 2nd)", "frames 0-179", "frame 3", "no frames"."""
+    if len(frames) == 0:
+        return "no frames"
+    if len(frames) == 1:
+        return f"frame {frames[0]}"
+    step = frames.step
+    every = "" if step == 1 else f" (every {step}{'nd' if step == 2 else 'rd' if step == 3 else 'th'})"
+    return f"frames {frames[0]}-{frames[-1]}{every}"
+
+
+def check_render_frames(folder: Path, frames: Sequence[int], text: str | None = None) -> None:
+    """UsageError (exit 2), before anything is written or replaced, when a frame asked for
+    with `render --frames` (`text`, as given) is not in the output of `folder`: past the
+    reconstructed range, or between the frames a --stride skipped. The line names the frames
+    that exist."""
+    if not frames:
+        return
+    held = output_frames(_read_json(folder / MANIFEST))
+    if held is None:
+        return
+    missing = [f for f in frames if f not in held]
+    if not missing:
+        return
+    asked = f"--frames {text}" if text else f"--frames {','.join(map(str, frames[:5]))}{',...' if len(frames) > 5 else ''}"
+    which = "" if len(frames) == 1 else f" (not frame {missing[0]}" + (f" and {len(missing) - 1} more)" if len(missing) > 1 else ")")
+    if len(held) == 0:
+        hint = "Reconstruct its video again: the output holds no frame."
+    else:
+        hint = f"Pass frames it has, e.g. --frames {','.join(map(str, held[:3]))}" + (
+            f" or --frames {held[0]}:{held[-1] + 1}:{held.step}" if held.step > 1 and len(held) > 3 else "") + "."
+    raise UsageError(f"{asked}: the output {folder.name} has {describe_frames(held)}{which}.", hint)
 
 
 def export_targets(folder: Path, formats: Sequence[str]) -> None:
@@ -330,13 +437,15 @@ def check_detections(path: Path | None) -> None:
 
 def check_output_folder(folder: Path) -> None:
     """The output folder (or, if it does not exist yet, its nearest existing parent) must be
-    a writable folder; checked by creating and removing a temporary file."""
+    a writable folder; checked by creating and removing a temporary file. A file where the
+    folder (or a parent) goes is a bad -o: UsageError (exit 2); a folder that cannot be
+    written (read-only, no permission, full disk) is an OutputError (exit 6)."""
     probe = folder
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise OutputError(f"cannot write into {folder}: {probe} is a file, not a folder.",
-                          "Choose another output folder with -o.")
+        raise UsageError(f"-o {folder}: {probe} is a file, not a folder.",
+                         "Choose another output folder with -o.")
     try:
         with tempfile.NamedTemporaryFile(dir=probe, prefix=".strcli-write-check-"):
             pass

@@ -128,10 +128,15 @@ class ReconstructOptions:
         start, end = parse_position(self.start, "--start"), parse_position(self.end, "--end")
         for unit in ("frame", "seconds"):  # mixed units wait for the video's timestamps
             first, stop = getattr(start, unit, None), getattr(end, unit, None)
+            if start is None and stop is not None:
+                first = 0  # no --start: the first frame
             if first is not None and stop is not None and stop <= first:
-                raise UsageError(f"--start {self.start} --end {self.end}: no frame in between (--end is "
-                                 "exclusive, so it must be after --start).",
-                                 "Give a larger --end, or leave it out to run to the end of the video.")
+                given = f"--start {self.start} --end {self.end}" if start is not None else f"--end {self.end}"
+                raise UsageError(f"{given}: no frame in between (--end is exclusive, so it must be after "
+                                 f"--start{'' if start is not None else ', 0 when not given'}).",
+                                 (f"Pass an --end of {first + 1} or more" if unit == "frame" else
+                                  f"Pass an --end after {first:g}s") + ", or leave --end out to run to the end "
+                                 "of the video.")
         if self.stride < 1:
             raise UsageError(f"--stride {self.stride}: must be at least 1.")
         if self.precision not in PRECISIONS:

@@ -77,7 +77,7 @@ from strcli.road.tracking import (
     no_track_reason,
     read_mot_detections,
 )
-from strcli.road.video import (Position, VideoInfo, VideoReader, is_truncated, length_warning, parse_position, probe,
+from strcli.road.video import (Position, VideoInfo, VideoReader, empty_range_error, is_truncated, length_warning, parse_position, probe,
                                reading_warnings)
 from strcli.weights.registry import (sha256_file)
 from strcli.road.windows import StreamingWindows
@@ -287,9 +287,7 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
     if tracked.damaged:
         warnings.append(f"{tracked.damaged} damaged packet(s) could not be decoded; their frames are missing.")
     if len(tracked.frame_of) == 0:
-        raise UsageError(f"{video.name}: no frame in the range --start {options.start} --end "
-                         f"{options.end} (the video has {tracked.decoded} frames).",
-                         "Choose a --start and --end within the video.")
+        raise empty_range_error(options.start, options.end, tracked.decoded, tracked.last_time)
     # The range as frame indices (seconds were resolved by timestamp in pass 1).
     start, end = int(tracked.frame_of[0]), int(tracked.frame_of[-1]) + 1
     amass_rate = constant_rate(tracked.times, tracked.frame_of)

@@ -318,6 +318,18 @@ def parse_position(text: str | None, flag: str = "frame position") -> Position |
     return Position(frame=int(value))
 
 
+def empty_range_error(start: str | None, end: str | None, frames: int, seconds: float | None = None) -> UsageError:
+    """The one line for a --start/--end range that holds no frame of a video of `frames`
+    frames (`seconds` long, where known): the flags as given, the video's real length, and
+    what to pass instead."""
+    given = " ".join(f"--{flag} {value}" for flag, value in (("start", start), ("end", end)) if value not in (None, ""))
+    length = f"{frames} frame{'s' if frames != 1 else ''}" + (f" (0-{frames - 1}" + (f", {seconds:.2f} s" if seconds
+                                                                                    else "") + ")" if frames else "")
+    hint = (f"Pass a --start below {frames}" + (f" (or below {seconds:.2f}s in seconds)" if seconds else "")
+            + ", or leave --start and --end out for the whole video.") if frames else "The video holds no frame."
+    return UsageError(f"{given or 'the frame range'}: no frame in that range; the video has {length}.", hint)
+
+
 # Times closer than this (seconds) are equal: a timestamp of 1.0 s in a 1/90000 time base
 # may come back as 0.9999999.
 TIME_TOLERANCE = 1e-6

@@ -13,7 +13,8 @@ Every temporary name strcli writes carries its process id: `.<name>.partial-<pid
 (files and folders being written) or `.<stem>.old-<pid>-...` (a replaced folder being
 deleted). `sweep_stale` removes those of processes that no longer run (or, for a pid that
 runs again, over a day old: the pid was reused); the holder of a video's lock sweeps that
-video's temporaries, so a killed run's leftovers go at the next run. `WholeFile` is the one
+video's temporaries (inside its folder too) and dead runs' temporaries of any video beside
+it, so a killed run's leftovers go at the next run into that folder. `WholeFile` is the one
 way a file is written whole: under such a temporary name, renamed when complete.
 """
 
@@ -187,16 +188,22 @@ def _acquire(path: Path, folder: Path) -> int:
 
 
 def sweep_video(out_root: Path, stem: str) -> list[Path]:
-    """The stale temporaries of one video: partial and replaced folders beside it, partial
-    overlays inside it and partial PNGs in its frames/."""
+    """The stale temporaries of one video and beside it: dead runs' partial and replaced
+    folders in `out_root` (of any stem: a run into a folder clears what dead runs left there),
+    and partial files inside the video's folder and its subfolders (tracks/, frames/, bvh/,
+    models/<name>/)."""
     folder = out_root / stem
-    return (sweep_stale(out_root, f".{stem}.") + sweep_stale(folder) + sweep_stale(folder / "frames")
-            + [p for name in ("models",) for sub in _subfolders(folder / name) for p in sweep_stale(sub)])
+    removed = sweep_stale(out_root) + sweep_stale(folder)
+    for sub in _subfolders(folder):
+        removed += sweep_stale(sub)
+        if sub.name == "models":
+            removed += [p for inner in _subfolders(sub) for p in sweep_stale(inner)]
+    return removed
 
 
 def _subfolders(folder: Path) -> list[Path]:
     try:
-        return [p for p in folder.iterdir() if p.is_dir()]
+        return [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
     except OSError:
         return []
 
@@ -265,6 +272,81 @@ class WholeFile:
         if isinstance(err, StrcliError) or not isinstance(err, Exception):
             return  # raised on unchanged (an Interrupted, a KeyboardInterrupt too)
         mapped = failed_write(err, self.path)
+        if mapped is not None:
+            raise mapped from err
+
+
+class WholeSet:
+    """Several files written as one set, all or none (`strcli export`'s .glb, BVHs and their
+    info.json): each under its `WholeFile` temporary (`add`), all renamed once the block ends
+    without an error, and then the files the set replaces (`replaces`: names older strcli
+    wrote) removed. An error in the block discards every temporary, and the folders `add`
+    made if they are left empty, so the earlier set stays as it was; errors are mapped as
+    `WholeFile` maps them (OutputError, exit 6, for a full disk or a read-only folder).
+
+        with WholeSet() as files:
+            files.add(folder / "a.glb").write_bytes(...)
+            files.add(folder / "bvh" / "info.json").write_text(...)
+    """
+
+    def __init__(self) -> None:
+        self._files: list[WholeFile] = []
+        self._made: list[Path] = []  # folders `add` created, deepest last
+        self._replaced: list[Path] = []
+
+    def add(self, path: str | os.PathLike[str], *, keep_suffix: bool = False) -> Path:
+        """The temporary path to write `path` to (its folder made, its stale temporaries swept)."""
+        whole = WholeFile(path, keep_suffix=keep_suffix)
+        missing = []
+        folder = whole.path.parent
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        self._files.append(whole)
+        tmp = whole.begin()
+        self._made += reversed(missing)
+        return tmp
+
+    def replaces(self, path: Path) -> None:
+        """Remove `path` once the set is renamed into place."""
+        self._replaced.append(path)
+
+    def commit(self) -> list[Path]:
+        """Rename every temporary to its final name, then remove the replaced files; a failure
+        discards the temporaries not yet renamed (OutputError)."""
+        try:
+            done = [whole.commit() for whole in self._files]
+        except StrcliError:
+            self.discard()
+            raise
+        for path in self._replaced:
+            if path in done:
+                continue
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as err:
+                raise output_error(err, path) from err
+        return done
+
+    def discard(self) -> None:
+        """Remove every temporary and the folders `add` made that are left empty; never raises."""
+        for whole in self._files:
+            whole.discard()
+        for folder in reversed(self._made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+    def __enter__(self) -> WholeSet:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, trace: object) -> None:
+        if err is None:
+            self.commit()
+            return
+        self.discard()
+        if isinstance(err, StrcliError) or not isinstance(err, Exception):
+            return
+        mapped = failed_write(err, self._files[-1].path if self._files else Path("."))
         if mapped is not None:
             raise mapped from err
 

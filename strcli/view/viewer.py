@@ -42,11 +42,11 @@ from strcli.config import CAMERA_FILE, TRACK_COLOUR_NAMES
 from strcli.export.gltf import camera_yfov
 from strcli.render.overlay import PALETTE, TrackMotion
 from strcli.road.grounding import FOOT_JOINTS
-from strcli.road.inputs import source_video
+from strcli.road.inputs import check_same_video, source_file, source_video
 from strcli.road.options import check_serve_address
 from strcli.road.output_check import check_output
 from strcli.road.outputs import reading_output
-from strcli.road.video import upright_rotation
+from strcli.road.video import probe, upright_rotation
 from strcli.utils.errors import UsageError
 from strcli.view.frames import FrameSource
 from strcli.view.framing import ASPECT, ViewPose, frame_people
@@ -96,7 +96,11 @@ class Scene:
             self._read_world(folder, manifest)
         self.floor = self._floor(folder, manifest)
         self.depth = self._depth(folder, manifest)
-        video = source_video(manifest["input"], source)
+        if source is not None:  # --video-file: the video it was made from, as `render` checks it (exit 7)
+            video = source_file(manifest, source, folder.name)
+            check_same_video(manifest, probe(video), folder.name)
+        else:
+            video = source_video(manifest["input"], source)  # none found: the camera shows no frames
         # The rule of `probe` again: a manifest of an older strcli may record any angle.
         rotation = upright_rotation(float(manifest["video"]["rotation"] or 0))[0]
         mirrored = manifest["video"]["mirrored"]
