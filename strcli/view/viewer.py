@@ -152,11 +152,13 @@ class Scene:
 
     @staticmethod
     def _floor(folder: Path, manifest: dict) -> float:
-        """The ground's height (camera y, down positive): the lowest ankle seen, plus a few cm."""
+        """The ground's height (camera y, down positive): the lowest ankle seen, plus a few cm (a
+        track file without `joints3d`, which the output check allows: its pelvis's, plus 0.9 m)."""
         lowest = []
         for t in manifest["tracks"]:
             with np.load(folder / t["npz"], allow_pickle=False) as data:
-                lowest.append(float(data["joints3d"][:, [7, 8, 10, 11], 1].max()))
+                lowest.append(float(data["joints3d"][:, [7, 8, 10, 11], 1].max()) if "joints3d" in data
+                              else float(data["transl"][:, 1].max()) + 0.9)
         return max(lowest) + 0.05 if lowest else 1.5
 
     @staticmethod
