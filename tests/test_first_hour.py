@@ -224,8 +224,13 @@ def test_an_interrupted_run_says_so_leaves_nothing_half_written_and_a_rerun_comp
             str(setup["smpl"]), "--checkpoint", str(setup["checkpoint"]), "--untrained", "--offline", "--device",
             "cpu", "--mesh-format", "none"]
     env = {**os.environ, "STRCLI_PROGRESS_INTERVAL": "0.2"}
+    # Ctrl-C as a terminal's: a shell that started the tests in the background (`.ci/run &`) ignores
+    # SIGINT for its children, and a Python started so never raises KeyboardInterrupt
+    import signal
+
     run = subprocess.Popen([sys.executable, "-m", "strcli", "reconstruct", *args, "--end", "400"], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in run.stderr:  # interrupt once the bodies are being written (into the partial folder)
         seen.append(line)

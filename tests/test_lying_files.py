@@ -459,7 +459,6 @@ TYPE_DAMAGE = {
     "a camera model of warp": (set_camera("model", lambda a: np.array("warp")),
                                "camera.npz: model is \"warp\", not one of auto, static, rotating, moving"),
     "decreasing camera times": (set_camera("times", lambda a: a[::-1].copy()), "camera.npz: its times decrease"),
-    "decreasing track times": (set_track("times", lambda a: a[::-1].copy()), "tracks/0.npz: its times decrease"),
     "a track listed twice": (set_manifest(lambda m: m["tracks"].append(dict(m["tracks"][0]))),
                              "tracks lists npz \"tracks/0.npz\" twice"),
     "a track listed twice by another path": (

@@ -427,7 +427,8 @@ def _check_track(folder: Path, path: Path, entry: dict[str, Any], size: tuple[in
         raise damaged(folder, f"{name} is track {int(arrays['track_id'])}, {MANIFEST} says {entry['track_id']}")
     if frames.min() < 0 or (np.diff(frames) <= 0).any():
         raise damaged(folder, f"{name}: its frame indices are not increasing whole numbers >= 0")
-    _check_times(folder, str(name), arrays["times"])
+    # (a track's times may go back: an older strcli wrote a restarted clock's times as they came, and
+    # the readers mend them, `strcli.road.timing.increasing_times`)
     for key, bound in _BOUNDS.items():
         if key in arrays:
             value = arrays[key]
@@ -461,7 +462,8 @@ def _check_numbers(folder: Path, name: str, key: str, value: np.ndarray, kinds: 
 
 
 def _check_times(folder: Path, name: str, times: np.ndarray) -> None:
-    """Times in seconds that never go back (a repeated one, of an older strcli, is mended by the readers)."""
+    """camera.npz's times in seconds, which never go back (a repeated one is mended by the readers;
+    every strcli that writes the file writes increasing times)."""
     if (np.diff(times) < 0).any():
         k = int(np.flatnonzero(np.diff(times) < 0)[0])
         raise damaged(folder, f"{name}: its times decrease (row {k + 1}: {float(times[k + 1]):.6g} s "
