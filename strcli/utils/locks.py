@@ -265,15 +265,7 @@ class WholeFile:
         return self.begin()
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, trace: object) -> None:
-        if err is None:
-            self.commit()
-            return
-        self.discard()
-        if isinstance(err, StrcliError) or not isinstance(err, Exception):
-            return  # raised on unchanged (an Interrupted, a KeyboardInterrupt too)
-        mapped = failed_write(err, self.path)
-        if mapped is not None:
-            raise mapped from err
+        _end_whole(self, err, self.path)
 
 
 class WholeSet:
@@ -340,15 +332,23 @@ class WholeSet:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, trace: object) -> None:
-        if err is None:
-            self.commit()
-            return
-        self.discard()
-        if isinstance(err, StrcliError) or not isinstance(err, Exception):
-            return
-        mapped = failed_write(err, self._files[-1].path if self._files else Path("."))
-        if mapped is not None:
-            raise mapped from err
+        _end_whole(self, err, self._files[-1].path if self._files else Path("."))
+
+
+def _end_whole(whole: WholeFile | WholeSet, err: BaseException | None, path: Path) -> None:
+    """The end of a `with` block of `whole`: committed when it raised nothing; else discarded, and
+    a failed write (full disk, read-only folder, any OSError) raised on as an OutputError naming
+    `path`. Strcli's own errors, interruptions (Ctrl-C, SIGTERM) and other errors are raised on
+    unchanged."""
+    if err is None:
+        whole.commit()
+        return
+    whole.discard()
+    if isinstance(err, StrcliError) or not isinstance(err, Exception):
+        return
+    mapped = failed_write(err, path)
+    if mapped is not None:
+        raise mapped from err
 
 
 def write_text_whole(path: Path, text: str) -> None:
