@@ -749,30 +749,8 @@ def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
                 url = line.split()[3]
                 break
         assert url == f"http://127.0.0.1:{port}"
-        shot = tmp_path / "shot.png"
-        said = ""
-        for _ in range(2):  # a loaded machine can miss the virtual-time budget, or hang chromium, once
-            try:
-                chrome = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                                         "--use-gl=swiftshader", "--enable-unsafe-swiftshader", "--window-size=1000,700",
-                                         "--virtual-time-budget=30000", f"--screenshot={shot}", url],
-                                        capture_output=True, text=True, timeout=180, cwd=tmp_path)
-                said = chrome.stdout + chrome.stderr
-            except subprocess.TimeoutExpired as hung:  # run() killed it; a screenshot written before counts
-                said = f"chromium hung: {hung.stderr!r}"
-            if shot.is_file():
-                break
-        assert shot.is_file(), said
         import cv2
 
-        shutil.copy(shot, Path(os.environ.get("STRCLI_TEST_SHOTS", tmp_path)) / "view_test.png")
-        bgr = cv2.imread(str(shot))
-        assert bgr.std() > 10  # not blank
-        bgr = bgr[:, :CANVAS[0]]  # the 3D view: left of viser's sidebar, docked to the window's right edge
-        rgb = bgr[..., ::-1].astype(float) / 255
-        coloured = rgb.max(-1) - rgb.min(-1) > 0.06  # the grid, frustum, shadows and background are grey
-        hue = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)[..., 0].astype(int)
-        palette = cv2.cvtColor((PALETTE[None] * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)[0, :, 0].astype(int)
         # --paused: the first frame, whose bodies stand where the first view (framing.py) projects them
         folder = exported["folder"]
         tracks = [dict(np.load(folder / "tracks" / f"{t.track_id}.npz")) for t in exported["tracks"]]
@@ -781,18 +759,50 @@ def test_view_serves_the_bodies_to_a_headless_browser(exported, tmp_path):
             first_view = frame_people(np.concatenate([t["world_joints3d"][:, 0] for t in tracks]),
                                       camera["rotation"][0], aspect=ASPECT,
                                       middles=np.stack([np.median(t["world_joints3d"][:, 0], axis=0) for t in tracks]))
-        seen, expected = [], []
-        for track, data in zip(exported["tracks"], tracks):
-            if data["frames"][0] != first:
+        palette = cv2.cvtColor((PALETTE[None] * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)[0, :, 0].astype(int)
+
+        def look(shot: Path) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
+            """The screenshot's 3D view (RGB 0-1), its coloured pixels, and the tracks of the first
+            frame expected in view and those seen in their colour about their projected pelvis."""
+            bgr = cv2.imread(str(shot))
+            assert bgr.std() > 10  # not blank
+            bgr = bgr[:, :CANVAS[0]]  # the 3D view: left of viser's sidebar, docked to the window's right edge
+            rgb = bgr[..., ::-1].astype(float) / 255
+            coloured = rgb.max(-1) - rgb.min(-1) > 0.06  # the grid, frustum, shadows and background are grey
+            hue = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)[..., 0].astype(int)
+            seen, expected = [], []
+            for track, data in zip(exported["tracks"], tracks):
+                if data["frames"][0] != first:
+                    continue
+                x, y = project(data["world_joints3d"][:1, 0], first_view, CANVAS)[0][0].round().astype(int)
+                if not (40 < x < CANVAS[0] - 40 and 40 < y < CANVAS[1] - 40) or (x < 330 and y < 170):
+                    continue  # at the canvas's edge, or under viser's notice about software WebGL (top left)
+                expected.append(track.track_id)
+                diff = np.abs(hue - palette[track.track_id % len(PALETTE)])
+                mine = coloured & (np.minimum(diff, 180 - diff) < 8)
+                if mine[y - 40:y + 40, x - 40:x + 40].sum() > 30:  # the body about its projected pelvis
+                    seen.append(track.track_id)
+            return rgb, coloured, seen, expected
+
+        # A loaded machine can miss the virtual-time budget, hang chromium, or take the picture before
+        # the bodies came over the websocket: once; a second picture must show them.
+        for attempt, shot in enumerate((tmp_path / "shot.png", tmp_path / "again.png")):
+            said = ""
+            try:
+                chrome = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                                         "--use-gl=swiftshader", "--enable-unsafe-swiftshader", "--window-size=1000,700",
+                                         "--virtual-time-budget=30000", f"--screenshot={shot}", url],
+                                        capture_output=True, text=True, timeout=180, cwd=tmp_path)
+                said = chrome.stdout + chrome.stderr
+            except subprocess.TimeoutExpired as hung:  # run() killed it; a screenshot written before counts
+                said = f"chromium hung: {hung.stderr!r}"
+            if attempt == 0 and not shot.is_file():
                 continue
-            x, y = project(data["world_joints3d"][:1, 0], first_view, CANVAS)[0][0].round().astype(int)
-            if not (40 < x < CANVAS[0] - 40 and 40 < y < CANVAS[1] - 40) or (x < 330 and y < 170):
-                continue  # at the canvas's edge, or under viser's notice about software WebGL (top left)
-            expected.append(track.track_id)
-            diff = np.abs(hue - palette[track.track_id % len(PALETTE)])
-            mine = coloured & (np.minimum(diff, 180 - diff) < 8)
-            if mine[y - 40:y + 40, x - 40:x + 40].sum() > 30:  # the body about its projected pelvis
-                seen.append(track.track_id)
+            assert shot.is_file(), said
+            shutil.copy(shot, Path(os.environ.get("STRCLI_TEST_SHOTS", tmp_path)) / "view_test.png")
+            rgb, coloured, seen, expected = look(shot)
+            if attempt == 1 or (len(expected) >= 2 and seen == expected):
+                break
         assert len(expected) >= 2 and seen == expected, (first, expected, seen)
         # Bodies of a useful size, not a few pixels each (the camera frame's old first view, from behind
         # the frustum, drew them a few pixels tall): 530 coloured pixels measured at this frame.
