@@ -230,17 +230,9 @@ def _check_camera(folder: Path, manifest: dict[str, Any], track_frames: np.ndarr
             arrays = {key: data[key] for key in data.files if key in _CAMERA}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise damaged(folder, f"{CAMERA_FILE} is not a readable .npz: {str(err)[:120] or 'it is empty'}") from err
-    missing = [key for key, (_, required) in _CAMERA.items() if required and key not in arrays]
-    if missing:
-        raise damaged(folder, f"{CAMERA_FILE} lacks {', '.join(missing)}")
-    p = arrays["rotation"].shape[0] if arrays["rotation"].ndim else -1
+    p = _check_layout(folder, CAMERA_FILE, arrays, _CAMERA, "rotation", "P", _CAMERA_TEXT)
     for key, value in arrays.items():
-        shape = tuple(p if d == "P" else d for d in _CAMERA[key][0])
-        if value.shape != shape:
-            raise damaged(folder, f"{CAMERA_FILE}: {key} has shape {value.shape}, expected {shape}")
         if key in _CAMERA_TEXT:
-            if value.dtype.kind != "U":
-                raise damaged(folder, f"{CAMERA_FILE}: {key} holds {value.dtype} values, not text")
             if key in _CAMERA_MODEL_KEYS and str(value) not in CAMERA_MODELS:
                 raise damaged(folder, f"{CAMERA_FILE}: {key} is {_shown(str(value))}, "
                                       f"not one of {', '.join(CAMERA_MODELS)}")
@@ -404,18 +396,10 @@ def _check_track(folder: Path, path: Path, entry: dict[str, Any], size: tuple[in
         raise damaged(folder, f"{name} is missing") from err
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise damaged(folder, f"{name} is not a readable .npz: {str(err)[:120]}") from err
-    missing = [key for key, (_, required) in _ARRAYS.items() if required and key not in arrays]
-    if missing:
-        raise damaged(folder, f"{name} lacks {', '.join(missing)}")
+    n = _check_layout(folder, str(name), arrays, _ARRAYS, "frames", "N", _TRACK_TEXT)
     frames = arrays["frames"]
-    n = frames.shape[0] if frames.ndim == 1 else -1
     for key, value in arrays.items():
-        shape = tuple(n if d == "N" else d for d in _ARRAYS[key][0])
-        if value.shape != shape:
-            raise damaged(folder, f"{name}: {key} has shape {value.shape}, expected {shape}")
         if key in _TRACK_TEXT:
-            if value.dtype.kind != "U":
-                raise damaged(folder, f"{name}: {key} holds {value.dtype} values, not text")
             continue
         kinds = (np.integer,) if key in _TRACK_INTEGERS else _TRACK_BOOLS.get(key, (np.floating,))
         _check_numbers(folder, str(name), key, value, kinds)
@@ -459,6 +443,24 @@ def _check_numbers(folder: Path, name: str, key: str, value: np.ndarray, kinds: 
         bad = int(np.count_nonzero(np.isinf(value) if nan else ~np.isfinite(value)))
         if bad:
             raise damaged(folder, f"{name}: {key} holds {bad} {'infinite' if nan else 'NaN or infinite'} value(s)")
+
+
+def _check_layout(folder: Path, name: str, arrays: dict[str, np.ndarray], spec: dict[str, tuple[tuple, bool]],
+                  lead: str, axis: str, text: Any) -> int:
+    """An .npz's arrays against `spec` (key -> (shape, required)): every required key there,
+    each of its shape, `axis` standing for the length of `lead`'s first dimension, and the
+    `text` keys text. Returns that length. Raises the damaged-output UsageError (exit 2)."""
+    missing = [key for key, (_, required) in spec.items() if required and key not in arrays]
+    if missing:
+        raise damaged(folder, f"{name} lacks {', '.join(missing)}")
+    length = arrays[lead].shape[0] if arrays[lead].ndim else -1
+    for key, value in arrays.items():
+        shape = tuple(length if d == axis else d for d in spec[key][0])
+        if value.shape != shape:
+            raise damaged(folder, f"{name}: {key} has shape {value.shape}, expected {shape}")
+        if key in text and value.dtype.kind != "U":
+            raise damaged(folder, f"{name}: {key} holds {value.dtype} values, not text")
+    return length
 
 
 def _check_times(folder: Path, name: str, times: np.ndarray) -> None:
