@@ -384,11 +384,7 @@ class CameraMotionEstimator:
             chained.append(chained[-1] @ turn)
         rotations = Slerp(keys, Rotation.from_matrix(np.stack(chained)))(np.arange(count)).as_matrix()
         centres = np.zeros((count, 3))
-        warnings: list[str] = []
-        if failed:
-            warnings.append(f"camera motion: {failed} of {len(self.steps)} keyframe steps had too little "
-                            "background to follow (the people fill the frame, or it is dark or blurred); "
-                            "the camera was assumed to keep turning as before over them.")
+        warnings = list(_unseen_warnings(failed, len(self.steps), still=False))
         source, height = "", float("nan")
         if model == "moving":
             key_centres, height, source, more = self._centres(chained, person_depths or {})
@@ -449,16 +445,17 @@ class CameraMotionEstimator:
         return np.vstack((np.zeros(3), np.cumsum(travel, axis=0))), height, source, warnings
 
 
-def _unseen_warnings(failed: int, steps: int) -> tuple[str, ...]:
-    """The manifest's warning for a camera called (or forced) static although `failed` of its
-    `steps` keyframe steps saw too little background to tell: none when every step saw it."""
+def _unseen_warnings(failed: int, steps: int, still: bool = True) -> tuple[str, ...]:
+    """The manifest's warning when `failed` of a camera's `steps` keyframe steps saw too little
+    background to follow: none when every step saw it. `still`: the camera was taken as still
+    (none saw it, or the others saw no motion); else it was assumed to keep turning over them."""
     if not failed:
         return ()
-    if failed == steps:
+    if still and failed == steps:
         return (f"camera motion: none of the {steps} keyframe steps had background to follow (the people fill "
                 "the frame, or it is dark or blurred): the camera is taken as still; if it moved, force "
                 "--camera rotating or --camera moving.",)
+    then = ("the others saw a still camera, so it is taken as still throughout" if still else
+            "the camera was assumed to keep turning as before over them")
     return (f"camera motion: {failed} of {steps} keyframe steps had too little background to follow (the people "
-            "fill the frame, or it is dark or blurred); the others saw a still camera, so it is taken as still "
-            "throughout.",)
-
+            f"fill the frame, or it is dark or blurred); {then}.",)
