@@ -149,12 +149,16 @@ def reconstructed(tmp_path, assets, smpl_files):
     checkpoint = mean_checkpoint(tmp_path / "mean.pt", assets)
     smpl = smpl_files["chumpy"].parent
 
-    def run(video, detections, *extra):
+    def run(video, detections, *extra, said=None):
+        """The output folder; with a list `said`, the run is not --quiet and its output goes there."""
         args = ["reconstruct", str(video), "-o", str(tmp_path / "out"), "--detections", str(detections),
                 "--smpl-dir", str(smpl), "--checkpoint", str(checkpoint), "--untrained", "--offline",
-                "--device", "cpu", "--mesh-format", "none", "--quiet", *map(str, extra)]
+                "--device", "cpu", "--mesh-format", "none", *(() if said is not None else ("--quiet",)),
+                *map(str, extra)]
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
+        if said is not None:
+            said.extend(result.output.splitlines())
         return tmp_path / "out" / video.stem
 
     return run, smpl
@@ -280,8 +284,15 @@ def test_reconstruct_render_writes_the_overlay_and_a_rerun_keeps_it(reconstructe
     stamp = overlay.stat().st_mtime_ns
     folder = run(video, dets, "--end", 6, "--render")  # done already: neither redone nor re-rendered
     assert overlay.stat().st_mtime_ns == stamp
-    folder = run(video, dets, "--end", 6, "--render", "--overwrite")
+    said = []
+    folder = run(video, dets, "--end", 6, "--render", "--overwrite", said=said)
     assert overlay.stat().st_mtime_ns != stamp
+    # The video's own warnings (here the world stage's: this body finds no foot contact) come
+    # before its render's progress, not after it as if the render had said them.
+    warned = [i for i, line in enumerate(said) if line.startswith("warning: running.mp4: ")]
+    rendering = [i for i, line in enumerate(said) if line.startswith("running.mp4: render ")]
+    assert warned and rendering and max(warned) < min(rendering), said
+    assert len(warned) == len({said[i] for i in warned})  # each said once
 
 
 def test_render_fps_and_quality(reconstructed, assets):

@@ -296,6 +296,20 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
     export_failures: list[int] = []
     exported: dict[Path, Any] = {}  # video -> its result after --export (files, size counted again)
 
+    said: set[tuple[Path, str]] = set()
+
+    def warn(result: Any) -> None:
+        """The video's warnings not said yet (the networks' were said when they were built):
+        called before its render too (--render), so the world stage's are not read as the render's."""
+        for warning in result.warnings if not quiet else ():
+            if warning not in shown and (result.video, warning) not in said:
+                said.add((result.video, warning))
+                print(f"warning: {result.video.name}: {warning}", file=sys.stderr)
+
+    def render(result: Any, progress: Any) -> Any:
+        warn(result)
+        return render_result(result, models.ready().body, RenderOptions(), models.device, progress)
+
     def report(result: Any) -> None:
         failure = None
         if exporter is not None:
@@ -303,9 +317,7 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
         if failure is not None:
             print(f"error: {result.video.name}: export failed: {failure}", file=sys.stderr)
             export_failures.append(failure.exit_code)
-        for warning in result.warnings if not quiet else ():
-            if warning not in shown:
-                print(f"warning: {result.video.name}: {warning}", file=sys.stderr)
+        warn(result)
         if result.status == "failed":
             print(f"error: {result.video.name}: {result.message}", file=sys.stderr)
 
@@ -313,9 +325,7 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
         results = run_batch(videos, output, options, models, detections, overwrite,
                             progress_for=lambda v: _RichProgress(None if quiet else bar, v.name),
                             on_result=report,
-                            after=(lambda result, progress: render_result(result, models.ready().body, RenderOptions(),
-                                                                          models.device, progress))
-                            if render_overlay else None)
+                            after=render if render_overlay else None)
     return [exported.get(r.video, r) for r in results], export_failures
 
 
