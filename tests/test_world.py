@@ -219,6 +219,7 @@ def test_foot_lock_pose_reaches_the_track_file_keys(body: Body) -> None:
     tracks, motion, *_ = _scene(body, 20.0, 15.0, drift=0.008, pose_noise=1.5)
     world, slides = place_in_world(tracks, motion, True)
     assert all(before > 2.0 and after < 1.0 for after, before in slides), slides
+    assert not any("nothing was locked" in w for w in world.warnings)
     for track, person in zip(world.tracks, tracks):
         keys = world_keys(track)
         assert keys["world_body_pose"].shape == (FRAMES, 69) and keys["world_body_pose"].dtype == np.float32
@@ -254,6 +255,12 @@ def test_no_contact_falls_back_to_the_camera_up_with_a_warning(body: Body) -> No
     assert world.frame.floor.source == "camera"
     assert any("no usable foot contact" in w for w in world.warnings)
     assert np.allclose(world.frame.axes[1], [0.0, -1.0, 0.0])
+    # --foot-lock with no contact anywhere locks nothing, and says so
+    locked, slides = place_in_world(jumping, motion, True)
+    assert [w for w in locked.warnings if "nothing was locked" in w] == [
+        "--foot-lock: no foot contact was found in any track, so nothing was locked."]
+    assert all(after == 0.0 for after, _ in slides)
+    assert not any("nothing was locked" in w for w in place_in_world(jumping, motion, False)[0].warnings)
 
 
 def _first_camera(track: TrackInCamera, motion: CameraMotion) -> np.ndarray:

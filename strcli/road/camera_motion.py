@@ -423,7 +423,8 @@ class CameraMotionEstimator:
             source = ("none: no floor seen under the people at unit travel; the camera's position is left "
                       "at the start")
             warning = ("camera model 'moving': no metric scale found (no floor seen under any person's "
-                       "feet); camera translation set to zero.")
+                       "feet); camera translation set to zero. If the camera does not travel, pass "
+                       "--camera rotating; trained bodies whose feet rest on the floor give the scale.")
             return np.zeros((steps + 1, 3)), float("nan"), source, [warning]
         per_step[~np.isfinite(per_step)] = np.nanmedian(per_step)  # a window without a floor: the median
         travel, covered = np.zeros((steps, 3)), np.zeros(steps)
@@ -441,7 +442,7 @@ class CameraMotionEstimator:
         warnings = [] if low <= height <= high else [
             f"camera model 'moving': the people's depths put the camera {height:.2f} m above the floor, outside "
             f"{low:g}-{high:g} m: the scale of its path is likely wrong (the body network's depths, or no floor "
-            "under the people); its direction holds."]
+            "under the people); its direction holds. If the camera does not travel, pass --camera rotating."]
         return np.vstack((np.zeros(3), np.cumsum(travel, axis=0))), height, source, warnings
 
 

@@ -132,10 +132,11 @@ def build_world(tracks: list[TrackInCamera], camera: CameraMotion) -> World:
     floor, contacts = find_floor(feet, [t.times for t in tracks], [t.sole_heights for t in tracks])
     warnings = []
     if floor.source == "camera":
-        warnings.append("no usable foot contact (sitting, jumping or feet out of view?): gravity is the "
-                        "first frame's camera up and the floor passes under the lowest feet; the world "
-                        "is tilted by the camera's pitch and roll, and every person keeps the body "
-                        "network's depth.")
+        warnings.append("no usable foot contact (people sitting or jumping, feet out of view, or an untrained "
+                        "body network, whose feet never rest): gravity is the first frame's camera up and "
+                        "the floor passes under nearly all feet (their 2nd percentile); the world is tilted "
+                        "by the camera's pitch and roll, and every person keeps the body network's depth. "
+                        "The camera-frame keys are unaffected (`strcli export --frame camera`).")
     groundings = []
     for k, track in enumerate(tracks):
         first_camera[k], contacts[k], grounding = ground_track(track, first_camera[k], contacts[k], floor, camera)
@@ -363,7 +364,10 @@ def place_in_world(inputs: list[TrackInCamera], camera: CameraMotion, foot_lock:
         else:
             placed.append(track)
             slides.append((foot_slide(track.joints3d, track.contacts), None))
-    return replace(world, tracks=placed), slides
+    warnings = world.warnings
+    if foot_lock and not any(t.contacts.any() for t in placed):
+        warnings += ("--foot-lock: no foot contact was found in any track, so nothing was locked.",)
+    return replace(world, tracks=placed, warnings=warnings), slides
 
 
 @dataclass(frozen=True)
