@@ -561,6 +561,28 @@ def test_render_export_and_view_refuse_a_damaged_folder_with_one_line(done, tmp_
     assert "body_pose holds 1 NaN" in view.stderr and "Traceback" not in view.stderr
 
 
+@pytest.mark.parametrize("text", ["", '{"tracks": [{"npz": "tracks/0.n'])
+def test_a_cut_manifest_is_damage_not_a_missing_smpl_file(done, tmp_path, text):
+    """A copy onto a full disk leaves manifest.json empty or cut. render, export and view find
+    the SMPL file through the manifest: without --smpl-dir they blamed the SMPL file (exit 3)."""
+    folder = damaged_copy(done, tmp_path, lambda folder, manifest: (folder / "manifest.json").write_text(text))
+    for args in (["render", str(folder), "--device", "cpu", "--quiet"], ["export", str(folder)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "manifest.json is not readable JSON" in one_error_line(result) and "SMPL" not in result.stderr
+    view = subprocess.run([sys.executable, "-m", "strcli", "view", str(folder), "--port", "0"],
+                          check=False, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert view.returncode == 2 and "manifest.json is not readable JSON" in view.stderr, view.stderr
+    # Among good folders, the damaged one is said and the others are exported all the same.
+    good = tmp_path / "out" / "good"
+    shutil.copytree(done["folder"], good)
+    result = runner.invoke(app, ["export", str(tmp_path / "out"), "--format", "bvh"])
+    assert result.exit_code == 2, result.output
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        line for line in result.stderr.splitlines() if "manifest.json is not readable JSON" in line]
+    assert (good / "bvh").is_dir() and not (folder / "bvh").exists()
+
+
 @pytest.mark.parametrize("damage", ["a complex depth factor", "a complex fps", "no start_frame", "a video fps of 10**400"])
 def test_render_refuses_damage_it_used_to_crash_on_with_one_line(done, tmp_path, damage):
     """render read fields the check did not (start_frame, end_frame) and converted complex

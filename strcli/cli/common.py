@@ -158,3 +158,20 @@ ABLATION_HELP = ("Ablation variant. The paper's Table 2: full, no_ttr, no_ste, n
 def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                help="Print the version and exit.")] = False) -> None:
     """strcli: 3D human bodies (SMPL) from videos with the STR network."""
+
+
+def usable_outputs(folders: list[Any]) -> tuple[list[Any], int]:
+    """The output folders of `render` and `export` whose manifest passes the check, and the
+    exit code of the first that does not (0: none): each such one is said on one line now,
+    before the SMPL file is looked for through the manifests, so a damaged folder is never
+    reported as a missing SMPL file. One folder, damaged: its error is raised (its exit code)."""
+    from strcli.road.output_check import readable_outputs
+
+    good, errors = readable_outputs(folders)
+    if errors and len(folders) == 1:
+        raise errors[0]
+    for err in errors:
+        print(f"error: {err}", file=sys.stderr)
+    if not good:
+        raise typer.Exit(errors[0].exit_code)
+    return good, errors[0].exit_code if errors else 0

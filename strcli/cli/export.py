@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from strcli.cli.common import app, reports_errors
+from strcli.cli.common import app, reports_errors, usable_outputs
 from strcli.utils.errors import StrcliError
 
 
@@ -42,7 +42,7 @@ def export_motion(
         from strcli.export.blender import bpy_python
 
         bpy_python(wanted)
-    folders = output_folders(outputs)
+    folders, failed = usable_outputs(output_folders(outputs))
     for folder in folders:  # a folder of the user's as <stem>.glb, a file as bvh/: refused before any work
         export_targets(folder, wanted)
     smpl_file, smpl_note = smpl_file_for_outputs(folders, smpl_dir)
@@ -57,7 +57,6 @@ def export_motion(
     from strcli.export.writer import export_video
 
     body = Body.from_file(smpl_file)
-    failed = 0
     for folder in folders:
         try:
             result = export_video(folder, body, wanted, body_note, frame, floor)

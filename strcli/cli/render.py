@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strcli.cli.common import app, reports_errors, stderr
+from strcli.cli.common import app, reports_errors, stderr, usable_outputs
 from strcli.config import X264_PRESETS
 from strcli.utils.errors import StrcliError
 from strcli.utils.progress import end_task, work_progress
@@ -53,7 +53,7 @@ def render(
     check_render_values(alpha=alpha, crf=crf, fps=fps, preset=preset, video=video, frames=chosen_frames,
                         compare=compare, side_view=side_view)
     check_device_name(device)
-    folders = output_folders(outputs)
+    folders, failed = usable_outputs(output_folders(outputs))
     if source is not None and len(folders) > 1:
         raise UsageError("--video-file works with one output folder.", "Render the folders one at a time.")
     for folder in folders:  # a file or folder of the user's where one is written: refused before any work
@@ -75,7 +75,6 @@ def render(
                             body_note=TEST_BODY_NOTE if is_test_body(smpl_file) else "")
     torch_device = resolve_device(device)
     body = Body.from_file(smpl_file).to(torch_device)
-    failed = 0
     with work_progress(stderr, quiet) as bar:
         for folder in folders:
             task = bar.add_task(f"{folder.name}: render", total=None, unit="frames")

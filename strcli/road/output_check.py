@@ -115,11 +115,11 @@ def damaged(folder: Path, what: str) -> DamagedOutput:
     return DamagedOutput(f"{folder} is a damaged strcli output ({what}).", REDO_HINT)
 
 
-def check_output(folder: Path) -> CheckedOutput:
-    """Read `folder`'s manifest and every track file it names, and check them: types and
-    shapes (N frames per track), finite values within sane bounds, a positive focal length
-    and image size, frame indices increasing, the frame counts of the manifest equal to its
-    files'. Raises DamagedOutput (a UsageError, exit 2) naming the first problem."""
+def check_manifest(folder: Path) -> tuple[dict[str, Any], tuple[int, int]]:
+    """`folder`'s manifest.json, checked (every field a reader uses: `check_output`'s first
+    part, without the track files), with the defaults of `MANIFEST_DEFAULTS`; and the video's
+    (width, height). Raises UsageError (exit 2) when there is no manifest, DamagedOutput
+    (exit 2) naming the first problem."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except FileNotFoundError as err:
@@ -130,7 +130,31 @@ def check_output(folder: Path) -> CheckedOutput:
     if not isinstance(manifest, dict):
         raise damaged(folder, f"{MANIFEST} holds a {type(manifest).__name__}, not an object")
     size = _check_manifest(folder, manifest)
-    manifest = _with_defaults(manifest)
+    return _with_defaults(manifest), size
+
+
+def readable_outputs(folders: list[Path]) -> tuple[list[Path], list[UsageError]]:
+    """The `folders` whose manifest passes `check_manifest`, and the error of each other one.
+    `render`, `export` and `view` run it before they look for the SMPL file, which they find
+    through the manifests: a damaged manifest is reported as such, never as a missing SMPL
+    file."""
+    good, errors = [], []
+    for folder in folders:
+        try:
+            check_manifest(folder)
+        except UsageError as err:
+            errors.append(err)
+        else:
+            good.append(folder)
+    return good, errors
+
+
+def check_output(folder: Path) -> CheckedOutput:
+    """Read `folder`'s manifest and every track file it names, and check them: types and
+    shapes (N frames per track), finite values within sane bounds, a positive focal length
+    and image size, frame indices increasing, the frame counts of the manifest equal to its
+    files'. Raises DamagedOutput (a UsageError, exit 2) naming the first problem."""
+    manifest, size = check_manifest(folder)
     files: list[Path] = []
     frames: list[np.ndarray] = []
     sets = [(".", manifest["tracks"])] + [(m["folder"], m["tracks"]) for m in manifest.get("models") or []]
