@@ -50,7 +50,44 @@ def test_detections_are_found_per_video(tmp_path):
 
 def test_same_stems_clash_and_exit_code_is_the_first_failure():
     clashes = check_stems([Path("x/clip.mp4"), Path("y/clip.avi"), Path("z/other.mp4")])
-    assert list(clashes) == [Path("y/clip.avi")]
+    assert list(clashes) == [Path("x/clip.mp4"), Path("y/clip.avi")]  # both: neither wins by coming first
+    assert "x/clip.mp4 and y/clip.avi share the name 'clip'" in clashes[Path("x/clip.mp4")]
     results = [VideoResult(Path("a"), "done"), VideoResult(Path("b"), "failed", exit_code=7),
                VideoResult(Path("c"), "failed", exit_code=3)]
     assert exit_code(results) == 7 and exit_code(results[:1]) == 0
+
+
+def test_videos_sharing_a_stem_are_refused_in_every_shard(tmp_path, assets):
+    """a.avi and a.mp4 in one folder: shard 0/2 holds one, shard 1/2 the other. Each shard
+    saw only its own and ran it; the second to finish then found the first's folder and was
+    told to --overwrite it. Both are refused, whichever shard, before any model loads."""
+    from typer.testing import CliRunner
+
+    from strcli.cli.main import app
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "a.avi").symlink_to(assets / "videos" / "pedestrians.avi")
+    (folder / "a.mp4").symlink_to(assets / "videos" / "running.mp4")
+    (folder / "b.mp4").write_text("not a video")
+    for shard, video in (("0/3", "a.avi"), ("1/3", "a.mp4")):
+        result = CliRunner().invoke(app, ["reconstruct", str(folder), "-o", str(tmp_path / "out"), "--shard", shard,
+                                          "--offline", "--quiet"])
+        assert result.exit_code == 2, result.output
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith(f"error: {video}: ") and "share the name 'a'" in errors[0]
+    assert not (tmp_path / "out" / "a").exists()
+
+
+def test_detections_that_are_a_device_are_named_as_such(tmp_path, assets):
+    """/dev/null exists: it was called missing ("does not exist")."""
+    from typer.testing import CliRunner
+
+    from strcli.cli.main import app
+
+    result = CliRunner().invoke(app, ["reconstruct", str(assets / "videos" / "running.mp4"), "-o", str(tmp_path / "out"),
+                                      "--detections", "/dev/null", "--offline", "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "--detections /dev/null is not a file or a folder (a device or a pipe)." in result.stderr
+    with pytest.raises(UsageError, match="is not a file or a folder"):
+        detections_for(Path("a.mp4"), Path("/dev/null"), single=True)

@@ -147,7 +147,7 @@ def reconstruct(
     STR to test the pipeline (meaningless bodies)."""
     from strcli.config import MANIFEST
     from strcli.utils.errors import OutputError, UsageError
-    from strcli.road.inputs import (Shard, check_detections, check_file, check_output_folder, find_videos,
+    from strcli.road.inputs import (Shard, check_detections, check_stems, check_file, check_output_folder, find_videos,
                                missing_folders, remove_empty, run_problem, select_shard, video_problem)
     from strcli.road.options import (ModelSources, ReconstructOptions, parse_export_formats, parse_mesh_formats,
                                 parse_models)
@@ -198,6 +198,8 @@ def reconstruct(
         sample = Manifest.load().get("sample_video").path() if example else None
         if sample is not None:  # downloaded with the weights (every missing file named at once)
             found.append(sample)
+        # Inputs sharing a stem are refused, all of them, on the whole list: in every shard alike.
+        refused |= {video: UsageError(why) for video, why in check_stems(found).items() if video not in refused}
         candidates = select_shard(found, shard_spec)
         if unwritable is not None and (overwrite or example or not candidates or any(
                 not (output / video.stem / MANIFEST).is_file() for video in candidates)):

@@ -13,22 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from strcli.utils.errors import StrcliError, UsageError, write_failure
-from strcli.road.inputs import VIDEO_SUFFIXES, Shard, detections_for, find_videos, select_shard  # noqa: F401 (re-exported)
+from strcli.road.inputs import VIDEO_SUFFIXES, Shard, check_stems, detections_for, find_videos, select_shard  # noqa: F401 (re-exported)
 from strcli.road.reconstruct import Models, Progress, ReconstructOptions, VideoResult, reconstruct_video
-
-
-def check_stems(videos: Sequence[Path]) -> dict[Path, str]:
-    """Outputs are named by stem: two inputs with one stem would overwrite each other."""
-    seen: dict[str, Path] = {}
-    clashes: dict[Path, str] = {}
-    for video in videos:
-        if video.stem in seen:
-            clashes[video] = (f"{video} and {seen[video.stem]} share the name {video.stem!r}, "
-                              "so their outputs would collide: rename one or run them into "
-                              "different -o folders.")
-        else:
-            seen[video.stem] = video
-    return clashes
 
 
 def run_batch(videos: Sequence[Path], out_root: Path, options: ReconstructOptions, models: Models,

@@ -124,6 +124,23 @@ def check_same_video(manifest: dict, info: VideoInfo, name: str) -> None:
                          "Pass the video it was made from with --video-file.")
 
 
+def check_stems(videos: Sequence[Path]) -> dict[Path, str]:
+    """Outputs are named by stem: inputs that share one would overwrite each other, so each of
+    them is refused (video -> why), not the first taken and the others refused: which one
+    came first would depend on the order, and across `--shard`s on which shard ran first
+    (`reconstruct` checks the whole list before it is split)."""
+    by_stem: dict[str, list[Path]] = {}
+    for video in videos:
+        by_stem.setdefault(video.stem, []).append(video)
+    clashes: dict[Path, str] = {}
+    for stem, same in by_stem.items():
+        for video in same if len(same) > 1 else ():
+            others = ", ".join(str(v) for v in same if v != video)
+            clashes[video] = (f"{video} and {others} share the name {stem!r}, so their outputs would "
+                              "collide: rename them or run them into different -o folders.")
+    return clashes
+
+
 def select_shard(videos: Sequence[Path], shard: Shard) -> list[Path]:
     return [v for i, v in enumerate(videos) if i % shard.count == shard.index]
 
@@ -166,7 +183,8 @@ def detections_for(video: Path, detections: Path | None, single: bool) -> Path |
                          f"{video.stem}.det.txt, {video.stem}.txt, {video.stem}/det/det.txt).",
                          f"Write {video.stem}.det.txt there with your detector (MOT format: frame,-1,x,y,w,h,"
                          "score per line), or drop --detections to run strcli's detector.")
-    raise UsageError(f"--detections {detections} does not exist.", "Check the path.")
+    check_detections(detections)  # gone since the command was checked, or a device or a pipe
+    raise UsageError(f"--detections {detections} is not a file or a folder.", "Pass a detections file or a folder of them.")
 
 
 def run_problem(video: Path, out_root: Path, overwrite: bool, detections: Path | None = None,
@@ -431,6 +449,9 @@ def check_detections(path: Path | None) -> None:
         return
     if not path.exists():
         raise UsageError(f"--detections {path} does not exist.", "Check the path.")
+    if not path.is_file() and not path.is_dir():
+        raise UsageError(f"--detections {path} is not a file or a folder (a device or a pipe).",
+                         "Pass a MOT detections file, or a folder of them.")
     if path.is_file() and not os.access(path, os.R_OK):
         raise UsageError(f"--detections {path} cannot be read (permission denied).", "Check its permissions.")
 
