@@ -45,3 +45,7 @@ def run() -> None:
         print("error: interrupted (Ctrl-C).", file=sys.stderr)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":  # `python -m strcli.cli.main`, as `python -m strcli`
+    run()
