@@ -732,6 +732,25 @@ def test_the_frame_of_each_export_file_and_an_unrecorded_one(exported, tmp_path)
     assert not (folder / "export.json").exists()
 
 
+def test_export_json_records_the_frame_of_the_fbx_and_blend(tmp_path):
+    """What an export does with the FBX and .blend of export.json: those of the other frame
+    removed, their entries dropped; those it writes recorded in its frame; those of its frame
+    kept; an entry of a file that is gone forgotten."""
+    from strcli.export.existing import RECORD_NAME, plan_frames, read_record, record_text
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for kind in ("fbx", "blend"):
+        (folder / f"clip.{kind}").write_bytes(b"made by Blender")
+    (folder / RECORD_NAME).write_text(record_text({"clip.fbx": "world", "clip.blend": "camera", "gone.fbx": "world"}))
+    assert read_record(folder) == {"clip.fbx": "world", "clip.blend": "camera"}
+    glb = plan_frames(folder, "world", {folder / "clip.glb"}, set())
+    assert [f.path for f in glb.removed] == [folder / "clip.blend"] and glb.unknown == ()
+    assert glb.record == {"clip.fbx": "world"}
+    fbx = plan_frames(folder, "camera", {folder / "clip.fbx"}, {folder / "clip.fbx"})
+    assert fbx.removed == () and fbx.record == {"clip.fbx": "camera", "clip.blend": "camera"}
+
+
 def test_bvh_resamples_a_variable_frame_rate_track(exported):
     from strcli.export.bvh import sample_motion
     from strcli.export.motion import rest_body
@@ -1255,6 +1274,8 @@ def test_fbx_and_blend_through_blender(exported, blender_run, tmp_path, monkeypa
     panned, got, keys = blender_run["folder"], blender_run["got"], blender_run["keys"]
     assert (panned / "pedestrians.fbx").stat().st_size > 100_000 and (panned / "pedestrians.blend").is_file()
     assert (panned / "pedestrians.glb").read_bytes() == blender_run["glb_before"]  # not asked for: left as it was
+    assert json.loads((panned / "export.json").read_text())["frames"] == {"pedestrians.blend": "world",
+                                                                          "pedestrians.fbx": "world"}
     assert sorted(p.name for p in panned.iterdir() if p.name.startswith(".")) == []
     fps, first, last, width, height, camera, backgrounds = got["blend_scene"].tolist()
     assert (fps, first, last, width, height, camera, backgrounds) == (10, 0, 29, 768, 576, 1, 1)
