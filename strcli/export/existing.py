@@ -23,10 +23,10 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from strcli.config import BVH_DIR, EXPORT_RECORD as RECORD_NAME
+from strcli.config import BVH_DIR
+from strcli.config import EXPORT_RECORD as RECORD_NAME  # {"frames": {"<stem>.fbx": "world", ...}, "note": ...}
 from strcli.export.bvh import INFO_NAME
 
-# RECORD_NAME, export.json: the frame of <stem>.fbx and <stem>.blend, {"frames": {"<stem>.fbx": "world", ...}}
 FRAMES = ("world", "camera")
 _BEFORE_FRAMES = "camera"  # the frame of strcli's exports written before they recorded one
 _RECORD_NOTE = ("The frame (strcli export --frame) each of these files is in; <stem>.glb and bvh/info.json "
