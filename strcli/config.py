@@ -42,6 +42,7 @@ CAMERA_FILE = "camera.npz"  # the camera of every processed frame, in the world,
 COMPARE = "compare.mp4"  # `strcli render --compare`: the models of `reconstruct --model str,tcmr` side by side
 FRAMES_DIR = "frames"  # `strcli render --frames`: the PNGs
 BVH_DIR = "bvh"  # `strcli export`: bvh/<stem>_<track id>.bvh
+EXPORT_RECORD = "export.json"  # `strcli export`: the frame of <stem>.fbx and <stem>.blend (strcli.export.existing)
 
 # `strcli render --preset`: x264's speed presets, fastest first.
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",

@@ -147,6 +147,27 @@ def test_an_export_that_fails_partway_leaves_the_earlier_set(tmp_path, reconstru
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before and leftovers(out) == []
 
 
+def test_an_export_in_the_other_frame_that_fails_removes_nothing(disk, reconstructed):
+    """The camera frame's glb and bvh/, then a world export on a full disk: exit 6, and the
+    camera frame's files all there as they were (the world export would have removed bvh/)."""
+    run, smpl = reconstructed
+    out = disk(4096)
+    assert run(out, "--mesh-format", "none").exit_code == 0
+    folder = out / "running"
+    camera = runner.invoke(app, ["export", str(folder), "--frame", "camera", "--smpl-dir", str(smpl)])
+    assert camera.exit_code == 0, camera.output
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert folder / "bvh" / "info.json" in before and folder / "running.glb" in before
+    disk.fill(out, leave_kb=8)  # the .glb (about 400 KB) does not fit
+    result = runner.invoke(app, ["export", str(folder), "--format", "glb", "--smpl-dir", str(smpl)])
+    assert "disk is full" in one_line_exit_6(result) and "removed" not in result.output
+    (out / "filler").unlink()
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before and leftovers(out) == []
+    again = runner.invoke(app, ["export", str(folder), "--format", "glb", "--smpl-dir", str(smpl)])
+    assert again.exit_code == 0 and "removed bvh/ (camera frame)" in again.output, again.output
+    assert not (folder / "bvh").exists() and leftovers(out) == []
+
+
 def test_reconstruct_on_a_full_disk_leaves_no_partial_folder(disk, reconstructed, monkeypatch):
     run, _ = reconstructed
     out = disk(600)  # the meshes (an OBJ is ~500 KB) do not fit

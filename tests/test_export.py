@@ -641,6 +641,116 @@ def test_names_carry_the_stem_and_old_names_are_still_found(exported, tmp_path):
     assert glb_path(tmp_path / "nothing") is None and bvh_files(tmp_path / "nothing") == {}
 
 
+def _frames(folder):
+    """The frame each export file of `folder` records: the .glb's extras, bvh/info.json's
+    entries, export.json's (FBX, .blend)."""
+    frames = {}
+    if (folder / "pedestrians.glb").is_file():
+        frames["pedestrians.glb"] = gl.GLTF2().load(str(folder / "pedestrians.glb")).extras["strcli"]["frame"]
+    if (folder / "bvh").exists():
+        frames["bvh/"] = {entry["frame"] for entry in json.loads((folder / "bvh" / "info.json").read_text())}
+    if (folder / "export.json").is_file():
+        frames.update(json.loads((folder / "export.json").read_text())["frames"])
+    return frames
+
+
+def _listing(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_relative_to(folder / "tracks"))
+
+
+def test_an_export_in_one_frame_removes_the_other_frames_exports(exported):
+    """The first-time user's sequence: `export --frame camera` (glb, bvh), then `export
+    --format glb` (the world): the camera-frame bvh/ is removed with the world .glb's set and
+    the command says so; an export in the same frame keeps the other files (glb, then bvh);
+    `reconstruct --export` (the world) goes through the same code."""
+    folder = _export_copy(exported, "one-frame", "--frame", "camera")
+    ids = sorted(t.track_id for t in exported["tracks"])
+    bvhs = [f"bvh/pedestrians_{i}.bvh" for i in ids] + ["bvh/info.json"]
+    before = _listing(folder)
+    assert set(bvhs) | {"pedestrians.glb"} <= set(before)
+    assert _frames(folder) == {"pedestrians.glb": "camera", "bvh/": {"camera"}}
+    smpl = ["--smpl-dir", str(exported["smpl"])]
+    world = runner.invoke(app, ["export", str(folder), "--format", "glb", *smpl])
+    assert world.exit_code == 0, world.output
+    assert world.stderr.splitlines() == ["pedestrians: removed bvh/ (camera frame) so that the folder holds one "
+                                         "frame's exports"]
+    assert _listing(folder) == sorted(set(before) - set(bvhs) - {"bvh"})
+    assert _frames(folder) == {"pedestrians.glb": "world"}
+    glb = (folder / "pedestrians.glb").read_bytes()
+    same = runner.invoke(app, ["export", str(folder), "--format", "bvh", *smpl])  # the world too: glb kept
+    assert same.exit_code == 0 and "removed" not in same.output, same.output
+    assert _listing(folder) == before and (folder / "pedestrians.glb").read_bytes() == glb
+    assert _frames(folder) == {"pedestrians.glb": "world", "bvh/": {"world"}}
+    camera = runner.invoke(app, ["export", str(folder), "--format", "bvh", "--frame", "camera", *smpl])
+    assert camera.exit_code == 0, camera.output
+    assert "pedestrians: removed pedestrians.glb (world frame) so that the folder holds one frame's exports" \
+        in camera.stderr
+    assert _frames(folder) == {"bvh/": {"camera"}}
+    args = [a for a in exported["args"] if a != "--quiet"]  # -q says no warning: the JSON's `warnings` keep it
+    args[args.index("-o") + 1] = str(folder.parent)
+    args[args.index("--export") + 1] = "glb"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STRCLI_WEIGHTS_DIR", str(exported["root"] / "weights"))
+        mp.setenv("STRCLI_CACHE_DIR", str(exported["root"] / "cache"))
+        again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    (row,) = json.loads(again.stdout)
+    assert row["status"] == "skipped" and row["exported"] == [str(folder / "pedestrians.glb")]
+    note = "removed bvh/ (camera frame) so that the folder holds one frame's exports"
+    assert note in row["warnings"] and f"warning: pedestrians.avi: {note}" in again.stderr
+    assert _frames(folder) == {"pedestrians.glb": "world"} and not (folder / "bvh").exists()
+
+
+def test_the_frame_of_each_export_file_and_an_unrecorded_one(exported, tmp_path):
+    """`strcli.export.existing`: the frame read from each file's own record; a .glb of a
+    strcli older than the frames (no `frame`) is the camera frame's; an FBX no export.json
+    names, or a .glb that is not strcli's, has none: an export keeps it and says so."""
+    from strcli.export.existing import export_files, glb_frame
+
+    folder = tmp_path / "pedestrians"
+    shutil.copytree(exported["folder"], folder)
+    assert glb_frame(folder / "pedestrians.glb") == "world"
+    gltf = gl.GLTF2().load(str(folder / "pedestrians.glb"))
+    del gltf.extras["strcli"]["frame"]
+    gltf.save_binary(str(folder / "pedestrians.glb"))
+    assert glb_frame(folder / "pedestrians.glb") == "camera"
+    (tmp_path / "other.glb").write_bytes(b"glTF not really")
+    assert glb_frame(tmp_path / "other.glb") is None and glb_frame(tmp_path / "none.glb") is None
+    (folder / "pedestrians.fbx").write_bytes(b"an older strcli's FBX")
+    frames = {f.path.relative_to(folder).as_posix(): f.frame for f in export_files(folder)}
+    ids = [t.track_id for t in exported["tracks"]]
+    assert frames == {"pedestrians.glb": "camera", "pedestrians.fbx": None, "bvh/info.json": "world",
+                      **{f"bvh/pedestrians_{i}.bvh": "world" for i in ids}}
+    result = runner.invoke(app, ["export", str(folder), "--format", "glb", "--frame", "camera",
+                                 "--smpl-dir", str(exported["smpl"])])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "pedestrians: removed bvh/ (world frame) so that the folder holds one frame's exports",
+        "warning: pedestrians: kept pedestrians.fbx: nothing records its frame (an older strcli's export); if it "
+        "is not in the camera frame, export it again or remove it"]
+    assert (folder / "pedestrians.fbx").is_file() and not (folder / "bvh").exists()
+    assert not (folder / "export.json").exists()
+
+
+def test_export_json_records_the_frame_of_the_fbx_and_blend(tmp_path):
+    """What an export does with the FBX and .blend of export.json: those of the other frame
+    removed, their entries dropped; those it writes recorded in its frame; those of its frame
+    kept; an entry of a file that is gone forgotten."""
+    from strcli.export.existing import RECORD_NAME, plan_frames, read_record, record_text
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for kind in ("fbx", "blend"):
+        (folder / f"clip.{kind}").write_bytes(b"made by Blender")
+    (folder / RECORD_NAME).write_text(record_text({"clip.fbx": "world", "clip.blend": "camera", "gone.fbx": "world"}))
+    assert read_record(folder) == {"clip.fbx": "world", "clip.blend": "camera"}
+    glb = plan_frames(folder, "world", {folder / "clip.glb"}, set())
+    assert [f.path for f in glb.removed] == [folder / "clip.blend"] and glb.unknown == ()
+    assert glb.record == {"clip.fbx": "world"}
+    fbx = plan_frames(folder, "camera", {folder / "clip.fbx"}, {folder / "clip.fbx"})
+    assert fbx.removed == () and fbx.record == {"clip.fbx": "camera", "clip.blend": "camera"}
+
+
 def test_bvh_resamples_a_variable_frame_rate_track(exported):
     from strcli.export.bvh import sample_motion
     from strcli.export.motion import rest_body
@@ -1164,6 +1274,8 @@ def test_fbx_and_blend_through_blender(exported, blender_run, tmp_path, monkeypa
     panned, got, keys = blender_run["folder"], blender_run["got"], blender_run["keys"]
     assert (panned / "pedestrians.fbx").stat().st_size > 100_000 and (panned / "pedestrians.blend").is_file()
     assert (panned / "pedestrians.glb").read_bytes() == blender_run["glb_before"]  # not asked for: left as it was
+    assert json.loads((panned / "export.json").read_text())["frames"] == {"pedestrians.blend": "world",
+                                                                          "pedestrians.fbx": "world"}
     assert sorted(p.name for p in panned.iterdir() if p.name.startswith(".")) == []
     fps, first, last, width, height, camera, backgrounds = got["blend_scene"].tolist()
     assert (fps, first, last, width, height, camera, backgrounds) == (10, 0, 29, 768, 576, 1, 1)

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from strcli.utils.errors import Interrupted, OutputError, UsageError
-from strcli.utils.locks import WholeFile, write_text_whole
+from strcli.utils.locks import WholeFile, WholeSet, write_text_whole
 
 DEAD_PID = 999_999_999  # above any pid_max: never a running process
 
@@ -116,3 +116,39 @@ def test_begin_commit_discard_for_a_writer_that_spans_calls(tmp_path):
     assert whole.commit() == path and path.read_text() == "whole"
     with pytest.raises(OutputError, match="cannot write"):  # nothing to rename: still one line
         whole.commit()
+
+
+def test_a_set_removes_the_files_it_replaces_with_its_own(tmp_path):
+    """`WholeSet.replaces`: gone once the set is in place, no temporary left; a file the set
+    writes is not removed."""
+    (tmp_path / "bvh").mkdir()
+    (tmp_path / "bvh" / "old.bvh").write_text("camera frame")
+    (tmp_path / "a.glb").write_text("camera frame")
+    with WholeSet() as files:
+        files.replaces(tmp_path / "bvh" / "old.bvh")
+        files.replaces(tmp_path / "a.glb")
+        files.add(tmp_path / "a.glb").write_text("world frame")
+        assert (tmp_path / "bvh" / "old.bvh").is_file()  # until the set is renamed in
+    assert (tmp_path / "a.glb").read_text() == "world frame"
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["a.glb", "bvh"]
+
+
+def test_a_set_that_cannot_move_a_replaced_file_aside_changes_nothing(tmp_path, monkeypatch):
+    """Renaming the replaced files aside comes before the set's files are renamed in: a
+    failure there puts back those moved, discards the set (OutputError, exit 6), and leaves
+    the folder as it was."""
+    for name in ("a.bvh", "b.bvh", "c.glb"):
+        (tmp_path / name).write_text("earlier")
+    real = os.replace
+
+    def refuse(source, target):
+        if os.path.basename(source) == "b.bvh":
+            raise OSError(errno.EACCES, "Permission denied")
+        return real(source, target)
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OutputError), WholeSet() as files:
+        files.replaces(tmp_path / "a.bvh")
+        files.replaces(tmp_path / "b.bvh")
+        files.add(tmp_path / "c.glb").write_text("new")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {n: "earlier" for n in ("a.bvh", "b.bvh", "c.glb")}

@@ -66,6 +66,10 @@ def export_motion(
             continue
         if result.warning:
             print(f"warning: {result.warning}", file=sys.stderr)
+        if result.removed_note:
+            print(f"{folder.name}: {result.removed_note}", file=sys.stderr)
+        if result.unknown_warning:
+            print(f"warning: {folder.name}: {result.unknown_warning}", file=sys.stderr)
         files = ([str(result.glb)] if result.glb else []) + ([f"{len(result.bvh)} BVH in {folder / 'bvh'}"]
                                                               if "bvh" in wanted else [])
         files += [str(p) for p in (result.fbx, result.blend) if p]

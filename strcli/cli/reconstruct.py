@@ -319,7 +319,7 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
         if failure is not None:
             print(f"error: {result.video.name}: export failed: {failure}", file=sys.stderr)
             export_failures.append(failure.exit_code)
-        warn(result)
+        warn(exported.get(result.video, result))  # with what the export said (the other frame's files it removed)
         if result.status == "failed":
             print(f"error: {result.video.name}: {result.message}", file=sys.stderr)
 

@@ -5,6 +5,7 @@ shared conventions (axes, rest skeleton) in `motion`; what the formats approxima
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -19,15 +20,16 @@ from strcli.body.smpl import Body
 from strcli.body.camera import Intrinsics
 from strcli.utils.errors import OutputError, StrcliError, writing
 from strcli.export.blender import BLENDER_FORMATS, BlenderRequest, bpy_python, run_blender, scene_rate
-from strcli.export.bvh import write_bvh
-from strcli.export.gltf import build_gltf, glb_name, write_glb
+from strcli.export.bvh import INFO_NAME, LEGACY_NAME, bvh_name, write_bvh
+from strcli.export.existing import RECORD_NAME, ExportFile, plan_frames, record_text, said
+from strcli.export.gltf import LEGACY_GLB_NAME, build_gltf, glb_name, write_glb
 from strcli.export.motion import CameraPath, RestBody, TrackMotion, rest_body
 from strcli.utils.locks import WholeSet, sweep_stale, video_lock
 from strcli.road.options import EXPORT_FORMATS, parse_export_formats as parse_formats  # noqa: F401 (re-exported)
 from strcli.road.inputs import export_targets
 from strcli.road.output_check import check_output
 from strcli.road.outputs import MANIFEST, folder_bytes, output_folders, read_manifest, reading_output  # noqa: F401 (output_folders: export's API)
-from strcli.config import CAMERA_FILE, TRACK_COLOURS
+from strcli.config import BVH_DIR, CAMERA_FILE, TRACK_COLOURS
 
 if TYPE_CHECKING:
     from strcli.road.reconstruct import VideoResult
@@ -44,6 +46,26 @@ class ExportResult:
     body_note: str = ""  # the generated test body's caveat, written into the files; else empty
     frame: str = "camera"  # the frame the files are in: "world" or "camera" (strcli.export.motion)
     warning: str = ""  # why `--frame world` fell back to the camera frame; else empty
+    removed: tuple[ExportFile, ...] = ()  # the other frame's exports the export removed (`strcli.export.existing`)
+    unknown: tuple[ExportFile, ...] = ()  # exports left in the folder whose frame nothing records
+
+    @property
+    def removed_note(self) -> str:
+        """The line (without the folder's name) that says which of the other frame's exports the
+        export removed; "" when none."""
+        if not self.removed:
+            return ""
+        return (f"removed {said(self.folder, self.removed)} ({self.removed[0].frame} frame) "
+                "so that the folder holds one frame's exports")
+
+    @property
+    def unknown_warning(self) -> str:
+        """The line (without the folder's name) that says which exports of no recorded frame the
+        export kept; "" when none."""
+        if not self.unknown:
+            return ""
+        return (f"kept {said(self.folder, self.unknown)}: nothing records its frame (an older "
+                f"strcli's export); if it is not in the {self.frame} frame, export it again or remove it")
 
 
 def load_tracks(folder: Path, body: Body, frame: str = "camera", manifest: dict | None = None
@@ -121,9 +143,14 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note:
     blender = [f for f in formats if f in BLENDER_FORMATS]
     python = bpy_python(tuple(blender)) if blender else None
     outputs: dict[str, Path] = {}
-    # Every file of the export under a temporary name, renamed together at the end of the block:
-    # a failure (a full disk, Blender) leaves the earlier export's files as they were.
+    plan = plan_frames(folder, frame, _written(folder, formats, [t.track_id for t, _ in tracks]),
+                       {folder / f"{folder.name}.{f}" for f in blender})
+    # Every file of the export under a temporary name, renamed together at the end of the block,
+    # and the other frame's exports removed with them: a failure (a full disk, Blender) leaves
+    # the earlier exports' files as they were.
     with WholeSet() as files:
+        for gone in plan.removed:
+            files.replaces(gone.path)
         if "glb" in formats or blender:
             colours = np.array([TRACK_COLOURS[t.track_id % len(TRACK_COLOURS)] for t, _ in tracks], np.float32) \
                 if tracks else np.zeros((0, 3))
@@ -143,8 +170,28 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note:
                     written.unlink(missing_ok=True)
         if "bvh" in formats:
             bvh = [folder / info.file for info in write_bvh(folder, tracks, step, body_note, files)]
+        if plan.record:  # the frame of the FBX and .blend the folder holds afterwards
+            files.add(folder / RECORD_NAME).write_text(record_text(plan.record))
+        else:
+            files.replaces(folder / RECORD_NAME)
+    if any(gone.path.name == INFO_NAME for gone in plan.removed):
+        with contextlib.suppress(OSError):
+            (folder / BVH_DIR).rmdir()  # left empty: the other frame's bvh/ went whole
     return ExportResult(folder, len(tracks), glb, bvh, outputs.get("fbx"), outputs.get("blend"),
-                        time.perf_counter() - started, body_note, frame, warning)
+                        time.perf_counter() - started, body_note, frame, warning, plan.removed, plan.unknown)
+
+
+def _written(folder: Path, formats: tuple[str, ...], track_ids: list[int]) -> set[Path]:
+    """The files an export of `formats` writes into `folder`, and the older names of them it
+    replaces (animation.glb, bvh/<id>.bvh)."""
+    stem = folder.name
+    written = {folder / f"{stem}.{f}" for f in formats if f != "bvh"}
+    if "glb" in formats:
+        written.add(folder / LEGACY_GLB_NAME)
+    if "bvh" in formats:
+        written |= {folder / BVH_DIR / INFO_NAME}
+        written |= {folder / BVH_DIR / n for i in track_ids for n in (bvh_name(stem, i), LEGACY_NAME.format(track_id=i))}
+    return written
 
 
 def _write_blender(python: Path, folder: Path, glb: Path, manifest: dict, tracks: list[tuple[TrackMotion, RestBody]],
@@ -178,8 +225,9 @@ def _write_blender(python: Path, folder: Path, glb: Path, manifest: dict, tracks
 
 def export_after(text: str | None) -> Callable[[VideoResult, Body], tuple[VideoResult, StrcliError | None]] | None:
     """`reconstruct --export glb,bvh`: None without the option, else a function that exports a
-    finished (or skipped) video and returns its result with the files written (`exported`)
-    and the folder's size counted again (`bytes`), and the error instead of raising it, so
+    finished (or skipped) video and returns its result with the files written (`exported`),
+    the folder's size counted again (`bytes`) and the other frame's exports it removed in its
+    `warnings` (`ExportResult.removed_note`), and the error instead of raising it, so
     the batch goes on. The formats are checked now, before any work."""
     if not text:
         return None
@@ -197,6 +245,7 @@ def export_after(text: str | None) -> Callable[[VideoResult, Body], tuple[VideoR
             return replace(result, bytes=folder_bytes(result.output)), err
         files = ((written.glb,) if written.glb else ()) + ((result.output / "bvh",) if "bvh" in formats else ()) \
             + tuple(p for p in (written.fbx, written.blend) if p)
-        return replace(result, exported=files, bytes=folder_bytes(result.output)), None
+        notes = tuple(line for line in (written.removed_note, written.unknown_warning) if line)
+        return replace(result, exported=files, bytes=folder_bytes(result.output), warnings=result.warnings + notes), None
 
     return run

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from strcli.config import BVH_DIR, COMPARE, FRAMES_DIR, MANIFEST, OVERLAY
+from strcli.config import BVH_DIR, COMPARE, EXPORT_RECORD, FRAMES_DIR, MANIFEST, OVERLAY
 from strcli.utils.errors import MissingAssetError, OutputError, StrcliError, UsageError, VideoError
 from strcli.utils.locks import busy_error, lock_holder
 
@@ -361,7 +361,7 @@ def check_render_frames(folder: Path, frames: Sequence[int], text: str | None = 
 
 def export_targets(folder: Path, formats: Sequence[str]) -> None:
     """`check_targets` for `strcli export`: <stem>.glb (and the animation.glb older strcli
-    wrote, which an export removes), <stem>.fbx, <stem>.blend, bvh/, and bvh/<stem>_<id>.bvh
+    wrote, which an export removes), <stem>.fbx, <stem>.blend, export.json, bvh/, and bvh/<stem>_<id>.bvh
     (and the older bvh/<id>.bvh) of every track the manifest lists; the stem is the folder's
     name (`strcli.export.gltf.glb_name`, `strcli.export.bvh.bvh_name`)."""
     ids = []
@@ -370,7 +370,7 @@ def export_targets(folder: Path, formats: Sequence[str]) -> None:
         if isinstance(entry, dict) and isinstance(entry.get("track_id"), int):
             ids.append(entry["track_id"])
     stem = folder.name
-    files = [f"{stem}.{kind}" for kind in ("fbx", "blend") if kind in formats]
+    files = [f"{stem}.{kind}" for kind in ("fbx", "blend") if kind in formats] + [EXPORT_RECORD]  # written or removed
     if "glb" in formats:
         files += [f"{stem}.glb", "animation.glb"]
     check_targets(folder, files=files, folders=(BVH_DIR,) if "bvh" in formats else ())

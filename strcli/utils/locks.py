@@ -271,10 +271,14 @@ class WholeFile:
 class WholeSet:
     """Several files written as one set, all or none (`strcli export`'s .glb, BVHs and their
     info.json): each under its `WholeFile` temporary (`add`), all renamed once the block ends
-    without an error, and then the files the set replaces (`replaces`: names older strcli
-    wrote) removed. An error in the block discards every temporary, and the folders `add`
-    made if they are left empty, so the earlier set stays as it was; errors are mapped as
-    `WholeFile` maps them (OutputError, exit 6, for a full disk or a read-only folder).
+    without an error, with the files the set removes (`replaces`: names older strcli wrote, or
+    an export of the other frame). An error in the block discards every temporary, and the
+    folders `add` made if they are left empty, so the earlier set stays as it was, nothing
+    removed; errors are mapped as `WholeFile` maps them (OutputError, exit 6, for a full disk
+    or a read-only folder). The removed files are first renamed aside in their folder
+    (`.<name>.old-<pid>-<n>`, a temporary `sweep_stale` knows), before any of the set's files
+    is renamed in: a failure there puts them back and discards the set; once the set is in
+    place they are deleted (one that cannot be is swept by a later run).
 
         with WholeSet() as files:
             files.add(folder / "a.glb").write_bytes(...)
@@ -300,25 +304,41 @@ class WholeSet:
         return tmp
 
     def replaces(self, path: Path) -> None:
-        """Remove `path` once the set is renamed into place."""
-        self._replaced.append(path)
+        """Remove the file `path` (if there is one) with the set, unless the set writes it."""
+        if path not in self._replaced:
+            self._replaced.append(path)
 
     def commit(self) -> list[Path]:
-        """Rename every temporary to its final name, then remove the replaced files; a failure
+        """Move the replaced files aside, rename every temporary to its final name, delete the
+        replaced files; a failure to move aside or rename puts the files moved aside back and
         discards the temporaries not yet renamed (OutputError)."""
+        targets = {whole.path for whole in self._files}
+        aside: list[tuple[Path, Path]] = []
+        try:
+            for n, path in enumerate(p for p in self._replaced if p not in targets and p.is_file()):
+                moved = path.with_name(f".{path.name}.old-{os.getpid()}-{n}")
+                os.replace(path, moved)
+                aside.append((path, moved))
+        except OSError as err:
+            self._put_back(aside)
+            self.discard()
+            raise output_error(err, path) from err
         try:
             done = [whole.commit() for whole in self._files]
         except StrcliError:
+            self._put_back(aside)
             self.discard()
             raise
-        for path in self._replaced:
-            if path in done:
-                continue
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as err:
-                raise output_error(err, path) from err
+        for _, moved in aside:
+            with contextlib.suppress(OSError):
+                moved.unlink()
         return done
+
+    @staticmethod
+    def _put_back(aside: list[tuple[Path, Path]]) -> None:
+        for path, moved in reversed(aside):
+            with contextlib.suppress(OSError):
+                os.replace(moved, path)
 
     def discard(self) -> None:
         """Remove every temporary and the folders `add` made that are left empty; never raises."""
