@@ -511,3 +511,23 @@ def test_make_test_smpl_into_a_file_is_a_usage_error(tmp_path):
         assert result.stderr == (f"error: {file} is a file, not a folder. Pass a folder (it is made when missing), "
                                  "then --smpl-dir with it.\n")
     assert file.read_bytes() == b"mine"
+
+
+def test_a_spin_checkpoint_cut_short_without_length_is_refused_before_it_is_recorded(tmp_path, server):
+    """The tester's case: half a torch file, then close, with no Content-Length, for the
+    unpinned spin_checkpoint; it was recorded and failed only at reconstruct (exit 4)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"model": {"w": torch.zeros(1000, 100)}}, buffer)
+    server.files["/model_checkpoint.pt"] = buffer.getvalue()
+    server.no_length.add("/model_checkpoint.pt")
+    server.cut_next.add("/model_checkpoint.pt")
+    manifest = write_manifest(tmp_path, server, spin_checkpoint={
+        "file": "spin_model_checkpoint.pt", "urls": ["{url}/model_checkpoint.pt"], "model": "spin"})
+    with pytest.raises(DownloadError, match=r"not a usable file \(the server sent no length.*is not a PyTorch "
+                                            r"checkpoint.*it was deleted and not recorded") as caught:
+        fetch_asset(manifest.get("spin_checkpoint"))
+    assert caught.value.exit_code == 5 and not isinstance(caught.value, InterruptedDownload)
+    assert Registry(tmp_path / "weights").entries == {}
+    assert check_asset(manifest.get("spin_checkpoint")).status == Status.MISSING
