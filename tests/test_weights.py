@@ -7,6 +7,7 @@ import io
 import json
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -37,6 +38,9 @@ class FileServer:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.cut_next: set[str] = set()
+        self.no_length: set[str] = set()  # sent without Content-Length (HTTP/1.0, ended by closing)
+        self.ranges_advertised: set[str] = set()  # "Accept-Ranges: bytes" on the whole file
+        self.trickle: dict[str, float] = {}  # one byte every so many seconds
         self.requests: list[tuple[str, str | None]] = []
         server = self
 
@@ -61,8 +65,21 @@ class FileServer:
                 else:
                     self.send_response(200)
                 rest = body[start:]
-                self.send_header("Content-Length", str(len(rest)))
+                if self.path not in server.no_length:
+                    self.send_header("Content-Length", str(len(rest)))
+                if self.path in server.ranges_advertised:
+                    self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
+                if self.path in server.trickle:
+                    try:
+                        for i in range(min(len(rest), 100)):
+                            self.wfile.write(rest[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(server.trickle[self.path])
+                    except OSError:
+                        pass  # the client gave up
+                    self.close_connection = True
+                    return
                 if self.path in server.cut_next:
                     server.cut_next.discard(self.path)
                     self.wfile.write(rest[: len(rest) // 2])
@@ -316,3 +333,201 @@ def test_import_of_a_missing_smpl_file_names_the_test_body(tmp_path, args, smpl)
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert "does not exist" in result.stderr
     assert ("strcli weights make-test-smpl DIR" in result.stderr) == smpl
+
+
+def _targz(member: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo(member)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_a_truncated_archive_is_deleted_and_downloaded_anew(tmp_path, server, monkeypatch):
+    """A .tar.gz cut in half (its Content-Length matching) is one line and exit 5, never
+    "interrupted (Ctrl-C)", and is not reused: the rerun downloads it again."""
+    member = bytes(range(256)) * 512  # does not compress to nothing: half the gzip lacks its end
+    whole = _targz("data/mean.npz", member)
+    server.files["/data.tar.gz"] = whole[: len(whole) // 2]
+    manifest = write_manifest(tmp_path, server, mean={
+        "file": "mean.npz", "urls": ["{url}/data.tar.gz"], "archive_member": "data/mean.npz",
+        "sha256": hashlib.sha256(member).hexdigest()})
+    monkeypatch.setenv("STRCLI_MANIFEST", str(manifest.path))
+    cached = tmp_path / "weights" / ".downloads" / "data.tar.gz"
+    for _ in range(2):  # the same line each time: the damaged archive is never reused
+        result = CliRunner().invoke(app, ["weights", "fetch", "mean", "--quiet"])
+        assert result.exit_code == DownloadError.exit_code == 5, result.output
+        assert result.stderr.count("\n") == 1 and "Ctrl-C" not in result.stderr
+        assert f"the downloaded archive {cached} is damaged or cut short (EOFError" in result.stderr
+        assert "deleted. Run the command again" in result.stderr
+        assert not cached.exists() and not (tmp_path / "weights" / "mean.npz.part").exists()
+    assert [path for path, _ in server.requests].count("/data.tar.gz") == 2
+    server.files["/data.tar.gz"] = whole  # the server mends: a rerun gets the archive anew
+    assert fetch_asset(manifest.get("mean")).read_bytes() == member
+
+
+@pytest.mark.parametrize("body", [b"\x1f\x8b" + bytes(5000), bytes(range(256)) * 8], ids=["bad-gzip", "no-archive"])
+def test_a_damaged_archive_is_a_download_error_and_deleted(tmp_path, server, body):
+    server.files["/data.tar.gz"] = body
+    manifest = write_manifest(tmp_path, server, mean={
+        "file": "mean.npz", "urls": ["{url}/data.tar.gz"], "archive_member": "data/mean.npz", "sha256": SHA})
+    with pytest.raises(DownloadError, match="is damaged or cut short") as caught:
+        fetch_asset(manifest.get("mean"))
+    assert caught.value.exit_code == 5
+    assert not (tmp_path / "weights" / ".downloads" / "data.tar.gz").exists()
+
+
+def test_an_eof_error_is_never_reported_as_ctrl_c(tmp_path, monkeypatch, capsys):
+    """Click turns an EOFError that escapes a command into an Abort, which was reported as
+    "interrupted (Ctrl-C)", exit 130: any file read to a sudden end could say it."""
+    import sys
+
+    from strcli.cli.main import run
+    from strcli.weights import registry
+
+    def cut_short(*args, **kwargs):
+        raise EOFError("Ran out of input")
+
+    monkeypatch.setattr(registry.Manifest, "load", cut_short)
+    monkeypatch.setattr(sys, "argv", ["strcli", "weights", "list"])
+    with pytest.raises(SystemExit) as stopped:
+        run()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1
+    assert err.startswith("error: a file or stream strcli was reading ended early (EOFError: Ran out of input)")
+    assert "Ctrl-C" not in err and err.count("\n") == 1
+
+
+def test_an_unpinned_download_cut_short_without_length_is_not_recorded(tmp_path, server, monkeypatch):
+    """A body cut short by a server that sent no Content-Length looks whole; with no checksum
+    to verify, the file is checked as `weights import` checks it: it is refused (exit 5),
+    not recorded, and deleted (the server takes no Range requests)."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.arange(20000, dtype=np.float64))
+    whole = buffer.getvalue()
+    server.files["/extra.npy"] = whole
+    server.no_length.add("/extra.npy")
+    server.cut_next.add("/extra.npy")
+    manifest = write_manifest(tmp_path, server, extra={"file": "extra.npy", "urls": ["{url}/extra.npy"]})
+    monkeypatch.setenv("STRCLI_MANIFEST", str(manifest.path))
+    runner = CliRunner()
+    result = runner.invoke(app, ["weights", "fetch", "extra", "--quiet"])
+    assert result.exit_code == DownloadError.exit_code == 5, result.output
+    assert result.stderr.count("\n") == 1
+    assert ("the download of extra is not a usable file (the server sent no length, so it may have been cut "
+            "short)") in result.stderr
+    assert "it was deleted and not recorded. Run the command again" in result.stderr
+    weights = tmp_path / "weights"
+    assert not (weights / "extra.npy").exists() and not (weights / "extra.npy.part").exists()
+    assert "extra" not in Registry(weights).entries
+    listed = runner.invoke(app, ["weights", "list", "--json"])
+    assert [row["status"] for row in json.loads(listed.stdout)] == ["missing"]
+    # The whole file passes the check and is recorded.
+    assert runner.invoke(app, ["weights", "fetch", "extra", "--quiet"]).exit_code == 0
+    assert Registry(weights).entries["extra"]["sha256"] == hashlib.sha256(whole).hexdigest()
+
+
+def test_an_unpinned_download_cut_short_is_kept_to_resume_where_ranges_work(tmp_path, server):
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.arange(20000, dtype=np.float64))
+    whole = buffer.getvalue()
+    server.files["/extra.npy"] = whole
+    server.no_length.add("/extra.npy")
+    server.ranges_advertised.add("/extra.npy")
+    server.cut_next.add("/extra.npy")
+    manifest = write_manifest(tmp_path, server, extra={"file": "extra.npy", "urls": ["{url}/extra.npy"]})
+    with pytest.raises(InterruptedDownload, match=r"not a usable file .*it is kept as .*extra\.npy\.part"):
+        fetch_asset(manifest.get("extra"))
+    part = tmp_path / "weights" / "extra.npy.part"
+    assert part.stat().st_size == len(whole) // 2
+    assert "extra" not in Registry(tmp_path / "weights").entries
+    assert fetch_asset(manifest.get("extra")).read_bytes() == whole  # resumed
+    assert server.requests[-1] == ("/extra.npy", f"bytes={len(whole) // 2}-")
+
+
+def test_a_download_that_brings_too_few_bytes_gives_up_and_keeps_the_part(tmp_path, server, monkeypatch):
+    """A server trickling bytes (one every 0.05 s) held `weights fetch` forever: the socket
+    timeout ends only silence. Fewer than MIN_RATE_BYTES in MIN_RATE_WINDOW_S: exit 5."""
+    from strcli.weights import registry
+
+    monkeypatch.setattr(registry, "MIN_RATE_BYTES", 1024)
+    monkeypatch.setattr(registry, "MIN_RATE_WINDOW_S", 0.5)
+    server.trickle["/model.pt"] = 0.05
+    manifest = write_manifest(tmp_path, server, model={"file": "model.pt", "urls": ["{url}/model.pt"],
+                                                       "sha256": SHA})
+    monkeypatch.setenv("STRCLI_MANIFEST", str(manifest.path))
+    start = time.monotonic()
+    result = CliRunner().invoke(app, ["weights", "fetch", "model", "--quiet"])
+    assert time.monotonic() - start < 3
+    assert result.exit_code == DownloadError.exit_code == 5, result.output
+    assert result.stderr.startswith("error: model: the download stalled: ") and result.stderr.count("\n") == 1
+    assert "fewer than the 1 KiB it must bring every 0.5 s" in result.stderr
+    part = tmp_path / "weights" / "model.pt.part"
+    assert 1 <= part.stat().st_size < 1024 and "is kept: rerun the same command to resume" in result.stderr
+    assert not (tmp_path / "weights" / "model.pt").exists()
+
+
+def test_a_library_message_over_lines_and_a_path_with_a_newline_stay_one_line(tmp_path, monkeypatch):
+    """Every `error:` line is one line: a library's wrapped message is joined, a path holding a
+    newline is shown escaped."""
+    from strcli.cli import common
+    from strcli.utils.errors import CorruptAssetError
+
+    folder = tmp_path / "two\nlines"
+    missing = folder / "SMPL_NEUTRAL.pkl"
+    result = CliRunner().invoke(app, ["weights", "import", str(missing)])
+    assert result.exit_code == 3
+    assert result.stderr.count("\n") == 1
+    assert str(tmp_path / "two\\nlines" / "SMPL_NEUTRAL.pkl") + " does not exist" in result.stderr
+
+    def wrapped(*args, **kwargs):
+        raise CorruptAssetError(f"{missing} is no SMPL file (A load persistent id instruction was encountered,\n"
+                                "but no persistent_load function was specified.).", "Check the file.")
+
+    monkeypatch.setattr("strcli.road.assets.import_file", wrapped)
+    folder.mkdir()
+    missing.write_bytes(b"x")
+    result = CliRunner().invoke(app, ["weights", "import", str(missing), "--name", "smpl_neutral"])
+    assert result.exit_code == 4 and result.stderr.count("\n") == 1
+    assert result.stderr == (f"error: {tmp_path}/two\\nlines/SMPL_NEUTRAL.pkl is no SMPL file (A load persistent "
+                             "id instruction was encountered, but no persistent_load function was specified.). "
+                             "Check the file.\n")
+    listing = CorruptAssetError("2 files are missing:\n  - a.\n  - b.", "\n  Then rerun.")
+    listing.lines = ("2 files are missing:", "  - a (one\nreason).", "  - b.", "  Then rerun.")
+    assert common.error_text(listing) == "2 files are missing:\n  - a (one reason).\n  - b.\n  Then rerun."
+
+
+def test_make_test_smpl_into_a_file_is_a_usage_error(tmp_path):
+    file = tmp_path / "body.pkl"
+    file.write_bytes(b"mine")
+    for target in (file, file / "deeper"):
+        result = CliRunner().invoke(app, ["weights", "make-test-smpl", str(target)])
+        assert result.exit_code == UsageError.exit_code == 2, result.output
+        assert result.stderr == (f"error: {file} is a file, not a folder. Pass a folder (it is made when missing), "
+                                 "then --smpl-dir with it.\n")
+    assert file.read_bytes() == b"mine"
+
+
+def test_a_spin_checkpoint_cut_short_without_length_is_refused_before_it_is_recorded(tmp_path, server):
+    """The tester's case: half a torch file, then close, with no Content-Length, for the
+    unpinned spin_checkpoint; it was recorded and failed only at reconstruct (exit 4)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"model": {"w": torch.zeros(1000, 100)}}, buffer)
+    server.files["/model_checkpoint.pt"] = buffer.getvalue()
+    server.no_length.add("/model_checkpoint.pt")
+    server.cut_next.add("/model_checkpoint.pt")
+    manifest = write_manifest(tmp_path, server, spin_checkpoint={
+        "file": "spin_model_checkpoint.pt", "urls": ["{url}/model_checkpoint.pt"], "model": "spin"})
+    with pytest.raises(DownloadError, match=r"not a usable file \(the server sent no length.*is not a PyTorch "
+                                            r"checkpoint.*it was deleted and not recorded") as caught:
+        fetch_asset(manifest.get("spin_checkpoint"))
+    assert caught.value.exit_code == 5 and not isinstance(caught.value, InterruptedDownload)
+    assert Registry(tmp_path / "weights").entries == {}
+    assert check_asset(manifest.get("spin_checkpoint")).status == Status.MISSING

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -78,10 +80,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def reports_errors(fn: F) -> F:
     """Turn a StrcliError into one line on stderr and its exit code; so too a full disk, a
-    read-only folder or a permission error from wherever it comes (exit 6)."""
+    read-only folder or a permission error from wherever it comes (exit 6). Only a real
+    Ctrl-C (or SIGTERM) is reported as an interruption: an EOFError that escapes (a file
+    read to a sudden end where nothing maps it), which click would turn into an Abort, is one
+    line and exit 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _shown_paths[:] = _argument_paths(kwargs)
         try:
             with _terminate_as_interrupt():
                 return fn(*args, **kwargs)
@@ -91,6 +97,8 @@ def reports_errors(fn: F) -> F:
             raise typer.Exit(stop.exit_code) from None
         except StrcliError as err:
             _refuse(err, kwargs.get("as_json", False))
+        except EOFError as err:
+            _refuse(unexpected_end(err), kwargs.get("as_json", False))
         except Exception as err:
             mapped = write_failure(err) or torch_mismatch(err)
             if mapped is None:
@@ -100,12 +108,52 @@ def reports_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def unexpected_end(err: EOFError) -> StrcliError:
+    """An EOFError no loader mapped (exit 1): a file or stream that ended early, never a Ctrl-C."""
+    detail = f"EOFError: {err}" if str(err) else "EOFError"
+    return StrcliError(f"a file or stream strcli was reading ended early ({detail}), and nothing said which.",
+                       "Please report it with the command you ran (an internal error: the file should have "
+                       "been named).")
+
+
+# The paths of the running command's arguments and of $STRCLI_* variables: in an error line,
+# a newline (or other control character) inside one of them is shown escaped, never a break.
+_shown_paths: list[str] = []
+
+
+def _argument_paths(kwargs: dict[str, Any]) -> list[str]:
+    values = [v for value in kwargs.values() for v in (value if isinstance(value, (list, tuple)) else [value])]
+    paths = [str(v) for v in values if isinstance(v, os.PathLike)]
+    paths += [v for k, v in os.environ.items() if k.startswith("STRCLI_")]
+    return sorted({p for p in paths if not p.isprintable()}, key=len, reverse=True)
+
+
+_BREAK = re.compile(r"[ \t]*(?:\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029])\s*")
+
+
+def error_text(err: BaseException | str) -> str:
+    """The text after `error: ` on one line: a library's message wrapped over lines is joined
+    with spaces, and a path of the command's arguments (or $STRCLI_*) holding a newline or
+    another control character is shown with it escaped (`a\\nb`), so that nothing splits the
+    line. An error laid out on lines of its own on purpose (`StrcliError.lines`: a list of
+    missing files) keeps those lines, each made one line the same way."""
+    lines = getattr(err, "lines", ()) or (str(err),)
+    return "\n".join(_one_line(line) for line in lines)
+
+
+def _one_line(text: str) -> str:
+    for path in _shown_paths:
+        text = text.replace(path, "".join(c if c.isprintable() else repr(c)[1:-1] for c in path))
+    return _BREAK.sub(" ", text).rstrip()
+
+
 def _refuse(err: StrcliError, as_json: bool) -> None:
     """The command failed as a whole: `error: ...` on stderr and its exit code; with
     --json also a JSON object {"error", "exit_code"} on stdout, for the script reading it."""
+    text = error_text(err)
     if as_json:
-        print(json.dumps({"error": str(err), "exit_code": err.exit_code}, indent=2))
-    print(f"error: {err}", file=sys.stderr)
+        print(json.dumps({"error": text, "exit_code": err.exit_code}, indent=2))
+    print(f"error: {text}", file=sys.stderr)
     raise typer.Exit(err.exit_code) from None
 
 
@@ -171,7 +219,7 @@ def usable_outputs(folders: list[Any]) -> tuple[list[Any], int]:
     if errors and len(folders) == 1:
         raise errors[0]
     for err in errors:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_text(err)}", file=sys.stderr)
     if not good:
         raise typer.Exit(errors[0].exit_code)
     return good, errors[0].exit_code if errors else 0

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from strcli.cli.common import app, reports_errors, usable_outputs
+from strcli.cli.common import app, error_text, reports_errors, usable_outputs
 from strcli.utils.errors import StrcliError
 
 
@@ -61,7 +61,7 @@ def export_motion(
         try:
             result = export_video(folder, body, wanted, body_note, frame, floor)
         except StrcliError as err:
-            print(f"error: {folder.name}: {err}", file=sys.stderr)
+            print(f"error: {folder.name}: {error_text(err)}", file=sys.stderr)
             failed = failed or err.exit_code
             continue
         if result.warning:

@@ -41,7 +41,13 @@ def run() -> None:
         print(f"error: {message[0].lower() + message[1:] if message else 'bad usage'}.{where}".replace("..", "."),
               file=sys.stderr)
         sys.exit(err.exit_code)
-    except typer.Abort:  # Ctrl-C outside a command's own handling (while click parses)
+    except typer.Abort as err:  # Ctrl-C outside a command's own handling (while click parses)
+        cause = err.__cause__ or err.__context__
+        if isinstance(cause, EOFError):  # click turns an EOFError into an Abort too: no Ctrl-C
+            from strcli.cli.common import error_text, unexpected_end
+
+            print(f"error: {error_text(unexpected_end(cause))}", file=sys.stderr)
+            sys.exit(1)
         print("error: interrupted (Ctrl-C).", file=sys.stderr)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

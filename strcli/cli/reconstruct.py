@@ -14,7 +14,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from strcli.cli import common
-from strcli.cli.common import app, reports_errors, stderr
+from strcli.cli.common import app, error_text, reports_errors, stderr
 from strcli.utils.progress import LineProgress, StageNotes, end_task, work_progress
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ def reconstruct(
         videos = [v for v in candidates if v not in refused]
         for video in candidates:
             if video in refused:
-                print(f"error: {video.name}: {refused[video]}", file=sys.stderr)
+                print(f"error: {video.name}: {error_text(refused[video])}", file=sys.stderr)
 
         results: list[Any] = []
         export_failures: list[int] = []
@@ -317,11 +317,11 @@ def _reconstruct_videos(videos: list[Path], output: Path, options: ReconstructOp
         if exporter is not None:
             exported[result.video], failure = exporter(result, models.ready().body)
         if failure is not None:
-            print(f"error: {result.video.name}: export failed: {failure}", file=sys.stderr)
+            print(f"error: {result.video.name}: export failed: {error_text(failure)}", file=sys.stderr)
             export_failures.append(failure.exit_code)
         warn(exported.get(result.video, result))  # with what the export said (the other frame's files it removed)
         if result.status == "failed":
-            print(f"error: {result.video.name}: {result.message}", file=sys.stderr)
+            print(f"error: {result.video.name}: {error_text(result.message)}", file=sys.stderr)
 
     with work_progress(stderr, quiet) as bar:
         results = run_batch(videos, output, options, models, detections, overwrite,

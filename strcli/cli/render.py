@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strcli.cli.common import app, reports_errors, stderr, usable_outputs
+from strcli.cli.common import app, error_text, reports_errors, stderr, usable_outputs
 from strcli.config import X264_PRESETS
 from strcli.utils.errors import StrcliError
 from strcli.utils.progress import end_task, work_progress
@@ -86,7 +86,7 @@ def render(
                 end_task(bar, task, failed=True)  # no `done` line for it
                 if not isinstance(err, StrcliError):
                     raise
-                print(f"error: {folder.name}: {err}", file=sys.stderr)
+                print(f"error: {folder.name}: {error_text(err)}", file=sys.stderr)
                 failed = failed or err.exit_code
                 continue
             end_task(bar, task)

@@ -11,7 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from strcli.cli.common import app, print_table, reports_errors, stderr, stdout
+from strcli.cli.common import app, error_text, print_table, reports_errors, stderr, stdout
 from strcli.utils.errors import StrcliError
 from strcli.utils.progress import download_progress, end_task
 
@@ -72,6 +72,7 @@ def weights_fetch(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Download weights with progress, resume, checksum and atomic rename."""
+    import strcli.road.assets  # noqa: F401 (registers the check of a download with no checksum)
     from strcli.weights.registry import Manifest, Status, check_asset, fetch_asset
 
     manifest = Manifest.load()
@@ -93,7 +94,7 @@ def weights_fetch(
                 path = fetch_asset(asset, progress=update)
             except StrcliError as err:
                 end_task(bar, task, failed=True)  # no `done` line for it
-                print(f"error: {asset.name}: {err}", file=sys.stderr)
+                print(f"error: {asset.name}: {error_text(err)}", file=sys.stderr)
                 failures.append(err)
                 continue
         print(f"{asset.name}: {path}")
@@ -117,6 +118,12 @@ def weights_make_test_smpl(
     from strcli.body.files import SMPL_FILE_NAMES
     from strcli.weights.registry import weights_root
 
+    probe = folder  # the first part of DIR that exists must be a folder (DIR itself, or where it is made)
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"{probe} is a file, not a folder.",
+                         "Pass a folder (it is made when missing), then --smpl-dir with it.")
     real_place = (weights_root() / "smpl").resolve()
     if folder.resolve() == real_place and not into_weights:
         raise UsageError(f"{folder} is strcli's weights/smpl/ folder, where the real SMPL file goes.",

@@ -9,3 +9,6 @@ heavy is imported.
 
 Importing this package imports nothing heavy: each stage imports its own libraries.
 """
+
+# The registry checks a download it has no checksum for with the loaders' check (registered on import).
+from strcli.road import assets as _assets  # noqa: E402, F401

@@ -69,6 +69,24 @@ def import_file(source: str | Path, name: str | None = None, manifest: Manifest 
     return registry.store_file(source, asset, digest, root, check=check_loadable)
 
 
+def check_download(asset: Asset, source: Path) -> None:
+    """The check a downloaded file with no checksum to verify must pass before the registry
+    records it (`registry.set_download_check`): the one `weights import` makes, a checkpoint
+    read with `weights_only` and loaded into its model, every other file by its loader.
+    Raises CorruptAssetError for a file the commands could not use (a download cut short)."""
+    if asset.model:
+        from strcli.model.checkpoints import read_checkpoint_file
+        from strcli.model.published import check_kind
+
+        raw = read_checkpoint_file(source)
+        check_kind(raw, asset.model, source)
+        check_checkpoint(raw, asset.model, source)
+    check_loadable(asset, source)
+
+
+registry.set_download_check(check_download)
+
+
 def check_checkpoint(raw: dict[str, Any], kind: str, source: Path) -> None:
     """Load a checkpoint of `kind` (str, tcmr, vibe, spin) as the commands will, so that a file
     they would refuse (NaN/inf weights, a config that is no mapping, a wrong type or shape

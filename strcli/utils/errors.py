@@ -17,6 +17,9 @@ class StrcliError(Exception):
     """A failure the user can act on: `message` says what is wrong, `hint` how to fix it."""
 
     exit_code = 1
+    # A message laid out on lines of its own on purpose (a list of missing files): the CLI
+    # prints these lines (each made one line); any other newline is joined into one line.
+    lines: tuple[str, ...] = ()
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)

@@ -7,6 +7,12 @@ resume with HTTP Range requests, are verified, then renamed into place, so a fil
 its final name is always complete. Checksums of assets the manifest does not pin
 are recorded in `registry.json` on first fetch or import and verified from then on.
 
+A download must keep moving: fewer than `MIN_RATE_BYTES` in any `MIN_RATE_WINDOW_S` seconds
+gives up (the `.part` is kept to resume), as total silence for `timeout` seconds does. A
+file with no checksum to verify (none pinned, none recorded yet) is checked by the
+`set_download_check` hook (the loaders' structural check, registered by `strcli.road.assets`)
+before its checksum is recorded.
+
 Size (over 500 lines): one concern, the assets (manifest, states, checksums, downloads with
 resume, imports), which every command reaches without torch; its parts call each other.
 """
@@ -35,15 +41,38 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from strcli import __version__
-from strcli.utils.errors import CorruptAssetError, DownloadError, MissingAssetError, UsageError, output_error
+from strcli.utils.errors import (
+    CorruptAssetError,
+    DownloadError,
+    MissingAssetError,
+    StrcliError,
+    UsageError,
+    output_error,
+    write_failure,
+)
 from strcli.utils.locks import WholeFile, write_text_whole
 
 WEIGHTS_DIR_ENV = "STRCLI_WEIGHTS_DIR"
 MANIFEST_ENV = "STRCLI_MANIFEST"
 _CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 _CHUNK = 1 << 20
+# A download that brings fewer than MIN_RATE_BYTES in MIN_RATE_WINDOW_S seconds is given up
+# (a server trickling bytes would otherwise hold `weights fetch` forever: the socket timeout
+# only ends total silence). Read at each download, so that tests can make them small.
+MIN_RATE_BYTES = 64 * 1024
+MIN_RATE_WINDOW_S = 60.0
 
 Progress = Callable[[int, "int | None"], None]  # (bytes done, total bytes or None)
+DownloadCheck = Callable[["Asset", Path], None]  # raises StrcliError for a file that is unusable
+_download_check: DownloadCheck | None = None
+
+
+def set_download_check(check: DownloadCheck | None) -> None:
+    """Register the check a downloaded file with no checksum to verify must pass before it
+    is recorded (`strcli.road.assets.check_download`, which knows the loaders; the registry
+    imports none). It raises a StrcliError for a file the commands could not use."""
+    global _download_check
+    _download_check = check
 
 
 def weights_root() -> Path:
@@ -252,7 +281,15 @@ def require(name: str, manifest: Manifest | None = None, root: Path | None = Non
 
 def fetch_asset(asset: Asset, root: Path | None = None, progress: Progress | None = None,
                 timeout: float = 60.0) -> Path:
-    """Download `asset` (resuming a previous partial download), verify it, rename into place."""
+    """Download `asset` (resuming a previous partial download), verify it, rename into place.
+
+    Verified means: the pinned or recorded sha256 and size match; with no checksum to
+    verify, the file passes the `set_download_check` check (it is recognised by its
+    structure and loads safely) before its checksum is recorded. Raises DownloadError (exit
+    5; InterruptedDownload when the `.part` is kept for a rerun to resume) for a download
+    that failed, stalled, was cut short, or brought a damaged archive or an unusable file;
+    CorruptAssetError (exit 4) for a checksum mismatch; OutputError (exit 6) when it cannot
+    be written."""
     root = root or weights_root()
     registry = Registry(root)
     final = asset.path(root)
@@ -266,18 +303,18 @@ def fetch_asset(asset: Asset, root: Path | None = None, progress: Progress | Non
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise output_error(err, final) from err
+    part = final.with_name(final.name + ".part")
+    archive = root / ".downloads" / archive_name(asset.urls[0])
     try:
         if asset.archive_member:
-            archive = root / ".downloads" / archive_name(asset.urls[0])
-            _download_any(asset.urls, archive, progress, timeout)
-            _extract_member(archive, asset.archive_member, final.with_name(final.name + ".part"))
+            got = _download_any(asset.urls, archive, progress, timeout)
+            _extract_member(archive, asset.archive_member, part)
         else:
-            _download_any(asset.urls, final, progress, timeout, keep_part=True)
-    except InterruptedDownload:
+            got = _download_any(asset.urls, final, progress, timeout, keep_part=True)
+    except (InterruptedDownload, DamagedDownload):
         raise
     except DownloadError as err:
         raise download_failed(asset, final, err.message) from err
-    part = final.with_name(final.name + ".part")
     actual = sha256_file(part)
     expected = registry.expected_sha256(asset)
     if expected and actual != expected:
@@ -293,9 +330,35 @@ def fetch_asset(asset: Asset, root: Path | None = None, progress: Progress | Non
         part.unlink()
         raise CorruptAssetError(f"{asset.name}: downloaded {size} bytes, expected {asset.size}; "
                                 "the download was deleted.")
+    if not expected:
+        _check_unverified(asset, part, archive if asset.archive_member else None, got)
     os.replace(part, final)
     registry.record(asset, final, actual, asset.urls[0])
     return final
+
+
+def _check_unverified(asset: Asset, part: Path, archive: Path | None, got: Fetched) -> None:
+    """A downloaded file with no checksum to verify it by must pass the registered check
+    (`set_download_check`) before it is recorded as the reference. One that fails is kept
+    as `.part` for a rerun to resume when the download may have been cut short (the server
+    sent no length) and the server takes Range requests; else it is deleted, and its
+    archive with it. Raises InterruptedDownload (kept) or DownloadError (deleted), exit 5."""
+    if _download_check is None:
+        return
+    try:
+        _download_check(asset, part)
+    except StrcliError as err:
+        reason = err.message.rstrip(".")
+        cut = "" if got.length_known else " (the server sent no length, so it may have been cut short)"
+        if archive is None and not got.length_known and got.ranges and got.added:
+            raise InterruptedDownload(
+                f"the download of {asset.name} is not a usable file{cut}: {reason}; it is kept as {part} "
+                "and was not recorded.", "Rerun the same command to resume it.") from err
+        part.unlink(missing_ok=True)
+        if archive is not None:
+            archive.unlink(missing_ok=True)
+        raise DamagedDownload(f"the download of {asset.name} is not a usable file{cut}: {reason}; it was deleted "
+                            "and not recorded.", "Run the command again to download it anew.") from err
 
 
 def download_failed(asset: Asset, final: Path, reason: str) -> DownloadError:
@@ -326,17 +389,32 @@ class InterruptedDownload(DownloadError):
     """The connection broke mid-file; the `.part` file is kept so a rerun resumes."""
 
 
+class DamagedDownload(DownloadError):
+    """A download arrived whole by its length but cannot be used (a damaged or cut archive,
+    a file its loader refuses); it was deleted, so that a rerun downloads it anew."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a download learned of its server: whether it sent the length (so that a short
+    body is known to be short), whether it takes Range requests, and how many bytes came."""
+
+    length_known: bool = True
+    ranges: bool = False
+    added: int = 0
+
+
 def _download_any(urls: tuple[str, ...], dest: Path, progress: Progress | None,
-                  timeout: float, keep_part: bool = False) -> None:
+                  timeout: float, keep_part: bool = False) -> Fetched:
     """Download the first URL that works into `dest.part` (then to `dest` unless keep_part)."""
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     if not keep_part and dest.is_file():
-        return
+        return Fetched()  # a cached archive: read (and deleted when damaged) by the caller
     failures = []
     for url in urls:
         try:
-            _download(url, part, progress, timeout)
+            got = _download(url, part, progress, timeout)
             break
         except InterruptedDownload:
             raise
@@ -346,9 +424,10 @@ def _download_any(urls: tuple[str, ...], dest: Path, progress: Progress | None,
         raise DownloadError("; ".join(failures), "Check the network connection and the URL, then rerun.")
     if not keep_part:
         os.replace(part, dest)
+    return got
 
 
-def _download(url: str, part: Path, progress: Progress | None, timeout: float) -> None:
+def _download(url: str, part: Path, progress: Progress | None, timeout: float) -> Fetched:
     have = part.stat().st_size if part.is_file() else 0
     headers = {"User-Agent": f"strcli/{__version__}"}
     if have:
@@ -361,24 +440,27 @@ def _download(url: str, part: Path, progress: Progress | None, timeout: float) -
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code == 416 and have:
-            return  # the partial file is already whole; the checksum decides
+            return Fetched(ranges=True)  # the partial file is already whole; the checksum decides
         raise DownloadError(f"HTTP {err.code} {err.reason}") from err
     except (urllib.error.URLError, OSError) as err:
         raise DownloadError(f"cannot connect ({getattr(err, 'reason', err)})") from err
+    min_bytes, window = MIN_RATE_BYTES, MIN_RATE_WINDOW_S
     with response:
         resumed = response.status == 206
         if not resumed:
             have = 0  # the server sent the whole file
         length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None else None
+        total = have + int(length) if length is not None and length.isdigit() else None
+        ranges = resumed or response.headers.get("Accept-Ranges", "").strip().lower() == "bytes"
         done = have
+        window_start, window_done = time.monotonic(), done
         with open(part, "ab" if resumed else "wb") as out:
             while True:
                 try:
-                    block = response.read(_CHUNK)
+                    block = response.read1(_CHUNK)  # what has come, not a whole MiB: the rate is seen
                 except (http.client.HTTPException, OSError) as err:
                     raise InterruptedDownload(
-                        f"interrupted after {done} bytes ({type(err).__name__})",
+                        f"interrupted after {done} bytes ({type(err).__name__}).",
                         "Rerun the same command to resume.") from err
                 if not block:
                     break
@@ -391,28 +473,62 @@ def _download(url: str, part: Path, progress: Progress | None, timeout: float) -
                 done += len(block)
                 if progress:
                     progress(done, total)
+                now = time.monotonic()
+                if now - window_start >= window:
+                    if done - window_done < min_bytes:
+                        of = f" of {total}" if total is not None else ""
+                        raise InterruptedDownload(
+                            f"the download stalled: {done - window_done} bytes in the last {now - window_start:.0f} s, "
+                            f"fewer than the {_kib(min_bytes)} it must bring every {window:g} s ({done}{of} bytes "
+                            "so far).",
+                            f"The partial file {part} is kept: rerun the same command to resume, later or on a "
+                            "faster network.")
+                    window_start, window_done = now, done
     if total is not None and done < total:
-        raise InterruptedDownload(f"interrupted after {done} of {total} bytes",
+        raise InterruptedDownload(f"interrupted after {done} of {total} bytes.",
                                   "Rerun the same command to resume.")
+    return Fetched(length_known=total is not None, ranges=ranges, added=done - have)
+
+
+def _kib(count: int) -> str:
+    return f"{count // 1024} KiB" if count >= 1024 else f"{count} bytes"
 
 
 def _extract_member(archive: Path, member: str, dest: Path) -> None:
-    """Copy one member of a .tar(.gz) or .zip archive to `dest` (nothing else is unpacked)."""
+    """Copy one member of a .tar(.gz/.bz2/.xz) or .zip archive to `dest` (nothing else is
+    unpacked). An archive that cannot be read to the member's end (cut short, damaged: any
+    error of the archive, gzip, zlib or lzma readers) is deleted, and so is `dest`, so that a
+    rerun downloads it anew: DownloadError (exit 5). An archive without the member:
+    CorruptAssetError (exit 4). A failed write of `dest`: OutputError (exit 6)."""
     try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
-            return
-        with tarfile.open(archive) as tf:
-            info = tf.getmember(member)
-            src = tf.extractfile(info)
-            if src is None:
-                raise KeyError(member)
-            with src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
-    except (KeyError, tarfile.TarError, zipfile.BadZipFile) as err:
-        raise CorruptAssetError(f"{archive} has no member {member} ({err}).",
-                                f"Delete {archive} and fetch again.") from err
+        try:
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out)
+                return
+            with tarfile.open(archive) as tf:
+                info = tf.getmember(member)
+                src = tf.extractfile(info)
+                if src is None:
+                    raise KeyError(member)
+                with src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out)
+        except KeyError as err:
+            dest.unlink(missing_ok=True)
+            raise CorruptAssetError(f"{archive} has no member {member} ({err}).",
+                                    f"Delete {archive} and fetch again.") from err
+    except StrcliError:
+        raise
+    except Exception as err:  # tarfile, zipfile, gzip (EOFError, BadGzipFile), zlib, lzma, bz2 errors
+        written = write_failure(err, dest)
+        if written is not None:
+            dest.unlink(missing_ok=True)
+            raise written from err
+        dest.unlink(missing_ok=True)
+        archive.unlink(missing_ok=True)
+        detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise DamagedDownload(f"the downloaded archive {archive} is damaged or cut short ({detail}): deleted.",
+                            "Run the command again to download it anew.") from err
 
 
 def identify(path: Path, manifest: Manifest, registry: Registry, digest: str | None = None) -> Asset | None:
@@ -586,6 +702,9 @@ def _missing_files(listed: list[tuple[Need, Asset]], elsewhere: Sequence[Missing
         message = (f"{len(entries)} files this run needs are missing{why}:\n"
                    + "\n".join(f"  - {what}.\n      To go on: {way}." for what, way in entries))
         hint = f"\n  Then {first}." if first else "\n  Then rerun."
-    if failures and not manual_first:
-        return DownloadError(message, hint)
-    return MissingAssetError(message, hint)
+    error = (DownloadError if failures and not manual_first else MissingAssetError)(message, hint)
+    if len(entries) > 1:
+        error.lines = (message.split("\n")[0],
+                       *(line for what, way in entries for line in (f"  - {what}.", f"      To go on: {way}.")),
+                       hint.lstrip("\n"))
+    return error
