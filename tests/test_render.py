@@ -508,6 +508,48 @@ def test_the_caption_is_legible_and_fits_the_frame(height, width):
     assert (height - top) < 0.3 * height  # a caption, not a curtain
 
 
+CAVEAT = "TEST ONLY, NOT REAL BODIES: untrained ResNet-50, STR, detector (random weights); a generated test body, not SMPL"
+
+
+@pytest.mark.parametrize("height, width", [(576, 768), (1080, 200), (1080, 120), (120, 160), (480, 90), (48, 64), (30, 24),
+                                           (200, 1920)])
+def test_the_caption_stays_inside_its_panel_at_any_size(height, width):
+    """Narrow panels, small videos, the longest caption: every pixel it draws lies within the
+    panel's columns and rows, and no letter is cut by the panel's right edge (a column of
+    background is left right of the text)."""
+    from strcli.render.caption import draw_caption
+
+    wide = np.full((height, 3 * width, 3), (200, 40, 90), np.uint8)  # the panel and what lies right of it
+    panel = np.ascontiguousarray(wide[:, :width])
+    top, right = draw_caption(panel, CAVEAT)
+    wide[:, :width] = panel
+    changed = (wide != (200, 40, 90)).any(axis=2)
+    assert not changed[:, width:].any() and 0 < right <= width and 0 <= top < height
+    assert not changed[:top].any() and not changed[:, right:].any()
+    ink = (wide[top:, :right] != 20).any(axis=2)  # the letters, anti-aliased, on the dark band
+    assert (wide[top:, :right] > 200).all(axis=2).any()
+    assert not ink[:, -1].any(), "a letter runs into the panel's right edge"
+
+
+def test_a_side_view_render_captions_the_video_panel_only():
+    """pedestrians.avi is 768 px wide: the caption wrapped to the two panels' 1536 px ran 878
+    px into the side panel. Now it wraps within the video's 768 px, and the side panel is
+    the side view's alone."""
+    from strcli.body.camera import Intrinsics
+    from strcli.render.overlay import SIDE_BACKGROUND, RenderOptions, _draw_frame
+
+    frame = np.full((576, 768, 3), (200, 40, 90), np.uint8)
+    options = RenderOptions(side_view=True, video=False, frames=(0,))
+    drawn = _draw_frame(frame, [], torch.zeros((1, 3), dtype=torch.long), Intrinsics(700.0, 768, 576), options,
+                        caption=CAVEAT)
+    assert drawn.shape == (576, 1536, 3)
+    assert (drawn[:, 768:] == SIDE_BACKGROUND).all()  # no caption in the side panel
+    changed = (drawn[:, :768] != (200, 40, 90)).any(axis=2)
+    ys, xs = np.nonzero(changed)
+    assert xs.max() < 767 and ys.min() > 0.75 * 576  # the band at the bottom, inside the video's columns
+    assert (drawn[:, :768] > 200).all(axis=2).sum() > 1500  # its text
+
+
 def test_render_burns_the_caveat_into_the_frames(reconstructed, assets):
     """The mean-predicting STR with a random ResNet-50 (no SPIN file): the frames say so; the
     same folder whose manifest records trained weights draws the same bodies with no caption."""

@@ -356,10 +356,8 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
             if writer is None and frame.index not in wanted:
                 continue  # PNGs only: draw just the frames asked for
             drawn = [_draw_frame(frame.image, _people_at(frame.index, tracks, body, device), faces, intrinsics,
-                                 options, label, side) for (label, tracks), side in zip(panels, sides)]
-            for panel, caption in zip(drawn, captions):
-                if caption:
-                    draw_caption(panel, caption)
+                                 options, label, side, caption)
+                     for (label, tracks), side, caption in zip(panels, sides, captions)]
             sink.put((frame.index, frame.time - first_time,
                       drawn[0] if len(drawn) == 1 else np.concatenate(drawn, axis=1)))
             drawn_count += 1
@@ -437,9 +435,11 @@ def _read_folder(folder: Path, options: RenderOptions, source: Path | None) -> t
 
 
 def _draw_frame(frame: np.ndarray, people: list[Person], faces: Tensor, intrinsics: Intrinsics,
-                options: RenderOptions, label: str | None = None, side: SideFraming | None = None) -> np.ndarray:
-    """One output panel (H, W or 2W, 3) uint8: the overlay, the side view beside it, and
-    the model's name in the corner when comparing."""
+                options: RenderOptions, label: str | None = None, side: SideFraming | None = None,
+                caption: str = "") -> np.ndarray:
+    """One output panel (H, W or 2W, 3) uint8: the overlay with its `caption` (`draw_caption`,
+    within the overlay's W columns), the side view beside it, and the model's name in the
+    corner when comparing."""
     # A copy, always: on a CPU `.to` would share `frame`, and each panel (each model of
     # --compare) must start from the untouched source picture, not from the last one drawn.
     image = torch.from_numpy(frame).to(faces.device, copy=True)
@@ -447,6 +447,8 @@ def _draw_frame(frame: np.ndarray, people: list[Person], faces: Tensor, intrinsi
     drawn = draw_people(base, people, faces, intrinsics, options.alpha).cpu().numpy()
     if options.joints:
         draw_joints(drawn, people)
+    if caption:  # on the overlay alone: wrapped to the frame and the side panel's width, it crossed into that panel
+        draw_caption(drawn, caption)
     if options.side_view:
         panel = torch.full_like(image, SIDE_BACKGROUND)
         side = side or frame_side_view([], None, image.device, intrinsics.width, intrinsics.height)  # type: ignore[arg-type]
