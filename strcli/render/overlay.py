@@ -6,7 +6,9 @@ each frame, rasterizes them together in one z-buffer (`strcli.render.rasterize`,
 bodies and limbs hide farther ones), shades them light and matte in one stable colour per
 track id, blends them over the frame and encodes H.264 (`VideoWriter`, temporary name,
 renamed when complete). `--side-view` adds a panel of the same bodies turned 90 degrees
-about the vertical axis through their centre, framed on the bulk of them (`bulk_bodies`).
+about the camera's vertical axis through their centre (seen from the people's right),
+framed on the bulk of them (`bulk_bodies`), over the world's floor when the output has a
+world (`FloorPath`, `draw_floor`).
 
 Size (over 500 lines): one frame's drawing (projection, depth order, shading, panels)
 and the loop over a video's frames; no other module uses the parts.

@@ -7,8 +7,8 @@ sync over a websocket. Two frames (`--frame`):
   body posed with its world keys (`world_global_orient`, `world_transl`, and
   `world_body_pose` where a track file has it); the floor grid at y = 0 under the people;
   the video camera's path (camera.npz's positions) as a line and its frustum moving along
-  it, posed by camera.npz's rotation of the frame on screen; optional markers on the feet
-  touching the floor (`foot_contacts`); a first view that frames the people
+  it, posed by camera.npz's rotation of the frame on screen; optional markers, small dots on
+  the floor under the feet touching it (`foot_contacts`); a first view that frames the people
   (`strcli.view.framing`). A folder of an older strcli (no camera.npz or no world keys)
   is shown in the camera frame, with one warning.
 - `camera`: the camera frame of the reconstruction (x right, y down, z forward) shown with
@@ -19,7 +19,8 @@ Bodies are posed by strcli's own body model (per-frame betas and pose corrective
 frame, downscaled (decoded on demand: `FrameSource` keeps one decoder and seeks only when
 the slider jumps). GUI: play/pause, a frame slider, and one checkbox per track. Memory
 does not grow with the video's length: the track files (a few hundred bytes a frame) are
-the only per-frame data held.
+the only per-frame data held. Bodies that are not real results (untrained networks, the
+generated test body) say so at the top of the sidebar, as `strcli render`'s caption does.
 """
 
 from __future__ import annotations
