@@ -10,7 +10,7 @@ about the camera's vertical axis through their centre (seen from the people's ri
 framed on the bulk of them (`bulk_bodies`), over the world's floor when the output has a
 world (`FloorPath`, `draw_floor`).
 
-Size (over 600 lines): one frame's drawing (projection, depth order, shading, panels, the
+Size (over 500 lines): one frame's drawing (projection, depth order, shading, panels, the
 side view's framing and floor) and the loop over a video's frames. The side view could be a
 module of its own, but it makes `Person`s, which the overlay defines and draws.
 """
