@@ -62,7 +62,7 @@ PATH_COLOUR = (40, 40, 40)  # the camera's path: dark grey, as viser's frustum
 CONTACT_COLOUR = (20, 20, 20)  # the foot contact markers
 # metres: each foot contact marker's width, a dot on the floor under the touching joint. 12 cm
 # balls at the joints hid the feet (a new user's trial, frame 53 of running.mp4); a dot at
-# the joint itself would lie inside the foot (the joints sit 4-5 cm inside its surface).
+# the joint itself would lie inside the foot (4-5 cm inside the surface of the test body's, HUMAN_RADII).
 CONTACT_SIZE = 0.04
 
 
