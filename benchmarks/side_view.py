@@ -6,7 +6,8 @@ and with every body framed (the framing before it).
 
 OUT/<stem> is one video's `strcli reconstruct` folder; SMPL_FILE the body to pose (e.g. the
 generated test body of `strcli weights make-test-smpl`). The bodies are those the side view
-frames: up to 32 evenly spread frames of every track. docs/render.md quotes its numbers for
+frames: up to 32 evenly spread frames of every track; with a world (camera.npz) `render` frames
+their shadows on the floor too, which the third line measures. docs/render.md quotes its numbers for
 pedestrians.avi reconstructed with `--stride 5` by the mean-predicting STR of
 tests/test_reconstruct.py (`mean_checkpoint`), whose depths follow the people's boxes.
 """
@@ -63,6 +64,12 @@ def main() -> None:
           f"90th percentile {np.percentile(depth, 90):.1f}, max {depth.max():.1f}")
     print(f"bulk framing: {describe(bodies, overlay.side_framing(bodies, width, height), width, height)} "
           f"(the bulk: {int(overlay.bulk_bodies(bodies).sum())} bodies)")
+    floors = overlay.FloorPath.load(args.folder)
+    if floors is not None:  # what `render` frames: the bodies and their shadows on the world's floor
+        tracks = [overlay.TrackMotion.load(args.folder / t["npz"]) for t in manifest["tracks"]]
+        framing = overlay.frame_side_view(tracks, Body.from_file(args.smpl), torch.device("cpu"), width, height,
+                                          floors=floors)
+        print(f"bulk framing with the floor under the bodies (render's): {describe(bodies, framing, width, height)}")
     every = overlay.bulk_bodies
     overlay.bulk_bodies = lambda b: torch.ones(len(b), dtype=torch.bool)  # the framing before: every body
     try:

@@ -992,6 +992,97 @@ def test_view_draws_the_floor_at_zero_and_the_camera_path_of_camera_npz(exported
     assert np.allclose(segments[:, 0], moving[:-1]) and np.allclose(segments[:, 1], moving[1:])
 
 
+def _built_gui(scene, clouds=None):
+    """The GUI elements `_build` gives a real viser server for `scene`, in the order the
+    sidebar shows them (viser's `order`): (kind, handle) pairs; the arguments of every point
+    cloud added go to `clouds` (a list). The server is stopped again."""
+    import threading
+
+    import viser
+
+    from strcli.view.viewer import _build
+
+    server = viser.ViserServer(port=0, verbose=False)
+    added = []
+    try:
+        for kind in ("add_markdown", "add_folder", "add_checkbox", "add_slider", "add_button"):
+            real = getattr(server.gui, kind)
+
+            def recording(*args, _real=real, _kind=kind, **kwargs):
+                added.append((_kind, _real(*args, **kwargs)))
+                return added[-1][1]
+
+            setattr(server.gui, kind, recording)
+        real_cloud = server.scene.add_point_cloud
+
+        def cloud(name, points, colors, **kwargs):
+            if clouds is not None:
+                clouds.append(dict(kwargs, name=name, points=points, colors=colors))
+            return real_cloud(name, points, colors, **kwargs)
+
+        server.scene.add_point_cloud = cloud
+        stop = threading.Event()
+        stop.set()  # build the scene and return
+        _build(server, scene, stop, lambda url: None, "127.0.0.1", server.get_port(), paused=True)
+    finally:
+        server.stop()
+    return sorted(added, key=lambda item: item[1].order)
+
+
+@pytest.mark.parametrize("frame", ["world", "camera"])
+def test_view_says_in_the_page_that_the_bodies_are_not_real(exported, tmp_path, frame):
+    """An output of --untrained networks (here a random ResNet-50: no SPIN file) drawn with
+    the generated test body: the first thing in viser's sidebar says so, in the words of
+    `render`'s caption; with trained weights and SMPL the page says nothing of the kind."""
+    from strcli.body.files import TEST_BODY_NOTE
+    from strcli.render.caption import overlay_caveats
+    from strcli.view.viewer import Scene
+
+    body = Body(exported["arrays"])
+    scene = Scene(exported["folder"], body, frame=frame, body_note=TEST_BODY_NOTE)
+    assert scene.frame == frame
+    assert scene.caveat == overlay_caveats(exported["manifest"], TEST_BODY_NOTE, "str")
+    kind, first = _built_gui(scene)[0]
+    assert kind == "add_markdown"
+    assert first.content.startswith("**TEST ONLY, NOT REAL BODIES**: untrained ResNet-50")
+    assert first.content.endswith("a generated test body, not SMPL")
+    # trained weights in the manifest, and a body that is not the test body: no caveat
+    trained = tmp_path / "trained"
+    shutil.copytree(exported["folder"], trained, ignore=shutil.ignore_patterns("*.glb", "bvh", "amass"))
+    manifest = json.loads((trained / "manifest.json").read_text())
+    for used in manifest["weights"]:
+        used.update(path=used.get("path") or str(trained / f"{used['name']}.pt"), note="trained")
+    (trained / "manifest.json").write_text(json.dumps(manifest))
+    scene = Scene(trained, body, frame=frame)
+    assert scene.caveat == ""
+    gui = _built_gui(scene)
+    assert gui[0][0] == "add_folder" and not any("NOT REAL" in h.content for k, h in gui if k == "add_markdown")
+
+
+def test_view_marks_foot_contacts_with_small_dots_on_the_floor(exported, tmp_path):
+    """The contact markers are dots a few cm wide on the floor (y = 0) under the touching foot
+    joints, not 12 cm balls at the joints (they hid the feet, frame 53 of running.mp4)."""
+    from strcli.road.grounding import FOOT_JOINTS
+    from strcli.view.viewer import CONTACT_SIZE, Scene
+
+    folder = tmp_path / "pedestrians"
+    shutil.copytree(exported["folder"], folder, ignore=shutil.ignore_patterns("*.glb", "bvh", "amass"))
+    track = exported["tracks"][0]
+    with np.load(folder / "tracks" / f"{track.track_id}.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["foot_contacts"][0] = [True, False, True, False]  # the first frame: the left ankle and foot touch
+    np.savez(folder / "tracks" / f"{track.track_id}.npz", **arrays)
+    clouds = []
+    _built_gui(Scene(folder, Body(exported["arrays"])), clouds)  # paused on the first frame
+    (markers,) = [c for c in clouds if c["name"] == "/contacts"]
+    feet = arrays["world_joints3d"][0][list(FOOT_JOINTS)][[0, 2]]  # (2, 3) the touching joints
+    assert len(markers["points"]) >= 2
+    mine = markers["points"][np.abs(markers["points"][:, None, [0, 2]] - feet[None, :, [0, 2]]).max(-1).min(1) < 1e-4]
+    assert len(mine) == 2 and np.allclose(mine[:, 1], 0.0)  # under the joints, on the floor
+    assert (feet[:, 1] > 0.02).all()  # the joints themselves are above it
+    assert markers["point_size"] == CONTACT_SIZE and 0.02 <= CONTACT_SIZE <= 0.05  # metres: a few cm
+
+
 def test_view_of_an_older_folder_is_the_camera_frame_with_one_warning(exported, tmp_path):
     import threading
 

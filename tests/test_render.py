@@ -202,6 +202,16 @@ def test_render_overlays_the_body_on_the_person(reconstructed, assets):
     assert xs.min() > x1 - 0.6 * (y2 - y1) and xs.max() < x2 + 0.6 * (y2 - y1) and ys.min() > y1 - 50
     assert (png[:, 1920:] != 235).any(axis=2).sum() > 2000  # the side panel shows the body too
     assert not list(folder.glob(".overlay.partial-*"))
+    # and the world's floor (camera.npz), as a band with a line under the body
+    from strcli.render.overlay import SIDE_FLOOR, FloorPath
+
+    assert (png[:, 1920:] == SIDE_FLOOR).all(axis=2).sum() > 20000
+    assert (png[:, 1920:] < 120).all(axis=2).sum() > 200
+    with np.load(folder / "camera.npz") as camera:
+        floor = FloorPath.load(folder).at(2)
+        assert np.allclose(floor.up, camera["rotation"][2][1]) and floor.height == camera["position"][2][1]
+    (folder / "camera.npz").unlink()  # an older strcli's folder: no world, no floor
+    assert FloorPath.load(folder) is None
 
 
 def test_rotated_source_gives_an_upright_overlay_with_its_audio(reconstructed, tmp_path):
@@ -508,6 +518,48 @@ def test_the_caption_is_legible_and_fits_the_frame(height, width):
     assert (height - top) < 0.3 * height  # a caption, not a curtain
 
 
+CAVEAT = "TEST ONLY, NOT REAL BODIES: untrained ResNet-50, STR, detector (random weights); a generated test body, not SMPL"
+
+
+@pytest.mark.parametrize("height, width", [(576, 768), (1080, 200), (1080, 120), (120, 160), (480, 90), (48, 64), (30, 24),
+                                           (200, 1920)])
+def test_the_caption_stays_inside_its_panel_at_any_size(height, width):
+    """Narrow panels, small videos, the longest caption: every pixel it draws lies within the
+    panel's columns and rows, and no letter is cut by the panel's right edge (a column of
+    background is left right of the text)."""
+    from strcli.render.caption import draw_caption
+
+    wide = np.full((height, 3 * width, 3), (200, 40, 90), np.uint8)  # the panel and what lies right of it
+    panel = np.ascontiguousarray(wide[:, :width])
+    top, right = draw_caption(panel, CAVEAT)
+    wide[:, :width] = panel
+    changed = (wide != (200, 40, 90)).any(axis=2)
+    assert not changed[:, width:].any() and 0 < right <= width and 0 <= top < height
+    assert not changed[:top].any() and not changed[:, right:].any()
+    ink = (wide[top:, :right] != 20).any(axis=2)  # the letters, anti-aliased, on the dark band
+    assert (wide[top:, :right] > 200).all(axis=2).any()
+    assert not ink[:, -1].any(), "a letter runs into the panel's right edge"
+
+
+def test_a_side_view_render_captions_the_video_panel_only():
+    """pedestrians.avi is 768 px wide: the caption wrapped to the two panels' 1536 px ran 878
+    px into the side panel. Now it wraps within the video's 768 px, and the side panel is
+    the side view's alone."""
+    from strcli.body.camera import Intrinsics
+    from strcli.render.overlay import SIDE_BACKGROUND, RenderOptions, _draw_frame
+
+    frame = np.full((576, 768, 3), (200, 40, 90), np.uint8)
+    options = RenderOptions(side_view=True, video=False, frames=(0,))
+    drawn = _draw_frame(frame, [], torch.zeros((1, 3), dtype=torch.long), Intrinsics(700.0, 768, 576), options,
+                        caption=CAVEAT)
+    assert drawn.shape == (576, 1536, 3)
+    assert (drawn[:, 768:] == SIDE_BACKGROUND).all()  # no caption in the side panel
+    changed = (drawn[:, :768] != (200, 40, 90)).any(axis=2)
+    ys, xs = np.nonzero(changed)
+    assert xs.max() < 767 and ys.min() > 0.75 * 576  # the band at the bottom, inside the video's columns
+    assert (drawn[:, :768] > 200).all(axis=2).sum() > 1500  # its text
+
+
 def test_render_burns_the_caveat_into_the_frames(reconstructed, assets):
     """The mean-predicting STR with a random ResNet-50 (no SPIN file): the frames say so; the
     same folder whose manifest records trained weights draws the same bodies with no caption."""
@@ -571,3 +623,61 @@ def test_the_side_view_frames_the_crowd_not_the_farthest_person():
     # A crowd without a far-off person keeps everyone in the framing (tested whole in
     # test_first_hour's side-view test).
     assert bulk_bodies(torch.cat(crowd)).all()
+
+
+def test_the_side_view_draws_the_floor_under_each_body_at_its_own_depth():
+    """A camera 1.6 m above the floor, looking 20 degrees down: a person standing on the
+    floor 6 m away stands on their floor line in the side panel; one floating 0.5 m up, 9 m
+    away, is above theirs by the projection of 0.5 m; the band is the floor's, not the air's."""
+    from scipy.spatial.transform import Rotation
+
+    from strcli.render.overlay import (SIDE_BACKGROUND, SIDE_FLOOR, Floor, draw_floor, side_framing,
+                                       side_view)
+
+    to_world = Rotation.from_euler("x", -20, degrees=True).as_matrix() @ np.diag([1.0, -1.0, -1.0])
+    camera = np.array([0.0, 1.6, 0.0])  # camera.npz's position: its y is the height above the floor
+    floor = Floor(tuple(to_world[1]), float(camera[1]))
+    rng = np.random.default_rng(0)
+
+    def person(x, z, lift):
+        """(400, 3) camera-frame points of a 0.5 x 1.7 x 0.3 m box person, its sole `lift` m up."""
+        box = (rng.random((400, 3)) - [0.5, 0.0, 0.5]) * [0.5, 1.7, 0.3]
+        box[:50, 1] = 0.0  # its sole
+        world = box + [x, lift, z]
+        return (world - camera) @ to_world  # world -> camera: the inverse rotation
+    standing, floating = person(0.3, -6.0, 0.0), person(-0.4, -9.0, 0.5)
+    framing = side_framing(torch.tensor(np.stack([standing, floating]), dtype=torch.float32), 768, 576)
+    people = [Person(k, torch.tensor(v, dtype=torch.float32), np.zeros((24, 2))) for k, v in enumerate((standing, floating))]
+    seen = side_view(people, framing)
+    panel = np.full((576, 768, 3), SIDE_BACKGROUND, np.uint8)
+    draw_floor(panel, floor, framing, seen)
+    intr = framing.intrinsics
+
+    def pixel(points):
+        """(N, 3) side-camera points -> (N, 2) int pixel (column, row)."""
+        uv, _ = project_vertices(torch.tensor(points, dtype=torch.float32), intr)
+        return np.floor(uv.numpy()).astype(int)
+
+    def dark_rows(column):
+        return np.nonzero(panel[:, column, 0] < 150)[0]
+
+    for k, lift in ((0, 0.0), (1, 0.5)):
+        points = seen[k].vertices.numpy()
+        sole = pixel(points[:50].mean(0, keepdims=True))[0]
+        lines = dark_rows(sole[0])
+        assert len(lines) and lines.max() - lines.min() <= 4  # one thin line under the body
+        depth = points[:, 2].mean()
+        # the lift, seen from the side camera at the body's depth, measured down the column to a floor
+        # line tilted as the camera is (20 degrees): f lift / (depth cos 20)
+        expected = intr.focal * lift / (depth * np.cos(np.radians(20)))
+        assert abs(lines.mean() - sole[1] - expected) < 2.5, (k, lines.mean(), sole[1], expected)
+    assert expected > 20  # the floating person is visibly off its line
+    # the band: floor under the bodies is in it, a point a metre up is not
+    up = np.array(floor.up) @ np.array(((0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (-1.0, 0.0, 0.0))).T  # world up, side axes
+    soles = pixel(np.concatenate([seen[0].vertices.numpy()[:50], seen[1].vertices.numpy()[:50] - 0.5 * up]))
+    band = (panel != SIDE_BACKGROUND).any(axis=2)  # the floor's grey and the lines on it
+    assert band[soles[:, 1], soles[:, 0]].all()
+    assert (panel == SIDE_FLOOR).all(axis=2).mean() > 0.01
+    above = pixel(seen[0].vertices.numpy()[:50] + up)
+    assert not band[above[:, 1], above[:, 0]].any()
+    assert (panel == SIDE_BACKGROUND).all(axis=2).mean() > 0.5  # the air is left as it was

@@ -61,7 +61,7 @@ def view(
               announce=lambda url: print(f"strcli view: open {url} (Ctrl-C to stop)", flush=True),
               loading=lambda line: print(f"strcli view: {line}", file=sys.stderr, flush=True),
               frame=frame, warn=lambda line: print(f"warning: {line}", file=sys.stderr, flush=True),
-              paused=paused)
+              paused=paused, body_note=TEST_BODY_NOTE if is_test_body(smpl_file) else "")
     except (KeyboardInterrupt, Interrupted) as err:  # a server's normal end: one line, no error
         print(f"strcli view: stopped ({err.signal_name if isinstance(err, Interrupted) else 'Ctrl-C'}).",
               file=sys.stderr, flush=True)

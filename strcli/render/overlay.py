@@ -6,10 +6,13 @@ each frame, rasterizes them together in one z-buffer (`strcli.render.rasterize`,
 bodies and limbs hide farther ones), shades them light and matte in one stable colour per
 track id, blends them over the frame and encodes H.264 (`VideoWriter`, temporary name,
 renamed when complete). `--side-view` adds a panel of the same bodies turned 90 degrees
-about the vertical axis through their centre, framed on the bulk of them (`bulk_bodies`).
+about the camera's vertical axis through their centre (seen from the people's right),
+framed on the bulk of them (`bulk_bodies`), over the world's floor when the output has a
+world (`FloorPath`, `draw_floor`).
 
-Size (over 500 lines): one frame's drawing (projection, depth order, shading, panels)
-and the loop over a video's frames; no other module uses the parts.
+Size (over 500 lines): one frame's drawing (projection, depth order, shading, panels, the
+side view's framing and floor) and the loop over a video's frames. The side view could be a
+module of its own, but it makes `Person`s, which the overlay defines and draws.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch
 from torch import Tensor
 
 from strcli.body.smpl import Body
-from strcli.config import FRAMES_DIR, TRACK_COLOURS, OVERLAY
+from strcli.config import CAMERA_FILE, FRAMES_DIR, TRACK_COLOURS, OVERLAY
 from strcli.body.camera import Intrinsics
 from strcli.utils.errors import StrcliError, UsageError, VideoError, write_failure, writing
 from strcli.utils.locks import WholeFile, video_lock
@@ -41,6 +44,7 @@ from strcli.road.options import check_render_values
 from strcli.render.caption import draw_caption, overlay_caveats
 from strcli.render.rasterize import rasterize, vertex_normals
 from strcli.road.video import VideoReader, VideoWriter
+from strcli.road.world import CameraPath
 
 if TYPE_CHECKING:
     from strcli.road.reconstruct import Progress, VideoResult
@@ -48,6 +52,9 @@ if TYPE_CHECKING:
 PALETTE = np.array(TRACK_COLOURS, np.float32)  # (8, 3) RGB 0-1; track k: PALETTE[k % 8]
 from strcli.config import COMPARE  # noqa: E402, F401 (re-exported)
 SIDE_BACKGROUND = 235  # grey level of the side-view panel
+SIDE_FLOOR = 205  # grey level of the floor (world y = 0) in the side-view panel
+SIDE_FLOOR_LINE = 70  # grey level of the floor line under each body, at its own depth
+FLOOR_SLACK = 1.0  # metres of floor drawn before and behind the framed bodies, seen from the side
 _KEY_LIGHT = (-0.35, -0.55, -0.76)  # from the upper left, in front (camera frame, y down)
 # SMPL's kinematic tree, for drawing 2D joints as a skeleton.
 _BONES = ((0, 1), (0, 2), (0, 3), (1, 4), (2, 5), (3, 6), (4, 7), (5, 8), (6, 9), (7, 10), (8, 11),
@@ -166,6 +173,9 @@ class SideFraming:
     centre: tuple[float, float, float]
     offset: tuple[float, float, float]
     intrinsics: Intrinsics
+    # The side camera's depths (metres) of the nearest and farthest framed body: the floor
+    # drawn spans them (and FLOOR_SLACK more). (0, 0): no bodies framed.
+    depths: tuple[float, float] = (0.0, 0.0)
 
     def apply(self, vertices: Tensor) -> Tensor:
         """(V, 3) camera-frame vertices -> (V, 3) in the side camera's frame."""
@@ -187,10 +197,12 @@ _BODY_HEIGHT = 1.7  # metres: the widening beyond the bulk's range
 
 @torch.inference_mode()
 def frame_side_view(tracks: list[TrackMotion], body: Body, device: torch.device, width: int, height: int,
-                    samples: int = 32) -> SideFraming:
+                    samples: int = 32, floors: FloorPath | None = None) -> SideFraming:
     """A first pass over the tracks: SMPL posed on up to `samples` frames of each track
     (evenly spread), and the side camera chosen by `side_framing` for a `width` x `height`
-    panel."""
+    panel. With the world's `floors`, each body's shadow on the floor (its points moved along
+    the world's up onto y = 0) is framed with it, so the floor under the bodies is in the
+    panel however far above or below it the bodies are."""
     bodies = []
     for track in tracks:
         rows = np.unique(np.linspace(0, len(track.frames) - 1, min(samples, len(track.frames))).astype(int))
@@ -201,7 +213,13 @@ def frame_side_view(tracks: list[TrackMotion], body: Body, device: torch.device,
             return torch.from_numpy(np.asarray(getattr(t, name)[r])).to(device, torch.float32)
 
         out = body.axis_angle(stack("global_orient"), stack("body_pose"), stack("betas"), stack("transl"))
-        bodies.append(out.vertices[:, ::7].float())  # (S, V / 7, 3): every 7th vertex is enough for extents
+        points = out.vertices[:, ::7].float()  # (S, V / 7, 3): every 7th vertex is enough for extents
+        if floors is not None:
+            under = [floors.at(int(track.frames[r])) for r in rows]
+            up = points.new_tensor([f.up for f in under])[:, None]  # (S, 1, 3)
+            above = (points * up).sum(-1, keepdim=True) + points.new_tensor([f.height for f in under])[:, None, None]
+            points = torch.cat([points, points - above * up], dim=1)  # (S, 2 V / 7, 3): and their shadows
+        bodies.append(points)
     if not bodies:
         return SideFraming((0.0, 0.0, 3.0), (0.0, 0.0, 3.0), Intrinsics(float(max(width, height)), width, height))
     return side_framing(torch.cat(bodies), width, height)
@@ -225,7 +243,8 @@ def side_framing(bodies: Tensor, width: int, height: int) -> SideFraming:
     u = (seen[:, 0] / seen[:, 2]).abs().max().clamp_min(1e-6)
     v = (seen[:, 1] / seen[:, 2]).abs().max().clamp_min(1e-6)
     focal = min((0.5 - SIDE_MARGIN) * width / float(u), (0.5 - SIDE_MARGIN) * height / float(v))
-    return SideFraming(tuple(centre.tolist()), tuple(offset.tolist()), Intrinsics(focal, width, height))
+    return SideFraming(tuple(centre.tolist()), tuple(offset.tolist()), Intrinsics(focal, width, height),
+                       (float(seen[:, 2].min()), float(seen[:, 2].max())))
 
 
 def bulk_bodies(bodies: Tensor) -> Tensor:
@@ -239,6 +258,114 @@ def bulk_bodies(bodies: Tensor) -> Tensor:
     slack = SIDE_SLACK * (q[1] - q[0]) + _BODY_HEIGHT
     keep = ((centres >= q[0] - slack) & (centres <= q[1] + slack)).all(dim=1)
     return keep if bool(keep.any()) else torch.ones_like(keep)
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The world's floor (y = 0, docs/world.md) in one frame's camera frame (x right, y down,
+    z forward, metres): the points X with `up` . X + `height` = 0. `up` (3,) is the world's
+    +y in camera axes (row 1 of camera.npz's camera -> world rotation), `height` the camera's
+    height above the floor (camera.npz's position y)."""
+
+    up: tuple[float, float, float]
+    height: float
+
+
+class FloorPath:
+    """camera.npz's floor for every frame of a render (`at`), read once."""
+
+    def __init__(self, path: CameraPath) -> None:
+        self.path = path
+
+    @classmethod
+    def load(cls, folder: Path) -> FloorPath | None:
+        """The folder's camera.npz in the world frame, or None: no camera.npz (an older strcli)
+        or a camera in no world (a video without a person)."""
+        path = CameraPath.load(folder / CAMERA_FILE)
+        return cls(path) if path is not None else None
+
+    def at(self, frame: int) -> Floor:
+        """The floor in the camera frame of file frame `frame` (its row, or the last before)."""
+        row = self.path.row(frame)
+        return Floor(tuple(self.path.rotations[row][1].tolist()), float(self.path.positions[row][1]))
+
+
+def floor_band(floor: Floor, framing: SideFraming) -> np.ndarray | None:
+    """(4, 2) float pixel corners (u right, v down; pixel centres at +0.5) of the floor under
+    and around the framed bodies as the side camera sees it: the pixels whose ray meets the
+    floor between the nearest and the farthest framed body's depth, FLOOR_SLACK widened. The
+    floor at one depth is an image line (`floor_line`), and those lines are parallel, so the
+    band is the strip between the two ends' lines: nearly edge-on, tilted as the video camera
+    is. None when no body is framed. A quadrilateral that OpenCV fills and clips: a
+    per-pixel test took 21 ms a 1080-line frame."""
+    near, far = framing.depths
+    if far <= 0:
+        return None
+    intr = framing.intrinsics
+    lines = [floor_line(floor, framing, depth) for depth in (max(near - FLOOR_SLACK, 1e-3), far + FLOOR_SLACK)]
+    if lines[0] is None or lines[1] is None:
+        return None
+    big = 1e5  # pixels: far beyond any panel, within OpenCV's fixed-point range
+
+    def across(line: tuple[float, float, float], u: float) -> float:
+        a, b, c = line
+        return float(np.clip(-(a * u + c) / b, -big, big))
+
+    width = float(intr.width)
+    return np.array([(0.0, across(lines[0], 0.0)), (width, across(lines[0], width)),
+                     (width, across(lines[1], width)), (0.0, across(lines[1], 0.0))])
+
+
+def _floor_in_side_camera(floor: Floor, framing: SideFraming) -> tuple[np.ndarray, float]:
+    """The floor as m . X' + k = 0 in the side camera's frame X' (m (3,), k metres)."""
+    turn = np.array(_QUARTER_TURN)
+    up = np.array(floor.up)
+    # X = turn.T (X' - offset) + centre, so up . X + height = 0 reads m . X' + k = 0
+    m = turn @ up
+    return m, float(floor.height + up @ np.array(framing.centre) - m @ np.array(framing.offset))
+
+
+def floor_line(floor: Floor, framing: SideFraming, depth: float) -> tuple[float, float, float] | None:
+    """The floor at side-camera depth `depth` (metres) as the side panel's image line
+    a u + b v + c = 0 (pixels; u right, v down, pixel centres at +0.5), or None where the line
+    is steeper than 45 degrees (a camera rolled that far: a side view then shows no floor)."""
+    m, k = _floor_in_side_camera(floor, framing)
+    intr = framing.intrinsics
+    # X' = depth ((u - W/2) / f, (v - H/2) / f, 1) on the floor
+    a, b = m[0] * depth / intr.focal, m[1] * depth / intr.focal
+    if abs(b) < abs(a):  # steeper than 45 degrees: a camera rolled that far (not drawn)
+        return None
+    return float(a), float(b), float(m[2] * depth + k - a * intr.width / 2 - b * intr.height / 2)
+
+
+def draw_floor(panel: np.ndarray, floor: Floor, framing: SideFraming, people: list[Person]) -> None:
+    """The floor in the side panel ((H, W, 3) uint8, in place), before the bodies: the band
+    of `floor_band` in SIDE_FLOOR grey and, under each of `people` (`framing`'s side
+    camera frame), the floor at that body's own depth (its vertices' mean) as a dark line as
+    wide as the body and half as much again: feet on the floor stand on their line, a
+    floating or sinking body is off it by its error."""
+    band = floor_band(floor, framing)
+    if band is not None:
+        corners = np.round((band - 0.5) * 16).astype(np.int32)  # 4 fractional bits (`shift`)
+        cv2.fillPoly(panel, [corners], (SIDE_FLOOR,) * 3, cv2.LINE_8, 4)
+    intr = framing.intrinsics
+    for person in people:
+        vertices = person.vertices.float().cpu().numpy()
+        depth = float(vertices[:, 2].mean())
+        line = floor_line(floor, framing, depth) if depth > 0 else None
+        if line is None:
+            continue
+        u = intr.focal * vertices[:, 0] / np.maximum(vertices[:, 2], 1e-6) + intr.width / 2
+        left, right = float(u.min()), float(u.max())
+        left, right = left - 0.25 * (right - left) - 3, right + 0.25 * (right - left) + 3
+        a, b, c = line
+        ends = [(x, -(a * x + c) / b) for x in (left, right)]
+        if not all(np.isfinite(e).all() and abs(e[1]) < 1e5 for e in ends):
+            continue
+        shift = 4  # cv2 draws at sub-pixel precision with 4 fractional bits
+        (x0, y0), (x1, y1) = [(round((x - 0.5) * 16), round((y - 0.5) * 16)) for x, y in ends]
+        thickness = max(1, round(intr.height / 300))
+        cv2.line(panel, (x0, y0), (x1, y1), (SIDE_FLOOR_LINE,) * 3, thickness, cv2.LINE_AA, shift)
 
 
 def side_view(people: list[Person], framing: SideFraming) -> list[Person]:
@@ -319,8 +446,9 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
     # Burned into every frame (each --compare panel its own model's), when there is one.
     first = (manifest.get("models") or [{}])[0].get("name")  # the model a plain render draws
     captions = [overlay_caveats(manifest, options.body_note, label.lower() if label else first) for label, _ in panels]
-    sides = [frame_side_view(tracks, body, device, info.width, info.height) if options.side_view else None
-             for _, tracks in panels]
+    floors = FloorPath.load(folder) if options.side_view else None  # the world's floor, when there is a world
+    sides = [frame_side_view(tracks, body, device, info.width, info.height, floors=floors) if options.side_view
+             else None for _, tracks in panels]
     writer = None
     if options.video:
         writer = VideoWriter(folder / (COMPARE if options.compare else OVERLAY),
@@ -356,10 +484,8 @@ def _render_video(folder: Path, body: Body, options: RenderOptions, device: torc
             if writer is None and frame.index not in wanted:
                 continue  # PNGs only: draw just the frames asked for
             drawn = [_draw_frame(frame.image, _people_at(frame.index, tracks, body, device), faces, intrinsics,
-                                 options, label, side) for (label, tracks), side in zip(panels, sides)]
-            for panel, caption in zip(drawn, captions):
-                if caption:
-                    draw_caption(panel, caption)
+                                 options, label, side, caption, floors.at(frame.index) if floors else None)
+                     for (label, tracks), side, caption in zip(panels, sides, captions)]
             sink.put((frame.index, frame.time - first_time,
                       drawn[0] if len(drawn) == 1 else np.concatenate(drawn, axis=1)))
             drawn_count += 1
@@ -437,9 +563,11 @@ def _read_folder(folder: Path, options: RenderOptions, source: Path | None) -> t
 
 
 def _draw_frame(frame: np.ndarray, people: list[Person], faces: Tensor, intrinsics: Intrinsics,
-                options: RenderOptions, label: str | None = None, side: SideFraming | None = None) -> np.ndarray:
-    """One output panel (H, W or 2W, 3) uint8: the overlay, the side view beside it, and
-    the model's name in the corner when comparing."""
+                options: RenderOptions, label: str | None = None, side: SideFraming | None = None,
+                caption: str = "", floor: Floor | None = None) -> np.ndarray:
+    """One output panel (H, W or 2W, 3) uint8: the overlay with its `caption` (`draw_caption`,
+    within the overlay's W columns), the side view beside it (on the `floor`, when the output
+    has a world), and the model's name in the corner when comparing."""
     # A copy, always: on a CPU `.to` would share `frame`, and each panel (each model of
     # --compare) must start from the untouched source picture, not from the last one drawn.
     image = torch.from_numpy(frame).to(faces.device, copy=True)
@@ -447,10 +575,16 @@ def _draw_frame(frame: np.ndarray, people: list[Person], faces: Tensor, intrinsi
     drawn = draw_people(base, people, faces, intrinsics, options.alpha).cpu().numpy()
     if options.joints:
         draw_joints(drawn, people)
+    if caption:  # on the overlay alone: wrapped to the frame and the side panel's width, it crossed into that panel
+        draw_caption(drawn, caption)
     if options.side_view:
-        panel = torch.full_like(image, SIDE_BACKGROUND)
         side = side or frame_side_view([], None, image.device, intrinsics.width, intrinsics.height)  # type: ignore[arg-type]
-        turned = draw_people(panel, side_view(people, side), faces, side.intrinsics, 1.0).cpu().numpy()
+        seen = side_view(people, side)
+        backdrop = np.full(frame.shape, SIDE_BACKGROUND, np.uint8)
+        if floor is not None:
+            draw_floor(backdrop, floor, side, seen)
+        panel = torch.from_numpy(backdrop).to(faces.device)
+        turned = draw_people(panel, seen, faces, side.intrinsics, 1.0).cpu().numpy()
         drawn = np.concatenate([drawn, turned], axis=1)
     if label:
         draw_label(drawn, label)

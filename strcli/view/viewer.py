@@ -7,8 +7,8 @@ sync over a websocket. Two frames (`--frame`):
   body posed with its world keys (`world_global_orient`, `world_transl`, and
   `world_body_pose` where a track file has it); the floor grid at y = 0 under the people;
   the video camera's path (camera.npz's positions) as a line and its frustum moving along
-  it, posed by camera.npz's rotation of the frame on screen; optional markers on the feet
-  touching the floor (`foot_contacts`); a first view that frames the people
+  it, posed by camera.npz's rotation of the frame on screen; optional markers, small dots on
+  the floor under the feet touching it (`foot_contacts`); a first view that frames the people
   (`strcli.view.framing`). A folder of an older strcli (no camera.npz or no world keys)
   is shown in the camera frame, with one warning.
 - `camera`: the camera frame of the reconstruction (x right, y down, z forward) shown with
@@ -19,7 +19,8 @@ Bodies are posed by strcli's own body model (per-frame betas and pose corrective
 frame, downscaled (decoded on demand: `FrameSource` keeps one decoder and seeks only when
 the slider jumps). GUI: play/pause, a frame slider, and one checkbox per track. Memory
 does not grow with the video's length: the track files (a few hundred bytes a frame) are
-the only per-frame data held.
+the only per-frame data held. Bodies that are not real results (untrained networks, the
+generated test body) say so at the top of the sidebar, as `strcli render`'s caption does.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from strcli.body.camera import Intrinsics
 from strcli.body.smpl import Body
 from strcli.config import CAMERA_FILE, TRACK_COLOUR_NAMES
 from strcli.export.gltf import camera_yfov
+from strcli.render.caption import overlay_caveats
 from strcli.render.overlay import PALETTE, TrackMotion
 from strcli.road.grounding import FOOT_JOINTS
 from strcli.road.inputs import check_same_video, source_file, source_video
@@ -58,20 +60,30 @@ Frame = Literal["world", "camera"]
 GRID_MARGIN = 3.0  # metres of floor grid beyond the people and the camera's path
 PATH_COLOUR = (40, 40, 40)  # the camera's path: dark grey, as viser's frustum
 CONTACT_COLOUR = (20, 20, 20)  # the foot contact markers
+# metres: each foot contact marker's width, a dot on the floor under the touching joint. 12 cm
+# balls at the joints hid the feet (a new user's trial, frame 53 of running.mp4); a dot at
+# the joint itself would lie inside the foot (4-5 cm inside the surface of the test body's, HUMAN_RADII).
+CONTACT_SIZE = 0.04
 
 
 class Scene:
     """What the viewer shows of one output folder, frame by frame, in `frame` ("world" or
     "camera"). `frame` is "camera" when "world" was asked of a folder without a world, and
-    `warning` then says why in one line (else None)."""
+    `warning` then says why in one line (else None). `caveat`: what `strcli render` burns
+    into its frames when the bodies are not real results (`overlay_caveats`: untrained
+    networks or the generated test body, from the manifest, or `body_note`, the body drawn
+    now), else ""."""
 
-    def __init__(self, folder: Path, body: Body, source: Path | None = None, frame: Frame = "world") -> None:
+    def __init__(self, folder: Path, body: Body, source: Path | None = None, frame: Frame = "world",
+                 body_note: str = "") -> None:
         with reading_output(folder):  # a damaged folder: UsageError (exit 2)
-            self._read(folder, body, source, frame)
+            self._read(folder, body, source, frame, body_note)
 
-    def _read(self, folder: Path, body: Body, source: Path | None, frame: Frame) -> None:
+    def _read(self, folder: Path, body: Body, source: Path | None, frame: Frame, body_note: str) -> None:
         manifest = check_output(folder).manifest  # shapes, finite values, focal, frame counts: DamagedOutput (exit 2)
         self.body = body
+        # the track files shown are the first model's, as a plain `render` draws them
+        self.caveat = overlay_caveats(manifest, body_note, (manifest.get("models") or [{}])[0].get("name"))
         self.tracks = [TrackMotion.load(folder / t["npz"]) for t in manifest["tracks"]]
         cam = manifest["intrinsics"]
         self.intrinsics = Intrinsics(float(cam["focal"]), int(cam["width"]), int(cam["height"]))
@@ -144,11 +156,13 @@ class Scene:
         return frame_people(self.roots, self.camera_path.rotations[0], middles=self.middles, aspect=aspect)
 
     def contacts(self, frame: int, shown: set[int]) -> np.ndarray:
-        """(K, 3) world positions of the foot joints touching the floor in `frame`, of the
-        tracks in `shown`."""
+        """(K, 3) world positions, metres, on the floor (y = 0) under the foot joints touching
+        it in `frame`, of the tracks in `shown`: where the contact markers go."""
         points = [w.joints[r][list(FOOT_JOINTS)][w.contacts[r]] for t, w in zip(self.tracks, self.world)
                   if t.track_id in shown and (r := t.row(frame)) is not None]
-        return np.concatenate(points) if points else np.zeros((0, 3))
+        if not points:
+            return np.zeros((0, 3))
+        return np.concatenate(points) * np.array([1.0, 0.0, 1.0])
 
     @staticmethod
     def _floor(folder: Path, manifest: dict) -> float:
@@ -204,19 +218,21 @@ class Scene:
 def serve(folder: Path, body: Body, host: str = "127.0.0.1", port: int = 8080, source: Path | None = None,
           announce: Callable[[str], None] = print, stop: threading.Event | None = None,
           loading: Callable[[str], None] = lambda line: None, frame: Frame = "world",
-          warn: Callable[[str], None] = lambda line: None, paused: bool = False) -> None:
+          warn: Callable[[str], None] = lambda line: None, paused: bool = False, body_note: str = "") -> None:
     """Serve the viewer of `folder` until `stop` is set (KeyboardInterrupt and SIGTERM's
     `Interrupted` pass through, after the server is stopped). `port` 0 takes any free port;
     a port out of range or in use is a UsageError (exit 2), before anything loads.
     `loading(line)` hears what is being read (the tracks, every one listed, and the video)
     before `announce(url)`. `frame`: "world" or "camera" (module docstring); `warn(line)`
     hears why a folder without a world is shown in the camera frame. `paused`: open on the
-    first frame, not playing."""
+    first frame, not playing. `body_note`: a caveat about `body` (`TEST_BODY_NOTE` for the
+    generated test body); with the manifest's untrained networks it is said at the top of the
+    page's sidebar (`Scene.caveat`)."""
     import viser
 
     check_serve_address(host, port)
     loading(f"reading {folder}...")
-    scene = Scene(folder, body, source, frame)
+    scene = Scene(folder, body, source, frame, body_note)
     if len(scene.frames) == 0:
         raise UsageError(f"{folder.name} has no tracks to show.")
     if scene.warning:
@@ -291,6 +307,13 @@ def _signals_stop(stop: threading.Event):
             signal.signal(s, handler)
 
 
+def caveat_markdown(caveat: str) -> str:
+    """`Scene.caveat` ("TEST ONLY, NOT REAL BODIES: untrained ...") as the sidebar's markdown:
+    its first part bold, the networks and body it names after it."""
+    head, _, rest = caveat.partition(": ")
+    return f"**{head}**: {rest}" if rest else f"**{caveat}**"
+
+
 def colour_name(track_id: int) -> str:
     """The name of a track's colour (TRACK_COLOURS, as render and export draw it too)."""
     return TRACK_COLOUR_NAMES[track_id % len(TRACK_COLOUR_NAMES)]
@@ -356,6 +379,8 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
                                               image=first, format="jpeg", jpeg_quality=80)
     meshes: dict[int, object] = {}
     colours = {t.track_id: tuple(int(255 * c) for c in PALETTE[t.track_id % len(PALETTE)]) for t in scene.tracks}
+    if scene.caveat:  # first in the sidebar, above the controls: the page says what `render`'s frames say
+        server.gui.add_markdown(caveat_markdown(scene.caveat))
     with server.gui.add_folder("Playback"):
         playing = server.gui.add_checkbox("Playing", not paused)
         slider = server.gui.add_slider("Frame", 0, len(scene.frames) - 1, 1, 0)
@@ -406,7 +431,8 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
             touching = scene.contacts(frame, {tid for tid, t in toggles.items() if t.value}) if feet.value else None
             if touching is not None and len(touching):
                 markers["/contacts"] = server.scene.add_point_cloud(
-                    "/contacts", touching.astype(np.float32), CONTACT_COLOUR, point_size=0.12, point_shape="circle")
+                    "/contacts", touching.astype(np.float32), CONTACT_COLOUR, point_size=CONTACT_SIZE,
+                    point_shape="circle", point_shading="flat")
             elif "/contacts" in markers:
                 markers["/contacts"].visible = False
         if scene.video is not None:
