@@ -271,8 +271,10 @@ class Trainer:
         try:
             self._resume(path, lr)
         except CorruptAssetError as err:
-            raise CorruptAssetError(f"{path}, the training state of the run in {path.parent}, is damaged: "
-                                    f"{err.message[0].lower()}{err.message[1:]}", _damaged_state_hint(path)) from err
+            what = err.message.rstrip(".")
+            what = what[len(str(path)) + 1:] if what.startswith(f"{path} ") else f"is damaged ({what})"
+            raise CorruptAssetError(f"cannot resume the run in {path.parent}: its {path.name} {what}.",
+                                    _damaged_state_hint(path)) from err
 
     def _resume(self, path: Path, lr: float | None) -> None:
         raw = read_checkpoint_file(path)
