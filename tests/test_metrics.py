@@ -81,3 +81,21 @@ def test_mpii3d_pelvis_is_its_hip_joint():
     pred = target.clone()
     pred[:, 14] += torch.tensor([0.0, 0.0, 0.017])  # the pelvis itself moves: all 16 others are off
     assert metrics.mpjpe(pred, target, metrics.MPII3D_PELVIS) == pytest.approx(torch.full((5,), 16.0), abs=1e-3)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_every_metric_refuses_non_finite_joints_with_the_frames_instead_of_a_linalg_error(bad):
+    """A diverged network's NaN joints used to end in `torch.linalg.svd`'s LinAlgError
+    (Procrustes), or as a NaN score; every metric refuses them, naming the frames."""
+    from strcli.utils.errors import NonFiniteError
+
+    target = poses()
+    pred = target.clone()
+    pred[3, 2, 1] = bad
+    for metric in (metrics.pa_mpjpe, metrics.procrustes, metrics.mpjpe, metrics.accel_error, metrics.mpvpe):
+        with pytest.raises(NonFiniteError, match=r"predicted (joints|vertices) hold NaN or infinite values at 1 of 5 "
+                                                 r"frame\(s\) \(3\)"):
+            metric(pred, target)
+        with pytest.raises(NonFiniteError, match="true (joints|vertices) hold"):
+            metric(target, pred)
+    assert NonFiniteError.exit_code == 4

@@ -483,3 +483,141 @@ def test_a_score_of_exactly_zero_stays_zero(mini):
     video = EvalVideo("still", torch.zeros(20, 8), target, None, None, np.ones(20, bool))
     score = score_dataset(Still(), mini["body"], "3dpw", [video], torch.device("cpu"))
     assert score.accel == 0.0 and score.mpjpe > 0 and score.frames == 20
+
+
+def small_train_args(mini, tmp_path, smpl_files, out, *more):
+    config = tmp_path / "small.json"
+    config.write_text(json.dumps({"gru_hidden": 32, "integration_dim": 16, "integration_hidden": 16,
+                                  "regressor_hidden": 128}))
+    return ["train", "--data-dir", str(mini["data"]), "--out", str(out), "--iterations", "2", "--batch-size", "4",
+            "--model-config", str(config), "--no-spin", "--workers", "0", "--smpl-dir",
+            str(smpl_files["chumpy"].parent), "--device", "cpu", "--offline", "-q", *more]
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_the_good_epochs(mini, tmp_path, assets, smpl_files):
+    """--lr 1 or 1e30 used to end in a LinAlgError traceback from validation (exit 1). Now a
+    NaN loss, or NaN predictions in validation, stop the run with one line (exit 10); the
+    epochs before keep their last.pt and best.pt, untouched, and --resume --lr goes on."""
+    from strcli.utils.errors import DivergedError
+
+    import_helpers(assets, mini)
+    fresh = runner.invoke(app, small_train_args(mini, tmp_path, smpl_files, tmp_path / "lr1", "--epochs", "1",
+                                                "--lr", "1"))
+    assert fresh.exit_code == DivergedError.exit_code == 10, fresh.output
+    error = fresh.stderr.strip().splitlines()[-1]
+    assert error == ("error: training diverged at epoch 1, iteration 2 (the loss is nan); the learning rate is 1. "
+                     "Nothing was saved (no epoch finished). Run again with a lower --lr, e.g. --lr 0.1.")
+    assert "Traceback" not in fresh.output and not (tmp_path / "lr1").exists()
+
+    out = tmp_path / "run"
+    good = runner.invoke(app, small_train_args(mini, tmp_path, smpl_files, out, "--epochs", "1", "--lr", "1e-3"))
+    assert good.exit_code == 0, good.output
+    kept = {name: (out / name).read_bytes() for name in ("last.pt", "best.pt", "log.csv")}
+    for lr, where in (("1e30", "validation (the network predicts NaN or infinite joints for 3DPW sequence "),
+                      ("1", "iteration 2 (the loss is nan)")):
+        iterations = "1" if lr == "1e30" else "2"  # 1: its weights are still finite, its predictions not
+        bad = runner.invoke(app, small_train_args(mini, tmp_path, smpl_files, out, "--epochs", "2", "--resume",
+                                                  "--lr", lr, "--iterations", iterations))
+        assert bad.exit_code == 10, bad.output
+        error = bad.stderr.strip().splitlines()[-1]
+        assert error.startswith(f"error: training diverged at epoch 2, {where}") and "Traceback" not in bad.output
+        assert error.endswith(f"{out / 'last.pt'} (epoch 1) and {out / 'best.pt'} are kept. Resume from the last "
+                              f"good epoch with a lower learning rate: --resume --lr {float(lr) / 10:g}; or start "
+                              "again in another --out with a lower --lr.")
+        assert {name: (out / name).read_bytes() for name in kept} == kept  # nothing of the bad epoch written
+    resumed = runner.invoke(app, small_train_args(mini, tmp_path, smpl_files, out, "--epochs", "2", "--resume",
+                                                  "--lr", "2e-4"))
+    assert resumed.exit_code == 0, resumed.output
+    state = torch.load(out / "last.pt", weights_only=False)
+    assert state["epoch"] == 2 and state["optimizer"]["param_groups"][0]["lr"] == 2e-4  # --lr took effect
+
+
+def test_validation_of_a_network_predicting_nan_is_divergence_and_evaluate_names_the_checkpoint(
+        mini, tmp_path, assets, smpl_files):
+    from strcli.model.checkpoints import save_checkpoint
+    from strcli.utils.errors import DivergedError
+
+    run = trainer(mini, tmp_path / "run")
+    with torch.no_grad():  # finite weights, overflowing predictions
+        for parameter in run.model.parameters():
+            parameter.mul_(1e30)
+    with pytest.raises(DivergedError, match="training diverged at epoch 1, validation \\(the network predicts NaN "
+                                            "or infinite joints for 3DPW sequence .*Nothing was saved"):
+        run.validate()
+    save_checkpoint(tmp_path / "huge.pt", run.model, {})
+    import_helpers(assets, mini)
+    result = runner.invoke(app, ["evaluate", "--data-dir", str(mini["data"]), "--checkpoint", str(tmp_path / "huge.pt"),
+                                 "--datasets", "3dpw", "--smpl-dir", str(smpl_files["chumpy"].parent), "--device",
+                                 "cpu", "--offline", "-q"])
+    assert result.exit_code == 4, result.output
+    assert result.stderr.startswith(f"error: {tmp_path / 'huge.pt'} is not a usable network: the network predicts "
+                                    "NaN or infinite joints for 3DPW sequence ")
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "huge.eval.json").exists()
+
+
+def test_test_data_holding_nan_is_refused_as_a_damaged_data_file(mini, tmp_path):
+    """Else its NaN reaches the metrics and the network would be blamed."""
+    for column in ("features", "joints3D", "pose", "shape"):
+        db = joblib.load(mini["data"] / FILES[("3dpw", "test")])
+        db[column] = np.array(db[column], np.float64)
+        db[column][40, 0] = np.inf if column == "pose" else np.nan
+        path = tmp_path / f"{column}.pt"
+        joblib.dump(db, path)
+        with pytest.raises(DataFileError, match=f"{path}: {column} of sequence .* holds NaN or infinite values"):
+            eval_videos("3dpw", path)
+
+
+def test_train_interrupted_or_resumed_with_nothing_to_resume_says_what_to_do(mini, tmp_path, assets, smpl_files,
+                                                                               monkeypatch):
+    """The Ctrl-C line was reconstruct's (finished videos are skipped, downloads resume), and
+    --resume of a run folder without last.pt said `checkpoint .../last.pt does not exist`
+    (exit 3)."""
+    import_helpers(assets, mini)
+    out = tmp_path / "run"
+    nothing = runner.invoke(app, small_train_args(mini, tmp_path, smpl_files, out, "--epochs", "1", "--resume"))
+    assert nothing.exit_code == 2, nothing.output
+    assert nothing.stderr == f"error: nothing to resume in {out}: no such run folder. Run the command without --resume.\n"
+    out.mkdir()
+    nothing = runner.invoke(app, small_train_args(mini, tmp_path, smpl_files, out, "--epochs", "1", "--resume"))
+    assert nothing.exit_code == 2 and nothing.stderr == (
+        f"error: nothing to resume in {out}: it holds no last.pt, so no epoch finished. Run the command without "
+        "--resume.\n")
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    real_fit = Trainer.fit
+    monkeypatch.setattr(Trainer, "fit", interrupted)
+    stopped = runner.invoke(app, small_train_args(mini, tmp_path, smpl_files, out, "--epochs", "1"))
+    assert stopped.exit_code == 130
+    assert stopped.stderr.strip().splitlines()[-1] == ("error: interrupted (Ctrl-C); nothing was saved (no epoch "
+                                                       "finished); run the same command again, without --resume.")
+    monkeypatch.setattr(Trainer, "fit", real_fit)
+    assert runner.invoke(app, small_train_args(mini, tmp_path, smpl_files, out, "--epochs", "1")).exit_code == 0
+    monkeypatch.setattr(Trainer, "fit", interrupted)
+    stopped = runner.invoke(app, small_train_args(mini, tmp_path, smpl_files, out, "--epochs", "2", "--resume"))
+    assert stopped.exit_code == 130 and stopped.stderr.strip().splitlines()[-1] == (
+        f"error: interrupted (Ctrl-C); the epochs that finished are kept in {out} (last.pt and best.pt), the one in "
+        "progress is lost; rerun the same command with --resume to go on from the last finished epoch.")
+
+
+def test_resuming_a_damaged_last_pt_names_it_as_the_runs_and_says_what_to_do(mini, tmp_path):
+    run = trainer(mini, tmp_path / "run")
+    run.fit(epochs=1)
+    last = tmp_path / "run" / "last.pt"
+    whole = last.read_bytes()
+    last.write_bytes(whole[:len(whole) // 2])
+    fresh = f"to train, move {tmp_path / 'run'} away and start the run again (without --resume)."
+    with pytest.raises(CorruptAssetError) as refused:
+        trainer(mini, tmp_path / "run").resume(last)
+    assert str(refused.value) == (f"cannot resume the run in {tmp_path / 'run'}: its last.pt is not a PyTorch "
+                                  "checkpoint (or it is truncated). Its best.pt is separate: "
+                                  f"use it with --checkpoint {tmp_path / 'run' / 'best.pt'} (reconstruct, evaluate); "
+                                  f"{fresh}")
+    (tmp_path / "run" / "best.pt").unlink()
+    with pytest.raises(CorruptAssetError, match="its last.pt is not a PyTorch .* To train, move .* away and start "):
+        trainer(mini, tmp_path / "run").resume(last)
+    torch.save({"format": "something else"}, last)
+    with pytest.raises(CorruptAssetError, match=r"its last.pt is not a strcli training state \(last.pt of `strcli train`\)\. To train"):
+        trainer(mini, tmp_path / "run").resume(last)
+    assert CorruptAssetError.exit_code == 4

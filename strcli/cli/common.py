@@ -93,7 +93,8 @@ def reports_errors(fn: F) -> F:
                 return fn(*args, **kwargs)
         except (KeyboardInterrupt, Interrupted) as err:  # Ctrl-C (130) or SIGTERM (143): one line
             stop = err if isinstance(err, Interrupted) else Interrupted("Ctrl-C", 130)
-            print(f"error: interrupted ({stop.signal_name}); {INTERRUPTED_HINT}", file=sys.stderr, flush=True)
+            print(f"error: interrupted ({stop.signal_name}); {getattr(stop, 'hint', None) or INTERRUPTED_HINT}",
+                  file=sys.stderr, flush=True)
             raise typer.Exit(stop.exit_code) from None
         except StrcliError as err:
             _refuse(err, kwargs.get("as_json", False))

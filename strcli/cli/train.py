@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -81,7 +83,8 @@ def train(
     epochs: EpochsOpt = None,
     iterations: IterationsOpt = None,
     batch_size: BatchOpt = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate (recipe: 5e-5).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate (recipe: 5e-5); with --resume, the rate from "
+                                                  "there on (default: the run's own).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
     spin: Annotated[Path | None, typer.Option(help="SPIN checkpoint for the regressor (default: the "
                                                    "manifest's spin_checkpoint).")] = None,
@@ -104,7 +107,7 @@ def train(
     from strcli.model.config import STRConfig
     from strcli.train.evaluate import check_precision
     from strcli.train.flags import check_folder_flag, check_training_values
-    from strcli.train.trainer import RECIPES, Trainer, check_data_dir, training_assets
+    from strcli.train.trainer import RECIPES, check_data_dir
 
     if recipe not in RECIPES:
         raise UsageError(f"unknown --recipe {recipe!r}; choose {' or '.join(RECIPES)}.")
@@ -122,6 +125,43 @@ def train(
     out = out or Path("runs") / (recipe + ("" if ablation == "full" else f"-{ablation}"))
     if (out / "last.pt").is_file() and not resume:
         raise UsageError(f"{out} already holds a run.", "Add --resume to continue it, or choose another --out.")
+    if resume and not (out / "last.pt").exists():
+        raise UsageError(f"nothing to resume in {out}: " + ("it holds no last.pt, so no epoch finished"
+                                                            if out.is_dir() else "no such run folder") + ".",
+                         "Run the command without --resume.")
+    with _interrupt_hint(out):
+        _train(chosen, data_dir, out, ablation, resume, lr, spin, no_spin, config, smpl_dir, seed, workers, device,
+               offline, quiet, precision)
+
+
+@contextlib.contextmanager
+def _interrupt_hint(out: Path) -> Iterator[None]:
+    """A Ctrl-C or SIGTERM during `train` says what rerunning does: resume from the last
+    finished epoch's last.pt, or, when none finished, start again (reconstruct's wording,
+    about videos and downloads, is not train's)."""
+    from strcli.utils.errors import Interrupted
+
+    def hint() -> str:
+        if (out / "last.pt").is_file():
+            kept = "last.pt and best.pt" if (out / "best.pt").is_file() else "last.pt"
+            return (f"the epochs that finished are kept in {out} ({kept}), the one in progress is lost; "
+                    "rerun the same command with --resume to go on from the last finished epoch.")
+        return "nothing was saved (no epoch finished); run the same command again, without --resume."
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted("Ctrl-C", 130, hint()) from None
+    except Interrupted as err:
+        err.hint = hint()
+        raise
+
+
+def _train(chosen: Any, data_dir: Path, out: Path, ablation: str, resume: bool, lr: float | None, spin: Path | None,
+           no_spin: bool, config: Any, smpl_dir: Path | None, seed: int, workers: int, device: str, offline: bool,
+           quiet: bool, precision: str) -> None:
+    from strcli.train.trainer import Trainer, training_assets
+
     torch_device = _train_device(device)
     assets = training_assets(smpl_dir, spin, use_spin=not no_spin, download=not offline)
     trainer = Trainer(chosen, data_dir, out, assets.body, torch_device, ablation, assets.spin, seed, workers,
@@ -130,7 +170,7 @@ def train(
         for note in (*assets.notes, *trainer.notes):
             stderr.print(note, markup=False, highlight=False, soft_wrap=True)
     if resume:
-        trainer.resume(out / "last.pt")
+        trainer.resume(out / "last.pt", lr)  # --lr given: the learning rate from here on
     with count_progress(stderr, quiet or trainer.rank != 0) as bar:
         task = bar.add_task(f"epoch {trainer.epoch + 1}", total=chosen.iterations, unit="iterations")
 
@@ -186,8 +226,9 @@ def evaluate(
     """Score a checkpoint Table-1 style (MPJPE, PA-MPJPE, MPVPE, Accel in mm), or train and score the Table 2 variants (--ablation)."""
     from strcli.utils.errors import UsageError
     from strcli.model.published import TEMPORAL_MODELS, load_temporal
-    from strcli.train.evaluate import (DATASET_TITLES, check_precision, evaluate as score, scores_json, table_rows,
-                                       test_data_problem)
+    from strcli.train.evaluate import (DATASET_TITLES, NonFinitePredictions, check_precision, evaluate as score,
+                                       scores_json, table_rows, test_data_problem)
+    from strcli.utils.errors import CorruptAssetError
     from strcli.train.trainer import training_assets
     from strcli.utils.devices import check_device_name
     from strcli.train.flags import check_file_flag, check_folder_flag, check_training_values
@@ -229,7 +270,12 @@ def evaluate(
                 tasks[name] = bar.add_task(name, total=total, unit="sequences")
             bar.update(tasks[name], completed=done)
 
-        scores = score(network, body, data_dir, torch_device, names, progress, precision)
+        try:
+            scores = score(network, body, data_dir, torch_device, names, progress, precision)
+        except NonFinitePredictions as err:
+            raise CorruptAssetError(f"{checkpoint} is not a usable network: {err.message}.",
+                                    "Its weights overflow (a training run that diverged); score another checkpoint, "
+                                    "e.g. the best.pt of a run that did not diverge.") from err
     title = kind.upper() + (f", {meta['ablation']}" if kind == "str" else "")
     table = Table(title=f"{checkpoint.name} ({title})")
     for column in ("data set", "frames", "MPJPE", "PA-MPJPE", "MPVPE", "Accel"):

@@ -410,7 +410,13 @@ def eval_videos(name: str, path: Path) -> list[EvalVideo]:
         if name == "mpii3d" and "valid_i" in db:
             counts = np.asarray(db["valid_i"][rows]).reshape(len(rows), -1)[:, 0].astype(bool)
         smpl = name == "3dpw" and "pose" in db
-        videos.append(EvalVideo(str(names[first[group]]), torch.from_numpy(np.asarray(db["features"][rows], np.float32)),
-                                joints, np.asarray(db["pose"][rows], np.float32) if smpl else None,
-                                np.asarray(db["shape"][rows], np.float32) if smpl else None, counts))
+        video = str(names[first[group]])
+        features = np.asarray(db["features"][rows], np.float32)
+        pose = np.asarray(db["pose"][rows], np.float32) if smpl else None
+        shape = np.asarray(db["shape"][rows], np.float32) if smpl else None
+        for column, values in (("features", features), ("joints3D", joints), ("pose", pose), ("shape", shape)):
+            if values is not None and not np.isfinite(values).all():  # else a NaN score, or the network blamed
+                raise DataFileError(f"{path}: {column} of sequence {video} holds NaN or infinite values.",
+                                    "The file is damaged: download or copy it again.")
+        videos.append(EvalVideo(video, torch.from_numpy(features), joints, pose, shape, counts))
     return videos

@@ -44,6 +44,7 @@ from strcli.train import metrics
 from strcli.train.data import FILES, SEQLEN, EvalVideo, eval_videos
 from strcli.train.joints import SPIN_TO_MPII3D17, extra_regressor, lsp14, spin49
 from strcli.road.windows import tcmr_window_index, window_outputs
+from strcli.utils.errors import NonFiniteError
 
 # Table 1's columns, and the test file of each data set.
 TEST_SETS = {"3dpw": FILES[("3dpw", "test")], "mpii3d": FILES[("mpii3d", "val")], "h36m": FILES[("h36m", "test")]}
@@ -54,6 +55,17 @@ PAPER_TABLE1 = {
     "wo3dpw": {"3dpw": (91.5, 55.2, 108.7, 6.7), "mpii3d": (95.3, 61.6, None, 8.4), "h36m": (67.8, 46.6, None, 3.6)},
 }
 PRECISIONS = ("fp32", "bf16")
+
+
+class NonFinitePredictions(NonFiniteError):
+    """The model predicted NaN or infinite joints for a test sequence: `train` reports its
+    run as diverged (exit 10), `evaluate` its checkpoint as unusable (exit 4)."""
+
+    def __init__(self, dataset: str, video: str, frames: int, total: int) -> None:
+        super().__init__(f"the network predicts NaN or infinite joints for {DATASET_TITLES.get(dataset, dataset)} "
+                         f"sequence {video} ({frames} of {total} frames)",
+                         "Its weights overflow (a diverged training run): score another checkpoint.")
+        self.dataset, self.video = dataset, video
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,9 @@ def _score_video(model: nn.Module, body: Body, name: str, video: EvalVideo, devi
     else:
         joints, pelvis = lsp14(out), metrics.LSP_PELVIS
     joints = joints.float().cpu()
+    bad = ~torch.isfinite(joints.flatten(1)).all(dim=1)
+    if bad.any():  # before the metrics, which would refuse them without naming the sequence
+        raise NonFinitePredictions(name, video.name, int(bad.sum()), len(bad))
     target = torch.from_numpy(video.joints3d).float()
     counted = np.asarray(video.valid, bool)
     per_frame["mpjpe"].append(metrics.mpjpe(joints, target, pelvis)[counted])

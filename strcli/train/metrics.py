@@ -3,6 +3,8 @@
 All functions take metres and return per-frame errors in millimetres (average them for
 the table). Joints are (N, J, 3) sequences of N frames; `pelvis` names the joints whose
 mean is each pose's root (the two hips of the 14 LSP joints, or MPI-INF-3DHP's pelvis).
+Every function refuses NaN or infinite input (`NonFiniteError`, exit 4): an error measured
+from them means nothing, and Procrustes' SVD would fail on them (`LinAlgError`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,25 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from strcli.utils.errors import NonFiniteError
+
 M_TO_MM = 1000.0
 LSP_PELVIS = (2, 3)  # right and left hip in the 14 LSP joints
 MPII3D_PELVIS = (14,)  # 'hip' in the 17 MPI-INF-3DHP test joints
+
+
+def check_finite(pred: Tensor, target: Tensor, what: str = "joints") -> None:
+    """NonFiniteError naming the frames (the first axis) where `pred` or `target` holds NaN
+    or infinite values."""
+    for name, values in ((f"predicted {what}", pred), (f"true {what}", target)):
+        bad = ~torch.isfinite(values.reshape(len(values), -1)).all(dim=1)  # (N,) frames
+        if bad.any():
+            frames = bad.nonzero().flatten().tolist()
+            shown = ", ".join(map(str, frames[:5])) + (", ..." if len(frames) > 5 else "")
+            raise NonFiniteError(f"the {name} hold NaN or infinite values at {len(frames)} of {len(values)} "
+                                 f"frame(s) ({shown}); no error can be measured from them.",
+                                 "Predicted: the network diverged or its weights overflow, score another "
+                                 "checkpoint. True: the test data file is damaged, copy it again.")
 
 
 def align_pelvis(joints: Tensor, pelvis: tuple[int, ...] = LSP_PELVIS) -> Tensor:
@@ -23,12 +41,14 @@ def align_pelvis(joints: Tensor, pelvis: tuple[int, ...] = LSP_PELVIS) -> Tensor
 
 def mpjpe(pred: Tensor, target: Tensor, pelvis: tuple[int, ...] = LSP_PELVIS) -> Tensor:
     """(N,) mean per-joint position error after pelvis alignment, mm."""
+    check_finite(pred, target)
     return (align_pelvis(pred, pelvis) - align_pelvis(target, pelvis)).norm(dim=-1).mean(dim=-1) * M_TO_MM
 
 
 def procrustes(pred: Tensor, target: Tensor) -> Tensor:
     """(N, J, 3) pred moved onto target by the best similarity transform per frame (scale,
     rotation without reflection, translation): orthogonal Procrustes solved by SVD."""
+    check_finite(pred, target)
     mu_p, mu_t = pred.mean(dim=1, keepdim=True), target.mean(dim=1, keepdim=True)
     p, t = pred - mu_p, target - mu_t  # (N, J, 3)
     k = p.transpose(1, 2) @ t  # (N, 3, 3)
@@ -48,6 +68,7 @@ def pa_mpjpe(pred: Tensor, target: Tensor) -> Tensor:
 
 def mpvpe(pred_vertices: Tensor, target_vertices: Tensor) -> Tensor:
     """(N,) mean per-vertex position error, no alignment (3DPW), mm."""
+    check_finite(pred_vertices, target_vertices, "vertices")
     return (pred_vertices - target_vertices).norm(dim=-1).mean(dim=-1) * M_TO_MM
 
 
@@ -59,6 +80,7 @@ def accel_error(pred: Tensor, target: Tensor, pelvis: tuple[int, ...] = LSP_PELV
     the frames t in 1..N-2 that count, whatever their neighbours (TCMR's evaluate.py: the
     error is computed on every frame of the sequence, then indexed by the frames that count,
     less the first and the last; MPI-INF-3DHP's `valid_i` decides which count)."""
+    check_finite(pred, target)
     p, t = align_pelvis(pred, pelvis), align_pelvis(target, pelvis)
     accel_p = p[:-2] - 2 * p[1:-1] + p[2:]
     accel_t = t[:-2] - 2 * t[1:-1] + t[2:]

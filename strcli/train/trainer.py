@@ -34,13 +34,14 @@ from torch.utils.data import ConcatDataset, DataLoader
 from strcli.body.smpl import Body
 from strcli.model.checkpoints import (TRAIN_STATE_FORMAT, load_state_dict_checked, read_checkpoint_file,
                                       save_checkpoint, save_file)
-from strcli.utils.errors import CorruptAssetError, StrcliError, UsageError, failed_write
+from strcli.utils.errors import (CorruptAssetError, DataFileError, DivergedError, StrcliError, UsageError,
+                                 failed_write)
 from strcli.utils.locks import WholeFile, sweep_stale, write_text_whole
 from strcli.model.config import STRConfig
 from strcli.model.regressor import MeanParams
 from strcli.model.str import STR
 from strcli.train.data import FILES, OCC_FILES, THREE_D, TWO_D, Clip, ClipDataset, eval_videos, stride_for
-from strcli.train.evaluate import DatasetScore, check_precision, score_dataset
+from strcli.train.evaluate import DatasetScore, NonFinitePredictions, check_precision, score_dataset
 from strcli.train.joints import attach_extra_regressor
 from strcli.train.loss import LossWeights, STRLoss
 
@@ -264,7 +265,18 @@ class Trainer:
                 "rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
-    def resume(self, path: Path) -> None:
+    def resume(self, path: Path, lr: float | None = None) -> None:
+        """Continue from the training state `path` (a run's last.pt). `lr`: the learning rate
+        from here on (`--resume --lr`, e.g. after the run diverged); None: the run's own."""
+        try:
+            self._resume(path, lr)
+        except CorruptAssetError as err:
+            what = err.message.rstrip(".")
+            what = what[len(str(path)) + 1:] if what.startswith(f"{path} ") else f"is damaged ({what})"
+            raise CorruptAssetError(f"cannot resume the run in {path.parent}: its {path.name} {what}.",
+                                    _damaged_state_hint(path)) from err
+
+    def _resume(self, path: Path, lr: float | None) -> None:
         raw = read_checkpoint_file(path)
         if raw.get("format") != TRAIN_STATE_FORMAT:
             raise CorruptAssetError(f"{path} is not a strcli training state (last.pt of `strcli train`).")
@@ -297,10 +309,12 @@ class Trainer:
             self.epoch, self.best = int(raw["epoch"]), float(raw["best"])
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
             raise CorruptAssetError(f"{path} is a damaged training state ({type(err).__name__}: "
-                                    f"{str(err).strip()[:120]}).", "Start the run again in another --out.") from err
+                                    f"{str(err).strip()[:120]}).") from err
         if self.epoch < 0:
-            raise CorruptAssetError(f"{path} is a damaged training state (epoch {self.epoch}).",
-                                    "Start the run again in another --out.")
+            raise CorruptAssetError(f"{path} is a damaged training state (epoch {self.epoch}).")
+        if lr is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
 
     # ---- loop ------------------------------------------------------------------------
     def fit(self, epochs: int | None = None, on_iteration: Callable[[int, int], None] | None = None,
@@ -335,10 +349,18 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             terms.total.backward()
             self.optimizer.step()
-            for key, value in terms.as_floats().items():
+            losses = terms.as_floats()  # on the host already: checking them costs nothing
+            if not math.isfinite(self._total_everywhere(losses["total"])):
+                raise self._diverged(f"iteration {it + 1} (the loss is {losses['total']})", batch)
+            for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value
             if on_iteration and self.rank == 0:
                 on_iteration(it + 1, recipe.iterations)
+        broken = [name for name, value in self.model.state_dict().items()
+                  if value.is_floating_point() and not torch.isfinite(value).all()]
+        if broken:  # never validated, never saved: last.pt and best.pt stay the last good epoch's
+            raise self._diverged(f"its last iteration (weights {', '.join(broken[:3])}"
+                                 f"{', ...' if len(broken) > 3 else ''} hold NaN or infinite values)")
         val = self.validate()
         self.scheduler.step(val.pa_mpjpe)
         self.epoch += 1
@@ -355,17 +377,55 @@ class Trainer:
     def validate(self) -> DatasetScore:
         """Process 0 scores the validation set; under torchrun the others receive its
         PA-MPJPE (all step their schedulers on it) instead of scoring it again."""
+        nan = float("nan")
+        diverged: NonFinitePredictions | None = None
+        score = DatasetScore(self.recipe.val_dataset, 0, 0, nan, nan, None, nan)
         if self.rank == 0:
-            score = score_dataset(self.model, self.body, self.recipe.val_dataset, self.val_videos, self.device,
-                                  precision=self.precision)
-        else:
-            nan = float("nan")
-            score = DatasetScore(self.recipe.val_dataset, 0, 0, nan, nan, None, nan)
-        if self.world > 1:
-            value = torch.tensor([score.pa_mpjpe], device=self.device)
+            try:
+                score = score_dataset(self.model, self.body, self.recipe.val_dataset, self.val_videos, self.device,
+                                      precision=self.precision)
+            except NonFinitePredictions as err:
+                diverged = err
+        if self.world > 1:  # [PA-MPJPE, diverged]: every process stops together, none waits forever
+            value = torch.tensor([score.pa_mpjpe, float(diverged is not None)], device=self.device)
             torch.distributed.broadcast(value, 0)
-            score = dataclasses.replace(score, pa_mpjpe=float(value))
+            score = dataclasses.replace(score, pa_mpjpe=float(value[0]))
+            if value[1] and diverged is None:
+                diverged = NonFinitePredictions(self.recipe.val_dataset, "?", 0, 0)
+        if diverged is not None:
+            raise self._diverged(f"validation ({diverged.message})")
         return score
+
+    def _total_everywhere(self, total: float) -> float:
+        """This process's loss, or under torchrun the sum of every process's (NaN or inf if
+        any one's is), so that all processes stop at the same iteration."""
+        if self.world == 1:
+            return total
+        value = torch.tensor([total], device=self.device)
+        torch.distributed.all_reduce(value)
+        return float(value)
+
+    def _diverged(self, where: str, batch: Clip | None = None) -> StrcliError:
+        """The one line for a run whose loss, weights or predictions became NaN or infinite
+        in the epoch in progress: DivergedError (exit 10) saying what is kept and what to do;
+        a DataFileError (exit 2) when the batch itself held NaN or infinite values."""
+        epoch = self.epoch + 1
+        if batch is not None:
+            bad = [f for f in Clip.__dataclass_fields__ if not torch.isfinite(getattr(batch, f)).all()]
+            if bad:
+                return DataFileError(f"training stopped at epoch {epoch}, {where}: the batch's {', '.join(bad)} "
+                                     f"hold NaN or infinite values, so a training file in {self.data_dir} is "
+                                     "damaged.", "Download or copy the data files again.")
+        lr = self.optimizer.param_groups[0]["lr"]
+        last, best = self.out_dir / "last.pt", self.out_dir / "best.pt"
+        if self.epoch and last.is_file():
+            kept = f"{last} (epoch {self.epoch})" + (f" and {best}" if best.is_file() else "")
+            how = (f"{kept} are kept. Resume from the last good epoch with a lower learning rate: "
+                   f"--resume --lr {lr / 10:g}; or start again in another --out with a lower --lr.")
+        else:
+            how = (f"Nothing was saved (no epoch finished). Run again with a lower --lr, e.g. --lr {lr / 10:g}"
+                   f"{'' if not last.is_file() else ', in another --out'}.")
+        return DivergedError(f"training diverged at epoch {epoch}, {where}; the learning rate is {lr:g}.", how)
 
     def _write(self, record: EpochRecord) -> None:
         try:
@@ -399,6 +459,17 @@ class Trainer:
             if mapped is None:
                 raise
             raise mapped from err
+
+
+def _damaged_state_hint(path: Path) -> str:
+    """What to do with a run whose last.pt cannot be resumed: its best.pt, if whole, is a
+    usable network; the training itself starts again."""
+    best = path.with_name("best.pt")
+    fresh = f"to train, move {path.parent} away and start the run again (without --resume)"
+    if best.is_file():
+        return (f"Its best.pt is separate: use it with --checkpoint {best} (reconstruct, evaluate); "
+                f"{fresh}.")
+    return f"{fresh[0].upper()}{fresh[1:]}."
 
 
 def _distributed_rank() -> tuple[int, int]:

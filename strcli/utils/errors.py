@@ -84,15 +84,29 @@ class BusyError(StrcliError):
     exit_code = 9
 
 
+class DivergedError(StrcliError):
+    """A training run diverged: its loss, its weights or its validation predictions became
+    NaN or infinite (a learning rate too high, most often). The epochs before are kept."""
+
+    exit_code = 10
+
+
+class NonFiniteError(CorruptAssetError):
+    """Joints or vertices to be scored hold NaN or infinite values: no error can be measured
+    from them (a metric refuses them instead of failing deep in an SVD). Exit 4, as for a
+    checkpoint that holds NaN: a network predicts them from weights that overflow."""
+
+
 class Interrupted(BaseException):
     """The user or the system stopped the run (SIGINT: Ctrl-C, exit 130; SIGTERM: exit
     143, 128 + the signal's number as shells report it). A BaseException, as
     KeyboardInterrupt is, so no `except Exception` swallows it and every `finally` (the
     removal of temporary outputs, the release of locks) runs on the way out."""
 
-    def __init__(self, signal_name: str, exit_code: int) -> None:
+    def __init__(self, signal_name: str, exit_code: int, hint: str | None = None) -> None:
         super().__init__(signal_name)
         self.signal_name, self.exit_code = signal_name, exit_code
+        self.hint = hint  # what rerunning this command does; None: INTERRUPTED_HINT (reconstruct's)
 
 
 INTERRUPTED_HINT = ("finished work is kept, the work in progress was removed and nothing half-written has its "
