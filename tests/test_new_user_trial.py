@@ -34,12 +34,16 @@ def _heavy_work_forbidden(monkeypatch):
 
 
 def _fake_output(out: Path, stem: str = "clip", smpl: Path | None = None, video: Path | None = None) -> Path:
-    """A reconstruct output folder as far as the cheap checks read it: its manifest."""
+    """A reconstruct output folder as far as the cheap checks read it: its manifest, whose
+    fields pass the manifest check (`check_manifest`), with no track."""
     folder = out / stem
     folder.mkdir(parents=True)
     weights = [{"name": "smpl", "path": str(smpl), "sha256": ""}] if smpl is not None else []
-    (folder / "manifest.json").write_text(json.dumps({"input": {"path": str(video or out / f"{stem}.mp4")},
-                                                      "weights": weights, "tracks": [], "fingerprint": "x"}))
+    (folder / "manifest.json").write_text(json.dumps({
+        "input": {"path": str(video or out / f"{stem}.mp4")}, "video": {},
+        "options": {"stride": 1, "start_frame": 0, "end_frame": None},
+        "intrinsics": {"focal": 100.0, "width": 64, "height": 48}, "counts": {"frames_processed": 0},
+        "weights": weights, "tracks": [], "fingerprint": "x"}))
     return folder
 
 

@@ -209,12 +209,18 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
     """strcli: 3D human bodies (SMPL) from videos with the STR network."""
 
 
-def usable_outputs(folders: list[Any]) -> tuple[list[Any], int]:
-    """The output folders of `render` and `export` whose manifest passes the check, and the
-    exit code of the first that does not (0: none): each such one is said on one line now,
-    before the SMPL file is looked for through the manifests, so a damaged folder is never
-    reported as a missing SMPL file. One folder, damaged: its error is raised (its exit code)."""
+def usable_outputs(folders: list[Any], smpl_dir: Any = None) -> tuple[list[Any], int]:
+    """The output folders of `render`, `export` and `view` whose manifest passes the check,
+    and the exit code of the first that does not (0: none): each such one is said on one line
+    now, before the SMPL file is looked for through the manifests, so a damaged folder is
+    never reported as a missing SMPL file. One folder, damaged: its error is raised (its exit
+    code). A place the user named for the SMPL file (`smpl_dir`, $STRCLI_SMPL_DIR) is checked
+    first: it does not depend on the manifests (MissingAssetError, exit 3, as `reconstruct`)."""
+    from strcli.body.files import find_smpl_file, named_smpl_place
     from strcli.road.output_check import readable_outputs
+
+    if named_smpl_place(smpl_dir) is not None:
+        find_smpl_file("neutral", smpl_dir)
 
     good, errors = readable_outputs(folders)
     if errors and len(folders) == 1:

@@ -42,7 +42,7 @@ def export_motion(
         from strcli.export.blender import bpy_python
 
         bpy_python(wanted)
-    folders, failed = usable_outputs(output_folders(outputs))
+    folders, failed = usable_outputs(output_folders(outputs), smpl_dir)
     for folder in folders:  # a folder of the user's as <stem>.glb, a file as bvh/: refused before any work
         export_targets(folder, wanted)
     smpl_file, smpl_note = smpl_file_for_outputs(folders, smpl_dir)

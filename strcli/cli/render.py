@@ -53,7 +53,7 @@ def render(
     check_render_values(alpha=alpha, crf=crf, fps=fps, preset=preset, video=video, frames=chosen_frames,
                         compare=compare, side_view=side_view)
     check_device_name(device)
-    folders, failed = usable_outputs(output_folders(outputs))
+    folders, failed = usable_outputs(output_folders(outputs), smpl_dir)
     if source is not None and len(folders) > 1:
         raise UsageError("--video-file works with one output folder.", "Render the folders one at a time.")
     for folder in folders:  # a file or folder of the user's where one is written: refused before any work

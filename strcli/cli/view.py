@@ -37,13 +37,13 @@ def view(
 
     from strcli.body.files import TEST_BODY_NOTE, is_test_body, smpl_file_for_outputs
     from strcli.road.options import check_serve_address
-    from strcli.road.output_check import check_manifest
+    from strcli.cli.common import usable_outputs
     from strcli.utils.errors import Interrupted, UsageError
 
     check_serve_address(host, port)  # before torch and the body load: a bad port is refused at once
     if frame not in ("world", "camera"):
         raise UsageError(f"--frame {frame}: choose world or camera.")
-    check_manifest(folder)  # no manifest, or a damaged one (exit 2): before the SMPL file is found through it
+    usable_outputs([folder], smpl_dir)  # a named SMPL place, then the manifest (exit 2): before the SMPL file is found through it
     # The SMPL file the bodies were made with (the manifest's), as `render` and `export` take it.
     smpl_file, smpl_note = smpl_file_for_outputs([folder], smpl_dir)
     if smpl_note:
