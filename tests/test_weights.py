@@ -399,10 +399,10 @@ def test_an_eof_error_is_never_reported_as_ctrl_c(tmp_path, monkeypatch, capsys)
     assert "Ctrl-C" not in err and err.count("\n") == 1
 
 
-def test_an_unpinned_download_cut_short_without_length_is_not_recorded(tmp_path, server, monkeypatch):
-    """A body cut short by a server that sent no Content-Length looks whole; with no checksum
-    to verify, the file is checked as `weights import` checks it: it is refused (exit 5),
-    not recorded, and deleted (the server takes no Range requests)."""
+def _serve_cut_npy(tmp_path, server, ranges: bool):
+    """An unpinned asset `extra` (a .npy file) whose next download the server cuts in half,
+    sending no Content-Length (and advertising Range requests with `ranges`): the file's
+    bytes, and the manifest that names it."""
     import numpy as np
 
     buffer = io.BytesIO()
@@ -410,8 +410,17 @@ def test_an_unpinned_download_cut_short_without_length_is_not_recorded(tmp_path,
     whole = buffer.getvalue()
     server.files["/extra.npy"] = whole
     server.no_length.add("/extra.npy")
+    if ranges:
+        server.ranges_advertised.add("/extra.npy")
     server.cut_next.add("/extra.npy")
-    manifest = write_manifest(tmp_path, server, extra={"file": "extra.npy", "urls": ["{url}/extra.npy"]})
+    return whole, write_manifest(tmp_path, server, extra={"file": "extra.npy", "urls": ["{url}/extra.npy"]})
+
+
+def test_an_unpinned_download_cut_short_without_length_is_not_recorded(tmp_path, server, monkeypatch):
+    """A body cut short by a server that sent no Content-Length looks whole; with no checksum
+    to verify, the file is checked as `weights import` checks it: it is refused (exit 5),
+    not recorded, and deleted (the server takes no Range requests)."""
+    whole, manifest = _serve_cut_npy(tmp_path, server, ranges=False)
     monkeypatch.setenv("STRCLI_MANIFEST", str(manifest.path))
     runner = CliRunner()
     result = runner.invoke(app, ["weights", "fetch", "extra", "--quiet"])
@@ -431,16 +440,7 @@ def test_an_unpinned_download_cut_short_without_length_is_not_recorded(tmp_path,
 
 
 def test_an_unpinned_download_cut_short_is_kept_to_resume_where_ranges_work(tmp_path, server):
-    import numpy as np
-
-    buffer = io.BytesIO()
-    np.save(buffer, np.arange(20000, dtype=np.float64))
-    whole = buffer.getvalue()
-    server.files["/extra.npy"] = whole
-    server.no_length.add("/extra.npy")
-    server.ranges_advertised.add("/extra.npy")
-    server.cut_next.add("/extra.npy")
-    manifest = write_manifest(tmp_path, server, extra={"file": "extra.npy", "urls": ["{url}/extra.npy"]})
+    whole, manifest = _serve_cut_npy(tmp_path, server, ranges=True)
     with pytest.raises(InterruptedDownload, match=r"not a usable file .*it is kept as .*extra\.npy\.part"):
         fetch_asset(manifest.get("extra"))
     part = tmp_path / "weights" / "extra.npy.part"
