@@ -11,7 +11,13 @@ validation on the recipe's data set, `last.pt` (everything needed to resume), `b
 by `reconstruct --checkpoint`) and a line in `log.csv`. The order of the clips is drawn
 from (seed, epoch) alone, and the random state is saved with each epoch, so `--resume`
 continues exactly as if never stopped. Under `torchrun`, each process takes its share of
-every batch (DistributedDataParallel), and process 0 validates and writes.
+every batch (DistributedDataParallel), and process 0 validates and writes. A loss, weights
+or validation predictions that become NaN or infinite stop the run (`DivergedError`),
+keeping the good epochs' files.
+
+Size (over 500 lines): one concern, the training loop and the state it carries from epoch
+to epoch (build, fit, validate, resume, stop on divergence, write); its parts share the
+`Trainer`'s state, and the recipe's data and losses are in modules of their own.
 """
 
 from __future__ import annotations
