@@ -26,6 +26,7 @@ from strcli.road.world import (
     TrackInCamera,
     build_world,
     foot_slide,
+    ground_track,
     lock_feet,
     pin_offsets,
     place_in_world,
@@ -255,6 +256,13 @@ def test_no_contact_falls_back_to_the_camera_up_with_a_warning(body: Body) -> No
     assert world.frame.floor.source == "camera"
     assert any("no usable foot contact" in w for w in world.warnings)
     assert np.allclose(world.frame.axes[1], [0.0, -1.0, 0.0])
+    # On the fallback floor, feet that rest on it are contacts (--foot-lock pins them), but
+    # they did not find it: the track's height is still the network's, and says so.
+    resting = np.zeros((FRAMES, 4), bool)
+    resting[5:7] = True
+    track = jumping[0]
+    _, kept, grounding = ground_track(track, _first_camera(track, motion), resting, world.frame.floor, motion)
+    assert kept[5:7].all() and grounding.method == "network" and "no floor" in grounding.note
     # --foot-lock with no contact anywhere locks nothing, and says so
     locked, slides = place_in_world(jumping, motion, True)
     assert [w for w in locked.warnings if "nothing was locked" in w] == [

@@ -162,14 +162,16 @@ def build_world(tracks: list[TrackInCamera], camera: CameraMotion) -> World:
 def ground_track(track: TrackInCamera, joints: np.ndarray, contacts: np.ndarray, floor: Floor,
                  camera: CameraMotion) -> tuple[np.ndarray, np.ndarray, Grounding]:
     """How one track stands on the floor. joints: (N, 24, 3) its joints in the first camera,
-    metres; contacts: (N, 4) bool. A track with a contact, or any track on the camera's
-    fallback floor (no one's contact: nothing to put anyone on), is left as it is; one
-    without is moved along the camera's rays (`ground_along_rays`) and its contacts found
-    again on the floor. Returns the joints, the contacts and how its height was set."""
+    metres; contacts: (N, 4) bool. Every track on the camera's fallback floor (no floor from
+    anyone's contacts: nothing to put anyone on) keeps the network's depth ("network"), even
+    where its feet rest on that floor (its contacts, which --foot-lock pins); on a floor found
+    from contacts, a track with a contact is left as it is ("contacts"), and one without is
+    moved along the camera's rays (`ground_along_rays`) and its contacts found again on the
+    floor. Returns the joints, the contacts and how its height was set."""
+    if floor.source == "camera":  # its feet may rest on this floor, but they did not find it
+        return joints, contacts, Grounding("network", note="no floor from anyone's contacts")
     if contacts.any():
         return joints, contacts, Grounding("contacts")
-    if floor.source == "camera":
-        return joints, contacts, Grounding("network", note="no floor from anyone's contacts")
     ray = ground_along_rays(joints, camera.centres[track.positions], floor, track.sole_heights, track.feet_in_view)
     if ray.refused:
         return joints, contacts, Grounding("network", note=ray.refused)
