@@ -208,9 +208,15 @@ def test_no_person_found_is_an_empty_result_with_a_warning(workspace, assets, tm
     result = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", tmp_path / "out", "--end", 10,
                          "--detections", empty)
     assert result.exit_code == 0, result.output
-    assert "no person found" in result.stderr
+    assert "no person found: the result is empty." in result.stderr
     manifest = json.loads((tmp_path / "out" / "running" / "manifest.json").read_text())
     assert manifest["tracks"] == [] and manifest["counts"]["frames_processed"] == 10
+    # People detected, but too briefly for a track: said so, not "no person found".
+    short = reconstruct(workspace, assets / "videos" / "running.mp4", "-o", tmp_path / "short", "--end", 5,
+                        "--detections", assets / "detections" / "running.det.txt")
+    assert short.exit_code == 0, short.output
+    assert "no person found" not in short.stderr and "no track was kept: the result is empty." in short.stderr
+    assert "Lower --min-track-length" in short.stderr
     from strcli.road.output_check import check_output
 
     assert "world" in manifest and check_output(tmp_path / "out" / "running")  # its camera (no world) passes

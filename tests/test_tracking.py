@@ -390,4 +390,5 @@ def test_a_person_too_fast_to_link_is_said_so_not_blamed_on_min_track_length(tmp
     from strcli.road.tracking import LoneLinks, no_track_reason
 
     brief = no_track_reason(5, LoneLinks([], 0, 0.0, 0.1, 5), options.tracking)
-    assert brief == "people were detected (5 boxes) but no track lasted 8 frames (--min-track-length): the longest ran 5."
+    assert brief == ("people were detected (5 boxes) but no track lasted 8 frames (--min-track-length): the longest "
+                     "ran 5. Lower --min-track-length, or process more frames (--start, --end, --stride).")

@@ -279,8 +279,9 @@ def _reconstruct(video: Path, out_root: Path, options: ReconstructOptions, model
     tracked = track_video(info, start_at, end_at, options, models.detector, detections, models.device, timer,
                           progress, models.detector_hint, models.precision)
     warnings += tracked.warnings
-    if not tracked.tracks:
-        warnings.append("no person found: the result is empty.")
+    if not tracked.tracks:  # with boxes, the line before says why none made a track
+        warnings.append("no track was kept: the result is empty." if tracked.detections else
+                        "no person found: the result is empty.")
     truncated = is_truncated(info, tracked.decoded, tracked.last_time) if tracked.finished else None
     if tracked.finished and (warning := length_warning(info, tracked.decoded, tracked.last_time)):
         warnings.append(warning)

@@ -591,7 +591,8 @@ def no_track_reason(detections: int, links: LoneLinks, config: TrackingConfig) -
                 f"a frame, a lone box is linked up to {LONE_REACH_WIDTHS:g}).")
     if links.longest < config.min_length:
         return (f"people were detected ({detections} boxes) but no track lasted {config.min_length} frames "
-                f"(--min-track-length): the longest ran {links.longest}.")
+                f"(--min-track-length): the longest ran {links.longest}. Lower --min-track-length, or "
+                "process more frames (--start, --end, --stride).")
     return (said + "the boxes of several people crossed too fast to tell who is who.")
 
 
