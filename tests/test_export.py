@@ -1063,7 +1063,7 @@ def test_view_marks_foot_contacts_with_small_dots_on_the_floor(exported, tmp_pat
     """The contact markers are dots a few cm wide on the floor (y = 0) under the touching foot
     joints, not 12 cm balls at the joints (they hid the feet, frame 53 of running.mp4)."""
     from strcli.road.grounding import FOOT_JOINTS
-    from strcli.view.viewer import CONTACT_SIZE, Scene
+    from strcli.view.viewer import CONTACT_SIZE, VISER_POINT_WIDTH, Scene
 
     folder = tmp_path / "pedestrians"
     shutil.copytree(exported["folder"], folder, ignore=shutil.ignore_patterns("*.glb", "bvh", "amass"))
@@ -1080,7 +1080,8 @@ def test_view_marks_foot_contacts_with_small_dots_on_the_floor(exported, tmp_pat
     mine = markers["points"][np.abs(markers["points"][:, None, [0, 2]] - feet[None, :, [0, 2]]).max(-1).min(1) < 1e-4]
     assert len(mine) == 2 and np.allclose(mine[:, 1], 0.0)  # under the joints, on the floor
     assert (feet[:, 1] > 0.02).all()  # the joints themselves are above it
-    assert markers["point_size"] == CONTACT_SIZE and 0.02 <= CONTACT_SIZE <= 0.05  # metres: a few cm
+    # metres: a few cm wide on screen (viser draws a point twice its point_size wide)
+    assert markers["point_size"] * VISER_POINT_WIDTH == CONTACT_SIZE and 0.02 <= CONTACT_SIZE <= 0.05
 
 
 def test_view_of_an_older_folder_is_the_camera_frame_with_one_warning(exported, tmp_path):

@@ -64,6 +64,10 @@ CONTACT_COLOUR = (20, 20, 20)  # the foot contact markers
 # balls at the joints hid the feet (a new user's trial, frame 53 of running.mp4); a dot at
 # the joint itself would lie inside the foot (4-5 cm inside the surface of the test body's, HUMAN_RADII).
 CONTACT_SIZE = 0.04
+# viser's points face the camera and are drawn twice their `point_size` wide: its shader sets
+# gl_PointSize = point_size * H / (z * tan(fov / 2)), where a width w spans w * H / (2 z tan(fov / 2))
+# pixels (viser/client/src/ThreeAssets.tsx); a new user's trial measured the 4 cm dots at about 10 cm.
+VISER_POINT_WIDTH = 2.0
 
 
 class Scene:
@@ -431,7 +435,7 @@ def _build(server, scene: Scene, stop: threading.Event, announce: Callable[[str]
             touching = scene.contacts(frame, {tid for tid, t in toggles.items() if t.value}) if feet.value else None
             if touching is not None and len(touching):
                 markers["/contacts"] = server.scene.add_point_cloud(
-                    "/contacts", touching.astype(np.float32), CONTACT_COLOUR, point_size=CONTACT_SIZE,
+                    "/contacts", touching.astype(np.float32), CONTACT_COLOUR, point_size=CONTACT_SIZE / VISER_POINT_WIDTH,
                     point_shape="circle", point_shading="flat")
             elif "/contacts" in markers:
                 markers["/contacts"].visible = False
