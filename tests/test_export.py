@@ -1471,5 +1471,15 @@ def test_the_generated_test_body_is_named_in_the_manifest_a_warning_and_the_expo
         assert gltf.asset.extras == {"body_model": TEST_BODY_NOTE}
         info = json.loads((folder / "bvh" / "info.json").read_text())
         assert info and all(entry["body_model"] == TEST_BODY_NOTE for entry in info)
-    # The SMPL-format body of the other tests is no test body: its files carry no caveat.
-    assert "body_model" not in gl.GLTF2().load(str(exported["folder"] / "pedestrians.glb")).extras["strcli"]
+        # render's caption in words: the untrained networks too, not only the body
+        caveat = gltf.extras["strcli"]["caveat"]
+        assert caveat.startswith("TEST ONLY, NOT REAL BODIES: untrained ResNet-50") and "a generated test body" in caveat
+        assert all(entry["caveat"] == caveat for entry in info)
+        if run is not None:
+            assert f"warning: pedestrians: {caveat}; said in the .glb's extras.strcli.caveat and bvh/info.json." \
+                in run.stderr
+    # The SMPL-format body of the other tests is no test body: its files carry no such caveat,
+    # but their random ResNet-50 is said.
+    about = gl.GLTF2().load(str(exported["folder"] / "pedestrians.glb")).extras["strcli"]
+    assert "body_model" not in about and about["caveat"].startswith("TEST ONLY, NOT REAL BODIES: untrained ResNet-50")
+    assert "test body" not in about["caveat"]

@@ -50,8 +50,8 @@ def export_motion(
         print(f"warning: {smpl_note}", file=sys.stderr)
     body_note = TEST_BODY_NOTE if is_test_body(smpl_file) else ""
     if body_note:
-        print(f"warning: the body model {smpl_file} is {body_note}: the exported files say so "
-              "(glb extras, bvh/info.json); for testing the pipeline only.", file=sys.stderr)
+        print(f"warning: the body model {smpl_file} is {body_note}: for testing the pipeline only.",
+              file=sys.stderr)
 
     from strcli.body.smpl import Body
     from strcli.export.writer import export_video
@@ -70,6 +70,13 @@ def export_motion(
             print(f"{folder.name}: {result.removed_note}", file=sys.stderr)
         if result.unknown_warning:
             print(f"warning: {folder.name}: {result.unknown_warning}", file=sys.stderr)
+        if result.caveat:  # where the files say so, and where they cannot
+            said = [where for where, written in (("the .glb's extras.strcli.caveat", result.glb),
+                                                 ("bvh/info.json", result.bvh)) if written]
+            unsaid = [p.suffix for p in (result.fbx, result.blend) if p]
+            print(f"warning: {folder.name}: {result.caveat}"
+                  + (f"; said in {' and '.join(said)}" if said else "")
+                  + (f"; the {' and '.join(unsaid)} cannot say it" if unsaid else "") + ".", file=sys.stderr)
         files = ([str(result.glb)] if result.glb else []) + ([f"{len(result.bvh)} BVH in {folder / 'bvh'}"]
                                                               if "bvh" in wanted else [])
         files += [str(p) for p in (result.fbx, result.blend) if p]

@@ -70,6 +70,7 @@ class BVHInfo:
     axes: str = ""  # the frame's axes in words (`AXES`)
     euler: str = "Zrotation Yrotation Xrotation (intrinsic, R = Rz Ry Rx), degrees"
     body_model: str = ""  # a caveat about the body model: the generated test body's, else empty
+    caveat: str = ""  # what says the bodies are not real results (`strcli.road.caveats`), else empty
 
 
 @dataclass(frozen=True)
@@ -174,15 +175,16 @@ def bvh_files(folder: Path) -> dict[int, Path]:
 
 
 def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_step: int,
-              body_note: str = "", files: WholeSet | None = None) -> list[BVHInfo]:
+              body_note: str = "", files: WholeSet | None = None, caveat: str = "") -> list[BVHInfo]:
     """bvh/<stem>_<id>.bvh per track and bvh/info.json in `folder` (the stem: the folder's
     name), written as one set (`files`, or a set of their own): under hidden temporary names,
     all renamed once every one is complete; then the files older strcli named `bvh/<id>.bvh`
     are removed, so each track has one file. `body_note` (the generated test body's caveat)
-    goes into each track's info.json entry, as BVH has no place for a note."""
+    goes into each track's info.json entry, as BVH has no place for a note, and so does
+    `caveat` (untrained networks, the test body: `strcli.road.caveats.overlay_caveats`)."""
     if files is None:
         with WholeSet() as own:
-            return write_bvh(folder, tracks, frame_step, body_note, own)
+            return write_bvh(folder, tracks, frame_step, body_note, own, caveat)
     infos = []
     for track, rest in tracks:
         frame_time = frame_step / track.fps
@@ -191,7 +193,7 @@ def write_bvh(folder: Path, tracks: list[tuple[TrackMotion, RestBody]], frame_st
         files.add(folder / relative).write_text(bvh_text(motion, rest, frame_time))
         infos.append(BVHInfo(track.track_id, relative, len(motion.times), frame_time, float(motion.times[0]),
                              motion.resampled, 1 + round(float(motion.times[0]) / frame_time),
-                             frame=track.frame, axes=AXES[track.frame], body_model=body_note))
+                             frame=track.frame, axes=AXES[track.frame], body_model=body_note, caveat=caveat))
     files.add(folder / BVH_DIR / INFO_NAME).write_text(json.dumps([asdict(i) for i in infos], indent=2))
     for track, _ in tracks:
         files.replaces(folder / BVH_DIR / LEGACY_NAME.format(track_id=track.track_id))

@@ -226,7 +226,7 @@ def _about(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, video_na
 
 def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colours: np.ndarray,
                video_name: str, camera: Intrinsics, body_note: str = "", path: CameraPath | None = None,
-               floor: bool = False) -> gl.GLTF2:
+               floor: bool = False, caveat: str = "") -> gl.GLTF2:
     """The glTF document (module docstring) of a video's tracks; `frame_step` = reconstruct's
     --stride (frames between a track's consecutive frames); colours (K, 3) RGB 0-1 per track;
     `camera` the full-image camera of the reconstruction; `body_note` a caveat about the body
@@ -234,7 +234,9 @@ def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colo
     asset's `extras` so the file never travels without it. The frame is the tracks' own
     (`TrackMotion.frame`, all alike; "camera" without tracks unless `path` is given); `path`:
     the camera's path in the world (animates the camera node; world frame only); `floor`: add
-    the floor quad (world frame only; ValueError in the camera frame, whose y = 0 is no floor)."""
+    the floor quad (world frame only; ValueError in the camera frame, whose y = 0 is no floor);
+    `caveat`: what says the bodies are not real results (`strcli.road.caveats.overlay_caveats`:
+    untrained networks, the test body), written to `extras.strcli.caveat`; "" for real ones."""
     frame = tracks[0][0].frame if tracks else ("world" if path is not None else "camera")
     if any(t.frame != frame for t, _ in tracks) or (frame == "camera" and (path is not None or floor)):
         raise ValueError(f"build_gltf: tracks in several frames, or a camera path or floor in the camera frame "
@@ -242,6 +244,8 @@ def build_gltf(tracks: list[tuple[TrackMotion, RestBody]], frame_step: int, colo
     about = _about(tracks, frame_step, video_name, frame, path, floor)
     if body_note:
         about["body_model"] = body_note
+    if caveat:
+        about["caveat"] = caveat
     gltf = gl.GLTF2(asset=gl.Asset(version="2.0", generator=f"strcli {__version__}",
                                    extras={"body_model": body_note} if body_note else None),
                     scene=0, scenes=[gl.Scene(name=video_name, nodes=[])], extras={"strcli": about})

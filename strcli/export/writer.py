@@ -27,6 +27,7 @@ from strcli.export.motion import CameraPath, RestBody, TrackMotion, rest_body
 from strcli.utils.locks import WholeSet, sweep_stale, video_lock
 from strcli.road.options import EXPORT_FORMATS, parse_export_formats as parse_formats  # noqa: F401 (re-exported)
 from strcli.road.inputs import export_targets
+from strcli.road.caveats import overlay_caveats
 from strcli.road.output_check import check_output
 from strcli.road.outputs import MANIFEST, folder_bytes, output_folders, read_manifest, reading_output  # noqa: F401 (output_folders: export's API)
 from strcli.config import BVH_DIR, CAMERA_FILE, TRACK_COLOURS
@@ -48,6 +49,7 @@ class ExportResult:
     warning: str = ""  # why `--frame world` fell back to the camera frame; else empty
     removed: tuple[ExportFile, ...] = ()  # the other frame's exports the export removed (`strcli.export.existing`)
     unknown: tuple[ExportFile, ...] = ()  # exports left in the folder whose frame nothing records
+    caveat: str = ""  # what the files say about bodies that are not real results (`strcli.road.caveats`), else ""
 
     @property
     def removed_note(self) -> str:
@@ -139,6 +141,8 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note:
         step = int(manifest["options"]["stride"])
         cam = manifest["intrinsics"]
         intrinsics = Intrinsics(float(cam["focal"]), int(cam["width"]), int(cam["height"]))
+    # what says the bodies are not real results (untrained networks, the test body), into the files
+    caveat = overlay_caveats(manifest, body_note, (manifest.get("models") or [{}])[0].get("name"))
     glb, bvh = None, []
     blender = [f for f in formats if f in BLENDER_FORMATS]
     python = bpy_python(tuple(blender)) if blender else None
@@ -154,7 +158,7 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note:
         if "glb" in formats or blender:
             colours = np.array([TRACK_COLOURS[t.track_id % len(TRACK_COLOURS)] for t, _ in tracks], np.float32) \
                 if tracks else np.zeros((0, 3))
-            gltf = build_gltf(tracks, step, colours, folder.name, intrinsics, body_note, path, floor)
+            gltf = build_gltf(tracks, step, colours, folder.name, intrinsics, body_note, path, floor, caveat)
             scene = folder / glb_name(folder.name)
             if "glb" in formats:
                 written = write_glb(gltf, scene, files)  # the set's temporary, renamed to `scene` with the rest
@@ -169,7 +173,7 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note:
                 if "glb" not in formats:
                     written.unlink(missing_ok=True)
         if "bvh" in formats:
-            bvh = [folder / info.file for info in write_bvh(folder, tracks, step, body_note, files)]
+            bvh = [folder / info.file for info in write_bvh(folder, tracks, step, body_note, files, caveat)]
         if plan.record:  # the frame of the FBX and .blend the folder holds afterwards
             files.add(folder / RECORD_NAME).write_text(record_text(plan.record))
         else:
@@ -178,7 +182,8 @@ def _export_video(folder: Path, body: Body, formats: tuple[str, ...], body_note:
         with contextlib.suppress(OSError):
             (folder / BVH_DIR).rmdir()  # left empty: the other frame's bvh/ went whole
     return ExportResult(folder, len(tracks), glb, bvh, outputs.get("fbx"), outputs.get("blend"),
-                        time.perf_counter() - started, body_note, frame, warning, plan.removed, plan.unknown)
+                        time.perf_counter() - started, body_note, frame, warning, plan.removed, plan.unknown,
+                        caveat)
 
 
 def _written(folder: Path, formats: tuple[str, ...], track_ids: list[int]) -> set[Path]:
