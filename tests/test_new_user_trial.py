@@ -407,7 +407,8 @@ def test_untrained_warnings_wait_for_a_network_and_stay_quiet_with_q(tmp_path, a
     first = runner.invoke(app, [*args, "--json"])
     assert first.exit_code == 0, first.output
     built = [line for line in first.stderr.splitlines() if line.startswith("warning: ") and ":" not in line[9:30]]
-    assert "warning: the ResNet-50 backbone is randomly initialised (no SPIN checkpoint)." in built
+    assert ("warning: the ResNet-50 backbone is randomly initialised (no SPIN checkpoint: `strcli weights fetch "
+            "spin_checkpoint`, or `strcli weights import` a copy).") in built
     skipped = runner.invoke(app, [*args, "--json"])  # every video skipped: no network built, no warning
     assert skipped.exit_code == 0 and json.loads(skipped.stdout)[0]["status"] == "skipped"
     assert "randomly initialised" not in skipped.stderr and "UNTRAINED" not in skipped.stderr

@@ -160,7 +160,8 @@ def load_models(sources: ModelSources, device_name: str = "auto", batch_size: in
         weights.append(_file_weights("backbone", spin, "SPIN ResNet-50"))
     else:
         weights.append(WeightsUsed("backbone", None, "", f"random init (seed {sources.seed})"))
-        warnings.append("the ResNet-50 backbone is randomly initialised (no SPIN checkpoint).")
+        warnings.append("the ResNet-50 backbone is randomly initialised (no SPIN checkpoint: `strcli weights "
+                        "fetch spin_checkpoint`, or `strcli weights import` a copy).")
 
     plans: list[tuple[str, Path | None, dict[str, Any] | None]] = []
     for name in sources.models:
