@@ -154,23 +154,30 @@ def bvh_name(stem: str, track_id: int) -> str:
     return f"{stem}_{track_id}.bvh"
 
 
+def bvh_paths(folder: Path) -> list[tuple[int, Path]]:
+    """Every track's BVH file in a video's output folder, in name order, as (track id, path):
+    `bvh/<stem>_<id>.bvh` and the name older strcli wrote, `bvh/<id>.bvh`, both where a
+    track has both; [] without a bvh folder."""
+    directory = folder / BVH_DIR
+    if not directory.is_dir():
+        return []
+    prefix, found = f"{folder.name}_", []
+    for path in sorted(directory.glob("*.bvh")):
+        stem = path.stem
+        if stem.isdigit():
+            found.append((int(stem), path))
+        elif stem.startswith(prefix) and stem[len(prefix):].isdigit():
+            found.append((int(stem[len(prefix):]), path))
+    return found
+
+
 def bvh_files(folder: Path) -> dict[int, Path]:
     """Track id -> its BVH file in a video's output folder (`bvh/<stem>_<id>.bvh`, else the
     name older strcli wrote, `bvh/<id>.bvh`)."""
     found: dict[int, Path] = {}
-    directory = folder / BVH_DIR
-    if not directory.is_dir():
-        return found
-    prefix = f"{folder.name}_"
-    for path in sorted(directory.glob("*.bvh")):
-        stem = path.stem
-        legacy = stem.isdigit()
-        if not legacy and not (stem.startswith(prefix) and stem[len(prefix):].isdigit()):
-            continue
-        track_id = int(stem if legacy else stem[len(prefix):])
-        if legacy and track_id in found:
-            continue
-        found[track_id] = path
+    for track_id, path in bvh_paths(folder):
+        if track_id not in found or path.stem != str(track_id):  # the current name wins
+            found[track_id] = path
     return found
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from strcli.config import BVH_DIR
 from strcli.config import EXPORT_RECORD as RECORD_NAME  # {"frames": {"<stem>.fbx": "world", ...}, "note": ...}
-from strcli.export.bvh import INFO_NAME
+from strcli.export.bvh import INFO_NAME, bvh_paths
 
 FRAMES = ("world", "camera")
 _BEFORE_FRAMES = "camera"  # the frame of strcli's exports written before they recorded one
@@ -117,10 +117,7 @@ def export_files(folder: Path) -> list[ExportFile]:
     directory = folder / BVH_DIR
     if directory.is_dir():
         frames = bvh_frames(folder)
-        for path in sorted(directory.glob("*.bvh")):
-            name = path.stem
-            if name.isdigit() or (name.startswith(f"{stem}_") and name[len(stem) + 1:].isdigit()):
-                found.append(ExportFile(path, frames.get(path)))
+        found += [ExportFile(path, frames.get(path)) for _, path in bvh_paths(folder)]
         if (directory / INFO_NAME).is_file() and frames:
             found.append(ExportFile(directory / INFO_NAME, _one(set(frames.values()))))
     record = read_record(folder)
